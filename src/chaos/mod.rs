@@ -1,0 +1,280 @@
+//! Chaos: faults injected on purpose, each recorded in the ledger before it is applied,
+//! healed on demand, on expiry, or by the sweep that every operator process runs at start
+//! (so a crash never leaves a fault behind).
+
+pub mod faults;
+pub mod ledger;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::seq::IndexedRandom;
+use tracing::{info, instrument, warn};
+
+pub use self::faults::FaultKind;
+pub use self::ledger::{FaultRecord, FaultStatus, Ledger, NewFault};
+use crate::clock;
+use crate::runtime::{NodeAction, RunState, Runtime, RuntimeError};
+use crate::tickets::{StoreError, TicketStore};
+
+/// A fault left `injecting` or `healing` this long was abandoned by a crashed process.
+const ABANDONED_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChaosError {
+    #[error("unknown target `{target}`; nodes of this instance: {known}")]
+    UnknownTarget { target: String, known: String },
+    #[error("{0}")]
+    NotApplicable(String),
+    #[error("fault #{} ({}) is already active on {}; heal it first with `operator chaos heal {}`", .0.id, .0.fault, .0.target, .0.id)]
+    AlreadyActive(Box<FaultRecord>),
+    #[error("no fault #{0} in the ledger")]
+    NotFound(i64),
+    #[error("no running node to target")]
+    NoTarget,
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Injects and heals faults on one subject instance.
+pub struct Chaos {
+    ledger: Ledger,
+    runtime: Arc<dyn Runtime>,
+    durations: BTreeMap<String, Duration>,
+    actor: String,
+}
+
+/// What a heal found and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Healed {
+    pub fault: FaultRecord,
+    /// False when it was already healed (by someone else, or it never took).
+    pub acted: bool,
+}
+
+impl Chaos {
+    /// `actor` names this process in the ledger (`cli`, `tui`, `eval`).
+    pub fn new(
+        store: TicketStore,
+        runtime: Arc<dyn Runtime>,
+        durations: BTreeMap<String, Duration>,
+        actor: impl Into<String>,
+    ) -> Self {
+        Self {
+            ledger: Ledger::new(store),
+            runtime,
+            durations,
+            actor: actor.into(),
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// How long `fault` lasts when no duration is given.
+    pub fn default_duration(&self, fault: FaultKind) -> Option<Duration> {
+        self.durations.get(fault.as_str()).copied()
+    }
+
+    /// Applies `fault` to `target` (or to a random running limiter node). `duration`:
+    /// `Some(0)` means no expiry; `None` takes the configured default.
+    #[instrument(skip(self), fields(instance = self.runtime.instance()))]
+    pub async fn inject(
+        &self,
+        fault: FaultKind,
+        target: Option<&str>,
+        duration: Option<Duration>,
+    ) -> Result<FaultRecord, ChaosError> {
+        let topology = self.runtime.topology()?;
+        let status = self.runtime.status().await?;
+        let known = || {
+            status
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let target = match target {
+            Some(t) => status
+                .iter()
+                .find(|s| s.name == t)
+                .ok_or_else(|| ChaosError::UnknownTarget {
+                    target: t.into(),
+                    known: known(),
+                })?,
+            None => {
+                let candidates: Vec<_> = status
+                    .iter()
+                    .filter(|s| s.role != "redis" && s.state == RunState::Running)
+                    .collect();
+                *candidates
+                    .choose(&mut rand::rng())
+                    .ok_or(ChaosError::NoTarget)?
+            }
+        };
+        match (fault, target.state) {
+            (_, RunState::Exited) => {
+                return Err(ChaosError::NotApplicable(format!(
+                    "{} is already down; nothing to {}",
+                    target.name,
+                    if fault == FaultKind::Pause { "pause" } else { "kill" }
+                )));
+            }
+            (FaultKind::Pause, RunState::Paused) => {
+                return Err(ChaosError::NotApplicable(format!("{} is already paused", target.name)));
+            }
+            _ => {}
+        }
+        let duration = duration.or(self.default_duration(fault)).filter(|d| !d.is_zero());
+        let expires_at =
+            duration.map(|d| clock::now() + chrono::Duration::from_std(d).unwrap_or_default());
+        let record = self.ledger.record(&NewFault {
+            fault,
+            subject: &topology.subject,
+            instance: topology.instance,
+            runtime: self.runtime.kind(),
+            target: &target.name,
+            params: serde_json::json!({ "duration": duration.map(|d| humantime::format_duration(d).to_string()) }),
+            expires_at,
+            injected_by: &self.actor,
+        })?;
+        let record = record.map_err(|existing| ChaosError::AlreadyActive(Box::new(existing)))?;
+        let action = match fault {
+            FaultKind::NodeKill => NodeAction::Kill,
+            FaultKind::Pause => NodeAction::Pause,
+        };
+        match self.runtime.act(&target.name, action).await {
+            Ok(_) => {
+                self.ledger.set_status(record.id, FaultStatus::Active, "", None)?;
+                info!(id = record.id, fault = %fault, target = %target.name, "fault injected");
+            }
+            Err(e) => {
+                self.ledger
+                    .set_status(record.id, FaultStatus::Failed, &e.to_string(), None)?;
+                return Err(e.into());
+            }
+        }
+        self.ledger
+            .get(record.id)?
+            .ok_or(ChaosError::NotFound(record.id))
+    }
+
+    /// Heals one fault, from any process. Idempotent: a fault already healed is returned as is.
+    #[instrument(skip(self), fields(instance = self.runtime.instance()))]
+    pub async fn heal(&self, id: i64) -> Result<Healed, ChaosError> {
+        let stale = chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
+        let record = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
+        if record.instance != self.runtime.instance() {
+            return Err(ChaosError::NotApplicable(format!(
+                "fault #{id} is on instance {}; use `--instance {}`",
+                record.instance, record.instance
+            )));
+        }
+        if !self.ledger.claim_heal(id, &self.actor, stale)? {
+            let fault = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
+            return Ok(Healed { fault, acted: false });
+        }
+        let note = match self.undo(&record).await {
+            Ok(note) => note,
+            Err(e) => {
+                // Back to active, so that a later heal or the sweep tries again.
+                let msg = format!("heal failed: {e}");
+                self.ledger.set_status(id, FaultStatus::Active, &msg, None)?;
+                warn!(id, error = %e, "heal failed");
+                return Err(e);
+            }
+        };
+        self.ledger
+            .set_status(id, FaultStatus::Healed, &note, Some(&self.actor))?;
+        info!(id, %note, "fault healed");
+        let fault = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
+        Ok(Healed { fault, acted: true })
+    }
+
+    /// Undoes a fault and checks that it is undone; says what it did.
+    async fn undo(&self, record: &FaultRecord) -> Result<String, ChaosError> {
+        let status = match self.runtime.status().await {
+            Ok(s) => s,
+            Err(RuntimeError::NotUp { .. }) => {
+                return Ok("the instance is down; nothing left to heal".into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(node) = status.iter().find(|s| s.name == record.target) else {
+            return Ok(format!("{} is no longer part of the instance", record.target));
+        };
+        let target = &record.target;
+        match (record.fault, node.state) {
+            (FaultKind::NodeKill, RunState::Exited) => {
+                let s = self.runtime.act(target, NodeAction::Start).await?;
+                Ok(format!("started {target} again (pid {})", s.pid.unwrap_or_default()))
+            }
+            (FaultKind::NodeKill, _) => Ok(format!("{target} was already running again")),
+            (FaultKind::Pause, RunState::Paused) => {
+                let s = self.runtime.act(target, NodeAction::Resume).await?;
+                if s.state == RunState::Paused {
+                    return Err(ChaosError::NotApplicable(format!("{target} is still paused")));
+                }
+                Ok(format!("resumed {target}"))
+            }
+            (FaultKind::Pause, RunState::Running) => Ok(format!("{target} was already running")),
+            (FaultKind::Pause, RunState::Exited) => {
+                Ok(format!("{target} is down; nothing to resume"))
+            }
+        }
+    }
+
+    /// Heals every live fault of this instance.
+    pub async fn heal_all(&self) -> Result<Vec<Healed>, ChaosError> {
+        let mut out = Vec::new();
+        for f in self.ledger.list(Some(self.runtime.instance()), false)? {
+            out.push(self.heal(f.id).await?);
+        }
+        Ok(out)
+    }
+
+    /// Heals what should not be live any more: expired faults, and faults a crashed
+    /// process left half injected or half healed.
+    pub async fn sweep(&self) -> Result<Vec<Healed>, ChaosError> {
+        let now = clock::now();
+        let abandoned = now - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
+        let mut out = Vec::new();
+        for f in self.ledger.list(Some(self.runtime.instance()), false)? {
+            let due = match f.status {
+                FaultStatus::Active => f.expires_at.is_some_and(|e| e <= now),
+                FaultStatus::Injecting | FaultStatus::Healing => f.updated_at <= abandoned,
+                _ => false,
+            };
+            if due {
+                match self.heal(f.id).await {
+                    Ok(h) => out.push(h),
+                    Err(e) => warn!(id = f.id, error = %e, "sweep could not heal"),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits until fault `id` expires, then heals it (unless someone already did).
+    pub async fn heal_at_expiry(&self, id: i64) -> Result<Option<Healed>, ChaosError> {
+        loop {
+            let f = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
+            if !f.status.is_live() {
+                return Ok(None);
+            }
+            let Some(expires) = f.expires_at else {
+                return Ok(None);
+            };
+            let left = (expires - clock::now()).to_std().unwrap_or_default();
+            if left.is_zero() {
+                return self.heal(id).await.map(Some);
+            }
+            // Wake up now and then: the fault may be healed by hand meanwhile.
+            tokio::time::sleep(left.min(Duration::from_secs(5))).await;
+        }
+    }
+}

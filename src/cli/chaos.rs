@@ -1,0 +1,195 @@
+//! `operator chaos`: faults by hand.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use color_eyre::eyre::{Result, WrapErr, eyre};
+use operator::chaos::{FaultKind, FaultRecord, Healed};
+use operator::clock;
+
+use super::output::{self, opt};
+use super::{Context, parse_duration};
+
+#[derive(Debug, Subcommand)]
+pub enum ChaosCommand {
+    /// The fault catalogue and the faults in effect.
+    List(ListArgs),
+    /// Apply a fault to a node.
+    Inject(InjectArgs),
+    /// Undo a fault (or all of them).
+    Heal(HealArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Also faults already healed.
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  operator chaos inject node_kill --target ratelimiter-2\n  operator chaos inject pause --duration 30s\n  operator chaos inject node_kill --duration 0   (never heals itself)")]
+pub struct InjectArgs {
+    /// The fault: node_kill or pause.
+    #[arg(value_parser = parse_fault)]
+    pub fault: FaultKind,
+    /// The node (default: a random running limiter node).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Heal by itself after this long; 0 for never. Default: chaos.durations in the config
+    /// (pause 60s; node_kill never).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HealArgs {
+    /// The fault's id (see `operator chaos list`).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub id: Option<i64>,
+    /// Every fault in effect on this instance.
+    #[arg(long)]
+    pub all: bool,
+    /// Wait until the fault expires, then heal it (used by `inject` for self-healing).
+    #[arg(long, hide = true, requires = "id")]
+    pub at_expiry: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_fault(s: &str) -> Result<FaultKind, String> {
+    FaultKind::parse(s)
+        .ok_or_else(|| format!("unknown fault `{s}`; known faults: {}", FaultKind::NAMES.join(", ")))
+}
+
+pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
+    let chaos = ctx.chaos("cli")?;
+    if !matches!(cmd, ChaosCommand::Heal(HealArgs { at_expiry: true, .. })) {
+        for h in chaos.sweep().await? {
+            eprintln!("note: healed fault #{} on the way: {}", h.fault.id, h.fault.note);
+        }
+    }
+    match cmd {
+        ChaosCommand::List(a) => {
+            let faults = chaos.ledger().list(Some(ctx.instance), a.all)?;
+            let catalogue: Vec<_> = FaultKind::ALL
+                .iter()
+                .map(|k| {
+                    serde_json::json!({
+                        "fault": k.as_str(),
+                        "description": k.description(),
+                        "default_duration": chaos.default_duration(*k).map(|d| humantime::format_duration(d).to_string()),
+                        "targets": "any node",
+                    })
+                })
+                .collect();
+            if a.json {
+                return output::json(&serde_json::json!({ "catalogue": catalogue, "faults": faults }));
+            }
+            let mut t = output::table(&["fault", "heals itself after", "what it does"]);
+            for k in FaultKind::ALL {
+                let d = chaos
+                    .default_duration(k)
+                    .map_or("never".into(), |d| humantime::format_duration(d).to_string());
+                t.add_row(vec![k.as_str().to_string(), d, k.description().to_string()]);
+            }
+            println!("{t}\n");
+            print_faults(&faults, a.all);
+            Ok(())
+        }
+        ChaosCommand::Inject(a) => {
+            let f = chaos.inject(a.fault, a.target.as_deref(), a.duration).await?;
+            if f.expires_at.is_some() {
+                spawn_expiry_healer(ctx, f.id)?;
+            }
+            if a.json {
+                return output::json(&f);
+            }
+            let until = match f.expires_at {
+                Some(e) => format!("heals itself at {}", clock::format(e)),
+                None => format!("until `operator chaos heal {}`", f.id),
+            };
+            println!("fault #{}: {} on {} ({until})", f.id, f.fault, f.target);
+            Ok(())
+        }
+        ChaosCommand::Heal(a) => {
+            let healed: Vec<Healed> = match (a.id, a.all, a.at_expiry) {
+                (Some(id), _, true) => chaos.heal_at_expiry(id).await?.into_iter().collect(),
+                (Some(id), _, false) => vec![chaos.heal(id).await?],
+                (None, true, _) => chaos.heal_all().await?,
+                (None, false, _) => return Err(eyre!("name a fault id, or --all")),
+            };
+            if a.json {
+                return output::json(&healed);
+            }
+            if healed.is_empty() && !a.at_expiry {
+                println!("no fault in effect on instance {}", ctx.instance);
+            }
+            for h in &healed {
+                let what = if h.acted { "healed" } else { "was already healed" };
+                println!("fault #{} ({} on {}) {what}: {}", h.fault.id, h.fault.fault, h.fault.target, h.fault.note);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_faults(faults: &[FaultRecord], all: bool) {
+    if faults.is_empty() {
+        println!("no fault in effect");
+        return;
+    }
+    println!("{}", if all { "faults:" } else { "in effect:" });
+    let now = clock::now();
+    let mut t = output::table(&["id", "fault", "target", "status", "injected", "time left", "note"]);
+    for f in faults {
+        let left = f
+            .expires_at
+            .filter(|_| f.status.is_live())
+            .map(|e| humantime::format_duration(Duration::from_secs((e - now).num_seconds().max(0) as u64)).to_string());
+        t.add_row(vec![
+            f.id.to_string(),
+            f.fault.to_string(),
+            f.target.clone(),
+            f.status.as_str().to_string(),
+            clock::age(f.injected_at, now) + " ago",
+            opt(left),
+            f.note.clone(),
+        ]);
+    }
+    println!("{t}");
+}
+
+/// A detached `operator chaos heal ID --at-expiry`, so the fault heals on time even after
+/// this command has returned.
+fn spawn_expiry_healer(ctx: &Context, id: i64) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().wrap_err("cannot find the operator binary")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ctx.state.logs().join("chaos-healer.log"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--state-dir")
+        .arg(ctx.state.root())
+        .arg("--db")
+        .arg(&ctx.db)
+        .arg("--instance")
+        .arg(ctx.instance.to_string());
+    if let Some(c) = &ctx.config_path {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.args(["chaos", "heal", &id.to_string(), "--at-expiry"])
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    let mut child = cmd.spawn().wrap_err("cannot start the expiry healer")?;
+    // Reap it if we are still around when it finishes.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}

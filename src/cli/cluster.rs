@@ -1,0 +1,229 @@
+//! `up`, `down`, `status`, `node`: the subject cluster's life.
+
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use color_eyre::eyre::{Result, eyre};
+use operator::runtime::local::LocalRuntime;
+use operator::runtime::{NodeAction, NodeStatus, RuntimeError};
+use operator::subjects::{self, ratelimiter};
+use operator::clock;
+
+use super::Context;
+use super::output::{self, opt};
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The subject to run.
+    #[arg(default_value = "ratelimiter")]
+    pub subject: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NodeVerb {
+    Start,
+    Stop,
+    Restart,
+    Kill,
+    Pause,
+    Resume,
+    /// Print the node's log.
+    Logs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  operator node kill ratelimiter-2\n  operator node start ratelimiter-2\n  operator node logs redis -n 20 --follow")]
+pub struct NodeArgs {
+    pub verb: NodeVerb,
+    /// The node, e.g. redis or ratelimiter-2 (see `operator status`).
+    pub node: String,
+    /// Lines of log to print.
+    #[arg(short = 'n', long, default_value_t = 50)]
+    pub lines: usize,
+    /// Keep printing the log as it grows.
+    #[arg(short, long)]
+    pub follow: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
+    if !subjects::SUBJECTS.contains(&args.subject.as_str()) {
+        return Err(eyre!(subjects::unknown_subject(&args.subject)));
+    }
+    let runtime = ctx.runtime();
+    let cfg = &ctx.config.ratelimiter;
+    let names = ratelimiter::topology::node_names(cfg);
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let ports = runtime.allocate_ports(&name_refs)?;
+    let plan = ratelimiter::topology::plan(
+        cfg,
+        &ctx.config.runtime.local,
+        LocalRuntime::host(),
+        &ports,
+    );
+    if !args.json {
+        eprintln!(
+            "starting {} instance {} ({} nodes)…",
+            args.subject,
+            ctx.instance,
+            plan.nodes.len()
+        );
+    }
+    let start = Instant::now();
+    let report = runtime.up(plan).await?;
+    if args.json {
+        return output::json(&report);
+    }
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
+    print_nodes(&report.nodes);
+    println!(
+        "\ninstance {} is up in {:.1}s. Watch it with `operator monitor`; stop it with `operator down`.",
+        ctx.instance,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {
+    match ctx.runtime().down().await {
+        Ok(report) if args.json => output::json(&report),
+        Ok(report) => {
+            if report.stopped.is_empty() {
+                println!("instance {}: no node was running; state removed", ctx.instance);
+            } else {
+                println!(
+                    "instance {}: stopped {}; state removed",
+                    ctx.instance,
+                    report.stopped.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Err(RuntimeError::NotUp { .. }) => {
+            if args.json {
+                output::json(&serde_json::json!({ "stopped": [], "removed": [] }))
+            } else {
+                println!("instance {} is not up; nothing to stop", ctx.instance);
+                Ok(())
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
+    let nodes = ctx.runtime().status().await?;
+    if args.json {
+        return output::json(&nodes);
+    }
+    print_nodes(&nodes);
+    Ok(())
+}
+
+fn print_nodes(nodes: &[NodeStatus]) {
+    let mut t = output::table(&["node", "role", "state", "health", "pid", "address", "up for", "log"]);
+    let now = clock::now();
+    for n in nodes {
+        let health = match n.healthy {
+            Some(true) => "healthy",
+            Some(false) => "unhealthy",
+            None => "-",
+        };
+        t.add_row(vec![
+            n.name.clone(),
+            n.role.clone(),
+            n.state.as_str().to_string(),
+            health.to_string(),
+            opt(n.pid),
+            n.address.clone(),
+            opt(n.started_at.map(|s| clock::age(s, now))),
+            n.log.display().to_string(),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub async fn node(ctx: &Context, args: NodeArgs) -> Result<()> {
+    let runtime = ctx.runtime();
+    let action = match args.verb {
+        NodeVerb::Logs => return logs(ctx, &args).await,
+        NodeVerb::Start => NodeAction::Start,
+        NodeVerb::Stop => NodeAction::Stop,
+        NodeVerb::Restart => NodeAction::Restart,
+        NodeVerb::Kill => NodeAction::Kill,
+        NodeVerb::Pause => NodeAction::Pause,
+        NodeVerb::Resume => NodeAction::Resume,
+    };
+    let status = runtime.act(&args.node, action).await?;
+    if args.json {
+        return output::json(&status);
+    }
+    let pid = status.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
+    println!(
+        "{}: {} ({}{pid})",
+        status.name,
+        status.state.as_str(),
+        match status.healthy {
+            Some(true) => "healthy",
+            Some(false) => "not healthy",
+            None => "no health check",
+        }
+    );
+    Ok(())
+}
+
+async fn logs(ctx: &Context, args: &NodeArgs) -> Result<()> {
+    let runtime = ctx.runtime();
+    let text = runtime.logs(&args.node, args.lines).await?;
+    if !text.is_empty() {
+        println!("{text}");
+    }
+    if !args.follow {
+        return Ok(());
+    }
+    // Follow by size: print what was appended since the last look.
+    let log = runtime
+        .status()
+        .await?
+        .into_iter()
+        .find(|n| n.name == args.node)
+        .map(|n| n.log)
+        .ok_or_else(|| eyre!("no node {}", args.node))?;
+    let mut offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(250)) => {}
+        }
+        let len = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        if len < offset {
+            offset = 0;
+        }
+        if len > offset {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut f = std::fs::File::open(&log)?;
+            f.seek(SeekFrom::Start(offset))?;
+            let mut buf = Vec::new();
+            f.read_to_end(&mut buf)?;
+            print!("{}", String::from_utf8_lossy(&buf));
+            offset = len;
+        }
+    }
+}

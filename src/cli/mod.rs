@@ -1,0 +1,207 @@
+//! The `operator` command line: parsing, the shared context every command needs, dispatch.
+
+mod chaos;
+mod cluster;
+mod load;
+mod monitor;
+mod output;
+mod tickets;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use color_eyre::eyre::{Result, WrapErr, eyre};
+
+use operator::chaos::Chaos;
+use operator::config::Config;
+use operator::paths::StateDir;
+use operator::runtime::Runtime;
+use operator::runtime::local::LocalRuntime;
+use operator::subjects::{self, Subject};
+use operator::tickets::TicketStore;
+
+const EXAMPLES: &str = "\
+Examples:
+  operator up                          start Redis and three rate-limiter nodes
+  operator monitor                     watch them; open and resolve tickets
+  operator chaos inject node_kill      break one node (in another terminal)
+  operator tickets list                see what the monitor found
+  operator down                        stop everything and clean up
+
+Configuration: --config FILE (or OPERATOR_CONFIG); see operator.example.toml.
+Logs: <state dir>/logs/operator.log (level: -v, -vv, or OPERATOR_LOG).";
+
+/// Watches a distributed system, opens tickets when its invariants break, and lets an agent
+/// repair it under a person's eye.
+#[derive(Debug, Parser)]
+#[command(name = "operator", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file (TOML). Default: ~/.config/operator/config.toml when it exists.
+    #[arg(long, global = true, env = "OPERATOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where pids, node logs and the DB live. Default: ~/.local/state/operator.
+    #[arg(long, global = true, env = "OPERATOR_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The ticket DB. Default: <state dir>/operator.db.
+    #[arg(long, global = true, env = "OPERATOR_DB", value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Which copy of the cluster: each instance has its own ports and state.
+    #[arg(long, global = true, env = "OPERATOR_INSTANCE", default_value_t = 0)]
+    pub instance: u32,
+    /// More detail in the log file (-v debug, -vv trace) and full error reports.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a subject cluster and wait until every node is healthy.
+    Up(cluster::UpArgs),
+    /// Stop the cluster and remove everything `up` made.
+    Down(cluster::DownArgs),
+    /// Show each node of the cluster.
+    Status(cluster::StatusArgs),
+    /// Act on one node: start, stop, restart, kill, pause, resume, logs.
+    Node(cluster::NodeArgs),
+    /// Observe the cluster on an interval; open and resolve tickets.
+    Monitor(monitor::MonitorArgs),
+    /// List, show, resolve and hold tickets.
+    #[command(subcommand)]
+    Tickets(tickets::TicketsCommand),
+    /// Inject and heal faults.
+    #[command(subcommand)]
+    Chaos(chaos::ChaosCommand),
+    /// Send /check traffic to the cluster and report what happens.
+    Load(load::LoadArgs),
+}
+
+/// Parses a duration such as `1s`, `250ms`, `5m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (try e.g. 500ms, 2s, 5m)"))
+}
+
+/// What every command needs, resolved once from flags, environment and config.
+pub struct Context {
+    pub config: Config,
+    /// The config file named by `--config` / `OPERATOR_CONFIG`, for child processes.
+    pub config_path: Option<PathBuf>,
+    pub state: StateDir,
+    pub db: PathBuf,
+    pub instance: u32,
+}
+
+impl Context {
+    pub fn new(global: &Global) -> Result<Self> {
+        let config = Config::load(global.config.as_deref())?;
+        let state = StateDir::new(
+            global
+                .state_dir
+                .clone()
+                .or_else(|| config.state_dir.clone())
+                .unwrap_or_else(StateDir::default_root),
+        );
+        let db = global
+            .db
+            .clone()
+            .or_else(|| config.db.clone())
+            .unwrap_or_else(|| state.default_db());
+        Ok(Self {
+            config,
+            config_path: global.config.clone(),
+            state,
+            db,
+            instance: global.instance,
+        })
+    }
+
+    pub fn runtime(&self) -> Arc<dyn Runtime> {
+        Arc::new(LocalRuntime::new(
+            self.state.clone(),
+            self.instance,
+            self.config.runtime.local.clone(),
+        ))
+    }
+
+    pub fn store(&self) -> Result<TicketStore> {
+        Ok(TicketStore::open(&self.db)?)
+    }
+
+    /// The subject recorded for this instance, else `wanted`, else the configured default.
+    pub fn subject_name(&self, wanted: Option<&str>) -> Result<String> {
+        let recorded = self.runtime().topology().ok().map(|t| t.subject);
+        let name = match (wanted, recorded) {
+            (Some(w), Some(r)) if w != r => {
+                return Err(eyre!(
+                    "instance {} runs `{r}`, not `{w}`; use `--instance N` for another cluster",
+                    self.instance
+                ));
+            }
+            (Some(w), _) => w.to_string(),
+            (None, Some(r)) => r,
+            (None, None) => self.config.monitor.subject.clone(),
+        };
+        if !subjects::SUBJECTS.contains(&name.as_str()) {
+            return Err(eyre!(subjects::unknown_subject(&name)));
+        }
+        Ok(name)
+    }
+
+    pub fn subject(&self, name: &str) -> Result<Box<dyn Subject>> {
+        match name {
+            "ratelimiter" => Ok(Box::new(
+                subjects::ratelimiter::RateLimiterSubject::new(
+                    self.runtime(),
+                    self.config.ratelimiter.clone(),
+                ),
+            )),
+            other => Err(eyre!(subjects::unknown_subject(other))),
+        }
+    }
+
+    pub fn chaos(&self, actor: &str) -> Result<Chaos> {
+        Ok(Chaos::new(
+            self.store()?,
+            self.runtime(),
+            self.config.chaos.durations.clone(),
+            actor,
+        ))
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let ctx = Context::new(&cli.global)?;
+    let _log = operator::logging::init(
+        &ctx.state.logs(),
+        match cli.global.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        },
+    )
+    .wrap_err_with(|| format!("cannot write logs under {}", ctx.state.logs().display()))?;
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        return Ok(());
+    };
+    match command {
+        Command::Up(a) => cluster::up(&ctx, a).await,
+        Command::Down(a) => cluster::down(&ctx, a).await,
+        Command::Status(a) => cluster::status(&ctx, a).await,
+        Command::Node(a) => cluster::node(&ctx, a).await,
+        Command::Monitor(a) => monitor::run(&ctx, a).await,
+        Command::Tickets(c) => tickets::run(&ctx, c).await,
+        Command::Chaos(c) => chaos::run(&ctx, c).await,
+        Command::Load(a) => load::run(&ctx, a).await,
+    }
+}

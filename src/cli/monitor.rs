@@ -1,0 +1,163 @@
+//! `operator monitor`: the monitor loop, headless, with a heartbeat line per cycle.
+
+use std::time::Duration;
+
+use clap::Args;
+use color_eyre::eyre::Result;
+use operator::monitor::{CycleReport, MIN_INTERVAL, Monitor, MonitorError};
+use operator::tickets::ChangeKind;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::output;
+use super::{Context, parse_duration};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  operator monitor\n  operator monitor --interval 200ms\n  operator monitor --once --json")]
+pub struct MonitorArgs {
+    /// The subject to watch (default: the one running in this instance).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Time between observations (at least 100ms). Default: monitor.interval, 1s.
+    #[arg(long, value_parser = parse_duration, env = "OPERATOR_MONITOR_INTERVAL")]
+    pub interval: Option<Duration>,
+    /// Observe once, print, and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// One JSON report per cycle instead of a heartbeat line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
+    let name = ctx.subject_name(args.subject.as_deref())?;
+    let subject = ctx.subject(&name)?;
+    let store = ctx.store()?;
+    let interval = args.interval.unwrap_or(ctx.config.monitor.interval);
+    if interval < MIN_INTERVAL {
+        color_eyre::eyre::bail!(
+            "--interval {} is too short: the monitor observes at most every 100ms",
+            humantime::format_duration(interval)
+        );
+    }
+    let mut monitor = Monitor::new(subject, store, ctx.config.tickets.flap_window);
+    if args.once {
+        print(&monitor.cycle().await, args.json)?;
+        return Ok(());
+    }
+    let stop = CancellationToken::new();
+    // Faults whose time is up heal even if the process that injected them is gone.
+    let sweeper = {
+        let chaos = ctx.chaos("monitor")?;
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = chaos.sweep().await {
+                            warn!(error = %e, "chaos sweep failed");
+                        }
+                    }
+                }
+            }
+        })
+    };
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            stop.cancel();
+        });
+    }
+    if !args.json {
+        eprintln!(
+            "monitoring {name} instance {} every {} (DB {}); Ctrl-C stops",
+            ctx.instance,
+            humantime::format_duration(interval),
+            ctx.db.display()
+        );
+    }
+    let json = args.json;
+    monitor
+        .run(interval, stop.clone(), |report| {
+            if let Err(e) = print(&report, json) {
+                warn!(error = %e, "could not print a cycle report");
+            }
+        })
+        .await;
+    stop.cancel();
+    let _ = sweeper.await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {
+    let r = match report {
+        Ok(r) => r,
+        Err(e) => {
+            if json {
+                return output::json_line(&serde_json::json!({ "error": e.to_string() }));
+            }
+            println!("{} monitor cycle failed: {e}", operator::clock::format(operator::clock::now()));
+            return Ok(());
+        }
+    };
+    if json {
+        return output::json_line(r);
+    }
+    let nodes = match &r.observation_error {
+        Some(e) => format!("cannot observe: {e}"),
+        None => {
+            let out = r
+                .nodes_out
+                .iter()
+                .map(|(n, s)| format!("{n} {}", s.as_str()))
+                .collect::<Vec<_>>();
+            if out.is_empty() {
+                format!("nodes {}/{} up", r.nodes_up, r.nodes_total)
+            } else {
+                format!("nodes {}/{} up ({})", r.nodes_up, r.nodes_total, out.join(", "))
+            }
+        }
+    };
+    let pending = if r.pending > 0 {
+        format!(" ({} in grace)", r.pending)
+    } else {
+        String::new()
+    };
+    println!(
+        "{} #{} {nodes} · violations {}{pending} · tickets {} active · {:.0}ms",
+        operator::clock::format(r.at),
+        r.cycle,
+        r.violations,
+        r.active_tickets,
+        r.cycle_ms
+    );
+    for c in &r.changes {
+        let what = match c.change {
+            ChangeKind::Opened => "opened".to_string(),
+            ChangeKind::Reopened => "reopened".to_string(),
+            ChangeKind::Resolved(res) => format!("resolved ({})", res.as_str()),
+            ChangeKind::Cleared => "cleared".to_string(),
+            ChangeKind::SeenAgain => "seen again".to_string(),
+        };
+        println!("  ticket #{} {what}: {} {} — {}", c.ticket_id, c.invariant, c.entity, c.summary);
+    }
+    Ok(())
+}

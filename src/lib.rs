@@ -1,0 +1,13 @@
+//! Operator watches a distributed system, opens tickets when its invariants break, and lets
+//! an agent repair it under a person's eye. See DESIGN.md for the map of the parts.
+
+pub mod chaos;
+pub mod clock;
+pub mod config;
+pub mod load;
+pub mod logging;
+pub mod monitor;
+pub mod paths;
+pub mod runtime;
+pub mod subjects;
+pub mod tickets;

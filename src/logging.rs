@@ -1,0 +1,23 @@
+//! Logs go to a file under the state dir, never to the terminal (which the TUI owns).
+
+use std::path::Path;
+
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::EnvFilter;
+
+/// Logs to `<dir>/operator.log` at `level` unless `OPERATOR_LOG` says otherwise. Keep the
+/// guard alive: dropping it flushes the log.
+pub fn init(dir: &Path, level: &str) -> std::io::Result<WorkerGuard> {
+    std::fs::create_dir_all(dir)?;
+    let file = tracing_appender::rolling::never(dir, "operator.log");
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let filter = EnvFilter::try_from_env("OPERATOR_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("operator={level},warn")));
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+    Ok(guard)
+}

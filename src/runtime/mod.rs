@@ -1,0 +1,203 @@
+//! Where subject nodes live and how they are started, stopped, killed, paused and read.
+//!
+//! The trait assumes neither processes nor containers: `local` runs detached processes with
+//! pid files and logs under the state dir; Docker and Kubernetes runtimes plug in beside it.
+
+pub mod health;
+pub mod local;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub use health::HealthCheck;
+
+use crate::clock::Timestamp;
+
+/// How to run one node, whatever the runtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    pub name: String,
+    /// What the node is in its subject (`redis`, `ratelimiter`).
+    pub role: String,
+    pub host: String,
+    pub port: u16,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The node's whole environment (besides `PATH`): nothing else leaks into it.
+    pub env: Vec<(String, String)>,
+    pub health: HealthCheck,
+}
+
+impl NodeSpec {
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The nodes of one subject instance, in start order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterPlan {
+    pub subject: String,
+    pub nodes: Vec<NodeSpec>,
+}
+
+/// A node's process (or container) as the runtime sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Paused,
+    Exited,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Exited => "exited",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub role: String,
+    pub state: RunState,
+    pub pid: Option<u32>,
+    pub address: String,
+    pub log: PathBuf,
+    pub started_at: Option<Timestamp>,
+    /// Whether the node answered its health check (only asked of running nodes).
+    pub healthy: Option<bool>,
+}
+
+/// One node of an instance's expected topology, as an observer needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopologyNode {
+    pub name: String,
+    pub role: String,
+    pub address: String,
+}
+
+/// What is running for an instance: its subject and nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Topology {
+    pub subject: String,
+    pub instance: u32,
+    pub runtime: String,
+    pub nodes: Vec<TopologyNode>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeAction {
+    Start,
+    Stop,
+    Restart,
+    Kill,
+    Pause,
+    Resume,
+}
+
+impl NodeAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Stop => "stop",
+            Self::Restart => "restart",
+            Self::Kill => "kill",
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("instance {instance} is not up (nothing recorded in {dir}); start it with `operator up`")]
+    NotUp { instance: u32, dir: PathBuf },
+    #[error(
+        "instance {instance} is already up ({running}); stop it with `operator down`, or use `--instance N` for another copy"
+    )]
+    AlreadyUp { instance: u32, running: String },
+    #[error(
+        "instance {instance} is partly running ({running} running; {stopped} not); start the missing nodes with `operator node start NODE`, or `operator down` first"
+    )]
+    PartlyUp {
+        instance: u32,
+        running: String,
+        stopped: String,
+    },
+    #[error("unknown node `{name}`; nodes of this instance: {known}")]
+    UnknownNode { name: String, known: String },
+    #[error("`{program}` was not found. {hint}")]
+    MissingProgram { program: String, hint: String },
+    #[error("port {port} (for {node}) is already in use by another program; choose another `runtime.local.base_port` or `--instance`")]
+    PortInUse { port: u16, node: String },
+    #[error("{node} did not become healthy: {reason}\n--- last lines of {log} ---\n{log_tail}")]
+    StartFailed {
+        node: String,
+        reason: String,
+        log: PathBuf,
+        log_tail: String,
+    },
+    #[error("{node} {message}")]
+    WrongState { node: String, message: String },
+    #[error("another operator command is changing instance {instance}; try again when it is done")]
+    Busy { instance: u32 },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("instance record {path} is unreadable: {message}; remove the folder if no node runs")]
+    BadRecord { path: PathBuf, message: String },
+}
+
+impl RuntimeError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Self::Io { context, source }
+    }
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UpReport {
+    pub nodes: Vec<NodeStatus>,
+    /// Things a person should know, e.g. stale state that was cleaned up.
+    pub notes: Vec<String>,
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DownReport {
+    pub stopped: Vec<String>,
+    pub removed: Vec<PathBuf>,
+}
+
+/// The operations every runtime offers.
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn instance(&self) -> u32;
+    /// Ports for the nodes of a plan, in order: free, or fixed by configuration.
+    fn allocate_ports(&self, names: &[&str]) -> Result<Vec<u16>, RuntimeError>;
+    /// Starts every node of the plan and waits until each is healthy; on failure, stops
+    /// what it started and removes what it made.
+    async fn up(&self, plan: ClusterPlan) -> Result<UpReport, RuntimeError>;
+    /// Stops every node and removes everything `up` made.
+    async fn down(&self) -> Result<DownReport, RuntimeError>;
+    async fn status(&self) -> Result<Vec<NodeStatus>, RuntimeError>;
+    async fn act(&self, node: &str, action: NodeAction) -> Result<NodeStatus, RuntimeError>;
+    async fn logs(&self, node: &str, lines: usize) -> Result<String, RuntimeError>;
+    /// The recorded topology of the instance, for observers.
+    fn topology(&self) -> Result<Topology, RuntimeError>;
+    /// How long node starts may take.
+    fn startup_timeout(&self) -> Duration;
+}

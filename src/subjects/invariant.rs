@@ -1,0 +1,116 @@
+//! The vocabulary shared by every subject's invariants and the ticket store.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "info" => Some(Self::Info),
+            "warning" => Some(Self::Warning),
+            "critical" => Some(Self::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// An invariant as configured: what it promises, how bad a break is, how long to wait.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvariantInfo {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub severity: Severity,
+    /// A violation must persist this long before it opens a ticket.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    pub enabled: bool,
+}
+
+/// One broken promise about one entity (a node, a key, the subject).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub invariant: String,
+    pub entity: String,
+    pub severity: Severity,
+    /// One line a person reads first.
+    pub summary: String,
+    /// The evidence, as observed.
+    pub detail: serde_json::Value,
+}
+
+/// Part of the invariant space an observation could not decide: an invariant for one entity,
+/// or for all of them (`entity: None`). Tickets inside it are neither refreshed nor resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    pub invariant: String,
+    pub entity: Option<String>,
+    pub reason: String,
+}
+
+impl Scope {
+    pub fn covers(&self, invariant: &str, entity: &str) -> bool {
+        self.invariant == invariant && self.entity.as_deref().is_none_or(|e| e == entity)
+    }
+}
+
+/// The invariants' verdict on one observation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Assessment {
+    pub violations: Vec<Violation>,
+    pub unknown: Vec<Scope>,
+}
+
+impl Assessment {
+    pub fn is_unknown(&self, invariant: &str, entity: &str) -> bool {
+        self.unknown.iter().any(|s| s.covers(invariant, entity))
+    }
+
+    pub fn unknown_all(&mut self, invariant: &str, reason: impl Into<String>) {
+        self.unknown.push(Scope {
+            invariant: invariant.into(),
+            entity: None,
+            reason: reason.into(),
+        });
+    }
+
+    pub fn unknown_for(&mut self, invariant: &str, entity: &str, reason: impl Into<String>) {
+        self.unknown.push(Scope {
+            invariant: invariant.into(),
+            entity: Some(entity.into()),
+            reason: reason.into(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_for_all_entities_covers_each() {
+        let mut a = Assessment::default();
+        a.unknown_all("over_limit", "redis unreachable");
+        a.unknown_for("node_degraded", "ratelimiter-2", "down");
+        assert!(a.is_unknown("over_limit", "user:1"));
+        assert!(a.is_unknown("node_degraded", "ratelimiter-2"));
+        assert!(!a.is_unknown("node_degraded", "ratelimiter-1"));
+        assert!(!a.is_unknown("node_down", "ratelimiter-2"));
+    }
+}

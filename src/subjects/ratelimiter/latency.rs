@@ -1,0 +1,193 @@
+//! Per-node p99 of `/check` from the node's own request-duration histogram: the histogram is
+//! cumulative, so the p99 over a window is taken from the difference between the newest
+//! scrape and the oldest one inside the window.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::service::metrics::REQUEST_DURATION;
+
+/// Cumulative bucket counts by upper bound (seconds), ascending, `+Inf` last.
+pub type Buckets = Vec<(f64, f64)>;
+
+/// Reads the `/check` histogram out of a node's `/metrics` text.
+pub fn check_histogram(metrics_text: &str) -> Option<Buckets> {
+    let lines = metrics_text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).ok()?;
+    scrape.samples.into_iter().find_map(|s| {
+        let is_check = s.metric == REQUEST_DURATION && s.labels.get("endpoint") == Some("/check");
+        match s.value {
+            prometheus_parse::Value::Histogram(counts) if is_check => {
+                let mut b: Buckets = counts.iter().map(|c| (c.less_than, c.count)).collect();
+                b.sort_by(|x, y| x.0.total_cmp(&y.0));
+                Some(b)
+            }
+            _ => None,
+        }
+    })
+}
+
+/// The latency of one node over the window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStat {
+    pub p99_ms: f64,
+    pub samples: u64,
+}
+
+/// Scrapes of one node's histogram over the last window.
+#[derive(Debug, Default)]
+pub struct LatencyWindow {
+    scrapes: VecDeque<(Instant, Buckets)>,
+}
+
+impl LatencyWindow {
+    /// Adds a scrape and returns the p99 over the window (None until two scrapes exist).
+    pub fn update(&mut self, at: Instant, buckets: Buckets, window: Duration) -> Option<LatencyStat> {
+        // A node restart resets its histogram: earlier scrapes no longer compare.
+        if let Some((_, last)) = self.scrapes.back() {
+            if total(last) > total(&buckets) || last.len() != buckets.len() {
+                self.scrapes.clear();
+            }
+        }
+        self.scrapes.push_back((at, buckets));
+        // Keep the newest scrape at or before the window's start as the baseline.
+        while self.scrapes.len() > 2
+            && self.scrapes[1].0 <= at.checked_sub(window).unwrap_or(at)
+        {
+            self.scrapes.pop_front();
+        }
+        let (_, old) = self.scrapes.front()?;
+        let (_, new) = self.scrapes.back()?;
+        if self.scrapes.len() < 2 {
+            return None;
+        }
+        let delta: Buckets = new
+            .iter()
+            .zip(old)
+            .map(|(n, o)| (n.0, (n.1 - o.1).max(0.0)))
+            .collect();
+        let samples = total(&delta) as u64;
+        Some(LatencyStat {
+            p99_ms: quantile(&delta, 0.99).map_or(0.0, |s| s * 1000.0),
+            samples,
+        })
+    }
+
+    pub fn reset(&mut self) {
+        self.scrapes.clear();
+    }
+}
+
+fn total(b: &Buckets) -> f64 {
+    b.last().map_or(0.0, |l| l.1)
+}
+
+/// The q-quantile of a cumulative histogram, interpolated linearly inside its bucket as
+/// Prometheus's `histogram_quantile` does; `None` when empty. A quantile in the `+Inf`
+/// bucket is reported as the highest finite bound.
+pub fn quantile(buckets: &Buckets, q: f64) -> Option<f64> {
+    let count = total(buckets);
+    if count <= 0.0 {
+        return None;
+    }
+    let rank = q * count;
+    let mut prev_bound = 0.0;
+    let mut prev_count = 0.0;
+    for &(bound, cum) in buckets {
+        if cum >= rank {
+            if bound.is_infinite() {
+                return Some(prev_bound);
+            }
+            let in_bucket = cum - prev_count;
+            let frac = if in_bucket > 0.0 {
+                (rank - prev_count) / in_bucket
+            } else {
+                1.0
+            };
+            return Some(prev_bound + (bound - prev_bound) * frac);
+        }
+        prev_bound = bound;
+        prev_count = cum;
+    }
+    Some(prev_bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buckets(counts: &[f64]) -> Buckets {
+        [0.001, 0.01, 0.1, 1.0, f64::INFINITY]
+            .iter()
+            .copied()
+            .zip(counts.iter().copied())
+            .collect()
+    }
+
+    #[test]
+    fn quantile_interpolates_inside_the_bucket() {
+        // 100 requests, all between 10ms and 100ms.
+        let b = buckets(&[0.0, 0.0, 100.0, 100.0, 100.0]);
+        let p99 = quantile(&b, 0.99).unwrap();
+        assert!((p99 - 0.0991).abs() < 1e-9, "{p99}");
+        assert_eq!(quantile(&buckets(&[0.0; 5]), 0.99), None);
+        // Everything beyond the last finite bound: report that bound.
+        assert_eq!(quantile(&buckets(&[0.0, 0.0, 0.0, 0.0, 5.0]), 0.99), Some(1.0));
+    }
+
+    #[test]
+    fn window_uses_the_difference_between_scrapes() {
+        let mut w = LatencyWindow::default();
+        let t0 = Instant::now();
+        let win = Duration::from_secs(10);
+        // 1000 fast requests before the window.
+        assert_eq!(w.update(t0, buckets(&[1000.0, 1000.0, 1000.0, 1000.0, 1000.0]), win), None);
+        // Then 100 slow ones (between 100ms and 1s).
+        let s = w
+            .update(t0 + Duration::from_secs(1), buckets(&[1000.0, 1000.0, 1000.0, 1100.0, 1100.0]), win)
+            .unwrap();
+        assert_eq!(s.samples, 100);
+        assert!(s.p99_ms > 100.0, "{s:?}");
+        // Long after, 100 fast ones: the slow ones have left the window.
+        w.update(t0 + Duration::from_secs(20), buckets(&[1000.0, 1000.0, 1000.0, 1100.0, 1100.0]), win);
+        let s = w
+            .update(t0 + Duration::from_secs(31), buckets(&[1100.0, 1100.0, 1100.0, 1200.0, 1200.0]), win)
+            .unwrap();
+        assert_eq!(s.samples, 100);
+        assert!(s.p99_ms <= 1.0, "{s:?}");
+    }
+
+    #[test]
+    fn a_restarted_node_starts_a_new_window() {
+        let mut w = LatencyWindow::default();
+        let t0 = Instant::now();
+        let win = Duration::from_secs(10);
+        w.update(t0, buckets(&[500.0, 500.0, 500.0, 500.0, 500.0]), win);
+        assert_eq!(w.update(t0 + Duration::from_secs(1), buckets(&[1.0, 1.0, 1.0, 1.0, 1.0]), win), None);
+    }
+
+    #[test]
+    fn reads_the_check_histogram_from_a_real_node_encoding() {
+        let m = super::super::service::metrics::Metrics::new("ratelimiter-1");
+        {
+            // The family's guard must be dropped before the next get_or_create.
+            let h = m.duration.get_or_create(&super::super::service::metrics::EndpointLabels {
+                endpoint: "/check".into(),
+            });
+            for _ in 0..10 {
+                h.observe(0.003);
+            }
+        }
+        m.duration
+            .get_or_create(&super::super::service::metrics::EndpointLabels {
+                endpoint: "/health".into(),
+            })
+            .observe(2.0);
+        let b = check_histogram(&m.encode()).expect("histogram");
+        assert_eq!(b.last().unwrap().1, 10.0);
+        let p99 = quantile(&b, 0.99).unwrap();
+        assert!(p99 > 0.002 && p99 <= 0.005, "{p99}");
+    }
+}

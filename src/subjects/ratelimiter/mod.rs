@@ -1,0 +1,106 @@
+//! The rate limiter subject: our own Redis-backed service (`service`), how to run it
+//! (`topology`), how to look at it (`observe`) and what must hold (`check`).
+
+pub mod check;
+pub mod latency;
+pub mod observe;
+pub mod redis_link;
+pub mod redis_state;
+pub mod service;
+pub mod topology;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use self::observe::{Observer, RlObservation};
+use crate::config::RateLimiterConfig;
+use crate::runtime::Runtime;
+use crate::subjects::{InvariantInfo, NodeObservation, Observation, Snapshot, Subject};
+
+pub struct RateLimiterSubject {
+    runtime: Arc<dyn Runtime>,
+    cfg: RateLimiterConfig,
+    rules: Vec<InvariantInfo>,
+    observer: Observer,
+}
+
+impl RateLimiterSubject {
+    pub fn new(runtime: Arc<dyn Runtime>, cfg: RateLimiterConfig) -> Self {
+        Self {
+            rules: check::catalogue(&cfg),
+            observer: Observer::new(cfg.clone()),
+            runtime,
+            cfg,
+        }
+    }
+
+    async fn look(&mut self) -> RlObservation {
+        let failed = |error: String| RlObservation {
+            error: Some(error),
+            redis: None,
+            nodes: Vec::new(),
+        };
+        match self.runtime.topology() {
+            Ok(t) if t.subject != topology::SUBJECT => failed(format!(
+                "instance {} runs `{}`, not the rate limiter",
+                t.instance, t.subject
+            )),
+            Ok(t) => self.observer.observe(&t).await,
+            Err(e) => failed(e.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl Subject for RateLimiterSubject {
+    fn name(&self) -> &str {
+        topology::SUBJECT
+    }
+
+    fn instance(&self) -> u32 {
+        self.runtime.instance()
+    }
+
+    fn invariants(&self) -> &[InvariantInfo] {
+        &self.rules
+    }
+
+    #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]
+    async fn observe(&mut self) -> Snapshot {
+        let at = crate::clock::now();
+        let start = Instant::now();
+        let rl = self.look().await;
+        let assessment = check::assess(&rl, &self.cfg, &self.rules);
+        let redis = rl.redis.iter().map(|r| NodeObservation {
+            name: r.name.clone(),
+            role: topology::ROLE_REDIS.into(),
+            address: r.address.clone(),
+            state: r.state,
+            detail: r.detail.clone(),
+            probe_ms: r.probe_ms,
+        });
+        let limiters = rl.nodes.iter().map(|n| NodeObservation {
+            name: n.name.clone(),
+            role: topology::ROLE_LIMITER.into(),
+            address: n.address.clone(),
+            state: n.state,
+            detail: n.detail.clone(),
+            probe_ms: n.probe_ms,
+        });
+        let observation = Observation {
+            at,
+            subject: topology::SUBJECT.into(),
+            instance: self.runtime.instance(),
+            error: rl.error.clone(),
+            nodes: redis.chain(limiters).collect(),
+            facts: serde_json::to_value(&rl).unwrap_or_default(),
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+        };
+        Snapshot {
+            observation,
+            assessment,
+        }
+    }
+}

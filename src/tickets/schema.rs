@@ -1,0 +1,230 @@
+//! The DB schema, as numbered migrations applied in order. `PRAGMA user_version` records the
+//! last one applied; a DB from a newer build is refused rather than misread.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::StoreError;
+
+/// Each entry is one migration; append, never edit.
+const MIGRATIONS: &[&str] = &[
+    // 1: tickets and their events, agent sessions and log, the chaos ledger.
+    r"
+CREATE TABLE tickets (
+    id               INTEGER PRIMARY KEY,
+    violation_key    TEXT NOT NULL,
+    subject          TEXT NOT NULL,
+    instance         INTEGER NOT NULL,
+    invariant        TEXT NOT NULL,
+    entity           TEXT NOT NULL,
+    severity         TEXT NOT NULL CHECK (severity IN ('info', 'warning', 'critical')),
+    status           TEXT NOT NULL
+                     CHECK (status IN ('open', 'in_progress', 'verifying', 'resolved', 'escalated')),
+    held             INTEGER NOT NULL DEFAULT 0,
+    summary          TEXT NOT NULL,
+    detail           TEXT NOT NULL DEFAULT '{}',
+    occurrences      INTEGER NOT NULL DEFAULT 1,
+    observations     INTEGER NOT NULL DEFAULT 1,
+    opened_at        TEXT NOT NULL,
+    last_seen_at     TEXT NOT NULL,
+    cleared_at       TEXT,
+    resolved_at      TEXT,
+    resolution       TEXT CHECK (resolution IN ('verified', 'self_healed', 'manual')),
+    claimed_by       TEXT,
+    lease_expires_at TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    updated_at       TEXT NOT NULL,
+    CHECK ((status = 'resolved') = (resolution IS NOT NULL))
+);
+-- One ticket per violation key that is not resolved: two monitors cannot open two.
+CREATE UNIQUE INDEX tickets_one_active ON tickets (violation_key) WHERE status != 'resolved';
+CREATE INDEX tickets_by_key ON tickets (violation_key, resolved_at);
+CREATE INDEX tickets_by_status ON tickets (status);
+CREATE INDEX tickets_by_instance ON tickets (subject, instance, status);
+
+CREATE TABLE ticket_events (
+    id          INTEGER PRIMARY KEY,
+    ticket_id   INTEGER NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    from_status TEXT,
+    to_status   TEXT,
+    actor       TEXT NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE INDEX ticket_events_by_ticket ON ticket_events (ticket_id, id);
+
+CREATE TABLE agent_sessions (
+    id            INTEGER PRIMARY KEY,
+    ticket_id     INTEGER NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
+    agent_id      TEXT NOT NULL,
+    backend       TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    mode          TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    ended_at      TEXT,
+    outcome       TEXT,
+    turns         INTEGER NOT NULL DEFAULT 0,
+    input_tokens  INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd      REAL NOT NULL DEFAULT 0,
+    error         TEXT
+);
+CREATE INDEX agent_sessions_by_ticket ON agent_sessions (ticket_id);
+
+CREATE TABLE agent_log (
+    id          INTEGER PRIMARY KEY,
+    session_id  INTEGER NOT NULL REFERENCES agent_sessions (id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    content     TEXT NOT NULL DEFAULT '',
+    command     TEXT,
+    policy      TEXT,
+    exit_code   INTEGER,
+    duration_ms INTEGER,
+    UNIQUE (session_id, seq)
+);
+
+CREATE TABLE chaos_faults (
+    id          INTEGER PRIMARY KEY,
+    fault       TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    instance    INTEGER NOT NULL,
+    runtime     TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    params      TEXT NOT NULL DEFAULT '{}',
+    status      TEXT NOT NULL
+                CHECK (status IN ('injecting', 'active', 'healing', 'healed', 'failed')),
+    injected_at TEXT NOT NULL,
+    expires_at  TEXT,
+    healed_at   TEXT,
+    injected_by TEXT NOT NULL,
+    healed_by   TEXT,
+    note        TEXT NOT NULL DEFAULT '',
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX chaos_faults_by_status ON chaos_faults (status);
+",
+];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// How long a writer waits for another one before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (creating if needed) the DB at `path`: WAL, a busy timeout, foreign keys, and every
+/// migration this build knows.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let at = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(at)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(at)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(at)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(at)?;
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let at = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(at)?;
+    if version > latest() {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            known: latest(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let next = i as i64 + 1;
+        // IMMEDIATE: two processes opening a new DB at once migrate it once, in turn.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(at)?;
+        let current: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(at)?;
+        if current >= next {
+            conn.execute_batch("COMMIT").map_err(at)?;
+            continue;
+        }
+        let applied = conn
+            .execute_batch(sql)
+            .and_then(|()| conn.pragma_update(None, "user_version", next));
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(at)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(StoreError::Migration {
+                    path: path.to_path_buf(),
+                    version: next,
+                    source: e,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_sets_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.db");
+        let c = open(&p).unwrap();
+        let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        assert_eq!(mode, "wal");
+        drop(c);
+        let c = open(&p).unwrap();
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, latest());
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.db");
+        let c = open(&p).unwrap();
+        c.pragma_update(None, "user_version", latest() + 1).unwrap();
+        drop(c);
+        let err = open(&p).unwrap_err();
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+        assert!(err.to_string().contains("t.db"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_db_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("junk.db");
+        std::fs::write(&p, "this is not a database, just text that is long enough....").unwrap();
+        let err = open(&p).unwrap_err();
+        assert!(err.to_string().contains("junk.db"), "{err}");
+    }
+}
