@@ -29,7 +29,9 @@ impl FaultKind {
     pub fn description(self) -> &'static str {
         match self {
             Self::NodeKill => "kill a node; heal starts it again",
-            Self::Pause => "freeze a node (it accepts connections but answers nothing); heal resumes it",
+            Self::Pause => {
+                "freeze a node (it accepts connections but answers nothing); heal resumes it"
+            }
         }
     }
 

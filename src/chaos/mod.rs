@@ -98,38 +98,47 @@ impl Chaos {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let target = match target {
-            Some(t) => status
-                .iter()
-                .find(|s| s.name == t)
-                .ok_or_else(|| ChaosError::UnknownTarget {
-                    target: t.into(),
-                    known: known(),
+        let target =
+            match target {
+                Some(t) => status.iter().find(|s| s.name == t).ok_or_else(|| {
+                    ChaosError::UnknownTarget {
+                        target: t.into(),
+                        known: known(),
+                    }
                 })?,
-            None => {
-                let candidates: Vec<_> = status
-                    .iter()
-                    .filter(|s| s.role != "redis" && s.state == RunState::Running)
-                    .collect();
-                *candidates
-                    .choose(&mut rand::rng())
-                    .ok_or(ChaosError::NoTarget)?
-            }
-        };
+                None => {
+                    let candidates: Vec<_> = status
+                        .iter()
+                        .filter(|s| s.role != "redis" && s.state == RunState::Running)
+                        .collect();
+                    *candidates
+                        .choose(&mut rand::rng())
+                        .ok_or(ChaosError::NoTarget)?
+                }
+            };
         match (fault, target.state) {
             (_, RunState::Exited) => {
                 return Err(ChaosError::NotApplicable(format!(
                     "{} is already down; nothing to {}",
                     target.name,
-                    if fault == FaultKind::Pause { "pause" } else { "kill" }
+                    if fault == FaultKind::Pause {
+                        "pause"
+                    } else {
+                        "kill"
+                    }
                 )));
             }
             (FaultKind::Pause, RunState::Paused) => {
-                return Err(ChaosError::NotApplicable(format!("{} is already paused", target.name)));
+                return Err(ChaosError::NotApplicable(format!(
+                    "{} is already paused",
+                    target.name
+                )));
             }
             _ => {}
         }
-        let duration = duration.or(self.default_duration(fault)).filter(|d| !d.is_zero());
+        let duration = duration
+            .or(self.default_duration(fault))
+            .filter(|d| !d.is_zero());
         let expires_at =
             duration.map(|d| clock::now() + chrono::Duration::from_std(d).unwrap_or_default());
         let record = self.ledger.record(&NewFault {
@@ -149,7 +158,8 @@ impl Chaos {
         };
         match self.runtime.act(&target.name, action).await {
             Ok(_) => {
-                self.ledger.set_status(record.id, FaultStatus::Active, "", None)?;
+                self.ledger
+                    .set_status(record.id, FaultStatus::Active, "", None)?;
                 info!(id = record.id, fault = %fault, target = %target.name, "fault injected");
             }
             Err(e) => {
@@ -176,14 +186,18 @@ impl Chaos {
         }
         if !self.ledger.claim_heal(id, &self.actor, stale)? {
             let fault = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
-            return Ok(Healed { fault, acted: false });
+            return Ok(Healed {
+                fault,
+                acted: false,
+            });
         }
         let note = match self.undo(&record).await {
             Ok(note) => note,
             Err(e) => {
                 // Back to active, so that a later heal or the sweep tries again.
                 let msg = format!("heal failed: {e}");
-                self.ledger.set_status(id, FaultStatus::Active, &msg, None)?;
+                self.ledger
+                    .set_status(id, FaultStatus::Active, &msg, None)?;
                 warn!(id, error = %e, "heal failed");
                 return Err(e);
             }
@@ -205,19 +219,27 @@ impl Chaos {
             Err(e) => return Err(e.into()),
         };
         let Some(node) = status.iter().find(|s| s.name == record.target) else {
-            return Ok(format!("{} is no longer part of the instance", record.target));
+            return Ok(format!(
+                "{} is no longer part of the instance",
+                record.target
+            ));
         };
         let target = &record.target;
         match (record.fault, node.state) {
             (FaultKind::NodeKill, RunState::Exited) => {
                 let s = self.runtime.act(target, NodeAction::Start).await?;
-                Ok(format!("started {target} again (pid {})", s.pid.unwrap_or_default()))
+                Ok(format!(
+                    "started {target} again (pid {})",
+                    s.pid.unwrap_or_default()
+                ))
             }
             (FaultKind::NodeKill, _) => Ok(format!("{target} was already running again")),
             (FaultKind::Pause, RunState::Paused) => {
                 let s = self.runtime.act(target, NodeAction::Resume).await?;
                 if s.state == RunState::Paused {
-                    return Err(ChaosError::NotApplicable(format!("{target} is still paused")));
+                    return Err(ChaosError::NotApplicable(format!(
+                        "{target} is still paused"
+                    )));
                 }
                 Ok(format!("resumed {target}"))
             }

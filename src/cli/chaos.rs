@@ -30,7 +30,9 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  operator chaos inject node_kill --target ratelimiter-2\n  operator chaos inject pause --duration 30s\n  operator chaos inject node_kill --duration 0   (never heals itself)")]
+#[command(
+    after_help = "Examples:\n  operator chaos inject node_kill --target ratelimiter-2\n  operator chaos inject pause --duration 30s\n  operator chaos inject node_kill --duration 0   (never heals itself)"
+)]
 pub struct InjectArgs {
     /// The fault: node_kill or pause.
     #[arg(value_parser = parse_fault)]
@@ -62,15 +64,28 @@ pub struct HealArgs {
 }
 
 fn parse_fault(s: &str) -> Result<FaultKind, String> {
-    FaultKind::parse(s)
-        .ok_or_else(|| format!("unknown fault `{s}`; known faults: {}", FaultKind::NAMES.join(", ")))
+    FaultKind::parse(s).ok_or_else(|| {
+        format!(
+            "unknown fault `{s}`; known faults: {}",
+            FaultKind::NAMES.join(", ")
+        )
+    })
 }
 
 pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
     let chaos = ctx.chaos("cli")?;
-    if !matches!(cmd, ChaosCommand::Heal(HealArgs { at_expiry: true, .. })) {
+    if !matches!(
+        cmd,
+        ChaosCommand::Heal(HealArgs {
+            at_expiry: true,
+            ..
+        })
+    ) {
         for h in chaos.sweep().await? {
-            eprintln!("note: healed fault #{} on the way: {}", h.fault.id, h.fault.note);
+            eprintln!(
+                "note: healed fault #{} on the way: {}",
+                h.fault.id, h.fault.note
+            );
         }
     }
     match cmd {
@@ -88,13 +103,15 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
                 })
                 .collect();
             if a.json {
-                return output::json(&serde_json::json!({ "catalogue": catalogue, "faults": faults }));
+                return output::json(
+                    &serde_json::json!({ "catalogue": catalogue, "faults": faults }),
+                );
             }
             let mut t = output::table(&["fault", "heals itself after", "what it does"]);
             for k in FaultKind::ALL {
-                let d = chaos
-                    .default_duration(k)
-                    .map_or("never".into(), |d| humantime::format_duration(d).to_string());
+                let d = chaos.default_duration(k).map_or("never".into(), |d| {
+                    humantime::format_duration(d).to_string()
+                });
                 t.add_row(vec![k.as_str().to_string(), d, k.description().to_string()]);
             }
             println!("{t}\n");
@@ -102,7 +119,9 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
             Ok(())
         }
         ChaosCommand::Inject(a) => {
-            let f = chaos.inject(a.fault, a.target.as_deref(), a.duration).await?;
+            let f = chaos
+                .inject(a.fault, a.target.as_deref(), a.duration)
+                .await?;
             if f.expires_at.is_some() {
                 spawn_expiry_healer(ctx, f.id)?;
             }
@@ -130,8 +149,15 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
                 println!("no fault in effect on instance {}", ctx.instance);
             }
             for h in &healed {
-                let what = if h.acted { "healed" } else { "was already healed" };
-                println!("fault #{} ({} on {}) {what}: {}", h.fault.id, h.fault.fault, h.fault.target, h.fault.note);
+                let what = if h.acted {
+                    "healed"
+                } else {
+                    "was already healed"
+                };
+                println!(
+                    "fault #{} ({} on {}) {what}: {}",
+                    h.fault.id, h.fault.fault, h.fault.target, h.fault.note
+                );
             }
             Ok(())
         }
@@ -145,12 +171,20 @@ fn print_faults(faults: &[FaultRecord], all: bool) {
     }
     println!("{}", if all { "faults:" } else { "in effect:" });
     let now = clock::now();
-    let mut t = output::table(&["id", "fault", "target", "status", "injected", "time left", "note"]);
+    let mut t = output::table(&[
+        "id",
+        "fault",
+        "target",
+        "status",
+        "injected",
+        "time left",
+        "note",
+    ]);
     for f in faults {
-        let left = f
-            .expires_at
-            .filter(|_| f.status.is_live())
-            .map(|e| humantime::format_duration(Duration::from_secs((e - now).num_seconds().max(0) as u64)).to_string());
+        let left = f.expires_at.filter(|_| f.status.is_live()).map(|e| {
+            humantime::format_duration(Duration::from_secs((e - now).num_seconds().max(0) as u64))
+                .to_string()
+        });
         t.add_row(vec![
             f.id.to_string(),
             f.fault.to_string(),

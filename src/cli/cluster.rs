@@ -4,10 +4,10 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use color_eyre::eyre::{Result, eyre};
+use operator::clock;
 use operator::runtime::local::LocalRuntime;
 use operator::runtime::{NodeAction, NodeStatus, RuntimeError};
 use operator::subjects::{self, ratelimiter};
-use operator::clock;
 
 use super::Context;
 use super::output::{self, opt};
@@ -46,7 +46,9 @@ pub enum NodeVerb {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  operator node kill ratelimiter-2\n  operator node start ratelimiter-2\n  operator node logs redis -n 20 --follow")]
+#[command(
+    after_help = "Examples:\n  operator node kill ratelimiter-2\n  operator node start ratelimiter-2\n  operator node logs redis -n 20 --follow"
+)]
 pub struct NodeArgs {
     pub verb: NodeVerb,
     /// The node, e.g. redis or ratelimiter-2 (see `operator status`).
@@ -70,12 +72,8 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
     let names = ratelimiter::topology::node_names(cfg);
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let ports = runtime.allocate_ports(&name_refs)?;
-    let plan = ratelimiter::topology::plan(
-        cfg,
-        &ctx.config.runtime.local,
-        LocalRuntime::host(),
-        &ports,
-    );
+    let plan =
+        ratelimiter::topology::plan(cfg, &ctx.config.runtime.local, LocalRuntime::host(), &ports);
     if !args.json {
         eprintln!(
             "starting {} instance {} ({} nodes)…",
@@ -106,7 +104,10 @@ pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {
         Ok(report) if args.json => output::json(&report),
         Ok(report) => {
             if report.stopped.is_empty() {
-                println!("instance {}: no node was running; state removed", ctx.instance);
+                println!(
+                    "instance {}: no node was running; state removed",
+                    ctx.instance
+                );
             } else {
                 println!(
                     "instance {}: stopped {}; state removed",
@@ -138,7 +139,9 @@ pub async fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
 }
 
 fn print_nodes(nodes: &[NodeStatus]) {
-    let mut t = output::table(&["node", "role", "state", "health", "pid", "address", "up for", "log"]);
+    let mut t = output::table(&[
+        "node", "role", "state", "health", "pid", "address", "up for", "log",
+    ]);
     let now = clock::now();
     for n in nodes {
         let health = match n.healthy {

@@ -98,7 +98,11 @@ fn print(s: &LoadStats, json: bool, total: bool) -> Result<()> {
         s.allowed,
         s.blocked,
         s.failed,
-        if s.dropped > 0 { format!("  dropped {}", s.dropped) } else { String::new() },
+        if s.dropped > 0 {
+            format!("  dropped {}", s.dropped)
+        } else {
+            String::new()
+        },
         s.p50_ms,
         s.p99_ms
     );

@@ -158,12 +158,10 @@ impl Context {
 
     pub fn subject(&self, name: &str) -> Result<Box<dyn Subject>> {
         match name {
-            "ratelimiter" => Ok(Box::new(
-                subjects::ratelimiter::RateLimiterSubject::new(
-                    self.runtime(),
-                    self.config.ratelimiter.clone(),
-                ),
-            )),
+            "ratelimiter" => Ok(Box::new(subjects::ratelimiter::RateLimiterSubject::new(
+                self.runtime(),
+                self.config.ratelimiter.clone(),
+            ))),
             other => Err(eyre!(subjects::unknown_subject(other))),
         }
     }

@@ -13,7 +13,9 @@ use super::output;
 use super::{Context, parse_duration};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  operator monitor\n  operator monitor --interval 200ms\n  operator monitor --once --json")]
+#[command(
+    after_help = "Examples:\n  operator monitor\n  operator monitor --interval 200ms\n  operator monitor --once --json"
+)]
 pub struct MonitorArgs {
     /// The subject to watch (default: the one running in this instance).
     #[arg(long)]
@@ -114,7 +116,10 @@ fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {
             if json {
                 return output::json_line(&serde_json::json!({ "error": e.to_string() }));
             }
-            println!("{} monitor cycle failed: {e}", operator::clock::format(operator::clock::now()));
+            println!(
+                "{} monitor cycle failed: {e}",
+                operator::clock::format(operator::clock::now())
+            );
             return Ok(());
         }
     };
@@ -132,7 +137,12 @@ fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {
             if out.is_empty() {
                 format!("nodes {}/{} up", r.nodes_up, r.nodes_total)
             } else {
-                format!("nodes {}/{} up ({})", r.nodes_up, r.nodes_total, out.join(", "))
+                format!(
+                    "nodes {}/{} up ({})",
+                    r.nodes_up,
+                    r.nodes_total,
+                    out.join(", ")
+                )
             }
         }
     };
@@ -157,7 +167,10 @@ fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {
             ChangeKind::Cleared => "cleared".to_string(),
             ChangeKind::SeenAgain => "seen again".to_string(),
         };
-        println!("  ticket #{} {what}: {} {} — {}", c.ticket_id, c.invariant, c.entity, c.summary);
+        println!(
+            "  ticket #{} {what}: {} {} — {}",
+            c.ticket_id, c.invariant, c.entity, c.summary
+        );
     }
     Ok(())
 }

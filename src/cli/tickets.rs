@@ -92,7 +92,14 @@ pub async fn run(ctx: &Context, cmd: TicketsCommand) -> Result<()> {
             }
             let now = clock::now();
             let mut t = output::table(&[
-                "id", "status", "severity", "invariant", "entity", "age", "occ", "summary",
+                "id",
+                "status",
+                "severity",
+                "invariant",
+                "entity",
+                "age",
+                "occ",
+                "summary",
             ]);
             for k in &tickets {
                 let status = match (k.status, k.resolution, k.held) {

@@ -117,6 +117,9 @@ pub async fn run(
                 }
                 // Stop sending; let requests in flight finish (bounded by their timeout).
                 sending = false;
+                if total.stats.allowed + total.stats.blocked + total.stats.failed == total.stats.sent {
+                    break;
+                }
                 deadline = tokio::time::Instant::now() + spec.timeout + Duration::from_millis(100);
             }
             _ = send.tick(), if sending => {
@@ -153,6 +156,10 @@ pub async fn run(
             Some((outcome, micros)) = rx.recv() => {
                 total.add(outcome, micros);
                 second.add(outcome, micros);
+                let answered = total.stats.allowed + total.stats.blocked + total.stats.failed;
+                if !sending && answered == total.stats.sent {
+                    break; // every request has answered
+                }
             }
             _ = report.tick() => {
                 let s = second.finish(start.elapsed());

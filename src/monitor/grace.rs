@@ -40,7 +40,10 @@ mod tests {
         let mut g = Grace::default();
         let t = Instant::now();
         let two = Duration::from_secs(2);
-        assert_eq!(g.update(t, [("a", two), ("b", Duration::ZERO)]), [false, true]);
+        assert_eq!(
+            g.update(t, [("a", two), ("b", Duration::ZERO)]),
+            [false, true]
+        );
         assert_eq!(g.update(t + Duration::from_secs(1), [("a", two)]), [false]);
         assert_eq!(g.update(t + Duration::from_secs(2), [("a", two)]), [true]);
         // A cycle without it: the clock starts again.

@@ -82,7 +82,11 @@ impl Monitor {
     /// Observes once and applies the verdict to the tickets.
     pub async fn cycle(&mut self) -> Result<CycleReport, MonitorError> {
         self.cycle += 1;
-        let span = info_span!("monitor_cycle", cycle = self.cycle, subject = self.subject.name());
+        let span = info_span!(
+            "monitor_cycle",
+            cycle = self.cycle,
+            subject = self.subject.name()
+        );
         async {
             let start = Instant::now();
             let snapshot = self.subject.observe().await;
@@ -96,7 +100,10 @@ impl Monitor {
             let due = self.grace.update(
                 Instant::now(),
                 keys.iter().zip(violations).map(|(k, v)| {
-                    (k.as_str(), self.graces.get(&v.invariant).copied().unwrap_or_default())
+                    (
+                        k.as_str(),
+                        self.graces.get(&v.invariant).copied().unwrap_or_default(),
+                    )
                 }),
             );
             let observed: Vec<Observed> = violations

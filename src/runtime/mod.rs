@@ -119,7 +119,9 @@ impl NodeAction {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("instance {instance} is not up (nothing recorded in {dir}); start it with `operator up`")]
+    #[error(
+        "instance {instance} is not up (nothing recorded in {dir}); start it with `operator up`"
+    )]
     NotUp { instance: u32, dir: PathBuf },
     #[error(
         "instance {instance} is already up ({running}); stop it with `operator down`, or use `--instance N` for another copy"
@@ -137,7 +139,9 @@ pub enum RuntimeError {
     UnknownNode { name: String, known: String },
     #[error("`{program}` was not found. {hint}")]
     MissingProgram { program: String, hint: String },
-    #[error("port {port} (for {node}) is already in use by another program; choose another `runtime.local.base_port` or `--instance`")]
+    #[error(
+        "port {port} (for {node}) is already in use by another program; choose another `runtime.local.base_port` or `--instance`"
+    )]
     PortInUse { port: u16, node: String },
     #[error("{node} did not become healthy: {reason}\n--- last lines of {log} ---\n{log_tail}")]
     StartFailed {

@@ -59,3 +59,6 @@ pub enum StoreError {
     #[error("ticket DB: a stored value is invalid: {0}")]
     Corrupt(String),
 }
+
+#[cfg(test)]
+mod tests;

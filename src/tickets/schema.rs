@@ -139,8 +139,10 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(at)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(at)?;
-    conn.pragma_update(None, "synchronous", "NORMAL").map_err(at)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(at)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(at)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(at)?;
     migrate(&conn, path)?;
     Ok(conn)
@@ -199,11 +201,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.db");
         let c = open(&p).unwrap();
-        let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let mode: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
         drop(c);
         let c = open(&p).unwrap();
-        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, latest());
     }
 
@@ -223,7 +229,11 @@ mod tests {
     fn a_file_that_is_not_a_db_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("junk.db");
-        std::fs::write(&p, "this is not a database, just text that is long enough....").unwrap();
+        std::fs::write(
+            &p,
+            "this is not a database, just text that is long enough....",
+        )
+        .unwrap();
         let err = open(&p).unwrap_err();
         assert!(err.to_string().contains("junk.db"), "{err}");
     }

@@ -76,7 +76,11 @@ mod tests {
     #[test]
     fn self_healing_only_while_nobody_claims_to_have_fixed_it() {
         for s in [Open, InProgress, Escalated] {
-            assert_eq!(next(s, Resolve(Resolution::SelfHealed)), Ok(Resolved), "{s}");
+            assert_eq!(
+                next(s, Resolve(Resolution::SelfHealed)),
+                Ok(Resolved),
+                "{s}"
+            );
         }
         assert!(next(Verifying, Resolve(Resolution::SelfHealed)).is_err());
     }
@@ -86,7 +90,10 @@ mod tests {
         for s in [Open, InProgress, Verifying, Escalated] {
             assert_eq!(next(s, Resolve(Resolution::Manual)), Ok(Resolved));
         }
-        assert!(next(Escalated, Claim).is_err(), "escalated tickets are not retried forever");
+        assert!(
+            next(Escalated, Claim).is_err(),
+            "escalated tickets are not retried forever"
+        );
         assert!(next(Resolved, Resolve(Resolution::Manual)).is_err());
         assert!(next(Resolved, Claim).is_err());
         assert!(next(Open, Reopen).is_err());

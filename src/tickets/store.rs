@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params,
+};
 use serde::Serialize;
 use tracing::debug;
 
@@ -188,8 +190,7 @@ fn event(
     ticket: i64,
     at: Timestamp,
     kind: &str,
-    from: Option<Status>,
-    to: Option<Status>,
+    (from, to): (Option<Status>, Option<Status>),
     actor: &str,
     reason: &str,
 ) -> rusqlite::Result<()> {
@@ -236,7 +237,15 @@ fn resolve_in(
          WHERE id = ?1",
         params![t.id, to, resolution, now],
     )?;
-    event(tx, t.id, at, "resolved", Some(t.status), Some(to), actor, reason)?;
+    event(
+        tx,
+        t.id,
+        at,
+        "resolved",
+        (Some(t.status), Some(to)),
+        actor,
+        reason,
+    )?;
     Ok(())
 }
 
@@ -271,7 +280,10 @@ impl TicketStore {
     }
 
     /// Runs `f` on the connection for reading.
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         f(&self.conn())
     }
 
@@ -354,7 +366,13 @@ impl TicketStore {
     }
 
     /// Holds (or releases) a ticket: a held ticket is never resolved automatically.
-    pub fn set_held(&self, id: i64, held: bool, actor: &str, reason: &str) -> Result<Ticket, StoreError> {
+    pub fn set_held(
+        &self,
+        id: i64,
+        held: bool,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Ticket, StoreError> {
         self.write(|tx| {
             let t = get_in(tx, id)?;
             if t.held == held {
@@ -373,7 +391,15 @@ impl TicketStore {
                 params![id, held, clock::format(now)],
             )?;
             let kind = if held { "held" } else { "unheld" };
-            event(tx, id, now, kind, Some(t.status), Some(t.status), actor, reason)?;
+            event(
+                tx,
+                id,
+                now,
+                kind,
+                (Some(t.status), Some(t.status)),
+                actor,
+                reason,
+            )?;
             get_in(tx, id)
         })
     }
@@ -403,13 +429,26 @@ impl TicketStore {
                         attempts = attempts + 1, updated_at = ?5 WHERE id = ?1",
                 params![id, to, agent, clock::format(until), clock::format(now)],
             )?;
-            event(tx, id, now, "claimed", Some(t.status), Some(to), &format!("agent:{agent}"), "claimed with a lease")?;
+            event(
+                tx,
+                id,
+                now,
+                "claimed",
+                (Some(t.status), Some(to)),
+                &format!("agent:{agent}"),
+                "claimed with a lease",
+            )?;
             get_in(tx, id).map(Some)
         })
     }
 
     /// An agent says the ticket is fixed: the monitor's next look decides.
-    pub fn mark_verifying(&self, id: i64, agent: &str, summary: &str) -> Result<Ticket, StoreError> {
+    pub fn mark_verifying(
+        &self,
+        id: i64,
+        agent: &str,
+        summary: &str,
+    ) -> Result<Ticket, StoreError> {
         self.agent_transition(id, agent, Transition::Verify, "verifying", summary)
     }
 
@@ -424,7 +463,15 @@ impl TicketStore {
                         updated_at = ?3 WHERE id = ?1",
                 params![id, to, clock::format(now)],
             )?;
-            event(tx, id, now, "escalated", Some(t.status), Some(to), actor, reason)?;
+            event(
+                tx,
+                id,
+                now,
+                "escalated",
+                (Some(t.status), Some(to)),
+                actor,
+                reason,
+            )?;
             get_in(tx, id)
         })
     }
@@ -452,7 +499,15 @@ impl TicketStore {
                 "UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, to, clock::format(now)],
             )?;
-            event(tx, id, now, kind, Some(t.status), Some(to), &format!("agent:{agent}"), reason)?;
+            event(
+                tx,
+                id,
+                now,
+                kind,
+                (Some(t.status), Some(to)),
+                &format!("agent:{agent}"),
+                reason,
+            )?;
             get_in(tx, id)
         })
     }
@@ -476,7 +531,15 @@ fn release_expired_in(tx: &Transaction, now: Timestamp) -> Result<(), StoreError
             params![id, to, clock::format(now)],
         )?;
         let who = t.claimed_by.as_deref().unwrap_or("?");
-        event(tx, id, now, "released", Some(t.status), Some(to), MONITOR, &format!("lease of agent {who} expired"))?;
+        event(
+            tx,
+            id,
+            now,
+            "released",
+            (Some(t.status), Some(to)),
+            MONITOR,
+            &format!("lease of agent {who} expired"),
+        )?;
     }
     Ok(())
 }
@@ -514,7 +577,15 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
                 params![t.id, now, v.summary, detail, v.severity],
             )?;
             if t.cleared_at.is_some() {
-                event(tx, t.id, at, "seen_again", Some(t.status), Some(t.status), MONITOR, &v.summary)?;
+                event(
+                    tx,
+                    t.id,
+                    at,
+                    "seen_again",
+                    (Some(t.status), Some(t.status)),
+                    MONITOR,
+                    &v.summary,
+                )?;
                 changes.push(change(&t, ChangeKind::SeenAgain, &v.summary));
             }
             continue;
@@ -545,7 +616,15 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
             )?;
             let ago = t.resolved_at.map_or(0, |r| (at - r).num_seconds().max(0));
             let reason = format!("came back {ago}s after it was resolved: {}", v.summary);
-            event(tx, t.id, at, "reopened", Some(t.status), Some(to), MONITOR, &reason)?;
+            event(
+                tx,
+                t.id,
+                at,
+                "reopened",
+                (Some(t.status), Some(to)),
+                MONITOR,
+                &reason,
+            )?;
             changes.push(change(&t, ChangeKind::Reopened, &v.summary));
             continue;
         }
@@ -566,7 +645,15 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
             ],
         )?;
         let id = tx.last_insert_rowid();
-        event(tx, id, at, "opened", None, Some(Status::Open), MONITOR, &v.summary)?;
+        event(
+            tx,
+            id,
+            at,
+            "opened",
+            (None, Some(Status::Open)),
+            MONITOR,
+            &v.summary,
+        )?;
         let t = get_in(tx, id)?;
         changes.push(change(&t, ChangeKind::Opened, &v.summary));
     }
@@ -607,7 +694,15 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
                     "UPDATE tickets SET cleared_at = ?2, updated_at = ?2 WHERE id = ?1",
                     params![t.id, now],
                 )?;
-                event(tx, t.id, at, "cleared", Some(t.status), Some(t.status), MONITOR, reason)?;
+                event(
+                    tx,
+                    t.id,
+                    at,
+                    "cleared",
+                    (Some(t.status), Some(t.status)),
+                    MONITOR,
+                    reason,
+                )?;
                 changes.push(change(&t, ChangeKind::Cleared, reason));
             }
             None => {}

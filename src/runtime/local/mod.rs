@@ -196,10 +196,7 @@ impl LocalRuntime {
     ) -> Result<(), RuntimeError> {
         id.signal(signal)
             .map_err(|e| RuntimeError::io(format!("sending {signal}"))(e.into()))?;
-        if id
-            .wait_until(Duration::from_secs(5), |s| s == want)
-            .await
-        {
+        if id.wait_until(Duration::from_secs(5), |s| s == want).await {
             Ok(())
         } else {
             Err(RuntimeError::io(format!("waiting for {}", want.as_str()))(
@@ -309,7 +306,15 @@ impl Runtime for LocalRuntime {
                 return Err(e);
             }
         }
-        let nodes = record.nodes.iter().map(Self::status_of).collect();
+        // Every node passed its health check above.
+        let nodes = record
+            .nodes
+            .iter()
+            .map(|n| NodeStatus {
+                healthy: Some(true),
+                ..Self::status_of(n)
+            })
+            .collect();
         Ok(UpReport { nodes, notes })
     }
 

@@ -129,7 +129,11 @@ pub fn spawn_detached(
         .stderr(err_file);
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
-        cmd.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(std::io::Error::from));
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
     }
     let mut child = cmd.spawn()?;
     let pid = child.id();
@@ -223,6 +227,10 @@ mod tests {
         assert!(id.wait_until(Duration::from_secs(2), running).await);
         id.signal(Signal::SIGKILL).unwrap();
         assert!(id.wait_gone(Duration::from_secs(2)).await);
-        assert!(std::fs::read_to_string(&log).unwrap().contains("sleeper started by operator"));
+        assert!(
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .contains("sleeper started by operator")
+        );
     }
 }

@@ -101,7 +101,13 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn violate(&mut self, invariant: &str, entity: &str, summary: String, detail: serde_json::Value) {
+    fn violate(
+        &mut self,
+        invariant: &str,
+        entity: &str,
+        summary: String,
+        detail: serde_json::Value,
+    ) {
         let Some(rule) = self.rules.get(invariant) else {
             return;
         };
@@ -198,7 +204,11 @@ fn check_nodes(c: &mut Checker, nodes: &[NodeProbe], redis: &RedisProbe) {
                 detail,
             ),
             NodeState::Degraded if n.redis_unreachable && !redis.reachable() => {
-                c.unknown_for(NODE_DEGRADED, &n.name, "Redis is down; that is redis_down's ticket");
+                c.unknown_for(
+                    NODE_DEGRADED,
+                    &n.name,
+                    "Redis is down; that is redis_down's ticket",
+                );
             }
             NodeState::Degraded => c.violate(
                 NODE_DEGRADED,
@@ -314,7 +324,11 @@ fn check_counters(c: &mut Checker, nodes: &[NodeProbe], redis: &RedisProbe) {
         .collect();
     for n in nodes {
         let Some(reported) = &n.counters else {
-            c.unknown_for(COUNTER_DRIFT, &n.name, "the node did not report its counters");
+            c.unknown_for(
+                COUNTER_DRIFT,
+                &n.name,
+                "the node did not report its counters",
+            );
             continue;
         };
         let by_node: BTreeMap<&str, u64> =
@@ -323,7 +337,12 @@ fn check_counters(c: &mut Checker, nodes: &[NodeProbe], redis: &RedisProbe) {
         let partial = n.counters_truncated || scan.truncated;
         let mut keys: Vec<&str> = by_node.keys().copied().collect();
         if !partial {
-            keys.extend(in_redis.keys().copied().filter(|k| !by_node.contains_key(k)));
+            keys.extend(
+                in_redis
+                    .keys()
+                    .copied()
+                    .filter(|k| !by_node.contains_key(k)),
+            );
         }
         let drifted: Vec<_> = keys
             .into_iter()
@@ -333,7 +352,8 @@ fn check_counters(c: &mut Checker, nodes: &[NodeProbe], redis: &RedisProbe) {
                     by_node.get(k).copied().unwrap_or(0),
                     in_redis.get(k).copied().unwrap_or(0),
                 );
-                (node.abs_diff(redis) > tolerance).then(|| json!({ "key": k, "node": node, "redis": redis }))
+                (node.abs_diff(redis) > tolerance)
+                    .then(|| json!({ "key": k, "node": node, "redis": redis }))
             })
             .collect();
         if let Some(first) = drifted.first() {
@@ -373,7 +393,9 @@ fn check_registry(c: &mut Checker, nodes: &[NodeProbe], redis: &RedisProbe) {
                 n.name, n.address, e.address
             )),
             Some(e) if !alive => {
-                let silent_ms = e.last_heartbeat_ms.map_or(u64::MAX, |b| now_ms.saturating_sub(b));
+                let silent_ms = e
+                    .last_heartbeat_ms
+                    .map_or(u64::MAX, |b| now_ms.saturating_sub(b));
                 (silent_ms > ttl_ms).then(|| {
                     format!(
                         "{} is not running but is still registered, {}s after its last heartbeat (TTL {}s)",
@@ -427,7 +449,10 @@ mod tests {
             detail: None,
             redis_unreachable: false,
             probe_ms: Some(1.0),
-            latency: Some(LatencyStat { p99_ms: 2.0, samples: 100 }),
+            latency: Some(LatencyStat {
+                p99_ms: 2.0,
+                samples: 100,
+            }),
             counters: Some(vec![]),
             counters_truncated: false,
         }
@@ -455,13 +480,24 @@ mod tests {
                     })
                     .collect(),
             ),
-            counters: Some(CounterScan { counters: vec![], truncated: false, now_ms: 1_001_000 }),
+            counters: Some(CounterScan {
+                counters: vec![],
+                truncated: false,
+                now_ms: 1_001_000,
+            }),
         }
     }
 
     fn healthy() -> RlObservation {
-        let nodes = vec![node("ratelimiter-1", NodeState::Up), node("ratelimiter-2", NodeState::Up)];
-        RlObservation { error: None, redis: Some(redis(&nodes)), nodes }
+        let nodes = vec![
+            node("ratelimiter-1", NodeState::Up),
+            node("ratelimiter-2", NodeState::Up),
+        ];
+        RlObservation {
+            error: None,
+            redis: Some(redis(&nodes)),
+            nodes,
+        }
     }
 
     fn run(obs: &RlObservation) -> Assessment {
@@ -470,11 +506,20 @@ mod tests {
     }
 
     fn fired(a: &Assessment) -> Vec<(String, String)> {
-        a.violations.iter().map(|v| (v.invariant.clone(), v.entity.clone())).collect()
+        a.violations
+            .iter()
+            .map(|v| (v.invariant.clone(), v.entity.clone()))
+            .collect()
     }
 
     fn key(k: &str, count: u64, limit: u64) -> Counter {
-        Counter { key: k.into(), count, limit, window_ms: 60_000, remaining: limit.saturating_sub(count) }
+        Counter {
+            key: k.into(),
+            count,
+            limit,
+            window_ms: 60_000,
+            remaining: limit.saturating_sub(count),
+        }
     }
 
     #[test]
@@ -491,7 +536,10 @@ mod tests {
         o.nodes[1].latency = None;
         o.nodes[1].counters = None;
         let a = run(&o);
-        assert_eq!(fired(&a), vec![("node_down".into(), "ratelimiter-2".into())]);
+        assert_eq!(
+            fired(&a),
+            vec![("node_down".into(), "ratelimiter-2".into())]
+        );
         assert!(a.is_unknown(NODE_DEGRADED, "ratelimiter-2"));
         assert!(a.is_unknown(COUNTER_DRIFT, "ratelimiter-2"));
         assert!(!a.is_unknown(NODE_DOWN, "ratelimiter-2"));
@@ -525,17 +573,32 @@ mod tests {
             n.state = NodeState::Down;
         }
         let a = run(&o);
-        assert_eq!(fired(&a), vec![("subject_unreachable".into(), "cluster".into())]);
+        assert_eq!(
+            fired(&a),
+            vec![("subject_unreachable".into(), "cluster".into())]
+        );
         assert!(a.is_unknown(NODE_DOWN, "ratelimiter-1"));
-        let o = RlObservation { error: Some("not up".into()), redis: None, nodes: vec![] };
-        assert_eq!(fired(&run(&o)), vec![("subject_unreachable".into(), "cluster".into())]);
+        let o = RlObservation {
+            error: Some("not up".into()),
+            redis: None,
+            nodes: vec![],
+        };
+        assert_eq!(
+            fired(&run(&o)),
+            vec![("subject_unreachable".into(), "cluster".into())]
+        );
     }
 
     #[test]
     fn over_limit_fires_per_key() {
         let mut o = healthy();
-        o.redis.as_mut().unwrap().counters.as_mut().unwrap().counters =
-            vec![key("a", 100, 100), key("b", 101, 100)];
+        o.redis
+            .as_mut()
+            .unwrap()
+            .counters
+            .as_mut()
+            .unwrap()
+            .counters = vec![key("a", 100, 100), key("b", 101, 100)];
         for n in &mut o.nodes {
             n.counters = Some(vec![key("a", 100, 100), key("b", 101, 100)]);
         }
@@ -545,20 +608,38 @@ mod tests {
     #[test]
     fn drift_beyond_tolerance_fires_for_the_node_both_ways() {
         let mut o = healthy();
-        o.redis.as_mut().unwrap().counters.as_mut().unwrap().counters = vec![key("a", 50, 100)];
+        o.redis
+            .as_mut()
+            .unwrap()
+            .counters
+            .as_mut()
+            .unwrap()
+            .counters = vec![key("a", 50, 100)];
         o.nodes[0].counters = Some(vec![key("a", 47, 100)]); // within tolerance
         o.nodes[1].counters = Some(vec![key("x", 20, 100)]); // another Redis: sees x, not a
         let a = run(&o);
-        assert_eq!(fired(&a), vec![("counter_drift".into(), "ratelimiter-2".into())]);
+        assert_eq!(
+            fired(&a),
+            vec![("counter_drift".into(), "ratelimiter-2".into())]
+        );
         assert_eq!(a.violations[0].detail["drifted"], 2);
     }
 
     #[test]
     fn high_latency_needs_enough_samples() {
         let mut o = healthy();
-        o.nodes[0].latency = Some(LatencyStat { p99_ms: 900.0, samples: 500 });
-        o.nodes[1].latency = Some(LatencyStat { p99_ms: 900.0, samples: 3 });
-        assert_eq!(fired(&run(&o)), vec![("high_latency".into(), "ratelimiter-1".into())]);
+        o.nodes[0].latency = Some(LatencyStat {
+            p99_ms: 900.0,
+            samples: 500,
+        });
+        o.nodes[1].latency = Some(LatencyStat {
+            p99_ms: 900.0,
+            samples: 3,
+        });
+        assert_eq!(
+            fired(&run(&o)),
+            vec![("high_latency".into(), "ratelimiter-1".into())]
+        );
     }
 
     #[test]
@@ -586,11 +667,17 @@ mod tests {
         o.nodes[1].state = NodeState::Down;
         o.redis.as_mut().unwrap().counters.as_mut().unwrap().now_ms = 1_000_000 + 31_000;
         let f = fired(&run(&o));
-        assert!(f.contains(&("registry_mismatch".into(), "ratelimiter-2".into())), "{f:?}");
+        assert!(
+            f.contains(&("registry_mismatch".into(), "ratelimiter-2".into())),
+            "{f:?}"
+        );
         // Dead for less than the TTL: the entry will expire by itself.
         o.redis.as_mut().unwrap().counters.as_mut().unwrap().now_ms = 1_000_000 + 29_000;
         let f = fired(&run(&o));
-        assert!(!f.contains(&("registry_mismatch".into(), "ratelimiter-2".into())), "{f:?}");
+        assert!(
+            !f.contains(&("registry_mismatch".into(), "ratelimiter-2".into())),
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -624,7 +711,10 @@ mod tests {
         c.invariants.high_latency.grace = Some(Duration::from_secs(7));
         let cat = catalogue(&c);
         let hl = cat.iter().find(|i| i.name == HIGH_LATENCY).unwrap();
-        assert_eq!((hl.severity, hl.grace), (Severity::Critical, Duration::from_secs(7)));
+        assert_eq!(
+            (hl.severity, hl.grace),
+            (Severity::Critical, Duration::from_secs(7))
+        );
         let rm = cat.iter().find(|i| i.name == REGISTRY_MISMATCH).unwrap();
         assert_eq!(rm.grace, Duration::from_secs(15));
     }

@@ -44,7 +44,12 @@ pub struct LatencyWindow {
 
 impl LatencyWindow {
     /// Adds a scrape and returns the p99 over the window (None until two scrapes exist).
-    pub fn update(&mut self, at: Instant, buckets: Buckets, window: Duration) -> Option<LatencyStat> {
+    pub fn update(
+        &mut self,
+        at: Instant,
+        buckets: Buckets,
+        window: Duration,
+    ) -> Option<LatencyStat> {
         // A node restart resets its histogram: earlier scrapes no longer compare.
         if let Some((_, last)) = self.scrapes.back() {
             if total(last) > total(&buckets) || last.len() != buckets.len() {
@@ -53,9 +58,7 @@ impl LatencyWindow {
         }
         self.scrapes.push_back((at, buckets));
         // Keep the newest scrape at or before the window's start as the baseline.
-        while self.scrapes.len() > 2
-            && self.scrapes[1].0 <= at.checked_sub(window).unwrap_or(at)
-        {
+        while self.scrapes.len() > 2 && self.scrapes[1].0 <= at.checked_sub(window).unwrap_or(at) {
             self.scrapes.pop_front();
         }
         let (_, old) = self.scrapes.front()?;
@@ -134,7 +137,10 @@ mod tests {
         assert!((p99 - 0.0991).abs() < 1e-9, "{p99}");
         assert_eq!(quantile(&buckets(&[0.0; 5]), 0.99), None);
         // Everything beyond the last finite bound: report that bound.
-        assert_eq!(quantile(&buckets(&[0.0, 0.0, 0.0, 0.0, 5.0]), 0.99), Some(1.0));
+        assert_eq!(
+            quantile(&buckets(&[0.0, 0.0, 0.0, 0.0, 5.0]), 0.99),
+            Some(1.0)
+        );
     }
 
     #[test]
@@ -143,17 +149,32 @@ mod tests {
         let t0 = Instant::now();
         let win = Duration::from_secs(10);
         // 1000 fast requests before the window.
-        assert_eq!(w.update(t0, buckets(&[1000.0, 1000.0, 1000.0, 1000.0, 1000.0]), win), None);
+        assert_eq!(
+            w.update(t0, buckets(&[1000.0, 1000.0, 1000.0, 1000.0, 1000.0]), win),
+            None
+        );
         // Then 100 slow ones (between 100ms and 1s).
         let s = w
-            .update(t0 + Duration::from_secs(1), buckets(&[1000.0, 1000.0, 1000.0, 1100.0, 1100.0]), win)
+            .update(
+                t0 + Duration::from_secs(1),
+                buckets(&[1000.0, 1000.0, 1000.0, 1100.0, 1100.0]),
+                win,
+            )
             .unwrap();
         assert_eq!(s.samples, 100);
         assert!(s.p99_ms > 100.0, "{s:?}");
         // Long after, 100 fast ones: the slow ones have left the window.
-        w.update(t0 + Duration::from_secs(20), buckets(&[1000.0, 1000.0, 1000.0, 1100.0, 1100.0]), win);
+        w.update(
+            t0 + Duration::from_secs(20),
+            buckets(&[1000.0, 1000.0, 1000.0, 1100.0, 1100.0]),
+            win,
+        );
         let s = w
-            .update(t0 + Duration::from_secs(31), buckets(&[1100.0, 1100.0, 1100.0, 1200.0, 1200.0]), win)
+            .update(
+                t0 + Duration::from_secs(31),
+                buckets(&[1100.0, 1100.0, 1100.0, 1200.0, 1200.0]),
+                win,
+            )
             .unwrap();
         assert_eq!(s.samples, 100);
         assert!(s.p99_ms <= 1.0, "{s:?}");
@@ -165,7 +186,14 @@ mod tests {
         let t0 = Instant::now();
         let win = Duration::from_secs(10);
         w.update(t0, buckets(&[500.0, 500.0, 500.0, 500.0, 500.0]), win);
-        assert_eq!(w.update(t0 + Duration::from_secs(1), buckets(&[1.0, 1.0, 1.0, 1.0, 1.0]), win), None);
+        assert_eq!(
+            w.update(
+                t0 + Duration::from_secs(1),
+                buckets(&[1.0, 1.0, 1.0, 1.0, 1.0]),
+                win
+            ),
+            None
+        );
     }
 
     #[test]
@@ -173,9 +201,11 @@ mod tests {
         let m = super::super::service::metrics::Metrics::new("ratelimiter-1");
         {
             // The family's guard must be dropped before the next get_or_create.
-            let h = m.duration.get_or_create(&super::super::service::metrics::EndpointLabels {
-                endpoint: "/check".into(),
-            });
+            let h = m
+                .duration
+                .get_or_create(&super::super::service::metrics::EndpointLabels {
+                    endpoint: "/check".into(),
+                });
             for _ in 0..10 {
                 h.observe(0.003);
             }

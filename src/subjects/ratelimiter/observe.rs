@@ -89,7 +89,11 @@ impl Observer {
                 nodes: Vec::new(),
             };
         };
-        if self.redis.as_ref().is_none_or(|(a, _)| *a != redis_node.address) {
+        if self
+            .redis
+            .as_ref()
+            .is_none_or(|(a, _)| *a != redis_node.address)
+        {
             let url = format!("redis://{}", redis_node.address);
             match RedisLink::new(&url, self.cfg.probe_timeout) {
                 Ok(link) => self.redis = Some((redis_node.address.clone(), link)),
@@ -128,7 +132,9 @@ impl Observer {
         for (probe, histogram) in &mut nodes {
             let window = self.latency.entry(probe.name.clone()).or_default();
             match histogram.take() {
-                Some(b) => probe.latency = window.update(now, b, self.cfg.thresholds.latency_window),
+                Some(b) => {
+                    probe.latency = window.update(now, b, self.cfg.thresholds.latency_window)
+                }
                 None => window.reset(),
             }
         }
@@ -149,9 +155,15 @@ fn failed_request(e: &reqwest::Error, timeout: Duration) -> (NodeState, String) 
             format!("no answer within {}ms", timeout.as_millis()),
         )
     } else if e.is_connect() {
-        (NodeState::Down, format!("not reachable: {}", short_cause(e)))
+        (
+            NodeState::Down,
+            format!("not reachable: {}", short_cause(e)),
+        )
     } else {
-        (NodeState::Degraded, format!("unreadable answer: {}", error_chain(e)))
+        (
+            NodeState::Degraded,
+            format!("unreadable answer: {}", error_chain(e)),
+        )
     }
 }
 
@@ -331,7 +343,9 @@ async fn probe_redis(
             probe.counters = Some(counters);
         }
         Err(e) => {
-            probe.detail.get_or_insert_with(|| format!("reading state: {e}"));
+            probe
+                .detail
+                .get_or_insert_with(|| format!("reading state: {e}"));
         }
     }
     probe

@@ -221,6 +221,9 @@ pub async fn reset_counter(conn: &mut MultiplexedConnection, key: &str) -> Redis
     Ok(removed > 0)
 }
 
+/// `address`, `registered_at`, `last_heartbeat_ms` as stored.
+type EntryFields = (Option<String>, Option<String>, Option<u64>);
+
 /// A node's entry in the registry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegistryEntry {
@@ -239,17 +242,16 @@ pub async fn registry(
     let (keys, _) = scan(conn, NODE_PATTERN, Some("hash"), max).await?;
     let mut out = Vec::with_capacity(keys.len());
     for key in keys {
-        let ((address, registered_at, beat), ttl): ((Option<String>, Option<String>, Option<u64>), i64) =
-            redis::pipe()
-                .cmd("HMGET")
-                .arg(&key)
-                .arg("address")
-                .arg("registered_at")
-                .arg("last_heartbeat_ms")
-                .cmd("PTTL")
-                .arg(&key)
-                .query_async(conn)
-                .await?;
+        let ((address, registered_at, beat), ttl): (EntryFields, i64) = redis::pipe()
+            .cmd("HMGET")
+            .arg(&key)
+            .arg("address")
+            .arg("registered_at")
+            .arg("last_heartbeat_ms")
+            .cmd("PTTL")
+            .arg(&key)
+            .query_async(conn)
+            .await?;
         if ttl == -2 {
             continue; // expired between SCAN and now
         }

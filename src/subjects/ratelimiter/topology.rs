@@ -27,9 +27,11 @@ pub fn ratelimiter_program(local: &LocalRuntimeConfig) -> PathBuf {
         return p.into();
     }
     let exe = std::env::current_exe().ok();
-    let beside = exe.as_ref().and_then(|e| e.parent()).into_iter().flat_map(|dir| {
-        [dir.join("ratelimiter"), dir.join("..").join("ratelimiter")]
-    });
+    let beside = exe
+        .as_ref()
+        .and_then(|e| e.parent())
+        .into_iter()
+        .flat_map(|dir| [dir.join("ratelimiter"), dir.join("..").join("ratelimiter")]);
     beside
         .into_iter()
         .find(|p| p.is_file())
@@ -70,34 +72,50 @@ pub fn plan(
         health: HealthCheck::RedisPing,
     };
     let program = ratelimiter_program(local);
-    let limiters = names.iter().zip(ports).skip(1).map(|(name, port)| NodeSpec {
-        name: name.clone(),
-        role: ROLE_LIMITER.into(),
-        host: host.into(),
-        port: *port,
-        program: program.clone(),
-        args: vec![],
-        env: [
-            ("RATELIMITER_REDIS_URL", format!("redis://{host}:{redis_port}")),
-            ("RATELIMITER_NODE_ID", name.clone()),
-            ("RATELIMITER_NODE_HOST", host.to_string()),
-            ("RATELIMITER_NODE_PORT", port.to_string()),
-            ("RATELIMITER_DEFAULT_LIMIT", cfg.default_limit.to_string()),
-            ("RATELIMITER_DEFAULT_WINDOW_MS", cfg.default_window_ms.to_string()),
-            ("RATELIMITER_NODE_TTL_SECONDS", cfg.node_ttl_seconds.to_string()),
-            (
-                "RATELIMITER_NODE_HEARTBEAT_SECONDS",
-                cfg.node_heartbeat_seconds.to_string(),
-            ),
-            ("RATELIMITER_REDIS_TIMEOUT_MS", cfg.redis_timeout_ms.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect(),
-        health: HealthCheck::Http {
-            path: "/health".into(),
-        },
-    });
+    let limiters = names
+        .iter()
+        .zip(ports)
+        .skip(1)
+        .map(|(name, port)| NodeSpec {
+            name: name.clone(),
+            role: ROLE_LIMITER.into(),
+            host: host.into(),
+            port: *port,
+            program: program.clone(),
+            args: vec![],
+            env: [
+                (
+                    "RATELIMITER_REDIS_URL",
+                    format!("redis://{host}:{redis_port}"),
+                ),
+                ("RATELIMITER_NODE_ID", name.clone()),
+                ("RATELIMITER_NODE_HOST", host.to_string()),
+                ("RATELIMITER_NODE_PORT", port.to_string()),
+                ("RATELIMITER_DEFAULT_LIMIT", cfg.default_limit.to_string()),
+                (
+                    "RATELIMITER_DEFAULT_WINDOW_MS",
+                    cfg.default_window_ms.to_string(),
+                ),
+                (
+                    "RATELIMITER_NODE_TTL_SECONDS",
+                    cfg.node_ttl_seconds.to_string(),
+                ),
+                (
+                    "RATELIMITER_NODE_HEARTBEAT_SECONDS",
+                    cfg.node_heartbeat_seconds.to_string(),
+                ),
+                (
+                    "RATELIMITER_REDIS_TIMEOUT_MS",
+                    cfg.redis_timeout_ms.to_string(),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            health: HealthCheck::Http {
+                path: "/health".into(),
+            },
+        });
     ClusterPlan {
         subject: SUBJECT.into(),
         nodes: std::iter::once(redis).chain(limiters).collect(),

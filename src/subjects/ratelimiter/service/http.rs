@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -88,12 +89,21 @@ struct CheckRequest {
 
 const MAX_KEY_LEN: usize = 512;
 
-async fn check(State(node): State<Shared>, body: Option<Json<CheckRequest>>) -> Response {
-    let Some(Json(req)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected a JSON body {\"key\": \"...\", \"limit\"?: n, \"window_ms\"?: n}",
-        );
+async fn check(
+    State(node): State<Shared>,
+    body: Result<Json<CheckRequest>, JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(req)) => req,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "expected a JSON body {{\"key\": \"...\", \"limit\"?: n, \"window_ms\"?: n}}: {}",
+                    e.body_text()
+                ),
+            );
+        }
     };
     if req.key.is_empty() || req.key.len() > MAX_KEY_LEN {
         return error(
@@ -304,13 +314,19 @@ struct LimitRequest {
 async fn set_limit(
     State(node): State<Shared>,
     Path(key): Path<String>,
-    body: Option<Json<LimitRequest>>,
+    body: Result<Json<LimitRequest>, JsonRejection>,
 ) -> Response {
-    let Some(Json(req)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "expected a JSON body {\"limit\": n, \"window_ms\"?: n}",
-        );
+    let req = match body {
+        Ok(Json(req)) => req,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "expected a JSON body {{\"limit\": n, \"window_ms\"?: n}}: {}",
+                    e.body_text()
+                ),
+            );
+        }
     };
     if req.limit == 0 || req.window_ms == Some(0) {
         return error(

@@ -26,7 +26,11 @@ use super::redis_state::{self, Defaults};
 #[command(name = "ratelimiter", version, about, long_about = None)]
 pub struct Settings {
     /// Redis holding the shared counters and the node registry.
-    #[arg(long, env = "RATELIMITER_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "RATELIMITER_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
     /// This node's id in the registry and on every metric.
     #[arg(long, env = "RATELIMITER_NODE_ID", default_value = "ratelimiter-1")]
