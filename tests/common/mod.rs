@@ -1,0 +1,305 @@
+//! A real cluster for integration tests: `operator up` in a temporary state dir (own ports,
+//! own DB), torn down with `operator down` when the test ends, however it ends.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use operator::config::Config;
+use operator::monitor::{CycleReport, Monitor};
+use operator::paths::StateDir;
+use operator::runtime::Runtime;
+use operator::runtime::local::LocalRuntime;
+use operator::subjects::ratelimiter::RateLimiterSubject;
+use operator::tickets::{Ticket, TicketFilter, TicketStore};
+use serde_json::Value;
+
+pub const OPERATOR: &str = env!("CARGO_BIN_EXE_operator");
+pub const RATELIMITER: &str = env!("CARGO_BIN_EXE_ratelimiter");
+
+/// Settings that keep tests quick; each test adds its own (top-level dotted keys).
+const BASE_CONFIG: &str = "ratelimiter.probe_timeout = \"300ms\"\n";
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub instance: u32,
+    up: bool,
+}
+
+impl Cluster {
+    /// Brings up a cluster with `extra` TOML appended to the base config: top-level dotted
+    /// keys such as `ratelimiter.nodes = 2`, or tables other than those the base sets.
+    pub fn start(extra: &str) -> Self {
+        let mut c = Self::prepare(extra);
+        let out = c.cmd(&["up"]);
+        assert!(
+            out.status.success(),
+            "operator up failed: {}",
+            text(&out.stderr)
+        );
+        c.up = true;
+        c
+    }
+
+    /// A cluster's folders and config, not started.
+    pub fn prepare(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = format!("runtime.local.ratelimiter_bin = {RATELIMITER:?}\n");
+        config.push_str(BASE_CONFIG);
+        config.push_str(extra);
+        std::fs::write(dir.path().join("operator.toml"), config).expect("write config");
+        Self {
+            dir,
+            instance: 0,
+            up: false,
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("operator.toml")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.state_dir().join("operator.db")
+    }
+
+    pub fn config(&self) -> Config {
+        Config::from_file(&self.config_path()).expect("config")
+    }
+
+    /// `operator --config … --state-dir … --instance N <args>`, with no OPERATOR_* from the
+    /// environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(OPERATOR);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OPERATOR_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("--config")
+            .arg(self.config_path())
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .arg("--instance")
+            .arg(self.instance.to_string())
+            .args(args);
+        cmd
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run operator")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "operator {args:?} failed:\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(
+            !out.status.success(),
+            "operator {args:?} should have failed:\n{}",
+            text(&out.stdout)
+        );
+        text(&out.stderr)
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).expect("json output")
+    }
+
+    pub fn runtime(&self) -> Arc<LocalRuntime> {
+        Arc::new(LocalRuntime::new(
+            StateDir::new(self.state_dir()),
+            self.instance,
+            self.config().runtime.local,
+        ))
+    }
+
+    pub fn store(&self) -> TicketStore {
+        TicketStore::open(&self.db_path()).expect("store")
+    }
+
+    pub fn monitor(&self) -> Monitor {
+        let cfg = self.config();
+        let runtime: Arc<dyn Runtime> = self.runtime();
+        let subject = RateLimiterSubject::new(runtime, cfg.ratelimiter);
+        Monitor::new(Box::new(subject), self.store(), cfg.tickets.flap_window)
+    }
+
+    pub fn address(&self, node: &str) -> String {
+        self.runtime()
+            .topology()
+            .expect("topology")
+            .nodes
+            .into_iter()
+            .find(|n| n.name == node)
+            .unwrap_or_else(|| panic!("no node {node}"))
+            .address
+    }
+
+    pub fn redis(&self) -> redis::Connection {
+        let url = format!("redis://{}", self.address("redis"));
+        redis::Client::open(url)
+            .and_then(|c| c.get_connection())
+            .expect("redis connection")
+    }
+
+    pub fn tickets(&self) -> Vec<Ticket> {
+        self.store()
+            .list(&TicketFilter::default())
+            .expect("tickets")
+    }
+
+    pub fn active(&self) -> Vec<Ticket> {
+        self.store()
+            .list(&TicketFilter {
+                active: true,
+                ..Default::default()
+            })
+            .expect("tickets")
+    }
+
+    pub fn down(&mut self) {
+        if self.up {
+            let _ = self.cmd(&["down"]);
+            self.up = false;
+        }
+    }
+
+    pub fn mark_up(&mut self) {
+        self.up = true;
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Heal what a failed test left, then stop everything.
+        let _ = self.cmd(&["chaos", "heal", "--all"]);
+        self.down();
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Cycles the monitor until `done` holds for a report, at most `max` cycles `every` apart.
+/// Returns the report that satisfied it, or panics with the last one.
+pub async fn cycle_until(
+    m: &mut Monitor,
+    max: usize,
+    every: Duration,
+    mut done: impl FnMut(&CycleReport) -> bool,
+) -> CycleReport {
+    let mut last = None;
+    for _ in 0..max {
+        let r = m.cycle().await.expect("monitor cycle");
+        if done(&r) {
+            return r;
+        }
+        last = Some(r);
+        tokio::time::sleep(every).await;
+    }
+    let last = last.expect("at least one cycle");
+    panic!(
+        "condition not met after {max} cycles; last: {:#?}",
+        last.snapshot.map(|s| s.assessment)
+    );
+}
+
+/// Whether the report opened or reopened a ticket for `invariant` on `entity`.
+pub fn opened(r: &CycleReport, invariant: &str, entity: &str) -> bool {
+    use operator::tickets::ChangeKind;
+    r.changes.iter().any(|c| {
+        c.invariant == invariant
+            && c.entity == entity
+            && matches!(c.change, ChangeKind::Opened | ChangeKind::Reopened)
+    })
+}
+
+pub fn resolved(r: &CycleReport, invariant: &str, entity: &str) -> bool {
+    use operator::tickets::ChangeKind;
+    r.changes.iter().any(|c| {
+        c.invariant == invariant
+            && c.entity == entity
+            && matches!(c.change, ChangeKind::Resolved(_))
+    })
+}
+
+/// The invariants violated in a report.
+pub fn violated(r: &CycleReport) -> Vec<(String, String)> {
+    r.snapshot
+        .as_ref()
+        .map(|s| {
+            s.assessment
+                .violations
+                .iter()
+                .map(|v| (v.invariant.clone(), v.entity.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// A process we start for a test, killed when dropped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A rate-limiter process outside the cluster's control, e.g. a misconfigured replacement.
+pub fn rogue_ratelimiter(node_id: &str, address: &str, redis_url: &str, log: &Path) -> Child {
+    let (host, port) = address.rsplit_once(':').expect("host:port");
+    let log = std::fs::File::create(log).expect("log");
+    let child = Command::new(RATELIMITER)
+        .env_clear()
+        .env("RATELIMITER_REDIS_URL", redis_url)
+        .env("RATELIMITER_NODE_ID", node_id)
+        .env("RATELIMITER_NODE_HOST", host)
+        .env("RATELIMITER_NODE_PORT", port)
+        .env("RATELIMITER_REDIS_TIMEOUT_MS", "200")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn ratelimiter");
+    let c = Child(child);
+    let listening = wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(address).is_ok()
+    });
+    assert!(listening, "rogue ratelimiter did not listen on {address}");
+    c
+}
