@@ -274,11 +274,13 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
-    #[error("config file {path}, line {line}: {message}")]
+    #[error("config file {path}, line {line}: {message}: `{text}`")]
     Syntax {
         path: PathBuf,
         line: usize,
         message: String,
+        /// The offending line.
+        text: String,
     },
 }
 
@@ -309,10 +311,19 @@ impl Config {
 
     /// Parses `text`; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let syntax = |e: toml::de::Error| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            line: e.span().map_or(1, |s| line_at(text, s.start)),
-            message: e.message().to_string(),
+        let syntax = |e: toml::de::Error| {
+            let line = e.span().map_or(1, |s| line_at(text, s.start));
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                message: e.message().trim().to_string(),
+                text: text
+                    .lines()
+                    .nth(line - 1)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            }
         };
         let de = toml::Deserializer::parse(text).map_err(syntax)?;
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -492,6 +503,11 @@ mod tests {
     fn syntax_error_names_the_line() {
         let err = parse("[monitor]\ninterval = \n").unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { line: 2, .. }), "{err}");
+        let err = parse("a = 1\nstate_dir = \"x\"\nstate_dir = \"y\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("line 3") && err.to_string().contains("state_dir = \"y\""),
+            "{err}"
+        );
     }
 
     #[test]

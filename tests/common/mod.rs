@@ -47,7 +47,12 @@ impl Cluster {
     /// A cluster's folders and config, not started.
     pub fn prepare(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = format!("runtime.local.ratelimiter_bin = {RATELIMITER:?}\n");
+        let mut config = String::new();
+        if !extra.contains("ratelimiter_bin") {
+            config.push_str(&format!(
+                "runtime.local.ratelimiter_bin = {RATELIMITER:?}\n"
+            ));
+        }
         config.push_str(BASE_CONFIG);
         config.push_str(extra);
         std::fs::write(dir.path().join("operator.toml"), config).expect("write config");
