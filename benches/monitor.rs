@@ -1,1 +1,94 @@
-fn main() {}
+//! Cost of one monitor cycle (observe a real 3-node cluster, check every invariant, apply
+//! the verdict to a real SQLite DB), healthy and with 1000 live counter keys.
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use operator::config::Config;
+use operator::monitor::Monitor;
+use operator::paths::StateDir;
+use operator::runtime::Runtime;
+use operator::runtime::local::LocalRuntime;
+use operator::subjects::ratelimiter::{RateLimiterSubject, topology};
+use operator::tickets::TicketStore;
+
+struct Bench {
+    _dir: tempfile::TempDir,
+    runtime: Arc<LocalRuntime>,
+    config: Config,
+    store: TicketStore,
+}
+
+fn cluster(rt: &tokio::runtime::Runtime) -> Bench {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.runtime.local.ratelimiter_bin = Some(env!("CARGO_BIN_EXE_ratelimiter").into());
+    let runtime = Arc::new(LocalRuntime::new(
+        StateDir::new(dir.path()),
+        0,
+        config.runtime.local.clone(),
+    ));
+    let names = topology::node_names(&config.ratelimiter);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let ports = runtime.allocate_ports(&names).unwrap();
+    let plan = topology::plan(
+        &config.ratelimiter,
+        &config.runtime.local,
+        LocalRuntime::host(),
+        &ports,
+    );
+    rt.block_on(runtime.up(plan)).unwrap();
+    let store = TicketStore::open(&dir.path().join("operator.db")).unwrap();
+    Bench {
+        _dir: dir,
+        runtime,
+        config,
+        store,
+    }
+}
+
+fn monitor(b: &Bench) -> Monitor {
+    let runtime: Arc<dyn Runtime> = b.runtime.clone();
+    Monitor::new(
+        Box::new(RateLimiterSubject::new(
+            runtime,
+            b.config.ratelimiter.clone(),
+        )),
+        b.store.clone(),
+        b.config.tickets.flap_window,
+    )
+}
+
+fn bench_cycle(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let b = cluster(&rt);
+    let mut m = monitor(&b);
+    let mut group = c.benchmark_group("monitor_cycle");
+    group.bench_function("healthy_3_nodes", |bench| {
+        bench.iter(|| rt.block_on(m.cycle()).unwrap())
+    });
+    // 1000 keys with traffic: every node and Redis report 1000 counters each cycle.
+    let addr = b.runtime.topology().unwrap().nodes[1].address.clone();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for i in 0..1000 {
+            http.post(format!("http://{addr}/check"))
+                .json(&serde_json::json!({ "key": format!("bench-{i}") }))
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    group.bench_function("1000_keys_3_nodes", |bench| {
+        bench.iter(|| rt.block_on(m.cycle()).unwrap())
+    });
+    group.finish();
+    rt.block_on(b.runtime.down()).unwrap();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50);
+    targets = bench_cycle
+}
+criterion_main!(benches);

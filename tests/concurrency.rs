@@ -105,7 +105,15 @@ fn monitor_cli_and_a_second_writer_share_one_db() {
             run(&["tickets", "unhold", &id.to_string()]);
         }
         run(&["node", "start", &node]);
-        run(&["chaos", "inject", "pause", "--target", &node, "--duration", "0"]);
+        run(&[
+            "chaos",
+            "inject",
+            "pause",
+            "--target",
+            &node,
+            "--duration",
+            "0",
+        ]);
         run(&["chaos", "heal", "--all"]);
         round += 1;
     }
@@ -115,9 +123,17 @@ fn monitor_cli_and_a_second_writer_share_one_db() {
     let out = lines.lock().unwrap().join("\n");
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(!out.contains("locked") && !out.contains("failed"), "{out}");
-    let cycles = out.lines().filter(|l| l.starts_with("20") && l.contains(" #")).count() as u64;
-    assert!(cycles >= secs * 5, "only {cycles} monitor cycles in {secs}s");
+    let cycles = out
+        .lines()
+        .filter(|l| l.starts_with("20") && l.contains(" #"))
+        .count() as u64;
+    assert!(
+        cycles >= secs * 5,
+        "only {cycles} monitor cycles in {secs}s"
+    );
     assert!(writes >= secs * 20, "only {writes} writes");
     assert!(commands > 20, "only {commands} commands");
-    eprintln!("{secs}s: {cycles} monitor cycles, {writes} second-writer cycles, {commands} CLI commands");
+    eprintln!(
+        "{secs}s: {cycles} monitor cycles, {writes} second-writer cycles, {commands} CLI commands"
+    );
 }
