@@ -85,6 +85,9 @@ pub struct TicketFilter {
     pub limit: Option<usize>,
 }
 
+/// Not resolved, spelled so that SQLite can use the status indexes (`!=` cannot).
+const ACTIVE: &str = "status IN ('open', 'in_progress', 'verifying', 'escalated')";
+
 const COLUMNS: &str = "id, violation_key, subject, instance, invariant, entity, severity, status, \
     held, summary, detail, occurrences, observations, opened_at, last_seen_at, cleared_at, \
     resolved_at, resolution, claimed_by, lease_expires_at, attempts, updated_at";
@@ -332,7 +335,7 @@ impl TicketStore {
             args.push(Box::new(s));
         }
         if filter.active {
-            sql.push_str(" AND status != 'resolved'");
+            sql.push_str(&format!(" AND {ACTIVE}"));
         }
         if let Some(s) = &filter.subject {
             sql.push_str(" AND subject = ?");
@@ -550,7 +553,7 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
     let mut changes = Vec::new();
     let mut active: HashMap<String, Ticket> = {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM tickets WHERE subject = ?1 AND instance = ?2 AND status != 'resolved'"
+            "SELECT {COLUMNS} FROM tickets WHERE subject = ?1 AND instance = ?2 AND {ACTIVE}"
         ))?;
         let rows = stmt.query_map(params![input.subject, input.instance], ticket_from_row)?;
         rows.map(|r| r.map(|t| (t.violation_key.clone(), t)))
