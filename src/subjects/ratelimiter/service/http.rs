@@ -14,6 +14,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::metrics::{EndpointLabels, RequestLabels};
 use super::{Block, Node, limiter};
@@ -46,7 +47,8 @@ async fn record(State(node): State<Shared>, req: Request, next: Next) -> Respons
         .to_string();
     let method = req.method().to_string();
     let start = Instant::now();
-    let resp = next.run(req).await;
+    let span = tracing::debug_span!("request", %method, %endpoint);
+    let resp = next.run(req).instrument(span).await;
     let m = &node.metrics;
     m.duration
         .get_or_create(&EndpointLabels {
