@@ -69,6 +69,13 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
+fn bad_body(shape: &str, e: &JsonRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("expected a JSON body {shape}: {}", e.body_text()),
+    )
+}
+
 /// Redis away is 503 (the node cannot decide); Redis saying no is 500.
 fn redis_error(node: &Node, e: &LinkError) -> Response {
     if !e.is_command() {
@@ -97,15 +104,7 @@ async fn check(
 ) -> Response {
     let req = match body {
         Ok(Json(req)) => req,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "expected a JSON body {{\"key\": \"...\", \"limit\"?: n, \"window_ms\"?: n}}: {}",
-                    e.body_text()
-                ),
-            );
-        }
+        Err(e) => return bad_body(r#"{"key": "...", "limit"?: n, "window_ms"?: n}"#, &e),
     };
     if req.key.is_empty() || req.key.len() > MAX_KEY_LEN {
         return error(
@@ -320,15 +319,7 @@ async fn set_limit(
 ) -> Response {
     let req = match body {
         Ok(Json(req)) => req,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "expected a JSON body {{\"limit\": n, \"window_ms\"?: n}}: {}",
-                    e.body_text()
-                ),
-            );
-        }
+        Err(e) => return bad_body(r#"{"limit": n, "window_ms"?: n}"#, &e),
     };
     if req.limit == 0 || req.window_ms == Some(0) {
         return error(
