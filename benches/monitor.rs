@@ -70,7 +70,7 @@ fn bench_cycle(c: &mut Criterion) {
     // 1000 keys with traffic: every node and Redis report 1000 counters each cycle.
     let addr = b.runtime.topology().unwrap().nodes[1].address.clone();
     rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = operator::runtime::health::http_client();
         for i in 0..1000 {
             http.post(format!("http://{addr}/check"))
                 .json(&serde_json::json!({ "key": format!("bench-{i}") }))

@@ -231,7 +231,7 @@ async fn over_limit_fires_when_a_key_holds_more_than_its_limit_and_clears_on_res
         (Some(150), Some(100))
     );
     // A key's own limit counts: at 200, 150 entries are fine.
-    let http = reqwest::Client::new();
+    let http = operator::runtime::health::http_client();
     let node = c.address("ratelimiter-1");
     let resp = http
         .put(format!("http://{node}/api/limits/abuser"))
@@ -269,7 +269,7 @@ async fn counter_drift_fires_for_a_node_counting_in_another_redis() {
         &redis_db1,
         &c.dir.path().join("rogue.log"),
     );
-    let http = reqwest::Client::new();
+    let http = operator::runtime::health::http_client();
     for _ in 0..20 {
         let r = http
             .post(format!("http://{addr}/check"))

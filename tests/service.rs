@@ -15,7 +15,7 @@ struct Api {
 impl Api {
     fn new() -> Self {
         Self {
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            http: operator::runtime::health::http_client(),
         }
     }
 

@@ -60,8 +60,18 @@ impl HealthCheck {
     }
 }
 
+/// Installs the TLS crypto provider (ring) once per process, before any HTTP client exists.
+pub fn ensure_tls() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider was installed first, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// An HTTP client for loopback and the project's own nodes: never through a proxy.
 pub fn http_client() -> reqwest::Client {
+    ensure_tls();
     reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(4)
