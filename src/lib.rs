@@ -1,6 +1,7 @@
 //! Operator watches a distributed system, opens tickets when its invariants break, and lets
 //! an agent repair it under a person's eye. See DESIGN.md for the map of the parts.
 
+pub mod agent;
 pub mod chaos;
 pub mod clock;
 pub mod config;

@@ -1,0 +1,263 @@
+//! One policy for every command the agent wants to run.
+//!
+//! A command is parsed as the shell would (pipes, `&&`, `;`, `$(…)`, backticks, `sh -c`,
+//! `bash -c`, `eval`, `xargs`, `env`, …) and each program it runs is classified
+//! `read_only`, `mutating`, `destructive` or `denied`; the command's class is the worst of
+//! them. What the policy cannot see through (a variable, a script read from stdin) is denied
+//! or left to a person, never assumed harmless.
+
+mod rules;
+mod walk;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How dangerous a command is, in increasing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    ReadOnly,
+    Mutating,
+    Destructive,
+    Denied,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read_only",
+            Self::Mutating => "mutating",
+            Self::Destructive => "destructive",
+            Self::Denied => "denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::ReadOnly,
+            Self::Mutating,
+            Self::Destructive,
+            Self::Denied,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The policy's judgement of one command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub class: Class,
+    /// Why, for the parts that made the class (worst first).
+    pub reasons: Vec<String>,
+    /// Every program invocation found, as words (unknown values shown as `?`).
+    pub invocations: Vec<Vec<String>>,
+    /// Every invocation matches an allow rule: no person needs to be asked.
+    pub allowed: bool,
+}
+
+impl Verdict {
+    pub fn reason(&self) -> String {
+        if self.reasons.is_empty() {
+            self.class.as_str().to_string()
+        } else {
+            self.reasons.join("; ")
+        }
+    }
+}
+
+/// How much the agent may do without a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Run read-only and mutating commands; ask for destructive ones.
+    #[default]
+    Auto,
+    /// Ask for every command that is not read-only.
+    Approve,
+    /// Run only read-only commands; tell the model what it would have been allowed.
+    Observe,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Approve => "approve",
+            Self::Observe => "observe",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Auto, Self::Approve, Self::Observe]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// What happens to a command under a mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Run,
+    /// A person must approve, for this reason.
+    Ask(String),
+    Refuse(String),
+}
+
+pub fn gate(mode: Mode, v: &Verdict) -> Gate {
+    let why = v.reason();
+    match (v.class, mode) {
+        (Class::Denied, _) => Gate::Refuse(format!("denied by policy: {why}")),
+        (Class::ReadOnly, _) => Gate::Run,
+        (c, Mode::Observe) => {
+            let would = match (c, v.allowed) {
+                (Class::Mutating, _) | (_, true) => "would have run it",
+                _ => "would have asked a person first",
+            };
+            Gate::Refuse(format!(
+                "not run: observe mode runs only read-only commands, and this one is {c} ({why}); in auto mode the agent {would}"
+            ))
+        }
+        (_, _) if v.allowed => Gate::Run,
+        (Class::Mutating, Mode::Auto) => Gate::Run,
+        (c, _) => Gate::Ask(format!("{c}: {why}")),
+    }
+}
+
+/// Where the operator keeps what the agent must never touch except through `operator`.
+#[derive(Debug, Clone, Default)]
+pub struct Protected {
+    /// The state dir (instance records, node data, logs).
+    pub state_dir: PathBuf,
+    /// The ticket DB.
+    pub db: PathBuf,
+    /// The working directory commands run in, to resolve relative paths.
+    pub cwd: PathBuf,
+}
+
+/// Allow and deny rules, and what to protect.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    /// Command prefixes (as words) that run without asking a person.
+    allow: Vec<Vec<String>>,
+    /// Command prefixes that are always denied.
+    deny: Vec<Vec<String>>,
+    protected: Protected,
+}
+
+/// Splits a prefix rule such as `operator node restart` into words.
+pub fn prefix_words(rule: &str) -> Vec<String> {
+    rule.split_whitespace().map(str::to_string).collect()
+}
+
+impl Policy {
+    pub fn new(allow: &[String], deny: &[String], protected: Protected) -> Self {
+        Self {
+            allow: allow
+                .iter()
+                .map(|r| prefix_words(r))
+                .filter(|w| !w.is_empty())
+                .collect(),
+            deny: deny
+                .iter()
+                .map(|r| prefix_words(r))
+                .filter(|w| !w.is_empty())
+                .collect(),
+            protected,
+        }
+    }
+
+    pub fn allow_prefix(&mut self, rule: &str) {
+        let w = prefix_words(rule);
+        if !w.is_empty() && !self.allow.contains(&w) {
+            self.allow.push(w);
+        }
+    }
+
+    pub fn protected(&self) -> &Protected {
+        &self.protected
+    }
+
+    /// Classifies a command line.
+    pub fn classify(&self, command: &str) -> Verdict {
+        let mut found = walk::Findings::default();
+        walk::walk_source(self, command, 0, &mut found);
+        let mut invocations: Vec<Vec<String>> =
+            found.invocations.iter().map(|i| i.words()).collect();
+        invocations.dedup();
+        let mut class = Class::ReadOnly;
+        let mut reasons: Vec<(Class, String)> = found.marks;
+        for inv in &invocations {
+            if let Some(rule) = self.deny.iter().find(|p| starts_with(inv, p)) {
+                reasons.push((
+                    Class::Denied,
+                    format!("matches the deny rule `{}`", rule.join(" ")),
+                ));
+            }
+        }
+        for (c, _) in &reasons {
+            class = class.max(*c);
+        }
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.0));
+        let worst: Vec<String> = reasons
+            .iter()
+            .filter(|(c, _)| *c == class && class != Class::ReadOnly)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let allowed = !invocations.is_empty()
+            && invocations
+                .iter()
+                .all(|inv| self.allow.iter().any(|p| starts_with(inv, p)));
+        Verdict {
+            class,
+            reasons: if worst.is_empty() && class == Class::ReadOnly {
+                vec!["reads only".into()]
+            } else {
+                worst
+            },
+            invocations,
+            allowed: allowed && class != Class::Denied,
+        }
+    }
+
+    /// Resolves a path argument as the command will see it.
+    pub(crate) fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        let joined = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.protected.cwd.join(p)
+        };
+        normalize(&joined)
+    }
+}
+
+fn starts_with(inv: &[String], prefix: &[String]) -> bool {
+    inv.len() >= prefix.len() && inv.iter().zip(prefix).all(|(a, b)| a == b)
+}
+
+/// `a/b/../c` → `a/c`, without touching the file system.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1767 @@
+//! What each program does to a cluster and its host, by its arguments.
+//!
+//! Unknown programs go to a person (destructive); programs that only read are read-only;
+//! anything that loses data, flushes state, leaves the project's network, escalates
+//! privileges, reads credentials or the environment, or touches the operator's own state is
+//! denied.
+
+use super::walk::{self, Arg, Findings, Invocation};
+use super::{Class, Policy};
+
+/// The program's name as run: `/usr/bin/rm` is `rm`.
+pub fn program_name(arg0: &str) -> String {
+    arg0.rsplit('/').next().unwrap_or(arg0).to_string()
+}
+
+/// Programs that fetch from the network, for "download piped into a shell".
+pub fn is_download(program: &str) -> bool {
+    matches!(program, "curl" | "wget")
+}
+
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "fish"];
+const INTERPRETERS: &[&str] = &[
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "node",
+    "nodejs",
+    "php",
+    "lua",
+    "tclsh",
+    "osascript",
+    "pwsh",
+];
+
+/// Only reads: any arguments, no effect (credential and state checks still apply).
+const READ_ONLY: &[&str] = &[
+    "ls",
+    "cat",
+    "head",
+    "tail",
+    "less",
+    "more",
+    "grep",
+    "egrep",
+    "fgrep",
+    "rg",
+    "wc",
+    "sort",
+    "uniq",
+    "cut",
+    "tr",
+    "column",
+    "jq",
+    "yq",
+    "echo",
+    "printf",
+    "date",
+    "uptime",
+    "whoami",
+    "id",
+    "hostname",
+    "uname",
+    "ps",
+    "pgrep",
+    "pidof",
+    "free",
+    "df",
+    "du",
+    "ss",
+    "netstat",
+    "lsof",
+    "ping",
+    "dig",
+    "nslookup",
+    "host",
+    "test",
+    "[",
+    "true",
+    "false",
+    "sleep",
+    "which",
+    "type",
+    "stat",
+    "file",
+    "diff",
+    "cmp",
+    "md5sum",
+    "sha1sum",
+    "sha256sum",
+    "sha512sum",
+    "tree",
+    "basename",
+    "dirname",
+    "realpath",
+    "readlink",
+    "seq",
+    "nproc",
+    "vmstat",
+    "iostat",
+    "mpstat",
+    "top",
+    "pwd",
+    "cd",
+    "zcat",
+    "zgrep",
+    "strings",
+    "od",
+    "xxd",
+    "hexdump",
+    "base64",
+    "nl",
+    "tac",
+    "rev",
+    "fold",
+    "fmt",
+    "paste",
+    "join",
+    "comm",
+    "expand",
+    "locale",
+    "tty",
+    "lscpu",
+    "lsblk",
+    "lsmem",
+    "dmesg",
+    "getconf",
+    "man",
+    "bc",
+    "expr",
+    ":",
+    "exit",
+    "return",
+    "trap",
+    "unset",
+    "wait",
+    "jobs",
+    "getent",
+    "whereis",
+    "time",
+    "timedatectl",
+    "hostnamectl",
+    "traceroute",
+    "tracepath",
+    "mtr",
+    "arp",
+    "yes",
+    "look",
+    "cksum",
+    "sum",
+    "tput",
+    "clear",
+];
+
+/// Destroy a device or the host: never.
+const DENIED: &[(&str, &str)] = &[
+    ("mkfs", "formats a file system"),
+    ("mke2fs", "formats a file system"),
+    ("mkswap", "formats a device"),
+    ("fdisk", "partitions a disk"),
+    ("sfdisk", "partitions a disk"),
+    ("parted", "partitions a disk"),
+    ("wipefs", "wipes a device"),
+    ("blkdiscard", "discards a device"),
+    ("shutdown", "shuts the host down"),
+    ("reboot", "reboots the host"),
+    ("halt", "halts the host"),
+    ("poweroff", "powers the host off"),
+    ("telinit", "changes the run level"),
+    ("sudo", "escalates privileges"),
+    ("doas", "escalates privileges"),
+    ("su", "switches user"),
+    ("runuser", "switches user"),
+    ("pkexec", "escalates privileges"),
+    ("printenv", "dumps the environment"),
+    ("history", "dumps the shell history"),
+    ("alias", "redefines commands"),
+    (
+        "sqlite3",
+        "opens a SQLite database (the operator's DB is off limits)",
+    ),
+    ("passwd", "changes passwords"),
+    ("chpasswd", "changes passwords"),
+    ("visudo", "edits privileges"),
+    ("insmod", "loads kernel modules"),
+    ("rmmod", "unloads kernel modules"),
+    ("modprobe", "loads kernel modules"),
+    ("kexec", "replaces the running kernel"),
+];
+
+struct Ctx<'a> {
+    policy: &'a Policy,
+    depth: u32,
+    found: &'a mut Findings,
+}
+
+impl Ctx<'_> {
+    fn mark(&mut self, class: Class, reason: impl Into<String>) {
+        self.found.mark(class, reason);
+    }
+
+    /// Classifies a command that another one runs (`xargs rm`, `docker exec c ls`).
+    fn nested(&mut self, argv: Vec<Arg>, after_download: bool) {
+        if argv.is_empty() {
+            return;
+        }
+        if self.depth >= 6 {
+            self.mark(Class::Denied, "nested too deeply to check");
+            return;
+        }
+        let inv = Invocation {
+            argv,
+            after_download,
+        };
+        classify(self.policy, &inv, self.depth + 1, self.found);
+        self.found.invocations.push(inv);
+    }
+
+    /// Classifies shell source that a program runs (`sh -c`, `eval`, `watch`).
+    fn source(&mut self, arg: Option<&Arg>, what: &str) {
+        match arg {
+            Some(Arg::Lit(src)) => walk::walk_source(self.policy, src, self.depth + 1, self.found),
+            Some(Arg::Dyn) => self.mark(
+                Class::Denied,
+                format!("{what} runs a command only known at run time"),
+            ),
+            None => self.mark(Class::Denied, format!("{what} without a command reads commands from its input, which cannot be checked")),
+        }
+    }
+}
+
+/// Classifies one program invocation into `found`.
+pub fn classify(policy: &Policy, inv: &Invocation, depth: u32, found: &mut Findings) {
+    let mut ctx = Ctx {
+        policy,
+        depth,
+        found,
+    };
+    let Some(arg0) = inv.argv.first().and_then(Arg::lit) else {
+        ctx.mark(Class::Denied, "cannot tell what program runs");
+        return;
+    };
+    let prog = program_name(arg0);
+    let args = &inv.argv[1..];
+    if prog != "operator" {
+        check_paths(&mut ctx, args);
+    }
+    if inv.after_download
+        && (SHELLS.contains(&prog.as_str()) || INTERPRETERS.contains(&prog.as_str()))
+    {
+        ctx.mark(Class::Denied, "pipes a download into a shell");
+        return;
+    }
+    program(&mut ctx, &prog, args, inv);
+}
+
+fn lits(args: &[Arg]) -> Vec<&str> {
+    args.iter().filter_map(Arg::lit).collect()
+}
+
+fn has(args: &[Arg], flags: &[&str]) -> bool {
+    args.iter().filter_map(Arg::lit).any(|a| flags.contains(&a))
+}
+
+/// Short flags may be bundled: `-rf` holds `r`.
+fn has_short(args: &[Arg], letter: char) -> bool {
+    args.iter()
+        .filter_map(Arg::lit)
+        .any(|a| a.starts_with('-') && !a.starts_with("--") && a[1..].contains(letter))
+}
+
+fn any_dyn(args: &[Arg]) -> bool {
+    args.contains(&Arg::Dyn)
+}
+
+/// Credentials, the environment, and the operator's DB: checked on every argument.
+fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
+    for a in lits(args) {
+        // `--data @file`, `-F x=@file`, `key=value`: look at the path part too.
+        let candidates = [
+            a,
+            a.trim_start_matches('@'),
+            a.rsplit(['=', '@']).next().unwrap_or(a),
+        ];
+        for c in candidates {
+            if let Some(why) = credential(c) {
+                ctx.mark(Class::Denied, format!("reads credentials ({why}: {c})"));
+                return;
+            }
+            if touches_db(ctx.policy, c) {
+                ctx.mark(
+                    Class::Denied,
+                    format!("touches the operator's own DB ({c}); use `operator tickets …`"),
+                );
+                return;
+            }
+        }
+    }
+}
+
+fn credential(path: &str) -> Option<&'static str> {
+    let p = path.trim_matches(['\'', '"']);
+    let base = p.rsplit('/').next().unwrap_or(p);
+    let checks: [(bool, &'static str); 12] = [
+        (
+            p.contains(".ssh/")
+                || p.ends_with(".ssh")
+                || base.starts_with("id_rsa")
+                || base.starts_with("id_ed25519")
+                || base.starts_with("id_ecdsa"),
+            "SSH keys",
+        ),
+        (
+            base.ends_with(".pem")
+                || base.ends_with(".key")
+                || base.ends_with(".p12")
+                || base.ends_with(".pfx"),
+            "a private key",
+        ),
+        (
+            p.contains(".aws/") || base == "credentials" || p.contains(".gnupg"),
+            "cloud or GPG credentials",
+        ),
+        (
+            base == ".netrc"
+                || base == ".pgpass"
+                || base == ".git-credentials"
+                || base == ".npmrc"
+                || base == ".pypirc",
+            "stored passwords",
+        ),
+        (
+            p.contains(".kube/config") || p.contains(".docker/config.json"),
+            "cluster or registry credentials",
+        ),
+        (
+            p == "/etc/shadow" || p == "/etc/gshadow" || p.starts_with("/etc/sudoers"),
+            "system passwords",
+        ),
+        (
+            p.starts_with("/proc/") && base == "environ",
+            "a process's environment",
+        ),
+        (
+            base == ".env" || base.ends_with(".env") && !base.contains('/'),
+            "an environment file",
+        ),
+        (
+            p.contains("/var/run/secrets") || p.contains("/run/secrets"),
+            "mounted secrets",
+        ),
+        (
+            base == ".bash_history" || base == ".zsh_history",
+            "shell history",
+        ),
+        (
+            base.contains("api_key") || base.contains("apikey") || base.contains("token"),
+            "a token file",
+        ),
+        (p.starts_with("/root/"), "the root user's files"),
+    ];
+    checks.into_iter().find(|(hit, _)| *hit).map(|(_, why)| why)
+}
+
+fn touches_db(policy: &Policy, path: &str) -> bool {
+    let db = &policy.protected().db;
+    if db.as_os_str().is_empty() {
+        return false;
+    }
+    let name = db
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("operator.db");
+    let base = path.rsplit('/').next().unwrap_or(path);
+    base.starts_with(name) || policy.resolve(path).starts_with(db)
+}
+
+/// True when writing `path` would change the operator's own state (records, node data).
+fn in_state(policy: &Policy, path: &str) -> bool {
+    let state = &policy.protected().state_dir;
+    !state.as_os_str().is_empty() && policy.resolve(path).starts_with(state)
+}
+
+/// A path that must not be removed recursively.
+fn precious(policy: &Policy, path: &str) -> Option<&'static str> {
+    let p = path.trim_end_matches('/');
+    let resolved = policy.resolve(path);
+    let depth = resolved.components().count();
+    if matches!(
+        p,
+        "" | "/" | "/*" | "*" | "." | ".." | "~" | "~/" | "~/*" | "./*" | "../*"
+    ) {
+        return Some("everything under it");
+    }
+    if depth <= 2 {
+        return Some("a top-level system folder");
+    }
+    if in_state(policy, path) {
+        return Some("the operator's state (instance records and node data)");
+    }
+    let lower = p.to_ascii_lowercase();
+    if lower.contains("/var/lib")
+        || lower.contains("volume")
+        || lower.contains("data")
+        || lower.contains("redis")
+        || lower.contains("backup")
+    {
+        return Some("a data directory");
+    }
+    None
+}
+
+/// `> file`, `>> file`, `< file`, `&> file`.
+pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut Findings) {
+    let Some(path) = target.lit() else {
+        if write {
+            found.mark(
+                Class::Destructive,
+                "writes to a file only known at run time",
+            );
+        }
+        return;
+    };
+    if let Some(why) = credential(path) {
+        found.mark(Class::Denied, format!("reads credentials ({why}: {path})"));
+        return;
+    }
+    if touches_db(policy, path) {
+        found.mark(
+            Class::Denied,
+            format!("touches the operator's own DB ({path})"),
+        );
+        return;
+    }
+    if !write
+        || matches!(
+            path,
+            "/dev/null" | "/dev/stdout" | "/dev/stderr" | "/dev/tty"
+        )
+        || path.starts_with("/dev/fd/")
+    {
+        return;
+    }
+    if path.starts_with("/dev/") {
+        found.mark(Class::Denied, format!("writes to a device ({path})"));
+    } else if in_state(policy, path) {
+        found.mark(
+            Class::Denied,
+            format!("writes into the operator's state ({path})"),
+        );
+    } else if path.starts_with("/etc/") || path.starts_with("/boot/") || path.starts_with("/usr/") {
+        found.mark(Class::Denied, format!("overwrites a system file ({path})"));
+    } else {
+        found.mark(Class::Mutating, format!("writes {path}"));
+    }
+}
+
+/// A URL's host is on loopback or is one of the project's own (dotless) container names.
+fn local_url(url: &str) -> bool {
+    let rest = url.split("://").nth(1).unwrap_or(url);
+    let host_port = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
+    let host = if host_port.starts_with('[') {
+        host_port
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('[')
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    host == "localhost"
+        || host.starts_with("127.")
+        || host == "::1"
+        || host == "0.0.0.0"
+        || (!host.contains('.') && !host.contains(':') && !host.is_empty())
+}
+
+/// Programs that print the content of the files they are given.
+const FILE_READERS: &[&str] = &[
+    "cat", "head", "tail", "less", "more", "grep", "egrep", "fgrep", "rg", "strings", "od", "xxd",
+    "hexdump", "base64", "zcat", "zgrep", "tac", "nl", "sort", "uniq", "cut", "diff", "cmp", "awk",
+    "sed", "jq", "paste", "join", "comm", "fold", "fmt", "rev", "expand",
+];
+
+fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
+    if FILE_READERS.contains(&prog) && any_dyn(args) {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} of files only known at run time (they could hold secrets)"),
+        );
+    }
+    if let Some((_, why)) = DENIED
+        .iter()
+        .find(|(p, _)| *p == prog || (p == &"mkfs" && prog.starts_with("mkfs.")))
+    {
+        ctx.mark(Class::Denied, format!("{prog} {why}"));
+        return;
+    }
+    if prog.starts_with("mkfs.") {
+        ctx.mark(Class::Denied, format!("{prog} formats a file system"));
+        return;
+    }
+    match prog {
+        p if READ_ONLY.contains(&p) => {}
+        "env" => wrap_env(ctx, args, inv),
+        "nice" | "ionice" | "nohup" | "stdbuf" | "setsid" | "exec" | "builtin" | "chrt"
+        | "taskset" => wrap(ctx, prog, args, inv),
+        "timeout" => wrap(ctx, prog, args, inv),
+        "command" => {
+            if has(args, &["-v", "-V"]) {
+                return;
+            }
+            wrap(ctx, prog, args, inv)
+        }
+        "xargs" => xargs(ctx, args, inv),
+        "watch" => {
+            let rest: Vec<&str> = skip_options(args, &["-n", "--interval", "-d"])
+                .iter()
+                .filter_map(|a| a.lit())
+                .collect();
+            let src = rest.join(" ");
+            ctx.source(Some(&Arg::Lit(src)), "watch");
+        }
+        "eval" => {
+            if any_dyn(args) {
+                ctx.mark(Class::Denied, "eval runs a command only known at run time");
+            } else {
+                let src = lits(args).join(" ");
+                ctx.source(Some(&Arg::Lit(src)), "eval");
+            }
+        }
+        p if SHELLS.contains(&p) => shell(ctx, p, args),
+        p if INTERPRETERS
+            .iter()
+            .any(|i| p == *i || p.starts_with(&format!("{i}."))) =>
+        {
+            if has(args, &["--version", "-V", "-v"]) && args.len() == 1 {
+                return;
+            }
+            ctx.mark(
+                Class::Destructive,
+                format!("{p} runs code the policy cannot read"),
+            );
+        }
+        "source" | "." => ctx.mark(Class::Destructive, "runs a script the policy cannot read"),
+        "set" => {
+            if args.is_empty() {
+                ctx.mark(Class::Denied, "set without arguments dumps the environment");
+            }
+        }
+        "export" | "declare" | "typeset" | "local" | "readonly" => {
+            if args.is_empty() || has(args, &["-p", "-x"]) && args.len() == 1 {
+                ctx.mark(
+                    Class::Denied,
+                    format!("{prog} without a value dumps the environment"),
+                );
+            }
+            for a in lits(args) {
+                let name = a.split('=').next().unwrap_or(a);
+                if [
+                    "PATH",
+                    "LD_PRELOAD",
+                    "LD_LIBRARY_PATH",
+                    "BASH_ENV",
+                    "ENV",
+                    "IFS",
+                    "PROMPT_COMMAND",
+                ]
+                .contains(&name)
+                {
+                    ctx.mark(
+                        Class::Denied,
+                        format!("sets {name}, which changes what runs"),
+                    );
+                }
+            }
+        }
+        "sed" => {
+            if has(args, &["-i", "--in-place"])
+                || lits(args)
+                    .iter()
+                    .any(|a| a.starts_with("-i") && !a.starts_with("--"))
+            {
+                ctx.mark(Class::Mutating, "edits files in place");
+            }
+        }
+        "awk" | "gawk" | "mawk" | "nawk" => {
+            if lits(args).iter().any(|a| {
+                a.contains("system(")
+                    || a.contains("| getline")
+                    || a.contains("print >")
+                    || a.contains("printf >")
+                    || a.contains("|&")
+            }) {
+                ctx.mark(
+                    Class::Destructive,
+                    "the awk program runs commands or writes files",
+                );
+            }
+        }
+        "find" => find(ctx, args, inv),
+        "tee" => {
+            for a in args {
+                if let Some(p) = a.lit().filter(|p| !p.starts_with('-')) {
+                    let target = Arg::Lit(p.to_string());
+                    redirect_target(ctx.policy, &target, true, ctx.found);
+                } else if *a == Arg::Dyn {
+                    ctx.mark(
+                        Class::Destructive,
+                        "tee writes to a file only known at run time",
+                    );
+                }
+            }
+        }
+        "curl" => curl(ctx, args),
+        "wget" => wget(ctx, args),
+        "nc" | "ncat" | "netcat" => {
+            if has_short(args, 'z') {
+                return;
+            }
+            ctx.mark(Class::Destructive, "opens a raw network connection");
+        }
+        "telnet" | "socat" => ctx.mark(Class::Destructive, "opens a raw network connection"),
+        "ssh" | "scp" | "sftp" | "rsync"
+            if prog != "rsync" || lits(args).iter().any(|a| a.contains(':')) =>
+        {
+            ctx.mark(Class::Destructive, "reaches another host");
+        }
+        "redis-cli" => redis_cli(ctx, args),
+        "operator" => operator(ctx, args),
+        "docker" | "podman" => docker(ctx, prog, args, inv),
+        "kubectl" => kubectl(ctx, args),
+        "systemctl" | "service" => systemctl(ctx, prog, args),
+        "journalctl" => {
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with("--vacuum") || *a == "--rotate" || *a == "--flush")
+            {
+                ctx.mark(Class::Destructive, "removes or rotates system logs");
+            }
+        }
+        "kill" | "pkill" | "killall" => {
+            if prog == "kill" && (has(args, &["-l", "-L"]) || has(args, &["-0"])) {
+                return;
+            }
+            ctx.mark(Class::Destructive, format!("{prog} stops processes"));
+        }
+        "rm" | "rmdir" | "unlink" | "shred" | "truncate" => remove(ctx, prog, args),
+        "mv" | "cp" | "ln" | "mkdir" | "touch" | "chmod" | "chown" | "chgrp" | "install"
+        | "rsync" | "mkfifo" => write_paths(ctx, prog, args),
+        "tar" | "gzip" | "gunzip" | "zip" | "unzip" | "xz" | "bzip2" => {
+            let listing = prog == "tar"
+                && lits(args).iter().any(|a| {
+                    (a.starts_with('-') || !a.contains('/'))
+                        && a.trim_start_matches('-').starts_with('t')
+                });
+            if !listing {
+                write_paths(ctx, prog, args);
+            }
+        }
+        "dd" => {
+            if lits(args).iter().any(|a| a.starts_with("of=/dev/")) {
+                ctx.mark(Class::Denied, "dd writes to a device");
+            } else {
+                ctx.mark(Class::Destructive, "dd copies raw data");
+            }
+        }
+        "mount" => {
+            if !args.is_empty() {
+                ctx.mark(Class::Destructive, "mounts a file system");
+            }
+        }
+        "umount" => ctx.mark(Class::Destructive, "unmounts a file system"),
+        "init" => {
+            if lits(args)
+                .iter()
+                .any(|a| ["0", "6", "1", "s", "S"].contains(a))
+            {
+                ctx.mark(Class::Denied, "changes the run level (halt, reboot)");
+            } else {
+                ctx.mark(Class::Destructive, "talks to init");
+            }
+        }
+        "iptables" | "ip6tables" | "iptables-legacy" | "iptables-nft" | "ip6tables-legacy"
+        | "ip6tables-nft" => iptables(ctx, args),
+        "iptables-save" | "ip6tables-save" => {}
+        "iptables-restore" | "ip6tables-restore" => {
+            ctx.mark(Class::Destructive, "replaces every firewall rule")
+        }
+        "nft" => {
+            let l = lits(args);
+            if l.first() == Some(&"list") || l.contains(&"-a") && l.contains(&"list") {
+                return;
+            }
+            if l.contains(&"flush") {
+                ctx.mark(Class::Denied, "flushes the firewall");
+            } else {
+                ctx.mark(Class::Destructive, "changes the firewall");
+            }
+        }
+        "ufw" => {
+            if lits(args).iter().any(|a| ["disable", "reset"].contains(a)) {
+                ctx.mark(Class::Denied, "turns the firewall off");
+            } else if !has(args, &["status"]) {
+                ctx.mark(Class::Destructive, "changes the firewall");
+            }
+        }
+        "tc" => {
+            let l = lits(args);
+            if l.iter()
+                .any(|a| ["add", "del", "delete", "change", "replace", "link"].contains(a))
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    "changes traffic control (latency, loss)",
+                );
+            }
+        }
+        "ip" => ip(ctx, args, inv),
+        "sysctl" => {
+            if has(args, &["-w", "--write", "-p", "--load"])
+                || lits(args).iter().any(|a| a.contains('='))
+            {
+                ctx.mark(Class::Destructive, "changes kernel settings");
+            }
+        }
+        "crontab" => {
+            if has(args, &["-r"]) {
+                ctx.mark(Class::Denied, "removes every scheduled job");
+            } else if !has(args, &["-l"]) {
+                ctx.mark(Class::Destructive, "changes scheduled jobs");
+            }
+        }
+        "apt" | "apt-get" | "dpkg" | "yum" | "dnf" | "apk" | "pip" | "pip3" | "npm" | "cargo"
+        | "gem" | "snap" => {
+            let l = lits(args);
+            let reading = l.first().is_some_and(|a| {
+                [
+                    "list",
+                    "show",
+                    "search",
+                    "-l",
+                    "--list",
+                    "info",
+                    "policy",
+                    "--version",
+                    "version",
+                ]
+                .contains(a)
+            });
+            if !reading {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} installs or removes software"),
+                );
+            }
+        }
+        "git" => {
+            let l = lits(args);
+            let sub = l
+                .iter()
+                .find(|a| !a.starts_with('-'))
+                .copied()
+                .unwrap_or("");
+            if [
+                "status",
+                "log",
+                "diff",
+                "show",
+                "branch",
+                "remote",
+                "rev-parse",
+                "describe",
+                "blame",
+                "ls-files",
+                "grep",
+            ]
+            .contains(&sub)
+            {
+                return;
+            }
+            if (sub == "reset" && l.contains(&"--hard")) || sub == "clean" {
+                ctx.mark(Class::Destructive, "git throws away work");
+            } else {
+                ctx.mark(Class::Mutating, "git changes the repository");
+            }
+        }
+        "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "chattr" | "setfacl"
+        | "setcap" => ctx.mark(
+            Class::Destructive,
+            format!("{prog} changes who may do what"),
+        ),
+        "vi" | "vim" | "nvim" | "nano" | "emacs" | "ed" | "pico" => ctx.mark(
+            Class::Destructive,
+            format!("{prog} is interactive and edits files"),
+        ),
+        "redis-server" => ctx.mark(Class::Mutating, "starts a Redis server"),
+        "ratelimiter" => ctx.mark(Class::Mutating, "starts a rate-limiter node"),
+        "redis-benchmark" => ctx.mark(Class::Mutating, "loads Redis with traffic"),
+        other if other.contains('/') || arg0_is_path(inv) => ctx.mark(
+            Class::Destructive,
+            format!("runs the program {other}, which the policy does not know"),
+        ),
+        other => ctx.mark(
+            Class::Destructive,
+            format!("`{other}` is not a command the policy knows; a person decides"),
+        ),
+    }
+}
+
+fn arg0_is_path(inv: &Invocation) -> bool {
+    inv.argv
+        .first()
+        .and_then(Arg::lit)
+        .is_some_and(|a| a.contains('/'))
+}
+
+/// Drops leading options (and the values of those in `with_value`).
+fn skip_options<'a>(args: &'a [Arg], with_value: &[&str]) -> &'a [Arg] {
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].lit() {
+            Some("--") => return &args[i + 1..],
+            Some(a) if a.starts_with('-') && a.len() > 1 => {
+                i += if with_value.contains(&a) { 2 } else { 1 };
+            }
+            _ => break,
+        }
+    }
+    &args[i.min(args.len())..]
+}
+
+fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
+    let with_value: &[&str] = match prog {
+        "nice" => &["-n", "--adjustment"],
+        "ionice" => &["-c", "-n", "-p", "--class", "--classdata"],
+        "timeout" => &["-s", "--signal", "-k", "--kill-after"],
+        "stdbuf" => &["-i", "-o", "-e"],
+        "chrt" | "taskset" => &["-p"],
+        _ => &[],
+    };
+    let mut rest = skip_options(args, with_value);
+    if prog == "timeout" && !rest.is_empty() {
+        rest = &rest[1..]; // the duration
+    }
+    if matches!(prog, "chrt" | "taskset") && !rest.is_empty() {
+        rest = &rest[1..]; // the priority or mask
+    }
+    if rest.is_empty() {
+        return;
+    }
+    ctx.nested(rest.to_vec(), inv.after_download);
+}
+
+fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].lit() {
+            Some("-u" | "--unset" | "-C" | "--chdir" | "-S" | "--split-string") => i += 2,
+            Some(a) if a.starts_with('-') => i += 1,
+            Some(a) if a.contains('=') => {
+                let name = a.split('=').next().unwrap_or(a);
+                if [
+                    "PATH",
+                    "LD_PRELOAD",
+                    "LD_LIBRARY_PATH",
+                    "BASH_ENV",
+                    "ENV",
+                    "IFS",
+                ]
+                .contains(&name)
+                {
+                    ctx.mark(
+                        Class::Denied,
+                        format!("sets {name}, which changes what runs"),
+                    );
+                }
+                i += 1;
+            }
+            _ => break,
+        }
+    }
+    if i >= args.len() {
+        ctx.mark(Class::Denied, "env without a command dumps the environment");
+        return;
+    }
+    ctx.nested(args[i..].to_vec(), inv.after_download);
+}
+
+fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    let rest = skip_options(
+        args,
+        &[
+            "-n",
+            "-I",
+            "-P",
+            "-d",
+            "-L",
+            "-s",
+            "-E",
+            "-a",
+            "--max-args",
+            "--max-procs",
+            "--delimiter",
+            "--arg-file",
+        ],
+    );
+    let mut argv: Vec<Arg> = if rest.is_empty() {
+        vec![Arg::Lit("echo".into())]
+    } else {
+        rest.to_vec()
+    };
+    argv.push(Arg::Dyn);
+    ctx.nested(argv, inv.after_download);
+}
+
+fn shell(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
+    if prog == "busybox" {
+        if let Some(Arg::Lit(applet)) = args.first() {
+            let applet = applet.clone();
+            return program(
+                ctx,
+                &applet,
+                &args[1..],
+                &Invocation {
+                    argv: args.to_vec(),
+                    after_download: false,
+                },
+            );
+        }
+    }
+    // `-c` may be bundled with other flags (`-ec`, `-lc`).
+    let c = args.iter().position(|a| {
+        a.lit().is_some_and(|a| {
+            a == "-c" || (a.starts_with('-') && !a.starts_with("--") && a.contains('c'))
+        })
+    });
+    match c {
+        Some(i) => ctx.source(args.get(i + 1), &format!("{prog} -c")),
+        None if args
+            .iter()
+            .any(|a| a.lit().is_some_and(|a| !a.starts_with('-'))) =>
+        {
+            ctx.mark(
+                Class::Destructive,
+                format!("{prog} runs a script the policy cannot read"),
+            )
+        }
+        None => ctx.mark(
+            Class::Denied,
+            format!("{prog} reading commands from its input cannot be checked"),
+        ),
+    }
+}
+
+fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].lit() {
+            Some("-delete") => ctx.mark(Class::Destructive, "find deletes what it finds"),
+            Some("-fprint" | "-fprint0" | "-fprintf" | "-fls") => {
+                ctx.mark(Class::Mutating, "find writes a file")
+            }
+            Some("-exec" | "-execdir" | "-ok" | "-okdir") => {
+                let end = args[i + 1..]
+                    .iter()
+                    .position(|a| matches!(a.lit(), Some(";" | "+" | "\\;")))
+                    .map_or(args.len(), |p| i + 1 + p);
+                let argv: Vec<Arg> = args[i + 1..end]
+                    .iter()
+                    .map(|a| {
+                        if a.lit() == Some("{}") {
+                            Arg::Dyn
+                        } else {
+                            a.clone()
+                        }
+                    })
+                    .collect();
+                ctx.nested(argv, inv.after_download);
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+fn curl(ctx: &mut Ctx, args: &[Arg]) {
+    let l = lits(args);
+    let mut method: Option<String> = None;
+    let mut writes_body = false;
+    let mut output_file = false;
+    let mut i = 0;
+    while i < l.len() {
+        let a = l[i];
+        match a {
+            "-X" | "--request" => {
+                method = l.get(i + 1).map(|m| m.to_ascii_uppercase());
+                i += 1;
+            }
+            _ if a.starts_with("-X") && a.len() > 2 => method = Some(a[2..].to_ascii_uppercase()),
+            "-d" | "--data" | "--data-raw" | "--data-binary" | "--data-urlencode" | "--json"
+            | "-F" | "--form" | "-T" | "--upload-file" => {
+                writes_body = true;
+                i += 1;
+            }
+            "-o" | "--output" => {
+                if l.get(i + 1).is_some_and(|f| *f != "/dev/null" && *f != "-") {
+                    output_file = true;
+                    if let Some(f) = l.get(i + 1) {
+                        redirect_target(ctx.policy, &Arg::Lit(f.to_string()), true, ctx.found);
+                    }
+                }
+                i += 1;
+            }
+            "-O" | "--remote-name" | "--remote-name-all" => output_file = true,
+            "-K" | "--config" => {
+                ctx.mark(Class::Destructive, "curl reads its options from a file");
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    for url in l.iter().filter(|a| {
+        a.contains("://") || (!a.starts_with('-') && a.contains(':') && a.contains('/'))
+    }) {
+        if !local_url(url) {
+            ctx.mark(
+                Class::Destructive,
+                format!("reaches outside the cluster ({url})"),
+            );
+        }
+    }
+    match method.as_deref() {
+        Some("DELETE") => ctx.mark(Class::Destructive, "sends an HTTP DELETE"),
+        Some("GET" | "HEAD" | "OPTIONS") | None if !writes_body => {}
+        Some(m) => ctx.mark(Class::Mutating, format!("sends an HTTP {m}")),
+        None => ctx.mark(Class::Mutating, "sends an HTTP POST"),
+    }
+    if output_file {
+        ctx.mark(Class::Mutating, "curl saves a file");
+    }
+    if any_dyn(args) {
+        ctx.mark(
+            Class::Destructive,
+            "curl with arguments only known at run time",
+        );
+    }
+}
+
+fn wget(ctx: &mut Ctx, args: &[Arg]) {
+    let l = lits(args);
+    let to_stdout = l
+        .windows(2)
+        .any(|w| matches!(w[0], "-O" | "--output-document") && w[1] == "-")
+        || l.iter()
+            .any(|a| *a == "-qO-" || *a == "-O-" || *a == "--output-document=-");
+    if l.iter().any(|a| a.starts_with("--post")) {
+        ctx.mark(Class::Mutating, "sends an HTTP POST");
+    }
+    if !to_stdout && !l.contains(&"--spider") {
+        ctx.mark(Class::Mutating, "wget saves a file");
+    }
+    for url in l.iter().filter(|a| a.contains("://")) {
+        if !local_url(url) {
+            ctx.mark(
+                Class::Destructive,
+                format!("reaches outside the cluster ({url})"),
+            );
+        }
+    }
+}
+
+fn remove(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
+    let recursive = prog == "rm"
+        && (has_short(args, 'r') || has_short(args, 'R') || has(args, &["--recursive"]));
+    let targets: Vec<&Arg> = args
+        .iter()
+        .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
+        .collect();
+    for t in &targets {
+        match t.lit() {
+            None => {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} of files only known at run time"),
+                );
+            }
+            Some(p) => {
+                if in_state(ctx.policy, p) {
+                    ctx.mark(
+                        Class::Denied,
+                        format!("{prog} of the operator's state ({p})"),
+                    );
+                } else if recursive {
+                    if let Some(why) = precious(ctx.policy, p) {
+                        ctx.mark(Class::Denied, format!("deletes {why} ({p})"));
+                    }
+                } else if p.starts_with("/etc/")
+                    || p.starts_with("/usr/")
+                    || p.starts_with("/boot/")
+                    || p.starts_with("/bin/")
+                    || p.starts_with("/lib")
+                {
+                    ctx.mark(Class::Denied, format!("deletes a system file ({p})"));
+                }
+            }
+        }
+    }
+    ctx.mark(Class::Destructive, format!("{prog} deletes files"));
+}
+
+fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
+    let recursive = has_short(args, 'R') || has_short(args, 'r') || has(args, &["--recursive"]);
+    let paths: Vec<&Arg> = args
+        .iter()
+        .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
+        .collect();
+    // cp, ln and install only write their last path (the destination); mv empties its sources.
+    let written: &[&Arg] = match prog {
+        "cp" | "ln" | "install" | "rsync" | "tar" | "zip" => {
+            &paths[paths.len().saturating_sub(1)..]
+        }
+        _ => &paths,
+    };
+    for a in written {
+        match a.lit() {
+            Some(p) if p.starts_with('-') => {}
+            Some(p) => {
+                if in_state(ctx.policy, p) && prog != "ls" {
+                    ctx.mark(
+                        Class::Denied,
+                        format!("{prog} in the operator's state ({p})"),
+                    );
+                } else if recursive
+                    && matches!(prog, "chmod" | "chown" | "chgrp")
+                    && precious(ctx.policy, p).is_some()
+                {
+                    ctx.mark(Class::Denied, format!("{prog} -R of {p}"));
+                } else if p.starts_with("/etc/")
+                    || p.starts_with("/usr/")
+                    || p.starts_with("/boot/")
+                {
+                    ctx.mark(Class::Denied, format!("{prog} of a system file ({p})"));
+                }
+            }
+            None => ctx.mark(
+                Class::Destructive,
+                format!("{prog} with paths only known at run time"),
+            ),
+        }
+    }
+    ctx.mark(Class::Mutating, format!("{prog} changes files"));
+}
+
+fn iptables(ctx: &mut Ctx, args: &[Arg]) {
+    const FLUSH: &[&str] = &[
+        "-F",
+        "--flush",
+        "-X",
+        "--delete-chain",
+        "-P",
+        "--policy",
+        "-Z",
+        "--zero",
+    ];
+    const LIST: &[&str] = &[
+        "-L",
+        "--list",
+        "-S",
+        "--list-rules",
+        "-C",
+        "--check",
+        "--version",
+        "-V",
+    ];
+    if has(args, FLUSH) {
+        ctx.mark(Class::Denied, "flushes or rewrites the firewall");
+    } else if !has(args, LIST)
+        || has(
+            args,
+            &[
+                "-A",
+                "--append",
+                "-I",
+                "--insert",
+                "-D",
+                "--delete",
+                "-R",
+                "--replace",
+                "-N",
+                "-E",
+            ],
+        )
+    {
+        ctx.mark(Class::Destructive, "changes firewall rules");
+    }
+}
+
+fn ip(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    let l: Vec<&str> = lits(args)
+        .into_iter()
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if l.len() >= 4 && l[0] == "netns" && l[1] == "exec" {
+        let pos = args
+            .iter()
+            .position(|a| a.lit() == Some(l[2]))
+            .map_or(args.len(), |p| p + 1);
+        ctx.mark(
+            Class::Mutating,
+            "runs a command in another network namespace",
+        );
+        ctx.nested(args[pos..].to_vec(), inv.after_download);
+        return;
+    }
+    let verb = l.get(1).copied().unwrap_or("show");
+    if [
+        "add", "del", "delete", "set", "flush", "change", "replace", "append", "exec",
+    ]
+    .contains(&verb)
+    {
+        ctx.mark(Class::Destructive, "changes the network configuration");
+    }
+}
+
+fn redis_cli(ctx: &mut Ctx, args: &[Arg]) {
+    const WITH_VALUE: &[&str] = &[
+        "-h",
+        "-p",
+        "-s",
+        "-a",
+        "-u",
+        "-n",
+        "-r",
+        "-i",
+        "-d",
+        "-D",
+        "--user",
+        "--pass",
+        "--cacert",
+        "--cacertdir",
+        "--cert",
+        "--key",
+        "--sni",
+        "--pattern",
+        "--count",
+        "--quoted-pattern",
+        "--intrinsic-latency",
+        "--memkeys-samples",
+        "--rdb",
+        "--functions-rdb",
+        "--pipe-timeout",
+        "-t",
+        "--replica",
+    ];
+    let l = args;
+    let mut i = 0;
+    let mut special: Option<&str> = None;
+    while i < l.len() {
+        match l[i].lit() {
+            Some("--eval") => {
+                ctx.mark(Class::Destructive, "redis-cli --eval runs a Lua script");
+                return;
+            }
+            Some("--pipe" | "-x") => {
+                ctx.mark(
+                    Class::Denied,
+                    "redis-cli reads commands or values from its input, which cannot be checked",
+                );
+                return;
+            }
+            Some("--rdb" | "--functions-rdb") => {
+                ctx.mark(Class::Mutating, "redis-cli writes a dump file");
+                i += 2;
+            }
+            Some(
+                a @ ("--scan"
+                | "--bigkeys"
+                | "--memkeys"
+                | "--hotkeys"
+                | "--stat"
+                | "--latency"
+                | "--latency-history"
+                | "--latency-dist"
+                | "--intrinsic-latency"),
+            ) => {
+                special = Some(a);
+                i += if a == "--intrinsic-latency" { 2 } else { 1 };
+            }
+            Some(a) if WITH_VALUE.contains(&a) => i += 2,
+            Some(a) if a.starts_with('-') && a.len() > 1 => i += 1,
+            _ => break,
+        }
+    }
+    let rest = &l[i.min(l.len())..];
+    let Some(first) = rest.first() else {
+        if special.is_none() {
+            ctx.mark(Class::Denied, "redis-cli without a command reads commands from its input, which cannot be checked");
+        }
+        return;
+    };
+    let Some(cmd) = first.lit().map(str::to_ascii_uppercase) else {
+        ctx.mark(Class::Denied, "a Redis command only known at run time");
+        return;
+    };
+    let sub = rest
+        .get(1)
+        .and_then(Arg::lit)
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_default();
+    let dynamic = any_dyn(&rest[1..]);
+    let class = redis_command(&cmd, &sub, &rest[1..]);
+    match class {
+        (Class::ReadOnly, _) => {}
+        (c, why) => ctx.mark(c, why),
+    }
+    if dynamic && class.0 >= Class::Mutating {
+        ctx.mark(
+            Class::Destructive,
+            format!("Redis {cmd} on keys only known at run time"),
+        );
+    }
+}
+
+fn redis_command(cmd: &str, sub: &str, args: &[Arg]) -> (Class, String) {
+    const READ: &[&str] = &[
+        "PING",
+        "ECHO",
+        "INFO",
+        "GET",
+        "MGET",
+        "STRLEN",
+        "GETRANGE",
+        "EXISTS",
+        "TTL",
+        "PTTL",
+        "TYPE",
+        "KEYS",
+        "SCAN",
+        "HGET",
+        "HMGET",
+        "HGETALL",
+        "HKEYS",
+        "HVALS",
+        "HLEN",
+        "HEXISTS",
+        "HSCAN",
+        "HSTRLEN",
+        "ZCARD",
+        "ZCOUNT",
+        "ZRANGE",
+        "ZREVRANGE",
+        "ZRANGEBYSCORE",
+        "ZREVRANGEBYSCORE",
+        "ZRANGEBYLEX",
+        "ZSCORE",
+        "ZMSCORE",
+        "ZRANK",
+        "ZREVRANK",
+        "ZSCAN",
+        "ZLEXCOUNT",
+        "SMEMBERS",
+        "SCARD",
+        "SISMEMBER",
+        "SMISMEMBER",
+        "SSCAN",
+        "SRANDMEMBER",
+        "LRANGE",
+        "LLEN",
+        "LINDEX",
+        "LPOS",
+        "XLEN",
+        "XRANGE",
+        "XREVRANGE",
+        "XINFO",
+        "XPENDING",
+        "DBSIZE",
+        "TIME",
+        "LASTSAVE",
+        "ROLE",
+        "OBJECT",
+        "COMMAND",
+        "LATENCY",
+        "MONITOR",
+        "DUMP",
+        "RANDOMKEY",
+        "PFCOUNT",
+        "BITCOUNT",
+        "GETBIT",
+        "BITPOS",
+        "GEOPOS",
+        "GEODIST",
+        "GEOHASH",
+        "GEOSEARCH",
+        "SELECT",
+        "READONLY",
+        "HELLO",
+        "AUTH",
+        "WAIT",
+        "SUBSCRIBE",
+        "PSUBSCRIBE",
+        "PUBSUB",
+        "SINTER",
+        "SUNION",
+        "SDIFF",
+        "ZUNION",
+        "ZINTER",
+        "ZDIFF",
+        "TOUCH",
+        "EXPIRETIME",
+        "PEXPIRETIME",
+        "SORT_RO",
+    ];
+    const WRITE: &[&str] = &[
+        "SET",
+        "SETEX",
+        "PSETEX",
+        "SETNX",
+        "MSET",
+        "MSETNX",
+        "GETSET",
+        "GETDEL",
+        "GETEX",
+        "APPEND",
+        "INCR",
+        "INCRBY",
+        "DECR",
+        "DECRBY",
+        "INCRBYFLOAT",
+        "DEL",
+        "UNLINK",
+        "EXPIRE",
+        "PEXPIRE",
+        "EXPIREAT",
+        "PEXPIREAT",
+        "PERSIST",
+        "RENAME",
+        "RENAMENX",
+        "COPY",
+        "HSET",
+        "HSETNX",
+        "HMSET",
+        "HDEL",
+        "HINCRBY",
+        "HINCRBYFLOAT",
+        "ZADD",
+        "ZREM",
+        "ZINCRBY",
+        "ZREMRANGEBYSCORE",
+        "ZREMRANGEBYRANK",
+        "ZREMRANGEBYLEX",
+        "ZPOPMIN",
+        "ZPOPMAX",
+        "SADD",
+        "SREM",
+        "SPOP",
+        "SMOVE",
+        "LPUSH",
+        "RPUSH",
+        "LPUSHX",
+        "RPUSHX",
+        "LPOP",
+        "RPOP",
+        "LREM",
+        "LSET",
+        "LTRIM",
+        "LINSERT",
+        "LMOVE",
+        "XADD",
+        "XDEL",
+        "XTRIM",
+        "XACK",
+        "PUBLISH",
+        "PFADD",
+        "SETBIT",
+        "SETRANGE",
+        "GEOADD",
+        "BGSAVE",
+        "SAVE",
+        "BGREWRITEAOF",
+        "SORT",
+    ];
+    match (cmd, sub) {
+        ("FLUSHALL" | "FLUSHDB", _) => (Class::Denied, format!("Redis {cmd} erases every key")),
+        ("DEBUG", _) => (
+            Class::Denied,
+            "Redis DEBUG can crash or corrupt the server".into(),
+        ),
+        ("SHUTDOWN", _)
+            if args
+                .iter()
+                .filter_map(Arg::lit)
+                .any(|a| a.eq_ignore_ascii_case("NOSAVE")) =>
+        {
+            (Class::Denied, "Redis SHUTDOWN NOSAVE loses data".into())
+        }
+        ("SHUTDOWN", _) => (Class::Destructive, "stops the Redis server".into()),
+        ("CONFIG", "GET") => (Class::ReadOnly, String::new()),
+        ("CONFIG", "SET") => {
+            let param = args
+                .get(1)
+                .and_then(Arg::lit)
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if [
+                "dir",
+                "dbfilename",
+                "logfile",
+                "appenddirname",
+                "appendfilename",
+            ]
+            .contains(&param.as_str())
+            {
+                (
+                    Class::Denied,
+                    format!("Redis CONFIG SET {param} writes files where it should not"),
+                )
+            } else {
+                (
+                    Class::Mutating,
+                    format!("changes the Redis setting {param}"),
+                )
+            }
+        }
+        ("CONFIG", "RESETSTAT") => (Class::Mutating, "resets Redis statistics".into()),
+        ("CONFIG", _) => (Class::Destructive, format!("Redis CONFIG {sub}")),
+        ("CLIENT", "LIST" | "INFO" | "GETNAME" | "ID") => (Class::ReadOnly, String::new()),
+        ("CLIENT", "SETNAME" | "SETINFO") => (Class::Mutating, "names a Redis connection".into()),
+        ("CLIENT", _) => (
+            Class::Destructive,
+            format!("Redis CLIENT {sub} disrupts connections"),
+        ),
+        ("SLOWLOG", "RESET") => (Class::Mutating, "clears the Redis slow log".into()),
+        ("SLOWLOG", _) => (Class::ReadOnly, String::new()),
+        ("MEMORY", "PURGE") => (Class::Mutating, "purges Redis memory".into()),
+        ("MEMORY", _) => (Class::ReadOnly, String::new()),
+        ("SCRIPT", "LOAD" | "EXISTS") => (Class::Mutating, "loads a Lua script".into()),
+        ("SCRIPT", _) => (Class::Destructive, format!("Redis SCRIPT {sub}")),
+        ("EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" | "FUNCTION", _) => {
+            (Class::Destructive, "runs a Lua script in Redis".into())
+        }
+        (
+            "REPLICAOF" | "SLAVEOF" | "MIGRATE" | "MOVE" | "SWAPDB" | "FAILOVER" | "RESTORE"
+            | "CLUSTER" | "ACL" | "MODULE" | "SYNC" | "PSYNC",
+            _,
+        ) => (
+            Class::Destructive,
+            format!("Redis {cmd} changes replication, data placement or access"),
+        ),
+        (c, _) if READ.contains(&c) => (Class::ReadOnly, String::new()),
+        (c, _) if WRITE.contains(&c) => (Class::Mutating, format!("Redis {c} changes data")),
+        (c, _) => (
+            Class::Destructive,
+            format!("Redis {c} is not a command the policy knows"),
+        ),
+    }
+}
+
+fn operator(ctx: &mut Ctx, args: &[Arg]) {
+    let l = lits(args);
+    for flag in ["--db", "--state-dir", "--instance", "--config"] {
+        if l.iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")))
+        {
+            ctx.mark(
+                Class::Denied,
+                format!("operator {flag}: the agent works on its own instance only"),
+            );
+            return;
+        }
+    }
+    if any_dyn(args) {
+        ctx.mark(
+            Class::Destructive,
+            "operator with arguments only known at run time",
+        );
+    }
+    let words: Vec<&str> = l.iter().copied().filter(|a| !a.starts_with('-')).collect();
+    match words.as_slice() {
+        []
+        | ["help", ..]
+        | ["status", ..]
+        | ["tickets", "list" | "show", ..]
+        | ["audit", ..]
+        | ["node", "logs", ..] => {}
+        ["monitor", ..] => {}
+        ["node", "start" | "resume" | "restart", ..] => {
+            ctx.mark(Class::Mutating, "starts or resumes a node")
+        }
+        ["node", "stop" | "kill" | "pause", ..] => {
+            ctx.mark(Class::Destructive, "takes a node out of service")
+        }
+        ["up", ..] => ctx.mark(Class::Mutating, "starts a cluster"),
+        ["load", ..] => ctx.mark(Class::Mutating, "sends traffic to the cluster"),
+        ["down", ..] => ctx.mark(
+            Class::Denied,
+            "operator down stops the cluster and deletes its data",
+        ),
+        ["tickets", ..] => ctx.mark(
+            Class::Denied,
+            "tickets are resolved by evidence: use the resolve tool, not the CLI",
+        ),
+        ["chaos", ..] => ctx.mark(
+            Class::Denied,
+            "the agent neither reads nor touches the fault ledger",
+        ),
+        ["agent", ..] | ["eval", ..] | ["tui", ..] | ["demo", ..] => ctx.mark(
+            Class::Denied,
+            "the agent does not start agents, evaluations or the TUI",
+        ),
+        [other, ..] => ctx.mark(
+            Class::Destructive,
+            format!("operator {other} is not a command the policy knows"),
+        ),
+    }
+}
+
+fn docker(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
+    let rest = skip_options(
+        args,
+        &[
+            "-H",
+            "--host",
+            "--context",
+            "-c",
+            "--config",
+            "-l",
+            "--log-level",
+        ],
+    );
+    let l = lits(rest);
+    let (group, verb) = match l.first().copied() {
+        Some(
+            g @ ("container" | "image" | "volume" | "network" | "system" | "compose" | "builder"
+            | "buildx"),
+        ) => (g, l.get(1).copied().unwrap_or("")),
+        Some(v) => ("", v),
+        None => ("", ""),
+    };
+    let read = [
+        "ps", "ls", "logs", "inspect", "stats", "top", "images", "version", "info", "port", "diff",
+        "events", "history", "df", "config",
+    ];
+    match (group, verb) {
+        (_, "exec") => {
+            let sub = if group.is_empty() {
+                &rest[1..]
+            } else {
+                &rest[2.min(rest.len())..]
+            };
+            let after = skip_options(
+                sub,
+                &[
+                    "-e",
+                    "--env",
+                    "-u",
+                    "--user",
+                    "-w",
+                    "--workdir",
+                    "--env-file",
+                ],
+            );
+            if after.len() < 2 {
+                ctx.mark(Class::Destructive, "an interactive shell in a container");
+                return;
+            }
+            if has(sub, &["-u", "--user"]) && lits(sub).contains(&"root") {
+                ctx.mark(Class::Destructive, "runs as root in a container");
+            }
+            ctx.nested(after[1..].to_vec(), inv.after_download);
+        }
+        ("volume", "rm" | "prune")
+        | ("system", "prune")
+        | ("image" | "builder" | "network" | "container", "prune")
+        | ("", "rm" | "rmi")
+        | ("container" | "image" | "network", "rm") => ctx.mark(
+            Class::Denied,
+            format!(
+                "{prog} {} deletes containers, images, networks or volumes",
+                l.join(" ")
+            ),
+        ),
+        ("compose", "down") if has(rest, &["-v", "--volumes"]) => {
+            ctx.mark(Class::Denied, "deletes the project's volumes")
+        }
+        ("compose", "down" | "stop" | "kill" | "rm") => {
+            ctx.mark(Class::Destructive, "stops the project's containers")
+        }
+        ("compose", "ps" | "logs" | "config" | "ls" | "top" | "images") => {}
+        ("compose", "start" | "restart" | "unpause" | "up") => {
+            ctx.mark(Class::Mutating, "starts the project's containers")
+        }
+        (_, v) if read.contains(&v) => {}
+        (_, "start" | "restart" | "unpause") => ctx.mark(Class::Mutating, "starts a container"),
+        (_, "stop" | "kill" | "pause") => {
+            ctx.mark(Class::Destructive, "takes a container out of service")
+        }
+        (
+            _,
+            "run" | "create" | "build" | "pull" | "push" | "commit" | "cp" | "update" | "rename"
+            | "login" | "tag" | "load" | "import" | "save" | "export",
+        ) => ctx.mark(
+            Class::Destructive,
+            format!("{prog} {v} changes what runs on the host", v = verb),
+        ),
+        _ => ctx.mark(
+            Class::Destructive,
+            format!("{prog} {} is not a command the policy knows", l.join(" ")),
+        ),
+    }
+}
+
+fn kubectl(ctx: &mut Ctx, args: &[Arg]) {
+    let rest = skip_options(
+        args,
+        &[
+            "-n",
+            "--namespace",
+            "--context",
+            "--kubeconfig",
+            "-l",
+            "--selector",
+        ],
+    );
+    let verb = rest.first().and_then(Arg::lit).unwrap_or("");
+    match verb {
+        "get" | "describe" | "logs" | "top" | "explain" | "version" | "api-resources"
+        | "cluster-info" | "events" => {}
+        "rollout" if rest.get(1).and_then(Arg::lit) == Some("status") => {}
+        "rollout" | "annotate" | "label" | "apply" | "patch" => ctx.mark(
+            Class::Mutating,
+            format!("kubectl {verb} changes the cluster"),
+        ),
+        "delete" | "drain" | "cordon" | "scale" | "edit" | "replace" | "exec" | "cp" | "run"
+        | "taint" => ctx.mark(Class::Destructive, format!("kubectl {verb}")),
+        _ => ctx.mark(
+            Class::Destructive,
+            format!("kubectl {verb} is not a command the policy knows"),
+        ),
+    }
+}
+
+fn systemctl(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
+    let l: Vec<&str> = lits(args)
+        .into_iter()
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let verb = if prog == "service" {
+        l.get(1).copied().unwrap_or("status")
+    } else {
+        l.first().copied().unwrap_or("status")
+    };
+    match verb {
+        "status" | "is-active" | "is-enabled" | "is-failed" | "list-units" | "list-timers"
+        | "show" | "cat" | "list-unit-files" => {}
+        "start" | "restart" | "reload" | "try-restart" | "reload-or-restart" => {
+            ctx.mark(Class::Mutating, format!("{prog} {verb}"))
+        }
+        "reboot" | "poweroff" | "halt" | "kexec" | "suspend" | "hibernate" | "emergency"
+        | "rescue" => ctx.mark(Class::Denied, format!("{prog} {verb} takes the host down")),
+        _ => ctx.mark(Class::Destructive, format!("{prog} {verb}")),
+    }
+}

@@ -1,0 +1,377 @@
+//! Walks a command line's shell syntax (parsed by brush-parser) and collects every program
+//! it would run, with its arguments as far as they can be known before running it.
+
+use std::io::Cursor;
+
+use brush_parser::ast::{
+    Command, CommandPrefixOrSuffixItem, CompoundCommand, CompoundList, IoFileRedirectKind,
+    IoFileRedirectTarget, IoRedirect, Pipeline, SimpleCommand, Word,
+};
+use brush_parser::word::{WordPiece, WordPieceWithSource};
+use brush_parser::{Parser, ParserOptions};
+
+use super::rules;
+use super::{Class, Policy};
+
+/// How deep `sh -c`, `eval` and `$(…)` may nest before the policy gives up.
+const MAX_DEPTH: u32 = 6;
+
+/// One argument: known text, or a value only the shell will know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arg {
+    Lit(String),
+    Dyn,
+}
+
+impl Arg {
+    pub fn lit(&self) -> Option<&str> {
+        match self {
+            Self::Lit(s) => Some(s),
+            Self::Dyn => None,
+        }
+    }
+}
+
+/// One program the command would run.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub argv: Vec<Arg>,
+    /// Its input comes from a download earlier in the same pipeline.
+    pub after_download: bool,
+}
+
+impl Invocation {
+    pub fn words(&self) -> Vec<String> {
+        self.argv
+            .iter()
+            .map(|a| a.lit().unwrap_or("?").to_string())
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub invocations: Vec<Invocation>,
+    pub marks: Vec<(Class, String)>,
+}
+
+impl Findings {
+    pub fn mark(&mut self, class: Class, reason: impl Into<String>) {
+        self.marks.push((class, reason.into()));
+    }
+}
+
+fn options() -> ParserOptions {
+    ParserOptions::default()
+}
+
+/// Classifies a piece of shell source into `found`.
+pub fn walk_source(policy: &Policy, src: &str, depth: u32, found: &mut Findings) {
+    if depth > MAX_DEPTH {
+        found.mark(Class::Denied, "nested too deeply to check");
+        return;
+    }
+    if src.trim().is_empty() {
+        return;
+    }
+    let mut parser = Parser::new(Cursor::new(src), &options());
+    match parser.parse_program() {
+        Ok(program) => {
+            for list in &program.complete_commands {
+                walk_list(policy, list, depth, found);
+            }
+        }
+        Err(e) => found.mark(Class::Denied, format!("cannot parse it as shell: {e}")),
+    }
+}
+
+fn walk_list(policy: &Policy, list: &CompoundList, depth: u32, found: &mut Findings) {
+    for item in &list.0 {
+        let and_or = &item.0;
+        walk_pipeline(policy, &and_or.first, depth, found);
+        for next in &and_or.additional {
+            let p = match next {
+                brush_parser::ast::AndOr::And(p) | brush_parser::ast::AndOr::Or(p) => p,
+            };
+            walk_pipeline(policy, p, depth, found);
+        }
+    }
+}
+
+fn walk_pipeline(policy: &Policy, p: &Pipeline, depth: u32, found: &mut Findings) {
+    let mut download = false;
+    for cmd in &p.seq {
+        let program = walk_command(policy, cmd, depth, download, found);
+        if program.as_deref().is_some_and(rules::is_download) {
+            download = true;
+        }
+    }
+}
+
+/// Walks one command; returns the program it runs, when it is a known simple command.
+fn walk_command(
+    policy: &Policy,
+    cmd: &Command,
+    depth: u32,
+    after_download: bool,
+    found: &mut Findings,
+) -> Option<String> {
+    match cmd {
+        Command::Simple(sc) => walk_simple(policy, sc, depth, after_download, found),
+        Command::Compound(cc, redirects) => {
+            walk_compound(policy, cc, depth, found);
+            for r in redirects.iter().flat_map(|l| &l.0) {
+                redirect(policy, r, depth, found);
+            }
+            None
+        }
+        Command::Function(_) => {
+            found.mark(
+                Class::Denied,
+                "defines a shell function, which cannot be checked",
+            );
+            None
+        }
+        Command::ExtendedTest(test, redirects) => {
+            let text = test.to_string();
+            if text.contains("$(") || text.contains('`') {
+                found.mark(Class::Denied, "runs a command inside [[ ]]");
+            }
+            for r in redirects.iter().flat_map(|l| &l.0) {
+                redirect(policy, r, depth, found);
+            }
+            None
+        }
+    }
+}
+
+fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut Findings) {
+    match cc {
+        CompoundCommand::BraceGroup(b) => walk_list(policy, &b.list, depth, found),
+        CompoundCommand::Subshell(s) => walk_list(policy, &s.list, depth, found),
+        CompoundCommand::ForClause(f) => {
+            for w in f.values.iter().flatten() {
+                word(policy, w, depth, found);
+            }
+            walk_list(policy, &f.body.list, depth, found);
+        }
+        CompoundCommand::ArithmeticForClause(f) => walk_list(policy, &f.body.list, depth, found),
+        CompoundCommand::CaseClause(c) => {
+            word(policy, &c.value, depth, found);
+            for item in &c.cases {
+                if let Some(list) = &item.cmd {
+                    walk_list(policy, list, depth, found);
+                }
+            }
+        }
+        CompoundCommand::IfClause(i) => {
+            walk_list(policy, &i.condition, depth, found);
+            walk_list(policy, &i.then, depth, found);
+            for e in i.elses.iter().flatten() {
+                if let Some(c) = &e.condition {
+                    walk_list(policy, c, depth, found);
+                }
+                walk_list(policy, &e.body, depth, found);
+            }
+        }
+        CompoundCommand::WhileClause(w) | CompoundCommand::UntilClause(w) => {
+            walk_list(policy, &w.0, depth, found);
+            walk_list(policy, &w.1.list, depth, found);
+        }
+        CompoundCommand::Arithmetic(_) => {}
+        CompoundCommand::Coprocess(_) => {
+            found.mark(Class::Denied, "starts a coprocess, which cannot be checked");
+        }
+    }
+}
+
+/// Variables that change what a program is or how it loads: never set by the agent.
+const DANGEROUS_VARIABLES: &[&str] = &[
+    "PATH",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "BASH_ENV",
+    "ENV",
+    "IFS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "SHELLOPTS",
+];
+
+fn walk_simple(
+    policy: &Policy,
+    sc: &SimpleCommand,
+    depth: u32,
+    after_download: bool,
+    found: &mut Findings,
+) -> Option<String> {
+    let mut argv = Vec::new();
+    let items = sc
+        .prefix
+        .iter()
+        .flat_map(|p| &p.0)
+        .map(|i| (i, true))
+        .chain(sc.suffix.iter().flat_map(|s| &s.0).map(|i| (i, false)));
+    let mut prefix_items = Vec::new();
+    let mut suffix_items = Vec::new();
+    for (item, is_prefix) in items {
+        if is_prefix {
+            prefix_items.push(item);
+        } else {
+            suffix_items.push(item);
+        }
+    }
+    for item in prefix_items {
+        match item {
+            CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
+                let name = a.name.to_string();
+                if DANGEROUS_VARIABLES.contains(&name.as_str()) {
+                    found.mark(
+                        Class::Denied,
+                        format!("sets {name}, which changes what runs"),
+                    );
+                }
+                word(policy, w, depth, found);
+            }
+            other => simple_item(policy, other, depth, &mut argv, found),
+        }
+    }
+    if let Some(w) = &sc.word_or_name {
+        argv.push(word(policy, w, depth, found));
+    }
+    for item in suffix_items {
+        simple_item(policy, item, depth, &mut argv, found);
+    }
+    if argv.is_empty() {
+        return None;
+    }
+    let inv = Invocation {
+        argv,
+        after_download,
+    };
+    let program = inv.argv[0].lit().map(rules::program_name);
+    rules::classify(policy, &inv, depth, found);
+    found.invocations.push(inv);
+    program
+}
+
+fn simple_item(
+    policy: &Policy,
+    item: &CommandPrefixOrSuffixItem,
+    depth: u32,
+    argv: &mut Vec<Arg>,
+    found: &mut Findings,
+) {
+    match item {
+        CommandPrefixOrSuffixItem::Word(w) => argv.push(word(policy, w, depth, found)),
+        CommandPrefixOrSuffixItem::IoRedirect(r) => redirect(policy, r, depth, found),
+        CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => {
+            walk_list(policy, &sub.list, depth, found);
+            argv.push(Arg::Dyn);
+        }
+        // `export A=b` and the like: the text itself is the argument.
+        CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
+            word(policy, w, depth, found);
+            argv.push(Arg::Lit(a.to_string()));
+        }
+    }
+}
+
+fn redirect(policy: &Policy, r: &IoRedirect, depth: u32, found: &mut Findings) {
+    match r {
+        IoRedirect::File(_, kind, target) => match target {
+            IoFileRedirectTarget::Filename(w) => {
+                let arg = word(policy, w, depth, found);
+                let write = matches!(
+                    kind,
+                    IoFileRedirectKind::Write
+                        | IoFileRedirectKind::Append
+                        | IoFileRedirectKind::Clobber
+                        | IoFileRedirectKind::ReadAndWrite
+                );
+                rules::redirect_target(policy, &arg, write, found);
+            }
+            IoFileRedirectTarget::ProcessSubstitution(_, sub) => {
+                walk_list(policy, &sub.list, depth, found);
+            }
+            IoFileRedirectTarget::Fd(_) | IoFileRedirectTarget::Duplicate(_) => {}
+        },
+        IoRedirect::OutputAndError(w, _) => {
+            let arg = word(policy, w, depth, found);
+            rules::redirect_target(policy, &arg, true, found);
+        }
+        IoRedirect::HereString(_, w) => {
+            word(policy, w, depth, found);
+        }
+        IoRedirect::HereDocument(..) => {}
+    }
+}
+
+/// What a word will be: its text when quoting and escapes are all there is, else unknown.
+/// Command substitutions inside are classified too.
+fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
+    match brush_parser::word::parse(&w.value, &options()) {
+        Ok(pieces) => {
+            let mut text = String::new();
+            if pieces_text(policy, &w.value, &pieces, depth, found, &mut text) {
+                Arg::Lit(text)
+            } else {
+                Arg::Dyn
+            }
+        }
+        Err(e) => {
+            found.mark(
+                Class::Denied,
+                format!("cannot parse the word `{}`: {e}", w.value),
+            );
+            Arg::Dyn
+        }
+    }
+}
+
+/// Appends the pieces' text; false when some piece is only known at run time.
+fn pieces_text(
+    policy: &Policy,
+    source: &str,
+    pieces: &[WordPieceWithSource],
+    depth: u32,
+    found: &mut Findings,
+    out: &mut String,
+) -> bool {
+    let mut known = true;
+    for p in pieces {
+        match &p.piece {
+            WordPiece::Text(s) | WordPiece::SingleQuotedText(s) => out.push_str(s),
+            WordPiece::EscapeSequence(s) => out.push_str(s.strip_prefix('\\').unwrap_or(s)),
+            WordPiece::AnsiCQuotedText(s) => {
+                if s.contains('\\') {
+                    known = false;
+                } else {
+                    out.push_str(s);
+                }
+            }
+            WordPiece::DoubleQuotedSequence(inner)
+            | WordPiece::GettextDoubleQuotedSequence(inner) => {
+                known &= pieces_text(policy, source, inner, depth, found, out);
+            }
+            WordPiece::TildeExpansion(_) => out.push('~'),
+            WordPiece::ParameterExpansion(_) => {
+                let text = source.get(p.start_index..p.end_index).unwrap_or("$…");
+                found.mark(
+                    Class::Denied,
+                    format!(
+                        "expands a variable ({text}): the policy cannot tell what runs, and the environment stays private"
+                    ),
+                );
+                known = false;
+            }
+            WordPiece::CommandSubstitution(src) | WordPiece::BackquotedCommandSubstitution(src) => {
+                walk_source(policy, src, depth + 1, found);
+                known = false;
+            }
+            WordPiece::ArithmeticExpression(_) => known = false,
+        }
+    }
+    known
+}
