@@ -23,6 +23,7 @@ pub struct Config {
     pub monitor: MonitorConfig,
     pub tickets: TicketsConfig,
     pub chaos: ChaosConfig,
+    pub agent: AgentConfig,
     pub ratelimiter: RateLimiterConfig,
 }
 
@@ -151,6 +152,174 @@ mod durations {
             })
             .collect()
     }
+}
+
+/// Which model backend the agent talks to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Claude when `ANTHROPIC_API_KEY` is set, else the offline runbook.
+    #[default]
+    Auto,
+    Anthropic,
+    Openai,
+    Runbook,
+}
+
+/// The agent: its backend, mode, budgets and command rules.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    pub backend: Backend,
+    /// The model; empty for the backend's default.
+    pub model: String,
+    /// auto, approve or observe.
+    pub mode: crate::agent::policy::Mode,
+    /// How often an idle agent looks for an open ticket.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long the agent waits for the monitor to confirm a fix.
+    #[serde(with = "humantime_serde")]
+    pub verify_window: Duration,
+    /// Tools offered to the model.
+    pub tools: Vec<String>,
+    pub budgets: Budgets,
+    pub anthropic: AnthropicConfig,
+    pub openai: OpenAiConfig,
+    pub policy: PolicyConfig,
+    /// Folder of runbooks replacing the built-in ones (`<subject>.yaml`).
+    pub runbooks_dir: Option<PathBuf>,
+    /// Prices in USD per million tokens, by model, for cost estimates.
+    pub prices: BTreeMap<String, Price>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Auto,
+            model: String::new(),
+            mode: crate::agent::policy::Mode::Auto,
+            poll_interval: Duration::from_millis(200),
+            verify_window: Duration::from_secs(10),
+            tools: ["shell", "observe", "resolve", "escalate"]
+                .map(String::from)
+                .to_vec(),
+            budgets: Budgets::default(),
+            anthropic: AnthropicConfig::default(),
+            openai: OpenAiConfig::default(),
+            policy: PolicyConfig::default(),
+            runbooks_dir: None,
+            prices: BTreeMap::new(),
+        }
+    }
+}
+
+/// What one session may spend before the ticket is escalated.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Budgets {
+    pub turns: u32,
+    #[serde(with = "humantime_serde")]
+    pub wall_clock: Duration,
+    /// Input plus output tokens over the whole session.
+    pub tokens: u64,
+    /// One command's limit; the whole process group is killed after it.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Bytes of a command's output kept at its head and at its tail.
+    pub output_bytes: usize,
+    /// Sessions per ticket before it is escalated.
+    pub attempts: u32,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            turns: 20,
+            wall_clock: Duration::from_secs(300),
+            tokens: 400_000,
+            command_timeout: Duration::from_secs(60),
+            output_bytes: 8192,
+            attempts: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnthropicConfig {
+    /// `ANTHROPIC_BASE_URL` wins over it.
+    pub base_url: String,
+    pub max_tokens: u32,
+    /// adaptive, disabled, or default (the model's own).
+    pub thinking: crate::agent::llm::anthropic::Thinking,
+    /// low, medium, high, xhigh, max; empty for the API's default.
+    pub effort: String,
+    /// One turn, streaming included, must finish within this.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+impl Default for AnthropicConfig {
+    fn default() -> Self {
+        Self {
+            base_url: crate::agent::llm::anthropic::DEFAULT_BASE_URL.into(),
+            max_tokens: 8192,
+            thinking: crate::agent::llm::anthropic::Thinking::Adaptive,
+            effort: "medium".into(),
+            timeout: Duration::from_secs(180),
+            max_retries: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAiConfig {
+    /// E.g. Ollama at `http://127.0.0.1:11434/v1`; `OPENAI_BASE_URL` wins over it.
+    pub base_url: String,
+    /// The model used when `agent.model` is empty.
+    pub model: String,
+    /// The environment variable holding the key, if the server wants one.
+    pub api_key_env: String,
+    pub max_tokens: u32,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:11434/v1".into(),
+            model: "llama3.1".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+            max_tokens: 4096,
+            timeout: Duration::from_secs(300),
+            max_retries: 2,
+        }
+    }
+}
+
+/// Command prefixes (words, e.g. `operator node restart`) that skip the person, or are
+/// always denied, on top of the built-in policy.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    #[serde(default)]
+    pub cache_write: f64,
+    #[serde(default)]
+    pub cache_read: f64,
 }
 
 /// The rate limiter subject: its nodes, their settings and the monitor's thresholds.
@@ -396,6 +565,30 @@ impl Config {
                 format!("{ratio} is not a share between 0 and 1"),
             );
         }
+        let a = &self.agent;
+        if a.budgets.turns == 0 || a.budgets.attempts == 0 {
+            return bad(
+                "agent.budgets",
+                "turns and attempts must be at least 1".into(),
+            );
+        }
+        if a.budgets.output_bytes < 256 {
+            return bad(
+                "agent.budgets.output_bytes",
+                "keep at least 256 bytes".into(),
+            );
+        }
+        for t in &a.tools {
+            if !crate::agent::tools::NAMES.contains(&t.as_str()) {
+                return bad(
+                    "agent.tools",
+                    format!(
+                        "unknown tool `{t}`; tools: {}",
+                        crate::agent::tools::NAMES.join(", ")
+                    ),
+                );
+            }
+        }
         for fault in self.chaos.durations.keys() {
             if !crate::chaos::FaultKind::NAMES.contains(&fault.as_str()) {
                 return bad(
@@ -409,6 +602,41 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Adds `prefix` to `agent.policy.allow` in the config file at `path` (created if absent),
+/// keeping the file's comments and layout: where "always allow this prefix" is kept.
+pub fn remember_allowed(path: &Path, prefix: &str) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let agent = doc
+        .entry("agent")
+        .or_insert(toml_edit::table())
+        .as_table_mut()
+        .ok_or_else(|| format!("{}: `agent` is not a table", path.display()))?;
+    let policy = agent
+        .entry("policy")
+        .or_insert(toml_edit::table())
+        .as_table_mut()
+        .ok_or_else(|| format!("{}: `agent.policy` is not a table", path.display()))?;
+    let allow = policy
+        .entry("allow")
+        .or_insert(toml_edit::value(toml_edit::Array::new()))
+        .as_array_mut()
+        .ok_or_else(|| format!("{}: `agent.policy.allow` is not a list", path.display()))?;
+    if !allow.iter().any(|v| v.as_str() == Some(prefix)) {
+        allow.push(prefix);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, doc.to_string()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn line_at(text: &str, offset: usize) -> usize {
@@ -520,6 +748,30 @@ mod tests {
         );
         let err = parse("[chaos.durations]\nmeltdown = \"1s\"\n").unwrap_err();
         assert!(err.to_string().contains("node_kill"), "{err}");
+    }
+
+    #[test]
+    fn allowed_prefixes_are_kept_in_the_file_with_its_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "# mine\n[monitor]\ninterval = \"2s\"\n").unwrap();
+        remember_allowed(&p, "operator node restart").unwrap();
+        remember_allowed(&p, "operator node restart").unwrap();
+        remember_allowed(&p, "redis-cli -p 6379 DEL").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("# mine"), "{text}");
+        let c = Config::from_file(&p).unwrap();
+        assert_eq!(
+            c.agent.policy.allow,
+            ["operator node restart", "redis-cli -p 6379 DEL"]
+        );
+        assert_eq!(c.monitor.interval, Duration::from_secs(2));
+        let fresh = dir.path().join("new").join("c.toml");
+        remember_allowed(&fresh, "x y").unwrap();
+        assert_eq!(
+            Config::from_file(&fresh).unwrap().agent.policy.allow,
+            ["x y"]
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The `operator` command line: parsing, the shared context every command needs, dispatch.
 
+mod agent;
+mod audit;
 mod chaos;
 mod cluster;
 mod load;
@@ -83,6 +85,11 @@ pub enum Command {
     Chaos(chaos::ChaosCommand),
     /// Send /check traffic to the cluster and report what happens.
     Load(load::LoadArgs),
+    /// Claim tickets and repair them with a model (Claude, a local model, or the runbook).
+    Agent(agent::AgentArgs),
+    /// What agents did: sessions, reasoning, commands, decisions.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Parses a duration such as `1s`, `250ms`, `5m`.
@@ -201,5 +208,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tickets(c) => tickets::run(&ctx, c).await,
         Command::Chaos(c) => chaos::run(&ctx, c).await,
         Command::Load(a) => load::run(&ctx, a).await,
+        Command::Agent(a) => agent::run(&ctx, a).await,
+        Command::Audit(c) => audit::run(&ctx, c).await,
     }
 }

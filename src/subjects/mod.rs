@@ -89,6 +89,15 @@ pub struct Snapshot {
     pub assessment: Assessment,
 }
 
+/// What an agent needs to know to work on a subject.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubjectContext {
+    /// Topology, endpoints and useful commands, for the system prompt (Markdown).
+    pub description: String,
+    /// Named values (addresses, ports) that runbooks and prompts may use.
+    pub facts: serde_json::Value,
+}
+
 /// A system under watch.
 #[async_trait]
 pub trait Subject: Send {
@@ -98,6 +107,8 @@ pub trait Subject: Send {
     fn invariants(&self) -> &[InvariantInfo];
     /// Looks at the subject once and checks its invariants. Never fails: errors are data.
     async fn observe(&mut self) -> Snapshot;
+    /// The context an agent works in; an error when the subject's topology is unknown.
+    fn context(&self) -> Result<SubjectContext, String>;
 }
 
 /// An unknown subject name, with the known ones.

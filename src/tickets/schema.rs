@@ -108,6 +108,19 @@ CREATE TABLE chaos_faults (
 );
 CREATE INDEX chaos_faults_by_status ON chaos_faults (status);
 ",
+    // 2: what the agent's audit needs beyond the first sketch.
+    r"
+ALTER TABLE agent_sessions ADD COLUMN variant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE agent_sessions ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agent_sessions ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE agent_sessions ADD COLUMN summary TEXT;
+ALTER TABLE agent_log ADD COLUMN tool TEXT;
+ALTER TABLE agent_log ADD COLUMN tool_use_id TEXT;
+ALTER TABLE agent_log ADD COLUMN decision TEXT;
+ALTER TABLE agent_log ADD COLUMN actor TEXT;
+ALTER TABLE agent_log ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
+CREATE INDEX agent_sessions_by_start ON agent_sessions (started_at);
+",
 ];
 
 /// The schema version this build writes.

@@ -407,41 +407,143 @@ impl TicketStore {
         })
     }
 
-    /// An agent takes the oldest open ticket (most severe first) for `lease`; tickets whose
-    /// agent's lease ran out are given back first. Never two agents on one ticket.
-    pub fn claim_next(&self, agent: &str, lease: Duration) -> Result<Option<Ticket>, StoreError> {
+    /// An agent takes the oldest open ticket (most severe first) of `scope` (subject,
+    /// instance) for `lease`. Tickets whose agent's lease ran out are given back first;
+    /// tickets that already had `max_attempts` sessions are escalated instead of claimed.
+    /// Never two agents on one ticket.
+    pub fn claim_next(
+        &self,
+        agent: &str,
+        lease: Duration,
+        scope: Option<(&str, u32)>,
+        max_attempts: u32,
+    ) -> Result<Option<Ticket>, StoreError> {
         self.write(|tx| {
             let now = clock::now();
             release_expired_in(tx, now)?;
-            let id: Option<i64> = tx
-                .query_row(
+            let (subject, instance) = scope.map_or((None, None), |(s, i)| (Some(s), Some(i)));
+            let candidates: Vec<i64> = {
+                let mut stmt = tx.prepare_cached(
                     "SELECT id FROM tickets WHERE status = 'open'
+                       AND (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR instance = ?2)
                      ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
-                              opened_at, id
-                     LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(id) = id else { return Ok(None) };
+                              opened_at, id",
+                )?;
+                let rows = stmt.query_map(params![subject, instance], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for id in candidates {
+                let t = get_in(tx, id)?;
+                if t.attempts >= max_attempts {
+                    let to = check(&t, Transition::Escalate)?;
+                    tx.execute(
+                        "UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                        params![id, to, clock::format(now)],
+                    )?;
+                    let reason = format!("{} agent sessions did not fix it; a person decides", t.attempts);
+                    event(tx, id, now, "escalated", (Some(t.status), Some(to)), MONITOR, &reason)?;
+                    continue;
+                }
+                let to = check(&t, Transition::Claim)?;
+                let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+                tx.execute(
+                    "UPDATE tickets SET status = ?2, claimed_by = ?3, lease_expires_at = ?4,
+                            attempts = attempts + 1, cleared_at = NULL, updated_at = ?5 WHERE id = ?1",
+                    params![id, to, agent, clock::format(until), clock::format(now)],
+                )?;
+                event(tx, id, now, "claimed", (Some(t.status), Some(to)), &format!("agent:{agent}"), "claimed with a lease")?;
+                return get_in(tx, id).map(Some);
+            }
+            Ok(None)
+        })
+    }
+
+    /// Extends an agent's lease; an error if the agent no longer holds the ticket.
+    pub fn renew_lease(&self, id: i64, agent: &str, lease: Duration) -> Result<Ticket, StoreError> {
+        self.write(|tx| {
             let t = get_in(tx, id)?;
-            let to = check(&t, Transition::Claim)?;
-            let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+            let held = t.claimed_by.as_deref() == Some(agent)
+                && matches!(t.status, Status::InProgress | Status::Verifying);
+            if !held {
+                return Err(StoreError::Transition {
+                    id,
+                    status: t.status,
+                    message: format!("agent {agent} no longer holds it"),
+                });
+            }
+            let until = clock::now() + chrono::Duration::from_std(lease).unwrap_or_default();
             tx.execute(
-                "UPDATE tickets SET status = ?2, claimed_by = ?3, lease_expires_at = ?4,
-                        attempts = attempts + 1, updated_at = ?5 WHERE id = ?1",
-                params![id, to, agent, clock::format(until), clock::format(now)],
+                "UPDATE tickets SET lease_expires_at = ?2 WHERE id = ?1",
+                params![id, clock::format(until)],
             )?;
-            event(
-                tx,
+            get_in(tx, id)
+        })
+    }
+
+    /// The monitor still sees the violation after the agent said it was fixed.
+    pub fn verify_failed(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError> {
+        self.agent_transition(id, agent, Transition::VerifyFailed, "verify_failed", reason)
+    }
+
+    /// An agent gives a ticket back (its session failed): open again for another attempt,
+    /// or escalated when the attempts are spent.
+    pub fn give_back(
+        &self,
+        id: i64,
+        agent: &str,
+        reason: &str,
+        max_attempts: u32,
+    ) -> Result<Ticket, StoreError> {
+        self.write(|tx| {
+            let t = get_in(tx, id)?;
+            if t.claimed_by.as_deref() != Some(agent) {
+                return Err(StoreError::Transition {
+                    id,
+                    status: t.status,
+                    message: format!("it is not claimed by agent {agent}"),
+                });
+            }
+            let now = clock::now();
+            let actor = format!("agent:{agent}");
+            let mut status = t.status;
+            if status == Status::Verifying {
+                let to = check(&t, Transition::VerifyFailed)?;
+                event(
+                    tx,
+                    id,
+                    now,
+                    "verify_failed",
+                    (Some(status), Some(to)),
+                    &actor,
+                    reason,
+                )?;
+                status = to;
+            }
+            let (transition, kind) = if t.attempts >= max_attempts {
+                (Transition::Escalate, "escalated")
+            } else {
+                (Transition::Release, "released")
+            };
+            let to = state::next(status, transition).map_err(|m| StoreError::Transition {
                 id,
-                now,
-                "claimed",
-                (Some(t.status), Some(to)),
-                &format!("agent:{agent}"),
-                "claimed with a lease",
+                status,
+                message: m.into(),
+            })?;
+            tx.execute(
+                "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
+                        updated_at = ?3 WHERE id = ?1",
+                params![id, to, clock::format(now)],
             )?;
-            get_in(tx, id).map(Some)
+            let why = if kind == "escalated" {
+                format!(
+                    "{reason} (attempt {} of {max_attempts}: a person decides)",
+                    t.attempts
+                )
+            } else {
+                reason.to_string()
+            };
+            event(tx, id, now, kind, (Some(status), Some(to)), &actor, &why)?;
+            get_in(tx, id)
         })
     }
 
@@ -520,13 +622,26 @@ impl TicketStore {
 fn release_expired_in(tx: &Transaction, now: Timestamp) -> Result<(), StoreError> {
     let expired: Vec<i64> = {
         let mut stmt = tx.prepare_cached(
-            "SELECT id FROM tickets WHERE status = 'in_progress' AND lease_expires_at < ?1",
+            "SELECT id FROM tickets WHERE status IN ('in_progress', 'verifying') AND lease_expires_at < ?1",
         )?;
         let rows = stmt.query_map([clock::format(now)], |r| r.get(0))?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     for id in expired {
-        let t = get_in(tx, id)?;
+        let mut t = get_in(tx, id)?;
+        if t.status == Status::Verifying {
+            let to = check(&t, Transition::VerifyFailed)?;
+            event(
+                tx,
+                id,
+                now,
+                "verify_failed",
+                (Some(t.status), Some(to)),
+                MONITOR,
+                "the agent's lease expired before the fix was confirmed",
+            )?;
+            t.status = to;
+        }
         let to = check(&t, Transition::Release)?;
         tx.execute(
             "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,

@@ -197,7 +197,7 @@ fn an_agents_fix_is_verified_by_the_monitor_not_by_its_word() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(600))
+        .claim_next("a1", Duration::from_secs(600), None, 3)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -223,7 +223,7 @@ fn only_the_claiming_agent_may_say_verifying() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(600))
+        .claim_next("a1", Duration::from_secs(600), None, 3)
         .unwrap()
         .unwrap();
     let err = s.mark_verifying(t.id, "a2", "me too").unwrap_err();
@@ -237,7 +237,7 @@ fn clearing_under_a_live_lease_waits_for_the_agent_and_an_expired_lease_heals() 
     let t0 = (now - at(0)).num_seconds();
     cycle(&s, t0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(3600))
+        .claim_next("a1", Duration::from_secs(3600), None, 3)
         .unwrap()
         .unwrap();
     assert_eq!(kinds(&cycle(&s, t0 + 1, &[], &[])), [ChangeKind::Cleared]);
@@ -251,16 +251,18 @@ fn clearing_under_a_live_lease_waits_for_the_agent_and_an_expired_lease_heals() 
 fn two_agents_never_share_a_ticket_and_a_dead_agents_lease_runs_out() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
-    let first = s.claim_next("a1", Duration::from_millis(50)).unwrap();
+    let first = s
+        .claim_next("a1", Duration::from_millis(50), None, 3)
+        .unwrap();
     assert!(first.is_some());
     assert!(
-        s.claim_next("a2", Duration::from_secs(60))
+        s.claim_next("a2", Duration::from_secs(60), None, 3)
             .unwrap()
             .is_none()
     );
     std::thread::sleep(Duration::from_millis(80));
     let again = s
-        .claim_next("a2", Duration::from_secs(60))
+        .claim_next("a2", Duration::from_secs(60), None, 3)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -284,7 +286,7 @@ fn critical_tickets_are_claimed_first() {
     cycle(&s, 0, &[warn.clone()], &[]);
     cycle(&s, 1, &[warn, v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(60))
+        .claim_next("a1", Duration::from_secs(60), None, 3)
         .unwrap()
         .unwrap();
     assert_eq!(t.invariant, "node_down");
@@ -295,13 +297,13 @@ fn escalated_tickets_wait_for_a_person_and_may_heal_by_themselves() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(60))
+        .claim_next("a1", Duration::from_secs(60), None, 3)
         .unwrap()
         .unwrap();
     let t = s.escalate(t.id, "agent:a1", "budget spent").unwrap();
     assert_eq!(t.status, Status::Escalated);
     assert!(
-        s.claim_next("a2", Duration::from_secs(60))
+        s.claim_next("a2", Duration::from_secs(60), None, 3)
             .unwrap()
             .is_none()
     );
@@ -371,4 +373,65 @@ fn two_monitors_on_one_db_open_one_ticket() {
     let t = all(&s);
     assert_eq!(t.len(), 2, "{t:#?}");
     assert!(t.iter().all(|t| t.observations == 200));
+}
+
+#[test]
+fn claims_stay_in_their_scope_and_spent_attempts_escalate() {
+    let (_d, s) = store();
+    cycle(&s, 0, &[v("node_down", "n2")], &[]);
+    assert!(
+        s.claim_next("a", Duration::from_secs(60), Some(("ratelimiter", 1)), 3)
+            .unwrap()
+            .is_none()
+    );
+    let t = s
+        .claim_next("a", Duration::from_secs(60), Some(("ratelimiter", 0)), 2)
+        .unwrap()
+        .unwrap();
+    let t = s.give_back(t.id, "a", "model error", 2).unwrap();
+    assert_eq!((t.status, t.attempts), (Status::Open, 1));
+    let t = s
+        .claim_next("b", Duration::from_secs(60), None, 2)
+        .unwrap()
+        .unwrap();
+    let t = s.give_back(t.id, "b", "model error again", 2).unwrap();
+    assert_eq!(t.status, Status::Escalated);
+    let ev: Vec<String> = s
+        .events(t.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        ev,
+        ["opened", "claimed", "released", "claimed", "escalated"]
+    );
+    // A ticket whose agents died with it is escalated at the next claim.
+    cycle(&s, 1, &[v("node_down", "n3")], &[]);
+    let t = s
+        .claim_next("c", Duration::from_millis(10), None, 1)
+        .unwrap()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(
+        s.claim_next("d", Duration::from_secs(60), None, 1)
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(s.get(t.id).unwrap().status, Status::Escalated);
+}
+
+#[test]
+fn leases_are_renewed_by_their_holder_only_and_failed_verification_returns_the_ticket() {
+    let (_d, s) = store();
+    cycle(&s, 0, &[v("node_down", "n2")], &[]);
+    let t = s
+        .claim_next("a", Duration::from_secs(60), None, 3)
+        .unwrap()
+        .unwrap();
+    assert!(s.renew_lease(t.id, "a", Duration::from_secs(120)).is_ok());
+    assert!(s.renew_lease(t.id, "b", Duration::from_secs(120)).is_err());
+    s.mark_verifying(t.id, "a", "fixed").unwrap();
+    let t = s.verify_failed(t.id, "a", "still down").unwrap();
+    assert_eq!(t.status, Status::InProgress);
 }

@@ -1,4 +1,275 @@
 //! The runbook "model": offline and deterministic. Recipes per invariant (diagnose, repair,
-//! verify) become reasoning text and tool calls through the same event stream as a real
-//! model, so everything downstream treats it like one. It is the default without an API key
-//! and the baseline for evaluation.
+//! then observe) become reasoning text and tool calls through the same event stream as a
+//! real model, so everything downstream treats it like one. It is the default without an
+//! API key and the baseline for evaluation.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::{
+    AssistantBlock, Message, Model, ModelError, ModelEvent, StopReason, ToolCall, Turn,
+    TurnRequest, Usage, UserBlock,
+};
+use crate::agent::tools::{ESCALATE, OBSERVE, RESOLVE, SHELL};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Only when the ticket's detail has these values (e.g. `state: down`).
+    #[serde(default)]
+    pub when: BTreeMap<String, String>,
+    pub say: String,
+    pub run: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    #[serde(default)]
+    pub diagnose: Vec<Step>,
+    #[serde(default)]
+    pub repair: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runbook {
+    pub subject: String,
+    pub recipes: BTreeMap<String, Recipe>,
+}
+
+const BUILTIN: &[(&str, &str)] = &[(
+    "ratelimiter",
+    include_str!("../../../assets/runbooks/ratelimiter.yaml"),
+)];
+
+impl Runbook {
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ModelError> {
+        serde_norway::from_str(text)
+            .map_err(|e| ModelError::Runbook(format!("runbook {origin} is invalid: {e}")))
+    }
+
+    /// `<dir>/<subject>.yaml` if a folder is given, else the built-in runbook.
+    pub fn load(subject: &str, dir: Option<&Path>) -> Result<Self, ModelError> {
+        if let Some(dir) = dir {
+            let path = dir.join(format!("{subject}.yaml"));
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ModelError::Runbook(format!("cannot read runbook {}: {e}", path.display()))
+            })?;
+            return Self::parse(&text, &path.display().to_string());
+        }
+        let (_, text) = BUILTIN
+            .iter()
+            .find(|(s, _)| *s == subject)
+            .ok_or_else(|| ModelError::Runbook(format!("no built-in runbook for {subject}")))?;
+        Self::parse(text, &format!("assets/runbooks/{subject}.yaml"))
+    }
+}
+
+/// What a runbook turn does next.
+enum Next {
+    Shell(String, String),
+    Observe(String),
+    Resolve(String),
+    Escalate(String),
+}
+
+pub struct RunbookModel {
+    book: Runbook,
+}
+
+impl RunbookModel {
+    pub fn new(book: Runbook) -> Self {
+        Self { book }
+    }
+
+    fn fill(template: &str, vars: &BTreeMap<&str, String>) -> String {
+        vars.iter().fold(template.to_string(), |s, (k, v)| {
+            s.replace(&format!("{{{k}}}"), v)
+        })
+    }
+
+    /// The steps for this ticket, placeholders filled.
+    fn plan(&self, req: &TurnRequest) -> Option<Vec<(String, String)>> {
+        let t = req.ticket;
+        let recipe = self.book.recipes.get(&t.invariant)?;
+        let f = req.facts;
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let vars: BTreeMap<&str, String> = [
+            ("entity", t.entity.clone()),
+            ("entity_address", s(&f["nodes"][&t.entity])),
+            ("redis_port", s(&f["redis_port"])),
+            ("redis_address", s(&f["redis_address"])),
+            ("any_node", s(&f["any_node"])),
+        ]
+        .into_iter()
+        .collect();
+        let matches = |step: &&Step| {
+            step.when.iter().all(|(k, v)| {
+                t.detail
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .is_some_and(|d| d == v)
+            })
+        };
+        Some(
+            recipe
+                .diagnose
+                .iter()
+                .chain(recipe.repair.iter().filter(matches))
+                .map(|st| (Self::fill(&st.say, &vars), Self::fill(&st.run, &vars)))
+                .collect(),
+        )
+    }
+
+    fn next(&self, req: &TurnRequest) -> Next {
+        let t = req.ticket;
+        let Some(plan) = self.plan(req) else {
+            return Next::Escalate(format!(
+                "the runbook has no recipe for {}; a person needs to look at {}",
+                t.invariant, t.entity
+            ));
+        };
+        let msgs = &req.conversation.messages;
+        let turns_done = msgs
+            .iter()
+            .filter(|m| matches!(m, Message::Assistant(_)))
+            .count();
+        if let Some((say, run)) = plan.get(turns_done) {
+            return Next::Shell(say.clone(), run.clone());
+        }
+        if turns_done == plan.len() {
+            return Next::Observe(
+                "Now check, as the monitor does, whether the violation is gone.".into(),
+            );
+        }
+        // After observing: resolve if it held, else hand over.
+        let last = msgs.iter().rev().find_map(|m| match m {
+            Message::User(blocks) => blocks.iter().find_map(|b| match b {
+                UserBlock::ToolResult { content, .. } => Some(content.clone()),
+                _ => None,
+            }),
+            _ => None,
+        });
+        let gone = last
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<Value>(c).ok())
+            .and_then(|v| v["ticket_violation_present"].as_bool())
+            .map(|present| !present);
+        let repaired: Vec<&str> = plan
+            .iter()
+            .skip(self.book.recipes[&t.invariant].diagnose.len())
+            .map(|(_, run)| run.as_str())
+            .collect();
+        match (turns_done == plan.len() + 1, gone) {
+            (true, Some(true)) => Next::Resolve(if repaired.is_empty() {
+                format!(
+                    "{} on {} is gone; no repair was needed.",
+                    t.invariant, t.entity
+                )
+            } else {
+                format!(
+                    "{} on {}: ran `{}`; the violation is gone.",
+                    t.invariant,
+                    t.entity,
+                    repaired.join("`, `")
+                )
+            }),
+            (true, _) => Next::Escalate(format!(
+                "the runbook's steps for {} did not clear it on {}; a person needs to look",
+                t.invariant, t.entity
+            )),
+            (false, _) => Next::Escalate(format!(
+                "the monitor did not confirm the runbook's fix for {} on {}",
+                t.invariant, t.entity
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Model for RunbookModel {
+    fn backend(&self) -> &'static str {
+        "runbook"
+    }
+
+    fn model(&self) -> &str {
+        "runbook"
+    }
+
+    async fn turn(
+        &self,
+        req: &TurnRequest<'_>,
+        events: &UnboundedSender<ModelEvent>,
+    ) -> Result<Turn, ModelError> {
+        let n = req
+            .conversation
+            .messages
+            .iter()
+            .filter(|m| matches!(m, Message::Assistant(_)))
+            .count();
+        let (text, name, input) = match self.next(req) {
+            Next::Shell(say, run) => (
+                say.clone(),
+                SHELL,
+                json!({ "command": run, "reasoning": say }),
+            ),
+            Next::Observe(say) => (say, OBSERVE, json!({})),
+            Next::Resolve(summary) => (
+                "The violation is gone; the monitor will confirm.".to_string(),
+                RESOLVE,
+                json!({ "summary": summary }),
+            ),
+            Next::Escalate(reason) => (reason.clone(), ESCALATE, json!({ "reason": reason })),
+        };
+        let call = ToolCall {
+            id: format!("runbook_{n}"),
+            name: name.into(),
+            input: input.clone(),
+        };
+        let _ = events.send(ModelEvent::TextDelta { text: text.clone() });
+        let _ = events.send(ModelEvent::ToolCall(call.clone()));
+        let _ = events.send(ModelEvent::Stop(StopReason::ToolUse));
+        Ok(Turn {
+            blocks: vec![
+                AssistantBlock::Text { text },
+                AssistantBlock::ToolUse {
+                    id: call.id,
+                    name: call.name,
+                    input,
+                },
+            ],
+            stop_reason: StopReason::ToolUse,
+            usage: Usage::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_runbook_covers_every_invariant() {
+        let book = Runbook::load("ratelimiter", None).unwrap();
+        for inv in [
+            "node_down",
+            "node_degraded",
+            "redis_down",
+            "high_latency",
+            "over_limit",
+            "counter_drift",
+            "registry_mismatch",
+            "subject_unreachable",
+        ] {
+            assert!(book.recipes.contains_key(inv), "{inv}");
+        }
+        assert!(Runbook::load("tikv", None).is_err());
+        assert!(Runbook::parse("subject: x\nrecipes: {a: {diagnose: [{say: s}]}}", "t").is_err());
+    }
+}

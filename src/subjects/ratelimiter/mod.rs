@@ -2,6 +2,7 @@
 //! (`topology`), how to look at it (`observe`) and what must hold (`check`).
 
 pub mod check;
+pub mod context;
 pub mod latency;
 pub mod observe;
 pub mod redis_link;
@@ -17,7 +18,9 @@ use async_trait::async_trait;
 use self::observe::{Observer, RlObservation};
 use crate::config::RateLimiterConfig;
 use crate::runtime::Runtime;
-use crate::subjects::{InvariantInfo, NodeObservation, Observation, Snapshot, Subject};
+use crate::subjects::{
+    InvariantInfo, NodeObservation, Observation, Snapshot, Subject, SubjectContext,
+};
 
 pub struct RateLimiterSubject {
     runtime: Arc<dyn Runtime>,
@@ -65,6 +68,11 @@ impl Subject for RateLimiterSubject {
 
     fn invariants(&self) -> &[InvariantInfo] {
         &self.rules
+    }
+
+    fn context(&self) -> Result<SubjectContext, String> {
+        let t = self.runtime.topology().map_err(|e| e.to_string())?;
+        Ok(context::describe(&t, &self.cfg, &self.rules))
     }
 
     #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]

@@ -1,0 +1,395 @@
+//! Where the agent's commands run: one trait, and for the local runtime a subprocess in a
+//! process group of its own, with a cleared environment (no API keys, ever), the cluster's
+//! state dir as working directory and `operator` on its PATH. Output is bounded (head and
+//! tail) and a command that outlives its timeout is killed with everything it started.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tracing::instrument;
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecOutput {
+    /// None when killed by a signal (a timeout among them).
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration_ms: u64,
+    pub timed_out: bool,
+    /// Bytes left out of the middle of stdout and stderr.
+    pub omitted_bytes: u64,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+
+    /// The result as the model reads it.
+    pub fn for_model(&self) -> String {
+        let mut s = match (self.exit_code, self.signal, self.timed_out) {
+            (_, _, true) => format!("timed out after {}ms and was killed", self.duration_ms),
+            (Some(c), _, _) => format!("exit code {c}"),
+            (None, Some(sig), _) => format!("killed by signal {sig}"),
+            (None, None, _) => "ended".to_string(),
+        };
+        if !self.stdout.is_empty() {
+            s.push_str("\nstdout:\n");
+            s.push_str(self.stdout.trim_end());
+        }
+        if !self.stderr.is_empty() {
+            s.push_str("\nstderr:\n");
+            s.push_str(self.stderr.trim_end());
+        }
+        if self.stdout.is_empty() && self.stderr.is_empty() {
+            s.push_str("\n(no output)");
+        }
+        s
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("cannot start the command: {0}")]
+    Spawn(std::io::Error),
+}
+
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Runs a shell command; a failing command is an `Ok` with its exit code.
+    async fn run(&self, command: &str, timeout: Duration) -> Result<ExecOutput, ExecError>;
+    /// Where and how commands run, for the prompt and the audit.
+    fn describe(&self) -> String;
+}
+
+/// Keeps the first and last `limit` bytes of a stream, and counts what it drops.
+#[derive(Debug)]
+pub struct HeadTail {
+    limit: usize,
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    total: u64,
+}
+
+impl HeadTail {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            head: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            total: 0,
+        }
+    }
+
+    pub fn push(&mut self, mut bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        let room = self.limit.saturating_sub(self.head.len());
+        let take = room.min(bytes.len());
+        self.head.extend_from_slice(&bytes[..take]);
+        bytes = &bytes[take..];
+        self.tail.extend(bytes);
+        while self.tail.len() > self.limit {
+            self.tail.pop_front();
+        }
+    }
+
+    /// The text, with a marker where the middle was left out; and how much was left out.
+    pub fn finish(self) -> (String, u64) {
+        let kept = (self.head.len() + self.tail.len()) as u64;
+        let omitted = self.total - kept;
+        let mut out = String::from_utf8_lossy(&self.head).into_owned();
+        if omitted > 0 {
+            out.push_str(&format!("\n[… {omitted} bytes omitted …]\n"));
+        }
+        let tail: Vec<u8> = self.tail.into_iter().collect();
+        out.push_str(&String::from_utf8_lossy(&tail));
+        (out, omitted)
+    }
+}
+
+async fn drain(mut r: impl AsyncRead + Unpin, limit: usize) -> HeadTail {
+    let mut buf = HeadTail::new(limit);
+    let mut chunk = [0u8; 8192];
+    loop {
+        match r.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.push(&chunk[..n]),
+        }
+    }
+    buf
+}
+
+/// Runs commands as local subprocesses.
+#[derive(Debug, Clone)]
+pub struct LocalExecutor {
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+    /// Bytes kept at each end of stdout and of stderr.
+    limit: usize,
+    shell: PathBuf,
+}
+
+/// What the environment of the agent's commands is made of: nothing else gets in.
+pub struct LocalEnv<'a> {
+    pub cwd: &'a Path,
+    pub state_dir: &'a Path,
+    pub db: &'a Path,
+    pub instance: u32,
+    pub config: Option<&'a Path>,
+    pub output_limit: usize,
+}
+
+impl LocalExecutor {
+    pub fn new(e: LocalEnv) -> Self {
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf));
+        // Test binaries live in target/*/deps; `operator` one folder up.
+        let op_dirs: Vec<PathBuf> = exe_dir
+            .iter()
+            .flat_map(|d| [d.clone(), d.join("..")])
+            .filter(|d| d.join("operator").is_file())
+            .collect();
+        let system =
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+        let path = op_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .chain(std::iter::once(system))
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut env = vec![
+            ("PATH".to_string(), path),
+            ("HOME".to_string(), e.cwd.display().to_string()),
+            ("LANG".to_string(), "C.UTF-8".to_string()),
+            ("TERM".to_string(), "dumb".to_string()),
+            ("NO_COLOR".to_string(), "1".to_string()),
+            (
+                "OPERATOR_STATE_DIR".to_string(),
+                e.state_dir.display().to_string(),
+            ),
+            ("OPERATOR_DB".to_string(), e.db.display().to_string()),
+            ("OPERATOR_INSTANCE".to_string(), e.instance.to_string()),
+        ];
+        if let Some(c) = e.config {
+            env.push(("OPERATOR_CONFIG".to_string(), c.display().to_string()));
+        }
+        let shell = ["/bin/bash", "/usr/bin/bash"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("/bin/sh"));
+        Self {
+            cwd: e.cwd.to_path_buf(),
+            env,
+            limit: e.output_limit,
+            shell,
+        }
+    }
+
+    /// The environment commands get (for tests and the audit).
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+}
+
+#[async_trait]
+impl Executor for LocalExecutor {
+    #[instrument(skip(self), fields(timeout_ms = timeout.as_millis() as u64))]
+    async fn run(&self, command: &str, timeout: Duration) -> Result<ExecOutput, ExecError> {
+        let start = Instant::now();
+        let mut cmd = tokio::process::Command::new(&self.shell);
+        if self.shell.ends_with("bash") {
+            cmd.args(["--noprofile", "--norc"]);
+        }
+        cmd.arg("-c")
+            .arg(command)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
+        let pgid = child.id().map(|p| Pid::from_raw(p as i32));
+        let out = child
+            .stdout
+            .take()
+            .map(|o| tokio::spawn(drain(o, self.limit)));
+        let err = child
+            .stderr
+            .take()
+            .map(|e| tokio::spawn(drain(e, self.limit)));
+        let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(s) => (s.ok(), false),
+            Err(_) => {
+                if let Some(g) = pgid {
+                    let _ = killpg(g, Signal::SIGKILL);
+                }
+                (child.wait().await.ok(), true)
+            }
+        };
+        // Whatever the command left running in its group goes too, so the pipes close.
+        if let Some(g) = pgid {
+            let _ = killpg(g, Signal::SIGKILL);
+        }
+        let collect = |h: Option<tokio::task::JoinHandle<HeadTail>>| async move {
+            match h {
+                Some(h) => match tokio::time::timeout(Duration::from_secs(2), h).await {
+                    Ok(Ok(buf)) => buf.finish(),
+                    _ => (String::new(), 0),
+                },
+                None => (String::new(), 0),
+            }
+        };
+        let (stdout, o1) = collect(out).await;
+        let (stderr, o2) = collect(err).await;
+        Ok(ExecOutput {
+            exit_code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
+            stdout,
+            stderr,
+            duration_ms: start.elapsed().as_millis() as u64,
+            timed_out,
+            omitted_bytes: o1 + o2,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "local subprocesses ({} -c) in {}",
+            self.shell.display(),
+            self.cwd.display()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(dir: &Path, limit: usize) -> LocalExecutor {
+        LocalExecutor::new(LocalEnv {
+            cwd: dir,
+            state_dir: dir,
+            db: &dir.join("operator.db"),
+            instance: 0,
+            config: None,
+            output_limit: limit,
+        })
+    }
+
+    #[test]
+    fn head_and_tail_are_kept_with_a_marker() {
+        let mut h = HeadTail::new(4);
+        h.push(b"0123456789");
+        h.push(b"abc");
+        let (text, omitted) = h.finish();
+        assert_eq!(omitted, 5);
+        assert_eq!(text, "0123\n[… 5 bytes omitted …]\n9abc");
+        let mut h = HeadTail::new(100);
+        h.push(b"short");
+        assert_eq!(h.finish(), ("short".to_string(), 0));
+    }
+
+    #[tokio::test]
+    async fn runs_in_the_state_dir_with_exit_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = exec(dir.path(), 8192);
+        let o = e
+            .run("pwd; echo oops >&2; exit 3", Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(o.exit_code, Some(3));
+        assert_eq!(o.stdout.trim(), dir.path().display().to_string());
+        assert_eq!(o.stderr.trim(), "oops");
+        assert!(o.for_model().starts_with("exit code 3"));
+    }
+
+    #[tokio::test]
+    async fn a_command_sees_only_the_allowlisted_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = exec(dir.path(), 8192);
+        let o = e.run("env", Duration::from_secs(5)).await.unwrap();
+        let mut seen: Vec<&str> = o
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+            // Variables the shell sets for itself.
+            .filter(|k| !["PWD", "SHLVL", "_", "OLDPWD"].contains(k))
+            .collect();
+        seen.sort_unstable();
+        let mut allowed: Vec<&str> = e.env().iter().map(|(k, _)| k.as_str()).collect();
+        allowed.sort_unstable();
+        assert_eq!(
+            seen, allowed,
+            "whatever else this process holds (API keys) stays out"
+        );
+        assert!(
+            allowed
+                .iter()
+                .all(|k| !k.contains("KEY") && !k.contains("TOKEN"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_timeout_kills_the_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = exec(dir.path(), 8192);
+        let marker = dir.path().join("child.pid");
+        let cmd = format!("sleep 30 & echo $! > {}; wait", marker.display());
+        let o = e.run(&cmd, Duration::from_millis(500)).await.unwrap();
+        assert!(o.timed_out);
+        assert_eq!(o.exit_code, None);
+        let pid: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        // The background sleep was in the group: it is gone too.
+        std::thread::sleep(Duration::from_millis(100));
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| !s.contains(") Z"))
+            .unwrap_or(false);
+        assert!(!alive, "the grandchild survived the timeout");
+    }
+
+    #[tokio::test]
+    async fn a_background_leftover_does_not_hold_the_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = exec(dir.path(), 8192);
+        let t = Instant::now();
+        let o = e
+            .run("sleep 30 & echo started", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(o.exit_code, Some(0));
+        assert_eq!(o.stdout.trim(), "started");
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn big_output_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = exec(dir.path(), 1024);
+        let o = e
+            .run("seq 1 100000", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert!(o.stdout.len() < 3000);
+        assert!(o.omitted_bytes > 500_000);
+        assert!(o.stdout.starts_with("1\n2\n"));
+        assert!(o.stdout.trim_end().ends_with("100000"));
+    }
+}

@@ -1,0 +1,802 @@
+//! One session: one ticket, one conversation with a model, every tool call through the
+//! policy, the approver and the executor, every step in the audit — until the monitor
+//! confirms the fix, the agent escalates, or a budget or an error ends it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::{Mutex, mpsc};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::approval::{ApprovalRequest, Approver, Decision};
+use super::audit::{Audit, Entry, Kind, NewSession};
+use super::executor::Executor;
+use super::llm::{
+    AssistantBlock, Conversation, Message, Model, ModelEvent, StopReason, ToolCall, TurnRequest,
+    Usage, UserBlock,
+};
+use super::policy::{Class, Gate, Mode, Policy, gate};
+use super::prompt;
+use super::tools::{self, CallError, Tool};
+use crate::clock::{self, Timestamp};
+use crate::config::{Budgets, Price};
+use crate::subjects::Subject;
+use crate::tickets::{Status, Ticket, TicketStore};
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    /// The monitor confirmed the fix.
+    Resolved,
+    Escalated(String),
+    /// The session failed; the ticket went back (to `open`, or to `escalated` when its
+    /// attempts are spent).
+    GaveBack(String),
+    /// Someone else changed the ticket meanwhile (a person resolved it, the lease was lost).
+    Interrupted(String),
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Resolved => "resolved",
+            Self::Escalated(_) => "escalated",
+            Self::GaveBack(_) => "gave_back",
+            Self::Interrupted(_) => "interrupted",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Resolved => None,
+            Self::Escalated(r) | Self::GaveBack(r) | Self::Interrupted(r) => Some(r),
+        }
+    }
+}
+
+/// What a session tells whoever watches it (the CLI printer, the TUI).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    Started {
+        session_id: i64,
+        ticket: Box<Ticket>,
+    },
+    /// A model event as it streams.
+    Model { session_id: i64, event: ModelEvent },
+    /// A step written to the audit.
+    Step { session_id: i64, entry: Entry },
+    Ended {
+        session_id: i64,
+        ticket_id: i64,
+        outcome: Outcome,
+        usage: Usage,
+        cost_usd: Option<f64>,
+    },
+}
+
+/// Keeps a prefix a person chose to always allow (in the config file).
+pub type KeepAllowed = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Everything a session works with; shared by the agent's sessions.
+pub struct Deps {
+    pub store: TicketStore,
+    pub audit: Audit,
+    pub model: Arc<dyn Model>,
+    pub executor: Arc<dyn Executor>,
+    pub policy: Arc<Mutex<Policy>>,
+    pub approver: Arc<dyn Approver>,
+    /// Called with each prefix a person chose to always allow, to keep it.
+    pub keep_allowed: KeepAllowed,
+    pub events: Option<mpsc::UnboundedSender<AgentEvent>>,
+    /// A person's guidance, delivered to the model on its next turn.
+    pub guidance: Option<Arc<Mutex<mpsc::UnboundedReceiver<String>>>>,
+}
+
+/// How a session behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub agent_id: String,
+    pub mode: Mode,
+    pub budgets: Budgets,
+    pub lease: Duration,
+    pub verify_window: Duration,
+    pub tools: Vec<String>,
+    /// The system prompt template; `{mode}`, `{executor}`, `{subject}` are filled in.
+    pub system_prompt: String,
+    pub variant: String,
+    pub prices: std::collections::BTreeMap<String, Price>,
+}
+
+/// How many times in a row the model may stop without a tool call before the session fails.
+const MAX_NUDGES: u32 = 2;
+
+enum Step {
+    Continue,
+    End(Outcome),
+}
+
+struct Run<'a> {
+    deps: &'a Deps,
+    s: &'a Settings,
+    subject: &'a mut dyn Subject,
+    ticket: Ticket,
+    session_id: i64,
+    conv: Conversation,
+    facts: serde_json::Value,
+    usage: Usage,
+    turns: u32,
+    started: Instant,
+}
+
+/// Runs one session on a ticket this agent has claimed.
+pub async fn run(deps: &Deps, s: &Settings, subject: &mut dyn Subject, ticket: Ticket) -> Outcome {
+    let span = info_span!("agent_session", ticket = ticket.id, agent = %s.agent_id);
+    async move {
+        let session_id = match deps.audit.start(&NewSession {
+            ticket_id: ticket.id,
+            agent_id: &s.agent_id,
+            backend: deps.model.backend(),
+            model: deps.model.model(),
+            mode: s.mode.as_str(),
+            variant: &s.variant,
+        }) {
+            Ok(id) => id,
+            Err(e) => {
+                let why = format!("cannot write the audit: {e}");
+                give_back(deps, s, ticket.id, &why);
+                return Outcome::GaveBack(why);
+            }
+        };
+        if let Some(tx) = &deps.events {
+            let _ = tx.send(AgentEvent::Started {
+                session_id,
+                ticket: Box::new(ticket.clone()),
+            });
+        }
+        let context = match subject.context() {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("cannot describe the subject: {e}");
+                let run = Run::bare(deps, s, subject, ticket, session_id);
+                return run.finish(Outcome::GaveBack(why)).await;
+            }
+        };
+        let system = prompt::system(
+            &s.system_prompt,
+            s.mode,
+            &deps.executor.describe(),
+            &context,
+        );
+        let conv = Conversation {
+            system,
+            tools: tools::definitions(&s.tools),
+            messages: vec![Message::User(vec![UserBlock::Text {
+                text: prompt::ticket_message(&ticket),
+            }])],
+        };
+        let mut run = Run {
+            deps,
+            s,
+            subject,
+            ticket,
+            session_id,
+            conv,
+            facts: context.facts,
+            usage: Usage::default(),
+            turns: 0,
+            started: Instant::now(),
+        };
+        let outcome = run.turns().await;
+        run.finish(outcome).await
+    }
+    .instrument(span)
+    .await
+}
+
+fn give_back(deps: &Deps, s: &Settings, ticket: i64, why: &str) {
+    if let Err(e) = deps
+        .store
+        .give_back(ticket, &s.agent_id, why, s.budgets.attempts)
+    {
+        warn!(ticket, error = %e, "could not give the ticket back");
+    }
+}
+
+impl<'a> Run<'a> {
+    fn bare(
+        deps: &'a Deps,
+        s: &'a Settings,
+        subject: &'a mut dyn Subject,
+        ticket: Ticket,
+        session_id: i64,
+    ) -> Self {
+        Self {
+            deps,
+            s,
+            subject,
+            ticket,
+            session_id,
+            conv: Conversation {
+                system: String::new(),
+                tools: Vec::new(),
+                messages: Vec::new(),
+            },
+            facts: serde_json::Value::Null,
+            usage: Usage::default(),
+            turns: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn log(&self, entry: Entry) {
+        match self.deps.audit.log(self.session_id, &entry) {
+            Ok(seq) => {
+                if let Some(tx) = &self.deps.events {
+                    let mut e = entry;
+                    e.seq = seq;
+                    e.at = Some(clock::now());
+                    e.content = self.deps.audit.redactor().redact(&e.content);
+                    let _ = tx.send(AgentEvent::Step {
+                        session_id: self.session_id,
+                        entry: e,
+                    });
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot write to the audit"),
+        }
+    }
+
+    fn note(&self, kind: Kind, text: impl Into<String>) {
+        self.log(Entry::new(kind, text));
+    }
+
+    fn cost(&self) -> Option<f64> {
+        super::cost::estimate(self.deps.model.model(), &self.usage, &self.s.prices)
+    }
+
+    /// Which budget is spent, if any.
+    fn over_budget(&self) -> Option<String> {
+        let b = &self.s.budgets;
+        if self.turns >= b.turns {
+            return Some(format!("turn budget spent ({} turns)", b.turns));
+        }
+        if self.started.elapsed() >= b.wall_clock {
+            return Some(format!(
+                "time budget spent ({})",
+                humantime::format_duration(b.wall_clock)
+            ));
+        }
+        let used = self.usage.input_tokens + self.usage.output_tokens;
+        if used >= b.tokens {
+            return Some(format!("token budget spent ({used} of {})", b.tokens));
+        }
+        None
+    }
+
+    async fn turns(&mut self) -> Outcome {
+        let mut nudges = 0;
+        loop {
+            if let Some(why) = self.over_budget() {
+                return self.escalate(&why);
+            }
+            if let Err(e) =
+                self.deps
+                    .store
+                    .renew_lease(self.ticket.id, &self.s.agent_id, self.s.lease)
+            {
+                return Outcome::Interrupted(e.to_string());
+            }
+            self.deliver_guidance().await;
+            self.turns += 1;
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let forward = self.deps.events.clone().map(|events| {
+                let session_id = self.session_id;
+                tokio::spawn(async move {
+                    while let Some(event) = rx.recv().await {
+                        let _ = events.send(AgentEvent::Model { session_id, event });
+                    }
+                })
+            });
+            let req = TurnRequest {
+                conversation: &self.conv,
+                ticket: &self.ticket,
+                facts: &self.facts,
+            };
+            let result = self.deps.model.turn(&req, &tx).await;
+            drop(tx);
+            if let Some(f) = forward {
+                let _ = f.await;
+            }
+            let turn = match result {
+                Ok(t) => t,
+                Err(e) => return self.fail(&format!("the model failed: {e}")),
+            };
+            self.usage.add(turn.usage);
+            self.record_blocks(&turn.blocks);
+            let calls = turn.tool_calls();
+            match &turn.stop_reason {
+                StopReason::Refusal => {
+                    self.conv.messages.push(Message::Assistant(turn.blocks));
+                    return self.escalate("the model refused to continue");
+                }
+                StopReason::ContextWindowExceeded => {
+                    return self.escalate("the conversation outgrew the model's context window");
+                }
+                StopReason::PauseTurn => {
+                    self.note(Kind::Note, "the API paused the turn; continuing it");
+                    self.conv.messages.push(Message::Assistant(turn.blocks));
+                    continue;
+                }
+                StopReason::Other(r) => {
+                    return self.fail(&format!(
+                        "the model stopped for a reason this build does not know: {r}"
+                    ));
+                }
+                _ => {}
+            }
+            if turn.blocks.is_empty() {
+                return self.fail("the model returned an empty answer");
+            }
+            self.conv
+                .messages
+                .push(Message::Assistant(turn.blocks.clone()));
+            if calls.is_empty() {
+                nudges += 1;
+                if nudges > MAX_NUDGES {
+                    return self.fail("the model kept answering without using a tool");
+                }
+                let text = if turn.stop_reason == StopReason::MaxTokens {
+                    "Your answer was cut off at the token limit. Be brief: one tool call at a time."
+                } else {
+                    "Use a tool: investigate with `shell` or `observe`, and finish with `resolve` (the monitor will verify) or `escalate`."
+                };
+                self.note(Kind::Note, format!("nudged the model: {text}"));
+                self.conv
+                    .messages
+                    .push(Message::User(vec![UserBlock::Text { text: text.into() }]));
+                continue;
+            }
+            nudges = 0;
+            let mut results = Vec::with_capacity(calls.len());
+            let mut ended = None;
+            for call in &calls {
+                if ended.is_some() {
+                    results.push(tool_result(
+                        call,
+                        "not run: the session ended with an earlier tool call",
+                        true,
+                    ));
+                    continue;
+                }
+                match self.call(call).await {
+                    Ok((content, is_error, step)) => {
+                        results.push(tool_result(call, &content, is_error));
+                        if let Step::End(o) = step {
+                            ended = Some(o);
+                        }
+                    }
+                    Err(outcome) => return outcome,
+                }
+            }
+            self.conv.messages.push(Message::User(results));
+            if let Some(o) = ended {
+                return o;
+            }
+        }
+    }
+
+    /// Text and thinking, one audit entry per block.
+    fn record_blocks(&self, blocks: &[AssistantBlock]) {
+        for b in blocks {
+            match b {
+                AssistantBlock::Text { text } if !text.trim().is_empty() => {
+                    self.note(Kind::Text, text.clone())
+                }
+                AssistantBlock::Thinking { thinking, .. } if !thinking.trim().is_empty() => {
+                    self.note(Kind::Thinking, thinking.clone())
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn deliver_guidance(&mut self) {
+        let Some(rx) = &self.deps.guidance else {
+            return;
+        };
+        let mut texts = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            while let Ok(g) = rx.try_recv() {
+                texts.push(g);
+            }
+        }
+        for g in texts {
+            self.note(Kind::Guidance, g.clone());
+            let text = format!("Guidance from the person watching: {g}");
+            match self.conv.messages.last_mut() {
+                Some(Message::User(blocks)) => blocks.push(UserBlock::Text { text }),
+                _ => self
+                    .conv
+                    .messages
+                    .push(Message::User(vec![UserBlock::Text { text }])),
+            }
+        }
+    }
+
+    /// Runs one tool call: `Ok((content, is_error, step))`, or the session's end.
+    async fn call(&mut self, call: &ToolCall) -> Result<(String, bool, Step), Outcome> {
+        let tool = match tools::parse(call, &self.s.tools) {
+            Ok(t) => t,
+            Err(CallError::Unknown(name)) => {
+                return Err(self.fail(&format!(
+                    "the model called `{name}`, a tool it was not offered"
+                )));
+            }
+            Err(CallError::BadInput(why)) => {
+                self.log(Entry {
+                    tool: Some(call.name.clone()),
+                    tool_use_id: Some(call.id.clone()),
+                    detail: call.input.clone(),
+                    ..Entry::new(Kind::ToolCall, why.clone())
+                });
+                return Ok((why, true, Step::Continue));
+            }
+        };
+        let base = Entry {
+            tool: Some(call.name.clone()),
+            tool_use_id: Some(call.id.clone()),
+            detail: call.input.clone(),
+            ..Entry::default()
+        };
+        match tool {
+            Tool::Shell { command, reasoning } => Ok(self.shell(base, command, reasoning).await),
+            Tool::Observe => {
+                self.log(Entry {
+                    kind: Some(Kind::ToolCall),
+                    ..base.clone()
+                });
+                let content = self.observe().await;
+                self.log(Entry {
+                    kind: Some(Kind::ToolResult),
+                    content: content.clone(),
+                    ..base
+                });
+                Ok((content, false, Step::Continue))
+            }
+            Tool::Resolve { summary } => {
+                self.log(Entry {
+                    kind: Some(Kind::ToolCall),
+                    content: summary.clone(),
+                    ..base.clone()
+                });
+                Ok(self.resolve(base, &summary).await)
+            }
+            Tool::Escalate { reason } => {
+                self.log(Entry {
+                    kind: Some(Kind::ToolCall),
+                    content: reason.clone(),
+                    ..base
+                });
+                Err(self.escalate(&reason))
+            }
+        }
+    }
+
+    async fn shell(
+        &mut self,
+        base: Entry,
+        command: String,
+        reasoning: String,
+    ) -> (String, bool, Step) {
+        let verdict = self.deps.policy.lock().await.classify(&command);
+        self.log(Entry {
+            kind: Some(Kind::ToolCall),
+            content: reasoning.clone(),
+            command: Some(command.clone()),
+            policy: Some(verdict.class.as_str().into()),
+            ..base.clone()
+        });
+        let decision = |d: &str, actor: &str, why: String| Entry {
+            kind: Some(Kind::Approval),
+            content: why,
+            command: Some(command.clone()),
+            policy: Some(verdict.class.as_str().into()),
+            decision: Some(d.into()),
+            actor: Some(actor.into()),
+            ..base.clone()
+        };
+        let mut to_run = command.clone();
+        let mut note = String::new();
+        match gate(self.s.mode, &verdict) {
+            Gate::Run => {
+                let by = if verdict.allowed && verdict.class > Class::ReadOnly {
+                    "allow rule"
+                } else {
+                    "policy"
+                };
+                self.log(decision("run", by, verdict.reason()));
+            }
+            Gate::Refuse(why) => {
+                self.log(decision("refused", "policy", why.clone()));
+                return (why, true, Step::Continue);
+            }
+            Gate::Ask(why) => {
+                self.log(decision("ask", "policy", why.clone()));
+                let req = ApprovalRequest {
+                    session_id: self.session_id,
+                    ticket_id: self.ticket.id,
+                    command: command.clone(),
+                    reasoning: reasoning.clone(),
+                    class: verdict.class,
+                    why,
+                };
+                let answer = self.deps.approver.decide(&req).await;
+                match answer.decision {
+                    Decision::Approve => {
+                        self.log(decision("approved", &answer.by, "approved".into()))
+                    }
+                    Decision::Veto { reason } => {
+                        self.log(decision("vetoed", &answer.by, reason.clone()));
+                        return (
+                            format!("vetoed by {}: {reason}", answer.by),
+                            true,
+                            Step::Continue,
+                        );
+                    }
+                    Decision::Edit { command: edited } => {
+                        let v = self.deps.policy.lock().await.classify(&edited);
+                        if v.class == Class::Denied {
+                            self.log(decision(
+                                "refused",
+                                "policy",
+                                format!("the edited command is denied: {}", v.reason()),
+                            ));
+                            return (
+                                format!(
+                                    "a person edited your command to `{edited}`, which the policy denies: {}",
+                                    v.reason()
+                                ),
+                                true,
+                                Step::Continue,
+                            );
+                        }
+                        self.log(Entry {
+                            command: Some(edited.clone()),
+                            ..decision("edited", &answer.by, format!("edited to: {edited}"))
+                        });
+                        note = format!(
+                            "A person ({}) edited your command; ran `{edited}` instead.\n",
+                            answer.by
+                        );
+                        to_run = edited;
+                    }
+                    Decision::AlwaysAllow { prefix } => {
+                        self.deps.policy.lock().await.allow_prefix(&prefix);
+                        if let Err(e) = (self.deps.keep_allowed)(&prefix) {
+                            self.note(
+                                Kind::Error,
+                                format!("could not keep the allow rule `{prefix}`: {e}"),
+                            );
+                        }
+                        self.log(decision(
+                            "allowed_always",
+                            &answer.by,
+                            format!("always allow `{prefix}`"),
+                        ));
+                    }
+                }
+            }
+        }
+        let timeout = self.s.budgets.command_timeout;
+        match self.deps.executor.run(&to_run, timeout).await {
+            Ok(out) => {
+                self.log(Entry {
+                    kind: Some(Kind::ToolResult),
+                    content: out.for_model(),
+                    command: Some(to_run.clone()),
+                    exit_code: out.exit_code,
+                    duration_ms: Some(out.duration_ms as i64),
+                    detail: json!({ "timed_out": out.timed_out, "omitted_bytes": out.omitted_bytes, "signal": out.signal }),
+                    ..base
+                });
+                let text = format!(
+                    "{note}{}",
+                    prompt::untrusted("command output", &out.for_model())
+                );
+                (
+                    self.deps.audit.redactor().redact(&text),
+                    !out.success(),
+                    Step::Continue,
+                )
+            }
+            Err(e) => {
+                let why = e.to_string();
+                self.log(Entry {
+                    kind: Some(Kind::ToolResult),
+                    content: why.clone(),
+                    command: Some(to_run),
+                    ..base
+                });
+                (why, true, Step::Continue)
+            }
+        }
+    }
+
+    /// A fresh observation, and whether this ticket's violation is in it.
+    async fn observe(&mut self) -> String {
+        let snap = self.subject.observe().await;
+        let t = &self.ticket;
+        let mine = snap
+            .assessment
+            .violations
+            .iter()
+            .find(|v| v.invariant == t.invariant && v.entity == t.entity);
+        let unknown = snap.assessment.is_unknown(&t.invariant, &t.entity);
+        let nodes: Vec<_> = snap
+            .observation
+            .nodes
+            .iter()
+            .map(
+                |n| json!({ "name": n.name, "role": n.role, "state": n.state, "detail": n.detail }),
+            )
+            .collect();
+        let all: Vec<_> = snap
+            .assessment
+            .violations
+            .iter()
+            .map(|v| json!({ "invariant": v.invariant, "entity": v.entity, "summary": v.summary }))
+            .collect();
+        let v = json!({
+            "ticket_violation_present": if unknown { serde_json::Value::Null } else { json!(mine.is_some()) },
+            "ticket_violation": mine.map(|v| &v.summary),
+            "observation_error": snap.observation.error,
+            "nodes": nodes,
+            "violations": all,
+        });
+        serde_json::to_string_pretty(&v).unwrap_or_default()
+    }
+
+    /// The agent says it is fixed: wait for the monitor's verdict.
+    async fn resolve(&mut self, base: Entry, summary: &str) -> (String, bool, Step) {
+        let id = self.ticket.id;
+        let agent = self.s.agent_id.clone();
+        if let Err(e) = self.deps.store.mark_verifying(id, &agent, summary) {
+            let why = format!("cannot mark the ticket as verifying: {e}");
+            return (why, true, Step::Continue);
+        }
+        let since: Timestamp = clock::now();
+        let deadline = Instant::now() + self.s.verify_window;
+        let verdict = loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let t = match self.deps.store.get(id) {
+                Ok(t) => t,
+                Err(e) => break Err(format!("cannot read the ticket: {e}")),
+            };
+            match t.status {
+                Status::Resolved => break Ok(t),
+                Status::Verifying if t.last_seen_at > since => {
+                    break Err(format!(
+                        "the monitor still sees the violation: {}",
+                        t.summary
+                    ));
+                }
+                Status::Verifying if Instant::now() >= deadline => {
+                    break Err(format!(
+                        "the monitor did not confirm the fix within {} (is a monitor running?)",
+                        humantime::format_duration(self.s.verify_window)
+                    ));
+                }
+                Status::Verifying => {}
+                other => break Err(format!("the ticket became {other} meanwhile")),
+            }
+        };
+        match verdict {
+            Ok(t) => {
+                let how = t.resolution.map_or("resolved", |r| r.as_str());
+                self.log(Entry {
+                    kind: Some(Kind::Verify),
+                    content: format!("the monitor saw the violation gone: resolved ({how})"),
+                    ..base
+                });
+                (
+                    "The monitor confirmed the fix; the ticket is resolved.".into(),
+                    false,
+                    Step::End(Outcome::Resolved),
+                )
+            }
+            Err(why) => {
+                self.log(Entry {
+                    kind: Some(Kind::Verify),
+                    content: why.clone(),
+                    ..base
+                });
+                match self.deps.store.get(id).map(|t| t.status) {
+                    Ok(Status::Verifying) => {
+                        if let Err(e) = self.deps.store.verify_failed(id, &agent, &why) {
+                            return (
+                                e.to_string(),
+                                true,
+                                Step::End(Outcome::Interrupted(e.to_string())),
+                            );
+                        }
+                        (
+                            format!("Not resolved: {why}. Keep working, or escalate."),
+                            true,
+                            Step::Continue,
+                        )
+                    }
+                    _ => (why.clone(), true, Step::End(Outcome::Interrupted(why))),
+                }
+            }
+        }
+    }
+
+    fn escalate(&self, reason: &str) -> Outcome {
+        let actor = format!("agent:{}", self.s.agent_id);
+        match self.deps.store.escalate(self.ticket.id, &actor, reason) {
+            Ok(_) => Outcome::Escalated(reason.to_string()),
+            Err(e) => Outcome::Interrupted(format!("could not escalate ({reason}): {e}")),
+        }
+    }
+
+    fn fail(&self, why: &str) -> Outcome {
+        self.note(Kind::Error, why);
+        give_back(self.deps, self.s, self.ticket.id, why);
+        Outcome::GaveBack(why.to_string())
+    }
+
+    async fn finish(self, outcome: Outcome) -> Outcome {
+        if let Outcome::GaveBack(why) = &outcome {
+            // `fail` gave it back already unless the session never started talking.
+            if self.turns == 0 {
+                self.note(Kind::Error, why.clone());
+                give_back(self.deps, self.s, self.ticket.id, why);
+            }
+        }
+        let cost = self.cost();
+        if let Err(e) = self.deps.audit.end(
+            self.session_id,
+            &super::audit::Ending {
+                outcome: outcome.label(),
+                summary: outcome.reason(),
+                turns: self.turns,
+                usage: self.usage,
+                cost_usd: cost.unwrap_or(0.0),
+                error: match &outcome {
+                    Outcome::GaveBack(r) | Outcome::Interrupted(r) => Some(r),
+                    _ => None,
+                },
+            },
+        ) {
+            warn!(error = %e, "cannot close the session in the audit");
+        }
+        info!(
+            outcome = outcome.label(),
+            turns = self.turns,
+            "session ended"
+        );
+        if let Some(tx) = &self.deps.events {
+            let _ = tx.send(AgentEvent::Ended {
+                session_id: self.session_id,
+                ticket_id: self.ticket.id,
+                outcome: outcome.clone(),
+                usage: self.usage,
+                cost_usd: cost,
+            });
+        }
+        outcome
+    }
+}
+
+fn tool_result(call: &ToolCall, content: &str, is_error: bool) -> UserBlock {
+    UserBlock::ToolResult {
+        tool_use_id: call.id.clone(),
+        content: content.to_string(),
+        is_error,
+    }
+}
