@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Everything CI runs: installs what is missing, then formatting, lints and every test.
-# Tests run against real processes: redis-server and our own binaries.
+# Tests run against real processes: redis-server, our own binaries, and tmux for the
+# tests that drive the binary in a real terminal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

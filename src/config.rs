@@ -181,6 +181,10 @@ pub struct AgentConfig {
     /// How long the agent waits for the monitor to confirm a fix.
     #[serde(with = "humantime_serde")]
     pub verify_window: Duration,
+    /// How long a claimed ticket stays the agent's without a sign of life; after it, a
+    /// crashed agent's ticket is claimed again. Default: the wall-clock budget plus a minute.
+    #[serde(with = "humantime_serde::option")]
+    pub lease: Option<Duration>,
     /// Tools offered to the model.
     pub tools: Vec<String>,
     pub budgets: Budgets,
@@ -201,6 +205,7 @@ impl Default for AgentConfig {
             mode: crate::agent::policy::Mode::Auto,
             poll_interval: Duration::from_millis(200),
             verify_window: Duration::from_secs(10),
+            lease: None,
             tools: ["shell", "observe", "resolve", "escalate"]
                 .map(String::from)
                 .to_vec(),

@@ -150,7 +150,9 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
         agent_id: agent_id.clone(),
         mode: cfg.mode,
         budgets: cfg.budgets.clone(),
-        lease: cfg.budgets.wall_clock + Duration::from_secs(60),
+        lease: cfg
+            .lease
+            .unwrap_or(cfg.budgets.wall_clock + Duration::from_secs(60)),
         verify_window: cfg.verify_window,
         tools: cfg.tools.clone(),
         system_prompt: variant

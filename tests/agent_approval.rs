@@ -1,0 +1,207 @@
+//! A person approving and vetoing on the terminal: the real binary in a real terminal
+//! (tmux), driven by keystrokes.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use common::fake_llm::{FakeLlm, Msg, Reply};
+use operator::tickets::{Resolution, Status};
+use serde_json::json;
+
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("op-test-{}-{n}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "200",
+                "-y",
+                "60",
+                command,
+            ])
+            .status()
+            .expect("tmux is installed")
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Self { name }
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-S", "-500", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        Command::new("tmux")
+            .args([&["send-keys", "-t", &self.name][..], keys].concat())
+            .status()
+            .unwrap();
+    }
+
+    async fn wait_for(&self, what: &str, count: usize) -> String {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.screen();
+            if s.matches(what).count() >= count {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "`{what}` (x{count}) never appeared:\n{s}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_vetoes_then_always_allows_on_the_terminal() {
+    let c = Cluster::start("agent.verify_window = \"5s\"\n");
+    c.ok(&["node", "kill", "ratelimiter-2"]);
+    let mut m = c.monitor();
+    m.cycle().await.unwrap();
+    let ticket = c.tickets()[0].id;
+    let start =
+        json!({"command": "operator node start ratelimiter-2", "reasoning": "bring it back"});
+    let fake = FakeLlm::start(vec![
+        Reply::sse(
+            &Msg::new(10)
+                .call("toolu_1", "shell", start.clone())
+                .stop("tool_use", 5),
+        ),
+        Reply::sse(
+            &Msg::new(10)
+                .call("toolu_2", "shell", start)
+                .stop("tool_use", 5),
+        ),
+        Reply::sse(
+            &Msg::new(10)
+                .call("toolu_3", "observe", json!({}))
+                .stop("tool_use", 5),
+        ),
+        Reply::sse(
+            &Msg::new(10)
+                .call("toolu_4", "resolve", json!({"summary": "started it"}))
+                .stop("tool_use", 5),
+        ),
+    ])
+    .await;
+    let cmd = format!(
+        "env -u OPERATOR_CONFIG ANTHROPIC_API_KEY=sk-ant-test-tmux-key ANTHROPIC_BASE_URL={} {} --config {} --state-dir {} agent --once --mode approve --with-monitor --interval 200ms; echo AGENT-EXIT=$?; sleep 120",
+        fake.url,
+        common::OPERATOR,
+        c.config_path().display(),
+        c.state_dir().display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("approval needed", 1).await;
+    t.keys(&["n", "Enter"]);
+    t.wait_for("reason (sent to the model)", 1).await;
+    t.keys(&["use the least invasive way", "Enter"]);
+    t.wait_for("approval needed", 2).await;
+    t.keys(&["a", "Enter"]);
+    t.wait_for("prefix to always allow", 1).await;
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("AGENT-EXIT=", 1).await;
+    assert!(screen.contains("AGENT-EXIT=0"), "{screen}");
+    assert!(screen.contains("vetoed by person:"), "{screen}");
+
+    let reqs = fake.requests();
+    let veto = &reqs[1].body["messages"].as_array().unwrap().last().unwrap()["content"][0];
+    assert_eq!(veto["is_error"], true);
+    let content = veto["content"].as_str().unwrap();
+    assert!(
+        content.contains("vetoed by person:") && content.contains("use the least invasive way"),
+        "{content}"
+    );
+    let t = c.store().get(ticket).unwrap();
+    assert_eq!(
+        (t.status, t.resolution),
+        (Status::Resolved, Some(Resolution::Verified))
+    );
+    // The prefix is kept in the config file, so the next run does not ask.
+    assert_eq!(c.config().agent.policy.allow, ["operator node start"]);
+    let s = &c.json(&["audit", "list"])[0];
+    let entries = c.json(&["audit", "show", &s["id"].to_string()]);
+    let decisions: Vec<&str> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "approval")
+        .filter_map(|e| e["decision"].as_str())
+        .collect();
+    assert_eq!(decisions, ["ask", "vetoed", "ask", "allowed_always"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_terminal_nobody_approves() {
+    let c = Cluster::start("agent.verify_window = \"5s\"\n");
+    c.ok(&["node", "kill", "ratelimiter-1"]);
+    c.monitor().cycle().await.unwrap();
+    let fake = FakeLlm::start(vec![
+        Reply::sse(
+            &Msg::new(10)
+                .call(
+                    "toolu_1",
+                    "shell",
+                    json!({"command": "operator node kill ratelimiter-3", "reasoning": "why not"}),
+                )
+                .stop("tool_use", 5),
+        ),
+        Reply::sse(
+            &Msg::new(10)
+                .call("toolu_2", "escalate", json!({"reason": "needs a person"}))
+                .stop("tool_use", 5),
+        ),
+    ])
+    .await;
+    let mut cmd = c.command(&["agent", "--once"]);
+    cmd.env("ANTHROPIC_API_KEY", "sk-ant-test-nobody")
+        .env("ANTHROPIC_BASE_URL", &fake.url);
+    let out = tokio::process::Command::from(cmd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out.stderr));
+    let reqs = fake.requests();
+    let veto = &reqs[1].body["messages"].as_array().unwrap().last().unwrap()["content"][0];
+    assert!(
+        veto["content"]
+            .as_str()
+            .unwrap()
+            .contains("no person is available"),
+        "{veto}"
+    );
+    let running = c
+        .json(&["status"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["name"] == "ratelimiter-3" && n["state"] == "running");
+    assert!(running, "the destructive command must not have run");
+}
