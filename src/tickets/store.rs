@@ -725,8 +725,9 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
         if let Some(t) = recent {
             let to = check(&t, Transition::Reopen)?;
             tx.execute(
+                // A new occurrence: agents get their attempts afresh.
                 "UPDATE tickets SET status = ?2, resolution = NULL, resolved_at = NULL,
-                        cleared_at = NULL, occurrences = occurrences + 1,
+                        cleared_at = NULL, occurrences = occurrences + 1, attempts = 0,
                         observations = observations + 1, last_seen_at = ?3, summary = ?4,
                         detail = ?5, severity = ?6, updated_at = ?3
                  WHERE id = ?1",

@@ -435,3 +435,23 @@ fn leases_are_renewed_by_their_holder_only_and_failed_verification_returns_the_t
     let t = s.verify_failed(t.id, "a", "still down").unwrap();
     assert_eq!(t.status, Status::InProgress);
 }
+
+#[test]
+fn a_reopened_ticket_gets_fresh_attempts() {
+    let (_d, s) = store();
+    cycle(&s, 0, &[v("node_down", "n2")], &[]);
+    let t = s
+        .claim_next("a", Duration::from_secs(60), None, 1)
+        .unwrap()
+        .unwrap();
+    s.mark_verifying(t.id, "a", "fixed").unwrap();
+    cycle(&s, 1, &[], &[]);
+    cycle(&s, 2, &[v("node_down", "n2")], &[]);
+    assert_eq!(s.get(t.id).unwrap().attempts, 0);
+    let again = s.claim_next("a", Duration::from_secs(60), None, 1).unwrap();
+    assert_eq!(
+        again.map(|t| t.id),
+        Some(t.id),
+        "one attempt per occurrence, not per ticket"
+    );
+}

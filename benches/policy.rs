@@ -1,0 +1,30 @@
+//! The policy's cost per command: parse the shell syntax and classify every program.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use operator::agent::policy::{Policy, Protected};
+
+fn bench(c: &mut Criterion) {
+    let p = Policy::new(
+        &[],
+        &[],
+        Protected {
+            state_dir: "/state".into(),
+            db: "/state/operator.db".into(),
+            cwd: "/state/instances/0".into(),
+        },
+    );
+    let simple = "operator node start ratelimiter-2";
+    let compound = "curl -sf http://127.0.0.1:8001/api/counters | jq '.counters[]' && redis-cli -p 6379 ZCARD ratelimit:k; bash -c 'operator status'";
+    let mut g = c.benchmark_group("policy_classify");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("simple", |b| {
+        b.iter(|| p.classify(std::hint::black_box(simple)))
+    });
+    g.bench_function("compound", |b| {
+        b.iter(|| p.classify(std::hint::black_box(compound)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
