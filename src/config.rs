@@ -158,7 +158,8 @@ mod durations {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
-    /// Claude when `ANTHROPIC_API_KEY` is set, else the offline runbook.
+    /// By the model's name: `claude-*` is Anthropic, another name an OpenAI-compatible
+    /// server; with no model, Claude when `ANTHROPIC_API_KEY` is set, else the runbook.
     #[default]
     Auto,
     Anthropic,

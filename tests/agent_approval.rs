@@ -205,3 +205,72 @@ async fn without_a_terminal_nobody_approves() {
         .any(|n| n["name"] == "ratelimiter-3" && n["state"] == "running");
     assert!(running, "the destructive command must not have run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_edits_the_command_before_it_runs() {
+    let c = Cluster::start("agent.verify_window = \"5s\"\n");
+    c.ok(&["node", "kill", "ratelimiter-3"]);
+    c.monitor().cycle().await.unwrap();
+    let ticket = c.tickets()[0].id;
+    let fake = FakeLlm::start(vec![
+        // The model reaches for a restart of everything; the person narrows it.
+        Reply::sse(
+            &Msg::new(10)
+                .call(
+                    "toolu_1",
+                    "shell",
+                    json!({"command": "operator node restart redis", "reasoning": "restart"}),
+                )
+                .stop("tool_use", 5),
+        ),
+        Reply::sse(
+            &Msg::new(10)
+                .call(
+                    "toolu_2",
+                    "resolve",
+                    json!({"summary": "started ratelimiter-3"}),
+                )
+                .stop("tool_use", 5),
+        ),
+    ])
+    .await;
+    let cmd = format!(
+        "env -u OPERATOR_CONFIG ANTHROPIC_API_KEY=sk-ant-test-tmux-key ANTHROPIC_BASE_URL={} {} --config {} --state-dir {} agent --once --mode approve --with-monitor --interval 200ms; echo AGENT-EXIT=$?; sleep 120",
+        fake.url,
+        common::OPERATOR,
+        c.config_path().display(),
+        c.state_dir().display()
+    );
+    let t = Tmux::start(&cmd);
+    t.wait_for("approval needed", 1).await;
+    t.keys(&["e", "Enter"]);
+    t.wait_for("command to run instead", 1).await;
+    t.keys(&["operator node start ratelimiter-3", "Enter"]);
+    let screen = t.wait_for("AGENT-EXIT=", 1).await;
+    assert!(screen.contains("AGENT-EXIT=0"), "{screen}");
+    let reqs = fake.requests();
+    let result = &reqs[1].body["messages"].as_array().unwrap().last().unwrap()["content"][0];
+    let content = result["content"].as_str().unwrap();
+    assert!(
+        content.contains("edited your command")
+            && content.contains("operator node start ratelimiter-3"),
+        "{content}"
+    );
+    assert_eq!(result["is_error"], false);
+    let t = c.store().get(ticket).unwrap();
+    assert_eq!(
+        (t.status, t.resolution),
+        (Status::Resolved, Some(Resolution::Verified))
+    );
+    // Redis was never restarted: the person's command ran, not the model's.
+    let s = &c.json(&["audit", "list"])[0];
+    let entries = c.json(&["audit", "show", &s["id"].to_string()]);
+    let ran: Vec<&str> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .filter_map(|e| e["command"].as_str())
+        .collect();
+    assert_eq!(ran, ["operator node start ratelimiter-3"]);
+}

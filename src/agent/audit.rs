@@ -215,16 +215,31 @@ impl Audit {
         })
     }
 
-    /// Appends one step; returns its sequence number.
-    pub fn log(&self, session: i64, e: &Entry) -> Result<i64, StoreError> {
+    /// The entry with every secret redacted: what is stored and what is shown.
+    pub fn redacted(&self, e: &Entry) -> Entry {
         let r = &self.redactor;
-        let opt = |v: &Option<String>| v.as_deref().map(|s| r.redact(s));
+        Entry {
+            content: r.redact(&e.content),
+            command: e.command.as_deref().map(|c| r.redact(c)),
+            detail: if e.detail.is_null() {
+                serde_json::Value::Null
+            } else {
+                r.redact_json(&e.detail)
+            },
+            ..e.clone()
+        }
+    }
+
+    /// Appends one step (redacted); returns it as stored, with its sequence number and time.
+    pub fn log(&self, session: i64, e: &Entry) -> Result<Entry, StoreError> {
+        let mut e = self.redacted(e);
+        let at = clock::now();
         let detail = if e.detail.is_null() {
             "{}".to_string()
         } else {
-            r.redact_json(&e.detail).to_string()
+            e.detail.to_string()
         };
-        self.store.write(|tx| {
+        let seq = self.store.write(|tx| {
             let seq: i64 = tx.query_row(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_log WHERE session_id = ?1",
                 [session],
@@ -237,10 +252,10 @@ impl Audit {
                 params![
                     session,
                     seq,
-                    clock::format(clock::now()),
+                    clock::format(at),
                     e.kind.unwrap_or(Kind::Note).as_str(),
-                    r.redact(&e.content),
-                    opt(&e.command),
+                    e.content,
+                    e.command,
                     e.policy,
                     e.exit_code,
                     e.duration_ms,
@@ -252,7 +267,10 @@ impl Audit {
                 ],
             )?;
             Ok(seq)
-        })
+        })?;
+        e.seq = seq;
+        e.at = Some(at);
+        Ok(e)
     }
 
     pub fn end(&self, session: i64, e: &Ending) -> Result<(), StoreError> {

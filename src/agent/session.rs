@@ -234,15 +234,11 @@ impl<'a> Run<'a> {
 
     fn log(&self, entry: Entry) {
         match self.deps.audit.log(self.session_id, &entry) {
-            Ok(seq) => {
+            Ok(stored) => {
                 if let Some(tx) = &self.deps.events {
-                    let mut e = entry;
-                    e.seq = seq;
-                    e.at = Some(clock::now());
-                    e.content = self.deps.audit.redactor().redact(&e.content);
                     let _ = tx.send(AgentEvent::Step {
                         session_id: self.session_id,
-                        entry: e,
+                        entry: stored,
                     });
                 }
             }

@@ -244,7 +244,7 @@ impl StreamState {
             })
     }
 
-    /// Handles one event; `Ok(true)` at `message_stop`.
+    /// Handles one event; `finished` is set at `message_stop`.
     fn on_event(
         &mut self,
         data: &Value,

@@ -559,17 +559,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
             for a in lits(args) {
                 let name = a.split('=').next().unwrap_or(a);
-                if [
-                    "PATH",
-                    "LD_PRELOAD",
-                    "LD_LIBRARY_PATH",
-                    "BASH_ENV",
-                    "ENV",
-                    "IFS",
-                    "PROMPT_COMMAND",
-                ]
-                .contains(&name)
-                {
+                if walk::DANGEROUS_VARIABLES.contains(&name) {
                     ctx.mark(
                         Class::Denied,
                         format!("sets {name}, which changes what runs"),
@@ -862,16 +852,7 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             Some(a) if a.starts_with('-') => i += 1,
             Some(a) if a.contains('=') => {
                 let name = a.split('=').next().unwrap_or(a);
-                if [
-                    "PATH",
-                    "LD_PRELOAD",
-                    "LD_LIBRARY_PATH",
-                    "BASH_ENV",
-                    "ENV",
-                    "IFS",
-                ]
-                .contains(&name)
-                {
+                if walk::DANGEROUS_VARIABLES.contains(&name) {
                     ctx.mark(
                         Class::Denied,
                         format!("sets {name}, which changes what runs"),

@@ -186,7 +186,7 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
 }
 
 /// Variables that change what a program is or how it loads: never set by the agent.
-const DANGEROUS_VARIABLES: &[&str] = &[
+pub const DANGEROUS_VARIABLES: &[&str] = &[
     "PATH",
     "LD_PRELOAD",
     "LD_LIBRARY_PATH",
