@@ -12,3 +12,4 @@ pub mod paths;
 pub mod runtime;
 pub mod subjects;
 pub mod tickets;
+pub mod tui;

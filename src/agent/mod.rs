@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cost;
 pub mod executor;
 pub mod llm;
+pub mod local;
 pub mod policy;
 pub mod prompt;
 pub mod redact;

@@ -6,26 +6,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use color_eyre::eyre::{Result, WrapErr};
+use color_eyre::eyre::Result;
 use operator::agent::approval::{Approver, Nobody, Terminal};
-use operator::agent::audit::{Audit, Entry, Kind};
-use operator::agent::executor::{LocalEnv, LocalExecutor};
+use operator::agent::audit::{Entry, Kind};
 use operator::agent::llm::ModelEvent;
-use operator::agent::policy::{Mode, Policy, Protected};
-use operator::agent::redact::Redactor;
-use operator::agent::session::{AgentEvent, Deps, Outcome, Settings};
+use operator::agent::local::LocalAgent;
+use operator::agent::policy::Mode;
+use operator::agent::session::{AgentEvent, Outcome};
 use operator::agent::variant::Variant;
-use operator::agent::{Agent, build_model, prompt};
-use operator::config::{Backend, Config};
+use operator::config::{AgentConfig, Backend};
 use operator::monitor::Monitor;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::output;
 use super::{Context, parse_duration};
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum ModeArg {
+    #[default]
     Auto,
     Approve,
     Observe,
@@ -72,20 +71,23 @@ pub struct AgentArgs {
     pub json: bool,
 }
 
-pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
-    let name = ctx.subject_name(None)?;
+/// The agent's configuration: the config file's, then the variant's, then the flags.
+pub fn resolve(
+    ctx: &Context,
+    model: Option<&str>,
+    backend: Option<BackendArg>,
+    mode: Option<ModeArg>,
+    variant: Option<&std::path::Path>,
+) -> Result<(AgentConfig, Option<Variant>)> {
     let mut cfg = ctx.config.agent.clone();
-    let variant = match &args.variant {
-        Some(p) => Some(Variant::load(p)?),
-        None => None,
-    };
+    let variant = variant.map(Variant::load).transpose()?;
     if let Some(v) = &variant {
         cfg = v.apply(&cfg);
     }
-    if let Some(m) = &args.model {
-        cfg.model = m.clone();
+    if let Some(m) = model {
+        cfg.model = m.to_string();
     }
-    if let Some(b) = args.backend {
+    if let Some(b) = backend {
         cfg.backend = match b {
             BackendArg::Auto => Backend::Auto,
             BackendArg::Anthropic => Backend::Anthropic,
@@ -93,77 +95,49 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
             BackendArg::Runbook => Backend::Runbook,
         };
     }
-    if let Some(m) = args.mode {
+    if let Some(m) = mode {
         cfg.mode = match m {
             ModeArg::Auto => Mode::Auto,
             ModeArg::Approve => Mode::Approve,
             ModeArg::Observe => Mode::Observe,
         };
     }
-    let model = build_model(&cfg, &name)?;
-    let store = ctx.store()?;
-    let instance_dir = ctx.state.instance(ctx.instance);
-    std::fs::create_dir_all(&instance_dir)
-        .wrap_err_with(|| format!("cannot create {}", instance_dir.display()))?;
-    let executor = LocalExecutor::new(LocalEnv {
-        cwd: &instance_dir,
-        state_dir: ctx.state.root(),
-        db: &ctx.db,
-        instance: ctx.instance,
-        config: ctx.config_path.as_deref(),
-        output_limit: cfg.budgets.output_bytes,
-    });
-    let policy = Policy::new(
-        &cfg.policy.allow,
-        &cfg.policy.deny,
-        Protected {
-            state_dir: absolute(ctx.state.root()),
-            db: absolute(&ctx.db),
-            cwd: absolute(&instance_dir),
-        },
-    );
+    Ok((cfg, variant))
+}
+
+pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
+    let name = ctx.subject_name(None)?;
+    let (cfg, variant) = resolve(
+        ctx,
+        args.model.as_deref(),
+        args.backend,
+        args.mode,
+        args.variant.as_deref(),
+    )?;
     let interactive = std::io::stdin().is_terminal();
     let approver: Arc<dyn Approver> = if interactive {
         Arc::new(Terminal::new())
     } else {
         Arc::new(Nobody)
     };
-    let config_file = ctx.config_path.clone().or_else(Config::default_path);
-    let keep_allowed = Arc::new(move |prefix: &str| match &config_file {
-        Some(p) => operator::config::remember_allowed(p, prefix),
-        None => Err("no config file to keep it in".into()),
-    });
+    let store = ctx.store()?;
     let (tx, rx) = mpsc::unbounded_channel();
-    let agent_id = format!("agent-{}", std::process::id());
-    let deps = Deps {
+    let mut agent = LocalAgent {
+        config: &cfg,
+        variant: variant.as_ref(),
+        subject: ctx.subject(&name)?,
         store: store.clone(),
-        audit: Audit::new(store.clone(), Redactor::from_env()),
-        model: model.clone(),
-        executor: Arc::new(executor),
-        policy: Arc::new(Mutex::new(policy)),
+        state: &ctx.state,
+        db: &ctx.db,
+        instance: ctx.instance,
+        config_path: ctx.config_path.clone(),
         approver,
-        keep_allowed,
         events: Some(tx),
         guidance: None,
-    };
-    let settings = Settings {
-        agent_id: agent_id.clone(),
-        mode: cfg.mode,
-        budgets: cfg.budgets.clone(),
-        lease: cfg
-            .lease
-            .unwrap_or(cfg.budgets.wall_clock + Duration::from_secs(60)),
-        verify_window: cfg.verify_window,
-        tools: cfg.tools.clone(),
-        system_prompt: variant
-            .as_ref()
-            .and_then(|v| v.system_prompt.clone())
-            .unwrap_or_else(|| prompt::DEFAULT_SYSTEM.to_string()),
-        variant: variant
-            .as_ref()
-            .map_or("default".into(), |v| v.name.clone()),
-        prices: cfg.prices.clone(),
-    };
+    }
+    .build()?;
+    let agent_id = agent.settings.agent_id.clone();
+    let model = agent.deps.model.clone();
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
@@ -173,26 +147,13 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
         });
     }
     if args.with_monitor {
-        let mut monitor = Monitor::new(
+        let monitor = Monitor::new(
             ctx.subject(&name)?,
             store.clone(),
             ctx.config.tickets.flap_window,
         );
         let interval = args.interval.unwrap_or(ctx.config.monitor.interval);
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => {
-                        if let Err(e) = monitor.cycle().await {
-                            tracing::warn!(error = %e, "monitor cycle failed");
-                        }
-                    }
-                }
-            }
-        });
+        tokio::spawn(monitor.run(interval, stop.clone(), |_| {}));
     }
     if !args.json {
         eprintln!(
@@ -209,12 +170,6 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
         );
     }
     let printer = tokio::spawn(print_events(rx, args.json));
-    let mut agent = Agent {
-        deps,
-        settings,
-        subject: ctx.subject(&name)?,
-        poll: cfg.poll_interval,
-    };
     let outcomes = agent.run(stop.clone(), args.once).await;
     stop.cancel();
     drop(agent);
@@ -232,10 +187,6 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn absolute(p: &std::path::Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The readable log (or JSON lines) of what the agent does.

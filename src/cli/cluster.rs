@@ -5,7 +5,6 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use color_eyre::eyre::{Result, eyre};
 use operator::clock;
-use operator::runtime::local::LocalRuntime;
 use operator::runtime::{NodeAction, NodeStatus, RuntimeError};
 use operator::subjects::{self, ratelimiter};
 
@@ -68,42 +67,16 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
         return Err(eyre!(subjects::unknown_subject(&args.subject)));
     }
     let runtime = ctx.runtime();
-    let cfg = &ctx.config.ratelimiter;
-    let names = ratelimiter::topology::node_names(cfg);
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     if !args.json {
         eprintln!(
             "starting {} instance {} ({} nodes)…",
             args.subject,
             ctx.instance,
-            names.len()
+            ratelimiter::topology::node_names(&ctx.config.ratelimiter).len()
         );
     }
     let start = Instant::now();
-    // Free ports are free when picked, but another program may take one before our node
-    // binds it: pick again a few times. Fixed ports are not retried.
-    let attempts = if ctx.config.runtime.local.base_port.is_some() {
-        1
-    } else {
-        3
-    };
-    let mut attempt = 1;
-    let report = loop {
-        let ports = runtime.allocate_ports(&name_refs)?;
-        let plan = ratelimiter::topology::plan(
-            cfg,
-            &ctx.config.runtime.local,
-            LocalRuntime::host(),
-            &ports,
-        );
-        match runtime.up(plan).await {
-            Err(e) if attempt < attempts && lost_port_race(&e) => {
-                tracing::warn!(error = %e, attempt, "a port was taken while starting; retrying");
-                attempt += 1;
-            }
-            other => break other?,
-        }
-    };
+    let report = subjects::launch::up(&args.subject, runtime.as_ref(), &ctx.config).await?;
     if args.json {
         return output::json(&report);
     }
@@ -117,14 +90,6 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn lost_port_race(e: &RuntimeError) -> bool {
-    match e {
-        RuntimeError::PortInUse { .. } => true,
-        RuntimeError::StartFailed { log_tail, .. } => log_tail.contains("in use"),
-        _ => false,
-    }
 }
 
 pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {

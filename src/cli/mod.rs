@@ -8,6 +8,7 @@ mod load;
 mod monitor;
 mod output;
 mod tickets;
+mod tui;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use operator::tickets::TicketStore;
 
 const EXAMPLES: &str = "\
 Examples:
+  operator                             the full-screen app (starts the cluster if needed)
+  operator demo                        a guided demo, step by step
   operator up                          start Redis and three rate-limiter nodes
   operator monitor                     watch them; open and resolve tickets
   operator chaos inject node_kill      break one node (in another terminal)
@@ -90,6 +93,10 @@ pub enum Command {
     /// What agents did: sessions, reasoning, commands, decisions.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The full-screen app (the default command): cluster, tickets, agent, chaos.
+    Tui(tui::TuiArgs),
+    /// A guided demo in the app: healthy cluster, load, a fault, detection, AI repair, proof.
+    Demo(tui::DemoArgs),
 }
 
 /// Parses a duration such as `1s`, `250ms`, `5m`.
@@ -195,9 +202,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     )
     .wrap_err_with(|| format!("cannot write logs under {}", ctx.state.logs().display()))?;
     let Some(command) = cli.command else {
-        use clap::CommandFactory;
-        Cli::command().print_help()?;
-        return Ok(());
+        return tui::run(&ctx, tui::TuiArgs::default(), false).await;
     };
     match command {
         Command::Up(a) => cluster::up(&ctx, a).await,
@@ -210,5 +215,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Load(a) => load::run(&ctx, a).await,
         Command::Agent(a) => agent::run(&ctx, a).await,
         Command::Audit(c) => audit::run(&ctx, c).await,
+        Command::Tui(a) => tui::run(&ctx, a, false).await,
+        Command::Demo(a) => tui::demo(&ctx, a).await,
     }
 }

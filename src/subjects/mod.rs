@@ -5,6 +5,7 @@
 //! would have decided are reported as unknown, so nothing is resolved on missing evidence.
 
 pub mod invariant;
+pub mod launch;
 pub mod ratelimiter;
 
 use async_trait::async_trait;

@@ -1,0 +1,110 @@
+//! An agent for one local instance, put together from the configuration: the model, the
+//! executor in the instance's folder, the policy protecting the operator's own state, the
+//! audit. The CLI and the TUI build their agents here and differ only in who approves.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc};
+
+use super::approval::Approver;
+use super::audit::Audit;
+use super::executor::{LocalEnv, LocalExecutor};
+use super::llm::ModelError;
+use super::policy::{Policy, Protected};
+use super::redact::Redactor;
+use super::session::{AgentEvent, Deps, Settings};
+use super::variant::Variant;
+use super::{Agent, build_model, prompt};
+use crate::config::{AgentConfig, Config};
+use crate::paths::StateDir;
+use crate::subjects::Subject;
+use crate::tickets::TicketStore;
+
+pub struct LocalAgent<'a> {
+    /// The agent's configuration, variant and flags already applied.
+    pub config: &'a AgentConfig,
+    pub variant: Option<&'a Variant>,
+    pub subject: Box<dyn Subject>,
+    pub store: TicketStore,
+    pub state: &'a StateDir,
+    pub db: &'a Path,
+    pub instance: u32,
+    /// The config file named on the command line, for the agent's own `operator` calls and
+    /// where "always allow" answers are kept (else the default config file).
+    pub config_path: Option<PathBuf>,
+    pub approver: Arc<dyn Approver>,
+    pub events: Option<mpsc::UnboundedSender<AgentEvent>>,
+    pub guidance: Option<mpsc::UnboundedReceiver<String>>,
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl LocalAgent<'_> {
+    pub fn build(self) -> Result<Agent, ModelError> {
+        let cfg = self.config;
+        let name = self.subject.name().to_string();
+        let model = build_model(cfg, &name)?;
+        let instance_dir = self.state.instance(self.instance);
+        // Commands run there; it exists once the cluster is up, but must exist regardless.
+        let _ = std::fs::create_dir_all(&instance_dir);
+        let executor = LocalExecutor::new(LocalEnv {
+            cwd: &instance_dir,
+            state_dir: self.state.root(),
+            db: self.db,
+            instance: self.instance,
+            config: self.config_path.as_deref(),
+            output_limit: cfg.budgets.output_bytes,
+        });
+        let policy = Policy::new(
+            &cfg.policy.allow,
+            &cfg.policy.deny,
+            Protected {
+                state_dir: absolute(self.state.root()),
+                db: absolute(self.db),
+                cwd: absolute(&instance_dir),
+            },
+        );
+        let keep_file = self.config_path.clone().or_else(Config::default_path);
+        let keep_allowed = Arc::new(move |prefix: &str| match &keep_file {
+            Some(p) => crate::config::remember_allowed(p, prefix),
+            None => Err("no config file to keep it in".into()),
+        });
+        let deps = Deps {
+            audit: Audit::new(self.store.clone(), Redactor::from_env()),
+            store: self.store,
+            model,
+            executor: Arc::new(executor),
+            policy: Arc::new(Mutex::new(policy)),
+            approver: self.approver,
+            keep_allowed,
+            events: self.events,
+            guidance: self.guidance.map(|g| Arc::new(Mutex::new(g))),
+        };
+        let settings = Settings {
+            agent_id: format!("agent-{}", std::process::id()),
+            mode: cfg.mode,
+            budgets: cfg.budgets.clone(),
+            lease: cfg
+                .lease
+                .unwrap_or(cfg.budgets.wall_clock + Duration::from_secs(60)),
+            verify_window: cfg.verify_window,
+            tools: cfg.tools.clone(),
+            system_prompt: self
+                .variant
+                .and_then(|v| v.system_prompt.clone())
+                .unwrap_or_else(|| prompt::DEFAULT_SYSTEM.to_string()),
+            variant: self.variant.map_or("default".into(), |v| v.name.clone()),
+            prices: cfg.prices.clone(),
+        };
+        Ok(Agent {
+            deps,
+            settings,
+            subject: self.subject,
+            poll: cfg.poll_interval,
+        })
+    }
+}

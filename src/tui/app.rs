@@ -1,0 +1,304 @@
+//! The app's state. Services never touch it: they send messages, and `update` changes it.
+
+use std::collections::VecDeque;
+
+use ratatui_textarea::TextArea;
+use tokio::sync::oneshot;
+
+use super::demo::Demo;
+use super::session_view::SessionView;
+use super::theme::Theme;
+use crate::agent::approval::{Answer, ApprovalRequest};
+use crate::agent::audit::Session;
+use crate::agent::policy::Mode;
+use crate::chaos::FaultRecord;
+use crate::clock::Timestamp;
+use crate::load::LoadStats;
+use crate::monitor::CycleReport;
+use crate::subjects::InvariantInfo;
+use crate::tickets::{Status, Ticket, TicketEvent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Cluster,
+    Tickets,
+    Agent,
+    Chaos,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 4] = [Tab::Cluster, Tab::Tickets, Tab::Agent, Tab::Chaos];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Cluster => "Cluster",
+            Tab::Tickets => "Tickets",
+            Tab::Agent => "Agent",
+            Tab::Chaos => "Chaos",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        Self::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Good,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub at: Timestamp,
+    pub level: Level,
+    pub text: String,
+}
+
+/// Which tickets the Tickets tab lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    Active,
+    Only(Status),
+}
+
+impl Filter {
+    pub fn next(self) -> Self {
+        match self {
+            Filter::All => Filter::Active,
+            Filter::Active => Filter::Only(Status::Open),
+            Filter::Only(Status::Open) => Filter::Only(Status::InProgress),
+            Filter::Only(Status::InProgress) => Filter::Only(Status::Verifying),
+            Filter::Only(Status::Verifying) => Filter::Only(Status::Escalated),
+            Filter::Only(Status::Escalated) => Filter::Only(Status::Resolved),
+            Filter::Only(Status::Resolved) => Filter::All,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Filter::All => "all",
+            Filter::Active => "active",
+            Filter::Only(s) => s.as_str(),
+        }
+    }
+
+    pub fn keeps(self, t: &Ticket) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Active => t.status != Status::Resolved,
+            Filter::Only(s) => t.status == s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TicketDetail {
+    pub ticket_id: i64,
+    pub events: Vec<TicketEvent>,
+    pub sessions: Vec<Session>,
+}
+
+/// A command waiting for a person, and where the answer goes.
+pub struct PendingApproval {
+    pub req: ApprovalRequest,
+    pub reply: Option<oneshot::Sender<Answer>>,
+}
+
+/// What a text area is being typed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputPurpose {
+    VetoReason,
+    EditCommand,
+    AllowPrefix,
+    Guidance,
+}
+
+impl InputPurpose {
+    pub fn title(self) -> &'static str {
+        match self {
+            InputPurpose::VetoReason => " Veto: why? (sent to the model) ",
+            InputPurpose::EditCommand => " Edit the command, then Enter to run it ",
+            InputPurpose::AllowPrefix => " Always allow commands starting with ",
+            InputPurpose::Guidance => " Guidance for the agent (sent on its next turn) ",
+        }
+    }
+}
+
+/// A question put to the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    Inject {
+        fault: crate::chaos::FaultKind,
+        target: String,
+    },
+    Quit {
+        faults: usize,
+        stop_cluster: bool,
+    },
+}
+
+pub enum Overlay {
+    Help,
+    Confirm(Ask),
+    Input {
+        purpose: InputPurpose,
+        area: Box<TextArea<'static>>,
+    },
+    /// Something went wrong that the person must see (a cluster that cannot start, a DB).
+    Fatal {
+        title: String,
+        body: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChaosPane {
+    Faults,
+    Targets,
+    Active,
+}
+
+pub struct App {
+    pub tab: Tab,
+    pub size: (u16, u16),
+    pub theme: Theme,
+    pub now: Timestamp,
+    pub subject: String,
+    pub instance: u32,
+    pub mode: Mode,
+    /// `runbook`, `anthropic claude-sonnet-5`, or why there is no agent.
+    pub agent_label: String,
+    pub invariants: Vec<InvariantInfo>,
+    pub cycle: Option<Box<CycleReport>>,
+    pub cluster_note: Option<String>,
+    pub load: VecDeque<LoadStats>,
+    pub load_running: bool,
+    pub log: VecDeque<LogLine>,
+    /// Lines scrolled back from the newest in the event log.
+    pub log_scroll: usize,
+    pub tickets: Vec<Ticket>,
+    pub filter: Filter,
+    pub ticket_sel: usize,
+    pub detail: Option<TicketDetail>,
+    pub sessions: Vec<SessionView>,
+    /// The session shown; None follows the newest.
+    pub session_focus: Option<i64>,
+    /// The selected item of the shown session; None follows the newest.
+    pub item_sel: Option<usize>,
+    pub approvals: VecDeque<PendingApproval>,
+    pub faults: Vec<FaultRecord>,
+    pub chaos_pane: ChaosPane,
+    pub fault_sel: usize,
+    pub target_sel: usize,
+    pub active_sel: usize,
+    pub overlay: Option<Overlay>,
+    pub flash: Option<(Level, String)>,
+    /// The app started the cluster, so quitting offers to stop it.
+    pub started_cluster: bool,
+    pub quitting: bool,
+    pub exit: bool,
+    pub demo: Option<Demo>,
+}
+
+/// How many log lines and load seconds are kept.
+pub const LOG_KEPT: usize = 500;
+pub const LOAD_KEPT: usize = 300;
+
+impl App {
+    pub fn new(subject: &str, instance: u32, mode: Mode, theme: Theme, now: Timestamp) -> Self {
+        Self {
+            tab: Tab::Cluster,
+            size: (0, 0),
+            theme,
+            now,
+            subject: subject.into(),
+            instance,
+            mode,
+            agent_label: String::new(),
+            invariants: Vec::new(),
+            cycle: None,
+            cluster_note: None,
+            load: VecDeque::new(),
+            load_running: false,
+            log: VecDeque::new(),
+            log_scroll: 0,
+            tickets: Vec::new(),
+            filter: Filter::All,
+            ticket_sel: 0,
+            detail: None,
+            sessions: Vec::new(),
+            session_focus: None,
+            item_sel: None,
+            approvals: VecDeque::new(),
+            faults: Vec::new(),
+            chaos_pane: ChaosPane::Faults,
+            fault_sel: 0,
+            target_sel: 0,
+            active_sel: 0,
+            overlay: None,
+            flash: None,
+            started_cluster: false,
+            quitting: false,
+            exit: false,
+            demo: None,
+        }
+    }
+
+    pub fn push_log(&mut self, level: Level, text: impl Into<String>) {
+        if self.log.len() == LOG_KEPT {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine {
+            at: self.now,
+            level,
+            text: text.into(),
+        });
+    }
+
+    pub fn visible_tickets(&self) -> Vec<&Ticket> {
+        self.tickets
+            .iter()
+            .filter(|t| self.filter.keeps(t))
+            .collect()
+    }
+
+    pub fn selected_ticket(&self) -> Option<&Ticket> {
+        self.visible_tickets().get(self.ticket_sel).copied()
+    }
+
+    /// The node names, for chaos targets.
+    pub fn targets(&self) -> Vec<String> {
+        self.cycle
+            .as_ref()
+            .and_then(|c| c.snapshot.as_ref())
+            .map(|s| s.observation.nodes.iter().map(|n| n.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn shown_session(&self) -> Option<&SessionView> {
+        match self.session_focus {
+            Some(id) => self.sessions.iter().find(|s| s.id == id),
+            None => self.sessions.last(),
+        }
+    }
+
+    pub fn shown_session_mut(&mut self) -> Option<&mut SessionView> {
+        match self.session_focus {
+            Some(id) => self.sessions.iter_mut().find(|s| s.id == id),
+            None => self.sessions.last_mut(),
+        }
+    }
+
+    pub fn live_faults(&self) -> usize {
+        self.faults.iter().filter(|f| f.status.is_live()).count()
+    }
+
+    pub fn too_small(&self) -> bool {
+        self.size.0 < 80 || self.size.1 < 24
+    }
+}

@@ -1,0 +1,442 @@
+//! App states for snapshot tests and render benchmarks: a fixed clock, a three-node cluster,
+//! tickets, an agent session. Nothing here runs anything.
+
+use serde_json::json;
+
+use super::app::{App, Level, PendingApproval};
+use super::session_view::SessionView;
+use super::theme::Theme;
+use crate::agent::approval::ApprovalRequest;
+use crate::agent::audit::{Entry, Kind};
+use crate::agent::policy::{Class, Mode};
+use crate::chaos::{FaultKind, FaultRecord, FaultStatus};
+use crate::clock::{self, Timestamp};
+use crate::load::LoadStats;
+use crate::monitor::CycleReport;
+use crate::subjects::{
+    Assessment, InvariantInfo, NodeObservation, NodeState, Observation, Severity, Snapshot,
+    Violation,
+};
+use crate::tickets::{Resolution, Status, Ticket, TicketEvent};
+
+pub fn t0() -> Timestamp {
+    clock::parse("2026-11-26T12:00:00Z").unwrap_or_default()
+}
+
+pub fn at(secs: i64) -> Timestamp {
+    t0() + chrono::Duration::seconds(secs)
+}
+
+fn invariants() -> Vec<InvariantInfo> {
+    let cfg = crate::config::RateLimiterConfig::default();
+    crate::subjects::ratelimiter::check::catalogue(&cfg)
+}
+
+fn node(name: &str, role: &str, state: NodeState, detail: Option<&str>) -> NodeObservation {
+    NodeObservation {
+        name: name.into(),
+        role: role.into(),
+        address: format!("127.0.0.1:{}", 7000 + name.len()),
+        state,
+        detail: detail.map(str::to_string),
+        probe_ms: (state == NodeState::Up).then_some(1.2),
+    }
+}
+
+/// A monitor report; `down` names a limiter node that is down.
+pub fn cycle(down: Option<&str>) -> CycleReport {
+    let nodes: Vec<NodeObservation> = ["redis", "ratelimiter-1", "ratelimiter-2", "ratelimiter-3"]
+        .iter()
+        .map(|n| {
+            let role = if *n == "redis" {
+                "redis"
+            } else {
+                "ratelimiter"
+            };
+            if Some(*n) == down {
+                node(
+                    n,
+                    role,
+                    NodeState::Down,
+                    Some("not reachable: connection refused"),
+                )
+            } else {
+                node(n, role, NodeState::Up, None)
+            }
+        })
+        .collect();
+    let violations: Vec<Violation> = down
+        .map(|d| Violation {
+            invariant: "node_down".into(),
+            entity: d.into(),
+            severity: Severity::Critical,
+            summary: format!("{d} is down: not reachable: connection refused"),
+            detail: json!({"state": "down"}),
+        })
+        .into_iter()
+        .collect();
+    let up = nodes.iter().filter(|n| n.state == NodeState::Up).count();
+    CycleReport {
+        cycle: 42,
+        at: at(0),
+        subject: "ratelimiter".into(),
+        instance: 0,
+        nodes_up: up,
+        nodes_total: nodes.len(),
+        nodes_out: nodes
+            .iter()
+            .filter(|n| n.state != NodeState::Up)
+            .map(|n| (n.name.clone(), n.state))
+            .collect(),
+        observation_error: None,
+        violations: violations.len(),
+        pending: 0,
+        changes: vec![],
+        active_tickets: violations.len(),
+        observe_ms: 3.0,
+        cycle_ms: 4.0,
+        snapshot: Some(Snapshot {
+            observation: Observation {
+                at: at(0),
+                subject: "ratelimiter".into(),
+                instance: 0,
+                error: None,
+                nodes,
+                facts: json!({}),
+                duration_ms: 3.0,
+            },
+            assessment: Assessment {
+                violations,
+                unknown: vec![],
+            },
+        }),
+    }
+}
+
+pub fn ticket(id: i64, entity: &str, status: Status) -> Ticket {
+    Ticket {
+        id,
+        violation_key: format!("ratelimiter/0:node_down:{entity}"),
+        subject: "ratelimiter".into(),
+        instance: 0,
+        invariant: "node_down".into(),
+        entity: entity.into(),
+        severity: Severity::Critical,
+        status,
+        held: false,
+        summary: format!("{entity} is down: not reachable: connection refused"),
+        detail: json!({"state": "down"}),
+        occurrences: 1,
+        observations: 3,
+        opened_at: at(-30),
+        last_seen_at: at(-2),
+        cleared_at: None,
+        resolved_at: (status == Status::Resolved).then(|| at(-1)),
+        resolution: (status == Status::Resolved).then_some(Resolution::Verified),
+        claimed_by: matches!(status, Status::InProgress | Status::Verifying)
+            .then(|| "agent-7".to_string()),
+        lease_expires_at: None,
+        attempts: 1,
+        updated_at: at(-1),
+    }
+}
+
+pub fn events(id: i64) -> Vec<TicketEvent> {
+    let e = |n: i64,
+             kind: &str,
+             from: Option<Status>,
+             to: Option<Status>,
+             actor: &str,
+             reason: &str| TicketEvent {
+        id: n,
+        ticket_id: id,
+        at: at(-30 + n * 5),
+        kind: kind.into(),
+        from_status: from,
+        to_status: to,
+        actor: actor.into(),
+        reason: reason.into(),
+    };
+    vec![
+        e(
+            1,
+            "opened",
+            None,
+            Some(Status::Open),
+            "monitor",
+            "ratelimiter-2 is down",
+        ),
+        e(
+            2,
+            "claimed",
+            Some(Status::Open),
+            Some(Status::InProgress),
+            "agent:agent-7",
+            "claimed with a lease",
+        ),
+    ]
+}
+
+fn entry(seq: i64, kind: Kind, content: &str) -> Entry {
+    Entry {
+        seq,
+        at: Some(at(-20 + seq)),
+        ..Entry::new(kind, content)
+    }
+}
+
+fn tool(seq: i64, id: &str, command: &str, class: &str, why: &str) -> Entry {
+    Entry {
+        tool: Some("shell".into()),
+        tool_use_id: Some(id.into()),
+        command: Some(command.into()),
+        policy: Some(class.into()),
+        ..entry(seq, Kind::ToolCall, why)
+    }
+}
+
+fn decided(seq: i64, id: &str, decision: &str, actor: &str, why: &str) -> Entry {
+    Entry {
+        tool_use_id: Some(id.into()),
+        decision: Some(decision.into()),
+        actor: Some(actor.into()),
+        ..entry(seq, Kind::Approval, why)
+    }
+}
+
+fn result(seq: i64, id: &str, exit: i32, ms: i64, out: &str) -> Entry {
+    Entry {
+        tool_use_id: Some(id.into()),
+        exit_code: Some(exit),
+        duration_ms: Some(ms),
+        ..entry(seq, Kind::ToolResult, out)
+    }
+}
+
+/// How far the agent's session has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Diagnosing,
+    /// Its repair waits for a person.
+    Waiting,
+    Vetoed,
+    Resolved,
+}
+
+pub fn session(stage: Stage) -> SessionView {
+    let mut s = SessionView::new(3, 1, "anthropic claude-sonnet-5".into(), true);
+    let mut es = vec![
+        entry(
+            1,
+            Kind::Thinking,
+            "The node is down. Look at the cluster first, then its log.",
+        ),
+        entry(
+            2,
+            Kind::Text,
+            "ratelimiter-2 does not answer. Let me see how every node is doing.",
+        ),
+        tool(
+            3,
+            "t1",
+            "operator status",
+            "read_only",
+            "see every node's state",
+        ),
+        decided(4, "t1", "run", "policy", "reads only"),
+        result(
+            5,
+            "t1",
+            0,
+            41,
+            "exit code 0\nstdout:\nredis          running  healthy\nratelimiter-1  running  healthy\nratelimiter-2  exited   -\nratelimiter-3  running  healthy",
+        ),
+        tool(
+            6,
+            "t2",
+            "operator node start ratelimiter-2",
+            "mutating",
+            "it exited; start it again",
+        ),
+        decided(
+            7,
+            "t2",
+            "ask",
+            "policy",
+            "mutating: starts or resumes a node",
+        ),
+    ];
+    match stage {
+        Stage::Diagnosing => {
+            es.truncate(5);
+        }
+        Stage::Waiting => {}
+        Stage::Vetoed => es.push(decided(
+            8,
+            "t2",
+            "vetoed",
+            "person:ann",
+            "check its log first",
+        )),
+        Stage::Resolved => {
+            es.push(decided(8, "t2", "approved", "person:ann", "approved"));
+            es.push(result(
+                9,
+                "t2",
+                0,
+                88,
+                "exit code 0\nstdout:\nratelimiter-2: running (healthy, pid 4242)",
+            ));
+            es.push(entry(
+                10,
+                Kind::Verify,
+                "the monitor saw the violation gone: resolved (verified)",
+            ));
+        }
+    }
+    for e in &es {
+        s.apply(e);
+    }
+    s.tokens = 5120;
+    s.cost_usd = Some(0.0213);
+    if stage == Stage::Resolved {
+        s.outcome = Some("resolved".into());
+    }
+    if stage == Stage::Vetoed {
+        s.streaming = "Understood; reading its log first".into();
+    }
+    s
+}
+
+pub fn approval() -> PendingApproval {
+    // Nobody listens for the answer here; tests look at the effect.
+    let (reply, _) = tokio::sync::oneshot::channel();
+    PendingApproval {
+        req: ApprovalRequest {
+            session_id: 3,
+            ticket_id: 1,
+            command: "operator node start ratelimiter-2".into(),
+            reasoning: "it exited; start it again".into(),
+            class: Class::Mutating,
+            why: "mutating: starts or resumes a node".into(),
+        },
+        reply: Some(reply),
+    }
+}
+
+pub fn load_history(n: usize) -> Vec<LoadStats> {
+    (0..n)
+        .map(|i| LoadStats {
+            elapsed_s: i as f64,
+            sent: 50,
+            allowed: 40 + (i % 5) as u64,
+            blocked: 10 - (i % 5) as u64,
+            failed: u64::from(i % 17 == 0),
+            dropped: 0,
+            p50_ms: 1.1,
+            p99_ms: 2.0 + (i % 7) as f64,
+            max_ms: 12.0,
+        })
+        .collect()
+}
+
+/// The app in a known state: healthy, or with ratelimiter-2 down and an agent at `stage`.
+pub fn app(down: bool, stage: Option<Stage>) -> App {
+    let mut a = App::new(
+        "ratelimiter",
+        0,
+        Mode::Approve,
+        Theme { color: false },
+        at(0),
+    );
+    a.size = (100, 32);
+    a.agent_label = "anthropic claude-sonnet-5".into();
+    a.invariants = invariants();
+    // Once the fix is verified, the node is up again.
+    let node_down = down && stage != Some(Stage::Resolved);
+    a.cycle = Some(Box::new(cycle(node_down.then_some("ratelimiter-2"))));
+    a.load.extend(load_history(40));
+    a.load_running = true;
+    a.push_log(Level::Info, "Operator started; press ? for keys");
+    if down {
+        a.push_log(
+            Level::Error,
+            "ticket #1 opened: node_down ratelimiter-2 — ratelimiter-2 is down",
+        );
+        let status = match stage {
+            Some(Stage::Resolved) => Status::Resolved,
+            Some(_) => Status::InProgress,
+            None => Status::Open,
+        };
+        a.tickets = vec![ticket(1, "ratelimiter-2", status)];
+        a.detail = Some(super::app::TicketDetail {
+            ticket_id: 1,
+            events: events(1),
+            sessions: vec![],
+        });
+    }
+    if let Some(stage) = stage {
+        a.sessions.push(session(stage));
+        if stage == Stage::Waiting {
+            a.approvals.push_back(approval());
+        }
+    }
+    a
+}
+
+/// A large state: `tickets` tickets and a session of about `lines` lines, for benchmarks.
+pub fn big(tickets: usize, lines: usize) -> App {
+    let mut a = app(true, Some(Stage::Resolved));
+    a.tickets = (0..tickets as i64)
+        .map(|i| {
+            ticket(
+                i + 1,
+                &format!("ratelimiter-{}", i % 3 + 1),
+                if i % 4 == 0 {
+                    Status::Open
+                } else {
+                    Status::Resolved
+                },
+            )
+        })
+        .collect();
+    let mut s = session(Stage::Resolved);
+    let per_card = 8;
+    for i in 0..(lines / per_card) as i64 {
+        let id = format!("b{i}");
+        s.apply(&tool(
+            100 + 3 * i,
+            &id,
+            "operator node logs ratelimiter-2 -n 5",
+            "read_only",
+            "read the log",
+        ));
+        s.apply(&decided(101 + 3 * i, &id, "run", "policy", "reads only"));
+        s.apply(&result(
+            102 + 3 * i,
+            &id,
+            0,
+            12,
+            "exit code 0\nstdout:\nline one\nline two\nline three\nline four\nline five",
+        ));
+    }
+    a.sessions = vec![s];
+    a.faults = vec![FaultRecord {
+        id: 1,
+        fault: FaultKind::Pause,
+        subject: "ratelimiter".into(),
+        instance: 0,
+        runtime: "local".into(),
+        target: "ratelimiter-3".into(),
+        params: json!({}),
+        status: FaultStatus::Active,
+        injected_at: at(-10),
+        expires_at: Some(at(50)),
+        healed_at: None,
+        injected_by: "tui".into(),
+        healed_by: None,
+        note: String::new(),
+        updated_at: at(-10),
+    }];
+    a
+}

@@ -1,0 +1,366 @@
+//! The key maps: one table per tab (and the global keys), from which key handling, the footer
+//! and the help overlay are all made, so they cannot disagree.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::Tab;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    GoTo(Tab),
+    NextTab,
+    PrevTab,
+    Help,
+    Quit,
+    Back,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Left,
+    Right,
+    Enter,
+    Filter,
+    Inject,
+    Heal,
+    HealAll,
+    Approve,
+    Veto,
+    Edit,
+    AlwaysAllow,
+    Guidance,
+    ToggleLoad,
+    DemoNext,
+    DemoAgain,
+}
+
+/// A key as the tables write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum K {
+    Ch(char),
+    Code(KeyCode),
+    Ctrl(char),
+}
+
+#[derive(Clone, Copy)]
+pub struct Binding {
+    pub keys: &'static [K],
+    /// Shown in the footer and the help, e.g. `y`.
+    pub label: &'static str,
+    pub help: &'static str,
+    pub action: Action,
+    /// A word or two for the footer, for the keys it lists (the help lists everything).
+    pub footer: Option<&'static str>,
+}
+
+/// A binding the help lists and the footer does not.
+const fn b(keys: &'static [K], label: &'static str, help: &'static str, action: Action) -> Binding {
+    Binding {
+        keys,
+        label,
+        help,
+        action,
+        footer: None,
+    }
+}
+
+/// A binding the footer lists too, as `short`.
+const fn f(
+    keys: &'static [K],
+    label: &'static str,
+    help: &'static str,
+    action: Action,
+    short: &'static str,
+) -> Binding {
+    Binding {
+        keys,
+        label,
+        help,
+        action,
+        footer: Some(short),
+    }
+}
+
+use Action::*;
+use K::{Ch, Code, Ctrl};
+
+pub const GLOBAL: &[Binding] = &[
+    f(
+        &[Ch('1')],
+        "1-4",
+        "go to a tab (1 Cluster, 2 Tickets, 3 Agent, 4 Chaos)",
+        GoTo(Tab::Cluster),
+        "tabs",
+    ),
+    b(&[Ch('2')], "", "", GoTo(Tab::Tickets)),
+    b(&[Ch('3')], "", "", GoTo(Tab::Agent)),
+    b(&[Ch('4')], "", "", GoTo(Tab::Chaos)),
+    b(&[Code(KeyCode::Tab)], "Tab", "next tab", NextTab),
+    b(&[Code(KeyCode::BackTab)], "S-Tab", "previous tab", PrevTab),
+    f(&[Ch('?')], "?", "this help", Help, "help"),
+    f(
+        &[Ch('q'), Ctrl('c')],
+        "q",
+        "quit (asks about faults and the cluster it started)",
+        Quit,
+        "quit",
+    ),
+    b(
+        &[Code(KeyCode::Esc)],
+        "Esc",
+        "back out of a dialog or a selection",
+        Back,
+    ),
+];
+
+const MOVE: &[Binding] = &[
+    f(&[Code(KeyCode::Up), Ch('k')], "↑↓", "move", Up, "move"),
+    b(&[Code(KeyCode::Down), Ch('j')], "", "", Down),
+    b(&[Code(KeyCode::PageUp)], "PgUp/PgDn", "move a page", PageUp),
+    b(&[Code(KeyCode::PageDown)], "", "", PageDown),
+    b(
+        &[Code(KeyCode::Home), Ch('g')],
+        "Home/End",
+        "first / last",
+        Top,
+    ),
+    b(&[Code(KeyCode::End), Ch('G')], "", "", Bottom),
+];
+
+pub const CLUSTER: &[Binding] = &[
+    f(
+        &[Ch('l')],
+        "l",
+        "start or stop load (50 requests a second)",
+        ToggleLoad,
+        "load",
+    ),
+    b(
+        &[Code(KeyCode::Up), Ch('k')],
+        "↑↓",
+        "scroll the event log",
+        Up,
+    ),
+    b(&[Code(KeyCode::Down), Ch('j')], "", "", Down),
+];
+
+pub const TICKETS: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    MOVE[2],
+    MOVE[3],
+    MOVE[4],
+    MOVE[5],
+    f(
+        &[Ch('f')],
+        "f",
+        "filter by status (all, active, open, …)",
+        Filter,
+        "filter",
+    ),
+];
+
+pub const AGENT: &[Binding] = &[
+    f(
+        &[Ch('y')],
+        "y",
+        "approve the waiting command",
+        Approve,
+        "approve",
+    ),
+    f(
+        &[Ch('n')],
+        "n",
+        "veto it, with a reason for the model",
+        Veto,
+        "veto",
+    ),
+    f(&[Ch('e')], "e", "edit it, then run the edit", Edit, "edit"),
+    f(
+        &[Ch('a')],
+        "a",
+        "run it and always allow its prefix",
+        AlwaysAllow,
+        "always",
+    ),
+    f(
+        &[Ch('i')],
+        "i",
+        "type guidance for the agent's next turn",
+        Guidance,
+        "guidance",
+    ),
+    b(&[Code(KeyCode::Up), Ch('k')], "↑↓", "select a step", Up),
+    b(&[Code(KeyCode::Down), Ch('j')], "", "", Down),
+    b(
+        &[Code(KeyCode::Enter)],
+        "Enter",
+        "fold or unfold a command's output",
+        Enter,
+    ),
+    b(
+        &[Code(KeyCode::Left), Ch('[')],
+        "←→",
+        "previous / next session",
+        Left,
+    ),
+    b(&[Code(KeyCode::Right), Ch(']')], "", "", Right),
+    b(
+        &[Code(KeyCode::End), Ch('G')],
+        "End",
+        "follow the newest",
+        Bottom,
+    ),
+];
+
+pub const CHAOS: &[Binding] = &[
+    b(&[Code(KeyCode::Up), Ch('k')], "↑↓", "choose", Up),
+    b(&[Code(KeyCode::Down), Ch('j')], "", "", Down),
+    b(
+        &[Code(KeyCode::Left)],
+        "←→",
+        "fault / target / active faults",
+        Left,
+    ),
+    b(&[Code(KeyCode::Right)], "", "", Right),
+    f(
+        &[Ch('i'), Code(KeyCode::Enter)],
+        "i",
+        "inject the fault on the target (asks first)",
+        Inject,
+        "inject",
+    ),
+    f(
+        &[Ch('h')],
+        "h",
+        "heal the selected active fault",
+        Heal,
+        "heal",
+    ),
+    f(
+        &[Ch('H')],
+        "H",
+        "heal every active fault",
+        HealAll,
+        "heal all",
+    ),
+];
+
+pub const DEMO: &[Binding] = &[
+    f(
+        &[Ch(' '), Code(KeyCode::Right)],
+        "Space",
+        "next step of the demo",
+        DemoNext,
+        "next step",
+    ),
+    b(
+        &[Ch('r')],
+        "r",
+        "run the demo again (at its end)",
+        DemoAgain,
+    ),
+];
+
+pub fn tab_bindings(tab: Tab) -> &'static [Binding] {
+    match tab {
+        Tab::Cluster => CLUSTER,
+        Tab::Tickets => TICKETS,
+        Tab::Agent => AGENT,
+        Tab::Chaos => CHAOS,
+    }
+}
+
+fn matches(k: &K, ev: &KeyEvent) -> bool {
+    let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+    match (k, ev.code) {
+        (Ctrl(c), KeyCode::Char(x)) => ctrl && x == *c,
+        (Ch(c), KeyCode::Char(x)) => !ctrl && x == *c,
+        (Code(c), code) => *c == code,
+        _ => false,
+    }
+}
+
+/// What a key does on `tab` (demo keys first when a demo runs, then the tab's, then global).
+pub fn action(tab: Tab, demo: bool, ev: &KeyEvent) -> Option<Action> {
+    let tables: [&[Binding]; 3] = [if demo { DEMO } else { &[] }, tab_bindings(tab), GLOBAL];
+    tables
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|bnd| bnd.keys.iter().any(|k| matches(k, ev)))
+        .map(|bnd| bnd.action)
+}
+
+/// The footer's keys for a tab: `(label, what)`.
+pub fn footer(tab: Tab, demo: bool) -> Vec<(&'static str, &'static str)> {
+    let demo_keys: &[Binding] = if demo { DEMO } else { &[] };
+    demo_keys
+        .iter()
+        .chain(tab_bindings(tab))
+        .chain(GLOBAL)
+        .filter_map(|b| b.footer.map(|s| (b.label, s)))
+        .collect()
+}
+
+/// Every key of a tab, for the help overlay: `(section, label, help)`.
+pub fn help(tab: Tab, demo: bool) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut out = Vec::new();
+    if demo {
+        out.extend(
+            DEMO.iter()
+                .filter(|b| !b.label.is_empty())
+                .map(|b| ("Demo", b.label, b.help)),
+        );
+    }
+    out.extend(
+        tab_bindings(tab)
+            .iter()
+            .filter(|b| !b.label.is_empty())
+            .map(|b| (tab.title(), b.label, b.help)),
+    );
+    out.extend(
+        GLOBAL
+            .iter()
+            .filter(|b| !b.label.is_empty())
+            .map(|b| ("Everywhere", b.label, b.help)),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn tab_keys_win_over_global_and_help_lists_what_works() {
+        assert_eq!(
+            action(Tab::Agent, false, &key(KeyCode::Char('y'))),
+            Some(Approve)
+        );
+        assert_eq!(action(Tab::Cluster, false, &key(KeyCode::Char('y'))), None);
+        assert_eq!(
+            action(Tab::Chaos, false, &key(KeyCode::Char('3'))),
+            Some(GoTo(Tab::Agent))
+        );
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert_eq!(action(Tab::Tickets, false, &ctrl_c), Some(Quit));
+        assert_eq!(
+            action(Tab::Cluster, true, &key(KeyCode::Char(' '))),
+            Some(DemoNext)
+        );
+        assert_eq!(action(Tab::Cluster, false, &key(KeyCode::Char(' '))), None);
+        // Every action the help lists for a tab is one its keys reach.
+        for tab in Tab::ALL {
+            for (_, label, _) in help(tab, false) {
+                assert!(!label.is_empty());
+            }
+            assert!(footer(tab, false).iter().any(|(l, _)| *l == "q"));
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! The app's services, one tokio task per concern: terminal events, ticks, signals, the
+//! monitor, the agent, the DB watcher, load, chaos. They talk to the app only by messages,
+//! and do the effects `update` asks for — never blocking the UI.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream};
+use futures::StreamExt;
+use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::msg::{Effect, Msg};
+use crate::agent::approval::{ChannelApprover, Question};
+use crate::agent::audit::Audit;
+use crate::agent::local::LocalAgent;
+use crate::agent::redact::Redactor;
+use crate::agent::variant::Variant;
+use crate::chaos::{Chaos, FaultKind};
+use crate::config::{AgentConfig, Config};
+use crate::load::{self, LoadSpec};
+use crate::monitor::Monitor;
+use crate::paths::StateDir;
+use crate::runtime::{Runtime, RuntimeError};
+use crate::subjects::launch;
+use crate::tickets::{TicketFilter, TicketStore};
+
+/// What the services need, shared by their tasks.
+pub struct Context {
+    pub config: Config,
+    pub config_path: Option<PathBuf>,
+    pub state: StateDir,
+    pub db: PathBuf,
+    pub instance: u32,
+    pub subject: String,
+    pub runtime: Arc<dyn Runtime>,
+    pub store: TicketStore,
+    pub agent: AgentConfig,
+    pub variant: Option<Variant>,
+}
+
+pub struct Services {
+    ctx: Arc<Context>,
+    tx: UnboundedSender<Msg>,
+    stop: CancellationToken,
+    chaos: Arc<Chaos>,
+    load: Option<CancellationToken>,
+    guidance: Option<mpsc::UnboundedSender<String>>,
+}
+
+/// How often the DB is checked for other processes' writes.
+const DB_POLL: Duration = Duration::from_millis(300);
+
+impl Services {
+    pub fn new(ctx: Context, tx: UnboundedSender<Msg>) -> Self {
+        let chaos = Arc::new(Chaos::new(
+            ctx.store.clone(),
+            ctx.runtime.clone(),
+            ctx.config.chaos.durations.clone(),
+            "tui",
+        ));
+        Self {
+            ctx: Arc::new(ctx),
+            tx,
+            stop: CancellationToken::new(),
+            chaos,
+            load: None,
+            guidance: None,
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+        if let Some(l) = &self.load {
+            l.cancel();
+        }
+    }
+
+    /// Keys, mouse, paste and resizes from the terminal.
+    pub fn terminal(&self) {
+        let (tx, stop) = (self.tx.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            let mut events = EventStream::new();
+            loop {
+                let ev = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    ev = events.next() => ev,
+                };
+                let msg = match ev {
+                    Some(Ok(Event::Key(k))) => Msg::Key(k),
+                    Some(Ok(Event::Mouse(m))) => Msg::Mouse(m),
+                    Some(Ok(Event::Paste(p))) => Msg::Paste(p),
+                    Some(Ok(Event::Resize(w, h))) => Msg::Resize(w, h),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => {
+                        warn!(error = %e, "terminal input failed");
+                        break;
+                    }
+                    None => break,
+                };
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// A tick a second, and SIGTERM / SIGINT.
+    pub fn clock_and_signals(&self) {
+        let (tx, stop) = (self.tx.clone(), self.stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            loop {
+                let msg = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => Msg::Tick,
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => Msg::Terminate,
+                    _ = tokio::signal::ctrl_c() => Msg::Terminate,
+                };
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Brings the cluster up if it is not (and says so), then starts the loops.
+    pub fn start(&mut self) {
+        let up = self.ctx.runtime.topology().is_ok();
+        if up {
+            self.loops();
+            return;
+        }
+        let _ = self.tx.send(Msg::ClusterUp(Ok(format!(
+            "instance {} was down: starting it",
+            self.ctx.instance
+        ))));
+        self.bring_up();
+    }
+
+    fn bring_up(&mut self) {
+        let (ctx, tx) = (self.ctx.clone(), self.tx.clone());
+        let start_loops = self.loops_starter();
+        tokio::spawn(async move {
+            match launch::up(&ctx.subject, ctx.runtime.as_ref(), &ctx.config).await {
+                Ok(r) => {
+                    let names: Vec<String> = r.nodes.iter().map(|n| n.name.clone()).collect();
+                    let _ = tx.send(Msg::ClusterUp(Ok(format!("started {}", names.join(", ")))));
+                    start_loops();
+                }
+                Err(e) => {
+                    let _ = tx.send(Msg::ClusterUp(Err(e.to_string())));
+                }
+            }
+        });
+    }
+
+    /// A closure that starts the loops, for tasks that decide when.
+    fn loops_starter(&mut self) -> impl FnOnce() + Send + 'static {
+        let (guidance_tx, guidance_rx) = mpsc::unbounded_channel();
+        self.guidance = Some(guidance_tx);
+        let (ctx, tx, stop) = (self.ctx.clone(), self.tx.clone(), self.stop.clone());
+        move || start_loops(ctx, tx, stop, guidance_rx)
+    }
+
+    fn loops(&mut self) {
+        (self.loops_starter())();
+    }
+
+    /// Does what `update` asked for.
+    pub fn perform(&mut self, e: Effect) {
+        let tx = self.tx.clone();
+        match e {
+            Effect::Inject { fault, target } => {
+                let chaos = self.chaos.clone();
+                tokio::spawn(async move {
+                    let r = chaos.inject(fault, Some(&target), None).await;
+                    let _ = tx.send(Msg::Chaos(
+                        r.map(|f| format!("fault #{} injected: {} on {}", f.id, f.fault, f.target))
+                            .map_err(|e| e.to_string()),
+                    ));
+                });
+            }
+            Effect::DemoInject => {
+                let chaos = self.chaos.clone();
+                tokio::spawn(async move {
+                    match chaos
+                        .inject(FaultKind::NodeKill, None, Some(Duration::ZERO))
+                        .await
+                    {
+                        Ok(f) => {
+                            let _ = tx.send(Msg::Chaos(Ok(format!(
+                                "fault #{} injected: {} on {}",
+                                f.id, f.fault, f.target
+                            ))));
+                            let _ = tx.send(Msg::DemoFault(Box::new(f)));
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Msg::Chaos(Err(e.to_string())));
+                        }
+                    }
+                });
+            }
+            Effect::Heal(id) => {
+                let chaos = self.chaos.clone();
+                tokio::spawn(async move {
+                    let r = chaos.heal(id).await;
+                    let _ = tx.send(Msg::Chaos(
+                        r.map(|h| format!("fault #{} healed: {}", h.fault.id, h.fault.note))
+                            .map_err(|e| e.to_string()),
+                    ));
+                });
+            }
+            Effect::HealAll => {
+                let chaos = self.chaos.clone();
+                tokio::spawn(async move {
+                    let r = chaos.heal_all().await;
+                    let _ = tx.send(Msg::Chaos(
+                        r.map(|h| format!("{} fault(s) healed", h.len()))
+                            .map_err(|e| e.to_string()),
+                    ));
+                });
+            }
+            Effect::Answer { reply, answer } => {
+                let _ = reply.send(answer);
+            }
+            Effect::Guidance(text) => match &self.guidance {
+                Some(g) => {
+                    let _ = g.send(text);
+                }
+                None => {
+                    let _ = tx.send(Msg::AgentDown(
+                        "no agent is running to take guidance".into(),
+                    ));
+                }
+            },
+            Effect::LoadTicketDetail(id) => {
+                let store = self.ctx.store.clone();
+                tokio::spawn(async move {
+                    let r = tokio::task::spawn_blocking(move || {
+                        let events = store.events(id)?;
+                        let sessions = Audit::new(store.clone(), Redactor::default())
+                            .sessions(Some(id), 20)?;
+                        Ok::<_, crate::tickets::StoreError>((events, sessions))
+                    })
+                    .await;
+                    if let Ok(Ok((events, sessions))) = r {
+                        let _ = tx.send(Msg::TicketDetail {
+                            ticket_id: id,
+                            events,
+                            sessions,
+                        });
+                    }
+                });
+            }
+            Effect::StartLoad { rate } => {
+                if self.load.is_some() {
+                    return;
+                }
+                let targets: Vec<String> = match self.ctx.runtime.topology() {
+                    Ok(t) => t
+                        .nodes
+                        .into_iter()
+                        .filter(|n| n.role != "redis")
+                        .map(|n| n.address)
+                        .collect(),
+                    Err(e) => {
+                        let _ = tx.send(Msg::Chaos(Err(format!("no load: {e}"))));
+                        return;
+                    }
+                };
+                let stop = self.stop.child_token();
+                self.load = Some(stop.clone());
+                tokio::spawn(async move {
+                    let spec = LoadSpec {
+                        targets,
+                        rate,
+                        duration: Duration::from_secs(24 * 3600),
+                        keys: 20,
+                        limit: None,
+                        timeout: Duration::from_secs(2),
+                    };
+                    let t2 = tx.clone();
+                    load::run(spec, stop, move |s| {
+                        let _ = t2.send(Msg::Load(s.clone()));
+                    })
+                    .await;
+                    let _ = tx.send(Msg::LoadStopped);
+                });
+            }
+            Effect::StopLoad => {
+                if let Some(l) = self.load.take() {
+                    l.cancel();
+                }
+            }
+            Effect::RetryClusterUp => self.bring_up(),
+            Effect::Quit { heal, stop_cluster } => {
+                let (chaos, runtime) = (self.chaos.clone(), self.ctx.runtime.clone());
+                self.stop();
+                tokio::spawn(async move {
+                    if heal {
+                        if let Err(e) = chaos.heal_all().await {
+                            warn!(error = %e, "could not heal on quit");
+                        }
+                    }
+                    if stop_cluster {
+                        match runtime.down().await {
+                            Ok(_) | Err(RuntimeError::NotUp { .. }) => {}
+                            Err(e) => warn!(error = %e, "could not stop the cluster on quit"),
+                        }
+                    }
+                    let _ = tx.send(Msg::Exit);
+                });
+            }
+        }
+    }
+}
+
+fn start_loops(
+    ctx: Arc<Context>,
+    tx: UnboundedSender<Msg>,
+    stop: CancellationToken,
+    guidance: mpsc::UnboundedReceiver<String>,
+) {
+    // The monitor.
+    match launch::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
+        Ok(subject) => {
+            let monitor = Monitor::new(subject, ctx.store.clone(), ctx.config.tickets.flap_window);
+            let tx = tx.clone();
+            tokio::spawn(
+                monitor.run(ctx.config.monitor.interval, stop.clone(), move |r| {
+                    let _ = tx.send(match r {
+                        Ok(report) => Msg::Cycle(Box::new(report)),
+                        Err(e) => Msg::CycleFailed(e.to_string()),
+                    });
+                }),
+            );
+        }
+        Err(e) => {
+            let _ = tx.send(Msg::CycleFailed(e));
+        }
+    }
+    // The agent, asking the app for approvals.
+    let (qtx, mut qrx) = mpsc::channel::<Question>(16);
+    let (etx, mut erx) = mpsc::unbounded_channel();
+    let agent = launch::build(&ctx.subject, ctx.runtime.clone(), &ctx.config)
+        .map_err(|e| e.to_string())
+        .and_then(|subject| {
+            LocalAgent {
+                config: &ctx.agent,
+                variant: ctx.variant.as_ref(),
+                subject,
+                store: ctx.store.clone(),
+                state: &ctx.state,
+                db: &ctx.db,
+                instance: ctx.instance,
+                config_path: ctx.config_path.clone(),
+                approver: Arc::new(ChannelApprover::new(qtx)),
+                events: Some(etx),
+                guidance: Some(guidance),
+            }
+            .build()
+            .map_err(|e| e.to_string())
+        });
+    match agent {
+        Ok(mut agent) => {
+            let stop = stop.clone();
+            let down = tx.clone();
+            tokio::spawn(async move {
+                agent.run(stop, false).await;
+                let _ = down.send(Msg::AgentDown("the agent stopped".into()));
+            });
+        }
+        Err(e) => {
+            let _ = tx.send(Msg::AgentDown(e));
+        }
+    }
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some((req, reply)) = qrx.recv().await {
+                let _ = tx.send(Msg::Approval(req, reply));
+            }
+        });
+    }
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = erx.recv().await {
+                if tx.send(Msg::Agent(ev)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    // Faults whose time is up heal, even ones another process injected.
+    {
+        let chaos = Chaos::new(
+            ctx.store.clone(),
+            ctx.runtime.clone(),
+            ctx.config.chaos.durations.clone(),
+            "tui",
+        );
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => {
+                        if let Err(e) = chaos.sweep().await {
+                            warn!(error = %e, "chaos sweep failed");
+                        }
+                    }
+                }
+            }
+        });
+    }
+    tokio::spawn(watch_db(ctx, tx, stop));
+}
+
+/// Follows the DB: on every commit (by this process or another) sends what changed.
+async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: CancellationToken) {
+    // A connection of its own: SQLite's data_version only moves for other connections' commits.
+    let store = match TicketStore::open(&ctx.db) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Msg::CycleFailed(format!("cannot watch the DB: {e}")));
+            return;
+        }
+    };
+    let audit = Audit::new(store.clone(), Redactor::default());
+    let instance = ctx.instance;
+    let mut last_version = None;
+    let mut seen: HashMap<i64, i64> = HashMap::new();
+    let mut tick = tokio::time::interval(DB_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let (store2, audit2, ledger2) = (
+            store.clone(),
+            audit.clone(),
+            crate::chaos::Ledger::new(store.clone()),
+        );
+        let known = seen.clone();
+        let last = last_version;
+        let read = tokio::task::spawn_blocking(move || {
+            let version = store2.data_version()?;
+            if Some(version) == last {
+                return Ok::<_, crate::tickets::StoreError>(None);
+            }
+            let tickets = store2.list(&TicketFilter {
+                limit: Some(500),
+                ..Default::default()
+            })?;
+            let mut faults = ledger2.list(Some(instance), false)?;
+            faults.extend(
+                ledger2
+                    .list(Some(instance), true)?
+                    .into_iter()
+                    .filter(|f| !f.status.is_live())
+                    .take(20),
+            );
+            let sessions = audit2.sessions(None, 50)?;
+            // New steps of the sessions still running (and of the ones never read).
+            let mut entries = Vec::new();
+            for s in sessions.iter().take(10) {
+                let after = known.get(&s.id).copied().unwrap_or(0);
+                if s.outcome.is_none() || !known.contains_key(&s.id) {
+                    let new = audit2.entries(s.id, after)?;
+                    if !new.is_empty() || !known.contains_key(&s.id) {
+                        entries.push((s.id, new));
+                    }
+                }
+            }
+            Ok(Some((version, tickets, faults, sessions, entries)))
+        })
+        .await;
+        match read {
+            Ok(Ok(Some((version, tickets, faults, sessions, entries)))) => {
+                last_version = Some(version);
+                if tx
+                    .send(Msg::Db {
+                        tickets,
+                        faults,
+                        sessions,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+                for (session, list) in entries {
+                    let top = list.last().map_or(0, |e| e.seq);
+                    let e = seen.entry(session).or_insert(0);
+                    *e = (*e).max(top);
+                    if !list.is_empty() {
+                        let _ = tx.send(Msg::Entries {
+                            session,
+                            entries: list,
+                        });
+                    }
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                let _ = tx.send(Msg::CycleFailed(format!("reading the DB: {e}")));
+            }
+            Err(e) => warn!(error = %e, "the DB watcher task failed"),
+        }
+    }
+}

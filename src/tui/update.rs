@@ -1,0 +1,717 @@
+//! `update`: the only place the app's state changes. Keys become actions through the key
+//! maps; service messages become state; anything that touches the world is an `Effect`.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind};
+use ratatui_textarea::TextArea;
+
+use super::app::{
+    App, Ask, ChaosPane, InputPurpose, LOAD_KEPT, Level, Overlay, PendingApproval, Tab,
+    TicketDetail,
+};
+use super::demo;
+use super::keys::{self, Action};
+use super::msg::{Effect, Msg};
+use super::session_view::{Item, SessionView};
+use super::views;
+use crate::agent::approval::{Answer, Decision, default_prefix};
+use crate::agent::llm::ModelEvent;
+use crate::agent::session::AgentEvent;
+use crate::chaos::FaultKind;
+use crate::tickets::ChangeKind;
+
+pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Key(k) if k.kind != KeyEventKind::Release => on_key(app, k),
+        Msg::Key(_) => vec![],
+        Msg::Paste(text) => {
+            if let Some(Overlay::Input { area, .. }) = &mut app.overlay {
+                // One line: a pasted newline would otherwise submit half a command.
+                area.insert_str(text.replace(['\r', '\n'], " "));
+            }
+            vec![]
+        }
+        Msg::Mouse(m) => on_mouse(app, m),
+        Msg::Resize(w, h) => {
+            app.size = (w, h);
+            vec![]
+        }
+        Msg::Tick => {
+            app.now = crate::clock::now();
+            vec![]
+        }
+        Msg::Cycle(report) => on_cycle(app, report),
+        Msg::CycleFailed(e) => {
+            app.push_log(Level::Error, format!("monitor: {e}"));
+            vec![]
+        }
+        Msg::Db {
+            tickets,
+            faults,
+            sessions,
+        } => on_db(app, tickets, faults, sessions),
+        Msg::Entries { session, entries } => {
+            if let Some(s) = app.sessions.iter_mut().find(|s| s.id == session) {
+                for e in &entries {
+                    s.apply(e);
+                }
+            }
+            vec![]
+        }
+        Msg::TicketDetail {
+            ticket_id,
+            events,
+            sessions,
+        } => {
+            let demo_ticket = app.demo.as_ref().and_then(|d| d.ticket(app)).map(|t| t.id);
+            if let Some(d) = app.demo.as_mut() {
+                if demo_ticket == Some(ticket_id) {
+                    let after = d.fault.as_ref().map(|f| f.injected_at);
+                    // The latest of `kinds` since the demo's fault.
+                    let latest = |kinds: &[&str]| {
+                        events
+                            .iter()
+                            .rev()
+                            .filter(|e| kinds.contains(&e.kind.as_str()))
+                            .find(|e| after.is_none_or(|a| e.at >= a))
+                            .map(|e| e.at)
+                    };
+                    let opened = latest(&["opened", "reopened"]);
+                    let resolved = latest(&["resolved"]);
+                    d.opened_at = opened.or(d.opened_at);
+                    d.resolved_at = resolved.or(d.resolved_at);
+                }
+            }
+            app.detail = Some(TicketDetail {
+                ticket_id,
+                events,
+                sessions,
+            });
+            vec![]
+        }
+        Msg::Agent(ev) => on_agent(app, ev),
+        Msg::Approval(req, reply) => {
+            app.push_log(
+                Level::Warn,
+                format!(
+                    "ticket #{}: `{}` waits for a person ({})",
+                    req.ticket_id, req.command, req.class
+                ),
+            );
+            app.approvals.push_back(PendingApproval {
+                req,
+                reply: Some(reply),
+            });
+            vec![]
+        }
+        Msg::Load(s) => {
+            if app.load.len() == LOAD_KEPT {
+                app.load.pop_front();
+            }
+            app.load.push_back(s);
+            app.load_running = true;
+            vec![]
+        }
+        Msg::LoadStopped => {
+            app.load_running = false;
+            vec![]
+        }
+        Msg::Chaos(r) => {
+            match r {
+                Ok(text) => {
+                    app.push_log(Level::Warn, format!("chaos: {text}"));
+                    app.flash = Some((Level::Info, text));
+                }
+                Err(e) => {
+                    app.push_log(Level::Error, format!("chaos: {e}"));
+                    app.flash = Some((Level::Error, e));
+                }
+            }
+            vec![]
+        }
+        Msg::DemoFault(f) => {
+            if let Some(d) = app.demo.as_mut() {
+                d.fault = Some(*f);
+                d.opened_at = None;
+                d.resolved_at = None;
+            }
+            vec![]
+        }
+        Msg::ClusterUp(r) => {
+            match r {
+                Ok(text) => {
+                    app.cluster_note = None;
+                    app.push_log(Level::Good, text);
+                }
+                Err(e) => {
+                    app.cluster_note = Some("the cluster could not start".into());
+                    app.overlay = Some(Overlay::Fatal {
+                        title: " The cluster could not start ".into(),
+                        body: format!("{e}\n\nr: try again   q: quit"),
+                    });
+                }
+            }
+            vec![]
+        }
+        Msg::AgentDown(why) => {
+            app.push_log(Level::Error, format!("agent: {why}"));
+            app.agent_label = format!("no agent: {why}");
+            vec![]
+        }
+        Msg::Terminate | Msg::Exit => {
+            app.exit = true;
+            vec![]
+        }
+    }
+}
+
+fn on_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
+    match app.overlay.take() {
+        Some(Overlay::Input { purpose, mut area }) => {
+            match k.code {
+                KeyCode::Esc => {}
+                KeyCode::Enter => {
+                    return submit(app, purpose, area.lines().join(" ").trim().to_string());
+                }
+                _ => {
+                    area.input(k);
+                    app.overlay = Some(Overlay::Input { purpose, area });
+                }
+            }
+            vec![]
+        }
+        Some(Overlay::Confirm(ask)) => match k.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => confirmed(app, ask, true),
+            KeyCode::Char('n') | KeyCode::Char('N') => confirmed(app, ask, false),
+            KeyCode::Esc => vec![],
+            _ => {
+                app.overlay = Some(Overlay::Confirm(ask));
+                vec![]
+            }
+        },
+        Some(Overlay::Help) => vec![],
+        Some(Overlay::Fatal { title, body }) => match k.code {
+            KeyCode::Char('q') => quit(app, true),
+            KeyCode::Char('r') if body.contains("r: try again") => {
+                app.push_log(Level::Info, "starting the cluster again");
+                vec![Effect::RetryClusterUp]
+            }
+            _ => {
+                app.overlay = Some(Overlay::Fatal { title, body });
+                vec![]
+            }
+        },
+        None => match keys::action(app.tab, app.demo.is_some(), &k) {
+            Some(a) => act(app, a),
+            None => vec![],
+        },
+    }
+}
+
+fn input(purpose: InputPurpose, text: &str) -> Overlay {
+    let mut area = TextArea::new(vec![text.to_string()]);
+    area.move_cursor(ratatui_textarea::CursorMove::End);
+    Overlay::Input {
+        purpose,
+        area: Box::new(area),
+    }
+}
+
+fn person() -> String {
+    format!(
+        "person:{}",
+        std::env::var("USER").unwrap_or_else(|_| "someone".into())
+    )
+}
+
+/// Answers the oldest waiting approval.
+fn answer(app: &mut App, decision: Decision) -> Vec<Effect> {
+    let Some(mut p) = app.approvals.pop_front() else {
+        return vec![];
+    };
+    let what = match &decision {
+        Decision::Approve => "approved".to_string(),
+        Decision::Veto { reason } => format!("vetoed ({reason})"),
+        Decision::Edit { command } => format!("edited to `{command}`"),
+        Decision::AlwaysAllow { prefix } => {
+            format!("approved; `{prefix}` always allowed from now on")
+        }
+    };
+    app.push_log(Level::Info, format!("`{}` {what}", p.req.command));
+    match p.reply.take() {
+        Some(reply) => vec![Effect::Answer {
+            reply,
+            answer: Answer {
+                decision,
+                by: person(),
+            },
+        }],
+        None => vec![],
+    }
+}
+
+fn submit(app: &mut App, purpose: InputPurpose, text: String) -> Vec<Effect> {
+    match purpose {
+        InputPurpose::VetoReason => answer(
+            app,
+            Decision::Veto {
+                reason: if text.is_empty() {
+                    "vetoed".into()
+                } else {
+                    text
+                },
+            },
+        ),
+        InputPurpose::EditCommand if text.is_empty() => vec![],
+        InputPurpose::EditCommand => answer(app, Decision::Edit { command: text }),
+        InputPurpose::AllowPrefix if text.is_empty() => vec![],
+        InputPurpose::AllowPrefix => answer(app, Decision::AlwaysAllow { prefix: text }),
+        InputPurpose::Guidance if text.is_empty() => vec![],
+        InputPurpose::Guidance => {
+            app.push_log(Level::Info, format!("guidance for the agent: {text}"));
+            vec![Effect::Guidance(text)]
+        }
+    }
+}
+
+fn confirmed(app: &mut App, ask: Ask, yes: bool) -> Vec<Effect> {
+    match ask {
+        Ask::Inject { fault, target } if yes => vec![Effect::Inject { fault, target }],
+        Ask::Inject { .. } => vec![],
+        Ask::Quit {
+            faults,
+            stop_cluster,
+        } => {
+            app.quitting = true;
+            app.flash = Some((
+                Level::Info,
+                if yes {
+                    "quitting: healing faults and stopping the cluster…".into()
+                } else {
+                    "quitting…".into()
+                },
+            ));
+            vec![Effect::Quit {
+                heal: yes && faults > 0,
+                stop_cluster: yes && stop_cluster,
+            }]
+        }
+    }
+}
+
+fn quit(app: &mut App, force: bool) -> Vec<Effect> {
+    let faults = app.live_faults();
+    if force || app.quitting {
+        app.quitting = true;
+        return vec![Effect::Quit {
+            heal: false,
+            stop_cluster: false,
+        }];
+    }
+    if faults > 0 || app.started_cluster {
+        app.overlay = Some(Overlay::Confirm(Ask::Quit {
+            faults,
+            stop_cluster: app.started_cluster,
+        }));
+        return vec![];
+    }
+    app.quitting = true;
+    vec![Effect::Quit {
+        heal: false,
+        stop_cluster: false,
+    }]
+}
+
+fn act(app: &mut App, a: Action) -> Vec<Effect> {
+    app.flash = None;
+    match a {
+        Action::GoTo(t) => app.tab = t,
+        Action::NextTab => app.tab = Tab::ALL[(app.tab.index() + 1) % Tab::ALL.len()],
+        Action::PrevTab => {
+            app.tab = Tab::ALL[(app.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()]
+        }
+        Action::Help => app.overlay = Some(Overlay::Help),
+        Action::Quit => return quit(app, false),
+        Action::Back => {
+            app.session_focus = None;
+            app.item_sel = None;
+        }
+        Action::DemoNext => return demo::advance(app),
+        Action::DemoAgain => {
+            if app.demo.as_ref().is_some_and(|d| d.finished()) {
+                return demo::again(app);
+            }
+        }
+        _ => {
+            return match app.tab {
+                Tab::Cluster => cluster_action(app, a),
+                Tab::Tickets => tickets_action(app, a),
+                Tab::Agent => agent_action(app, a),
+                Tab::Chaos => chaos_action(app, a),
+            };
+        }
+    }
+    vec![]
+}
+
+fn cluster_action(app: &mut App, a: Action) -> Vec<Effect> {
+    match a {
+        Action::ToggleLoad if app.load_running => {
+            app.load_running = false;
+            vec![Effect::StopLoad]
+        }
+        Action::ToggleLoad => vec![Effect::StartLoad { rate: 50 }],
+        Action::Up => {
+            app.log_scroll = (app.log_scroll + 1).min(app.log.len().saturating_sub(1));
+            vec![]
+        }
+        Action::Down => {
+            app.log_scroll = app.log_scroll.saturating_sub(1);
+            vec![]
+        }
+        _ => vec![],
+    }
+}
+
+fn moved(sel: usize, len: usize, a: Action, page: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    match a {
+        Action::Up => sel.saturating_sub(1),
+        Action::Down => (sel + 1).min(len - 1),
+        Action::PageUp => sel.saturating_sub(page),
+        Action::PageDown => (sel + page).min(len - 1),
+        Action::Top => 0,
+        Action::Bottom => len - 1,
+        _ => sel.min(len - 1),
+    }
+}
+
+fn tickets_action(app: &mut App, a: Action) -> Vec<Effect> {
+    let before = app.selected_ticket().map(|t| t.id);
+    match a {
+        Action::Filter => {
+            app.filter = app.filter.next();
+            app.ticket_sel = 0;
+        }
+        _ => {
+            let len = app.visible_tickets().len();
+            let page = usize::from(app.size.1.saturating_sub(8)).max(1);
+            app.ticket_sel = moved(app.ticket_sel, len, a, page);
+        }
+    }
+    match app.selected_ticket().map(|t| t.id) {
+        Some(id) if Some(id) != before || app.detail.as_ref().is_none_or(|d| d.ticket_id != id) => {
+            vec![Effect::LoadTicketDetail(id)]
+        }
+        None => {
+            app.detail = None;
+            vec![]
+        }
+        _ => vec![],
+    }
+}
+
+fn agent_action(app: &mut App, a: Action) -> Vec<Effect> {
+    let waiting = app.approvals.front().map(|p| p.req.command.clone());
+    match a {
+        Action::Approve | Action::Veto | Action::Edit | Action::AlwaysAllow
+            if waiting.is_none() =>
+        {
+            app.flash = Some((Level::Warn, "no command is waiting for approval".into()));
+        }
+        Action::Approve => return answer(app, Decision::Approve),
+        Action::Veto => app.overlay = Some(input(InputPurpose::VetoReason, "")),
+        Action::Edit => {
+            app.overlay = Some(input(
+                InputPurpose::EditCommand,
+                &waiting.unwrap_or_default(),
+            ))
+        }
+        Action::AlwaysAllow => {
+            app.overlay = Some(input(
+                InputPurpose::AllowPrefix,
+                &default_prefix(&waiting.unwrap_or_default()),
+            ))
+        }
+        Action::Guidance => app.overlay = Some(input(InputPurpose::Guidance, "")),
+        Action::Left | Action::Right => {
+            let ids: Vec<i64> = app.sessions.iter().map(|s| s.id).collect();
+            if let Some(cur) = app.shown_session().map(|s| s.id) {
+                let i = ids.iter().position(|id| *id == cur).unwrap_or(0);
+                let j = if a == Action::Left {
+                    i.saturating_sub(1)
+                } else {
+                    (i + 1).min(ids.len().saturating_sub(1))
+                };
+                app.session_focus = if j + 1 == ids.len() {
+                    None
+                } else {
+                    Some(ids[j])
+                };
+                app.item_sel = None;
+            }
+        }
+        Action::Bottom => {
+            app.session_focus = None;
+            app.item_sel = None;
+        }
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top => {
+            let len = app.shown_session().map_or(0, |s| s.items.len());
+            let cur = app.item_sel.unwrap_or(len.saturating_sub(1));
+            let next = moved(cur, len, a, 5);
+            app.item_sel = if len > 0 && next + 1 == len && a == Action::Down {
+                None
+            } else {
+                Some(next)
+            };
+        }
+        Action::Enter => {
+            let sel = app.item_sel;
+            if let Some(s) = app.shown_session_mut() {
+                let i = sel.unwrap_or(s.items.len().saturating_sub(1));
+                if let Some(Item::Tool(c)) = s.items.get_mut(i) {
+                    c.expanded = !c.expanded;
+                }
+            }
+        }
+        _ => {}
+    }
+    vec![]
+}
+
+fn chaos_action(app: &mut App, a: Action) -> Vec<Effect> {
+    let targets = app.targets();
+    let live: Vec<i64> = app
+        .faults
+        .iter()
+        .filter(|f| f.status.is_live())
+        .map(|f| f.id)
+        .collect();
+    match a {
+        Action::Left => {
+            app.chaos_pane = match app.chaos_pane {
+                ChaosPane::Faults | ChaosPane::Targets => ChaosPane::Faults,
+                ChaosPane::Active => ChaosPane::Targets,
+            }
+        }
+        Action::Right => {
+            app.chaos_pane = match app.chaos_pane {
+                ChaosPane::Faults => ChaosPane::Targets,
+                _ => ChaosPane::Active,
+            }
+        }
+        Action::Up
+        | Action::Down
+        | Action::PageUp
+        | Action::PageDown
+        | Action::Top
+        | Action::Bottom => match app.chaos_pane {
+            ChaosPane::Faults => app.fault_sel = moved(app.fault_sel, FaultKind::ALL.len(), a, 5),
+            ChaosPane::Targets => app.target_sel = moved(app.target_sel, targets.len(), a, 5),
+            ChaosPane::Active => app.active_sel = moved(app.active_sel, live.len(), a, 5),
+        },
+        Action::Inject => match targets.get(app.target_sel) {
+            Some(target) => {
+                let fault = FaultKind::ALL[app.fault_sel.min(FaultKind::ALL.len() - 1)];
+                app.overlay = Some(Overlay::Confirm(Ask::Inject {
+                    fault,
+                    target: target.clone(),
+                }));
+            }
+            None => {
+                app.flash = Some((
+                    Level::Warn,
+                    "no target yet: the cluster has not been observed".into(),
+                ))
+            }
+        },
+        Action::Heal => match live.get(app.active_sel) {
+            Some(id) => return vec![Effect::Heal(*id)],
+            None => app.flash = Some((Level::Warn, "no active fault to heal".into())),
+        },
+        Action::HealAll if live.is_empty() => {
+            app.flash = Some((Level::Warn, "no active fault to heal".into()))
+        }
+        Action::HealAll => return vec![Effect::HealAll],
+        _ => {}
+    }
+    vec![]
+}
+
+fn on_mouse(app: &mut App, m: MouseEvent) -> Vec<Effect> {
+    if app.overlay.is_some() || app.too_small() {
+        return vec![];
+    }
+    match m.kind {
+        MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
+            if let Some(t) = views::tab_at(m.column) {
+                app.tab = t;
+            }
+            vec![]
+        }
+        MouseEventKind::ScrollUp => act(app, Action::Up),
+        MouseEventKind::ScrollDown => act(app, Action::Down),
+        _ => vec![],
+    }
+}
+
+fn on_cycle(app: &mut App, report: Box<crate::monitor::CycleReport>) -> Vec<Effect> {
+    for c in &report.changes {
+        let (level, what) = match c.change {
+            ChangeKind::Opened => (Level::Error, "opened".to_string()),
+            ChangeKind::Reopened => (Level::Error, "reopened".to_string()),
+            ChangeKind::Resolved(r) => (Level::Good, format!("resolved ({})", r.as_str())),
+            ChangeKind::Cleared => (Level::Info, "cleared".to_string()),
+            ChangeKind::SeenAgain => (Level::Warn, "seen again".to_string()),
+        };
+        app.push_log(
+            level,
+            format!(
+                "ticket #{} {what}: {} {} — {}",
+                c.ticket_id, c.invariant, c.entity, c.summary
+            ),
+        );
+    }
+    if let (Some(old), Some(err)) = (&app.cycle, &report.observation_error) {
+        if old.observation_error.as_ref() != Some(err) {
+            app.push_log(Level::Error, format!("cannot observe: {err}"));
+        }
+    }
+    app.cycle = Some(report);
+    vec![]
+}
+
+fn on_db(
+    app: &mut App,
+    tickets: Vec<crate::tickets::Ticket>,
+    faults: Vec<crate::chaos::FaultRecord>,
+    sessions: Vec<crate::agent::audit::Session>,
+) -> Vec<Effect> {
+    let selected = app.selected_ticket().map(|t| t.id);
+    app.tickets = tickets;
+    app.faults = faults;
+    // Keep the same ticket selected when new ones arrive above it.
+    if let Some(id) = selected {
+        if let Some(i) = app.visible_tickets().iter().position(|t| t.id == id) {
+            app.ticket_sel = i;
+        }
+    }
+    app.ticket_sel = app
+        .ticket_sel
+        .min(app.visible_tickets().len().saturating_sub(1));
+    for s in sessions.iter().rev() {
+        match app.sessions.iter_mut().find(|v| v.id == s.id) {
+            Some(v) if !v.live => {
+                v.outcome = s.outcome.clone();
+                v.reason = s.summary.clone();
+                v.tokens = (s.input_tokens + s.output_tokens).max(0) as u64;
+                v.cost_usd = Some(s.cost_usd);
+            }
+            Some(_) => {}
+            None => {
+                app.sessions.push(SessionView::from_session(s, false));
+                app.sessions.sort_by_key(|v| v.id);
+            }
+        }
+    }
+    let mut effects = Vec::new();
+    // The demo follows its ticket's history for the times it shows.
+    if let Some(d) = &app.demo {
+        if let Some(t) = d.ticket(app) {
+            let stale = (d.opened_at.is_none() && t.status != crate::tickets::Status::Resolved)
+                || (d.resolved_at.is_none() && t.status == crate::tickets::Status::Resolved);
+            if stale {
+                effects.push(Effect::LoadTicketDetail(t.id));
+            }
+        }
+    }
+    // The detail pane follows the selected ticket's history as it grows.
+    if let Some(id) = app
+        .selected_ticket()
+        .map(|t| t.id)
+        .filter(|_| app.tab == Tab::Tickets)
+    {
+        effects.push(Effect::LoadTicketDetail(id));
+    }
+    effects
+}
+
+fn on_agent(app: &mut App, ev: AgentEvent) -> Vec<Effect> {
+    match ev {
+        AgentEvent::Started { session_id, ticket } => {
+            if !app.sessions.iter().any(|s| s.id == session_id) {
+                app.sessions.push(SessionView::new(
+                    session_id,
+                    ticket.id,
+                    app.agent_label.clone(),
+                    true,
+                ));
+                app.sessions.sort_by_key(|v| v.id);
+            } else if let Some(s) = app.sessions.iter_mut().find(|s| s.id == session_id) {
+                s.live = true;
+            }
+            app.push_log(
+                Level::Info,
+                format!(
+                    "agent took ticket #{} ({} {})",
+                    ticket.id, ticket.invariant, ticket.entity
+                ),
+            );
+        }
+        AgentEvent::Model { session_id, event } => {
+            if let Some(s) = app.sessions.iter_mut().find(|s| s.id == session_id) {
+                match event {
+                    ModelEvent::TextDelta { text } => s.streaming.push_str(&text),
+                    ModelEvent::ThinkingDelta { thinking } => {
+                        s.streaming_thinking.push_str(&thinking)
+                    }
+                    ModelEvent::Usage(u) => {
+                        s.tokens = s.tokens.max(u.input_tokens + u.output_tokens)
+                    }
+                    ModelEvent::Retrying { attempt, reason } => {
+                        app.push_log(Level::Warn, format!("model retry {attempt}: {reason}"));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        AgentEvent::Step { session_id, entry } => {
+            if let Some(s) = app.sessions.iter_mut().find(|s| s.id == session_id) {
+                s.apply(&entry);
+            }
+        }
+        AgentEvent::Ended {
+            session_id,
+            ticket_id,
+            outcome,
+            usage,
+            cost_usd,
+        } => {
+            if let Some(s) = app.sessions.iter_mut().find(|s| s.id == session_id) {
+                s.outcome = Some(outcome.label().into());
+                s.reason = outcome.reason().map(str::to_string);
+                s.tokens = usage.input_tokens + usage.output_tokens;
+                s.cost_usd = cost_usd;
+                s.streaming.clear();
+                s.streaming_thinking.clear();
+            }
+            // Approvals of an ended session can no longer be answered.
+            app.approvals.retain(|p| p.req.session_id != session_id);
+            let level = if outcome.label() == "resolved" {
+                Level::Good
+            } else {
+                Level::Warn
+            };
+            let why = outcome.reason().map_or(String::new(), |r| format!(": {r}"));
+            app.push_log(
+                level,
+                format!(
+                    "agent session {session_id} on ticket #{ticket_id}: {}{why}",
+                    outcome.label()
+                ),
+            );
+        }
+    }
+    vec![]
+}

@@ -1,0 +1,199 @@
+//! Pure views: the app's state in, a frame out. Nothing here reads a clock, a file or a
+//! socket, so every screen can be snapshot-tested.
+
+mod agent;
+mod chaos;
+mod cluster;
+mod overlays;
+mod tickets;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::app::{App, Level, Tab};
+use super::{demo, keys};
+
+/// Where each tab's title sits in the header, for mouse clicks: ` 1 Cluster │ 2 Tickets …`.
+fn tab_spans() -> Vec<(Tab, u16, u16)> {
+    let mut x = 1u16;
+    Tab::ALL
+        .iter()
+        .map(|t| {
+            let w = (t.title().len() + 2) as u16;
+            let r = (*t, x, x + w);
+            x += w + 3;
+            r
+        })
+        .collect()
+}
+
+pub fn tab_at(column: u16) -> Option<Tab> {
+    tab_spans()
+        .into_iter()
+        .find(|(_, a, b)| column >= *a && column < *b)
+        .map(|(t, _, _)| t)
+}
+
+pub fn draw(f: &mut Frame, app: &App) {
+    let area = f.area();
+    if app.too_small() {
+        overlays::too_small(f, app, area);
+        return;
+    }
+    let demo_h = if app.demo.is_some() { 6 } else { 0 };
+    let banner_h = u16::from(!app.approvals.is_empty() && app.tab != Tab::Agent);
+    let [header, narration, banner, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Length(demo_h),
+        Constraint::Length(banner_h),
+        Constraint::Min(5),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, app, header);
+    if let Some(d) = &app.demo {
+        draw_narration(f, app, d, narration);
+    }
+    if banner_h > 0 {
+        let n = app.approvals.len();
+        let line = Line::from(vec![
+            Span::styled(" ⚠ ", app.theme.bad()),
+            Span::styled(
+                format!("{n} command(s) waiting for your approval — press 3 to see and answer"),
+                app.theme.warn(),
+            ),
+        ]);
+        f.render_widget(Paragraph::new(line), banner);
+    }
+    match app.tab {
+        Tab::Cluster => cluster::draw(f, app, body),
+        Tab::Tickets => tickets::draw(f, app, body),
+        Tab::Agent => agent::draw(f, app, body),
+        Tab::Chaos => chaos::draw(f, app, body),
+    }
+    draw_footer(f, app, footer);
+    overlays::draw(f, app, area);
+}
+
+fn draw_header(f: &mut Frame, app: &App, area: Rect) {
+    let th = app.theme;
+    let mut spans = vec![Span::raw(" ")];
+    for (i, (t, _, _)) in tab_spans().iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(" │ ", th.dim()));
+        }
+        let label = format!("{} {}", t.index() + 1, t.title());
+        spans.push(if *t == app.tab {
+            Span::styled(format!(" {label} "), th.selected().patch(th.title()))
+        } else {
+            Span::styled(format!(" {label} "), th.plain())
+        });
+    }
+    let (up, total) = app
+        .cycle
+        .as_ref()
+        .map_or((0, 0), |c| (c.nodes_up, c.nodes_total));
+    let active = app
+        .tickets
+        .iter()
+        .filter(|t| t.status != crate::tickets::Status::Resolved)
+        .count();
+    let health = if app.cycle.is_none() {
+        Span::styled("waiting for the first look", th.dim())
+    } else if up == total && active == 0 {
+        Span::styled(format!("{up}/{total} up · healthy"), th.good())
+    } else {
+        Span::styled(
+            format!("{up}/{total} up · {active} active ticket(s)"),
+            if up < total { th.bad() } else { th.warn() },
+        )
+    };
+    let status = Line::from(vec![
+        Span::styled(format!(" {} #{} ", app.subject, app.instance), th.bold()),
+        health,
+        Span::styled(
+            format!(" · agent: {} · mode {}", app.agent_label, app.mode.as_str()),
+            th.dim(),
+        ),
+        Span::styled(
+            if app.load_running { " · load on" } else { "" },
+            th.accent(),
+        ),
+    ]);
+    let [tabs, line] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    f.render_widget(Paragraph::new(Line::from(spans)), tabs);
+    f.render_widget(Paragraph::new(status), line);
+}
+
+fn draw_narration(f: &mut Frame, app: &App, d: &demo::Demo, area: Rect) {
+    let th = app.theme;
+    let (title, text) = demo::STEPS[d.step];
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(
+                format!("Step {}/{} · {title}", d.step + 1, demo::STEPS.len()),
+                th.title(),
+            ),
+            Span::styled(
+                if d.finished() {
+                    "   r: again · q: quit"
+                } else {
+                    "   Space or →: next step"
+                },
+                th.dim(),
+            ),
+        ]),
+        Line::from(text),
+    ];
+    lines.extend(demo::facts(app, d));
+    let block = Block::default()
+        .borders(Borders::TOP | Borders::BOTTOM)
+        .border_style(th.dim());
+    f.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: true }),
+        area,
+    );
+}
+
+fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
+    let th = app.theme;
+    if let Some((level, text)) = &app.flash {
+        let style = match level {
+            Level::Error => th.bad(),
+            Level::Warn => th.warn(),
+            Level::Good => th.good(),
+            Level::Info => th.plain(),
+        };
+        f.render_widget(
+            Paragraph::new(Line::from(Span::styled(format!(" {text}"), style))),
+            area,
+        );
+        return;
+    }
+    let mut spans = vec![Span::raw(" ")];
+    for (i, (key, what)) in keys::footer(app.tab, app.demo.is_some())
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            spans.push(Span::styled("  ", th.dim()));
+        }
+        spans.push(Span::styled(key, th.title()));
+        spans.push(Span::styled(format!(" {what}"), th.dim()));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// `5s`, `3m`, … since `t`.
+pub(super) fn ago(app: &App, t: crate::clock::Timestamp) -> String {
+    crate::clock::age(t, app.now)
+}
+
+/// Lines of `text`, cut to `n` with a marker.
+pub(super) fn fold(text: &str, n: usize) -> (Vec<String>, usize) {
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let more = lines.len().saturating_sub(n);
+    (lines.into_iter().take(n).collect(), more)
+}

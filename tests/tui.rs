@@ -1,0 +1,234 @@
+//! The app end to end: the real binary in a real terminal (tmux) against the real local
+//! cluster, in approve mode — break a node from the Chaos tab, see the ticket, approve the
+//! agent's repair, see it resolved and the node up, quit, and find the terminal restored.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::Cluster;
+use operator::tickets::{Resolution, Status};
+
+struct Tmux(String);
+
+impl Tmux {
+    fn start(cmd: &str, w: u16, h: u16) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("op-tui-{}-{n}", std::process::id());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &w.to_string(),
+                "-y",
+                &h.to_string(),
+                cmd,
+            ])
+            .status()
+            .expect("tmux is installed")
+            .success();
+        assert!(ok);
+        Self(name)
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            Command::new("tmux")
+                .args(["send-keys", "-t", &self.0, k])
+                .status()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    fn wait(&self, what: &str, secs: u64) -> String {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self.screen();
+            if s.contains(what) {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "`{what}` never appeared; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
+    }
+}
+
+/// The app's command line for tmux: it records its pid, runs, then reports how it ended
+/// and whether the terminal is back in cooked mode.
+fn tui_command(c: &Cluster, args: &str) -> String {
+    format!(
+        "sh -c 'echo $$ > {pid}; exec env -u ANTHROPIC_API_KEY -u OPERATOR_CONFIG {} --config {} --state-dir {} {args}'; echo TUI-EXIT=$?; stty -a | grep -q ' icanon' && echo COOKED; sleep 300",
+        common::OPERATOR,
+        c.config_path().display(),
+        c.state_dir().display(),
+        pid = c.dir.path().join("tui.pid").display(),
+    )
+}
+
+#[test]
+fn break_a_node_approve_the_repair_and_quit_cleanly() {
+    let c = Cluster::start("agent.verify_window = \"5s\"\n");
+    let t = Tmux::start(&tui_command(&c, "tui --mode approve"), 120, 36);
+    t.wait("4/4 up", 20);
+    // Chaos tab: node_kill on ratelimiter-2, confirmed.
+    t.keys(&["4", "Right", "Down", "Down", "i"]);
+    t.wait("Inject a fault?", 5);
+    t.keys(&["y"]);
+    // The ticket shows up; the runbook agent reads, then asks to start the node.
+    t.keys(&["2"]);
+    t.wait("node_down", 10);
+    t.wait("waiting for your approval", 20);
+    t.keys(&["3"]);
+    let s = t.wait("Approval needed", 5);
+    assert!(s.contains("operator node start ratelimiter-2"), "{s}");
+    t.keys(&["y"]);
+    // The monitor confirms the fix.
+    t.keys(&["2"]);
+    t.wait("resolved (verified)", 20);
+    t.keys(&["1"]);
+    t.wait("4/4 up", 10);
+    let ticket = c
+        .tickets()
+        .into_iter()
+        .find(|t| t.entity == "ratelimiter-2")
+        .unwrap();
+    assert_eq!(
+        (ticket.status, ticket.resolution),
+        (Status::Resolved, Some(Resolution::Verified))
+    );
+    // Quit: it asks about the fault still in the ledger, heals it, and leaves.
+    t.keys(&["q"]);
+    t.wait("Before quitting", 5);
+    t.keys(&["y"]);
+    let s = t.wait("TUI-EXIT=", 15);
+    assert!(s.contains("TUI-EXIT=0"), "{s}");
+    assert!(
+        s.contains("COOKED"),
+        "the terminal was left in raw mode:\n{s}"
+    );
+    assert!(
+        !s.contains("2 Tickets"),
+        "the app's screen is still there:\n{s}"
+    );
+    assert!(
+        c.json(&["chaos", "list"])["faults"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // The cluster was not the app's to stop.
+    assert!(
+        c.json(&["status"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "running")
+    );
+}
+
+#[test]
+fn another_processs_tickets_and_sessions_show_up_live_and_sigterm_restores_the_terminal() {
+    use operator::agent::audit::{Audit, Entry, Kind, NewSession};
+    use operator::subjects::{Severity, Violation};
+    use operator::tickets::{CycleInput, Observed};
+    let c = Cluster::start("");
+    let t = Tmux::start(&tui_command(&c, "tui --mode observe"), 110, 32);
+    t.wait("4/4 up", 20);
+    t.keys(&["2"]);
+    // Another process writes a ticket this app's own monitor could never have made (another
+    // instance), and an agent session on it.
+    let store = c.store();
+    let v = Observed {
+        violation: Violation {
+            invariant: "node_down".into(),
+            entity: "ghost-node".into(),
+            severity: Severity::Critical,
+            summary: "ghost-node is down".into(),
+            detail: serde_json::json!({}),
+        },
+        due: true,
+    };
+    store
+        .apply(&CycleInput {
+            subject: "ratelimiter",
+            instance: 7,
+            at: operator::clock::now(),
+            flap_window: Duration::from_secs(60),
+            violations: &[v],
+            unknown: &[],
+        })
+        .unwrap();
+    t.wait("ghost-node", 10);
+    let ticket = c
+        .tickets()
+        .into_iter()
+        .find(|t| t.entity == "ghost-node")
+        .unwrap();
+    let audit = Audit::new(store.clone(), Default::default());
+    let session = audit
+        .start(&NewSession {
+            ticket_id: ticket.id,
+            agent_id: "elsewhere",
+            backend: "runbook",
+            model: "runbook",
+            mode: "auto",
+            variant: "default",
+        })
+        .unwrap();
+    audit
+        .log(
+            session,
+            &Entry::new(Kind::Text, "written by another process"),
+        )
+        .unwrap();
+    t.keys(&["3"]);
+    t.wait("written by another process", 10);
+    // SIGTERM: the app leaves at once and the terminal is usable.
+    let pid: i32 = std::fs::read_to_string(c.dir.path().join("tui.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let s = t.wait("TUI-EXIT=", 10);
+    assert!(s.contains("TUI-EXIT=0") && s.contains("COOKED"), "{s}");
+}
+
+#[test]
+fn a_tiny_terminal_gets_a_clear_screen_and_q_still_quits() {
+    let c = Cluster::start("");
+    let t = Tmux::start(&tui_command(&c, "tui"), 60, 20);
+    t.wait("Terminal too small", 15);
+    t.keys(&["q"]);
+    let s = t.wait("TUI-EXIT=", 10);
+    assert!(s.contains("TUI-EXIT=0") && s.contains("COOKED"), "{s}");
+}
