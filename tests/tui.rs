@@ -82,7 +82,7 @@ impl Drop for Tmux {
 /// and whether the terminal is back in cooked mode.
 fn tui_command(c: &Cluster, args: &str) -> String {
     format!(
-        "sh -c 'echo $$ > {pid}; exec env -u ANTHROPIC_API_KEY -u OPERATOR_CONFIG {} --config {} --state-dir {} {args}'; echo TUI-EXIT=$?; stty -a | grep -q ' icanon' && echo COOKED; sleep 300",
+        "sh -c 'echo $$ > {pid}; exec env -u ANTHROPIC_API_KEY -u OPERATOR_CONFIG {} --config {} --state-dir {} {args}'; echo TUI-EXIT=$?; if stty -a | grep -q ' icanon'; then echo TERM=COOKED; else echo TERM=RAW; fi; sleep 300",
         common::OPERATOR,
         c.config_path().display(),
         c.state_dir().display(),
@@ -125,10 +125,10 @@ fn break_a_node_approve_the_repair_and_quit_cleanly() {
     t.keys(&["q"]);
     t.wait("Before quitting", 5);
     t.keys(&["y"]);
-    let s = t.wait("TUI-EXIT=", 15);
+    let s = t.wait("TERM=", 15);
     assert!(s.contains("TUI-EXIT=0"), "{s}");
     assert!(
-        s.contains("COOKED"),
+        s.contains("TERM=COOKED"),
         "the terminal was left in raw mode:\n{s}"
     );
     assert!(
@@ -219,8 +219,8 @@ fn another_processs_tickets_and_sessions_show_up_live_and_sigterm_restores_the_t
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let s = t.wait("TUI-EXIT=", 10);
-    assert!(s.contains("TUI-EXIT=0") && s.contains("COOKED"), "{s}");
+    let s = t.wait("TERM=", 10);
+    assert!(s.contains("TUI-EXIT=0") && s.contains("TERM=COOKED"), "{s}");
 }
 
 #[test]
@@ -229,6 +229,20 @@ fn a_tiny_terminal_gets_a_clear_screen_and_q_still_quits() {
     let t = Tmux::start(&tui_command(&c, "tui"), 60, 20);
     t.wait("Terminal too small", 15);
     t.keys(&["q"]);
-    let s = t.wait("TUI-EXIT=", 10);
-    assert!(s.contains("TUI-EXIT=0") && s.contains("COOKED"), "{s}");
+    let s = t.wait("TERM=", 10);
+    assert!(s.contains("TUI-EXIT=0") && s.contains("TERM=COOKED"), "{s}");
+}
+
+#[test]
+fn a_db_from_a_newer_build_is_shown_in_the_app_not_a_crash() {
+    let c = Cluster::start("");
+    let db = rusqlite::Connection::open(c.db_path()).unwrap();
+    db.pragma_update(None, "user_version", 999).unwrap();
+    drop(db);
+    let t = Tmux::start(&tui_command(&c, "tui"), 110, 32);
+    let s = t.wait("The ticket DB cannot be opened", 10);
+    assert!(s.contains("newer"), "{s}");
+    t.keys(&["q"]);
+    let s = t.wait("TERM=", 10);
+    assert!(s.contains("TUI-EXIT=1") && s.contains("TERM=COOKED"), "{s}");
 }

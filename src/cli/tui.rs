@@ -73,7 +73,14 @@ pub async fn run(ctx: &Context, args: TuiArgs, demo: bool) -> Result<()> {
         Ok(m) => format!("{} {}", m.backend(), m.model()),
         Err(e) => format!("none ({e})"),
     };
-    let store = ctx.store()?;
+    let store = match ctx.store() {
+        Ok(s) => s,
+        Err(e) => {
+            // A locked DB, or one from a newer build: say so in the app, not as a crash.
+            operator::tui::show_error("The ticket DB cannot be opened", &format!("{e:#}")).await?;
+            bail!("{e:#}");
+        }
+    };
     let launch = Launch {
         ctx: services::Context {
             config: ctx.config.clone(),

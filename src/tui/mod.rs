@@ -44,6 +44,46 @@ fn restore() {
     let _ = std::io::stdout().flush();
 }
 
+/// Shows an error the app cannot start past (a DB it cannot open) in the app's own frame,
+/// until the person presses q (or Esc, or Ctrl-C).
+pub async fn show_error(title: &str, body: &str) -> std::io::Result<()> {
+    use crossterm::event::{Event, EventStream, KeyCode};
+    use futures::StreamExt;
+    let mut terminal = ratatui::init();
+    let mut app = App::new(
+        "-",
+        0,
+        crate::agent::policy::Mode::Auto,
+        Theme::from_env(),
+        crate::clock::now(),
+    );
+    app.overlay = Some(app::Overlay::Fatal {
+        title: format!(" {title} "),
+        body: format!("{body}\n\nq: quit"),
+    });
+    let mut events = EventStream::new();
+    let result = loop {
+        let size = terminal.size()?;
+        app.size = (size.width, size.height);
+        terminal.draw(|f| views::draw(f, &app))?;
+        match events.next().await {
+            Some(Ok(Event::Key(k)))
+                if matches!(
+                    k.code,
+                    KeyCode::Char('q') | KeyCode::Char('c') | KeyCode::Esc
+                ) =>
+            {
+                break Ok(());
+            }
+            Some(Err(e)) => break Err(e),
+            None => break Ok(()),
+            _ => {}
+        }
+    };
+    ratatui::restore();
+    result
+}
+
 /// Runs the app until the person quits (or SIGTERM).
 pub async fn run(launch: Launch) -> std::io::Result<()> {
     let mut terminal = ratatui::init();
