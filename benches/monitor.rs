@@ -23,12 +23,13 @@ fn cluster(rt: &tokio::runtime::Runtime) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.runtime.local.ratelimiter_bin = Some(env!("CARGO_BIN_EXE_ratelimiter").into());
+    config.runtime.local.operator_bin = Some(env!("CARGO_BIN_EXE_operator").into());
     let runtime = Arc::new(LocalRuntime::new(
         StateDir::new(dir.path()),
         0,
         config.runtime.local.clone(),
     ));
-    let names = topology::node_names(&config.ratelimiter);
+    let names = topology::port_names(&config.ratelimiter);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let ports = runtime.allocate_ports(&names).unwrap();
     let plan = topology::plan(

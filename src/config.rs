@@ -48,8 +48,10 @@ pub struct LocalRuntimeConfig {
     pub redis_server: String,
     /// The `ratelimiter` program; by default the one next to the `operator` binary.
     pub ratelimiter_bin: Option<PathBuf>,
-    /// Fixed ports: node i of instance n listens on `base_port + 10*n + i`. Unset: free
-    /// ports are picked.
+    /// The `operator` program run as the fault proxy; by default the running one.
+    pub operator_bin: Option<PathBuf>,
+    /// Fixed ports: port i of instance n is `base_port + 32*n + i`. Unset: free ports are
+    /// picked.
     pub base_port: Option<u16>,
     /// How long `up` and `node start` wait for a node to become healthy.
     #[serde(with = "humantime_serde")]
@@ -64,6 +66,7 @@ impl Default for LocalRuntimeConfig {
         Self {
             redis_server: "redis-server".into(),
             ratelimiter_bin: None,
+            operator_bin: None,
             base_port: None,
             startup_timeout: Duration::from_secs(15),
             stop_timeout: Duration::from_secs(5),
@@ -119,7 +122,16 @@ pub struct ChaosConfig {
 impl Default for ChaosConfig {
     fn default() -> Self {
         Self {
-            durations: BTreeMap::from([("pause".to_string(), Duration::from_secs(60))]),
+            durations: [
+                ("pause", 60),
+                ("latency", 60),
+                ("network_partition", 60),
+                ("bandwidth", 60),
+                ("disk_pressure", 120),
+            ]
+            .into_iter()
+            .map(|(k, s)| (k.to_string(), Duration::from_secs(s)))
+            .collect(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod logging;
 pub mod monitor;
 pub mod paths;
 pub mod runtime;
+pub mod shutdown;
 pub mod subjects;
 pub mod tickets;
 pub mod tui;

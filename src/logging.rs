@@ -21,3 +21,15 @@ pub fn init(dir: &Path, level: &str) -> std::io::Result<WorkerGuard> {
         .try_init();
     Ok(guard)
 }
+
+/// Logs to stderr, for processes run as nodes (the fault proxy): their runtime keeps stderr
+/// in the node's log, and they must not write into a state dir they were not given.
+pub fn init_stderr(level: &str) {
+    let filter = EnvFilter::try_from_env("OPERATOR_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("operator={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init();
+}

@@ -95,23 +95,6 @@ fn a_pause_heals_itself_after_its_duration() {
     assert_eq!(f["status"], "healed", "{f}");
 }
 
-/// Processes whose command line holds all of `needles`: ours, found by our own temp paths.
-fn our_processes(needles: &[&str]) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
-                    needles.iter().all(|n| c.contains(n))
-                })
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
 #[test]
 fn an_expired_fault_whose_healer_died_is_healed_by_the_next_operator_command() {
     let c = Cluster::start("");
@@ -127,7 +110,7 @@ fn an_expired_fault_whose_healer_died_is_healed_by_the_next_operator_command() {
     let state = c.state_dir().display().to_string();
     let mut healers = Vec::new();
     assert!(wait_for(Duration::from_secs(5), || {
-        healers = our_processes(&[&state, "--at-expiry"]);
+        healers = common::our_processes(&[&state, "--at-expiry"]);
         !healers.is_empty()
     }));
     for pid in healers {

@@ -36,7 +36,13 @@ fn up_status_and_down_leave_nothing_behind() {
     let names: Vec<&str> = all.iter().map(|n| n["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["redis", "ratelimiter-1", "ratelimiter-2", "ratelimiter-3"]
+        [
+            "redis",
+            "faultproxy",
+            "ratelimiter-1",
+            "ratelimiter-2",
+            "ratelimiter-3"
+        ]
     );
     for n in &all {
         assert_eq!(n["state"], "running", "{n}");
@@ -266,9 +272,9 @@ fn an_invalid_config_names_file_line_and_key() {
     let c = Cluster::prepare("\n[monitor]\ninterval = \"fast\"\n");
     let err = c.fails(&["status"]);
     assert!(err.contains("operator.toml"), "{err}");
-    // Two lines of base config come first.
+    // Three lines of base config come first.
     assert!(
-        err.contains("line 5") && err.contains("monitor.interval"),
+        err.contains("line 6") && err.contains("monitor.interval"),
         "{err}"
     );
 }

@@ -4,6 +4,7 @@
 
 pub mod faults;
 pub mod ledger;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +13,10 @@ use std::time::Duration;
 use rand::seq::IndexedRandom;
 use tracing::{info, instrument, warn};
 
-pub use self::faults::FaultKind;
+pub use self::faults::{Fault, FaultKind};
 pub use self::ledger::{FaultRecord, FaultStatus, Ledger, NewFault};
 use crate::clock;
-use crate::runtime::{NodeAction, RunState, Runtime, RuntimeError};
+use crate::runtime::{NodeAction, ROLE_FAULTPROXY, RunState, Runtime, RuntimeError, impair};
 use crate::tickets::{StoreError, TicketStore};
 
 /// A fault left `injecting` or `healing` this long was abandoned by a crashed process.
@@ -80,26 +81,38 @@ impl Chaos {
         self.durations.get(fault.as_str()).copied()
     }
 
-    /// Applies `fault` to `target` (or to a random running limiter node). `duration`:
+    /// Applies `fault` to `target` (or to a random running node fit for it). `duration`:
     /// `Some(0)` means no expiry; `None` takes the configured default.
-    #[instrument(skip(self), fields(instance = self.runtime.instance()))]
+    #[instrument(skip(self, fault), fields(instance = self.runtime.instance()))]
     pub async fn inject(
         &self,
-        fault: FaultKind,
+        fault: impl Into<Fault>,
         target: Option<&str>,
         duration: Option<Duration>,
     ) -> Result<FaultRecord, ChaosError> {
+        let fault: Fault = fault.into();
+        let kind = fault.kind();
+        if let Some(imp) = fault.impairment() {
+            // Refuse what this runtime cannot do before anything is recorded.
+            if let Err(reason) = self.runtime.mechanism(imp).await {
+                return Err(ChaosError::NotApplicable(format!(
+                    "{kind} is not available on the {} runtime here: {reason}",
+                    self.runtime.kind()
+                )));
+            }
+        }
         let topology = self.runtime.topology()?;
         let status = self.runtime.status().await?;
         let known = || {
             status
                 .iter()
+                .filter(|s| s.role != ROLE_FAULTPROXY)
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         let target =
-            match target {
+            match target.or(kind.default_target()) {
                 Some(t) => status.iter().find(|s| s.name == t).ok_or_else(|| {
                     ChaosError::UnknownTarget {
                         target: t.into(),
@@ -109,23 +122,30 @@ impl Chaos {
                 None => {
                     let candidates: Vec<_> = status
                         .iter()
-                        .filter(|s| s.role != "redis" && s.state == RunState::Running)
+                        .filter(|s| {
+                            s.role != "redis"
+                                && s.role != ROLE_FAULTPROXY
+                                && s.state == RunState::Running
+                        })
                         .collect();
                     *candidates
                         .choose(&mut rand::rng())
                         .ok_or(ChaosError::NoTarget)?
                 }
             };
-        match (fault, target.state) {
+        if target.role == ROLE_FAULTPROXY {
+            return Err(ChaosError::NotApplicable(format!(
+                "{} is the fault proxy, part of the test rig rather than the subject; choose one of: {}",
+                target.name,
+                known()
+            )));
+        }
+        match (kind, target.state) {
             (_, RunState::Exited) => {
                 return Err(ChaosError::NotApplicable(format!(
                     "{} is already down; nothing to {}",
                     target.name,
-                    if fault == FaultKind::Pause {
-                        "pause"
-                    } else {
-                        "kill"
-                    }
+                    kind.verb()
                 )));
             }
             (FaultKind::Pause, RunState::Paused) => {
@@ -137,32 +157,55 @@ impl Chaos {
             _ => {}
         }
         let duration = duration
-            .or(self.default_duration(fault))
+            .or(self.default_duration(kind))
             .filter(|d| !d.is_zero());
         let expires_at =
             duration.map(|d| clock::now() + chrono::Duration::from_std(d).unwrap_or_default());
         let record = self.ledger.record(&NewFault {
-            fault,
+            fault: kind,
             subject: &topology.subject,
             instance: topology.instance,
             runtime: self.runtime.kind(),
             target: &target.name,
-            params: serde_json::json!({ "duration": duration.map(|d| humantime::format_duration(d).to_string()) }),
+            params: serde_json::json!({
+                "duration": duration.map(|d| humantime::format_duration(d).to_string()),
+                "impairment": fault.impairment(),
+            }),
             expires_at,
             injected_by: &self.actor,
         })?;
         let record = record.map_err(|existing| ChaosError::AlreadyActive(Box::new(existing)))?;
-        let action = match fault {
-            FaultKind::NodeKill => NodeAction::Kill,
-            FaultKind::Pause => NodeAction::Pause,
+        let applied = match &fault {
+            Fault::NodeKill => self
+                .runtime
+                .act(&target.name, NodeAction::Kill)
+                .await
+                .map(|s| format!("killed {}", s.name)),
+            Fault::Pause => self
+                .runtime
+                .act(&target.name, NodeAction::Pause)
+                .await
+                .map(|s| format!("paused {}", s.name)),
+            Fault::Impair(imp) => {
+                self.runtime
+                    .impair(&target.name, imp, &impair::tag(record.id))
+                    .await
+            }
         };
-        match self.runtime.act(&target.name, action).await {
-            Ok(_) => {
+        match applied {
+            Ok(note) => {
                 self.ledger
-                    .set_status(record.id, FaultStatus::Active, "", None)?;
-                info!(id = record.id, fault = %fault, target = %target.name, "fault injected");
+                    .set_status(record.id, FaultStatus::Active, &note, None)?;
+                info!(id = record.id, fault = %kind, target = %target.name, %note, "fault injected");
             }
             Err(e) => {
+                // Take back whatever part of it took, so nothing is left half applied.
+                if let Fault::Impair(imp) = &fault {
+                    let _ = self
+                        .runtime
+                        .restore(&target.name, imp, &impair::tag(record.id))
+                        .await;
+                }
                 self.ledger
                     .set_status(record.id, FaultStatus::Failed, &e.to_string(), None)?;
                 return Err(e.into());
@@ -171,6 +214,24 @@ impl Chaos {
         self.ledger
             .get(record.id)?
             .ok_or(ChaosError::NotFound(record.id))
+    }
+
+    /// How `kind` (with its defaults) is applied on this runtime, or why it cannot be.
+    pub async fn mechanism(&self, kind: FaultKind) -> Result<String, String> {
+        match Fault::from(kind) {
+            Fault::Impair(imp) => self.runtime.mechanism(&imp).await,
+            Fault::NodeKill | Fault::Pause => Ok(match self.runtime.kind() {
+                "local" => format!(
+                    "{} to the process",
+                    if kind == FaultKind::NodeKill {
+                        "SIGKILL"
+                    } else {
+                        "SIGSTOP"
+                    }
+                ),
+                other => format!("the {other} runtime's {}", kind.verb()),
+            }),
+        }
     }
 
     /// Heals one fault, from any process. Idempotent: a fault already healed is returned as is.
@@ -211,6 +272,19 @@ impl Chaos {
 
     /// Undoes a fault and checks that it is undone; says what it did.
     async fn undo(&self, record: &FaultRecord) -> Result<String, ChaosError> {
+        if let Fault::Impair(imp) = Fault::from_record(record.fault, &record.params) {
+            return match self
+                .runtime
+                .restore(&record.target, &imp, &impair::tag(record.id))
+                .await
+            {
+                Ok(note) => Ok(note),
+                Err(RuntimeError::NotUp { .. }) => {
+                    Ok("the instance is down; nothing left to heal".into())
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
         let status = match self.runtime.status().await {
             Ok(s) => s,
             Err(RuntimeError::NotUp { .. }) => {
@@ -247,6 +321,7 @@ impl Chaos {
             (FaultKind::Pause, RunState::Exited) => {
                 Ok(format!("{target} is down; nothing to resume"))
             }
+            (kind, _) => Ok(format!("{kind} has nothing to undo on {target}")),
         }
     }
 

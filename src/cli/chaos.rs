@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, eyre};
-use operator::chaos::{FaultKind, FaultRecord, Healed};
+use operator::chaos::{Fault, FaultKind, FaultRecord, Healed};
 use operator::clock;
+use operator::runtime::Impairment;
+use operator::runtime::impair::PartitionMode;
 
 use super::output::{self, opt};
 use super::{Context, parse_duration};
@@ -30,22 +32,86 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  operator chaos inject node_kill --target ratelimiter-2\n  operator chaos inject pause --duration 30s\n  operator chaos inject node_kill --duration 0   (never heals itself)"
-)]
+#[command(after_help = "Examples:
+  operator chaos inject node_kill --target ratelimiter-2
+  operator chaos inject pause --duration 30s
+  operator chaos inject node_kill --duration 0          (never heals itself)
+  operator chaos inject latency --delay 300ms --jitter 100ms
+  operator chaos inject network_partition --mode refuse --target ratelimiter-1
+  operator chaos inject bandwidth --rate 4096
+  operator chaos inject disk_pressure --percent 95      (Docker runtime; fills redis's volume)
+
+`operator chaos list` says how each fault is applied on this runtime, or why it cannot be.")]
 pub struct InjectArgs {
-    /// The fault: node_kill or pause.
+    /// The fault: node_kill, pause, latency, network_partition, bandwidth or disk_pressure.
     #[arg(value_parser = parse_fault)]
     pub fault: FaultKind,
-    /// The node (default: a random running limiter node).
+    /// The node (default: a random running limiter node; redis for disk_pressure).
     #[arg(long)]
     pub target: Option<String>,
     /// Heal by itself after this long; 0 for never. Default: chaos.durations in the config
-    /// (pause 60s; node_kill never).
+    /// (1m for pause and the network faults, 2m for disk_pressure; node_kill never).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// latency: the delay added to what the node sends [default: 150ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub delay: Option<Duration>,
+    /// latency: up to this much more or less, at random [default: 50ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub jitter: Option<Duration>,
+    /// network_partition: `blackhole` (nothing gets through, nothing is said) or `refuse`
+    /// (connections refused at once) [default: blackhole].
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<PartitionMode>,
+    /// bandwidth: bytes per second each way [default: 16384].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: Option<u64>,
+    /// disk_pressure: fill the data volume up to this percentage [default: 90].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub percent: Option<u8>,
     #[arg(long)]
     pub json: bool,
+}
+
+impl InjectArgs {
+    /// The fault with the flags applied; a flag that does not belong to it is an error.
+    fn fault(&self) -> Result<Fault> {
+        let mut fault = Fault::from(self.fault);
+        let given = [
+            ("--delay", self.delay.is_some(), FaultKind::Latency),
+            ("--jitter", self.jitter.is_some(), FaultKind::Latency),
+            ("--mode", self.mode.is_some(), FaultKind::NetworkPartition),
+            ("--rate", self.rate.is_some(), FaultKind::Bandwidth),
+            ("--percent", self.percent.is_some(), FaultKind::DiskPressure),
+        ];
+        for (flag, set, kind) in given {
+            if set && kind != self.fault {
+                return Err(eyre!("{flag} applies to {kind}, not to {}", self.fault));
+            }
+        }
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if let Fault::Impair(imp) = &mut fault {
+            match imp {
+                Impairment::Latency {
+                    delay_ms,
+                    jitter_ms,
+                } => {
+                    *delay_ms = self.delay.map_or(*delay_ms, ms);
+                    *jitter_ms = self.jitter.map_or(*jitter_ms, ms);
+                }
+                Impairment::Partition { mode } => *mode = self.mode.unwrap_or(*mode),
+                Impairment::Bandwidth { bytes_per_sec } => {
+                    *bytes_per_sec = self.rate.unwrap_or(*bytes_per_sec)
+                }
+                Impairment::DiskFill { percent } => *percent = self.percent.unwrap_or(*percent),
+            }
+        }
+        Ok(fault)
+    }
+}
+
+fn parse_mode(s: &str) -> Result<PartitionMode, String> {
+    PartitionMode::parse(s).ok_or_else(|| format!("unknown mode `{s}`; use blackhole or refuse"))
 }
 
 #[derive(Debug, Args)]
@@ -91,28 +157,40 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
     match cmd {
         ChaosCommand::List(a) => {
             let faults = chaos.ledger().list(Some(ctx.instance), a.all)?;
-            let catalogue: Vec<_> = FaultKind::ALL
-                .iter()
-                .map(|k| {
-                    serde_json::json!({
-                        "fault": k.as_str(),
-                        "description": k.description(),
-                        "default_duration": chaos.default_duration(*k).map(|d| humantime::format_duration(d).to_string()),
-                        "targets": "any node",
-                    })
-                })
-                .collect();
+            let mut catalogue = Vec::new();
+            for k in FaultKind::ALL {
+                let how = chaos.mechanism(k).await;
+                catalogue.push(serde_json::json!({
+                    "fault": k.as_str(),
+                    "description": k.description(),
+                    "default_duration": chaos.default_duration(k).map(|d| humantime::format_duration(d).to_string()),
+                    "targets": k.default_target().unwrap_or("any node"),
+                    "available": how.is_ok(),
+                    "how": how.as_ref().unwrap_or_else(|e| e),
+                }));
+            }
             if a.json {
                 return output::json(
                     &serde_json::json!({ "catalogue": catalogue, "faults": faults }),
                 );
             }
-            let mut t = output::table(&["fault", "heals itself after", "what it does"]);
-            for k in FaultKind::ALL {
-                let d = chaos.default_duration(k).map_or("never".into(), |d| {
-                    humantime::format_duration(d).to_string()
-                });
-                t.add_row(vec![k.as_str().to_string(), d, k.description().to_string()]);
+            let mut t =
+                output::table(&["fault", "heals itself after", "what it does", "how, here"]);
+            for c in &catalogue {
+                let how = c["how"].as_str().unwrap_or_default();
+                t.add_row(vec![
+                    c["fault"].as_str().unwrap_or_default().to_string(),
+                    c["default_duration"]
+                        .as_str()
+                        .unwrap_or("never")
+                        .to_string(),
+                    c["description"].as_str().unwrap_or_default().to_string(),
+                    if c["available"].as_bool() == Some(true) {
+                        how.to_string()
+                    } else {
+                        format!("unavailable: {how}")
+                    },
+                ]);
             }
             println!("{t}\n");
             print_faults(&faults, a.all);
@@ -120,7 +198,7 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
         }
         ChaosCommand::Inject(a) => {
             let f = chaos
-                .inject(a.fault, a.target.as_deref(), a.duration)
+                .inject(a.fault()?, a.target.as_deref(), a.duration)
                 .await?;
             if f.expires_at.is_some() {
                 spawn_expiry_healer(ctx, f.id)?;
@@ -132,7 +210,10 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
                 Some(e) => format!("heals itself at {}", clock::format(e)),
                 None => format!("until `operator chaos heal {}`", f.id),
             };
-            println!("fault #{}: {} on {} ({until})", f.id, f.fault, f.target);
+            println!(
+                "fault #{}: {} on {} ({until}): {}",
+                f.id, f.fault, f.target, f.note
+            );
             Ok(())
         }
         ChaosCommand::Heal(a) => {

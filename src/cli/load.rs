@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Args;
 use color_eyre::eyre::{Result, eyre};
 use operator::load::{self, LoadSpec, LoadStats};
+use operator::subjects::ratelimiter::topology::ROLE_LIMITER;
 use tokio_util::sync::CancellationToken;
 
 use super::output;
@@ -45,8 +46,8 @@ pub async fn run(ctx: &Context, args: LoadArgs) -> Result<()> {
     let targets: Vec<String> = topology
         .nodes
         .iter()
-        .filter(|n| n.role == "ratelimiter")
-        .map(|n| n.address.clone())
+        .filter(|n| n.role == ROLE_LIMITER)
+        .map(|n| n.client_address().to_string())
         .collect();
     if targets.is_empty() {
         return Err(eyre!("instance {} has no rate-limiter node", ctx.instance));

@@ -4,6 +4,7 @@ mod agent;
 mod audit;
 mod chaos;
 mod cluster;
+mod faultproxy;
 mod load;
 mod monitor;
 mod output;
@@ -97,6 +98,8 @@ pub enum Command {
     Tui(tui::TuiArgs),
     /// A guided demo in the app: healthy cluster, load, a fault, detection, AI repair, proof.
     Demo(tui::DemoArgs),
+    /// The fault-injecting TCP proxy that `up` starts in the data path (not run by hand).
+    Faultproxy(faultproxy::FaultProxyArgs),
 }
 
 /// Parses a duration such as `1s`, `250ms`, `5m`.
@@ -191,6 +194,11 @@ impl Context {
 }
 
 pub async fn run(cli: Cli) -> Result<()> {
+    // The proxy runs as a node: it logs to stderr (its node log), not into a state dir.
+    if let Some(Command::Faultproxy(a)) = cli.command {
+        operator::logging::init_stderr("info");
+        return faultproxy::run(a).await;
+    }
     let ctx = Context::new(&cli.global)?;
     let _log = operator::logging::init(
         &ctx.state.logs(),
@@ -217,5 +225,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit(c) => audit::run(&ctx, c).await,
         Command::Tui(a) => tui::run(&ctx, a, false).await,
         Command::Demo(a) => tui::demo(&ctx, a).await,
+        Command::Faultproxy(a) => faultproxy::run(a).await,
     }
 }

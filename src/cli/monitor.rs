@@ -69,7 +69,7 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
     {
         let stop = stop.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            operator::shutdown::signal().await;
             stop.cancel();
         });
     }
@@ -92,21 +92,6 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
     stop.cancel();
     let _ = sweeper.await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {

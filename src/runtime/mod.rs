@@ -4,6 +4,7 @@
 //! pid files and logs under the state dir; Docker and Kubernetes runtimes plug in beside it.
 
 pub mod health;
+pub mod impair;
 pub mod local;
 
 use std::path::PathBuf;
@@ -13,8 +14,14 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use health::HealthCheck;
+pub use impair::Impairment;
 
 use crate::clock::Timestamp;
+
+/// The fault proxy's node name and role: part of the test rig in the data path, not of
+/// the subject; observers and random fault targets pass it by.
+pub const FAULTPROXY: &str = "faultproxy";
+pub const ROLE_FAULTPROXY: &str = "faultproxy";
 
 /// How to run one node, whatever the runtime.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,9 +36,19 @@ pub struct NodeSpec {
     /// The node's whole environment (besides `PATH`): nothing else leaks into it.
     pub env: Vec<(String, String)>,
     pub health: HealthCheck,
+    /// Where clients reach the node, when that is not `address()`: through the fault proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The image a container runtime runs `program` in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The folder that holds the node's data, for a runtime that gives it a bounded volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
 }
 
 impl NodeSpec {
+    /// Where the node listens, as its peers reach it.
     pub fn address(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
@@ -81,7 +98,26 @@ pub struct NodeStatus {
 pub struct TopologyNode {
     pub name: String,
     pub role: String,
+    /// Where the operator reaches the node directly (monitor probes, health checks).
     pub address: String,
+    /// Where clients send traffic, when not `address`: through the fault proxy, so that
+    /// network faults reach them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The address the node announces to its peers, when not `address` (a container's name
+    /// on its network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised: Option<String>,
+}
+
+impl TopologyNode {
+    pub fn client_address(&self) -> &str {
+        self.client.as_deref().unwrap_or(&self.address)
+    }
+
+    pub fn advertised_address(&self) -> &str {
+        self.advertised.as_deref().unwrap_or(&self.address)
+    }
 }
 
 /// What is running for an instance: its subject and nodes.
@@ -161,6 +197,14 @@ pub enum RuntimeError {
     },
     #[error("instance record {path} is unreadable: {message}; remove the folder if no node runs")]
     BadRecord { path: PathBuf, message: String },
+    #[error("{what} is not possible on the {runtime} runtime: {reason}")]
+    Unsupported {
+        what: String,
+        runtime: &'static str,
+        reason: String,
+    },
+    #[error("{target}: {message}")]
+    Impair { target: String, message: String },
 }
 
 impl RuntimeError {
@@ -202,6 +246,22 @@ pub trait Runtime: Send + Sync {
     async fn logs(&self, node: &str, lines: usize) -> Result<String, RuntimeError>;
     /// The recorded topology of the instance, for observers.
     fn topology(&self) -> Result<Topology, RuntimeError>;
+    /// How `imp` is applied on this runtime and machine, or why it cannot be.
+    async fn mechanism(&self, imp: &Impairment) -> Result<String, String>;
+    /// Applies `imp` to `target`, its changes owned by `tag`; says what it did.
+    async fn impair(
+        &self,
+        target: &str,
+        imp: &Impairment,
+        tag: &str,
+    ) -> Result<String, RuntimeError>;
+    /// Removes what `impair` did under `tag` (only that), and checks it is gone.
+    async fn restore(
+        &self,
+        target: &str,
+        imp: &Impairment,
+        tag: &str,
+    ) -> Result<String, RuntimeError>;
     /// How long node starts may take.
     fn startup_timeout(&self) -> Duration;
 }

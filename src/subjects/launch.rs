@@ -30,7 +30,7 @@ pub async fn up(
     config: &Config,
 ) -> Result<UpReport, RuntimeError> {
     let cfg = &config.ratelimiter;
-    let names = super::ratelimiter::topology::node_names(cfg);
+    let names = super::ratelimiter::topology::port_names(cfg);
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let attempts = if config.runtime.local.base_port.is_some() {
         1

@@ -26,6 +26,7 @@ use crate::monitor::Monitor;
 use crate::paths::StateDir;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::subjects::launch;
+use crate::subjects::ratelimiter::topology::ROLE_LIMITER;
 use crate::tickets::{TicketFilter, TicketStore};
 
 /// What the services need, shared by their tasks.
@@ -267,8 +268,8 @@ impl Services {
                     Ok(t) => t
                         .nodes
                         .into_iter()
-                        .filter(|n| n.role != "redis")
-                        .map(|n| n.address)
+                        .filter(|n| n.role == ROLE_LIMITER)
+                        .map(|n| n.client_address().to_string())
                         .collect(),
                     Err(e) => {
                         let _ = tx.send(Msg::Chaos(Err(format!("no load: {e}"))));

@@ -55,6 +55,9 @@ impl Cluster {
                 "runtime.local.ratelimiter_bin = {RATELIMITER:?}\n"
             ));
         }
+        if !extra.contains("operator_bin") {
+            config.push_str(&format!("runtime.local.operator_bin = {OPERATOR:?}\n"));
+        }
         config.push_str(BASE_CONFIG);
         config.push_str(extra);
         std::fs::write(dir.path().join("operator.toml"), config).expect("write config");
@@ -264,6 +267,23 @@ pub fn violated(r: &CycleReport) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Processes whose command line holds all of `needles`: ours, found by our own temp paths.
+pub fn our_processes(needles: &[&str]) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                    needles.iter().all(|n| c.contains(n))
+                })
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

@@ -16,9 +16,10 @@ use tracing::{info, instrument, warn};
 use self::process::ProcessId;
 use self::record::{InstanceLock, InstanceRecord, NodeRecord};
 use super::{
-    ClusterPlan, DownReport, NodeAction, NodeStatus, RunState, Runtime, RuntimeError, Topology,
-    TopologyNode, UpReport,
+    ClusterPlan, DownReport, FAULTPROXY, Impairment, NodeAction, NodeStatus, ROLE_FAULTPROXY,
+    RunState, Runtime, RuntimeError, Topology, TopologyNode, UpReport,
 };
+use crate::chaos::proxy::ProxyClient;
 use crate::config::LocalRuntimeConfig;
 use crate::paths::StateDir;
 
@@ -420,9 +421,117 @@ impl Runtime for LocalRuntime {
                     name: n.spec.name.clone(),
                     role: n.spec.role.clone(),
                     address: n.spec.address(),
+                    client: n.spec.client.clone(),
+                    advertised: None,
                 })
                 .collect(),
         })
+    }
+
+    async fn mechanism(&self, imp: &Impairment) -> Result<String, String> {
+        match imp {
+            Impairment::DiskFill { .. } => Err(NO_BOUNDED_DISK.into()),
+            _ => Ok("the fault proxy, on the node's links (clients → node, node → Redis)".into()),
+        }
+    }
+
+    #[instrument(skip_all, fields(instance = self.instance, target, tag))]
+    async fn impair(
+        &self,
+        target: &str,
+        imp: &Impairment,
+        tag: &str,
+    ) -> Result<String, RuntimeError> {
+        let Some(toxic) = imp.toxic() else {
+            return Err(RuntimeError::Unsupported {
+                what: imp.describe(),
+                runtime: "local",
+                reason: NO_BOUNDED_DISK.into(),
+            });
+        };
+        let record = self.load()?;
+        record.node(target)?;
+        let proxy = self.proxy(&record, true)?;
+        let links = proxy
+            .impair_node(target, tag, toxic)
+            .await
+            .map_err(|e| impair_error(target, e))?;
+        if links.is_empty() {
+            return Err(RuntimeError::Impair {
+                target: target.into(),
+                message: "no link of the fault proxy touches it".into(),
+            });
+        }
+        Ok(format!(
+            "{} on {} (fault proxy)",
+            imp.describe(),
+            links.join(", ")
+        ))
+    }
+
+    #[instrument(skip_all, fields(instance = self.instance, target, tag))]
+    async fn restore(
+        &self,
+        target: &str,
+        imp: &Impairment,
+        tag: &str,
+    ) -> Result<String, RuntimeError> {
+        if imp.toxic().is_none() {
+            return Ok("nothing was applied".into());
+        }
+        let record = self.load()?;
+        let Ok(proxy) = self.proxy(&record, false) else {
+            return Ok("the fault proxy is not running; its toxics went with it".into());
+        };
+        let links = proxy
+            .clear_tag(tag)
+            .await
+            .map_err(|e| impair_error(target, e))?;
+        Ok(if links.is_empty() {
+            "the fault proxy held nothing of it any more".into()
+        } else {
+            format!(
+                "removed {} from {}; the proxy shows none left",
+                imp.describe(),
+                links.join(", ")
+            )
+        })
+    }
+}
+
+const NO_BOUNDED_DISK: &str = "the local runtime has no size-bounded data volume (its Redis keeps no data on disk), and filling a folder would fill the host's own disk; use `--runtime docker`";
+
+fn impair_error(target: &str, e: crate::chaos::proxy::ProxyError) -> RuntimeError {
+    RuntimeError::Impair {
+        target: target.into(),
+        message: e.to_string(),
+    }
+}
+
+impl LocalRuntime {
+    /// The fault proxy's control client; an error if it is not running (`Err` quietly when
+    /// `!loud`, for heal, where a dead proxy means nothing is left to remove).
+    fn proxy(&self, record: &InstanceRecord, loud: bool) -> Result<ProxyClient, RuntimeError> {
+        let node = record
+            .nodes
+            .iter()
+            .find(|n| n.spec.role == ROLE_FAULTPROXY)
+            .ok_or_else(|| RuntimeError::Impair {
+                target: FAULTPROXY.into(),
+                message: "this instance was started without a fault proxy; `operator down` and `up` again".into(),
+            })?;
+        if !node.process.is_some_and(ProcessId::is_alive) {
+            return Err(RuntimeError::Impair {
+                target: FAULTPROXY.into(),
+                message: if loud {
+                    "the fault proxy is not running; start it with `operator node start faultproxy`"
+                        .into()
+                } else {
+                    "not running".into()
+                },
+            });
+        }
+        Ok(ProxyClient::new(node.spec.address()))
     }
 }
 

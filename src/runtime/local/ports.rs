@@ -4,11 +4,14 @@ use std::net::TcpListener;
 
 use crate::runtime::RuntimeError;
 
+/// Ports per instance when they are fixed: enough for 9 limiter nodes with their links.
+pub const SPACING: u32 = 32;
+
 pub fn is_free(host: &str, port: u16) -> bool {
     TcpListener::bind((host, port)).is_ok()
 }
 
-/// One port per name: `base + 10*instance + i` when a base is set (refused if taken),
+/// One port per name: `base + SPACING*instance + i` when a base is set (refused if taken),
 /// else ports the kernel says are free now.
 pub fn allocate(
     host: &str,
@@ -21,7 +24,7 @@ pub fn allocate(
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                let port = u32::from(base) + 10 * instance + i as u32;
+                let port = u32::from(base) + SPACING * instance + i as u32;
                 let port = u16::try_from(port).map_err(|_| RuntimeError::PortInUse {
                     port: u16::MAX,
                     node: (*name).into(),

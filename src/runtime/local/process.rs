@@ -214,6 +214,9 @@ mod tests {
             args: vec!["30".into()],
             env: vec![],
             health: crate::runtime::HealthCheck::RedisPing,
+            client: None,
+            image: None,
+            data_dir: None,
         };
         let log = dir.path().join("sleeper.log");
         let sleep = find_program(Path::new("sleep")).unwrap();

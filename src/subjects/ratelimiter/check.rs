@@ -388,10 +388,14 @@ fn check_registry(c: &mut Checker, nodes: &[NodeProbe], redis: &RedisProbe) {
         let problem = match entry {
             None if alive => Some(format!("{} answers but is not registered", n.name)),
             None => None,
-            Some(e) if alive && e.address != n.address => Some(format!(
-                "{} runs at {} but is registered at {}",
-                n.name, n.address, e.address
-            )),
+            Some(e) if alive && e.address != n.advertised.as_deref().unwrap_or(&n.address) => {
+                Some(format!(
+                    "{} runs at {} but is registered at {}",
+                    n.name,
+                    n.advertised.as_deref().unwrap_or(&n.address),
+                    e.address
+                ))
+            }
             Some(e) if !alive => {
                 let silent_ms = e
                     .last_heartbeat_ms
@@ -443,6 +447,7 @@ mod tests {
 
     fn node(name: &str, state: NodeState) -> NodeProbe {
         NodeProbe {
+            advertised: None,
             name: name.into(),
             address: format!("127.0.0.1:{}", 9000 + name.len()),
             state,

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::topology::{REDIS, ROLE_REDIS};
+use super::topology::{REDIS, ROLE_LIMITER, ROLE_REDIS};
 use crate::config::RateLimiterConfig;
 use crate::runtime::Topology;
 use crate::subjects::{InvariantInfo, SubjectContext};
@@ -16,7 +16,7 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
         .next()
         .unwrap_or("6379")
         .to_string();
-    let limiters: Vec<_> = t.nodes.iter().filter(|n| n.role != ROLE_REDIS).collect();
+    let limiters: Vec<_> = t.nodes.iter().filter(|n| n.role == ROLE_LIMITER).collect();
     let any_node = limiters
         .first()
         .map_or(String::new(), |n| n.address.clone());
@@ -38,7 +38,16 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
     ));
     d.push_str("Nodes:\n");
     for n in &t.nodes {
-        d.push_str(&format!("- {} ({}) at {}\n", n.name, n.role, n.address));
+        d.push_str(&format!("- {} ({}) at {}", n.name, n.role, n.address));
+        if let Some(c) = &n.client {
+            d.push_str(&format!(
+                "; clients reach it through the fault proxy at {c}"
+            ));
+        }
+        if n.role == crate::runtime::ROLE_FAULTPROXY {
+            d.push_str(" (the test rig's fault proxy: leave it alone)");
+        }
+        d.push('\n');
     }
     d.push_str(&format!(
         "\nEach limiter node answers `GET /health` (503 with a reason when Redis is unreachable), \

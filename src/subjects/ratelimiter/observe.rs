@@ -11,10 +11,10 @@ use tracing::debug;
 use super::latency::{self, LatencyStat, LatencyWindow};
 use super::redis_link::RedisLink;
 use super::redis_state::{self, Counter, CounterScan, Defaults, RegistryEntry};
-use super::topology::ROLE_REDIS;
+use super::topology::{ROLE_LIMITER, ROLE_REDIS};
 use crate::config::RateLimiterConfig;
-use crate::runtime::Topology;
 use crate::runtime::health::error_chain;
+use crate::runtime::{Topology, TopologyNode};
 use crate::subjects::NodeState;
 
 /// A limiter node as probed.
@@ -22,6 +22,9 @@ use crate::subjects::NodeState;
 pub struct NodeProbe {
     pub name: String,
     pub address: String,
+    /// The address it should announce in the registry, when not `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertised: Option<String>,
     pub state: NodeState,
     pub detail: Option<String>,
     /// The node blames Redis for being unhealthy.
@@ -109,7 +112,7 @@ impl Observer {
         let limiters: Vec<_> = topology
             .nodes
             .iter()
-            .filter(|n| n.role != ROLE_REDIS)
+            .filter(|n| n.role == ROLE_LIMITER)
             .collect();
         let timeout = self.cfg.probe_timeout;
         let max_keys = self.cfg.max_keys;
@@ -117,7 +120,7 @@ impl Observer {
         let node_probes = futures::future::join_all(
             limiters
                 .iter()
-                .map(|n| probe_node(http, &n.name, &n.address, timeout, max_keys)),
+                .map(|n| probe_node(http, n, timeout, max_keys)),
         );
         let Some((_, link)) = &self.redis else {
             return RlObservation {
@@ -181,16 +184,16 @@ type Probed = (NodeProbe, Option<latency::Buckets>);
 #[tracing::instrument(level = "debug", skip(http, timeout, max_keys))]
 async fn probe_node(
     http: &reqwest::Client,
-    name: &str,
-    address: &str,
+    node: &TopologyNode,
     timeout: Duration,
     max_keys: usize,
 ) -> Probed {
-    let base = format!("http://{address}");
+    let base = format!("http://{}", node.address);
     let start = Instant::now();
     let mut probe = NodeProbe {
-        name: name.into(),
-        address: address.into(),
+        name: node.name.clone(),
+        address: node.address.clone(),
+        advertised: node.advertised.clone(),
         state: NodeState::Down,
         detail: None,
         redis_unreachable: false,

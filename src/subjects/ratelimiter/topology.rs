@@ -2,58 +2,128 @@
 
 use std::path::PathBuf;
 
+use crate::chaos::proxy;
 use crate::config::{LocalRuntimeConfig, RateLimiterConfig};
-use crate::runtime::{ClusterPlan, HealthCheck, NodeSpec};
+use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec, ROLE_FAULTPROXY};
 
 pub const SUBJECT: &str = "ratelimiter";
 pub const REDIS: &str = "redis";
 pub const ROLE_REDIS: &str = "redis";
 pub const ROLE_LIMITER: &str = "ratelimiter";
 
-/// `redis`, `ratelimiter-1` … `ratelimiter-N`, in start order.
+/// `redis`, `ratelimiter-1` … `ratelimiter-N`: the subject's own nodes.
 pub fn node_names(cfg: &RateLimiterConfig) -> Vec<String> {
     std::iter::once(REDIS.to_string())
         .chain((1..=cfg.nodes).map(|i| format!("ratelimiter-{i}")))
         .collect()
 }
 
-/// The `ratelimiter` program: as configured, else the one beside the running binary (or
-/// beside its parent folder, for test binaries in `target/*/deps`), else from `PATH`.
-pub fn ratelimiter_program(local: &LocalRuntimeConfig) -> PathBuf {
-    if let Some(p) = &local.ratelimiter_bin {
+/// What needs a local port, in order: Redis, the fault proxy's control API, then for each
+/// limiter its own port, its client link and its link to Redis.
+pub fn port_names(cfg: &RateLimiterConfig) -> Vec<String> {
+    let mut names = vec![REDIS.to_string(), FAULTPROXY.to_string()];
+    for n in node_names(cfg).into_iter().skip(1) {
+        names.push(proxy::client_link(&n));
+        names.push(proxy::peer_link(&n, REDIS));
+        names.push(n);
+    }
+    names
+}
+
+/// A program of ours: as configured, else the one beside the running binary (or beside its
+/// parent folder, for test binaries in `target/*/deps`), else from `PATH`.
+fn our_program(name: &str, configured: Option<&PathBuf>, env: &str) -> PathBuf {
+    if let Some(p) = configured {
         return p.clone();
     }
-    if let Ok(p) = std::env::var("OPERATOR_RATELIMITER_BIN") {
+    if let Ok(p) = std::env::var(env) {
         return p.into();
     }
     let exe = std::env::current_exe().ok();
+    if let Some(e) = &exe {
+        if e.file_name().is_some_and(|f| f == name) {
+            return e.clone();
+        }
+    }
     let beside = exe
         .as_ref()
         .and_then(|e| e.parent())
         .into_iter()
-        .flat_map(|dir| [dir.join("ratelimiter"), dir.join("..").join("ratelimiter")]);
+        .flat_map(|dir| [dir.join(name), dir.join("..").join(name)]);
     beside
         .into_iter()
         .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("ratelimiter"))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
-/// How to run every node on `host`, with `ports` in the order of [`node_names`].
+pub fn ratelimiter_program(local: &LocalRuntimeConfig) -> PathBuf {
+    our_program(
+        "ratelimiter",
+        local.ratelimiter_bin.as_ref(),
+        "OPERATOR_RATELIMITER_BIN",
+    )
+}
+
+/// The `operator` program, which also serves as the fault proxy.
+pub fn operator_program(local: &LocalRuntimeConfig) -> PathBuf {
+    our_program("operator", local.operator_bin.as_ref(), "OPERATOR_BIN")
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn limiter_env(cfg: &RateLimiterConfig, name: &str, redis_url: String) -> Vec<(String, String)> {
+    [
+        ("RATELIMITER_REDIS_URL", redis_url),
+        ("RATELIMITER_NODE_ID", name.to_string()),
+        ("RATELIMITER_DEFAULT_LIMIT", cfg.default_limit.to_string()),
+        (
+            "RATELIMITER_DEFAULT_WINDOW_MS",
+            cfg.default_window_ms.to_string(),
+        ),
+        (
+            "RATELIMITER_NODE_TTL_SECONDS",
+            cfg.node_ttl_seconds.to_string(),
+        ),
+        (
+            "RATELIMITER_NODE_HEARTBEAT_SECONDS",
+            cfg.node_heartbeat_seconds.to_string(),
+        ),
+        (
+            "RATELIMITER_REDIS_TIMEOUT_MS",
+            cfg.redis_timeout_ms.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// How to run every node as local processes on `host`, with `ports` in the order of
+/// [`port_names`]. Each limiter reaches Redis, and clients reach each limiter, through the
+/// fault proxy, so that network faults sit in the data path.
 pub fn plan(
     cfg: &RateLimiterConfig,
     local: &LocalRuntimeConfig,
     host: &str,
     ports: &[u16],
 ) -> ClusterPlan {
-    let names = node_names(cfg);
-    let redis_port = ports[0];
+    let port_of = |name: &str| {
+        port_names(cfg)
+            .iter()
+            .position(|n| n == name)
+            .map_or(0, |i| ports[i])
+    };
+    let addr = |name: &str| format!("{host}:{}", port_of(name));
+    let redis_port = port_of(REDIS);
     let redis = NodeSpec {
         name: REDIS.into(),
         role: ROLE_REDIS.into(),
         host: host.into(),
         port: redis_port,
         program: PathBuf::from(&local.redis_server),
-        args: [
+        args: strings(&[
             "--port",
             &redis_port.to_string(),
             "--bind",
@@ -64,60 +134,66 @@ pub fn plan(
             "no",
             "--dir",
             ".",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ]),
         env: vec![],
         health: HealthCheck::RedisPing,
+        client: None,
+        image: None,
+        data_dir: None,
+    };
+    let limiters: Vec<String> = node_names(cfg).into_iter().skip(1).collect();
+    let mut proxy_args = strings(&["faultproxy", "--control", &addr(FAULTPROXY)]);
+    for n in &limiters {
+        let client = proxy::client_link(n);
+        let to_redis = proxy::peer_link(n, REDIS);
+        for (link, upstream) in [(&client, addr(n)), (&to_redis, addr(REDIS))] {
+            proxy_args.push("--link".into());
+            proxy_args.push(format!("{link}={}>{upstream}", addr(link)));
+        }
+    }
+    let faultproxy = NodeSpec {
+        name: FAULTPROXY.into(),
+        role: ROLE_FAULTPROXY.into(),
+        host: host.into(),
+        port: port_of(FAULTPROXY),
+        program: operator_program(local),
+        args: proxy_args,
+        env: vec![],
+        health: HealthCheck::Http {
+            path: "/health".into(),
+        },
+        client: None,
+        image: None,
+        data_dir: None,
     };
     let program = ratelimiter_program(local);
-    let limiters = names
-        .iter()
-        .zip(ports)
-        .skip(1)
-        .map(|(name, port)| NodeSpec {
+    let limiters = limiters.iter().map(|name| {
+        let port = port_of(name);
+        let mut env = limiter_env(
+            cfg,
+            name,
+            format!("redis://{}", addr(&proxy::peer_link(name, REDIS))),
+        );
+        env.push(("RATELIMITER_NODE_HOST".into(), host.to_string()));
+        env.push(("RATELIMITER_NODE_PORT".into(), port.to_string()));
+        NodeSpec {
             name: name.clone(),
             role: ROLE_LIMITER.into(),
             host: host.into(),
-            port: *port,
+            port,
             program: program.clone(),
             args: vec![],
-            env: [
-                (
-                    "RATELIMITER_REDIS_URL",
-                    format!("redis://{host}:{redis_port}"),
-                ),
-                ("RATELIMITER_NODE_ID", name.clone()),
-                ("RATELIMITER_NODE_HOST", host.to_string()),
-                ("RATELIMITER_NODE_PORT", port.to_string()),
-                ("RATELIMITER_DEFAULT_LIMIT", cfg.default_limit.to_string()),
-                (
-                    "RATELIMITER_DEFAULT_WINDOW_MS",
-                    cfg.default_window_ms.to_string(),
-                ),
-                (
-                    "RATELIMITER_NODE_TTL_SECONDS",
-                    cfg.node_ttl_seconds.to_string(),
-                ),
-                (
-                    "RATELIMITER_NODE_HEARTBEAT_SECONDS",
-                    cfg.node_heartbeat_seconds.to_string(),
-                ),
-                (
-                    "RATELIMITER_REDIS_TIMEOUT_MS",
-                    cfg.redis_timeout_ms.to_string(),
-                ),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+            env,
             health: HealthCheck::Http {
                 path: "/health".into(),
             },
-        });
+            client: Some(addr(&proxy::client_link(name))),
+            image: None,
+            data_dir: None,
+        }
+    });
     ClusterPlan {
         subject: SUBJECT.into(),
-        nodes: std::iter::once(redis).chain(limiters).collect(),
+        nodes: [redis, faultproxy].into_iter().chain(limiters).collect(),
     }
 }

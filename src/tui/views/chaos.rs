@@ -10,7 +10,9 @@ use crate::tui::app::{App, ChaosPane};
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let th = app.theme;
-    let [top, active] = Layout::vertical([Constraint::Length(9), Constraint::Min(4)]).areas(area);
+    let rows = u16::try_from(FaultKind::ALL.len()).unwrap_or(u16::MAX);
+    let [top, active] =
+        Layout::vertical([Constraint::Length(rows + 2), Constraint::Min(4)]).areas(area);
     let [faults, targets] =
         Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
     let border = |pane: ChaosPane| {
@@ -24,10 +26,10 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let items: Vec<ListItem> = FaultKind::ALL
         .iter()
         .map(|k| {
-            ListItem::new(vec![
-                Line::from(Span::styled(k.as_str(), th.bold())),
-                Line::from(Span::styled(format!("  {}", k.description()), th.dim())),
-            ])
+            ListItem::new(Line::from(vec![
+                Span::styled(format!("{:<18}", k.as_str()), th.bold()),
+                Span::styled(k.description(), th.dim()),
+            ]))
         })
         .collect();
     let list = List::new(items)

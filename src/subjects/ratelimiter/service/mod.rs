@@ -188,7 +188,7 @@ pub async fn run(settings: Settings) -> color_eyre::Result<()> {
         let node = node.clone();
         let stop = stop.clone();
         async move {
-            shutdown_signal().await;
+            crate::shutdown::signal().await;
             info!("shutting down");
             stop.cancel();
             node.deregister().await;
@@ -200,20 +200,4 @@ pub async fn run(settings: Settings) -> color_eyre::Result<()> {
     heartbeat.abort();
     info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            warn!(error = %e, "cannot watch SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -1,0 +1,151 @@
+//! The control API, from the side of whoever injects or heals a fault.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::link::LinkView;
+use super::toxic::Toxic;
+use crate::runtime::health::error_chain;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("the fault proxy at {address} does not answer: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("the fault proxy at {address} said {status}: {message}")]
+    Refused {
+        address: String,
+        status: u16,
+        message: String,
+    },
+    #[error("the fault proxy at {address}: {message}")]
+    Inconsistent { address: String, message: String },
+}
+
+pub struct ProxyClient {
+    address: String,
+    http: reqwest::Client,
+}
+
+impl ProxyClient {
+    /// `address`: the proxy's control `host:port`.
+    pub fn new(address: impl Into<String>) -> Self {
+        Self {
+            address: address.into(),
+            http: crate::runtime::health::http_client(),
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<reqwest::Url, ProxyError> {
+        let mut url = reqwest::Url::parse(&format!("http://{}/", self.address)).map_err(|e| {
+            ProxyError::Unreachable {
+                address: self.address.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        Ok(url)
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ProxyError> {
+        let unreachable = |e: reqwest::Error| ProxyError::Unreachable {
+            address: self.address.clone(),
+            reason: error_chain(&e),
+        };
+        let resp = req
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            return Err(ProxyError::Refused {
+                address: self.address.clone(),
+                status: status.as_u16(),
+                message: body["error"]
+                    .as_str()
+                    .unwrap_or("no reason given")
+                    .to_string(),
+            });
+        }
+        resp.json().await.map_err(unreachable)
+    }
+
+    pub async fn links(&self) -> Result<Vec<LinkView>, ProxyError> {
+        self.call(self.http.get(self.url(&["links"])?)).await
+    }
+
+    pub async fn set(&self, link: &str, tag: &str, toxic: Toxic) -> Result<LinkView, ProxyError> {
+        let url = self.url(&["links", link, "toxics", tag])?;
+        self.call(self.http.put(url).json(&toxic)).await
+    }
+
+    /// True if the tag had a toxic on the link.
+    pub async fn remove(&self, link: &str, tag: &str) -> Result<bool, ProxyError> {
+        let url = self.url(&["links", link, "toxics", tag])?;
+        let v: serde_json::Value = self.call(self.http.delete(url)).await?;
+        Ok(v["removed"].as_bool().unwrap_or(false))
+    }
+
+    /// Puts `toxic` under `tag` on every link that touches `node`; returns those links.
+    pub async fn impair_node(
+        &self,
+        node: &str,
+        tag: &str,
+        toxic: Toxic,
+    ) -> Result<Vec<String>, ProxyError> {
+        let links: Vec<String> = self
+            .links()
+            .await?
+            .into_iter()
+            .map(|l| l.name)
+            .filter(|l| super::touches(l, node))
+            .collect();
+        for link in &links {
+            let view = self.set(link, tag, toxic).await?;
+            if view.toxics.get(tag) != Some(&toxic) {
+                return Err(ProxyError::Inconsistent {
+                    address: self.address.clone(),
+                    message: format!("link `{link}` does not show the toxic just set"),
+                });
+            }
+        }
+        Ok(links)
+    }
+
+    /// Removes `tag`'s toxics from every link and checks none is left; returns the links
+    /// it was on.
+    pub async fn clear_tag(&self, tag: &str) -> Result<Vec<String>, ProxyError> {
+        let mut cleared = Vec::new();
+        for l in self.links().await? {
+            if l.toxics.contains_key(tag) {
+                self.remove(&l.name, tag).await?;
+                cleared.push(l.name);
+            }
+        }
+        let left: Vec<String> = self
+            .links()
+            .await?
+            .into_iter()
+            .filter(|l| l.toxics.contains_key(tag))
+            .map(|l| l.name)
+            .collect();
+        if !left.is_empty() {
+            return Err(ProxyError::Inconsistent {
+                address: self.address.clone(),
+                message: format!("`{tag}` is still on {} after removal", left.join(", ")),
+            });
+        }
+        Ok(cleared)
+    }
+}

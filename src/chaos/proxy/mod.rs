@@ -1,0 +1,32 @@
+//! The fault proxy: a TCP proxy on each node's links (clients → node, node → Redis) that
+//! adds latency with jitter, partitions (refuse or black hole) and bandwidth limits on
+//! command. It is how network faults work where `tc netem` cannot (the local runtime, or a
+//! kernel without `sch_netem`). Toxiproxy's model, in-process and in Rust: see the README for
+//! why not the `noxious` crate.
+
+pub mod client;
+pub mod link;
+pub mod server;
+pub mod toxic;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{ProxyClient, ProxyError};
+pub use link::{LinkSpec, LinkView};
+pub use toxic::{PartitionMode, Toxic};
+
+/// The link clients use to reach `node`.
+pub fn client_link(node: &str) -> String {
+    format!("clients>{node}")
+}
+
+/// The link `node` uses to reach `upstream`.
+pub fn peer_link(node: &str, upstream: &str) -> String {
+    format!("{node}>{upstream}")
+}
+
+/// Whether `link` touches `node` at either end.
+pub fn touches(link: &str, node: &str) -> bool {
+    link.split('>').any(|end| end == node)
+}

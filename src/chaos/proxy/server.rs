@@ -1,0 +1,119 @@
+//! The proxy process: its links, and the HTTP control API that chaos drives from any process.
+//!
+//! `GET /health`, `GET /links`, `PUT /links/{link}/toxics/{tag}` (body: a [`Toxic`]),
+//! `DELETE /links/{link}/toxics/{tag}`. Toxics live only in this process: if it dies, every
+//! fault it carried is gone with it, which is what heal wants anyway.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use super::link::{Link, LinkSpec, LinkView};
+use super::toxic::{PartitionMode, Toxic};
+
+type Links = Arc<BTreeMap<String, Arc<Link>>>;
+
+/// How long a toxic change waits for a link's listener to follow it, so that a caller who
+/// gets 200 can rely on the effect.
+const SETTLE: Duration = Duration::from_secs(5);
+
+/// Serves `links` and the control API on `control` until the process is told to stop.
+pub async fn run(control: SocketAddr, specs: Vec<LinkSpec>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(control)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("control address {control}: {e}")))?;
+    let links = start(specs);
+    for l in links.values() {
+        l.wait_listening(true, SETTLE).await;
+    }
+    info!(%control, links = links.len(), "fault proxy ready");
+    axum::serve(listener, router(links))
+        .with_graceful_shutdown(crate::shutdown::signal())
+        .await
+}
+
+/// Starts every link's listener; returns them by name.
+pub fn start(specs: Vec<LinkSpec>) -> Links {
+    let links: BTreeMap<_, _> = specs
+        .into_iter()
+        .map(|s| (s.name.clone(), Link::new(s)))
+        .collect();
+    for l in links.values() {
+        tokio::spawn(Arc::clone(l).serve());
+    }
+    Arc::new(links)
+}
+
+pub fn router(links: Links) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/links", get(list))
+        .route("/links/{link}/toxics/{tag}", put(set).delete(remove))
+        .with_state(links)
+}
+
+fn not_found(link: &str, links: &Links) -> Response {
+    let known: Vec<_> = links.keys().cloned().collect();
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": format!("no link `{link}`; links: {}", known.join(", ")) })),
+    )
+        .into_response()
+}
+
+async fn list(State(links): State<Links>) -> Json<Vec<LinkView>> {
+    Json(links.values().map(|l| l.view()).collect())
+}
+
+async fn set(
+    State(links): State<Links>,
+    Path((link, tag)): Path<(String, String)>,
+    Json(toxic): Json<Toxic>,
+) -> Response {
+    let Some(l) = links.get(&link) else {
+        return not_found(&link, &links);
+    };
+    l.set_toxic(&tag, toxic);
+    if matches!(
+        toxic,
+        Toxic::Partition {
+            mode: PartitionMode::Refuse
+        }
+    ) {
+        l.wait_listening(false, SETTLE).await;
+    }
+    Json(l.view()).into_response()
+}
+
+async fn remove(State(links): State<Links>, Path((link, tag)): Path<(String, String)>) -> Response {
+    let Some(l) = links.get(&link) else {
+        return not_found(&link, &links);
+    };
+    let removed = l.remove_toxic(&tag);
+    let refusing = l.view().toxics.values().any(|t| {
+        matches!(
+            t,
+            Toxic::Partition {
+                mode: PartitionMode::Refuse
+            }
+        )
+    });
+    if !refusing && !l.wait_listening(true, SETTLE).await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": format!("link `{link}` cannot listen on {} again", l.spec.listen), "removed": removed })),
+        )
+            .into_response();
+    }
+    Json(json!({ "removed": removed, "link": l.view() })).into_response()
+}

@@ -1,0 +1,205 @@
+//! The proxy against real sockets on loopback: an echo server upstream, a client in front.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::link::{Link, LinkSpec};
+use super::toxic::{PartitionMode, Toxic};
+
+async fn echo_server() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn link() -> Arc<Link> {
+    let upstream = echo_server().await;
+    let free = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen = free.local_addr().unwrap();
+    drop(free);
+    let link = Link::new(LinkSpec {
+        name: "a>b".into(),
+        listen,
+        upstream: upstream.to_string(),
+    });
+    tokio::spawn(Arc::clone(&link).serve());
+    assert!(link.wait_listening(true, Duration::from_secs(5)).await);
+    link
+}
+
+/// Sends `n` bytes and reads them back; returns how long the round trip took.
+async fn round_trip(s: &mut TcpStream, n: usize) -> Duration {
+    let start = Instant::now();
+    let data = vec![7u8; n];
+    s.write_all(&data).await.unwrap();
+    let mut back = vec![0u8; n];
+    s.read_exact(&mut back).await.unwrap();
+    assert_eq!(back, data);
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn a_clean_link_carries_bytes_both_ways() {
+    let l = link().await;
+    let mut s = TcpStream::connect(l.spec.listen).await.unwrap();
+    round_trip(&mut s, 100_000).await;
+    assert_eq!(l.view().connections, 1);
+}
+
+#[tokio::test]
+async fn latency_delays_the_answer_and_goes_away_on_removal() {
+    let l = link().await;
+    let mut s = TcpStream::connect(l.spec.listen).await.unwrap();
+    let clean = round_trip(&mut s, 10).await;
+    l.set_toxic(
+        "fault-1",
+        Toxic::Latency {
+            delay_ms: 200,
+            jitter_ms: 0,
+        },
+    );
+    let slow = round_trip(&mut s, 10).await;
+    assert!(slow >= Duration::from_millis(200), "{slow:?}");
+    assert!(l.remove_toxic("fault-1"));
+    assert!(!l.remove_toxic("fault-1"), "removing twice finds nothing");
+    let fast = round_trip(&mut s, 10).await;
+    assert!(
+        fast < Duration::from_millis(150),
+        "{fast:?} (clean: {clean:?})"
+    );
+}
+
+#[tokio::test]
+async fn refuse_closes_the_listener_and_cuts_open_connections() {
+    let l = link().await;
+    let mut open = TcpStream::connect(l.spec.listen).await.unwrap();
+    round_trip(&mut open, 10).await;
+    l.set_toxic(
+        "fault-2",
+        Toxic::Partition {
+            mode: PartitionMode::Refuse,
+        },
+    );
+    assert!(l.wait_listening(false, Duration::from_secs(5)).await);
+    let err = TcpStream::connect(l.spec.listen).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(5), open.read(&mut buf)).await;
+    assert!(
+        matches!(n, Ok(Ok(0)) | Ok(Err(_))),
+        "the open connection was cut: {n:?}"
+    );
+    l.remove_toxic("fault-2");
+    assert!(l.wait_listening(true, Duration::from_secs(5)).await);
+    let mut again = TcpStream::connect(l.spec.listen).await.unwrap();
+    round_trip(&mut again, 10).await;
+}
+
+#[tokio::test]
+async fn a_black_hole_holds_bytes_until_it_heals_and_loses_none() {
+    let l = link().await;
+    let mut s = TcpStream::connect(l.spec.listen).await.unwrap();
+    round_trip(&mut s, 10).await;
+    l.set_toxic(
+        "fault-3",
+        Toxic::Partition {
+            mode: PartitionMode::Blackhole,
+        },
+    );
+    s.write_all(b"held").await.unwrap();
+    let mut buf = [0u8; 4];
+    let waited = tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf)).await;
+    assert!(waited.is_err(), "nothing gets through a black hole");
+    // New connections are accepted but go nowhere either.
+    let mut late = TcpStream::connect(l.spec.listen).await.unwrap();
+    late.write_all(b"late").await.unwrap();
+    l.remove_toxic("fault-3");
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"held");
+    late.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"late");
+}
+
+#[tokio::test]
+async fn bandwidth_paces_the_bytes() {
+    let l = link().await;
+    let mut s = TcpStream::connect(l.spec.listen).await.unwrap();
+    l.set_toxic(
+        "fault-4",
+        Toxic::Bandwidth {
+            bytes_per_sec: 20_000,
+        },
+    );
+    // 10 kB each way at 20 kB/s: at least half a second.
+    let t = round_trip(&mut s, 10_000).await;
+    assert!(t >= Duration::from_millis(450), "{t:?}");
+    l.remove_toxic("fault-4");
+    let t = round_trip(&mut s, 10_000).await;
+    assert!(t < Duration::from_millis(400), "{t:?}");
+}
+
+#[tokio::test]
+async fn the_control_api_sets_lists_and_removes_toxics_by_tag() {
+    let l = link().await;
+    let links = std::sync::Arc::new(std::collections::BTreeMap::from([(l.spec.name.clone(), l)]));
+    let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = api.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(api, super::server::router(links)).await });
+    let c = super::ProxyClient::new(addr.to_string());
+    let toxic = Toxic::Latency {
+        delay_ms: 10,
+        jitter_ms: 1,
+    };
+    assert_eq!(
+        c.impair_node("b", "fault-9", toxic).await.unwrap(),
+        vec!["a>b"]
+    );
+    assert!(
+        c.impair_node("c", "fault-9", toxic)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        c.links().await.unwrap()[0].toxics.get("fault-9"),
+        Some(&toxic)
+    );
+    let err = c
+        .set("nope", "fault-9", toxic)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no link `nope`; links: a>b"), "{err}");
+    assert_eq!(c.clear_tag("fault-9").await.unwrap(), vec!["a>b"]);
+    assert!(c.clear_tag("fault-9").await.unwrap().is_empty());
+    assert!(c.links().await.unwrap()[0].toxics.is_empty());
+}
+
+#[test]
+fn a_node_owns_the_links_at_either_end() {
+    use super::{client_link, peer_link, touches};
+    assert!(touches(&client_link("ratelimiter-1"), "ratelimiter-1"));
+    assert!(touches(
+        &peer_link("ratelimiter-1", "redis"),
+        "ratelimiter-1"
+    ));
+    assert!(touches(&peer_link("ratelimiter-1", "redis"), "redis"));
+    assert!(!touches(
+        &peer_link("ratelimiter-1", "redis"),
+        "ratelimiter-10"
+    ));
+    assert!(!touches(&client_link("ratelimiter-2"), "ratelimiter-1"));
+}
