@@ -32,6 +32,24 @@ pub struct Config {
 pub enum RuntimeKind {
     #[default]
     Local,
+    Docker,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Docker => "docker",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Self::Local),
+            "docker" => Some(Self::Docker),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -39,6 +57,45 @@ pub enum RuntimeKind {
 pub struct RuntimeConfig {
     pub kind: RuntimeKind,
     pub local: LocalRuntimeConfig,
+    pub docker: DockerRuntimeConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerRuntimeConfig {
+    /// The engine's address (`unix:///var/run/docker.sock`, `tcp://…`). Unset: `DOCKER_HOST`,
+    /// else the local socket.
+    pub host: Option<String>,
+    /// The images of the nodes, built by `./scripts/build-images.sh`.
+    pub ratelimiter_image: String,
+    pub redis_image: String,
+    /// The agent's sandbox, the fault proxy and the fault helpers.
+    pub toolbox_image: String,
+    /// Size of each data volume (a tmpfs: a fault can fill it, never the host's disk).
+    pub volume_size: String,
+    /// How long `up` and `node start` wait for a container to become healthy.
+    #[serde(with = "humantime_serde")]
+    pub startup_timeout: Duration,
+    /// How long `stop` waits after SIGTERM before SIGKILL.
+    #[serde(with = "humantime_serde")]
+    pub stop_timeout: Duration,
+    /// Follow the engine's event stream so a dead container is seen at once.
+    pub events: bool,
+}
+
+impl Default for DockerRuntimeConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            ratelimiter_image: "operator/ratelimiter".into(),
+            redis_image: "operator/redis".into(),
+            toolbox_image: "operator/toolbox".into(),
+            volume_size: "64m".into(),
+            startup_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(5),
+            events: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -549,6 +606,14 @@ impl Config {
                     "{} is too short: the monitor observes at most every 100ms",
                     humantime::format_duration(self.monitor.interval)
                 ),
+            );
+        }
+        let size = &self.runtime.docker.volume_size;
+        let digits = size.trim_end_matches(['k', 'm', 'g']);
+        if digits.is_empty() || digits.len() + 1 < size.len() || digits.parse::<u64>().is_err() {
+            return bad(
+                "runtime.docker.volume_size",
+                format!("`{size}` is not a size; write e.g. 64m or 1g"),
             );
         }
         let rl = &self.ratelimiter;

@@ -14,6 +14,8 @@ pub enum HealthCheck {
     Http { path: String },
     /// A Redis `PING` answers `+PONG`.
     RedisPing,
+    /// Running is enough (a node that serves nothing, such as the agent's toolbox).
+    Running,
 }
 
 impl HealthCheck {
@@ -42,6 +44,7 @@ impl HealthCheck {
                     Err(format!("{path} answered {status}: {}", body.trim()))
                 }
             }
+            Self::Running => Ok(()),
             Self::RedisPing => {
                 let mut s = TcpStream::connect(address)
                     .await

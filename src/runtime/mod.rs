@@ -3,9 +3,11 @@
 //! The trait assumes neither processes nor containers: `local` runs detached processes with
 //! pid files and logs under the state dir; Docker and Kubernetes runtimes plug in beside it.
 
+pub mod docker;
 pub mod health;
 pub mod impair;
 pub mod local;
+pub mod record;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -22,6 +24,31 @@ use crate::clock::Timestamp;
 /// the subject; observers and random fault targets pass it by.
 pub const FAULTPROXY: &str = "faultproxy";
 pub const ROLE_FAULTPROXY: &str = "faultproxy";
+/// The agent's sandbox on the Docker runtime.
+pub const TOOLBOX: &str = "toolbox";
+pub const ROLE_TOOLBOX: &str = "toolbox";
+
+/// Whether a role belongs to the test rig (the fault proxy, the agent's toolbox) rather than
+/// to the subject: never a fault's target, never observed as part of the subject.
+pub fn is_rig(role: &str) -> bool {
+    role == ROLE_FAULTPROXY || role == ROLE_TOOLBOX
+}
+
+/// How full a node's data volume is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+}
+
+impl DiskUsage {
+    pub fn used_percent(&self) -> f64 {
+        if self.size_bytes == 0 {
+            return 0.0;
+        }
+        self.used_bytes as f64 * 100.0 / self.size_bytes as f64
+    }
+}
 
 /// How to run one node, whatever the runtime.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -205,6 +232,14 @@ pub enum RuntimeError {
     },
     #[error("{target}: {message}")]
     Impair { target: String, message: String },
+    #[error("{message}")]
+    Engine { message: String },
+    #[error("image {image} is missing; build the images with ./scripts/build-images.sh")]
+    MissingImage { image: String },
+    #[error(
+        "a {kind} named {name} exists that this operator did not make; it will not touch it: remove or rename it yourself, or use `--instance N` for other names"
+    )]
+    NameClash { kind: &'static str, name: String },
 }
 
 impl RuntimeError {
@@ -212,6 +247,14 @@ impl RuntimeError {
         let context = context.into();
         move |source| Self::Io { context, source }
     }
+}
+
+/// Something that happened to a node, as the runtime saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEvent {
+    pub node: String,
+    /// The engine's word: `die`, `oom`, `pause`, `unpause`, `start`, `health_status: …`.
+    pub action: String,
 }
 
 /// What `up` did.
@@ -262,6 +305,15 @@ pub trait Runtime: Send + Sync {
         imp: &Impairment,
         tag: &str,
     ) -> Result<String, RuntimeError>;
+    /// How full `node`'s data volume is, where the runtime gives it a bounded one.
+    async fn disk_usage(&self, _node: &str) -> Result<Option<DiskUsage>, RuntimeError> {
+        Ok(None)
+    }
+    /// Node events as the runtime reports them (a death, a pause), for observers that want
+    /// to look at once rather than at their next tick; `None` when the runtime has none.
+    fn events(&self) -> Option<futures::stream::BoxStream<'static, NodeEvent>> {
+        None
+    }
     /// How long node starts may take.
     fn startup_timeout(&self) -> Duration;
 }

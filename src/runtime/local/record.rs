@@ -1,17 +1,15 @@
-//! The instance record: what `up` started, so every later command (in any process) can find
-//! it. Written atomically; changes are serialised by a lock file.
+//! The local instance record: what `up` started, so every later command (in any process) can
+//! find it.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::process::ProcessId;
 use crate::clock::Timestamp;
-use crate::runtime::{NodeSpec, RuntimeError};
+pub use crate::runtime::record::{InstanceLock, RECORD_FILE};
+use crate::runtime::{NodeSpec, RuntimeError, record};
 
-pub const RECORD_FILE: &str = "instance.json";
 const RECORD_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,19 +45,12 @@ impl InstanceRecord {
     }
 
     pub fn load(dir: &Path) -> Result<Option<Self>, RuntimeError> {
-        let path = dir.join(RECORD_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(RuntimeError::io(format!("reading {}", path.display()))(e)),
+        let Some(record) = record::read::<Self>(dir)? else {
+            return Ok(None);
         };
-        let record: Self = serde_json::from_str(&text).map_err(|e| RuntimeError::BadRecord {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
         if record.version != RECORD_VERSION {
             return Err(RuntimeError::BadRecord {
-                path,
+                path: dir.join(RECORD_FILE),
                 message: format!(
                     "version {} (this build reads {RECORD_VERSION})",
                     record.version
@@ -69,17 +60,8 @@ impl InstanceRecord {
         Ok(Some(record))
     }
 
-    /// Writes to a temporary file and renames it over the record: readers never see half.
     pub fn save(&self, dir: &Path) -> Result<(), RuntimeError> {
-        let path = dir.join(RECORD_FILE);
-        let tmp = dir.join(format!("{RECORD_FILE}.tmp"));
-        let text = serde_json::to_string_pretty(self).map_err(|e| RuntimeError::BadRecord {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(RuntimeError::io(format!("writing {}", path.display())))
+        record::write(dir, self)
     }
 
     pub fn node(&self, name: &str) -> Result<&NodeRecord, RuntimeError> {
@@ -106,47 +88,6 @@ impl InstanceRecord {
                 .map(|n| n.spec.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-        }
-    }
-}
-
-/// An exclusive lock on an instance folder, held while a command changes the instance.
-pub struct InstanceLock {
-    _lock: Flock<File>,
-}
-
-impl InstanceLock {
-    /// Takes the lock, waiting (without blocking a thread) up to `wait` for another command.
-    pub async fn acquire(
-        dir: &Path,
-        instance: u32,
-        wait: std::time::Duration,
-    ) -> Result<Self, RuntimeError> {
-        std::fs::create_dir_all(dir)
-            .map_err(RuntimeError::io(format!("creating {}", dir.display())))?;
-        let path = dir.join("lock");
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let file = File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(RuntimeError::io(format!("opening {}", path.display())))?;
-            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => return Ok(Self { _lock: lock }),
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                    if tokio::time::Instant::now() >= deadline {
-                        return Err(RuntimeError::Busy { instance });
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Err((_, e)) => {
-                    return Err(RuntimeError::io(format!("locking {}", path.display()))(
-                        e.into(),
-                    ));
-                }
-            }
         }
     }
 }

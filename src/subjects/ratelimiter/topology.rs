@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::chaos::proxy;
-use crate::config::{LocalRuntimeConfig, RateLimiterConfig};
+use crate::config::{DockerRuntimeConfig, LocalRuntimeConfig, RateLimiterConfig};
 use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec, ROLE_FAULTPROXY};
 
 pub const SUBJECT: &str = "ratelimiter";
@@ -189,6 +189,107 @@ pub fn plan(
             },
             client: Some(addr(&proxy::client_link(name))),
             image: None,
+            data_dir: None,
+        }
+    });
+    ClusterPlan {
+        subject: SUBJECT.into(),
+        nodes: [redis, faultproxy].into_iter().chain(limiters).collect(),
+    }
+}
+
+/// Ports inside the containers: fixed, as each container has its own address.
+pub const DOCKER_REDIS_PORT: u16 = 6379;
+pub const DOCKER_LIMITER_PORT: u16 = 8000;
+pub const DOCKER_PROXY_PORT: u16 = 7000;
+
+/// How to run every node as a container on the instance's network, each reached by its name.
+/// Limiters reach Redis through the fault proxy (its link `ratelimiter-N>redis` listens on
+/// port 7000+N); Redis keeps an append-only file on its data volume, so that a full disk
+/// is a real failure.
+pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> ClusterPlan {
+    let redis = NodeSpec {
+        name: REDIS.into(),
+        role: ROLE_REDIS.into(),
+        host: REDIS.into(),
+        port: DOCKER_REDIS_PORT,
+        program: "redis-server".into(),
+        args: strings(&[
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--port",
+            &DOCKER_REDIS_PORT.to_string(),
+            "--dir",
+            "/data",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+        ]),
+        env: vec![],
+        health: HealthCheck::RedisPing,
+        client: None,
+        image: Some(docker.redis_image.clone()),
+        data_dir: Some("/data".into()),
+    };
+    let limiters: Vec<String> = node_names(cfg).into_iter().skip(1).collect();
+    let link_port = |i: usize| DOCKER_PROXY_PORT + 1 + i as u16;
+    let mut proxy_args = strings(&[
+        "faultproxy",
+        "--control",
+        &format!("0.0.0.0:{DOCKER_PROXY_PORT}"),
+    ]);
+    for (i, n) in limiters.iter().enumerate() {
+        proxy_args.push("--link".into());
+        proxy_args.push(format!(
+            "{}=0.0.0.0:{}>{REDIS}:{DOCKER_REDIS_PORT}",
+            proxy::peer_link(n, REDIS),
+            link_port(i)
+        ));
+    }
+    let faultproxy = NodeSpec {
+        name: FAULTPROXY.into(),
+        role: ROLE_FAULTPROXY.into(),
+        host: FAULTPROXY.into(),
+        port: DOCKER_PROXY_PORT,
+        program: "/usr/local/bin/operator".into(),
+        args: proxy_args,
+        env: vec![],
+        health: HealthCheck::Http {
+            path: "/health".into(),
+        },
+        client: None,
+        image: Some(docker.toolbox_image.clone()),
+        data_dir: None,
+    };
+    let limiters = limiters.iter().enumerate().map(|(i, name)| {
+        let mut env = limiter_env(cfg, name, format!("redis://{FAULTPROXY}:{}", link_port(i)));
+        env.push(("RATELIMITER_NODE_HOST".into(), "0.0.0.0".into()));
+        env.push((
+            "RATELIMITER_NODE_PORT".into(),
+            DOCKER_LIMITER_PORT.to_string(),
+        ));
+        env.push((
+            "RATELIMITER_ADVERTISE_ADDRESS".into(),
+            format!("{name}:{DOCKER_LIMITER_PORT}"),
+        ));
+        NodeSpec {
+            name: name.clone(),
+            role: ROLE_LIMITER.into(),
+            host: name.clone(),
+            port: DOCKER_LIMITER_PORT,
+            program: "/usr/local/bin/ratelimiter".into(),
+            args: vec![],
+            env,
+            health: HealthCheck::Http {
+                path: "/health".into(),
+            },
+            client: None,
+            image: Some(docker.ratelimiter_image.clone()),
             data_dir: None,
         }
     });

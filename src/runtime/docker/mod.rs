@@ -1,0 +1,968 @@
+//! The Docker runtime: each node a container on a private network per instance, through the
+//! Engine API (bollard; never the docker CLI). Everything it makes carries the labels
+//! `operator.subject`, `operator.instance` and `operator.owner` (containers also
+//! `operator.node`), data sits on size-bounded tmpfs volumes, and each node's port is
+//! published on 127.0.0.1 only, for the operator's own probes. No restart policy: a dead
+//! container stays dead until someone starts it, as a local process does.
+
+pub mod engine;
+pub mod events;
+mod faults;
+pub mod record;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+use tracing::{info, instrument, warn};
+
+use self::engine::{
+    LABEL_INSTANCE, LABEL_NODE, LABEL_OWNER, LABEL_ROLE, LABEL_SUBJECT, engine_error, is_not_found,
+};
+use self::record::{ContainerRecord, DockerRecord};
+use super::record::InstanceLock;
+use super::{
+    ClusterPlan, DownReport, Impairment, NodeAction, NodeSpec, NodeStatus, ROLE_TOOLBOX, RunState,
+    Runtime, RuntimeError, TOOLBOX, Topology, TopologyNode, UpReport,
+};
+use crate::config::DockerRuntimeConfig;
+use crate::paths::StateDir;
+
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// Where the filtering Docker API proxy's socket appears inside the toolbox.
+pub const TOOLBOX_API_DIR: &str = "/run/operator";
+
+pub struct DockerRuntime {
+    state: StateDir,
+    instance: u32,
+    config: DockerRuntimeConfig,
+    docker: OnceCell<Docker>,
+    /// Whether the kernel offers `sch_netem` (asked once, of a throwaway namespace).
+    netem: OnceCell<Result<(), String>>,
+}
+
+impl DockerRuntime {
+    pub fn new(state: StateDir, instance: u32, config: DockerRuntimeConfig) -> Self {
+        Self {
+            state,
+            instance,
+            config,
+            docker: OnceCell::new(),
+            netem: OnceCell::new(),
+        }
+    }
+
+    /// The engine, connected on first use.
+    pub async fn docker(&self) -> Result<&Docker, RuntimeError> {
+        self.docker
+            .get_or_try_init(|| async {
+                engine::connect(&engine::engine_address(self.config.host.as_deref())).await
+            })
+            .await
+    }
+
+    pub fn config(&self) -> &DockerRuntimeConfig {
+        &self.config
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.state.instance(self.instance)
+    }
+
+    /// The folder bind-mounted into the toolbox, where the Docker API proxy's socket lives.
+    pub fn api_dir(&self) -> PathBuf {
+        self.dir().join("docker-api")
+    }
+
+    pub fn container_name(&self, node: &str) -> String {
+        format!("operator-{}-{node}", self.instance)
+    }
+
+    fn network_name(&self) -> String {
+        format!("operator-{}", self.instance)
+    }
+
+    fn volume_name(&self, node: &str) -> String {
+        format!("operator-{}-{node}-data", self.instance)
+    }
+
+    /// This state dir's identity on the engine, made on first use.
+    pub fn owner(&self) -> Result<String, RuntimeError> {
+        let path = self.state.root().join("owner");
+        if let Ok(id) = std::fs::read_to_string(&path) {
+            let id = id.trim().to_string();
+            if !id.is_empty() {
+                return Ok(id);
+            }
+        }
+        std::fs::create_dir_all(self.state.root()).map_err(RuntimeError::io(format!(
+            "creating {}",
+            self.state.root().display()
+        )))?;
+        let id = format!("{:016x}", rand::random::<u64>());
+        std::fs::write(&path, &id)
+            .map_err(RuntimeError::io(format!("writing {}", path.display())))?;
+        Ok(id)
+    }
+
+    /// The labels of everything this instance makes.
+    pub fn labels(&self, subject: &str) -> Result<HashMap<String, String>, RuntimeError> {
+        Ok(HashMap::from([
+            (LABEL_SUBJECT.to_string(), subject.to_string()),
+            (LABEL_INSTANCE.to_string(), self.instance.to_string()),
+            (LABEL_OWNER.to_string(), self.owner()?),
+        ]))
+    }
+
+    /// Filters that find exactly this instance's objects.
+    fn ours(&self) -> Result<HashMap<String, Vec<String>>, RuntimeError> {
+        Ok(HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{LABEL_INSTANCE}={}", self.instance),
+                format!("{LABEL_OWNER}={}", self.owner()?),
+            ],
+        )]))
+    }
+
+    async fn lock(&self) -> Result<InstanceLock, RuntimeError> {
+        InstanceLock::acquire(&self.dir(), self.instance, LOCK_WAIT).await
+    }
+
+    fn load(&self) -> Result<DockerRecord, RuntimeError> {
+        DockerRecord::load(&self.dir())?.ok_or_else(|| RuntimeError::NotUp {
+            instance: self.instance,
+            dir: self.dir(),
+        })
+    }
+
+    /// Whether the labels say this state dir's instance made it.
+    fn is_ours(&self, labels: Option<&HashMap<String, String>>) -> bool {
+        let owner = self.owner().ok();
+        labels.is_some_and(|l| {
+            l.get(LABEL_INSTANCE) == Some(&self.instance.to_string())
+                && l.get(LABEL_OWNER) == owner.as_ref()
+        })
+    }
+
+    /// Refuses names taken by things we did not make; removes our own leftovers (from an
+    /// `up` that died half way) and says so.
+    async fn clear_the_way(
+        &self,
+        docker: &Docker,
+        plan: &[NodeSpec],
+        notes: &mut Vec<String>,
+    ) -> Result<(), RuntimeError> {
+        for spec in plan {
+            let name = self.container_name(&spec.name);
+            match docker.inspect_container(&name, None).await {
+                Ok(c) if self.is_ours(c.config.as_ref().and_then(|c| c.labels.as_ref())) => {
+                    notes.push(format!("removed container {name}, left by an earlier run"));
+                    self.remove_container(docker, &name).await?;
+                }
+                Ok(_) => {
+                    return Err(RuntimeError::NameClash {
+                        kind: "container",
+                        name,
+                    });
+                }
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(engine_error(format!("inspecting {name}"))(e)),
+            }
+            if spec.data_dir.is_some() {
+                let vol = self.volume_name(&spec.name);
+                match docker.inspect_volume(&vol).await {
+                    Ok(v) if self.is_ours(Some(&v.labels)) => {
+                        notes.push(format!("removed volume {vol}, left by an earlier run"));
+                        let _ = docker
+                            .remove_volume(
+                                &vol,
+                                None::<bollard::query_parameters::RemoveVolumeOptions>,
+                            )
+                            .await;
+                    }
+                    Ok(_) => {
+                        return Err(RuntimeError::NameClash {
+                            kind: "volume",
+                            name: vol,
+                        });
+                    }
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(engine_error(format!("inspecting volume {vol}"))(e)),
+                }
+            }
+        }
+        let net = self.network_name();
+        match docker.inspect_network(&net, None).await {
+            Ok(n) if self.is_ours(n.labels.as_ref()) => {
+                notes.push(format!("removed network {net}, left by an earlier run"));
+                let _ = docker.remove_network(&net).await;
+            }
+            Ok(_) => {
+                return Err(RuntimeError::NameClash {
+                    kind: "network",
+                    name: net,
+                });
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(engine_error(format!("inspecting network {net}"))(e)),
+        }
+        Ok(())
+    }
+
+    async fn check_images(&self, docker: &Docker, plan: &[NodeSpec]) -> Result<(), RuntimeError> {
+        let mut images: Vec<&str> = plan.iter().filter_map(|n| n.image.as_deref()).collect();
+        images.push(&self.config.toolbox_image);
+        images.sort_unstable();
+        images.dedup();
+        for image in images {
+            match docker.inspect_image(image).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {
+                    return Err(RuntimeError::MissingImage {
+                        image: image.into(),
+                    });
+                }
+                Err(e) => return Err(engine_error(format!("inspecting image {image}"))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, docker: &Docker, name: &str) -> Result<(), RuntimeError> {
+        match docker
+            .remove_container(
+                name,
+                Some(
+                    RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(engine_error(format!("removing {name}"))(e)),
+        }
+    }
+
+    /// The toolbox: the agent's sandbox on the instance's network, with the folder where the
+    /// operator serves its filtering Docker API proxy, and nothing else of the host.
+    fn toolbox_spec(&self) -> NodeSpec {
+        NodeSpec {
+            name: TOOLBOX.into(),
+            role: ROLE_TOOLBOX.into(),
+            host: TOOLBOX.into(),
+            port: 0,
+            program: "sleep".into(),
+            args: vec!["infinity".into()],
+            env: vec![(
+                "DOCKER_HOST".into(),
+                format!("unix://{TOOLBOX_API_DIR}/docker.sock"),
+            )],
+            health: super::HealthCheck::Running,
+            client: None,
+            image: Some(self.config.toolbox_image.clone()),
+            data_dir: None,
+        }
+    }
+
+    fn create_body(
+        &self,
+        spec: &NodeSpec,
+        host_port: Option<u16>,
+        volume: Option<&str>,
+        labels: &HashMap<String, String>,
+    ) -> ContainerCreateBody {
+        let mut labels = labels.clone();
+        labels.insert(LABEL_NODE.into(), spec.name.clone());
+        labels.insert(LABEL_ROLE.into(), spec.role.clone());
+        let port_key = format!("{}/tcp", spec.port);
+        let port_bindings = host_port.map(|hp| {
+            HashMap::from([(
+                port_key.clone(),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(hp.to_string()),
+                }]),
+            )])
+        });
+        let mut binds = Vec::new();
+        if let (Some(vol), Some(dir)) = (volume, &spec.data_dir) {
+            binds.push(format!("{vol}:{dir}"));
+        }
+        if spec.role == ROLE_TOOLBOX {
+            binds.push(format!("{}:{TOOLBOX_API_DIR}", self.api_dir().display()));
+        }
+        let network = self.network_name();
+        ContainerCreateBody {
+            image: spec.image.clone(),
+            hostname: Some(spec.name.clone()),
+            entrypoint: Some(vec![spec.program.display().to_string()]),
+            cmd: Some(spec.args.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            exposed_ports: host_port.map(|_| vec![port_key]),
+            host_config: Some(HostConfig {
+                port_bindings,
+                binds: Some(binds),
+                network_mode: Some(network.clone()),
+                init: Some(true),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::NO),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    network,
+                    EndpointSettings {
+                        aliases: Some(vec![spec.name.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Creates and starts one node and waits until it is healthy.
+    #[instrument(skip_all, fields(node = %node.spec.name))]
+    async fn start_new(
+        &self,
+        docker: &Docker,
+        node: &ContainerRecord,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        if let Some(vol) = &node.volume {
+            let mut opts = HashMap::from([
+                ("type".to_string(), "tmpfs".to_string()),
+                ("device".to_string(), "tmpfs".to_string()),
+                (
+                    "o".to_string(),
+                    format!("size={},mode=1777", self.config.volume_size),
+                ),
+            ]);
+            opts.retain(|_, v| !v.is_empty());
+            docker
+                .create_volume(VolumeCreateRequest {
+                    name: Some(vol.clone()),
+                    driver: Some("local".into()),
+                    driver_opts: Some(opts),
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                })
+                .await
+                .map_err(engine_error(format!("creating volume {vol}")))?;
+        }
+        let image = node.spec.image.clone().unwrap_or_default();
+        docker
+            .create_container(
+                Some(engine::named(&node.container)),
+                self.create_body(&node.spec, node.host_port, node.volume.as_deref(), labels),
+            )
+            .await
+            .map_err(|e| {
+                engine::missing_image_or(&image, e, &format!("creating {}", node.container))
+            })?;
+        self.start_existing(docker, node).await
+    }
+
+    /// Starts a created or stopped container and waits until it is healthy.
+    async fn start_existing(
+        &self,
+        docker: &Docker,
+        node: &ContainerRecord,
+    ) -> Result<(), RuntimeError> {
+        docker
+            .start_container(&node.container, None)
+            .await
+            .map_err(engine_error(format!("starting {}", node.container)))?;
+        self.wait_healthy(docker, node).await
+    }
+
+    async fn wait_healthy(
+        &self,
+        docker: &Docker,
+        node: &ContainerRecord,
+    ) -> Result<(), RuntimeError> {
+        let deadline = tokio::time::Instant::now() + self.config.startup_timeout;
+        let mut last;
+        loop {
+            let state = self.state_of(docker, &node.container).await?;
+            if state.0 != RunState::Running {
+                last = format!("the container is {}", state.0.as_str());
+                if state.0 == RunState::Exited {
+                    break;
+                }
+            } else {
+                match node.host_address() {
+                    None => return Ok(()),
+                    Some(address) => match node
+                        .spec
+                        .health
+                        .probe(&address, Duration::from_millis(500))
+                        .await
+                    {
+                        Ok(()) => {
+                            info!(container = %node.container, %address, "node healthy");
+                            return Ok(());
+                        }
+                        Err(e) => last = e,
+                    },
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                last = format!(
+                    "not healthy after {}: {last}",
+                    humantime::format_duration(self.config.startup_timeout)
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(RuntimeError::StartFailed {
+            node: node.spec.name.clone(),
+            reason: last,
+            log: PathBuf::from(format!("docker logs {}", node.container)),
+            log_tail: self
+                .tail(docker, &node.container, 15)
+                .await
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The container's state, pid and start time; a removed container counts as exited.
+    async fn state_of(
+        &self,
+        docker: &Docker,
+        container: &str,
+    ) -> Result<(RunState, Option<u32>, Option<crate::clock::Timestamp>), RuntimeError> {
+        let c = match docker.inspect_container(container, None).await {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => return Ok((RunState::Exited, None, None)),
+            Err(e) => return Err(engine_error(format!("inspecting {container}"))(e)),
+        };
+        let s = c.state.unwrap_or_default();
+        let state = match s.status {
+            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING) => {
+                RunState::Running
+            }
+            Some(ContainerStateStatusEnum::PAUSED) => RunState::Paused,
+            _ => RunState::Exited,
+        };
+        let pid = s
+            .pid
+            .filter(|p| *p > 0 && state != RunState::Exited)
+            .and_then(|p| u32::try_from(p).ok());
+        let started = s
+            .started_at
+            .filter(|_| state != RunState::Exited)
+            .and_then(|t| crate::clock::parse(&t).ok());
+        Ok((state, pid, started))
+    }
+
+    async fn tail(
+        &self,
+        docker: &Docker,
+        container: &str,
+        lines: usize,
+    ) -> Result<String, RuntimeError> {
+        let logs = docker.logs(
+            container,
+            Some(
+                LogsOptionsBuilder::default()
+                    .stdout(true)
+                    .stderr(true)
+                    .tail(&lines.to_string())
+                    .build(),
+            ),
+        );
+        let chunks: Vec<Result<String, RuntimeError>> = logs
+            .map(|l| {
+                l.map(|l| l.to_string())
+                    .map_err(engine_error(format!("reading the logs of {container}")))
+            })
+            .collect()
+            .await;
+        let text: String = chunks.into_iter().collect::<Result<Vec<_>, _>>()?.concat();
+        Ok(text.trim_end().to_string())
+    }
+
+    async fn status_of(
+        &self,
+        docker: &Docker,
+        node: &ContainerRecord,
+    ) -> Result<NodeStatus, RuntimeError> {
+        let (state, pid, started_at) = self.state_of(docker, &node.container).await?;
+        let healthy = match (state, node.host_address()) {
+            (RunState::Running, Some(a)) => Some(
+                node.spec
+                    .health
+                    .probe(&a, Duration::from_millis(300))
+                    .await
+                    .is_ok(),
+            ),
+            (RunState::Running, None) => Some(true),
+            _ => None,
+        };
+        Ok(NodeStatus {
+            name: node.spec.name.clone(),
+            role: node.spec.role.clone(),
+            state,
+            pid,
+            address: node.host_address().unwrap_or_else(|| node.spec.address()),
+            log: PathBuf::from(format!("docker logs {}", node.container)),
+            started_at,
+            healthy,
+        })
+    }
+
+    /// Removes every container, volume and network of this instance that carries our
+    /// labels (whether or not the record knows it), and nothing else.
+    async fn sweep(&self, docker: &Docker) -> Result<Vec<String>, RuntimeError> {
+        let mut removed = Vec::new();
+        let containers = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&self.ours()?)
+                    .build(),
+            ))
+            .await
+            .map_err(engine_error("listing this instance's containers"))?;
+        for c in containers {
+            let name = c
+                .names
+                .and_then(|n| n.first().cloned())
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string();
+            if let Some(id) = c.id {
+                self.remove_container(docker, &id).await?;
+                removed.push(name);
+            }
+        }
+        let volumes = docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&self.ours()?)
+                    .build(),
+            ))
+            .await
+            .map_err(engine_error("listing this instance's volumes"))?;
+        for v in volumes.volumes.unwrap_or_default() {
+            match docker
+                .remove_volume(
+                    &v.name,
+                    Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+                )
+                .await
+            {
+                Ok(()) => removed.push(format!("volume {}", v.name)),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(engine_error(format!("removing volume {}", v.name))(e)),
+            }
+        }
+        let networks = docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&self.ours()?)
+                    .build(),
+            ))
+            .await
+            .map_err(engine_error("listing this instance's networks"))?;
+        for n in networks {
+            let Some(name) = n.name else { continue };
+            match docker.remove_network(&name).await {
+                Ok(()) => removed.push(format!("network {name}")),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(engine_error(format!("removing network {name}"))(e)),
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn wait_state(
+        &self,
+        docker: &Docker,
+        container: &str,
+        want: RunState,
+    ) -> Result<(), RuntimeError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.state_of(docker, container).await?.0 == want {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(RuntimeError::WrongState {
+                    node: container.into(),
+                    message: format!("did not become {} in time", want.as_str()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn wrong_state(node: &str, message: impl Into<String>) -> RuntimeError {
+        RuntimeError::WrongState {
+            node: node.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Bytes used and size of a node's data volume, read inside its container.
+    pub async fn disk_of(&self, node: &str) -> Result<Option<super::DiskUsage>, RuntimeError> {
+        let record = self.load()?;
+        let n = record.node(node)?;
+        let Some(dir) = &n.spec.data_dir else {
+            return Ok(None);
+        };
+        let docker = self.docker().await?;
+        let out = faults::exec(
+            docker,
+            &n.container,
+            &["df", "-B1", "--output=size,used", dir],
+        )
+        .await?;
+        Ok(faults::parse_df(&out))
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+
+    fn instance(&self) -> u32 {
+        self.instance
+    }
+
+    fn allocate_ports(&self, names: &[&str]) -> Result<Vec<u16>, RuntimeError> {
+        super::local::ports::allocate("127.0.0.1", names, None, self.instance)
+    }
+
+    fn startup_timeout(&self) -> Duration {
+        self.config.startup_timeout
+    }
+
+    #[instrument(skip_all, fields(instance = self.instance, subject = %plan.subject))]
+    async fn up(&self, plan: ClusterPlan) -> Result<UpReport, RuntimeError> {
+        let docker = self.docker().await?;
+        let _lock = self.lock().await?;
+        let dir = self.dir();
+        let mut notes = Vec::new();
+        if let Some(old) = DockerRecord::load(&dir)? {
+            let mut running = Vec::new();
+            let mut stopped = Vec::new();
+            for n in &old.nodes {
+                match self.state_of(docker, &n.container).await?.0 {
+                    RunState::Exited => stopped.push(n.spec.name.clone()),
+                    _ => running.push(n.spec.name.clone()),
+                }
+            }
+            if stopped.is_empty() {
+                return Err(RuntimeError::AlreadyUp {
+                    instance: self.instance,
+                    running: running.join(", "),
+                });
+            }
+            if !running.is_empty() {
+                return Err(RuntimeError::PartlyUp {
+                    instance: self.instance,
+                    running: running.join(", "),
+                    stopped: stopped.join(", "),
+                });
+            }
+            for r in self.sweep(docker).await? {
+                notes.push(format!("removed {r}, left by an earlier run"));
+            }
+        } else if super::record::recorded_runtime(&dir).is_some() {
+            return Err(RuntimeError::BadRecord {
+                path: dir.join(super::record::RECORD_FILE),
+                message: "the instance runs on another runtime; `operator down` it first".into(),
+            });
+        }
+        let mut specs = plan.nodes;
+        specs.push(self.toolbox_spec());
+        self.check_images(docker, &specs).await?;
+        self.clear_the_way(docker, &specs, &mut notes).await?;
+        let labels = self.labels(&plan.subject)?;
+        let network = self.network_name();
+        docker
+            .create_network(NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(engine_error(format!("creating network {network}")))?;
+        std::fs::create_dir_all(self.api_dir()).map_err(RuntimeError::io(format!(
+            "creating {}",
+            self.api_dir().display()
+        )))?;
+        let published: Vec<&str> = specs
+            .iter()
+            .filter(|s| s.port != 0)
+            .map(|s| s.name.as_str())
+            .collect();
+        let mut ports = self.allocate_ports(&published)?.into_iter();
+        let nodes = specs
+            .iter()
+            .map(|spec| ContainerRecord {
+                container: self.container_name(&spec.name),
+                host_port: if spec.port != 0 { ports.next() } else { None },
+                volume: spec.data_dir.as_ref().map(|_| self.volume_name(&spec.name)),
+                spec: spec.clone(),
+            })
+            .collect();
+        let record = DockerRecord {
+            version: DockerRecord::version(),
+            subject: plan.subject.clone(),
+            instance: self.instance,
+            runtime: "docker".into(),
+            owner: self.owner()?,
+            network,
+            created_at: crate::clock::now(),
+            nodes,
+        };
+        // Record first: if this process dies half way, `down` still finds what was made.
+        record.save(&dir)?;
+        let mut statuses = Vec::new();
+        for node in &record.nodes {
+            if let Err(e) = self.start_new(docker, node, &labels).await {
+                warn!(error = %e, node = %node.spec.name, "start failed; removing what was made");
+                let _ = self.sweep(docker).await;
+                let _ = std::fs::remove_file(dir.join(super::record::RECORD_FILE));
+                return Err(e);
+            }
+            statuses.push(self.status_of(docker, node).await?);
+        }
+        Ok(UpReport {
+            nodes: statuses,
+            notes,
+        })
+    }
+
+    #[instrument(skip_all, fields(instance = self.instance))]
+    async fn down(&self) -> Result<DownReport, RuntimeError> {
+        let docker = self.docker().await?;
+        let _lock = self.lock().await?;
+        let record = self.load()?;
+        let mut report = DownReport::default();
+        // Stop gracefully first (limiters deregister on SIGTERM), then remove.
+        let stops = record.nodes.iter().rev().map(|n| async move {
+            let state = self.state_of(docker, &n.container).await.map(|s| s.0);
+            if matches!(state, Ok(RunState::Paused)) {
+                let _ = docker.unpause_container(&n.container).await;
+            }
+            if matches!(state, Ok(RunState::Running | RunState::Paused)) {
+                let t = i32::try_from(self.config.stop_timeout.as_secs()).unwrap_or(5);
+                let _ = docker
+                    .stop_container(
+                        &n.container,
+                        Some(StopContainerOptionsBuilder::default().t(t).build()),
+                    )
+                    .await;
+                Some(n.spec.name.clone())
+            } else {
+                None
+            }
+        });
+        report.stopped = futures::future::join_all(stops)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        self.sweep(docker).await?;
+        let dir = self.dir();
+        let _ = std::fs::remove_dir_all(self.api_dir());
+        let _ = std::fs::remove_file(dir.join(super::record::RECORD_FILE));
+        std::fs::remove_dir_all(&dir)
+            .map_err(RuntimeError::io(format!("removing {}", dir.display())))?;
+        report.removed.push(dir);
+        Ok(report)
+    }
+
+    async fn status(&self) -> Result<Vec<NodeStatus>, RuntimeError> {
+        let record = self.load()?;
+        let docker = self.docker().await?;
+        let all = record.nodes.iter().map(|n| self.status_of(docker, n));
+        futures::future::join_all(all).await.into_iter().collect()
+    }
+
+    #[instrument(skip_all, fields(instance = self.instance, node = name, action = action.as_str()))]
+    async fn act(&self, name: &str, action: NodeAction) -> Result<NodeStatus, RuntimeError> {
+        let docker = self.docker().await?;
+        let _lock = self.lock().await?;
+        let record = self.load()?;
+        let node = record.node(name)?;
+        let c = &node.container;
+        let (state, _, _) = self.state_of(docker, c).await?;
+        let t = i32::try_from(self.config.stop_timeout.as_secs()).unwrap_or(5);
+        match (action, state) {
+            (NodeAction::Start, RunState::Exited) => self.start_existing(docker, node).await?,
+            (NodeAction::Start, s) => {
+                return Err(Self::wrong_state(
+                    name,
+                    format!("is already {}", s.as_str()),
+                ));
+            }
+            (NodeAction::Stop | NodeAction::Kill | NodeAction::Pause, RunState::Exited) => {
+                return Err(Self::wrong_state(name, "is already down (not running)"));
+            }
+            (NodeAction::Stop, s) => {
+                if s == RunState::Paused {
+                    docker
+                        .unpause_container(c)
+                        .await
+                        .map_err(engine_error(format!("unpausing {c}")))?;
+                }
+                docker
+                    .stop_container(c, Some(StopContainerOptionsBuilder::default().t(t).build()))
+                    .await
+                    .map_err(engine_error(format!("stopping {c}")))?;
+            }
+            (NodeAction::Restart, s) => {
+                if s == RunState::Paused {
+                    docker
+                        .unpause_container(c)
+                        .await
+                        .map_err(engine_error(format!("unpausing {c}")))?;
+                }
+                if s != RunState::Exited {
+                    docker
+                        .stop_container(
+                            c,
+                            Some(StopContainerOptionsBuilder::default().t(t).build()),
+                        )
+                        .await
+                        .map_err(engine_error(format!("stopping {c}")))?;
+                }
+                self.start_existing(docker, node).await?;
+            }
+            (NodeAction::Kill, _) => {
+                docker
+                    .kill_container(
+                        c,
+                        Some(
+                            KillContainerOptionsBuilder::default()
+                                .signal("SIGKILL")
+                                .build(),
+                        ),
+                    )
+                    .await
+                    .map_err(engine_error(format!("killing {c}")))?;
+                self.wait_state(docker, c, RunState::Exited).await?;
+            }
+            (NodeAction::Pause, RunState::Paused) => {
+                return Err(Self::wrong_state(name, "is already paused"));
+            }
+            (NodeAction::Pause, _) => {
+                docker
+                    .pause_container(c)
+                    .await
+                    .map_err(engine_error(format!("pausing {c}")))?;
+                self.wait_state(docker, c, RunState::Paused).await?;
+            }
+            (NodeAction::Resume, RunState::Paused) => {
+                docker
+                    .unpause_container(c)
+                    .await
+                    .map_err(engine_error(format!("unpausing {c}")))?;
+                self.wait_state(docker, c, RunState::Running).await?;
+            }
+            (NodeAction::Resume, s) => {
+                return Err(Self::wrong_state(
+                    name,
+                    format!("is not paused (it is {})", s.as_str()),
+                ));
+            }
+        }
+        self.status_of(docker, node).await
+    }
+
+    async fn logs(&self, name: &str, lines: usize) -> Result<String, RuntimeError> {
+        let record = self.load()?;
+        let node = record.node(name)?;
+        self.tail(self.docker().await?, &node.container, lines)
+            .await
+    }
+
+    fn topology(&self) -> Result<Topology, RuntimeError> {
+        let record = self.load()?;
+        Ok(Topology {
+            subject: record.subject.clone(),
+            instance: record.instance,
+            runtime: "docker".into(),
+            nodes: record
+                .nodes
+                .iter()
+                .map(|n| TopologyNode {
+                    name: n.spec.name.clone(),
+                    role: n.spec.role.clone(),
+                    address: n.host_address().unwrap_or_else(|| n.spec.address()),
+                    client: None,
+                    advertised: Some(n.spec.address()),
+                })
+                .collect(),
+        })
+    }
+
+    async fn mechanism(&self, imp: &Impairment) -> Result<String, String> {
+        faults::mechanism(self, imp).await
+    }
+
+    async fn impair(
+        &self,
+        target: &str,
+        imp: &Impairment,
+        tag: &str,
+    ) -> Result<String, RuntimeError> {
+        faults::impair(self, target, imp, tag).await
+    }
+
+    async fn restore(
+        &self,
+        target: &str,
+        imp: &Impairment,
+        tag: &str,
+    ) -> Result<String, RuntimeError> {
+        faults::restore(self, target, imp, tag).await
+    }
+
+    async fn disk_usage(&self, node: &str) -> Result<Option<super::DiskUsage>, RuntimeError> {
+        self.disk_of(node).await
+    }
+
+    fn events(&self) -> Option<futures::stream::BoxStream<'static, super::NodeEvent>> {
+        if !self.config.events {
+            return None;
+        }
+        let owner = self.owner().ok()?;
+        Some(events::stream(
+            engine::engine_address(self.config.host.as_deref()),
+            self.instance,
+            owner,
+        ))
+    }
+}

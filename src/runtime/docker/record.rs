@@ -1,0 +1,82 @@
+//! What `up --runtime docker` made, kept in the instance's state folder: the containers by
+//! name, the ports published on loopback, the network and volumes. The labels on the engine's
+//! objects are the second source of truth, which `down` also sweeps.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Timestamp;
+use crate::runtime::{NodeSpec, RuntimeError, record};
+
+const RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DockerRecord {
+    pub version: u32,
+    pub subject: String,
+    pub instance: u32,
+    /// Always `docker`: how later commands know which runtime to open.
+    pub runtime: String,
+    pub owner: String,
+    pub network: String,
+    pub created_at: Timestamp,
+    pub nodes: Vec<ContainerRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub spec: NodeSpec,
+    pub container: String,
+    /// The port published on 127.0.0.1 for `spec.port`, for the operator's own probes.
+    pub host_port: Option<u16>,
+    pub volume: Option<String>,
+}
+
+impl ContainerRecord {
+    /// Where the operator reaches the node from the host.
+    pub fn host_address(&self) -> Option<String> {
+        self.host_port.map(|p| format!("127.0.0.1:{p}"))
+    }
+}
+
+impl DockerRecord {
+    pub fn load(dir: &Path) -> Result<Option<Self>, RuntimeError> {
+        let Some(r) = record::read::<Self>(dir)? else {
+            return Ok(None);
+        };
+        if r.runtime != "docker" || r.version != RECORD_VERSION {
+            return Err(RuntimeError::BadRecord {
+                path: dir.join(record::RECORD_FILE),
+                message: format!(
+                    "a {} record of version {} (this runtime reads docker records of version {RECORD_VERSION})",
+                    r.runtime, r.version
+                ),
+            });
+        }
+        Ok(Some(r))
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), RuntimeError> {
+        record::write(dir, self)
+    }
+
+    pub fn version() -> u32 {
+        RECORD_VERSION
+    }
+
+    pub fn node(&self, name: &str) -> Result<&ContainerRecord, RuntimeError> {
+        self.nodes
+            .iter()
+            .find(|n| n.spec.name == name)
+            .ok_or_else(|| RuntimeError::UnknownNode {
+                name: name.into(),
+                known: self
+                    .nodes
+                    .iter()
+                    .map(|n| n.spec.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
