@@ -66,7 +66,7 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
     if !subjects::SUBJECTS.contains(&args.subject.as_str()) {
         return Err(eyre!(subjects::unknown_subject(&args.subject)));
     }
-    let runtime = ctx.runtime();
+    let runtime = ctx.runtime()?;
     if !args.json {
         eprintln!(
             "starting {} instance {} ({} nodes)…",
@@ -93,7 +93,7 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
 }
 
 pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {
-    match ctx.runtime().down().await {
+    match ctx.runtime()?.down().await {
         Ok(report) if args.json => output::json(&report),
         Ok(report) => {
             if report.stopped.is_empty() {
@@ -123,7 +123,7 @@ pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {
 }
 
 pub async fn status(ctx: &Context, args: StatusArgs) -> Result<()> {
-    let nodes = ctx.runtime().status().await?;
+    let nodes = ctx.runtime()?.status().await?;
     if args.json {
         return output::json(&nodes);
     }
@@ -157,7 +157,7 @@ fn print_nodes(nodes: &[NodeStatus]) {
 }
 
 pub async fn node(ctx: &Context, args: NodeArgs) -> Result<()> {
-    let runtime = ctx.runtime();
+    let runtime = ctx.runtime()?;
     let action = match args.verb {
         NodeVerb::Logs => return logs(ctx, &args).await,
         NodeVerb::Start => NodeAction::Start,
@@ -186,7 +186,7 @@ pub async fn node(ctx: &Context, args: NodeArgs) -> Result<()> {
 }
 
 async fn logs(ctx: &Context, args: &NodeArgs) -> Result<()> {
-    let runtime = ctx.runtime();
+    let runtime = ctx.runtime()?;
     let text = runtime.logs(&args.node, args.lines).await?;
     if !text.is_empty() {
         println!("{text}");

@@ -42,7 +42,7 @@ pub async fn run(ctx: &Context, args: LoadArgs) -> Result<()> {
     if args.rate == 0 {
         return Err(eyre!("--rate must be at least 1"));
     }
-    let topology = ctx.runtime().topology()?;
+    let topology = ctx.runtime()?.topology()?;
     let targets: Vec<String> = topology
         .nodes
         .iter()

@@ -19,10 +19,9 @@ use clap::{Args, Parser, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 
 use operator::chaos::Chaos;
-use operator::config::Config;
+use operator::config::{Config, RuntimeKind};
 use operator::paths::StateDir;
 use operator::runtime::Runtime;
-use operator::runtime::local::LocalRuntime;
 use operator::subjects::{self, Subject};
 use operator::tickets::TicketStore;
 
@@ -64,6 +63,10 @@ pub struct Global {
     /// Which copy of the cluster: each instance has its own ports and state.
     #[arg(long, global = true, env = "OPERATOR_INSTANCE", default_value_t = 0)]
     pub instance: u32,
+    /// Where the cluster runs: local (processes) or docker (containers). An instance that is
+    /// up keeps the runtime it was started on. Default: runtime.kind in the config (local).
+    #[arg(long, global = true, env = "OPERATOR_RUNTIME", value_name = "RUNTIME", value_parser = parse_runtime)]
+    pub runtime: Option<RuntimeKind>,
     /// More detail in the log file (-v debug, -vv trace) and full error reports.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -102,6 +105,10 @@ pub enum Command {
     Faultproxy(faultproxy::FaultProxyArgs),
 }
 
+fn parse_runtime(s: &str) -> Result<RuntimeKind, String> {
+    RuntimeKind::parse(s).ok_or_else(|| format!("unknown runtime `{s}`; use local or docker"))
+}
+
 /// Parses a duration such as `1s`, `250ms`, `5m`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (try e.g. 500ms, 2s, 5m)"))
@@ -115,6 +122,8 @@ pub struct Context {
     pub state: StateDir,
     pub db: PathBuf,
     pub instance: u32,
+    /// The runtime asked for on the command line or in the environment.
+    pub wanted_runtime: Option<RuntimeKind>,
 }
 
 impl Context {
@@ -138,15 +147,18 @@ impl Context {
             state,
             db,
             instance: global.instance,
+            wanted_runtime: global.runtime,
         })
     }
 
-    pub fn runtime(&self) -> Arc<dyn Runtime> {
-        Arc::new(LocalRuntime::new(
-            self.state.clone(),
+    /// The instance's runtime: the one it runs on, else `--runtime`, else the config's.
+    pub fn runtime(&self) -> Result<Arc<dyn Runtime>> {
+        Ok(operator::runtime::open::open(
+            &self.state,
             self.instance,
-            self.config.runtime.local.clone(),
-        ))
+            &self.config.runtime,
+            self.wanted_runtime,
+        )?)
     }
 
     pub fn store(&self) -> Result<TicketStore> {
@@ -155,7 +167,7 @@ impl Context {
 
     /// The subject recorded for this instance, else `wanted`, else the configured default.
     pub fn subject_name(&self, wanted: Option<&str>) -> Result<String> {
-        let recorded = self.runtime().topology().ok().map(|t| t.subject);
+        let recorded = self.runtime()?.topology().ok().map(|t| t.subject);
         let name = match (wanted, recorded) {
             (Some(w), Some(r)) if w != r => {
                 return Err(eyre!(
@@ -176,7 +188,7 @@ impl Context {
     pub fn subject(&self, name: &str) -> Result<Box<dyn Subject>> {
         match name {
             "ratelimiter" => Ok(Box::new(subjects::ratelimiter::RateLimiterSubject::new(
-                self.runtime(),
+                self.runtime()?,
                 self.config.ratelimiter.clone(),
             ))),
             other => Err(eyre!(subjects::unknown_subject(other))),
@@ -186,7 +198,7 @@ impl Context {
     pub fn chaos(&self, actor: &str) -> Result<Chaos> {
         Ok(Chaos::new(
             self.store()?,
-            self.runtime(),
+            self.runtime()?,
             self.config.chaos.durations.clone(),
             actor,
         ))

@@ -2,17 +2,12 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use color_eyre::eyre::{Result, bail};
 use operator::tui::{Launch, services};
 
 use super::Context;
 use super::agent::{BackendArg, ModeArg, resolve};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RuntimeArg {
-    Local,
-}
 
 #[derive(Debug, Args, Default)]
 #[command(
@@ -24,9 +19,6 @@ pub struct TuiArgs {
     /// The subject (default: the one running in this instance, else ratelimiter).
     #[arg(long)]
     pub subject: Option<String>,
-    /// Where the cluster runs.
-    #[arg(long, value_enum)]
-    pub runtime: Option<RuntimeArg>,
     #[arg(long)]
     pub model: Option<String>,
     #[arg(long, value_enum)]
@@ -89,7 +81,7 @@ pub async fn run(ctx: &Context, args: TuiArgs, demo: bool) -> Result<()> {
             db: ctx.db.clone(),
             instance: ctx.instance,
             subject,
-            runtime: ctx.runtime(),
+            runtime: ctx.runtime()?,
             store,
             agent,
             variant,

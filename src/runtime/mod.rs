@@ -7,6 +7,7 @@ pub mod docker;
 pub mod health;
 pub mod impair;
 pub mod local;
+pub mod open;
 pub mod record;
 
 use std::path::PathBuf;
@@ -234,6 +235,14 @@ pub enum RuntimeError {
     Impair { target: String, message: String },
     #[error("{message}")]
     Engine { message: String },
+    #[error(
+        "instance {instance} runs on the {recorded} runtime, not {wanted}; leave out --runtime, or `operator down` it first"
+    )]
+    OtherRuntime {
+        instance: u32,
+        recorded: &'static str,
+        wanted: &'static str,
+    },
     #[error("image {image} is missing; build the images with ./scripts/build-images.sh")]
     MissingImage { image: String },
     #[error(

@@ -40,13 +40,19 @@ pub async fn up(
     let mut attempt = 1;
     debug_assert_eq!(subject, super::ratelimiter::topology::SUBJECT);
     loop {
-        let ports = runtime.allocate_ports(&name_refs)?;
-        let plan = super::ratelimiter::topology::plan(
-            cfg,
-            &config.runtime.local,
-            LocalRuntime::host(),
-            &ports,
-        );
+        let plan = match runtime.kind() {
+            // Containers each have their own address; the runtime publishes what it probes.
+            "docker" => super::ratelimiter::topology::plan_docker(cfg, &config.runtime.docker),
+            _ => {
+                let ports = runtime.allocate_ports(&name_refs)?;
+                super::ratelimiter::topology::plan(
+                    cfg,
+                    &config.runtime.local,
+                    LocalRuntime::host(),
+                    &ports,
+                )
+            }
+        };
         match runtime.up(plan).await {
             Err(e) if attempt < attempts && lost_port_race(&e) => {
                 tracing::warn!(error = %e, attempt, "a port was taken while starting; retrying");
@@ -61,6 +67,11 @@ fn lost_port_race(e: &RuntimeError) -> bool {
     match e {
         RuntimeError::PortInUse { .. } => true,
         RuntimeError::StartFailed { log_tail, .. } => log_tail.contains("in use"),
+        // The engine could not publish a port on loopback.
+        RuntimeError::Engine { message } => {
+            message.contains("address already in use")
+                || message.contains("port is already allocated")
+        }
         _ => false,
     }
 }
