@@ -43,7 +43,6 @@ fn node(c: &Cluster, name: &str) -> Value {
 
 /// Where clients reach `name`: its link through the fault proxy.
 fn client_address(c: &Cluster, name: &str) -> String {
-    use operator::runtime::Runtime;
     c.runtime()
         .topology()
         .unwrap()

@@ -16,7 +16,7 @@ use tracing::{info, instrument, warn};
 pub use self::faults::{Fault, FaultKind};
 pub use self::ledger::{FaultRecord, FaultStatus, Ledger, NewFault};
 use crate::clock;
-use crate::runtime::{NodeAction, ROLE_FAULTPROXY, RunState, Runtime, RuntimeError, impair};
+use crate::runtime::{NodeAction, RunState, Runtime, RuntimeError, impair, is_rig};
 use crate::tickets::{StoreError, TicketStore};
 
 /// A fault left `injecting` or `healing` this long was abandoned by a crashed process.
@@ -106,7 +106,7 @@ impl Chaos {
         let known = || {
             status
                 .iter()
-                .filter(|s| s.role != ROLE_FAULTPROXY)
+                .filter(|s| !is_rig(&s.role))
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -123,9 +123,7 @@ impl Chaos {
                     let candidates: Vec<_> = status
                         .iter()
                         .filter(|s| {
-                            s.role != "redis"
-                                && s.role != ROLE_FAULTPROXY
-                                && s.state == RunState::Running
+                            s.role != "redis" && !is_rig(&s.role) && s.state == RunState::Running
                         })
                         .collect();
                     *candidates
@@ -133,10 +131,11 @@ impl Chaos {
                         .ok_or(ChaosError::NoTarget)?
                 }
             };
-        if target.role == ROLE_FAULTPROXY {
+        if is_rig(&target.role) {
             return Err(ChaosError::NotApplicable(format!(
-                "{} is the fault proxy, part of the test rig rather than the subject; choose one of: {}",
+                "{} is part of the test rig ({}) rather than the subject; choose one of: {}",
                 target.name,
+                target.role,
                 known()
             )));
         }

@@ -14,7 +14,6 @@ use operator::config::Config;
 use operator::monitor::{CycleReport, Monitor};
 use operator::paths::StateDir;
 use operator::runtime::Runtime;
-use operator::runtime::local::LocalRuntime;
 use operator::subjects::ratelimiter::RateLimiterSubject;
 use operator::tickets::{Ticket, TicketFilter, TicketStore};
 use serde_json::Value;
@@ -44,6 +43,32 @@ impl Cluster {
         );
         c.up = true;
         c
+    }
+
+    /// A cluster of containers on the Docker runtime as instance `instance` (container names
+    /// carry it: tests that run at once use different ones), or `None`, said why, when this
+    /// machine has no Docker engine.
+    pub fn start_docker(instance: u32, extra: &str) -> Option<Self> {
+        let mut c = Self::prepare_docker(instance, extra)?;
+        let out = c.cmd(&["up"]);
+        assert!(
+            out.status.success(),
+            "operator up failed: {}",
+            text(&out.stderr)
+        );
+        c.up = true;
+        Some(c)
+    }
+
+    /// A Docker cluster's folders and config, not started; `None` without an engine.
+    pub fn prepare_docker(instance: u32, extra: &str) -> Option<Self> {
+        if let Err(why) = docker_engine() {
+            eprintln!("skipped: no Docker engine here ({why})");
+            return None;
+        }
+        let mut c = Self::prepare(&format!("runtime.kind = \"docker\"\n{extra}"));
+        c.instance = instance;
+        Some(c)
     }
 
     /// A cluster's folders and config, not started.
@@ -136,12 +161,15 @@ impl Cluster {
         serde_json::from_str(&self.ok(&a)).expect("json output")
     }
 
-    pub fn runtime(&self) -> Arc<LocalRuntime> {
-        Arc::new(LocalRuntime::new(
-            StateDir::new(self.state_dir()),
+    /// The instance's runtime, as the CLI opens it.
+    pub fn runtime(&self) -> Arc<dyn Runtime> {
+        operator::runtime::open::open(
+            &StateDir::new(self.state_dir()),
             self.instance,
-            self.config().runtime.local,
-        ))
+            &self.config().runtime,
+            None,
+        )
+        .expect("runtime")
     }
 
     pub fn store(&self) -> TicketStore {
@@ -150,7 +178,7 @@ impl Cluster {
 
     pub fn monitor(&self) -> Monitor {
         let cfg = self.config();
-        let runtime: Arc<dyn Runtime> = self.runtime();
+        let runtime = self.runtime();
         let subject = RateLimiterSubject::new(runtime, cfg.ratelimiter);
         Monitor::new(Box::new(subject), self.store(), cfg.tickets.flap_window)
     }
@@ -198,6 +226,11 @@ impl Cluster {
     pub fn mark_up(&mut self) {
         self.up = true;
     }
+
+    /// For a test that ran `down` itself.
+    pub fn mark_down(&mut self) {
+        self.up = false;
+    }
 }
 
 impl Drop for Cluster {
@@ -206,6 +239,54 @@ impl Drop for Cluster {
         let _ = self.cmd(&["chaos", "heal", "--all"]);
         self.down();
     }
+}
+
+/// One HTTP/1.1 request over a fresh connection: the status, the body, and how long the
+/// whole answer took.
+pub fn http(
+    method: &str,
+    address: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<(u16, String, Duration)> {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    let mut s = std::net::TcpStream::connect(address)?;
+    s.set_read_timeout(Some(timeout))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body, start.elapsed()))
+}
+
+/// Whether a Docker engine answers here (the Docker tests run only where one does).
+pub fn docker_engine() -> Result<(), String> {
+    let address = operator::runtime::docker::engine::engine_address(None);
+    // A thread of its own: async tests call this from inside their runtime.
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new()
+            .map_err(|e| e.to_string())?
+            .block_on(operator::runtime::docker::engine::connect(&address))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .join()
+    .map_err(|_| "the engine check panicked".to_string())?
 }
 
 pub fn text(b: &[u8]) -> String {

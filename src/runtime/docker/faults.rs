@@ -206,15 +206,20 @@ pub async fn impair(
             if peers.is_empty() {
                 return Err(impair_error(target, "it has no peers on the network"));
             }
-            let verdict = match mode {
-                PartitionMode::Blackhole => "-j DROP".to_string(),
-                PartitionMode::Refuse => "-p tcp -j REJECT --reject-with tcp-reset".to_string(),
+            // Refusing answers a peer's SYN with a reset, which leaves through OUTPUT: that
+            // rule must let resets pass, or the refusal turns into silence.
+            let (inbound, outbound) = match mode {
+                PartitionMode::Blackhole => ("-j DROP", "-j DROP"),
+                PartitionMode::Refuse => (
+                    "-p tcp -j REJECT --reject-with tcp-reset",
+                    "-p tcp ! --tcp-flags RST RST -j REJECT --reject-with tcp-reset",
+                ),
             };
             let mut script = String::from("set -e\n");
             for ip in &peers {
                 script.push_str(&format!(
-                    "iptables -I INPUT -s {ip} -m comment --comment {tag} {verdict}\n\
-                     iptables -I OUTPUT -d {ip} -m comment --comment {tag} {verdict}\n"
+                    "iptables -I INPUT -s {ip} -m comment --comment {tag} {inbound}\n\
+                     iptables -I OUTPUT -d {ip} -m comment --comment {tag} {outbound}\n"
                 ));
             }
             script.push_str(&format!("iptables -S | grep -c -- '--comment {tag} '\n"));

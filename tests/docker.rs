@@ -1,0 +1,493 @@
+//! The Docker runtime against the real engine: a cluster of containers brought up, observed,
+//! broken and healed through the real binary, each effect checked from outside with the
+//! docker CLI (`inspect`, `iptables -S` in the node's namespace, `df` in its volume, a
+//! request's latency, a refused connection), and nothing left behind by `down`.
+//! Skipped, saying so, only where no engine answers. Each test uses its own instance number:
+//! container names carry it, and tests run at once.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Cluster, cycle_until, http, text, violated, wait_for};
+use serde_json::Value;
+
+/// `docker ARGS` (the CLI, as a person would check); stdout, and whether it succeeded.
+fn docker(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+fn container(c: &Cluster, node: &str) -> String {
+    format!("operator-{}-{node}", c.instance)
+}
+
+fn state_of(c: &Cluster, node: &str) -> String {
+    let (_, s) = docker(&["inspect", "-f", "{{.State.Status}}", &container(c, node)]);
+    s.trim().to_string()
+}
+
+/// Everything on the engine labelled with this cluster's instance and owner.
+fn leftovers(c: &Cluster) -> Vec<String> {
+    let owner = std::fs::read_to_string(c.state_dir().join("owner")).unwrap_or_default();
+    let filters = [
+        "--filter".to_string(),
+        format!("label=operator.instance={}", c.instance),
+        "--filter".to_string(),
+        format!("label=operator.owner={}", owner.trim()),
+    ];
+    let mut found = Vec::new();
+    for kind in [
+        &["ps", "-a", "--format", "{{.Names}}"][..],
+        &["network", "ls", "--format", "{{.Name}}"][..],
+        &["volume", "ls", "--format", "{{.Name}}"][..],
+    ] {
+        let mut args: Vec<&str> = kind.to_vec();
+        args.extend(filters.iter().map(String::as_str));
+        let (ok, out) = docker(&args);
+        assert!(ok, "{out}");
+        found.extend(out.lines().map(str::to_string));
+    }
+    found
+}
+
+fn inject(c: &Cluster, args: &[&str]) -> (i64, String) {
+    let mut a = vec!["chaos", "inject"];
+    a.extend_from_slice(args);
+    let f = c.json(&a);
+    assert_eq!(f["status"], "active", "{f}");
+    let id = f["id"].as_i64().unwrap();
+    (id, format!("fault-{id}"))
+}
+
+fn heal(c: &Cluster, id: i64) -> Value {
+    let healed = c.json(&["chaos", "heal", &id.to_string()]);
+    assert_eq!(healed[0]["acted"], true, "{healed}");
+    healed[0]["fault"].clone()
+}
+
+/// `iptables -S` in `node`'s network namespace, from a container sharing it.
+fn iptables(c: &Cluster, node: &str) -> String {
+    let net = format!("container:{}", container(c, node));
+    let (ok, out) = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--cap-add",
+        "NET_ADMIN",
+        "operator/toolbox",
+        "iptables",
+        "-S",
+    ]);
+    assert!(ok, "{out}");
+    out
+}
+
+/// curl from the toolbox, a peer on the instance's network: its exit code (7: refused,
+/// 28: timed out) and the HTTP status.
+fn from_a_peer(c: &Cluster, url: &str) -> (i32, String) {
+    let out = Command::new("docker")
+        .args([
+            "exec",
+            &container(c, "toolbox"),
+            "curl",
+            "-s",
+            "-m",
+            "2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            url,
+        ])
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), text(&out.stdout))
+}
+
+/// Bytes used and size of a data volume, by `df` in a container mounting it.
+fn volume_usage(volume: &str) -> (u64, u64) {
+    let mount = format!("{volume}:/data");
+    let (ok, out) = docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &mount,
+        "operator/toolbox",
+        "df",
+        "-B1",
+        "--output=used,size",
+        "/data",
+    ]);
+    assert!(ok, "{out}");
+    let nums: Vec<u64> = out
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    (nums[0], nums[1])
+}
+
+/// `POST /check` on a node, timed.
+fn check(address: &str) -> Duration {
+    let (status, body, took) = http(
+        "POST",
+        address,
+        "/check",
+        Some(r#"{"key":"docker-test"}"#),
+        Duration::from_secs(10),
+    )
+    .expect("check");
+    assert!(status == 200 || status == 429, "{status} {body}");
+    took
+}
+
+#[test]
+fn up_status_and_down_leave_nothing_behind() {
+    let Some(mut c) = Cluster::start_docker(41, "") else {
+        return;
+    };
+    let status = c.json(&["status"]);
+    let nodes = status.as_array().unwrap();
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "redis",
+            "faultproxy",
+            "ratelimiter-1",
+            "ratelimiter-2",
+            "ratelimiter-3",
+            "toolbox"
+        ]
+    );
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["state"] == "running" && n["healthy"] == true),
+        "{status:#}"
+    );
+    // The record names the runtime: later commands need no flag, and refuse another one.
+    let err = c.fails(&["--runtime", "local", "status"]);
+    assert!(
+        err.contains("runs on the docker runtime, not local"),
+        "{err}"
+    );
+    let mut made = leftovers(&c);
+    made.sort();
+    assert_eq!(
+        made,
+        [
+            "operator-41",
+            "operator-41-faultproxy",
+            "operator-41-ratelimiter-1",
+            "operator-41-ratelimiter-2",
+            "operator-41-ratelimiter-3",
+            "operator-41-redis",
+            "operator-41-redis-data",
+            "operator-41-toolbox"
+        ]
+    );
+    // Only loopback sees the published ports.
+    let (_, ports) = docker(&["port", &container(&c, "ratelimiter-1")]);
+    assert!(
+        ports.trim().starts_with("8000/tcp -> 127.0.0.1:"),
+        "{ports}"
+    );
+    // The monitor sees a healthy cluster through them.
+    let out = c.ok(&["monitor", "--once", "--json"]);
+    let report: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(report["nodes_up"], 4, "{report}");
+    assert_eq!(report["violations"], 0, "{report}");
+
+    let down = c.json(&["down"]);
+    c.mark_down();
+    assert_eq!(down["stopped"].as_array().unwrap().len(), 6, "{down}");
+    assert!(leftovers(&c).is_empty(), "{:?}", leftovers(&c));
+    assert!(!c.state_dir().join("instances/41").exists());
+    let again = c.ok(&["down"]);
+    assert!(again.contains("not up"), "{again}");
+}
+
+#[test]
+fn containers_we_did_not_make_are_never_touched() {
+    let Some(c) = Cluster::prepare_docker(42, "") else {
+        return;
+    };
+    let name = container(&c, "ratelimiter-2");
+    let (ok, out) = docker(&["create", "--name", &name, "operator/toolbox", "true"]);
+    assert!(ok, "{out}");
+    let err = c.fails(&["up"]);
+    assert!(
+        err.contains(&format!(
+            "a container named {name} exists that this operator did not make"
+        )),
+        "{err}"
+    );
+    // It is still there, and nothing of ours is.
+    assert!(docker(&["inspect", &name]).0, "our refusal removed it");
+    assert!(leftovers(&c).is_empty(), "{:?}", leftovers(&c));
+    docker(&["rm", "-f", &name]);
+}
+
+#[test]
+fn a_missing_image_or_engine_is_said_clearly_and_leaves_nothing() {
+    let Some(c) = Cluster::prepare_docker(
+        43,
+        "runtime.docker.ratelimiter_image = \"operator/nowhere\"\n",
+    ) else {
+        return;
+    };
+    let err = c.fails(&["up"]);
+    assert!(
+        err.contains("image operator/nowhere is missing")
+            && err.contains("./scripts/build-images.sh"),
+        "{err}"
+    );
+    assert!(leftovers(&c).is_empty(), "{:?}", leftovers(&c));
+    let c = Cluster::prepare(
+        "runtime.kind = \"docker\"\nruntime.docker.host = \"unix:///nonexistent/docker.sock\"\n",
+    );
+    let err = c.fails(&["up"]);
+    assert!(
+        err.contains("no Docker engine answers at unix:///nonexistent/docker.sock")
+            && err.contains("--runtime local"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_kill_and_pause_go_through_the_engine_and_heal() {
+    let Some(c) = Cluster::start_docker(44, "") else {
+        return;
+    };
+    let mut m = c.monitor();
+    let every = Duration::from_millis(200);
+    cycle_until(&mut m, 20, every, |r| violated(r).is_empty()).await;
+
+    let (kill, _) = inject(&c, &["node_kill", "--target", "ratelimiter-2"]);
+    assert_eq!(state_of(&c, "ratelimiter-2"), "exited");
+    cycle_until(&mut m, 10, every, |r| {
+        violated(r).contains(&("node_down".into(), "ratelimiter-2".into()))
+    })
+    .await;
+    let err = c.fails(&["chaos", "inject", "pause", "--target", "ratelimiter-2"]);
+    assert!(
+        err.contains("ratelimiter-2 is already down; nothing to pause"),
+        "{err}"
+    );
+    let healed = heal(&c, kill);
+    assert!(
+        healed["note"]
+            .as_str()
+            .unwrap()
+            .contains("started ratelimiter-2 again")
+    );
+    assert_eq!(state_of(&c, "ratelimiter-2"), "running");
+
+    let (pause, _) = inject(&c, &["pause", "--target", "ratelimiter-1"]);
+    assert_eq!(state_of(&c, "ratelimiter-1"), "paused");
+    let r = cycle_until(&mut m, 10, every, |r| {
+        violated(r).contains(&("node_down".into(), "ratelimiter-1".into()))
+    })
+    .await;
+    let out = &r.nodes_out;
+    assert!(
+        out.iter()
+            .any(|(n, s)| n == "ratelimiter-1" && s.as_str() == "unresponsive"),
+        "{out:?}"
+    );
+    heal(&c, pause);
+    assert_eq!(state_of(&c, "ratelimiter-1"), "running");
+    cycle_until(&mut m, 30, every, |r| violated(r).is_empty()).await;
+
+    // The rig is not a target.
+    for rig in ["toolbox", "faultproxy"] {
+        let err = c.fails(&["chaos", "inject", "node_kill", "--target", rig]);
+        assert!(err.contains("part of the test rig"), "{err}");
+    }
+}
+
+#[test]
+fn latency_slows_the_nodes_requests_until_healed() {
+    let Some(c) = Cluster::start_docker(45, "") else {
+        return;
+    };
+    let address = c.address("ratelimiter-3");
+    check(&address);
+    let clean = check(&address);
+    let (id, _) = inject(
+        &c,
+        &[
+            "latency",
+            "--target",
+            "ratelimiter-3",
+            "--delay",
+            "300ms",
+            "--jitter",
+            "0ms",
+        ],
+    );
+    let list = c.json(&["chaos", "list"]);
+    let how = list["catalogue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["fault"] == "latency")
+        .unwrap()["how"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        how.contains("netem") || how.contains("fault proxy"),
+        "{how}"
+    );
+    let slow = check(&address);
+    assert!(slow >= Duration::from_millis(300), "{slow:?}");
+    // Another node is untouched.
+    assert!(check(&c.address("ratelimiter-1")) < Duration::from_millis(250));
+    let healed = heal(&c, id);
+    assert!(
+        healed["note"].as_str().unwrap().contains("none left")
+            || healed["note"].as_str().unwrap().contains("qdisc"),
+        "{healed}"
+    );
+    let after = check(&address);
+    assert!(
+        after < Duration::from_millis(250),
+        "{after:?} (before: {clean:?})"
+    );
+}
+
+#[test]
+fn a_partition_cuts_the_node_off_from_every_peer_until_healed() {
+    let Some(c) = Cluster::start_docker(46, "") else {
+        return;
+    };
+    assert_eq!(
+        from_a_peer(&c, "http://ratelimiter-1:8000/health"),
+        (0, "200".into())
+    );
+    let (id, tag) = inject(
+        &c,
+        &[
+            "network_partition",
+            "--target",
+            "ratelimiter-1",
+            "--mode",
+            "refuse",
+        ],
+    );
+    let rules = iptables(&c, "ratelimiter-1");
+    // Five peers (redis, the proxy, two limiters, the toolbox), both ways.
+    assert_eq!(
+        rules.matches(&format!("--comment {tag} ")).count(),
+        10,
+        "{rules}"
+    );
+    assert_eq!(from_a_peer(&c, "http://ratelimiter-1:8000/health").0, 7);
+    // The node lives, and says Redis is out of its reach.
+    let direct = c.address("ratelimiter-1");
+    assert!(wait_for(Duration::from_secs(10), || {
+        http("GET", &direct, "/health", None, Duration::from_secs(3))
+            .is_ok_and(|(_, b, _)| b.contains("unreachable"))
+    }));
+    // Other nodes are not cut off.
+    assert_eq!(
+        from_a_peer(&c, "http://ratelimiter-2:8000/health"),
+        (0, "200".into())
+    );
+
+    let healed = heal(&c, id);
+    assert!(
+        healed["note"].as_str().unwrap().contains("none left"),
+        "{healed}"
+    );
+    assert!(!iptables(&c, "ratelimiter-1").contains(&tag));
+    assert_eq!(
+        from_a_peer(&c, "http://ratelimiter-1:8000/health"),
+        (0, "200".into())
+    );
+
+    // A black hole: the connection is not refused, it just never answers.
+    let (id, _) = inject(&c, &["network_partition", "--target", "ratelimiter-2"]);
+    assert_eq!(from_a_peer(&c, "http://ratelimiter-2:8000/health").0, 28);
+    heal(&c, id);
+    assert_eq!(
+        from_a_peer(&c, "http://ratelimiter-2:8000/health"),
+        (0, "200".into())
+    );
+}
+
+#[test]
+fn disk_pressure_fills_redis_volume_and_heal_frees_it() {
+    let Some(c) = Cluster::start_docker(47, "") else {
+        return;
+    };
+    let volume = format!("{}-data", container(&c, "redis"));
+    let (used, size) = volume_usage(&volume);
+    assert!(size <= 64 * 1024 * 1024, "the volume is bounded: {size}");
+    assert!(used * 10 < size, "{used} of {size}");
+    let (id, _) = inject(&c, &["disk_pressure", "--percent", "85"]);
+    let (used, size) = volume_usage(&volume);
+    let pct = used as f64 * 100.0 / size as f64;
+    assert!((84.0..=90.0).contains(&pct), "{pct:.1}%");
+    heal(&c, id);
+    let (used, size) = volume_usage(&volume);
+    assert!(used * 10 < size, "{used} of {size} after heal");
+}
+
+#[test]
+fn a_fault_whose_healer_died_is_healed_by_the_next_command() {
+    let Some(c) = Cluster::start_docker(48, "") else {
+        return;
+    };
+    let (id, tag) = inject(
+        &c,
+        &[
+            "network_partition",
+            "--target",
+            "ratelimiter-3",
+            "--duration",
+            "1s",
+        ],
+    );
+    let state = c.state_dir().display().to_string();
+    let mut healers = Vec::new();
+    assert!(wait_for(Duration::from_secs(5), || {
+        healers = common::our_processes(&[&state, "--at-expiry"]);
+        !healers.is_empty()
+    }));
+    for pid in healers {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        iptables(&c, "ratelimiter-3").contains(&tag),
+        "nobody healed it yet"
+    );
+    c.ok(&["chaos", "list"]);
+    assert!(!iptables(&c, "ratelimiter-3").contains(&tag));
+    let all = c.json(&["chaos", "list", "--all"]);
+    let f = all["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap()
+        .clone();
+    assert_eq!(f["status"], "healed", "{f}");
+}
