@@ -113,7 +113,7 @@ async fn the_runbook_agent_repairs_a_killed_node_and_the_monitor_verifies_it() {
         commands,
         [
             "operator status",
-            "operator node logs ratelimiter-2 -n 20",
+            "operator node logs -n 20 ratelimiter-2",
             "operator node start ratelimiter-2"
         ]
     );

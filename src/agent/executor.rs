@@ -61,6 +61,8 @@ impl ExecOutput {
 pub enum ExecError {
     #[error("cannot start the command: {0}")]
     Spawn(std::io::Error),
+    #[error("the agent's sandbox is not available: {0}")]
+    Sandbox(String),
 }
 
 #[async_trait]
@@ -116,7 +118,7 @@ impl HeadTail {
     }
 }
 
-async fn drain(mut r: impl AsyncRead + Unpin, limit: usize) -> HeadTail {
+pub(crate) async fn drain(mut r: impl AsyncRead + Unpin, limit: usize) -> HeadTail {
     let mut buf = HeadTail::new(limit);
     let mut chunk = [0u8; 8192];
     loop {

@@ -1,6 +1,7 @@
-//! An agent for one local instance, put together from the configuration: the model, the
-//! executor in the instance's folder, the policy protecting the operator's own state, the
-//! audit. The CLI and the TUI build their agents here and differ only in who approves.
+//! An agent for one instance, put together from the configuration: the model, the executor
+//! (a subprocess in the instance's folder, or the runtime's sandbox: the toolbox container on
+//! Docker), the policy protecting the operator's own state, the audit. The CLI and the TUI
+//! build their agents here and differ only in who approves.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,15 +11,17 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::approval::Approver;
 use super::audit::Audit;
-use super::executor::{LocalEnv, LocalExecutor};
+use super::executor::{Executor, LocalEnv, LocalExecutor};
 use super::llm::ModelError;
 use super::policy::{Policy, Protected};
 use super::redact::Redactor;
 use super::session::{AgentEvent, Deps, Settings};
+use super::toolbox::ToolboxExecutor;
 use super::variant::Variant;
 use super::{Agent, build_model, prompt};
 use crate::config::{AgentConfig, Config};
 use crate::paths::StateDir;
+use crate::runtime::Runtime;
 use crate::subjects::Subject;
 use crate::tickets::TicketStore;
 
@@ -27,6 +30,8 @@ pub struct LocalAgent<'a> {
     pub config: &'a AgentConfig,
     pub variant: Option<&'a Variant>,
     pub subject: Box<dyn Subject>,
+    /// The instance's runtime: it says where commands run.
+    pub runtime: Arc<dyn Runtime>,
     pub store: TicketStore,
     pub state: &'a StateDir,
     pub db: &'a Path,
@@ -39,26 +44,37 @@ pub struct LocalAgent<'a> {
     pub guidance: Option<mpsc::UnboundedReceiver<String>>,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("the agent's sandbox: {0}")]
+    Sandbox(#[from] crate::runtime::RuntimeError),
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 impl LocalAgent<'_> {
-    pub fn build(self) -> Result<Agent, ModelError> {
+    pub fn build(self) -> Result<Agent, BuildError> {
         let cfg = self.config;
         let name = self.subject.name().to_string();
         let model = build_model(cfg, &name)?;
         let instance_dir = self.state.instance(self.instance);
         // Commands run there; it exists once the cluster is up, but must exist regardless.
         let _ = std::fs::create_dir_all(&instance_dir);
-        let executor = LocalExecutor::new(LocalEnv {
-            cwd: &instance_dir,
-            state_dir: self.state.root(),
-            db: self.db,
-            instance: self.instance,
-            config: self.config_path.as_deref(),
-            output_limit: cfg.budgets.output_bytes,
-        });
+        let executor: Arc<dyn Executor> = match self.runtime.sandbox()? {
+            Some(sandbox) => Arc::new(ToolboxExecutor::new(sandbox, cfg.budgets.output_bytes)),
+            None => Arc::new(LocalExecutor::new(LocalEnv {
+                cwd: &instance_dir,
+                state_dir: self.state.root(),
+                db: self.db,
+                instance: self.instance,
+                config: self.config_path.as_deref(),
+                output_limit: cfg.budgets.output_bytes,
+            })),
+        };
         let policy = Policy::new(
             &cfg.policy.allow,
             &cfg.policy.deny,
@@ -77,7 +93,7 @@ impl LocalAgent<'_> {
             audit: Audit::new(self.store.clone(), Redactor::from_env()),
             store: self.store,
             model,
-            executor: Arc::new(executor),
+            executor,
             policy: Arc::new(Mutex::new(policy)),
             approver: self.approver,
             keep_allowed,

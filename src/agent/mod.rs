@@ -13,6 +13,7 @@ pub mod policy;
 pub mod prompt;
 pub mod redact;
 pub mod session;
+pub mod toolbox;
 pub mod tools;
 pub mod variant;
 

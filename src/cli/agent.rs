@@ -126,6 +126,7 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
         config: &cfg,
         variant: variant.as_ref(),
         subject: ctx.subject(&name)?,
+        runtime: ctx.runtime()?,
         store: store.clone(),
         state: &ctx.state,
         db: &ctx.db,

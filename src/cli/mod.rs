@@ -4,6 +4,7 @@ mod agent;
 mod audit;
 mod chaos;
 mod cluster;
+mod docker_api;
 mod faultproxy;
 mod load;
 mod monitor;
@@ -103,6 +104,8 @@ pub enum Command {
     Demo(tui::DemoArgs),
     /// The fault-injecting TCP proxy that `up` starts in the data path (not run by hand).
     Faultproxy(faultproxy::FaultProxyArgs),
+    /// The filtering Docker API proxy: the agent's only way to Docker on the Docker runtime.
+    DockerApi(docker_api::DockerApiArgs),
 }
 
 fn parse_runtime(s: &str) -> Result<RuntimeKind, String> {
@@ -238,5 +241,6 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tui(a) => tui::run(&ctx, a, false).await,
         Command::Demo(a) => tui::demo(&ctx, a).await,
         Command::Faultproxy(a) => faultproxy::run(a).await,
+        Command::DockerApi(a) => docker_api::run(&ctx, a).await,
     }
 }

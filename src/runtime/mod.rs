@@ -266,6 +266,22 @@ pub struct NodeEvent {
     pub action: String,
 }
 
+/// Where an agent's commands run when not on this machine: a container on the subject's
+/// network, with a folder of this machine mounted in it for the operator's Docker API proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    /// The engine's address.
+    pub engine: String,
+    pub container: String,
+    /// On this machine: where the proxy's socket goes.
+    pub api_dir: PathBuf,
+    /// The same folder inside the container.
+    pub api_dir_inside: String,
+    pub instance: u32,
+    /// The label value that marks this state dir's containers.
+    pub owner: String,
+}
+
 /// What `up` did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UpReport {
@@ -322,6 +338,10 @@ pub trait Runtime: Send + Sync {
     /// to look at once rather than at their next tick; `None` when the runtime has none.
     fn events(&self) -> Option<futures::stream::BoxStream<'static, NodeEvent>> {
         None
+    }
+    /// Where the agent's commands run, when not as local processes.
+    fn sandbox(&self) -> Result<Option<Sandbox>, RuntimeError> {
+        Ok(None)
     }
     /// How long node starts may take.
     fn startup_timeout(&self) -> Duration;

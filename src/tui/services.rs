@@ -357,6 +357,7 @@ fn start_loops(
                 config: &ctx.agent,
                 variant: ctx.variant.as_ref(),
                 subject,
+                runtime: ctx.runtime.clone(),
                 store: ctx.store.clone(),
                 state: &ctx.state,
                 db: &ctx.db,

@@ -100,15 +100,22 @@ impl RunbookModel {
         let recipe = self.book.recipes.get(&t.invariant)?;
         let f = req.facts;
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let vars: BTreeMap<&str, String> = [
+        let mut vars: BTreeMap<&str, String> = [
             ("entity", t.entity.clone()),
             ("entity_address", s(&f["nodes"][&t.entity])),
             ("redis_port", s(&f["redis_port"])),
             ("redis_address", s(&f["redis_address"])),
+            ("redis_cli", s(&f["redis_cli"])),
             ("any_node", s(&f["any_node"])),
         ]
         .into_iter()
         .collect();
+        // The runtime's own commands: `{start}`, `{logs}`, …
+        if let Some(cmds) = f["commands"].as_object() {
+            for (k, v) in cmds {
+                vars.insert(k.as_str(), s(v));
+            }
+        }
         let matches = |step: &&Step| {
             step.when.iter().all(|(k, v)| {
                 t.detail

@@ -5,6 +5,7 @@
 //! published on 127.0.0.1 only, for the operator's own probes. No restart policy: a dead
 //! container stays dead until someone starts it, as a local process does.
 
+pub mod api_proxy;
 pub mod engine;
 pub mod events;
 mod faults;
@@ -952,6 +953,17 @@ impl Runtime for DockerRuntime {
 
     async fn disk_usage(&self, node: &str) -> Result<Option<super::DiskUsage>, RuntimeError> {
         self.disk_of(node).await
+    }
+
+    fn sandbox(&self) -> Result<Option<super::Sandbox>, RuntimeError> {
+        Ok(Some(super::Sandbox {
+            engine: engine::engine_address(self.config.host.as_deref()),
+            container: self.container_name(TOOLBOX),
+            api_dir: self.api_dir(),
+            api_dir_inside: TOOLBOX_API_DIR.into(),
+            instance: self.instance,
+            owner: self.owner()?,
+        }))
     }
 
     fn events(&self) -> Option<futures::stream::BoxStream<'static, super::NodeEvent>> {

@@ -1,25 +1,93 @@
 //! What an agent is told about a rate-limiter cluster: its nodes, how to look at them, and
-//! the commands that repair them.
+//! the commands that repair them — the ones that work where its commands run: on this
+//! machine (`operator …`, loopback addresses) or in the Docker runtime's toolbox (`docker …`
+//! through the operator's filtering proxy, nodes by their names on the instance's network).
 
 use serde_json::json;
 
-use super::topology::{REDIS, ROLE_LIMITER, ROLE_REDIS};
+use super::topology::{ROLE_LIMITER, ROLE_REDIS};
 use crate::config::RateLimiterConfig;
-use crate::runtime::Topology;
+use crate::runtime::{Topology, TopologyNode, is_rig};
 use crate::subjects::{InvariantInfo, SubjectContext};
 
+/// The commands a runbook or a prompt names, for one runtime. Each takes a node name after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commands {
+    pub status: &'static str,
+    pub logs: &'static str,
+    pub start: &'static str,
+    pub resume: &'static str,
+    pub restart: &'static str,
+    pub stop: &'static str,
+    pub kill: &'static str,
+    pub pause: &'static str,
+    /// `df` of a node's data folder.
+    pub disk: &'static str,
+}
+
+impl Commands {
+    pub fn for_runtime(runtime: &str) -> Self {
+        match runtime {
+            "docker" => Self {
+                status: "docker ps -a",
+                logs: "docker logs --tail 20",
+                start: "docker start",
+                resume: "docker unpause",
+                restart: "docker restart",
+                stop: "docker stop",
+                kill: "docker kill",
+                pause: "docker pause",
+                disk: "docker exec redis df -h /data",
+            },
+            _ => Self {
+                status: "operator status",
+                logs: "operator node logs -n 20",
+                start: "operator node start",
+                resume: "operator node resume",
+                restart: "operator node restart",
+                stop: "operator node stop",
+                kill: "operator node kill",
+                pause: "operator node pause",
+                disk: "df -h .",
+            },
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "status": self.status,
+            "logs": self.logs,
+            "start": self.start,
+            "resume": self.resume,
+            "restart": self.restart,
+            "stop": self.stop,
+            "kill": self.kill,
+            "pause": self.pause,
+            "disk": self.disk,
+        })
+    }
+}
+
+/// A node's address as the agent's commands reach it: by name inside the toolbox, else as the
+/// operator reaches it.
+fn reach(t: &Topology, n: &TopologyNode) -> String {
+    if t.runtime == "docker" {
+        n.advertised_address().to_string()
+    } else {
+        n.address.clone()
+    }
+}
+
 pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) -> SubjectContext {
+    let cmd = Commands::for_runtime(&t.runtime);
     let redis = t.nodes.iter().find(|n| n.role == ROLE_REDIS);
-    let redis_address = redis.map_or(String::new(), |r| r.address.clone());
-    let redis_port = redis_address
-        .rsplit(':')
-        .next()
-        .unwrap_or("6379")
-        .to_string();
+    let redis_address = redis.map_or(String::new(), |r| reach(t, r));
+    let (redis_host, redis_port) = redis_address
+        .rsplit_once(':')
+        .map_or(("127.0.0.1", "6379"), |(h, p)| (h, p));
+    let redis_cli = format!("redis-cli -h {redis_host} -p {redis_port}");
     let limiters: Vec<_> = t.nodes.iter().filter(|n| n.role == ROLE_LIMITER).collect();
-    let any_node = limiters
-        .first()
-        .map_or(String::new(), |n| n.address.clone());
+    let any_node = limiters.first().map_or(String::new(), |n| reach(t, n));
     let mut d = String::new();
     d.push_str(&format!(
         "The subject is a rate limiter: {} HTTP nodes sharing their counters in one Redis \
@@ -36,16 +104,25 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
         cfg.node_ttl_seconds,
         cfg.node_heartbeat_seconds
     ));
+    if t.runtime == "docker" {
+        d.push_str(
+            "Your commands run in a toolbox container on the cluster's network (curl, jq, \
+             redis-cli, the docker CLI). Nodes are containers, reached by their names. `docker` \
+             there talks to the operator's filtering proxy: it lets you inspect, read logs and \
+             stats of, start, stop, restart, kill, pause, unpause and exec in this cluster's \
+             containers, by node name; anything else is refused.\n\n",
+        );
+    }
     d.push_str("Nodes:\n");
     for n in &t.nodes {
-        d.push_str(&format!("- {} ({}) at {}", n.name, n.role, n.address));
+        d.push_str(&format!("- {} ({}) at {}", n.name, n.role, reach(t, n)));
         if let Some(c) = &n.client {
             d.push_str(&format!(
                 "; clients reach it through the fault proxy at {c}"
             ));
         }
-        if n.role == crate::runtime::ROLE_FAULTPROXY {
-            d.push_str(" (the test rig's fault proxy: leave it alone)");
+        if is_rig(&n.role) {
+            d.push_str(" (part of the test rig, not the subject: leave it alone)");
         }
         d.push('\n');
     }
@@ -54,13 +131,23 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
          `GET /metrics` (Prometheus), `GET /api/nodes`, `GET /api/counters`, `GET /api/limits`, \
          `PUT /api/limits/{{key}} {{limit, window_ms?}}`, `POST /api/counters/{{key}}/reset`, `GET /api/blocks`.\n\n\
          Useful commands:\n\
-         - `operator status` — every node's process state and health\n\
-         - `operator node logs NODE -n 50` — a node's log\n\
-         - `operator node start|resume|restart NODE` — bring a node back (no node restarts by itself)\n\
-         - `operator node stop|kill|pause NODE` — take one out (destructive: a person approves)\n\
+         - `{status}` — every node's state\n\
+         - `{logs} NODE` — a node's log\n\
+         - `{start} NODE`, `{resume} NODE`, `{restart} NODE` — bring a node back (no node restarts by itself)\n\
+         - `{stop} NODE`, `{kill} NODE`, `{pause} NODE` — take one out (destructive: a person approves)\n\
          - `curl -s http://{any_node}/health` and the other endpoints above\n\
-         - `redis-cli -p {redis_port} PING`, `INFO`, `ZCARD ratelimit:KEY`, `HGETALL ratelimiter:nodes:NODE`, `TTL …`\n\n\
-         Invariants the monitor checks:\n"
+         - `{redis_cli} PING`, `INFO`, `ZCARD ratelimit:KEY`, `HGETALL ratelimiter:nodes:NODE`, `TTL …`\n\
+         - `{disk}` — how full Redis's data folder is\n\n\
+         Invariants the monitor checks:\n",
+        status = cmd.status,
+        logs = cmd.logs,
+        start = cmd.start,
+        resume = cmd.resume,
+        restart = cmd.restart,
+        stop = cmd.stop,
+        kill = cmd.kill,
+        pause = cmd.pause,
+        disk = cmd.disk,
     ));
     for r in rules.iter().filter(|r| r.enabled) {
         d.push_str(&format!(
@@ -73,18 +160,88 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
     let nodes: serde_json::Map<String, serde_json::Value> = t
         .nodes
         .iter()
-        .map(|n| (n.name.clone(), json!(n.address)))
+        .map(|n| (n.name.clone(), json!(reach(t, n))))
         .collect();
     SubjectContext {
         description: d,
         facts: json!({
             "subject": t.subject,
             "instance": t.instance,
-            "redis": REDIS,
+            "runtime": t.runtime,
+            "redis": redis.map(|r| r.name.clone()),
             "redis_address": redis_address,
             "redis_port": redis_port,
+            "redis_cli": redis_cli,
             "any_node": any_node,
             "nodes": nodes,
+            "commands": cmd.to_json(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(runtime: &str) -> Topology {
+        let node = |name: &str, role: &str, address: &str, advertised: &str| TopologyNode {
+            name: name.into(),
+            role: role.into(),
+            address: address.into(),
+            client: None,
+            advertised: Some(advertised.into()),
+        };
+        Topology {
+            subject: "ratelimiter".into(),
+            instance: 0,
+            runtime: runtime.into(),
+            nodes: vec![
+                node("redis", "redis", "127.0.0.1:7001", "redis:6379"),
+                node(
+                    "faultproxy",
+                    "faultproxy",
+                    "127.0.0.1:7002",
+                    "faultproxy:7000",
+                ),
+                node(
+                    "ratelimiter-1",
+                    "ratelimiter",
+                    "127.0.0.1:7003",
+                    "ratelimiter-1:8000",
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn the_agent_is_told_what_works_where_its_commands_run() {
+        let cfg = RateLimiterConfig::default();
+        let local = describe(&topology("local"), &cfg, &[]);
+        assert!(local.description.contains("`operator node start NODE`"));
+        assert!(
+            local
+                .description
+                .contains("curl -s http://127.0.0.1:7003/health")
+        );
+        assert_eq!(local.facts["redis_cli"], "redis-cli -h 127.0.0.1 -p 7001");
+        assert_eq!(local.facts["commands"]["resume"], "operator node resume");
+
+        let docker = describe(&topology("docker"), &cfg, &[]);
+        assert!(docker.description.contains("`docker start NODE`"));
+        assert!(docker.description.contains("toolbox container"));
+        assert!(
+            docker
+                .description
+                .contains("curl -s http://ratelimiter-1:8000/health")
+        );
+        assert!(!docker.description.contains("operator node"));
+        assert_eq!(docker.facts["redis_cli"], "redis-cli -h redis -p 6379");
+        assert_eq!(docker.facts["nodes"]["ratelimiter-1"], "ratelimiter-1:8000");
+        assert_eq!(docker.facts["commands"]["resume"], "docker unpause");
+        assert!(
+            docker
+                .description
+                .contains("faultproxy (faultproxy) at faultproxy:7000 (part of the test rig")
+        );
     }
 }
