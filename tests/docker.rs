@@ -491,3 +491,318 @@ fn a_fault_whose_healer_died_is_healed_by_the_next_command() {
         .clone();
     assert_eq!(f["status"], "healed", "{f}");
 }
+
+/// Settings that keep agent tests quick.
+const FAST: &str = "agent.verify_window = \"5s\"\nagent.poll_interval = \"100ms\"\n";
+
+/// The commands a session ran, from the audit.
+fn commands_of(c: &Cluster, ticket: i64) -> Vec<String> {
+    let sessions = c.json(&["audit", "list", "--ticket", &ticket.to_string()]);
+    let id = sessions[0]["id"].as_i64().unwrap();
+    let v = c.json(&["audit", "show", &id.to_string()]);
+    v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .filter_map(|e| Some(format!("{} => {}", e["command"].as_str()?, e["exit_code"])))
+        .collect()
+}
+
+/// Injects `fault` on `node`, lets the monitor open its ticket, runs the runbook agent once
+/// (with its own monitor) and returns the ticket as it ends.
+async fn repaired(c: &Cluster, fault: &str, node: &str) -> operator::tickets::Ticket {
+    inject(c, &[fault, "--target", node, "--duration", "0"]);
+    let mut m = c.monitor();
+    let every = Duration::from_millis(200);
+    cycle_until(&mut m, 20, every, |r| common::opened(r, "node_down", node)).await;
+    let mut cmd = c.command(&["agent", "--once", "--with-monitor", "--interval", "200ms"]);
+    cmd.env_remove("ANTHROPIC_API_KEY");
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the agent finished within 90s")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    c.tickets()
+        .into_iter()
+        .find(|t| t.entity == node && t.invariant == "node_down")
+        .expect("a ticket")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runbook_agent_repairs_kill_and_pause_from_its_sandbox() {
+    use operator::tickets::{Resolution, Status};
+    let Some(c) = Cluster::start_docker(49, FAST) else {
+        return;
+    };
+    let t = repaired(&c, "node_kill", "ratelimiter-2").await;
+    assert_eq!(
+        (t.status, t.resolution),
+        (Status::Resolved, Some(Resolution::Verified)),
+        "{t:?}"
+    );
+    assert_eq!(state_of(&c, "ratelimiter-2"), "running");
+    assert_eq!(
+        commands_of(&c, t.id),
+        [
+            "docker ps -a => 0",
+            "docker logs --tail 20 ratelimiter-2 => 0",
+            "docker start ratelimiter-2 => 0"
+        ]
+    );
+
+    let t = repaired(&c, "pause", "ratelimiter-1").await;
+    assert_eq!(
+        (t.status, t.resolution),
+        (Status::Resolved, Some(Resolution::Verified)),
+        "{t:?}"
+    );
+    assert_eq!(state_of(&c, "ratelimiter-1"), "running");
+    let ran = commands_of(&c, t.id);
+    assert_eq!(
+        ran.last().unwrap(),
+        "docker unpause ratelimiter-1 => 0",
+        "{ran:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_has_no_secrets_and_ends_what_runs_too_long() {
+    use operator::agent::executor::Executor;
+    use operator::agent::toolbox::ToolboxExecutor;
+    let Some(c) = Cluster::start_docker(50, "") else {
+        return;
+    };
+    let sandbox = c.runtime().sandbox().unwrap().expect("a sandbox on docker");
+    let exec = ToolboxExecutor::new(sandbox, 4096);
+    // Only what the executor gives it, whatever this process holds.
+    let o = exec
+        .run("env; pwd; id -u", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    let mut keys: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "DOCKER_HOST",
+            "HOME",
+            "HOSTNAME",
+            "LANG",
+            "NO_COLOR",
+            "PATH",
+            "PWD",
+            "SHLVL",
+            "TERM",
+            "_"
+        ],
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("\n/work\n"), "{}", o.stdout);
+    // Its docker reaches the filtering proxy, and the instance's nodes by name.
+    let o = exec
+        .run(
+            "docker inspect -f '{{.State.Status}}' redis && curl -s ratelimiter-1:8000/health",
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    assert!(
+        o.stdout.starts_with("running\n") && o.stdout.contains("\"status\":\"ok\""),
+        "{o:?}"
+    );
+    // A command past its time is killed with what it started; the result comes back on time.
+    let start = std::time::Instant::now();
+    let o = exec
+        .run("sleep 30 & sleep 31; echo never", Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(o.timed_out && o.exit_code.is_none(), "{o:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // Only the toolbox's own `sleep infinity` is left.
+    let toolbox = container(&c, "toolbox");
+    assert!(wait_for(Duration::from_secs(5), || {
+        let (_, ps) = docker(&["exec", &toolbox, "ps", "-eo", "args"]);
+        ps.lines().filter(|l| l.starts_with("sleep")).count() == 1
+    }));
+    // Big output is bounded.
+    let o = exec
+        .run("seq 1 100000", Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(
+        o.stdout.len() < 9000 && o.omitted_bytes > 500_000,
+        "{}",
+        o.stdout.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_api_proxy_allows_the_instances_containers_and_nothing_else() {
+    use operator::runtime::docker::api_proxy::{ApiProxy, Scope};
+    let Some(c) = Cluster::start_docker(51, "") else {
+        return;
+    };
+    let sandbox = c.runtime().sandbox().unwrap().unwrap();
+    let _proxy = ApiProxy::serve(
+        &sandbox.api_dir.join("test.sock"),
+        Scope {
+            instance: sandbox.instance,
+            owner: sandbox.owner.clone(),
+            engine: sandbox.engine.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    // A container of someone else's, on the same engine.
+    let bystander = format!("bystander-{}", std::process::id());
+    let (ok, out) = docker(&[
+        "create",
+        "--name",
+        &bystander,
+        "operator/toolbox",
+        "sleep",
+        "60",
+    ]);
+    assert!(ok, "{out}");
+    let bystander_id = out.trim().to_string();
+    let toolbox = container(&c, "toolbox");
+    // The docker CLI inside the toolbox, as the agent runs it.
+    let agent = |cmd: &str| {
+        let out = Command::new("docker")
+            .args([
+                "exec",
+                "-e",
+                &format!("DOCKER_HOST=unix://{}/test.sock", sandbox.api_dir_inside),
+                &toolbox,
+                "sh",
+                "-c",
+                cmd,
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", text(&out.stdout), text(&out.stderr)),
+        )
+    };
+    let refused = [
+        ("docker rm -f ratelimiter-1", "removing containers"),
+        ("docker container prune -f", "removing containers"),
+        (
+            "docker run --rm operator/toolbox true",
+            "creating containers",
+        ),
+        ("docker create operator/toolbox", "creating containers"),
+        ("docker volume ls", "volumes"),
+        (
+            &format!("docker volume rm {}-data", container(&c, "redis")),
+            "volumes",
+        ),
+        ("docker network ls", "networks"),
+        (
+            "docker network disconnect operator-51 operator-51-redis",
+            "networks",
+        ),
+        ("docker images", "images"),
+        ("docker pull debian", "images"),
+        ("docker system prune -f", "removing containers"),
+        ("docker system df", "system calls"),
+        (
+            "docker cp ratelimiter-1:/etc/passwd /tmp/p",
+            "not among the allowed",
+        ),
+        ("docker update --memory 8m ratelimiter-1", "`update`"),
+        ("docker exec faultproxy true", "part of the test rig"),
+        ("docker stop toolbox", "part of the test rig"),
+        ("docker kill faultproxy", "part of the test rig"),
+        (&format!("docker start {bystander}"), "no container"),
+        (&format!("docker start {bystander_id}"), "no container"),
+        (
+            &format!("docker inspect --type container {bystander}"),
+            "no container",
+        ),
+    ];
+    for (cmd, why) in refused {
+        let (ok, out) = agent(cmd);
+        assert!(
+            !ok && out.contains(why),
+            "`{cmd}` was not refused for {why}: {out}"
+        );
+    }
+    assert_eq!(
+        docker(&["inspect", "-f", "{{.State.Status}}", &bystander])
+            .1
+            .trim(),
+        "created"
+    );
+    // What the agent may do, by node name or by container name.
+    let (ok, ps) = agent("docker ps -a --format '{{.Names}}'");
+    assert!(ok, "{ps}");
+    let mut names: Vec<&str> = ps.lines().collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "operator-51-faultproxy",
+            "operator-51-ratelimiter-1",
+            "operator-51-ratelimiter-2",
+            "operator-51-ratelimiter-3",
+            "operator-51-redis",
+            "operator-51-toolbox"
+        ],
+        "only this instance's containers are listed"
+    );
+    let allowed = [
+        (
+            "docker inspect -f '{{.State.Status}}' ratelimiter-1",
+            "running",
+        ),
+        ("docker logs --tail 1 redis", "Ready to accept connections"),
+        ("docker logs --tail 1 faultproxy", ""),
+        (
+            "docker stats --no-stream --format '{{.Name}}' operator-51-redis",
+            "operator-51-redis",
+        ),
+        ("docker top redis", "redis-server"),
+        ("docker exec redis redis-cli PING", "PONG"),
+        ("echo piped | docker exec -i ratelimiter-3 cat", "piped"),
+        ("docker pause ratelimiter-3", "ratelimiter-3"),
+        ("docker unpause ratelimiter-3", "ratelimiter-3"),
+        ("docker stop -t 1 ratelimiter-3", "ratelimiter-3"),
+        ("docker start ratelimiter-3", "ratelimiter-3"),
+        ("docker kill ratelimiter-2", "ratelimiter-2"),
+        (
+            "docker start operator-51-ratelimiter-2",
+            "operator-51-ratelimiter-2",
+        ),
+        ("docker restart -t 1 ratelimiter-1", "ratelimiter-1"),
+    ];
+    for (cmd, expect) in allowed {
+        let (ok, out) = agent(cmd);
+        assert!(ok && out.contains(expect), "`{cmd}` failed: {out}");
+    }
+    assert_eq!(state_of(&c, "ratelimiter-2"), "running");
+    docker(&["rm", "-f", &bystander]);
+}

@@ -47,10 +47,10 @@ pub async fn run(ctx: &Context, args: DockerApiArgs) -> Result<()> {
     )
     .await?;
     eprintln!(
-        "serving the filtering Docker API proxy for instance {} on {} (Ctrl-C stops it)",
+        "serving the filtering Docker API proxy for instance {} on {} (Ctrl-C or SIGTERM stops it)",
         ctx.instance,
         socket.display()
     );
-    tokio::signal::ctrl_c().await?;
+    operator::shutdown::signal().await;
     Ok(())
 }
