@@ -449,6 +449,8 @@ pub struct RateLimiterThresholds {
     pub drift_tolerance: u64,
     /// Redis counts as degraded above this share of `maxmemory`.
     pub redis_memory_ratio: f64,
+    /// `low_disk_space` fires when Redis's data volume is fuller than this (percent).
+    pub disk_used_percent: f64,
 }
 
 impl Default for RateLimiterThresholds {
@@ -459,6 +461,7 @@ impl Default for RateLimiterThresholds {
             latency_min_samples: 20,
             drift_tolerance: 5,
             redis_memory_ratio: 0.9,
+            disk_used_percent: 80.0,
         }
     }
 }
@@ -646,6 +649,13 @@ impl Config {
             return bad(
                 "ratelimiter.thresholds.redis_memory_ratio",
                 format!("{ratio} is not a share between 0 and 1"),
+            );
+        }
+        let disk = rl.thresholds.disk_used_percent;
+        if !(disk > 0.0 && disk <= 100.0) {
+            return bad(
+                "ratelimiter.thresholds.disk_used_percent",
+                format!("{disk} is not a percentage between 0 and 100"),
             );
         }
         let a = &self.agent;

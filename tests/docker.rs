@@ -429,11 +429,14 @@ fn a_partition_cuts_the_node_off_from_every_peer_until_healed() {
     );
 }
 
-#[test]
-fn disk_pressure_fills_redis_volume_and_heal_frees_it() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_pressure_fills_redis_volume_the_monitor_sees_it_and_heal_frees_it() {
     let Some(c) = Cluster::start_docker(47, "") else {
         return;
     };
+    let mut m = c.monitor();
+    let every = Duration::from_millis(200);
+    cycle_until(&mut m, 20, every, |r| violated(r).is_empty()).await;
     let volume = format!("{}-data", container(&c, "redis"));
     let (used, size) = volume_usage(&volume);
     assert!(size <= 64 * 1024 * 1024, "the volume is bounded: {size}");
@@ -442,9 +445,16 @@ fn disk_pressure_fills_redis_volume_and_heal_frees_it() {
     let (used, size) = volume_usage(&volume);
     let pct = used as f64 * 100.0 / size as f64;
     assert!((84.0..=90.0).contains(&pct), "{pct:.1}%");
+    let r = cycle_until(&mut m, 10, every, |r| {
+        violated(r).contains(&("low_disk_space".into(), "redis".into()))
+    })
+    .await;
+    let v = &r.snapshot.unwrap().assessment.violations;
+    assert!(v[0].summary.contains("% full"), "{v:?}");
     heal(&c, id);
     let (used, size) = volume_usage(&volume);
     assert!(used * 10 < size, "{used} of {size} after heal");
+    cycle_until(&mut m, 10, every, |r| violated(r).is_empty()).await;
 }
 
 #[test]
@@ -687,6 +697,14 @@ async fn the_docker_api_proxy_allows_the_instances_containers_and_nothing_else()
     ]);
     assert!(ok, "{out}");
     let bystander_id = out.trim().to_string();
+    /// Removes the bystander however the test ends.
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            docker(&["rm", "-f", &self.0]);
+        }
+    }
+    let _remove = Remove(bystander.clone());
     let toolbox = container(&c, "toolbox");
     // The docker CLI inside the toolbox, as the agent runs it.
     let agent = |cmd: &str| {
@@ -804,5 +822,4 @@ async fn the_docker_api_proxy_allows_the_instances_containers_and_nothing_else()
         assert!(ok && out.contains(expect), "`{cmd}` failed: {out}");
     }
     assert_eq!(state_of(&c, "ratelimiter-2"), "running");
-    docker(&["rm", "-f", &bystander]);
 }

@@ -152,7 +152,8 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
             ctx.subject(&name)?,
             store.clone(),
             ctx.config.tickets.flap_window,
-        );
+        )
+        .with_events(ctx.runtime()?.events());
         let interval = args.interval.unwrap_or(ctx.config.monitor.interval);
         tokio::spawn(monitor.run(interval, stop.clone(), |_| {}));
     }

@@ -47,6 +47,9 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
         print(&monitor.cycle().await, args.json)?;
         return Ok(());
     }
+    let events = ctx.runtime()?.events();
+    let follows = events.is_some();
+    let monitor = monitor.with_events(events);
     let stop = CancellationToken::new();
     // Faults whose time is up heal even if the process that injected them is gone.
     let sweeper = {
@@ -75,9 +78,14 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
     }
     if !args.json {
         eprintln!(
-            "monitoring {name} instance {} every {} (DB {}); Ctrl-C stops",
+            "monitoring {name} instance {} every {}{} (DB {}); Ctrl-C stops",
             ctx.instance,
             humantime::format_duration(interval),
+            if follows {
+                " and on the engine's events"
+            } else {
+                ""
+            },
             ctx.db.display()
         );
     }
@@ -136,8 +144,13 @@ fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {
     } else {
         String::new()
     };
+    let woken = if r.woken_by.is_empty() {
+        String::new()
+    } else {
+        format!(" · woken by {}", r.woken_by.join(", "))
+    };
     println!(
-        "{} #{} {nodes} · violations {}{pending} · tickets {} active · {:.0}ms",
+        "{} #{} {nodes} · violations {}{pending} · tickets {} active · {:.0}ms{woken}",
         operator::clock::format(r.at),
         r.cycle,
         r.violations,

@@ -7,12 +7,15 @@ pub mod grace;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use self::grace::Grace;
 use crate::clock::Timestamp;
+use crate::runtime::NodeEvent;
 use crate::subjects::{NodeState, Snapshot, Subject};
 use crate::tickets::{CycleInput, Observed, StoreError, TicketChange, TicketStore, violation_key};
 
@@ -40,6 +43,9 @@ pub struct CycleReport {
     pub active_tickets: usize,
     pub observe_ms: f64,
     pub cycle_ms: f64,
+    /// The runtime's events that made this cycle run before its tick (`ratelimiter-2 die`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub woken_by: Vec<String>,
     /// The full snapshot, for views that show more than a line.
     #[serde(skip)]
     pub snapshot: Option<Snapshot>,
@@ -60,7 +66,11 @@ pub struct Monitor {
     grace: Grace,
     graces: HashMap<String, Duration>,
     cycle: u64,
+    events: Option<BoxStream<'static, NodeEvent>>,
 }
+
+/// Events that arrive this close together wake one cycle, not one each.
+const EVENT_GATHER: Duration = Duration::from_millis(20);
 
 impl Monitor {
     pub fn new(subject: Box<dyn Subject>, store: TicketStore, flap_window: Duration) -> Self {
@@ -76,7 +86,16 @@ impl Monitor {
             grace: Grace::default(),
             graces,
             cycle: 0,
+            events: None,
         }
+    }
+
+    /// Also cycles as soon as the runtime reports something happening to a node (a container
+    /// dying or pausing), rather than at the next tick only. When the stream ends, the loop
+    /// goes on polling.
+    pub fn with_events(mut self, events: Option<BoxStream<'static, NodeEvent>>) -> Self {
+        self.events = events;
+        self
     }
 
     /// Observes once and applies the verdict to the tickets.
@@ -161,6 +180,7 @@ impl Monitor {
                 active_tickets: active,
                 observe_ms,
                 cycle_ms: start.elapsed().as_secs_f64() * 1000.0,
+                woken_by: Vec::new(),
                 snapshot: Some(snapshot),
             })
         }
@@ -179,10 +199,36 @@ impl Monitor {
         let interval = interval.max(MIN_INTERVAL);
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut events = self.events.take();
         loop {
+            let mut woken_by = Vec::new();
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tick.tick() => {}
+                e = next_event(&mut events) => match e {
+                    Some(e) => {
+                        woken_by.push(format!("{} {}", e.node, e.action));
+                        // Gather what comes with it (a kill brings `kill` then `die`).
+                        let gather = tokio::time::sleep(EVENT_GATHER);
+                        tokio::pin!(gather);
+                        loop {
+                            tokio::select! {
+                                _ = &mut gather => break,
+                                e = next_event(&mut events) => match e {
+                                    Some(e) => woken_by.push(format!("{} {}", e.node, e.action)),
+                                    None => break,
+                                },
+                            }
+                        }
+                        info!(events = ?woken_by, "woken by the runtime");
+                        tick.reset();
+                    }
+                    None => {
+                        warn!("the runtime's event stream ended; polling only");
+                        events = None;
+                        continue;
+                    }
+                },
             }
             let report = tokio::select! {
                 _ = stop.cancelled() => break,
@@ -191,7 +237,18 @@ impl Monitor {
             if let Err(e) = &report {
                 warn!(error = %e, "monitor cycle failed");
             }
-            on_cycle(report);
+            on_cycle(report.map(|mut r| {
+                r.woken_by = woken_by;
+                r
+            }));
         }
+    }
+}
+
+/// The next event, or never when there is no stream.
+async fn next_event(events: &mut Option<BoxStream<'static, NodeEvent>>) -> Option<NodeEvent> {
+    match events {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
     }
 }

@@ -152,8 +152,21 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(at)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(at)?;
+    // Switching a new file to WAL can answer "busy" at once, without waiting, while another
+    // process opens it too: try again until the busy timeout.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Ok(()) => break,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(at(e)),
+        }
+    }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .map_err(at)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(at)?;

@@ -95,6 +95,7 @@ pub fn cycle(down: Option<&str>) -> CycleReport {
         active_tickets: violations.len(),
         observe_ms: 3.0,
         cycle_ms: 4.0,
+        woken_by: Vec::new(),
         snapshot: Some(Snapshot {
             observation: Observation {
                 at: at(0),

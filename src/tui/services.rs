@@ -332,7 +332,8 @@ fn start_loops(
     // The monitor.
     match launch::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
         Ok(subject) => {
-            let monitor = Monitor::new(subject, ctx.store.clone(), ctx.config.tickets.flap_window);
+            let monitor = Monitor::new(subject, ctx.store.clone(), ctx.config.tickets.flap_window)
+                .with_events(ctx.runtime.events());
             let tx = tx.clone();
             tokio::spawn(
                 monitor.run(ctx.config.monitor.interval, stop.clone(), move |r| {

@@ -12,16 +12,9 @@ use tracing::{debug, warn};
 use super::engine::{self, LABEL_INSTANCE, LABEL_NODE, LABEL_OWNER};
 use crate::runtime::NodeEvent;
 
-/// The actions that change what the monitor would see.
-pub const WATCHED: &[&str] = &[
-    "die",
-    "oom",
-    "kill",
-    "pause",
-    "unpause",
-    "start",
-    "health_status",
-];
+/// The actions that change what the monitor would see (not `kill`: a signal is sent, but the
+/// `die` that may follow is what changes anything).
+pub const WATCHED: &[&str] = &["die", "oom", "pause", "unpause", "start", "health_status"];
 
 /// Events of the containers labelled with `instance` and `owner`. Ends when the engine
 /// closes the stream; an observer falls back to polling then.

@@ -12,7 +12,7 @@ mod faults;
 pub mod record;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -629,14 +629,23 @@ impl DockerRuntime {
         }
     }
 
-    /// Bytes used and size of a node's data volume, read inside its container.
+    /// Bytes used and size of a node's data volume: from the volume's mount on this machine
+    /// when the engine is local (free), else by `df` inside the node's container.
     pub async fn disk_of(&self, node: &str) -> Result<Option<super::DiskUsage>, RuntimeError> {
         let record = self.load()?;
         let n = record.node(node)?;
-        let Some(dir) = &n.spec.data_dir else {
+        let (Some(dir), Some(volume)) = (&n.spec.data_dir, &n.volume) else {
             return Ok(None);
         };
         let docker = self.docker().await?;
+        let mountpoint = docker
+            .inspect_volume(volume)
+            .await
+            .map_err(engine_error(format!("inspecting volume {volume}")))?
+            .mountpoint;
+        if let Some(usage) = tmpfs_usage(Path::new(&mountpoint)) {
+            return Ok(Some(usage));
+        }
         let out = faults::exec(
             docker,
             &n.container,
@@ -645,6 +654,21 @@ impl DockerRuntime {
         .await?;
         Ok(faults::parse_df(&out))
     }
+}
+
+/// The usage of the tmpfs mounted at `path`, if one is (the engine mounts a volume's tmpfs
+/// only while a container uses it; otherwise `path` is a plain folder on the host's disk).
+fn tmpfs_usage(path: &Path) -> Option<super::DiskUsage> {
+    let fs = nix::sys::statfs::statfs(path).ok()?;
+    if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+        return None;
+    }
+    let v = nix::sys::statvfs::statvfs(path).ok()?;
+    let frag = v.fragment_size() as u64;
+    Some(super::DiskUsage {
+        size_bytes: v.blocks() as u64 * frag,
+        used_bytes: (v.blocks() as u64).saturating_sub(v.blocks_free() as u64) * frag,
+    })
 }
 
 #[async_trait]

@@ -21,6 +21,7 @@ pub const OVER_LIMIT: &str = "over_limit";
 pub const COUNTER_DRIFT: &str = "counter_drift";
 pub const REGISTRY_MISMATCH: &str = "registry_mismatch";
 pub const SUBJECT_UNREACHABLE: &str = "subject_unreachable";
+pub const LOW_DISK_SPACE: &str = "low_disk_space";
 
 /// The entity of `subject_unreachable`.
 pub const CLUSTER: &str = "cluster";
@@ -29,7 +30,7 @@ pub const CLUSTER: &str = "cluster";
 pub fn catalogue(cfg: &RateLimiterConfig) -> Vec<InvariantInfo> {
     // An unregistered live node re-registers at its next heartbeat: wait that long first.
     let registry_grace = Duration::from_secs(cfg.node_heartbeat_seconds + 5);
-    let defaults: [(&'static str, &'static str, Severity, Duration); 8] = [
+    let defaults: [(&'static str, &'static str, Severity, Duration); 9] = [
         (
             NODE_DOWN,
             "every expected limiter node answers its health check",
@@ -71,6 +72,12 @@ pub fn catalogue(cfg: &RateLimiterConfig) -> Vec<InvariantInfo> {
             "every live node is registered at its address, and no dead or unknown node stays registered past the TTL",
             Severity::Warning,
             registry_grace,
+        ),
+        (
+            LOW_DISK_SPACE,
+            "Redis's data volume stays under the disk threshold (where the runtime bounds it, as Docker does)",
+            Severity::Warning,
+            Duration::ZERO,
         ),
         (
             SUBJECT_UNREACHABLE,
@@ -158,6 +165,7 @@ pub fn assess(obs: &RlObservation, cfg: &RateLimiterConfig, rules: &[InvariantIn
     };
     check_nodes(&mut c, &obs.nodes, redis);
     check_redis(&mut c, redis);
+    check_disk(&mut c, redis);
     check_latency(&mut c, &obs.nodes);
     check_counters(&mut c, &obs.nodes, redis);
     check_registry(&mut c, &obs.nodes, redis);
@@ -269,6 +277,40 @@ fn check_redis(c: &mut Checker, redis: &RedisProbe) {
             &redis.name,
             format!("{} is degraded: {}", redis.name, problems.join("; ")),
             detail,
+        );
+    }
+}
+
+/// A volume that cannot be measured, or that the runtime does not bound, is unknown.
+fn check_disk(c: &mut Checker, redis: &RedisProbe) {
+    if let Some(why) = &redis.disk_error {
+        c.unknown_for(LOW_DISK_SPACE, &redis.name, why);
+        return;
+    }
+    let Some(disk) = redis.disk else {
+        c.unknown_for(
+            LOW_DISK_SPACE,
+            &redis.name,
+            "this runtime gives Redis no bounded data volume",
+        );
+        return;
+    };
+    let limit = c.cfg.thresholds.disk_used_percent;
+    let used = disk.used_percent();
+    if used > limit {
+        c.violate(
+            LOW_DISK_SPACE,
+            &redis.name,
+            format!(
+                "{}'s data volume is {used:.0}% full ({} of {} bytes; the limit is {limit:.0}%)",
+                redis.name, disk.used_bytes, disk.size_bytes
+            ),
+            json!({
+                "used_bytes": disk.used_bytes,
+                "size_bytes": disk.size_bytes,
+                "used_percent": used,
+                "threshold_percent": limit,
+            }),
         );
     }
 }
@@ -473,6 +515,11 @@ mod tests {
             used_memory: Some(1000),
             maxmemory: None,
             persistence_errors: vec![],
+            disk: Some(crate::runtime::DiskUsage {
+                size_bytes: 64 << 20,
+                used_bytes: 1 << 20,
+            }),
+            disk_error: None,
             registry: Some(
                 nodes
                     .iter()
@@ -696,6 +743,38 @@ mod tests {
         assert_eq!(fired(&a), vec![("node_degraded".into(), "redis".into())]);
         assert!(a.violations[0].summary.contains("95%"));
         assert!(a.violations[0].summary.contains("persistence"));
+    }
+
+    #[test]
+    fn a_full_volume_is_low_disk_space_and_an_unmeasured_one_unknown() {
+        use crate::runtime::DiskUsage;
+        let mut o = healthy();
+        let r = o.redis.as_mut().unwrap();
+        r.disk = Some(DiskUsage {
+            size_bytes: 1000,
+            used_bytes: 800,
+        });
+        assert!(run(&o).violations.is_empty(), "80% is not over 80%");
+        o.redis.as_mut().unwrap().disk = Some(DiskUsage {
+            size_bytes: 1000,
+            used_bytes: 901,
+        });
+        let a = run(&o);
+        assert_eq!(fired(&a), vec![("low_disk_space".into(), "redis".into())]);
+        assert!(
+            a.violations[0].summary.contains("90% full"),
+            "{}",
+            a.violations[0].summary
+        );
+        let r = o.redis.as_mut().unwrap();
+        r.disk = None;
+        r.disk_error = Some("redis is not running".into());
+        let a = run(&o);
+        assert!(a.violations.is_empty());
+        assert!(a.is_unknown("low_disk_space", "redis"), "{:?}", a.unknown);
+        // A runtime that bounds no volume (local processes) cannot say either.
+        o.redis.as_mut().unwrap().disk_error = None;
+        assert!(run(&o).is_unknown("low_disk_space", "redis"));
     }
 
     #[test]

@@ -50,7 +50,23 @@ impl RateLimiterSubject {
                 "instance {} runs `{}`, not the rate limiter",
                 t.instance, t.subject
             )),
-            Ok(t) => self.observer.observe(&t).await,
+            Ok(t) => {
+                let redis = t.nodes.iter().find(|n| n.role == topology::ROLE_REDIS);
+                let disk = async {
+                    match redis {
+                        Some(r) => self.runtime.disk_usage(&r.name).await,
+                        None => Ok(None),
+                    }
+                };
+                let (mut rl, disk) = tokio::join!(self.observer.observe(&t), disk);
+                if let Some(probe) = rl.redis.as_mut() {
+                    match disk {
+                        Ok(d) => probe.disk = d,
+                        Err(e) => probe.disk_error = Some(e.to_string()),
+                    }
+                }
+                rl
+            }
             Err(e) => failed(e.to_string()),
         }
     }

@@ -14,7 +14,7 @@ use super::redis_state::{self, Counter, CounterScan, Defaults, RegistryEntry};
 use super::topology::{ROLE_LIMITER, ROLE_REDIS};
 use crate::config::RateLimiterConfig;
 use crate::runtime::health::error_chain;
-use crate::runtime::{Topology, TopologyNode};
+use crate::runtime::{DiskUsage, Topology, TopologyNode};
 use crate::subjects::NodeState;
 
 /// A limiter node as probed.
@@ -50,6 +50,12 @@ pub struct RedisProbe {
     pub persistence_errors: Vec<String>,
     pub registry: Option<Vec<RegistryEntry>>,
     pub counters: Option<CounterScan>,
+    /// How full its data volume is, where the runtime bounds one (Docker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskUsage>,
+    /// Why the volume could not be measured, where there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_error: Option<String>,
 }
 
 impl RedisProbe {
@@ -285,6 +291,8 @@ async fn probe_redis(
         persistence_errors: Vec::new(),
         registry: None,
         counters: None,
+        disk: None,
+        disk_error: None,
     };
     let start = Instant::now();
     let info = link

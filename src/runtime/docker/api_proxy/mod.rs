@@ -159,7 +159,7 @@ impl State {
             let prefix = &path[..path.len() - rules::unversioned(&path).len()];
             let query = req.uri().query().map(str::to_string);
             let target = match route {
-                Route::Refuse(why) => return self.refused(why),
+                Route::Refuse(why) => return self.refused(req, why).await,
                 Route::Plain => path.clone(),
                 Route::List => {
                     let mut pairs: Vec<(String, String)> = query
@@ -184,19 +184,19 @@ impl State {
                     access,
                     rest,
                 } => match self.resolve(&reference).await {
-                    Err(why) => return self.refused(why),
+                    Err(why) => return self.refused(req, why).await,
                     Ok(c) => {
                         if let Err(why) = self.may(&c, access) {
-                            return self.refused(why);
+                            return self.refused(req, why).await;
                         }
                         format!("{prefix}/containers/{}{rest}", c.id)
                     }
                 },
                 Route::Exec { id, rest } => match self.exec_container(&id).await {
-                    Err(why) => return self.refused(why),
+                    Err(why) => return self.refused(req, why).await,
                     Ok(c) => {
                         if let Err(why) = self.may(&c, Access::Exec) {
-                            return self.refused(why);
+                            return self.refused(req, why).await;
                         }
                         format!("{prefix}/exec/{id}{rest}")
                     }
@@ -212,8 +212,13 @@ impl State {
         .await
     }
 
-    fn refused(&self, why: String) -> Response<Body> {
+    /// A 403 with the reason. The request's body is read first (up to a bound): a client
+    /// still sending it would otherwise meet a closed connection instead of the answer.
+    async fn refused(&self, req: Request<Incoming>, why: String) -> Response<Body> {
         warn!(%why, "refused");
+        let _ = http_body_util::Limited::new(req.into_body(), 1 << 20)
+            .collect()
+            .await;
         message(StatusCode::FORBIDDEN, &why)
     }
 
