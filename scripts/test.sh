@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Everything CI runs: installs what is missing, then formatting, lints and every test.
-# Tests run against real processes: redis-server, our own binaries, and tmux for the
-# tests that drive the binary in a real terminal.
+# Everything CI runs: installs what is missing, builds the Docker images, then formatting,
+# lints and every test. Tests run against real processes: redis-server, our own binaries,
+# the Docker engine (containers of our own images), and tmux for the tests that drive the
+# binary in a real terminal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,13 @@ if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if docker info >/dev/null 2>&1; then
+  echo "== Docker images (rebuilt only when their inputs changed)"
+  ./scripts/build-images.sh
+else
+  echo "== no Docker engine answers here: the Docker tests will say they are skipped"
 fi
 
 echo "== cargo fmt --check"
