@@ -3,16 +3,21 @@
 # monitor's default interval (1s), on a fresh cluster in a temporary state dir. Times come
 # from the DB: the fault's ledger row (written before the kill) and the ticket's opened_at.
 # Prints every sample, then p50 and p90.
-#   ./scripts/bench-detect.sh [KILLS] [INTERVAL]
+# RUNTIME is local (processes) or docker (containers; build the images first); on docker,
+# EVENTS=off makes the monitor poll only, without the engine's event stream.
+#   ./scripts/bench-detect.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills="${1:-20}"
 interval="${2:-1s}"
+runtime="${3:-local}"
+events="${4:-on}"
 
 cargo build --release --bins --quiet
 op="$PWD/target/release/operator"
 state="$(mktemp -d)"
-export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG=/dev/null
+printf '[runtime.docker]\nevents = %s\n' "$([ "$events" = off ] && echo false || echo true)" >"$state/config.toml"
+export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG="$state/config.toml" OPERATOR_RUNTIME="$runtime"
 monitor=""
 cleanup() {
   [ -n "$monitor" ] && kill "$monitor" 2>/dev/null || true
@@ -62,5 +67,5 @@ printf '%s\n' "${samples[@]}" | python3 -c "
 import sys, statistics
 xs = sorted(int(l) for l in sys.stdin)
 q = statistics.quantiles(xs, n=10, method='inclusive')
-print(f'node_kill → ticket open over {len(xs)} kills at interval $interval: p50 {statistics.median(xs):.0f} ms, p90 {q[8]:.0f} ms, max {xs[-1]} ms')
+print(f'node_kill → ticket open over {len(xs)} kills at interval $interval, $runtime runtime, events $events: p50 {statistics.median(xs):.0f} ms, p90 {q[8]:.0f} ms, max {xs[-1]} ms')
 "

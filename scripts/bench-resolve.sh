@@ -4,16 +4,21 @@
 # (1s) and `operator agent` (runbook) running beside it, on a fresh cluster in a temporary
 # state dir. Also prints the overhead the agent adds to each shell tool call outside the
 # command itself (policy, audit writes, approvals), from the audit's own timestamps.
-#   ./scripts/bench-resolve.sh [KILLS] [INTERVAL]
+# RUNTIME is local (processes) or docker (containers; build the images first); on docker,
+# EVENTS=off makes the monitor poll only, without the engine's event stream.
+#   ./scripts/bench-resolve.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills="${1:-20}"
 interval="${2:-1s}"
+runtime="${3:-local}"
+events="${4:-on}"
 
 cargo build --release --bins --quiet
 op="$PWD/target/release/operator"
 state="$(mktemp -d)"
-export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG=/dev/null
+printf '[runtime.docker]\nevents = %s\n' "$([ "$events" = off ] && echo false || echo true)" >"$state/config.toml"
+export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG="$state/config.toml" OPERATOR_RUNTIME="$runtime"
 unset ANTHROPIC_API_KEY
 pids=()
 cleanup() {
@@ -57,7 +62,7 @@ printf '%s\n' "${samples[@]}" | python3 -c "
 import sys, statistics
 xs = sorted(int(l) for l in sys.stdin)
 q = statistics.quantiles(xs, n=10, method='inclusive')
-print(f'node_kill → resolved (verified), runbook agent, {len(xs)} kills, monitor every $interval: p50 {statistics.median(xs):.0f} ms, p90 {q[8]:.0f} ms, max {xs[-1]} ms')
+print(f'node_kill → resolved (verified), runbook agent, {len(xs)} kills, monitor every $interval, $runtime runtime, events $events: p50 {statistics.median(xs):.0f} ms, p90 {q[8]:.0f} ms, max {xs[-1]} ms')
 "
 
 # Overhead per shell call: from the tool_call entry to its result, minus the command's own run.
