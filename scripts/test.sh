@@ -10,6 +10,11 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
+# The compose tests need `docker compose` or `docker-compose` beside the engine.
+if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1 \
+  && ! command -v docker-compose >/dev/null 2>&1; then
+  need+=(docker-compose)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

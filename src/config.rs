@@ -81,6 +81,17 @@ pub struct DockerRuntimeConfig {
     pub stop_timeout: Duration,
     /// Follow the engine's event stream so a dead container is seen at once.
     pub events: bool,
+    /// How the operator reaches the nodes: `loopback` (the ports published on 127.0.0.1) or
+    /// `network` (by name, for an operator that runs in a container on the cluster's network).
+    pub reach: Reach,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reach {
+    #[default]
+    Loopback,
+    Network,
 }
 
 impl Default for DockerRuntimeConfig {
@@ -94,6 +105,7 @@ impl Default for DockerRuntimeConfig {
             startup_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(5),
             events: true,
+            reach: Reach::Loopback,
         }
     }
 }
@@ -263,6 +275,9 @@ pub struct AgentConfig {
     pub policy: PolicyConfig,
     /// Folder of runbooks replacing the built-in ones (`<subject>.yaml`).
     pub runbooks_dir: Option<PathBuf>,
+    /// Run commands in the runtime's sandbox where it has one (Docker: the toolbox). False
+    /// for an agent that itself runs in such a container (`compose/agent.yml`).
+    pub sandbox: bool,
     /// Prices in USD per million tokens, by model, for cost estimates.
     pub prices: BTreeMap<String, Price>,
 }
@@ -284,6 +299,7 @@ impl Default for AgentConfig {
             openai: OpenAiConfig::default(),
             policy: PolicyConfig::default(),
             runbooks_dir: None,
+            sandbox: true,
             prices: BTreeMap::new(),
         }
     }

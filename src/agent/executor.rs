@@ -185,6 +185,11 @@ impl LocalExecutor {
         if let Some(c) = e.config {
             env.push(("OPERATOR_CONFIG".to_string(), c.display().to_string()));
         }
+        // Where `docker` goes is no secret, and no more than it reaches by default: in a
+        // containerized agent, the operator's filtering proxy.
+        if let Ok(h) = std::env::var("DOCKER_HOST") {
+            env.push(("DOCKER_HOST".to_string(), h));
+        }
         let shell = ["/bin/bash", "/usr/bin/bash"]
             .iter()
             .map(PathBuf::from)

@@ -64,7 +64,12 @@ impl LocalAgent<'_> {
         let instance_dir = self.state.instance(self.instance);
         // Commands run there; it exists once the cluster is up, but must exist regardless.
         let _ = std::fs::create_dir_all(&instance_dir);
-        let executor: Arc<dyn Executor> = match self.runtime.sandbox()? {
+        let sandbox = if cfg.sandbox {
+            self.runtime.sandbox()?
+        } else {
+            None
+        };
+        let executor: Arc<dyn Executor> = match sandbox {
             Some(sandbox) => Arc::new(ToolboxExecutor::new(sandbox, cfg.budgets.output_bytes)),
             None => Arc::new(LocalExecutor::new(LocalEnv {
                 cwd: &instance_dir,

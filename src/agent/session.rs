@@ -451,11 +451,14 @@ impl<'a> Run<'a> {
         };
         match tool {
             Tool::Shell { command, reasoning } => Ok(self.shell(base, command, reasoning).await),
-            Tool::Observe => {
+            Tool::Observe { wait_seconds } => {
                 self.log(Entry {
                     kind: Some(Kind::ToolCall),
                     ..base.clone()
                 });
+                if wait_seconds > 0 {
+                    tokio::time::sleep(std::time::Duration::from_secs(wait_seconds)).await;
+                }
                 let content = self.observe().await;
                 self.log(Entry {
                     kind: Some(Kind::ToolResult),

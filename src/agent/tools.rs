@@ -9,22 +9,34 @@ pub const OBSERVE: &str = "observe";
 pub const RESOLVE: &str = "resolve";
 pub const ESCALATE: &str = "escalate";
 pub const NAMES: &[&str] = &[SHELL, OBSERVE, RESOLVE, ESCALATE];
+/// The longest an observe call may wait before looking.
+pub const MAX_OBSERVE_WAIT: u64 = 10;
 
 /// A parsed tool call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tool {
-    Shell { command: String, reasoning: String },
-    Observe,
-    Resolve { summary: String },
-    Escalate { reason: String },
+    Shell {
+        command: String,
+        reasoning: String,
+    },
+    /// After waiting `wait_seconds` (a node just started may need a moment).
+    Observe {
+        wait_seconds: u64,
+    },
+    Resolve {
+        summary: String,
+    },
+    Escalate {
+        reason: String,
+    },
 }
 
 pub fn definitions(enabled: &[String]) -> Vec<ToolDef> {
     let all = [
         ToolDef {
             name: SHELL.into(),
-            description: "Run one shell command against the cluster, in the cluster's state \
-                directory. Every command is checked by a policy first: read-only commands run, \
+            description: "Run one shell command against the cluster, where the system prompt \
+                says commands run. Every command is checked by a policy first: read-only commands run, \
                 others may need a person's approval or be refused, and the result says so. \
                 Prefer the least invasive command that can work."
                 .into(),
@@ -41,9 +53,15 @@ pub fn definitions(enabled: &[String]) -> Vec<ToolDef> {
             name: OBSERVE.into(),
             description: "Observe the cluster now, exactly as the monitor does: every node's \
                 state, every invariant that is violated, and whether this ticket's violation \
-                is still present. Use it to verify a fix before resolving."
+                is still present. Use it to verify a fix before resolving; a node that was just \
+                started may need a moment, so you may wait up to 10 seconds first."
                 .into(),
-            input_schema: json!({ "type": "object", "properties": {} }),
+            input_schema: json!({
+                "type": "object",
+                "properties": {
+                    "wait_seconds": { "type": "integer", "minimum": 0, "maximum": MAX_OBSERVE_WAIT, "description": "Wait this long before looking (default 0)." }
+                }
+            }),
         },
         ToolDef {
             name: RESOLVE.into(),
@@ -110,7 +128,18 @@ pub fn parse(call: &ToolCall, offered: &[String]) -> Result<Tool, CallError> {
                 reasoning: text(input, "reasoning").unwrap_or_default(),
             })
         }
-        OBSERVE => Ok(Tool::Observe),
+        OBSERVE => {
+            let wait = input.get("wait_seconds").map_or(Ok(0), |w| {
+                w.as_u64()
+                    .filter(|w| *w <= MAX_OBSERVE_WAIT)
+                    .ok_or_else(|| {
+                        CallError::BadInput(format!(
+                            "`wait_seconds` must be a whole number from 0 to {MAX_OBSERVE_WAIT}"
+                        ))
+                    })
+            })?;
+            Ok(Tool::Observe { wait_seconds: wait })
+        }
         RESOLVE => Ok(Tool::Resolve {
             summary: text(input, "summary").unwrap_or_else(|| "(no summary)".into()),
         }),

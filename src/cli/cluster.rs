@@ -21,6 +21,21 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Example:
+  OPERATOR_INSTANCE=3 docker compose -f compose/ratelimiter.yml up -d
+  operator --instance 3 adopt
+  operator --instance 3 monitor
+
+`down` then lets go of the cluster without removing it; compose stops it.")]
+pub struct AdoptArgs {
+    /// The owner label the cluster's containers carry (compose/ratelimiter.yml: compose).
+    #[arg(long, default_value = "compose")]
+    pub owner: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DownArgs {
     #[arg(long)]
     pub json: bool,
@@ -92,10 +107,38 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
     Ok(())
 }
 
+pub async fn adopt(ctx: &Context, args: AdoptArgs) -> Result<()> {
+    let runtime = operator::runtime::docker::DockerRuntime::new(
+        ctx.state.clone(),
+        ctx.instance,
+        ctx.config.runtime.docker.clone(),
+    );
+    let record = operator::runtime::docker::adopt::adopt(&runtime, &args.owner).await?;
+    let nodes = operator::runtime::Runtime::status(&runtime).await?;
+    if args.json {
+        return output::json(&nodes);
+    }
+    print_nodes(&nodes);
+    println!(
+        "\nadopted {} instance {} ({} containers on {}). `operator down` lets go of it; compose stops it.",
+        record.subject,
+        ctx.instance,
+        record.nodes.len(),
+        record.network
+    );
+    Ok(())
+}
+
 pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {
     match ctx.runtime()?.down().await {
         Ok(report) if args.json => output::json(&report),
         Ok(report) => {
+            for note in &report.notes {
+                println!("{note}");
+            }
+            if !report.notes.is_empty() {
+                return Ok(());
+            }
             if report.stopped.is_empty() {
                 println!(
                     "instance {}: no node was running; state removed",

@@ -79,6 +79,8 @@ pub enum Command {
     Up(cluster::UpArgs),
     /// Stop the cluster and remove everything `up` made.
     Down(cluster::DownArgs),
+    /// Take over a cluster started with the operator's labels by docker compose.
+    Adopt(cluster::AdoptArgs),
     /// Show each node of the cluster.
     Status(cluster::StatusArgs),
     /// Act on one node: start, stop, restart, kill, pause, resume, logs.
@@ -230,6 +232,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match command {
         Command::Up(a) => cluster::up(&ctx, a).await,
         Command::Down(a) => cluster::down(&ctx, a).await,
+        Command::Adopt(a) => cluster::adopt(&ctx, a).await,
         Command::Status(a) => cluster::status(&ctx, a).await,
         Command::Node(a) => cluster::node(&ctx, a).await,
         Command::Monitor(a) => monitor::run(&ctx, a).await,

@@ -295,6 +295,9 @@ pub struct UpReport {
 pub struct DownReport {
     pub stopped: Vec<String>,
     pub removed: Vec<PathBuf>,
+    /// Things a person should know, e.g. that an adopted cluster was only let go.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// The operations every runtime offers.

@@ -74,10 +74,16 @@ impl Runbook {
 /// What a runbook turn does next.
 enum Next {
     Shell(String, String),
-    Observe(String),
+    /// What to say, and how long to wait before looking.
+    Observe(String, u64),
     Resolve(String),
     Escalate(String),
 }
+
+/// How often the runbook looks after a repair before it gives up, and how long it waits
+/// between looks: a node just started needs a moment to listen.
+const SETTLE_LOOKS: usize = 3;
+const SETTLE_WAIT_SECONDS: u64 = 1;
 
 pub struct RunbookModel {
     book: Runbook,
@@ -153,9 +159,30 @@ impl RunbookModel {
         if turns_done == plan.len() {
             return Next::Observe(
                 "Now check, as the monitor does, whether the violation is gone.".into(),
+                0,
             );
         }
-        // After observing: resolve if it held, else hand over.
+        let repaired: Vec<&str> = plan
+            .iter()
+            .skip(self.book.recipes[&t.invariant].diagnose.len())
+            .map(|(_, run)| run.as_str())
+            .collect();
+        // The monitor was told it is fixed and did not see it so: a person's turn.
+        let last_call = msgs.iter().rev().find_map(|m| match m {
+            Message::Assistant(blocks) => blocks.iter().find_map(|b| match b {
+                AssistantBlock::ToolUse { name, .. } => Some(name.as_str()),
+                _ => None,
+            }),
+            _ => None,
+        });
+        if last_call == Some(RESOLVE) {
+            return Next::Escalate(format!(
+                "the monitor did not confirm the runbook's fix for {} on {}",
+                t.invariant, t.entity
+            ));
+        }
+        // After observing: resolve if it held; look again while a repaired node may still be
+        // starting; else hand over.
         let last = msgs.iter().rev().find_map(|m| match m {
             Message::User(blocks) => blocks.iter().find_map(|b| match b {
                 UserBlock::ToolResult { content, .. } => Some(content.clone()),
@@ -168,13 +195,9 @@ impl RunbookModel {
             .and_then(|c| serde_json::from_str::<Value>(c).ok())
             .and_then(|v| v["ticket_violation_present"].as_bool())
             .map(|present| !present);
-        let repaired: Vec<&str> = plan
-            .iter()
-            .skip(self.book.recipes[&t.invariant].diagnose.len())
-            .map(|(_, run)| run.as_str())
-            .collect();
-        match (turns_done == plan.len() + 1, gone) {
-            (true, Some(true)) => Next::Resolve(if repaired.is_empty() {
+        let looks = turns_done - plan.len();
+        match gone {
+            Some(true) => Next::Resolve(if repaired.is_empty() {
                 format!(
                     "{} on {} is gone; no repair was needed.",
                     t.invariant, t.entity
@@ -187,12 +210,15 @@ impl RunbookModel {
                     repaired.join("`, `")
                 )
             }),
-            (true, _) => Next::Escalate(format!(
+            _ if !repaired.is_empty() && looks < SETTLE_LOOKS => Next::Observe(
+                format!(
+                    "Not gone yet; {} may still be coming up. Look again in {SETTLE_WAIT_SECONDS}s.",
+                    t.entity
+                ),
+                SETTLE_WAIT_SECONDS,
+            ),
+            _ => Next::Escalate(format!(
                 "the runbook's steps for {} did not clear it on {}; a person needs to look",
-                t.invariant, t.entity
-            )),
-            (false, _) => Next::Escalate(format!(
-                "the monitor did not confirm the runbook's fix for {} on {}",
                 t.invariant, t.entity
             )),
         }
@@ -226,7 +252,7 @@ impl Model for RunbookModel {
                 SHELL,
                 json!({ "command": run, "reasoning": say }),
             ),
-            Next::Observe(say) => (say, OBSERVE, json!({})),
+            Next::Observe(say, wait) => (say, OBSERVE, json!({ "wait_seconds": wait })),
             Next::Resolve(summary) => (
                 "The violation is gone; the monitor will confirm.".to_string(),
                 RESOLVE,
@@ -260,6 +286,7 @@ impl Model for RunbookModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agent::llm::Conversation;
 
     #[test]
     fn the_builtin_runbook_covers_every_invariant() {
@@ -278,5 +305,76 @@ mod tests {
         }
         assert!(Runbook::load("tikv", None).is_err());
         assert!(Runbook::parse("subject: x\nrecipes: {a: {diagnose: [{say: s}]}}", "t").is_err());
+    }
+
+    /// The runbook's next step for a killed node after `history` (each entry one turn: the
+    /// tool called, and what came back).
+    fn after(history: &[(&str, &str)], facts: &Value) -> Next {
+        let model = RunbookModel::new(Runbook::load("ratelimiter", None).unwrap());
+        let ticket =
+            crate::tui::fixtures::ticket(1, "ratelimiter-2", crate::tickets::Status::InProgress);
+        let mut messages = vec![Message::User(vec![UserBlock::Text { text: "t".into() }])];
+        for (i, (tool, result)) in history.iter().enumerate() {
+            messages.push(Message::Assistant(vec![AssistantBlock::ToolUse {
+                id: format!("t{i}"),
+                name: (*tool).into(),
+                input: json!({}),
+            }]));
+            messages.push(Message::User(vec![UserBlock::ToolResult {
+                tool_use_id: format!("t{i}"),
+                content: (*result).into(),
+                is_error: false,
+            }]));
+        }
+        let conversation = Conversation {
+            system: String::new(),
+            tools: vec![],
+            messages,
+        };
+        model.next(&TurnRequest {
+            conversation: &conversation,
+            ticket: &ticket,
+            facts,
+        })
+    }
+
+    #[test]
+    fn a_repaired_node_gets_a_few_looks_before_the_runbook_gives_up() {
+        let facts = json!({"commands": {"status": "docker ps -a", "logs": "docker logs --tail 20", "start": "docker start"}});
+        let present = r#"{"ticket_violation_present": true}"#;
+        let gone = r#"{"ticket_violation_present": false}"#;
+        let steps = [(SHELL, "exit code 0"); 3];
+        match after(&steps[..0], &facts) {
+            Next::Shell(_, run) => assert_eq!(run, "docker ps -a"),
+            _ => panic!("diagnosis first"),
+        }
+        match after(&steps[..2], &facts) {
+            Next::Shell(_, run) => assert_eq!(
+                run, "docker start ratelimiter-2",
+                "the runtime's own command"
+            ),
+            _ => panic!("then the repair"),
+        }
+        assert!(matches!(after(&steps, &facts), Next::Observe(_, 0)));
+        let mut h = steps.to_vec();
+        h.push((OBSERVE, present));
+        assert!(
+            matches!(after(&h, &facts), Next::Observe(_, SETTLE_WAIT_SECONDS)),
+            "still starting: look again"
+        );
+        h.push((OBSERVE, gone));
+        assert!(matches!(after(&h, &facts), Next::Resolve(_)));
+        let mut h = steps.to_vec();
+        h.extend([(OBSERVE, present); SETTLE_LOOKS]);
+        assert!(
+            matches!(after(&h, &facts), Next::Escalate(_)),
+            "then a person"
+        );
+        let mut h = steps.to_vec();
+        h.extend([(OBSERVE, gone), (RESOLVE, "the monitor still sees it")]);
+        match after(&h, &facts) {
+            Next::Escalate(why) => assert!(why.contains("did not confirm"), "{why}"),
+            _ => panic!("a rejected resolve goes to a person"),
+        }
     }
 }

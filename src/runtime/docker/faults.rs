@@ -135,10 +135,10 @@ async fn peers(
         .collect())
 }
 
-fn proxy(record: &DockerRecord) -> Result<ProxyClient, RuntimeError> {
+fn proxy(rt: &DockerRuntime, record: &DockerRecord) -> Result<ProxyClient, RuntimeError> {
     let node = record.node(FAULTPROXY)?;
-    let address = node
-        .host_address()
+    let address = rt
+        .reach(node)
         .ok_or_else(|| impair_error(FAULTPROXY, "its control port is not published"))?;
     Ok(ProxyClient::new(address))
 }
@@ -185,7 +185,7 @@ pub async fn impair(
             let toxic = imp
                 .toxic()
                 .ok_or_else(|| impair_error(target, "no toxic for it"))?;
-            let links = proxy(&record)?
+            let links = proxy(rt, &record)?
                 .impair_node(target, tag, toxic)
                 .await
                 .map_err(|e| impair_error(target, e.to_string()))?;
@@ -313,7 +313,7 @@ pub async fn restore(
                 .0
                 != RunState::Exited;
             if proxy_running {
-                let links = proxy(&record)?
+                let links = proxy(rt, &record)?
                     .clear_tag(tag)
                     .await
                     .map_err(|e| impair_error(target, e.to_string()))?;

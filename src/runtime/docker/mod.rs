@@ -5,6 +5,7 @@
 //! published on 127.0.0.1 only, for the operator's own probes. No restart policy: a dead
 //! container stays dead until someone starts it, as a local process does.
 
+pub mod adopt;
 pub mod api_proxy;
 pub mod engine;
 pub mod events;
@@ -40,7 +41,7 @@ use super::{
     ClusterPlan, DownReport, Impairment, NodeAction, NodeSpec, NodeStatus, ROLE_TOOLBOX, RunState,
     Runtime, RuntimeError, TOOLBOX, Topology, TopologyNode, UpReport,
 };
-use crate::config::DockerRuntimeConfig;
+use crate::config::{DockerRuntimeConfig, Reach};
 use crate::paths::StateDir;
 
 const LOCK_WAIT: Duration = Duration::from_secs(60);
@@ -80,13 +81,17 @@ impl DockerRuntime {
         &self.config
     }
 
-    fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.state.instance(self.instance)
     }
 
     /// The folder bind-mounted into the toolbox, where the Docker API proxy's socket lives.
     pub fn api_dir(&self) -> PathBuf {
-        self.dir().join("docker-api")
+        DockerRecord::load(&self.dir())
+            .ok()
+            .flatten()
+            .and_then(|r| r.api_dir)
+            .unwrap_or_else(|| self.dir().join("docker-api"))
     }
 
     pub fn container_name(&self, node: &str) -> String {
@@ -101,8 +106,21 @@ impl DockerRuntime {
         format!("operator-{}-{node}-data", self.instance)
     }
 
-    /// This state dir's identity on the engine, made on first use.
+    /// Where the operator reaches a node: its port published on loopback, or its name on
+    /// the instance's network (`runtime.docker.reach`); `None` for a node that serves nothing.
+    pub fn reach(&self, node: &ContainerRecord) -> Option<String> {
+        match self.config.reach {
+            Reach::Loopback => node.host_address(),
+            Reach::Network => (node.spec.port != 0).then(|| node.spec.address()),
+        }
+    }
+
+    /// Whose labels this instance's things carry: the record's owner (an adopted cluster
+    /// keeps the one it was started with), else this state dir's identity, made on first use.
     pub fn owner(&self) -> Result<String, RuntimeError> {
+        if let Ok(Some(r)) = DockerRecord::load(&self.dir()) {
+            return Ok(r.owner);
+        }
         let path = self.state.root().join("owner");
         if let Ok(id) = std::fs::read_to_string(&path) {
             let id = id.trim().to_string();
@@ -140,7 +158,7 @@ impl DockerRuntime {
         )]))
     }
 
-    async fn lock(&self) -> Result<InstanceLock, RuntimeError> {
+    pub(crate) async fn lock(&self) -> Result<InstanceLock, RuntimeError> {
         InstanceLock::acquire(&self.dir(), self.instance, LOCK_WAIT).await
     }
 
@@ -396,7 +414,45 @@ impl DockerRuntime {
             .start_container(&node.container, None)
             .await
             .map_err(engine_error(format!("starting {}", node.container)))?;
-        self.wait_healthy(docker, node).await
+        let node = self.refresh_port(docker, node).await?;
+        self.wait_healthy(docker, &node).await
+    }
+
+    /// A container published on a port the engine picks (compose's `127.0.0.1::8000`) gets
+    /// a new one each start: the record follows it. Ports `up` chose stay as they are.
+    async fn refresh_port(
+        &self,
+        docker: &Docker,
+        node: &ContainerRecord,
+    ) -> Result<ContainerRecord, RuntimeError> {
+        let mut record = self.load()?;
+        if !record.adopted || node.spec.port == 0 {
+            return Ok(node.clone());
+        }
+        let inspected = docker
+            .inspect_container(&node.container, None)
+            .await
+            .map_err(engine_error(format!("inspecting {}", node.container)))?;
+        let port = inspected
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get(&format!("{}/tcp", node.spec.port)).cloned())
+            .flatten()
+            .and_then(|b| b.iter().find_map(|b| b.host_port.as_deref()?.parse().ok()));
+        let Some(entry) = record
+            .nodes
+            .iter_mut()
+            .find(|n| n.spec.name == node.spec.name)
+        else {
+            return Ok(node.clone());
+        };
+        if entry.host_port != port {
+            entry.host_port = port;
+            let updated = entry.clone();
+            record.save(&self.dir())?;
+            return Ok(updated);
+        }
+        Ok(node.clone())
     }
 
     async fn wait_healthy(
@@ -414,7 +470,7 @@ impl DockerRuntime {
                     break;
                 }
             } else {
-                match node.host_address() {
+                match self.reach(node) {
                     None => return Ok(()),
                     Some(address) => match node
                         .spec
@@ -513,7 +569,7 @@ impl DockerRuntime {
         node: &ContainerRecord,
     ) -> Result<NodeStatus, RuntimeError> {
         let (state, pid, started_at) = self.state_of(docker, &node.container).await?;
-        let healthy = match (state, node.host_address()) {
+        let healthy = match (state, self.reach(node)) {
             (RunState::Running, Some(a)) => Some(
                 node.spec
                     .health
@@ -529,7 +585,7 @@ impl DockerRuntime {
             role: node.spec.role.clone(),
             state,
             pid,
-            address: node.host_address().unwrap_or_else(|| node.spec.address()),
+            address: self.reach(node).unwrap_or_else(|| node.spec.address()),
             log: PathBuf::from(format!("docker logs {}", node.container)),
             started_at,
             healthy,
@@ -638,13 +694,11 @@ impl DockerRuntime {
             return Ok(None);
         };
         let docker = self.docker().await?;
-        let mountpoint = docker
-            .inspect_volume(volume)
-            .await
-            .map_err(engine_error(format!("inspecting volume {volume}")))?
-            .mountpoint;
-        if let Some(usage) = tmpfs_usage(Path::new(&mountpoint)) {
-            return Ok(Some(usage));
+        // Volumes may be out of reach (through the agent's proxy): then `df` it is.
+        if let Ok(v) = docker.inspect_volume(volume).await {
+            if let Some(usage) = tmpfs_usage(Path::new(&v.mountpoint)) {
+                return Ok(Some(usage));
+            }
         }
         let out = faults::exec(
             docker,
@@ -769,6 +823,8 @@ impl Runtime for DockerRuntime {
             network,
             created_at: crate::clock::now(),
             nodes,
+            adopted: false,
+            api_dir: None,
         };
         // Record first: if this process dies half way, `down` still finds what was made.
         record.save(&dir)?;
@@ -794,6 +850,17 @@ impl Runtime for DockerRuntime {
         let _lock = self.lock().await?;
         let record = self.load()?;
         let mut report = DownReport::default();
+        let dir = self.dir();
+        if record.adopted {
+            // Not ours to remove: let go of it, and say who stops it.
+            let _ = std::fs::remove_dir_all(&dir);
+            report.removed.push(dir);
+            report.notes.push(format!(
+                "instance {} was adopted, not started here: its containers run on; stop them where they were started (docker compose -f compose/ratelimiter.yml down)",
+                self.instance
+            ));
+            return Ok(report);
+        }
         // Stop gracefully first (limiters deregister on SIGTERM), then remove.
         let stops = record.nodes.iter().rev().map(|n| async move {
             let state = self.state_of(docker, &n.container).await.map(|s| s.0);
@@ -819,7 +886,6 @@ impl Runtime for DockerRuntime {
             .flatten()
             .collect();
         self.sweep(docker).await?;
-        let dir = self.dir();
         let _ = std::fs::remove_dir_all(self.api_dir());
         let _ = std::fs::remove_file(dir.join(super::record::RECORD_FILE));
         std::fs::remove_dir_all(&dir)
@@ -923,7 +989,9 @@ impl Runtime for DockerRuntime {
                 ));
             }
         }
-        self.status_of(docker, node).await
+        // The record may have followed a new port.
+        let record = self.load()?;
+        self.status_of(docker, record.node(name)?).await
     }
 
     async fn logs(&self, name: &str, lines: usize) -> Result<String, RuntimeError> {
@@ -945,7 +1013,7 @@ impl Runtime for DockerRuntime {
                 .map(|n| TopologyNode {
                     name: n.spec.name.clone(),
                     role: n.spec.role.clone(),
-                    address: n.host_address().unwrap_or_else(|| n.spec.address()),
+                    address: self.reach(n).unwrap_or_else(|| n.spec.address()),
                     client: None,
                     advertised: Some(n.spec.address()),
                 })

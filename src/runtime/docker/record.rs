@@ -22,6 +22,14 @@ pub struct DockerRecord {
     pub network: String,
     pub created_at: Timestamp,
     pub nodes: Vec<ContainerRecord>,
+    /// Started by someone else (`docker compose`) and taken over with `operator adopt`:
+    /// `down` lets go of it rather than removing it.
+    #[serde(default)]
+    pub adopted: bool,
+    /// The folder mounted into the toolbox for the agent's Docker API proxy, when it is not
+    /// the instance's own (an adopted cluster's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
