@@ -31,6 +31,7 @@ Examples:
   operator                             the full-screen app (starts the cluster if needed)
   operator demo                        a guided demo, step by step
   operator up                          start Redis and three rate-limiter nodes
+  operator --runtime docker up         the same as containers (./scripts/build-images.sh first)
   operator monitor                     watch them; open and resolve tickets
   operator chaos inject node_kill      break one node (in another terminal)
   operator tickets list                see what the monitor found
