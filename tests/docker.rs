@@ -91,6 +91,24 @@ fn iptables(c: &Cluster, node: &str) -> String {
     out
 }
 
+/// `iptables ARGS` in `node`'s network namespace.
+fn iptables_run(c: &Cluster, node: &str, args: &[&str]) {
+    let net = format!("container:{}", container(c, node));
+    let mut all = vec![
+        "run",
+        "--rm",
+        "--network",
+        &net,
+        "--cap-add",
+        "NET_ADMIN",
+        "operator/toolbox",
+        "iptables",
+    ];
+    all.extend_from_slice(args);
+    let (ok, out) = docker(&all);
+    assert!(ok, "{out}");
+}
+
 /// curl from the toolbox, a peer on the instance's network: its exit code (7: refused,
 /// 28: timed out) and the HTTP status.
 fn from_a_peer(c: &Cluster, url: &str) -> (i32, String) {
@@ -378,6 +396,23 @@ fn a_partition_cuts_the_node_off_from_every_peer_until_healed() {
         from_a_peer(&c, "http://ratelimiter-1:8000/health"),
         (0, "200".into())
     );
+    // A rule of someone else's in the node's namespace, which heal must leave alone.
+    iptables_run(
+        &c,
+        "ratelimiter-1",
+        &[
+            "-A",
+            "INPUT",
+            "-s",
+            "192.0.2.1",
+            "-m",
+            "comment",
+            "--comment",
+            "someone-else",
+            "-j",
+            "DROP",
+        ],
+    );
     let (id, tag) = inject(
         &c,
         &[
@@ -413,7 +448,12 @@ fn a_partition_cuts_the_node_off_from_every_peer_until_healed() {
         healed["note"].as_str().unwrap().contains("none left"),
         "{healed}"
     );
-    assert!(!iptables(&c, "ratelimiter-1").contains(&tag));
+    let rules = iptables(&c, "ratelimiter-1");
+    assert!(!rules.contains(&tag), "{rules}");
+    assert!(
+        rules.contains("someone-else"),
+        "heal removed a rule that was not its own: {rules}"
+    );
     assert_eq!(
         from_a_peer(&c, "http://ratelimiter-1:8000/health"),
         (0, "200".into())
@@ -822,4 +862,66 @@ async fn the_docker_api_proxy_allows_the_instances_containers_and_nothing_else()
         assert!(ok && out.contains(expect), "`{cmd}` failed: {out}");
     }
     assert_eq!(state_of(&c, "ratelimiter-2"), "running");
+}
+
+#[test]
+fn rules_left_by_a_crash_mid_injection_are_swept_and_only_they() {
+    let Some(c) = Cluster::start_docker(52, "") else {
+        return;
+    };
+    drop(c.store());
+    let db = rusqlite::Connection::open(c.db_path()).unwrap();
+    db.execute_batch("PRAGMA busy_timeout = 5000").unwrap();
+    db.execute(
+        "INSERT INTO chaos_faults (fault, subject, instance, runtime, target, params, status,
+                injected_at, injected_by, updated_at)
+         VALUES ('network_partition', 'ratelimiter', 52, 'docker', 'ratelimiter-2',
+                 '{\"impairment\":{\"type\":\"partition\",\"mode\":\"refuse\"}}', 'injecting',
+                 '2020-01-01T00:00:00.000Z', 'crashed', '2020-01-01T00:00:00.000Z')",
+        [],
+    )
+    .unwrap();
+    let tag = format!("fault-{}", db.last_insert_rowid());
+    // The crashed process got as far as one rule; someone else has one too.
+    iptables_run(
+        &c,
+        "ratelimiter-2",
+        &[
+            "-I",
+            "OUTPUT",
+            "-d",
+            "192.0.2.7",
+            "-m",
+            "comment",
+            "--comment",
+            &tag,
+            "-j",
+            "DROP",
+        ],
+    );
+    iptables_run(
+        &c,
+        "ratelimiter-2",
+        &[
+            "-A",
+            "INPUT",
+            "-s",
+            "192.0.2.1",
+            "-m",
+            "comment",
+            "--comment",
+            "someone-else",
+            "-j",
+            "DROP",
+        ],
+    );
+    c.ok(&["chaos", "list"]);
+    let rules = iptables(&c, "ratelimiter-2");
+    assert!(
+        !rules.contains(&tag),
+        "the sweep left the crashed fault's rule: {rules}"
+    );
+    assert!(rules.contains("someone-else"), "{rules}");
+    let all = c.json(&["chaos", "list", "--all"]);
+    assert_eq!(all["faults"][0]["status"], "healed", "{all}");
 }
