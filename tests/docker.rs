@@ -925,3 +925,47 @@ fn rules_left_by_a_crash_mid_injection_are_swept_and_only_they() {
     let all = c.json(&["chaos", "list", "--all"]);
     assert_eq!(all["faults"][0]["status"], "healed", "{all}");
 }
+
+#[test]
+fn the_app_starts_a_docker_cluster_repairs_it_with_approval_and_stops_it() {
+    use common::tmux::{Tmux, app_command};
+    use operator::tickets::{Resolution, Status};
+    let Some(mut c) = Cluster::prepare_docker(53, FAST) else {
+        return;
+    };
+    // The app starts it; should the test fail, `down` still runs when `c` goes.
+    c.mark_up();
+    let t = Tmux::start(&app_command(&c, "tui --mode approve"), 120, 36);
+    // The app brings the cluster up itself, on the runtime the config names.
+    t.wait("4/4 up", 60);
+    assert_eq!(state_of(&c, "toolbox"), "running");
+    // Chaos tab: node_kill on ratelimiter-2, confirmed.
+    t.keys(&["4", "Right", "Down", "Down", "i"]);
+    t.wait("Inject a fault?", 5);
+    t.keys(&["y"]);
+    t.keys(&["2"]);
+    t.wait("node_down", 10);
+    t.wait("waiting for your approval", 20);
+    t.keys(&["3"]);
+    let s = t.wait("Approval needed", 5);
+    assert!(s.contains("docker start ratelimiter-2"), "{s}");
+    t.keys(&["y"]);
+    t.keys(&["2"]);
+    t.wait("resolved (verified)", 30);
+    let ticket = c
+        .tickets()
+        .into_iter()
+        .find(|t| t.entity == "ratelimiter-2")
+        .unwrap();
+    assert_eq!(
+        (ticket.status, ticket.resolution),
+        (Status::Resolved, Some(Resolution::Verified))
+    );
+    // Quit, stopping the cluster the app started: nothing of it is left.
+    t.keys(&["q"]);
+    t.wait("Before quitting", 5);
+    t.keys(&["y"]);
+    let s = t.wait("TERM=", 30);
+    assert!(s.contains("TUI-EXIT=0") && s.contains("TERM=COOKED"), "{s}");
+    assert!(leftovers(&c).is_empty(), "{:?}", leftovers(&c));
+}

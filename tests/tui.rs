@@ -4,91 +4,11 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Cluster;
+use common::tmux::{Tmux, app_command as tui_command};
 use operator::tickets::{Resolution, Status};
-
-struct Tmux(String);
-
-impl Tmux {
-    fn start(cmd: &str, w: u16, h: u16) -> Self {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("op-tui-{}-{n}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                &w.to_string(),
-                "-y",
-                &h.to_string(),
-                cmd,
-            ])
-            .status()
-            .expect("tmux is installed")
-            .success();
-        assert!(ok);
-        Self(name)
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.0])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            Command::new("tmux")
-                .args(["send-keys", "-t", &self.0, k])
-                .status()
-                .unwrap();
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    fn wait(&self, what: &str, secs: u64) -> String {
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let s = self.screen();
-            if s.contains(what) {
-                return s;
-            }
-            assert!(
-                Instant::now() < end,
-                "`{what}` never appeared; the screen:\n{s}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.0])
-            .status();
-    }
-}
-
-/// The app's command line for tmux: it records its pid, runs, then reports how it ended
-/// and whether the terminal is back in cooked mode.
-fn tui_command(c: &Cluster, args: &str) -> String {
-    format!(
-        "sh -c 'echo $$ > {pid}; exec env -u ANTHROPIC_API_KEY -u OPERATOR_CONFIG {} --config {} --state-dir {} {args}'; echo TUI-EXIT=$?; if stty -a | grep -q ' icanon'; then echo TERM=COOKED; else echo TERM=RAW; fi; sleep 300",
-        common::OPERATOR,
-        c.config_path().display(),
-        c.state_dir().display(),
-        pid = c.dir.path().join("tui.pid").display(),
-    )
-}
 
 #[test]
 fn break_a_node_approve_the_repair_and_quit_cleanly() {
