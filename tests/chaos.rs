@@ -107,19 +107,7 @@ fn an_expired_fault_whose_healer_died_is_healed_by_the_next_operator_command() {
         "--duration",
         "1s",
     ]);
-    let state = c.state_dir().display().to_string();
-    let mut healers = Vec::new();
-    assert!(wait_for(Duration::from_secs(5), || {
-        healers = common::our_processes(&[&state, "--at-expiry"]);
-        !healers.is_empty()
-    }));
-    for pid in healers {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    std::thread::sleep(Duration::from_millis(1500));
+    c.kill_healers();
     assert_eq!(
         state_of(&c, "ratelimiter-3"),
         "paused",

@@ -58,41 +58,19 @@ fn leftovers(c: &Cluster) -> Vec<String> {
     found
 }
 
-fn inject(c: &Cluster, args: &[&str]) -> (i64, String) {
-    let mut a = vec!["chaos", "inject"];
-    a.extend_from_slice(args);
-    let f = c.json(&a);
-    assert_eq!(f["status"], "active", "{f}");
-    let id = f["id"].as_i64().unwrap();
-    (id, format!("fault-{id}"))
-}
-
 fn heal(c: &Cluster, id: i64) -> Value {
     let healed = c.json(&["chaos", "heal", &id.to_string()]);
     assert_eq!(healed[0]["acted"], true, "{healed}");
     healed[0]["fault"].clone()
 }
 
-/// `iptables -S` in `node`'s network namespace, from a container sharing it.
+/// `iptables -S` in `node`'s network namespace.
 fn iptables(c: &Cluster, node: &str) -> String {
-    let net = format!("container:{}", container(c, node));
-    let (ok, out) = docker(&[
-        "run",
-        "--rm",
-        "--network",
-        &net,
-        "--cap-add",
-        "NET_ADMIN",
-        "operator/toolbox",
-        "iptables",
-        "-S",
-    ]);
-    assert!(ok, "{out}");
-    out
+    iptables_run(c, node, &["-S"])
 }
 
-/// `iptables ARGS` in `node`'s network namespace.
-fn iptables_run(c: &Cluster, node: &str, args: &[&str]) {
+/// `iptables ARGS` in `node`'s network namespace, from a container sharing it.
+fn iptables_run(c: &Cluster, node: &str, args: &[&str]) -> String {
     let net = format!("container:{}", container(c, node));
     let mut all = vec![
         "run",
@@ -107,6 +85,28 @@ fn iptables_run(c: &Cluster, node: &str, args: &[&str]) {
     all.extend_from_slice(args);
     let (ok, out) = docker(&all);
     assert!(ok, "{out}");
+    out
+}
+
+/// A rule of someone else's in `node`'s namespace (comment `someone-else`), which heal must
+/// leave alone.
+fn someone_elses_rule(c: &Cluster, node: &str) {
+    let _ = iptables_run(
+        c,
+        node,
+        &[
+            "-A",
+            "INPUT",
+            "-s",
+            "192.0.2.1",
+            "-m",
+            "comment",
+            "--comment",
+            "someone-else",
+            "-j",
+            "DROP",
+        ],
+    );
 }
 
 /// curl from the toolbox, a peer on the instance's network: its exit code (7: refused,
@@ -293,7 +293,7 @@ async fn node_kill_and_pause_go_through_the_engine_and_heal() {
     let every = Duration::from_millis(200);
     cycle_until(&mut m, 20, every, |r| violated(r).is_empty()).await;
 
-    let (kill, _) = inject(&c, &["node_kill", "--target", "ratelimiter-2"]);
+    let (kill, _) = c.inject(&["node_kill", "--target", "ratelimiter-2"]);
     assert_eq!(state_of(&c, "ratelimiter-2"), "exited");
     cycle_until(&mut m, 10, every, |r| {
         violated(r).contains(&("node_down".into(), "ratelimiter-2".into()))
@@ -313,7 +313,7 @@ async fn node_kill_and_pause_go_through_the_engine_and_heal() {
     );
     assert_eq!(state_of(&c, "ratelimiter-2"), "running");
 
-    let (pause, _) = inject(&c, &["pause", "--target", "ratelimiter-1"]);
+    let (pause, _) = c.inject(&["pause", "--target", "ratelimiter-1"]);
     assert_eq!(state_of(&c, "ratelimiter-1"), "paused");
     let r = cycle_until(&mut m, 10, every, |r| {
         violated(r).contains(&("node_down".into(), "ratelimiter-1".into()))
@@ -344,18 +344,15 @@ fn latency_slows_the_nodes_requests_until_healed() {
     let address = c.address("ratelimiter-3");
     check(&address);
     let clean = check(&address);
-    let (id, _) = inject(
-        &c,
-        &[
-            "latency",
-            "--target",
-            "ratelimiter-3",
-            "--delay",
-            "300ms",
-            "--jitter",
-            "0ms",
-        ],
-    );
+    let (id, _) = c.inject(&[
+        "latency",
+        "--target",
+        "ratelimiter-3",
+        "--delay",
+        "300ms",
+        "--jitter",
+        "0ms",
+    ]);
     let list = c.json(&["chaos", "list"]);
     let how = list["catalogue"]
         .as_array()
@@ -396,33 +393,14 @@ fn a_partition_cuts_the_node_off_from_every_peer_until_healed() {
         from_a_peer(&c, "http://ratelimiter-1:8000/health"),
         (0, "200".into())
     );
-    // A rule of someone else's in the node's namespace, which heal must leave alone.
-    iptables_run(
-        &c,
+    someone_elses_rule(&c, "ratelimiter-1");
+    let (id, tag) = c.inject(&[
+        "network_partition",
+        "--target",
         "ratelimiter-1",
-        &[
-            "-A",
-            "INPUT",
-            "-s",
-            "192.0.2.1",
-            "-m",
-            "comment",
-            "--comment",
-            "someone-else",
-            "-j",
-            "DROP",
-        ],
-    );
-    let (id, tag) = inject(
-        &c,
-        &[
-            "network_partition",
-            "--target",
-            "ratelimiter-1",
-            "--mode",
-            "refuse",
-        ],
-    );
+        "--mode",
+        "refuse",
+    ]);
     let rules = iptables(&c, "ratelimiter-1");
     // Five peers (redis, the proxy, two limiters, the toolbox), both ways.
     assert_eq!(
@@ -460,7 +438,7 @@ fn a_partition_cuts_the_node_off_from_every_peer_until_healed() {
     );
 
     // A black hole: the connection is not refused, it just never answers.
-    let (id, _) = inject(&c, &["network_partition", "--target", "ratelimiter-2"]);
+    let (id, _) = c.inject(&["network_partition", "--target", "ratelimiter-2"]);
     assert_eq!(from_a_peer(&c, "http://ratelimiter-2:8000/health").0, 28);
     heal(&c, id);
     assert_eq!(
@@ -481,7 +459,7 @@ async fn disk_pressure_fills_redis_volume_the_monitor_sees_it_and_heal_frees_it(
     let (used, size) = volume_usage(&volume);
     assert!(size <= 64 * 1024 * 1024, "the volume is bounded: {size}");
     assert!(used * 10 < size, "{used} of {size}");
-    let (id, _) = inject(&c, &["disk_pressure", "--percent", "85"]);
+    let (id, _) = c.inject(&["disk_pressure", "--percent", "85"]);
     let (used, size) = volume_usage(&volume);
     let pct = used as f64 * 100.0 / size as f64;
     assert!((84.0..=90.0).contains(&pct), "{pct:.1}%");
@@ -502,29 +480,14 @@ fn a_fault_whose_healer_died_is_healed_by_the_next_command() {
     let Some(c) = Cluster::start_docker(48, "") else {
         return;
     };
-    let (id, tag) = inject(
-        &c,
-        &[
-            "network_partition",
-            "--target",
-            "ratelimiter-3",
-            "--duration",
-            "1s",
-        ],
-    );
-    let state = c.state_dir().display().to_string();
-    let mut healers = Vec::new();
-    assert!(wait_for(Duration::from_secs(5), || {
-        healers = common::our_processes(&[&state, "--at-expiry"]);
-        !healers.is_empty()
-    }));
-    for pid in healers {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    std::thread::sleep(Duration::from_millis(1500));
+    let (id, tag) = c.inject(&[
+        "network_partition",
+        "--target",
+        "ratelimiter-3",
+        "--duration",
+        "1s",
+    ]);
+    c.kill_healers();
     assert!(
         iptables(&c, "ratelimiter-3").contains(&tag),
         "nobody healed it yet"
@@ -562,7 +525,7 @@ fn commands_of(c: &Cluster, ticket: i64) -> Vec<String> {
 /// Injects `fault` on `node`, lets the monitor open its ticket, runs the runbook agent once
 /// (with its own monitor) and returns the ticket as it ends.
 async fn repaired(c: &Cluster, fault: &str, node: &str) -> operator::tickets::Ticket {
-    inject(c, &[fault, "--target", node, "--duration", "0"]);
+    c.inject(&[fault, "--target", node, "--duration", "0"]);
     let mut m = c.monitor();
     let every = Duration::from_millis(200);
     cycle_until(&mut m, 20, every, |r| common::opened(r, "node_down", node)).await;
@@ -869,21 +832,14 @@ fn rules_left_by_a_crash_mid_injection_are_swept_and_only_they() {
     let Some(c) = Cluster::start_docker(52, "") else {
         return;
     };
-    drop(c.store());
-    let db = rusqlite::Connection::open(c.db_path()).unwrap();
-    db.execute_batch("PRAGMA busy_timeout = 5000").unwrap();
-    db.execute(
-        "INSERT INTO chaos_faults (fault, subject, instance, runtime, target, params, status,
-                injected_at, injected_by, updated_at)
-         VALUES ('network_partition', 'ratelimiter', 52, 'docker', 'ratelimiter-2',
-                 '{\"impairment\":{\"type\":\"partition\",\"mode\":\"refuse\"}}', 'injecting',
-                 '2020-01-01T00:00:00.000Z', 'crashed', '2020-01-01T00:00:00.000Z')",
-        [],
-    )
-    .unwrap();
-    let tag = format!("fault-{}", db.last_insert_rowid());
+    let id = c.fault_left_by_a_crash(
+        "network_partition",
+        "ratelimiter-2",
+        r#"{"impairment":{"type":"partition","mode":"refuse"}}"#,
+    );
+    let tag = format!("fault-{id}");
     // The crashed process got as far as one rule; someone else has one too.
-    iptables_run(
+    let _ = iptables_run(
         &c,
         "ratelimiter-2",
         &[
@@ -899,22 +855,7 @@ fn rules_left_by_a_crash_mid_injection_are_swept_and_only_they() {
             "DROP",
         ],
     );
-    iptables_run(
-        &c,
-        "ratelimiter-2",
-        &[
-            "-A",
-            "INPUT",
-            "-s",
-            "192.0.2.1",
-            "-m",
-            "comment",
-            "--comment",
-            "someone-else",
-            "-j",
-            "DROP",
-        ],
-    );
+    someone_elses_rule(&c, "ratelimiter-2");
     c.ok(&["chaos", "list"]);
     let rules = iptables(&c, "ratelimiter-2");
     assert!(
@@ -928,8 +869,7 @@ fn rules_left_by_a_crash_mid_injection_are_swept_and_only_they() {
 
 #[test]
 fn the_app_starts_a_docker_cluster_repairs_it_with_approval_and_stops_it() {
-    use common::tmux::{Tmux, app_command};
-    use operator::tickets::{Resolution, Status};
+    use common::tmux::{Tmux, app_command, kill_approve_and_verify};
     let Some(mut c) = Cluster::prepare_docker(53, FAST) else {
         return;
     };
@@ -939,28 +879,7 @@ fn the_app_starts_a_docker_cluster_repairs_it_with_approval_and_stops_it() {
     // The app brings the cluster up itself, on the runtime the config names.
     t.wait("4/4 up", 60);
     assert_eq!(state_of(&c, "toolbox"), "running");
-    // Chaos tab: node_kill on ratelimiter-2, confirmed.
-    t.keys(&["4", "Right", "Down", "Down", "i"]);
-    t.wait("Inject a fault?", 5);
-    t.keys(&["y"]);
-    t.keys(&["2"]);
-    t.wait("node_down", 10);
-    t.wait("waiting for your approval", 20);
-    t.keys(&["3"]);
-    let s = t.wait("Approval needed", 5);
-    assert!(s.contains("docker start ratelimiter-2"), "{s}");
-    t.keys(&["y"]);
-    t.keys(&["2"]);
-    t.wait("resolved (verified)", 30);
-    let ticket = c
-        .tickets()
-        .into_iter()
-        .find(|t| t.entity == "ratelimiter-2")
-        .unwrap();
-    assert_eq!(
-        (ticket.status, ticket.resolution),
-        (Status::Resolved, Some(Resolution::Verified))
-    );
+    kill_approve_and_verify(&t, &c, "docker start ratelimiter-2");
     // Quit, stopping the cluster the app started: nothing of it is left.
     t.keys(&["q"]);
     t.wait("Before quitting", 5);

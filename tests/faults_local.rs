@@ -71,33 +71,21 @@ fn links_with(c: &Cluster, tag: &str) -> Vec<String> {
         .collect()
 }
 
-fn inject(c: &Cluster, args: &[&str]) -> (i64, String) {
-    let mut a = vec!["chaos", "inject"];
-    a.extend_from_slice(args);
-    let f = c.json(&a);
-    assert_eq!(f["status"], "active", "{f}");
-    let id = f["id"].as_i64().unwrap();
-    (id, format!("fault-{id}"))
-}
-
 #[test]
 fn latency_slows_what_clients_and_the_node_see_until_healed() {
     let c = Cluster::start("");
     let client = client_address(&c, "ratelimiter-1");
     let direct = c.address("ratelimiter-1");
     let (_, clean, _) = get(&client, "/health", Duration::from_secs(5)).unwrap();
-    let (id, tag) = inject(
-        &c,
-        &[
-            "latency",
-            "--target",
-            "ratelimiter-1",
-            "--delay",
-            "300ms",
-            "--jitter",
-            "0ms",
-        ],
-    );
+    let (id, tag) = c.inject(&[
+        "latency",
+        "--target",
+        "ratelimiter-1",
+        "--delay",
+        "300ms",
+        "--jitter",
+        "0ms",
+    ]);
     assert_eq!(
         links_with(&c, &tag),
         vec!["clients>ratelimiter-1", "ratelimiter-1>redis"]
@@ -129,16 +117,13 @@ fn a_refusing_partition_refuses_clients_and_cuts_the_node_from_redis() {
     let c = Cluster::start("");
     let client = client_address(&c, "ratelimiter-2");
     let direct = c.address("ratelimiter-2");
-    let (id, tag) = inject(
-        &c,
-        &[
-            "network_partition",
-            "--target",
-            "ratelimiter-2",
-            "--mode",
-            "refuse",
-        ],
-    );
+    let (id, tag) = c.inject(&[
+        "network_partition",
+        "--target",
+        "ratelimiter-2",
+        "--mode",
+        "refuse",
+    ]);
     assert_eq!(links_with(&c, &tag).len(), 2);
     let err = TcpStream::connect(&client).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
@@ -161,7 +146,7 @@ fn a_refusing_partition_refuses_clients_and_cuts_the_node_from_redis() {
 fn a_black_hole_swallows_requests_until_healed() {
     let c = Cluster::start("");
     let client = client_address(&c, "ratelimiter-3");
-    let (id, _) = inject(&c, &["network_partition", "--target", "ratelimiter-3"]);
+    let (id, _) = c.inject(&["network_partition", "--target", "ratelimiter-3"]);
     // Connected, but no answer comes.
     let err = get(&client, "/health", Duration::from_millis(800)).unwrap_err();
     assert!(
@@ -184,10 +169,7 @@ fn bandwidth_slows_a_download_until_healed() {
     let (_, _, body) = get(&client, "/metrics", Duration::from_secs(5)).unwrap();
     let size = body.len();
     assert!(size > 2000, "metrics are {size} bytes");
-    let (id, _) = inject(
-        &c,
-        &["bandwidth", "--target", "ratelimiter-1", "--rate", "2000"],
-    );
+    let (id, _) = c.inject(&["bandwidth", "--target", "ratelimiter-1", "--rate", "2000"]);
     let (_, slow, _) = get(&client, "/metrics", Duration::from_secs(10)).unwrap();
     let least = Duration::from_secs_f64(size as f64 / 2000.0 * 0.9);
     assert!(slow >= least, "{size} bytes in {slow:?}");
@@ -202,16 +184,13 @@ async fn the_monitor_sees_a_partitioned_node_and_its_recovery() {
     let mut m = c.monitor();
     let every = Duration::from_millis(200);
     cycle_until(&mut m, 20, every, |r| violated(r).is_empty()).await;
-    let (id, _) = inject(
-        &c,
-        &[
-            "network_partition",
-            "--target",
-            "ratelimiter-1",
-            "--mode",
-            "refuse",
-        ],
-    );
+    let (id, _) = c.inject(&[
+        "network_partition",
+        "--target",
+        "ratelimiter-1",
+        "--mode",
+        "refuse",
+    ]);
     let r = cycle_until(&mut m, 30, every, |r| {
         violated(r).contains(&("node_degraded".into(), "ratelimiter-1".into()))
     })
@@ -228,23 +207,8 @@ async fn the_monitor_sees_a_partitioned_node_and_its_recovery() {
 #[test]
 fn a_network_fault_whose_healer_died_is_healed_by_the_next_command() {
     let c = Cluster::start("");
-    let (id, tag) = inject(
-        &c,
-        &["latency", "--target", "ratelimiter-2", "--duration", "1s"],
-    );
-    let state = c.state_dir().display().to_string();
-    let mut healers = Vec::new();
-    assert!(wait_for(Duration::from_secs(5), || {
-        healers = common::our_processes(&[&state, "--at-expiry"]);
-        !healers.is_empty()
-    }));
-    for pid in healers {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    std::thread::sleep(Duration::from_millis(1500));
+    let (id, tag) = c.inject(&["latency", "--target", "ratelimiter-2", "--duration", "1s"]);
+    c.kill_healers();
     assert_eq!(links_with(&c, &tag).len(), 2, "nobody healed it yet");
     c.ok(&["chaos", "list"]);
     assert!(links_with(&c, &tag).is_empty());
@@ -263,23 +227,12 @@ fn a_network_fault_whose_healer_died_is_healed_by_the_next_command() {
 fn a_toxic_left_by_a_crash_mid_injection_is_healed_and_only_it() {
     let c = Cluster::start("");
     // Someone else's toxic on the same link, which heal must leave alone.
-    let (other, other_tag) = inject(
-        &c,
-        &["latency", "--target", "ratelimiter-3", "--duration", "0"],
+    let (other, other_tag) = c.inject(&["latency", "--target", "ratelimiter-3", "--duration", "0"]);
+    let id = c.fault_left_by_a_crash(
+        "network_partition",
+        "ratelimiter-1",
+        r#"{"impairment":{"type":"partition","mode":"refuse"}}"#,
     );
-    drop(c.store());
-    let db = rusqlite::Connection::open(c.db_path()).unwrap();
-    db.execute_batch("PRAGMA busy_timeout = 5000").unwrap();
-    db.execute(
-        "INSERT INTO chaos_faults (fault, subject, instance, runtime, target, params, status,
-                injected_at, injected_by, updated_at)
-         VALUES ('network_partition', 'ratelimiter', 0, 'local', 'ratelimiter-1',
-                 '{\"impairment\":{\"type\":\"partition\",\"mode\":\"refuse\"}}', 'injecting',
-                 '2020-01-01T00:00:00.000Z', 'crashed', '2020-01-01T00:00:00.000Z')",
-        [],
-    )
-    .unwrap();
-    let id = db.last_insert_rowid();
     // The crashed process got as far as one link.
     let proxy = operator::chaos::proxy::ProxyClient::new(c.address("faultproxy"));
     let rt = tokio::runtime::Runtime::new().unwrap();

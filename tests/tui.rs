@@ -7,40 +7,16 @@ mod common;
 use std::time::Duration;
 
 use common::Cluster;
-use common::tmux::{Tmux, app_command as tui_command};
-use operator::tickets::{Resolution, Status};
+use common::tmux::{Tmux, app_command as tui_command, kill_approve_and_verify};
 
 #[test]
 fn break_a_node_approve_the_repair_and_quit_cleanly() {
     let c = Cluster::start("agent.verify_window = \"5s\"\n");
     let t = Tmux::start(&tui_command(&c, "tui --mode approve"), 120, 36);
     t.wait("4/4 up", 20);
-    // Chaos tab: node_kill on ratelimiter-2, confirmed.
-    t.keys(&["4", "Right", "Down", "Down", "i"]);
-    t.wait("Inject a fault?", 5);
-    t.keys(&["y"]);
-    // The ticket shows up; the runbook agent reads, then asks to start the node.
-    t.keys(&["2"]);
-    t.wait("node_down", 10);
-    t.wait("waiting for your approval", 20);
-    t.keys(&["3"]);
-    let s = t.wait("Approval needed", 5);
-    assert!(s.contains("operator node start ratelimiter-2"), "{s}");
-    t.keys(&["y"]);
-    // The monitor confirms the fix.
-    t.keys(&["2"]);
-    t.wait("resolved (verified)", 20);
+    kill_approve_and_verify(&t, &c, "operator node start ratelimiter-2");
     t.keys(&["1"]);
     t.wait("4/4 up", 10);
-    let ticket = c
-        .tickets()
-        .into_iter()
-        .find(|t| t.entity == "ratelimiter-2")
-        .unwrap();
-    assert_eq!(
-        (ticket.status, ticket.resolution),
-        (Status::Resolved, Some(Resolution::Verified))
-    );
     // Quit: it asks about the fault still in the ledger, heals it, and leaves.
     t.keys(&["q"]);
     t.wait("Before quitting", 5);

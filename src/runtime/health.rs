@@ -18,6 +18,43 @@ pub enum HealthCheck {
     Running,
 }
 
+/// What one look at a starting node found.
+pub enum Starting {
+    Healthy,
+    /// Not yet, and why.
+    Waiting(String),
+    /// It will not become healthy: it exited.
+    Gone(String),
+}
+
+/// Looks at a starting node every `every` until it is healthy, gone, or `timeout` has passed;
+/// the error says why, with the last thing seen.
+pub async fn wait_until_healthy<F, Fut>(
+    timeout: Duration,
+    every: Duration,
+    mut look: F,
+) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Starting>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match look().await {
+            Starting::Healthy => return Ok(()),
+            Starting::Gone(why) => return Err(why),
+            Starting::Waiting(why) => why,
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "not healthy after {}: {last}",
+                humantime::format_duration(timeout)
+            ));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 impl HealthCheck {
     /// `Ok(())` when healthy, else why not.
     pub async fn probe(&self, address: &str, timeout: Duration) -> Result<(), String> {

@@ -156,6 +156,54 @@ impl Cluster {
         text(&out.stderr)
     }
 
+    /// `chaos inject ARGS`, which must apply the fault: its id and the tag its changes carry.
+    pub fn inject(&self, args: &[&str]) -> (i64, String) {
+        let mut a = vec!["chaos", "inject"];
+        a.extend_from_slice(args);
+        let f = self.json(&a);
+        assert_eq!(f["status"], "active", "{f}");
+        let id = f["id"].as_i64().expect("a fault id");
+        (id, format!("fault-{id}"))
+    }
+
+    /// Waits for the detached processes that would heal this cluster's faults on expiry, and
+    /// kills them, as a crash would; then lets an expiry pass unhealed.
+    pub fn kill_healers(&self) {
+        let state = self.state_dir().display().to_string();
+        let mut healers = Vec::new();
+        assert!(wait_for(Duration::from_secs(5), || {
+            healers = our_processes(&[&state, "--at-expiry"]);
+            !healers.is_empty()
+        }));
+        for pid in healers {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+
+    /// A ledger row as a process that crashed while injecting leaves it (long ago, still
+    /// `injecting`); its id.
+    pub fn fault_left_by_a_crash(&self, fault: &str, target: &str, params: &str) -> i64 {
+        let runtime = self.runtime();
+        // Opening the store makes the schema, should nothing have yet.
+        drop(self.store());
+        let db = rusqlite::Connection::open(self.db_path()).expect("the DB");
+        db.execute_batch("PRAGMA busy_timeout = 5000")
+            .expect("busy timeout");
+        db.execute(
+            "INSERT INTO chaos_faults (fault, subject, instance, runtime, target, params, status,
+                    injected_at, injected_by, updated_at)
+             VALUES (?1, 'ratelimiter', ?2, ?3, ?4, ?5, 'injecting',
+                     '2020-01-01T00:00:00.000Z', 'crashed', '2020-01-01T00:00:00.000Z')",
+            rusqlite::params![fault, self.instance, runtime.kind(), target, params],
+        )
+        .expect("a ledger row");
+        db.last_insert_rowid()
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.push("--json");

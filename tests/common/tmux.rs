@@ -85,3 +85,33 @@ pub fn app_command(c: &Cluster, args: &str) -> String {
         pid = c.dir.path().join("tui.pid").display(),
     )
 }
+
+/// In the app, in approve mode: kills ratelimiter-2 from the Chaos tab, waits for the agent to
+/// ask to run `repair`, approves it, and checks the monitor verified the fix.
+pub fn kill_approve_and_verify(t: &Tmux, c: &Cluster, repair: &str) {
+    use operator::tickets::{Resolution, Status};
+    // Chaos tab: node_kill on ratelimiter-2, confirmed.
+    t.keys(&["4", "Right", "Down", "Down", "i"]);
+    t.wait("Inject a fault?", 5);
+    t.keys(&["y"]);
+    // The ticket shows up; the runbook agent reads, then asks to start the node.
+    t.keys(&["2"]);
+    t.wait("node_down", 10);
+    t.wait("waiting for your approval", 20);
+    t.keys(&["3"]);
+    let s = t.wait("Approval needed", 5);
+    assert!(s.contains(repair), "{s}");
+    t.keys(&["y"]);
+    // The monitor confirms the fix.
+    t.keys(&["2"]);
+    t.wait("resolved (verified)", 30);
+    let ticket = c
+        .tickets()
+        .into_iter()
+        .find(|t| t.entity == "ratelimiter-2")
+        .expect("a ticket for ratelimiter-2");
+    assert_eq!(
+        (ticket.status, ticket.resolution),
+        (Status::Resolved, Some(Resolution::Verified))
+    );
+}

@@ -36,6 +36,7 @@ use self::engine::{
     LABEL_INSTANCE, LABEL_NODE, LABEL_OWNER, LABEL_ROLE, LABEL_SUBJECT, engine_error, is_not_found,
 };
 use self::record::{ContainerRecord, DockerRecord};
+use super::health::{Starting, wait_until_healthy};
 use super::record::InstanceLock;
 use super::{
     ClusterPlan, DownReport, Impairment, NodeAction, NodeSpec, NodeStatus, ROLE_TOOLBOX, RunState,
@@ -460,18 +461,15 @@ impl DockerRuntime {
         docker: &Docker,
         node: &ContainerRecord,
     ) -> Result<(), RuntimeError> {
-        let deadline = tokio::time::Instant::now() + self.config.startup_timeout;
-        let mut last;
-        loop {
-            let state = self.state_of(docker, &node.container).await?;
-            if state.0 != RunState::Running {
-                last = format!("the container is {}", state.0.as_str());
-                if state.0 == RunState::Exited {
-                    break;
+        let look = || async {
+            match self.state_of(docker, &node.container).await {
+                Err(e) => Starting::Waiting(e.to_string()),
+                Ok((RunState::Exited, _, _)) => Starting::Gone("the container exited".into()),
+                Ok((state @ RunState::Paused, _, _)) => {
+                    Starting::Waiting(format!("the container is {}", state.as_str()))
                 }
-            } else {
-                match self.reach(node) {
-                    None => return Ok(()),
+                Ok((RunState::Running, _, _)) => match self.reach(node) {
+                    None => Starting::Healthy,
                     Some(address) => match node
                         .spec
                         .health
@@ -480,21 +478,22 @@ impl DockerRuntime {
                     {
                         Ok(()) => {
                             info!(container = %node.container, %address, "node healthy");
-                            return Ok(());
+                            Starting::Healthy
                         }
-                        Err(e) => last = e,
+                        Err(e) => Starting::Waiting(e),
                     },
-                }
+                },
             }
-            if tokio::time::Instant::now() >= deadline {
-                last = format!(
-                    "not healthy after {}: {last}",
-                    humantime::format_duration(self.config.startup_timeout)
-                );
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        };
+        let Err(last) = wait_until_healthy(
+            self.config.startup_timeout,
+            Duration::from_millis(100),
+            look,
+        )
+        .await
+        else {
+            return Ok(());
+        };
         Err(RuntimeError::StartFailed {
             node: node.spec.name.clone(),
             reason: last,

@@ -15,6 +15,7 @@ use tracing::{info, instrument, warn};
 
 use self::process::ProcessId;
 use self::record::{InstanceLock, InstanceRecord, NodeRecord};
+use super::health::{Starting, wait_until_healthy};
 use super::{
     ClusterPlan, DownReport, FAULTPROXY, Impairment, NodeAction, NodeStatus, ROLE_FAULTPROXY,
     RunState, Runtime, RuntimeError, Topology, TopologyNode, UpReport,
@@ -130,12 +131,9 @@ impl LocalRuntime {
             )))?;
         node.process = Some(id);
         node.started_at = Some(crate::clock::now());
-        let deadline = tokio::time::Instant::now() + self.config.startup_timeout;
-        let mut last;
-        loop {
+        let look = || async {
             if !id.is_alive() {
-                last = "the process exited during start".into();
-                break;
+                return Starting::Gone("the process exited during start".into());
             }
             match spec
                 .health
@@ -144,19 +142,16 @@ impl LocalRuntime {
             {
                 Ok(()) => {
                     info!(pid = id.pid, address = %spec.address(), "node healthy");
-                    return Ok(());
+                    Starting::Healthy
                 }
-                Err(e) => last = e,
+                Err(e) => Starting::Waiting(e),
             }
-            if tokio::time::Instant::now() >= deadline {
-                last = format!(
-                    "not healthy after {}: {last}",
-                    humantime::format_duration(self.config.startup_timeout)
-                );
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
+        let Err(last) =
+            wait_until_healthy(self.config.startup_timeout, Duration::from_millis(50), look).await
+        else {
+            return Ok(());
+        };
         let _ = id.signal(Signal::SIGKILL);
         id.wait_gone(Duration::from_secs(2)).await;
         node.process = None;
