@@ -234,7 +234,9 @@ fn a_toxic_left_by_a_crash_mid_injection_is_healed_and_only_it() {
         r#"{"impairment":{"type":"partition","mode":"refuse"}}"#,
     );
     // The crashed process got as far as one link.
-    let proxy = operator::chaos::proxy::ProxyClient::new(c.address("faultproxy"));
+    let proxy = operator::chaos::proxy::ProxyClient::new(c.address("faultproxy")).with_token(
+        operator::chaos::proxy::token::read(&c.state_dir().join("instances/0")),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(proxy.set(
         "clients>ratelimiter-1",

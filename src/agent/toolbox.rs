@@ -106,7 +106,8 @@ impl Executor for ToolboxExecutor {
         let docker = self.docker().await?;
         let start = Instant::now();
         let c = &self.sandbox.container;
-        let secs = format!("{:.3}", timeout.as_secs_f64());
+        // `timeout 0` would mean no limit at all.
+        let secs = format!("{:.3}", timeout.as_secs_f64().max(0.001));
         let cmd = [
             "timeout",
             "-s",
@@ -144,6 +145,7 @@ impl Executor for ToolboxExecutor {
         let mut stderr = HeadTail::new(self.limit);
         let started = docker.start_exec(&exec.id, None).await.map_err(not_there)?;
         let mut stuck = false;
+        let mut lost = None;
         if let StartExecResults::Attached { mut output, .. } = started {
             // `timeout` inside ends the command; this only guards against a stream that
             // never closes.
@@ -153,7 +155,11 @@ impl Executor for ToolboxExecutor {
                     Ok(Some(Ok(LogOutput::StdOut { message }))) => stdout.push(&message),
                     Ok(Some(Ok(LogOutput::StdErr { message }))) => stderr.push(&message),
                     Ok(Some(Ok(_))) => {}
-                    Ok(Some(Err(_)) | None) => break,
+                    Ok(Some(Err(e))) => {
+                        lost = Some(engine::describe(&e));
+                        break;
+                    }
+                    Ok(None) => break,
                     Err(_) => {
                         stuck = true;
                         break;
@@ -161,11 +167,21 @@ impl Executor for ToolboxExecutor {
                 }
             }
         }
-        let code = docker
-            .inspect_exec(&exec.id)
-            .await
-            .ok()
-            .and_then(|i| i.exit_code);
+        let code = match docker.inspect_exec(&exec.id).await {
+            Ok(i) => i.exit_code,
+            Err(e) => {
+                lost.get_or_insert(engine::describe(&e));
+                None
+            }
+        };
+        if stuck {
+            lost.get_or_insert(
+                "its output did not end in time; it may still be running in the toolbox".into(),
+            );
+        }
+        if let Some(why) = &lost {
+            stderr.push(format!("\n[operator: {why}]\n").as_bytes());
+        }
         let elapsed = start.elapsed();
         let timed_out = stuck || (code == Some(KILLED) && elapsed >= timeout);
         let (stdout, o1) = stdout.finish();

@@ -18,10 +18,23 @@ pub struct FaultProxyArgs {
     /// A link, NAME=LISTEN>UPSTREAM; repeat for each.
     #[arg(long = "link", value_name = "LINK", value_parser = LinkSpec::parse)]
     pub links: Vec<LinkSpec>,
+    /// A file holding the token that changing toxics needs (without it, anyone who reaches
+    /// the control address may change them).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: FaultProxyArgs) -> Result<()> {
-    server::run(args.control, args.links)
+    let token = match &args.token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .wrap_err_with(|| format!("reading the token file {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    server::run(args.control, args.links, token)
         .await
         .wrap_err("the fault proxy stopped")
 }

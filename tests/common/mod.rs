@@ -67,6 +67,7 @@ impl Cluster {
             eprintln!("skipped: no Docker engine here ({why})");
             return None;
         }
+        clear_test_instance(instance);
         let mut c = Self::prepare(&format!("runtime.kind = \"docker\"\n{extra}"));
         c.instance = instance;
         Some(c)
@@ -321,6 +322,43 @@ pub fn http(
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body, start.elapsed()))
+}
+
+/// Removes what an earlier run of the tests left on the engine under `instance` (a run that
+/// was killed never ran its `down`): instance numbers 41 and up belong to these tests.
+fn clear_test_instance(instance: u32) {
+    assert!(
+        instance > 40,
+        "instances up to 40 are not the tests' to clear"
+    );
+    let label = format!("label=operator.instance={instance}");
+    let list = |args: &[&str]| -> Vec<String> {
+        Command::new("docker")
+            .args(args)
+            .args(["--filter", &label, "-q"])
+            .output()
+            .map(|o| text(&o.stdout).lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    for (kind, ids) in [
+        ("container", list(&["ps", "-a"])),
+        ("network", list(&["network", "ls"])),
+        ("volume", list(&["volume", "ls"])),
+    ] {
+        if ids.is_empty() {
+            continue;
+        }
+        eprintln!(
+            "removing {} {kind}(s) an earlier test run left under instance {instance}",
+            ids.len()
+        );
+        let rm: &[&str] = match kind {
+            "container" => &["rm", "-f", "-v"],
+            "network" => &["network", "rm"],
+            _ => &["volume", "rm", "-f"],
+        };
+        let _ = Command::new("docker").args(rm).args(&ids).output();
+    }
 }
 
 /// Whether a Docker engine answers here (the Docker tests run only where one does).

@@ -25,6 +25,7 @@ pub enum ProxyError {
 pub struct ProxyClient {
     address: String,
     http: reqwest::Client,
+    token: Option<String>,
 }
 
 impl ProxyClient {
@@ -33,7 +34,14 @@ impl ProxyClient {
         Self {
             address: address.into(),
             http: crate::runtime::health::http_client(),
+            token: None,
         }
+    }
+
+    /// With the token that changes need (see [`super::token`]).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
     }
 
     pub fn address(&self) -> &str {
@@ -61,6 +69,10 @@ impl ProxyClient {
             address: self.address.clone(),
             reason: error_chain(&e),
         };
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
         let resp = req
             .timeout(Duration::from_secs(10))
             .send()
@@ -68,14 +80,22 @@ impl ProxyClient {
             .map_err(unreachable)?;
         let status = resp.status();
         if !status.is_success() {
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            // The proxy says why in JSON; a rejection by the HTTP layer is plain text.
+            let text = resp.text().await.unwrap_or_default();
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_string))
+                .unwrap_or_else(|| {
+                    if text.trim().is_empty() {
+                        "no reason given".into()
+                    } else {
+                        text.trim().to_string()
+                    }
+                });
             return Err(ProxyError::Refused {
                 address: self.address.clone(),
                 status: status.as_u16(),
-                message: body["error"]
-                    .as_str()
-                    .unwrap_or("no reason given")
-                    .to_string(),
+                message,
             });
         }
         resp.json().await.map_err(unreachable)

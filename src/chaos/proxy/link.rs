@@ -180,10 +180,13 @@ impl Link {
         let _count = Count(&self.connections);
         let mut toxics = self.toxics.subscribe();
         // A black-holed link accepts (the kernel does) but goes no further until it heals.
-        let usable = toxics
-            .wait_for(|t| Effect::of(t).partition != Some(PartitionMode::Blackhole))
-            .await
-            .map(|t| Effect::of(&t).partition.is_none());
+        // A client that gives up meanwhile is let go, so held connections do not pile up.
+        let usable = tokio::select! {
+            u = toxics.wait_for(|t| Effect::of(t).partition != Some(PartitionMode::Blackhole)) => {
+                u.map(|t| Effect::of(&t).partition.is_none())
+            }
+            _ = closed_by_peer(&client) => return,
+        };
         if !matches!(usable, Ok(true)) {
             reset(&client);
             return;
@@ -234,6 +237,16 @@ impl Drop for Count<'_> {
     }
 }
 
+/// Returns when the peer has closed its side before sending anything; never, once it has sent
+/// something (that cannot be told from a close without reading it).
+async fn closed_by_peer(s: &TcpStream) {
+    let mut b = [0u8; 1];
+    match s.peek(&mut b).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
+}
+
 /// Closes with RST rather than FIN: the peer's next read fails at once.
 fn reset(s: &TcpStream) {
     let _ = s.set_zero_linger();
@@ -279,22 +292,54 @@ async fn pump(
                 let unit = rand::random::<f64>() * 2.0 - 1.0;
                 // Never before the previous chunk: jitter must not reorder a stream.
                 let due = (arrived + effect.delay_for(unit)).max(last_due);
-                tokio::time::sleep_until(due).await;
-                last_due = due;
-            }
-            match effect.bytes_per_sec {
-                None => to.write_all(&chunk).await?,
-                Some(rate) => {
-                    // Each piece occupies the link for its transfer time, and goes when the
-                    // link is free again: a steady trickle, however big the chunk.
-                    let piece = usize::try_from(rate / 20).unwrap_or(CHUNK).clamp(64, CHUNK);
-                    for part in chunk.chunks(piece) {
-                        link_free =
-                            link_free.max(Instant::now()) + effect.transfer_time(part.len());
-                        tokio::time::sleep_until(link_free).await;
-                        to.write_all(part).await?;
+                // A heal meanwhile lets the chunk go at once.
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(due) => {
+                            last_due = due;
+                            break;
+                        }
+                        r = toxics.changed() => {
+                            let now = Link::effect(&toxics);
+                            if r.is_err() || (now.delay.is_zero() && now.jitter.is_zero()) {
+                                last_due = Instant::now();
+                                break;
+                            }
+                        }
                     }
                 }
+            }
+            // Each piece occupies the link for its transfer time, and goes when the link is
+            // free again: a steady trickle, however big the chunk. The limit is read again for
+            // each piece, so that a heal frees what is left of the chunk.
+            let mut rest: &[u8] = &chunk;
+            while !rest.is_empty() {
+                let Some(rate) = Link::effect(&toxics).bytes_per_sec else {
+                    to.write_all(rest).await?;
+                    break;
+                };
+                let piece = usize::try_from(rate / 20)
+                    .unwrap_or(CHUNK)
+                    .clamp(64, CHUNK)
+                    .min(rest.len());
+                let (part, after) = rest.split_at(piece);
+                link_free =
+                    link_free.max(Instant::now()) + Link::effect(&toxics).transfer_time(part.len());
+                tokio::select! {
+                    _ = tokio::time::sleep_until(link_free) => {}
+                    _ = toxics.changed() => {
+                        link_free = Instant::now();
+                        continue;
+                    }
+                }
+                to.write_all(part).await?;
+                rest = after;
+            }
+        }
+        // A close is held like data while the link is black-holed.
+        while Link::effect(&toxics).partition == Some(PartitionMode::Blackhole) {
+            if toxics.changed().await.is_err() {
+                break;
             }
         }
         to.shutdown().await

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod link;
 pub mod server;
+pub mod token;
 pub mod toxic;
 
 #[cfg(test)]

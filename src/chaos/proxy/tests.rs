@@ -157,8 +157,30 @@ async fn the_control_api_sets_lists_and_removes_toxics_by_tag() {
     let links = std::sync::Arc::new(std::collections::BTreeMap::from([(l.spec.name.clone(), l)]));
     let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = api.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(api, super::server::router(links)).await });
-    let c = super::ProxyClient::new(addr.to_string());
+    tokio::spawn(async move {
+        axum::serve(api, super::server::router(links, Some("s3cret".into()))).await
+    });
+    // Without the token, toxics can be read and not changed.
+    let stranger = super::ProxyClient::new(addr.to_string());
+    assert_eq!(stranger.links().await.unwrap().len(), 1);
+    let err = stranger
+        .set(
+            "a>b",
+            "fault-8",
+            Toxic::Partition {
+                mode: PartitionMode::Refuse,
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("401") && err.contains("needs the proxy's token"),
+        "{err}"
+    );
+    let wrong = super::ProxyClient::new(addr.to_string()).with_token(Some("guess".into()));
+    assert!(wrong.remove("a>b", "fault-8").await.is_err());
+    let c = super::ProxyClient::new(addr.to_string()).with_token(Some("s3cret".into()));
     let toxic = Toxic::Latency {
         delay_ms: 10,
         jitter_ms: 1,
@@ -202,4 +224,56 @@ fn a_node_owns_the_links_at_either_end() {
         "ratelimiter-10"
     ));
     assert!(!touches(&client_link("ratelimiter-2"), "ratelimiter-1"));
+}
+
+#[tokio::test]
+async fn a_heal_frees_a_chunk_that_is_still_trickling() {
+    let l = link().await;
+    let mut s = TcpStream::connect(l.spec.listen).await.unwrap();
+    round_trip(&mut s, 10).await;
+    l.set_toxic(
+        "fault-5",
+        Toxic::Bandwidth {
+            bytes_per_sec: 1_000,
+        },
+    );
+    // 16 kB at 1 kB/s would take 16 s each way; the heal after 300 ms frees it.
+    let healer = {
+        let l = Arc::clone(&l);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            l.remove_toxic("fault-5");
+        })
+    };
+    let t = round_trip(&mut s, 16_000).await;
+    healer.await.unwrap();
+    assert!(t < Duration::from_secs(3), "{t:?}");
+}
+
+#[tokio::test]
+async fn a_black_hole_holds_a_close_until_it_heals() {
+    let l = link().await;
+    let mut s = TcpStream::connect(l.spec.listen).await.unwrap();
+    round_trip(&mut s, 10).await;
+    l.set_toxic(
+        "fault-6",
+        Toxic::Partition {
+            mode: PartitionMode::Blackhole,
+        },
+    );
+    // The client closes its side: the echo server must not hear of it, so does not close
+    // back, while the link is a black hole.
+    s.shutdown().await.unwrap();
+    let mut buf = [0u8; 1];
+    let waited = tokio::time::timeout(Duration::from_millis(400), s.read(&mut buf)).await;
+    assert!(
+        waited.is_err(),
+        "the close got through the black hole: {waited:?}"
+    );
+    l.remove_toxic("fault-6");
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("after the heal the close goes through and comes back")
+        .unwrap();
+    assert_eq!(n, 0);
 }

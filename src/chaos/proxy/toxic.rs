@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartitionMode {
-    /// Connections are refused, open ones reset: the peer knows at once.
+    /// Connections are refused, open ones closed: the peer knows at once.
     Refuse,
     /// Nothing gets through and nothing is said, like dropped packets: the peer waits.
     /// Bytes are held, not lost, as TCP would retransmit them once the link heals.
@@ -46,7 +46,7 @@ pub enum Toxic {
     Partition {
         mode: PartitionMode,
     },
-    /// At most this many bytes per second each way.
+    /// At most this many bytes per second on each connection, each way.
     Bandwidth {
         bytes_per_sec: u64,
     },

@@ -12,7 +12,7 @@ use tracing::instrument;
 use super::DockerRuntime;
 use super::engine::{Helper, engine_error, run_helper};
 use super::record::{ContainerRecord, DockerRecord};
-use crate::chaos::proxy::ProxyClient;
+use crate::chaos::proxy::{ProxyClient, token};
 use crate::runtime::impair::PartitionMode;
 use crate::runtime::{DiskUsage, FAULTPROXY, Impairment, RunState, RuntimeError};
 
@@ -26,10 +26,12 @@ fn impair_error(target: &str, message: impl Into<String>) -> RuntimeError {
     }
 }
 
-/// Whether `tc netem` works on this machine: asked once, of a throwaway namespace.
+/// Whether `tc netem` works on this machine: asked of a throwaway namespace, and remembered
+/// once `tc` has answered (an engine that could not be asked is asked again next time).
 async fn netem(rt: &DockerRuntime) -> Result<(), String> {
-    rt.netem
-        .get_or_init(|| async {
+    let answer = rt
+        .netem
+        .get_or_try_init(|| async {
             let docker = rt.docker().await.map_err(|e| e.to_string())?;
             let out = run_helper(
                 docker,
@@ -44,29 +46,34 @@ async fn netem(rt: &DockerRuntime) -> Result<(), String> {
             )
             .await
             .map_err(|e| e.to_string())?;
-            if out.exit_code == 0 {
+            Ok::<_, String>(if out.exit_code == 0 {
                 Ok(())
             } else {
                 Err(format!(
                     "this kernel lacks sch_netem (tc said: {})",
                     out.output.trim()
                 ))
-            }
+            })
         })
-        .await
-        .clone()
+        .await;
+    match answer {
+        Ok(definitive) => definitive.clone(),
+        Err(e) => Err(format!("cannot tell whether tc netem works here: {e}")),
+    }
 }
 
 pub async fn mechanism(rt: &DockerRuntime, imp: &Impairment) -> Result<String, String> {
     Ok(match imp {
         Impairment::Latency { .. } => match netem(rt).await {
             Ok(()) => "tc netem in the node's network namespace (a helper container with NET_ADMIN)".into(),
-            Err(why) => format!("the fault proxy, on the node's link to Redis: {why}"),
+            Err(why) => format!("the fault proxy, on every link of the node through it: {why}"),
         },
         Impairment::Partition { .. } => {
-            "iptables in the node's network namespace (a helper container with NET_ADMIN), against every peer".into()
+            "iptables in the node's network namespace (a helper container with NET_ADMIN), against the instance's whole subnet".into()
         }
-        Impairment::Bandwidth { .. } => "the fault proxy, on the node's link to Redis".into(),
+        Impairment::Bandwidth { .. } => {
+            "the fault proxy, on every link of the node through it (each connection, each way)".into()
+        }
         Impairment::DiskFill { .. } => format!(
             "a fill file on the node's data volume (a tmpfs of {}; Redis's volume)",
             rt.config.volume_size
@@ -75,9 +82,12 @@ pub async fn mechanism(rt: &DockerRuntime, imp: &Impairment) -> Result<String, S
 }
 
 /// The netem qdisc handle a fault owns: its id, in the qdisc handle range.
-fn handle(tag: &str) -> String {
-    let id: u64 = tag.trim_start_matches("fault-").parse().unwrap_or_default();
-    format!("{:x}", id % 0xfffe + 1)
+fn handle(tag: &str) -> Result<String, RuntimeError> {
+    let id: u64 = tag
+        .strip_prefix("fault-")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| impair_error(tag, "not a fault's tag (fault-<id>)"))?;
+    Ok(format!("{:x}", id % 0xfffe + 1))
 }
 
 async fn helper_in_netns(
@@ -112,12 +122,9 @@ async fn helper_in_netns(
     Ok(out.output)
 }
 
-/// The addresses of every other container on the instance's network.
-async fn peers(
-    docker: &Docker,
-    record: &DockerRecord,
-    node: &ContainerRecord,
-) -> Result<Vec<String>, RuntimeError> {
+/// The instance network's subnet and gateway: every peer is in the one, and the other is
+/// how this machine (the monitor's probes) reaches a published port.
+async fn subnet(docker: &Docker, record: &DockerRecord) -> Result<(String, String), RuntimeError> {
     let net = docker
         .inspect_network(&record.network, None)
         .await
@@ -125,14 +132,15 @@ async fn peers(
             "inspecting network {}",
             record.network
         )))?;
-    Ok(net
-        .containers
+    net.ipam
+        .and_then(|i| i.config)
         .unwrap_or_default()
-        .into_values()
-        .filter(|c| c.name.as_deref() != Some(&node.container))
-        .filter_map(|c| c.ipv4_address)
-        .filter_map(|a| a.split('/').next().map(str::to_string))
-        .collect())
+        .into_iter()
+        .find_map(|c| Some((c.subnet?, c.gateway?)))
+        .ok_or_else(|| RuntimeError::Impair {
+            target: record.network.clone(),
+            message: "the network reports no subnet and gateway".into(),
+        })
 }
 
 fn proxy(rt: &DockerRuntime, record: &DockerRecord) -> Result<ProxyClient, RuntimeError> {
@@ -140,7 +148,7 @@ fn proxy(rt: &DockerRuntime, record: &DockerRecord) -> Result<ProxyClient, Runti
     let address = rt
         .reach(node)
         .ok_or_else(|| impair_error(FAULTPROXY, "its control port is not published"))?;
-    Ok(ProxyClient::new(address))
+    Ok(ProxyClient::new(address).with_token(token::read(&rt.dir())))
 }
 
 #[instrument(skip(rt, imp), fields(instance = rt.instance))]
@@ -158,7 +166,7 @@ pub async fn impair(
             delay_ms,
             jitter_ms,
         } if netem(rt).await.is_ok() => {
-            let h = handle(tag);
+            let h = handle(tag)?;
             let out = helper_in_netns(
                 rt,
                 docker,
@@ -202,10 +210,9 @@ pub async fn impair(
             ))
         }
         Impairment::Partition { mode } => {
-            let peers = peers(docker, &record, node).await?;
-            if peers.is_empty() {
-                return Err(impair_error(target, "it has no peers on the network"));
-            }
+            // The whole subnet, so that a peer that restarts with another address, or joins
+            // later, is cut off too; but not the gateway, through which this machine probes.
+            let (subnet, gateway) = subnet(docker, &record).await?;
             // Refusing answers a peer's SYN with a reset, which leaves through OUTPUT: that
             // rule must let resets pass, or the refusal turns into silence.
             let (inbound, outbound) = match mode {
@@ -215,14 +222,15 @@ pub async fn impair(
                     "-p tcp ! --tcp-flags RST RST -j REJECT --reject-with tcp-reset",
                 ),
             };
-            let mut script = String::from("set -e\n");
-            for ip in &peers {
-                script.push_str(&format!(
-                    "iptables -I INPUT -s {ip} -m comment --comment {tag} {inbound}\n\
-                     iptables -I OUTPUT -d {ip} -m comment --comment {tag} {outbound}\n"
-                ));
-            }
-            script.push_str(&format!("iptables -S | grep -c -- '--comment {tag} '\n"));
+            let c = format!("-m comment --comment {tag}");
+            let script = format!(
+                "set -e\n\
+                 iptables -I INPUT -i {IFACE} -s {subnet} {c} {inbound}\n\
+                 iptables -I OUTPUT -o {IFACE} -d {subnet} {c} {outbound}\n\
+                 iptables -I INPUT -i {IFACE} -s {gateway} {c} -j ACCEPT\n\
+                 iptables -I OUTPUT -o {IFACE} -d {gateway} {c} -j ACCEPT\n\
+                 iptables -S | grep -c -- '--comment {tag} '\n"
+            );
             let out = helper_in_netns(rt, docker, &record, node, script).await?;
             let rules: usize = out
                 .trim()
@@ -230,16 +238,15 @@ pub async fn impair(
                 .last()
                 .and_then(|l| l.parse().ok())
                 .unwrap_or(0);
-            if rules != 2 * peers.len() {
+            if rules != 4 {
                 return Err(impair_error(
                     target,
-                    format!("expected {} rules, found {rules}", 2 * peers.len()),
+                    format!("expected 4 rules, found {rules}"),
                 ));
             }
             Ok(format!(
-                "{} by iptables: {rules} rules against {}",
+                "{} by iptables: {target} cut off from {subnet} both ways, but for this machine at {gateway}",
                 imp.describe(),
-                peers.join(", ")
             ))
         }
         Impairment::DiskFill { percent } => {
@@ -324,8 +331,9 @@ pub async fn restore(
                     ));
                 }
             }
-            if matches!(imp, Impairment::Latency { .. }) && running && netem(rt).await.is_ok() {
-                let h = handle(tag);
+            // Whether or not netem worked when it was injected: a qdisc of its is looked for.
+            if matches!(imp, Impairment::Latency { .. }) && running {
+                let h = handle(tag)?;
                 let out = helper_in_netns(
                     rt,
                     docker,
@@ -408,8 +416,24 @@ pub async fn restore(
     }
 }
 
-/// Runs a command in a container and returns its output; a non-zero exit is an error.
+/// Runs a short command in a container and returns its output; a non-zero exit, or no end
+/// within 10 s, is an error.
 pub async fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> Result<String, RuntimeError> {
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        exec_inner(docker, container, cmd),
+    )
+    .await
+    .map_err(|_| RuntimeError::Engine {
+        message: format!("`{}` in {container} did not end within 10s", cmd.join(" ")),
+    })?
+}
+
+async fn exec_inner(
+    docker: &Docker,
+    container: &str,
+    cmd: &[&str],
+) -> Result<String, RuntimeError> {
     let created = docker
         .create_exec(
             container,
@@ -481,8 +505,9 @@ mod tests {
 
     #[test]
     fn each_fault_owns_a_distinct_qdisc_handle() {
-        assert_eq!(handle("fault-1"), "2");
-        assert_eq!(handle("fault-255"), "100");
-        assert_ne!(handle("fault-7"), handle("fault-8"));
+        assert_eq!(handle("fault-1").unwrap(), "2");
+        assert_eq!(handle("fault-255").unwrap(), "100");
+        assert_ne!(handle("fault-7").unwrap(), handle("fault-8").unwrap());
+        assert!(handle("someone-else").is_err());
     }
 }

@@ -39,13 +39,16 @@ use self::record::{ContainerRecord, DockerRecord};
 use super::health::{Starting, wait_until_healthy};
 use super::record::InstanceLock;
 use super::{
-    ClusterPlan, DownReport, Impairment, NodeAction, NodeSpec, NodeStatus, ROLE_TOOLBOX, RunState,
-    Runtime, RuntimeError, TOOLBOX, Topology, TopologyNode, UpReport,
+    ClusterPlan, DownReport, Impairment, NodeAction, NodeSpec, NodeStatus, ROLE_FAULTPROXY,
+    ROLE_TOOLBOX, RunState, Runtime, RuntimeError, TOOLBOX, Topology, TopologyNode, UpReport,
 };
+use crate::chaos::proxy::token;
 use crate::config::{DockerRuntimeConfig, Reach};
 use crate::paths::StateDir;
 
 const LOCK_WAIT: Duration = Duration::from_secs(60);
+/// Where the fault proxy's token appears inside its container.
+const PROXY_TOKEN: &str = "/run/faultproxy/token";
 /// Where the filtering Docker API proxy's socket appears inside the toolbox.
 pub const TOOLBOX_API_DIR: &str = "/run/operator";
 
@@ -329,6 +332,12 @@ impl DockerRuntime {
         }
         if spec.role == ROLE_TOOLBOX {
             binds.push(format!("{}:{TOOLBOX_API_DIR}", self.api_dir().display()));
+        }
+        if spec.role == ROLE_FAULTPROXY {
+            binds.push(format!(
+                "{}:{PROXY_TOKEN}:ro",
+                token::path(&self.dir()).display()
+            ));
         }
         let network = self.network_name();
         ContainerCreateBody {
@@ -781,6 +790,13 @@ impl Runtime for DockerRuntime {
         }
         let mut specs = plan.nodes;
         specs.push(self.toolbox_spec());
+        // The fault proxy's control token, mounted into it alone: the agent's toolbox shares
+        // its network but cannot read the token, so cannot change toxics.
+        token::create(&dir).map_err(RuntimeError::io("writing the fault proxy's token"))?;
+        for spec in specs.iter_mut().filter(|s| s.role == ROLE_FAULTPROXY) {
+            spec.args.push("--token-file".into());
+            spec.args.push(PROXY_TOKEN.into());
+        }
         self.check_images(docker, &specs).await?;
         self.clear_the_way(docker, &specs, &mut notes).await?;
         let labels = self.labels(&plan.subject)?;

@@ -20,7 +20,7 @@ use super::{
     ClusterPlan, DownReport, FAULTPROXY, Impairment, NodeAction, NodeStatus, ROLE_FAULTPROXY,
     RunState, Runtime, RuntimeError, Topology, TopologyNode, UpReport,
 };
-use crate::chaos::proxy::ProxyClient;
+use crate::chaos::proxy::{ProxyClient, token};
 use crate::config::LocalRuntimeConfig;
 use crate::paths::StateDir;
 
@@ -271,7 +271,12 @@ impl Runtime for LocalRuntime {
         let logs = dir.join("logs");
         std::fs::create_dir_all(&logs)
             .map_err(RuntimeError::io(format!("creating {}", logs.display())))?;
-        for spec in plan.nodes {
+        token::create(&dir).map_err(RuntimeError::io("writing the fault proxy's token"))?;
+        for mut spec in plan.nodes {
+            if spec.role == ROLE_FAULTPROXY {
+                spec.args.push("--token-file".into());
+                spec.args.push(token::path(&dir).display().to_string());
+            }
             let program = match Self::resolve_program(&spec.program) {
                 Ok(p) => p,
                 Err(e) => {
@@ -526,7 +531,7 @@ impl LocalRuntime {
                 },
             });
         }
-        Ok(ProxyClient::new(node.spec.address()))
+        Ok(ProxyClient::new(node.spec.address()).with_token(token::read(&self.dir())))
     }
 }
 

@@ -51,7 +51,8 @@ impl Scope {
     }
 }
 
-/// A running proxy; it stops, and its socket goes, when dropped.
+/// A running proxy; when dropped, it stops taking connections and its socket goes (calls in
+/// flight, such as a followed log, run to their end).
 pub struct ApiProxy {
     socket: PathBuf,
     stop: CancellationToken,
@@ -81,7 +82,9 @@ impl ApiProxy {
                         accepted = listener.accept() => match accepted {
                             Ok((s, _)) => s,
                             Err(e) => {
+                                // Out of file descriptors, say: do not spin on it.
                                 warn!(error = %e, "accepting a connection failed");
+                                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                                 continue;
                             }
                         },
@@ -123,6 +126,16 @@ impl Drop for ApiProxy {
     }
 }
 
+/// What of the client's body goes on to the engine.
+enum Sent {
+    /// Nothing: the call needs none.
+    Nothing,
+    /// An exec's configuration, read and checked first.
+    ExecConfig,
+    /// The body as it comes (an exec's start: its stream).
+    AsIs,
+}
+
 /// A container of the instance, as the engine labels it.
 struct Ours {
     id: String,
@@ -158,26 +171,39 @@ impl State {
             let route = rules::route(req.method(), &path);
             let prefix = &path[..path.len() - rules::unversioned(&path).len()];
             let query = req.uri().query().map(str::to_string);
-            let target = match route {
+            // What goes on with the call: calls that need no body get none, whatever was sent
+            // (an old API version would read host settings from a start's body).
+            let (target, body) = match route {
                 Route::Refuse(why) => return self.refused(req, why).await,
-                Route::Plain => path.clone(),
+                Route::Plain => (path.clone(), Sent::Nothing),
                 Route::List => {
                     let mut pairs: Vec<(String, String)> = query
                         .as_deref()
                         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
                         .unwrap_or_default();
-                    let filters = pairs
+                    let filters: Vec<String> = pairs
                         .iter()
-                        .position(|(k, _)| k == "filters")
-                        .map(|i| pairs.remove(i).1);
+                        .filter(|(k, _)| k == "filters")
+                        .map(|(_, v)| v.clone())
+                        .collect();
+                    if filters.len() > 1 {
+                        let why = "`filters` is given more than once".to_string();
+                        return self.refused(req, why).await;
+                    }
+                    pairs.retain(|(k, _)| k != "filters");
                     pairs.push((
                         "filters".into(),
-                        rules::narrow_filters(filters.as_deref(), &self.scope.labels()),
+                        rules::narrow_filters(
+                            filters.first().map(String::as_str),
+                            &self.scope.labels(),
+                        ),
                     ));
                     let q = form_urlencoded::Serializer::new(String::new())
                         .extend_pairs(pairs)
                         .finish();
-                    return self.forward(req, format!("{path}?{q}")).await;
+                    return self
+                        .forward(req, format!("{path}?{q}"), Sent::Nothing)
+                        .await;
                 }
                 Route::Container {
                     reference,
@@ -189,7 +215,11 @@ impl State {
                         if let Err(why) = self.may(&c, access) {
                             return self.refused(req, why).await;
                         }
-                        format!("{prefix}/containers/{}{rest}", c.id)
+                        let body = match access {
+                            Access::Exec => Sent::ExecConfig,
+                            Access::Read | Access::Change => Sent::Nothing,
+                        };
+                        (format!("{prefix}/containers/{}{rest}", c.id), body)
                     }
                 },
                 Route::Exec { id, rest } => match self.exec_container(&id).await {
@@ -198,7 +228,7 @@ impl State {
                         if let Err(why) = self.may(&c, Access::Exec) {
                             return self.refused(req, why).await;
                         }
-                        format!("{prefix}/exec/{id}{rest}")
+                        (format!("{prefix}/exec/{id}{rest}"), Sent::AsIs)
                     }
                 },
             };
@@ -206,7 +236,7 @@ impl State {
                 Some(q) => format!("{target}?{q}"),
                 None => target,
             };
-            self.forward(req, target).await
+            self.forward(req, target, body).await
         }
         .instrument(span)
         .await
@@ -323,8 +353,49 @@ impl State {
 
     /// Sends the request on to the engine with `target` as its path and query, and the
     /// answer back; a 101 (exec, attach) joins the two connections.
-    async fn forward(&self, mut req: Request<Incoming>, target: String) -> Response<Body> {
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        target: String,
+        sent: Sent,
+    ) -> Response<Body> {
         debug!(%target, "forwarding");
+        let client_upgrade = req
+            .headers()
+            .contains_key(UPGRADE)
+            .then(|| hyper::upgrade::on(&mut req));
+        let (mut parts, body) = req.into_parts();
+        let body: Body = match sent {
+            Sent::AsIs => body.boxed(),
+            Sent::Nothing => {
+                parts.headers.remove(hyper::header::CONTENT_LENGTH);
+                parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed()
+            }
+            Sent::ExecConfig => {
+                let bytes = match http_body_util::Limited::new(body, 64 << 10).collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(e) => {
+                        return message(
+                            StatusCode::BAD_REQUEST,
+                            &format!("unreadable exec configuration: {e}"),
+                        );
+                    }
+                };
+                if let Err(why) = rules::check_exec(&bytes) {
+                    warn!(%why, "refused");
+                    return message(StatusCode::FORBIDDEN, &why);
+                }
+                parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+                parts.headers.insert(
+                    hyper::header::CONTENT_LENGTH,
+                    HeaderValue::from(bytes.len()),
+                );
+                Full::new(bytes).map_err(|never| match never {}).boxed()
+            }
+        };
         let io = match connect(&self.scope.engine).await {
             Ok(io) => io,
             Err(e) => {
@@ -349,11 +420,6 @@ impl State {
                 debug!(error = %e, "engine connection ended with an error");
             }
         });
-        let client_upgrade = req
-            .headers()
-            .contains_key(UPGRADE)
-            .then(|| hyper::upgrade::on(&mut req));
-        let (mut parts, body) = req.into_parts();
         parts.uri = match target.parse() {
             Ok(u) => u,
             Err(e) => return message(StatusCode::BAD_REQUEST, &format!("bad path {target}: {e}")),

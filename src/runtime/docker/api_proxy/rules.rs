@@ -55,7 +55,47 @@ fn refuse(method: &Method, path: &str, what: &str) -> Route {
     ))
 }
 
+/// The API version a path asks for (`/v1.41/…` → 1.41), if it names one.
+pub fn version(path: &str) -> Option<(u32, u32)> {
+    let rest = path.strip_prefix("/v")?;
+    let v = &rest[..rest.find('/')?];
+    let (major, minor) = v.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// The oldest API version let through: older ones read host settings from a start's body.
+pub const OLDEST_VERSION: (u32, u32) = (1, 24);
+
+/// An exec's configuration may not ask for privileges or another user than the container's.
+pub fn check_exec(body: &[u8]) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the exec configuration is not JSON: {e}"))?;
+    if v.get("Privileged").and_then(serde_json::Value::as_bool) == Some(true) {
+        return Err("a privileged exec is not allowed to the agent".into());
+    }
+    if v.get("User")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|u| !u.is_empty())
+    {
+        return Err(
+            "an exec as another user is not allowed to the agent: it runs as the container's own"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 pub fn route(method: &Method, path: &str) -> Route {
+    if version(path).is_some_and(|v| v < OLDEST_VERSION) {
+        return refuse(
+            method,
+            path,
+            &format!(
+                "API versions before {}.{} are not allowed",
+                OLDEST_VERSION.0, OLDEST_VERSION.1
+            ),
+        );
+    }
     let p = unversioned(path);
     let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
     let get = method == Method::GET || method == Method::HEAD;
@@ -245,6 +285,32 @@ mod tests {
                 other => panic!("{m} {path} was allowed: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn old_api_versions_and_privileged_execs_are_refused() {
+        assert!(
+            matches!(r(Method::POST, "/v1.23/containers/redis/start"), Route::Refuse(m) if m.contains("before 1.24"))
+        );
+        assert!(matches!(
+            r(Method::POST, "/v1.24/containers/redis/start"),
+            Route::Container { .. }
+        ));
+        assert_eq!(version("/v1.41/containers/json"), Some((1, 41)));
+        assert_eq!(version("/containers/json"), None);
+        assert!(check_exec(br#"{"Cmd":["ls"],"AttachStdout":true}"#).is_ok());
+        assert!(check_exec(br#"{"Cmd":["ls"],"User":""}"#).is_ok());
+        assert!(
+            check_exec(br#"{"Cmd":["sh"],"Privileged":true}"#)
+                .unwrap_err()
+                .contains("privileged")
+        );
+        assert!(
+            check_exec(br#"{"Cmd":["sh"],"User":"0"}"#)
+                .unwrap_err()
+                .contains("another user")
+        );
+        assert!(check_exec(b"not json").is_err());
     }
 
     #[test]

@@ -1,0 +1,41 @@
+//! The fault proxy's control token: without it, toxics can be read but not changed, so that
+//! the agent — which shares a network with the proxy — cannot heal or add faults by calling
+//! the proxy itself. It lives in the instance's state folder, out of the agent's reach (the
+//! policy guards the folder locally; the toolbox does not mount it on Docker).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The token's file in an instance folder.
+pub const FILE: &str = "faultproxy.token";
+
+pub fn path(instance_dir: &Path) -> PathBuf {
+    instance_dir.join(FILE)
+}
+
+/// A fresh token, written with only its owner allowed to read it.
+pub fn create(instance_dir: &Path) -> std::io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let token = format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    );
+    std::fs::create_dir_all(instance_dir)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path(instance_dir))?;
+    f.write_all(token.as_bytes())?;
+    Ok(token)
+}
+
+/// The instance's token, if it has one (an adopted cluster's proxy may have none).
+pub fn read(instance_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(path(instance_dir))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
