@@ -20,7 +20,7 @@ pub enum Access {
 pub enum Route {
     /// `_ping` and `version`: what every client asks first; they touch nothing.
     Plain,
-    /// `GET /containers/json`, narrowed to the instance's containers.
+    /// `GET /containers/json` or `GET /events`, narrowed to the instance's things.
     List,
     /// A call on one container: its reference as given, and the rest of the path after it.
     Container {
@@ -35,7 +35,7 @@ pub enum Route {
 }
 
 /// What is allowed, for refusals to quote.
-pub const ALLOWED: &str = "inspect, logs, stats, top, start, stop, restart, kill, pause, unpause and exec on this instance's containers, and `docker ps`";
+pub const ALLOWED: &str = "inspect, logs, stats, top, start, stop, restart, kill, pause, unpause and exec on this instance's containers, and `docker ps` and `docker events` about them";
 
 /// The path without its API version prefix (`/v1.41/containers/json` → `/containers/json`).
 pub fn unversioned(path: &str) -> &str {
@@ -104,6 +104,7 @@ pub fn route(method: &Method, path: &str) -> Route {
         ["_ping"] if get => Route::Plain,
         ["version"] if get => Route::Plain,
         ["containers", "json"] if get => Route::List,
+        ["events"] if get => Route::List,
         ["containers", "create"] => refuse(method, p, "creating containers is not allowed"),
         ["containers", "prune"] => refuse(method, p, "removing containers is not allowed"),
         ["containers", reference] if method == Method::DELETE => {
@@ -230,6 +231,7 @@ mod tests {
             );
         }
         assert_eq!(r(Method::GET, "/v1.41/containers/json"), Route::List);
+        assert_eq!(r(Method::GET, "/v1.41/events"), Route::List);
         assert_eq!(r(Method::HEAD, "/_ping"), Route::Plain);
         assert_eq!(r(Method::GET, "/v1.43/version"), Route::Plain);
         assert_eq!(
@@ -268,7 +270,7 @@ mod tests {
             (Method::GET, "/v1.41/info", "system calls"),
             (Method::POST, "/v1.41/system/prune", "system calls"),
             (Method::GET, "/v1.41/system/df", "system calls"),
-            (Method::GET, "/events", "system calls"),
+            (Method::POST, "/events", "system calls"),
             (Method::POST, "/swarm/init", "not the agent's"),
             (
                 Method::POST,
