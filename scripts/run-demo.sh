@@ -4,12 +4,16 @@
 # load, a fault, detection, the agent's diagnosis and repair, and the monitor's proof.
 # Space or → moves to the next step; q quits (offering to heal and stop what it started).
 # Without an API key the agent is the offline runbook agent; with ANTHROPIC_API_KEY, Claude.
+# With OPERATOR_RUNTIME=docker the cluster runs as containers (the images are built first)
+# and the agent works from its sandbox.
 #   ./scripts/run-demo.sh [SUBJECT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 subject="${1:-ratelimiter}"
 
-if ! command -v redis-server >/dev/null 2>&1; then
+if [ "${OPERATOR_RUNTIME:-local}" = docker ]; then
+  ./scripts/build-images.sh
+elif ! command -v redis-server >/dev/null 2>&1; then
   echo "redis-server is missing: install it with 'sudo apt-get install redis-server' (Debian, Ubuntu)" >&2
   echo "or 'brew install redis' (macOS), then run this again." >&2
   exit 1
