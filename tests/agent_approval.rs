@@ -3,80 +3,11 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use common::Cluster;
 use common::fake_llm::{FakeLlm, Msg, Reply};
+use common::tmux::Tmux;
 use operator::tickets::{Resolution, Status};
 use serde_json::json;
-
-struct Tmux {
-    name: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Self {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("op-test-{}-{n}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                "200",
-                "-y",
-                "60",
-                command,
-            ])
-            .status()
-            .expect("tmux is installed")
-            .success();
-        assert!(ok, "tmux new-session failed");
-        Self { name }
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-S", "-500", "-t", &self.name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        Command::new("tmux")
-            .args([&["send-keys", "-t", &self.name][..], keys].concat())
-            .status()
-            .unwrap();
-    }
-
-    async fn wait_for(&self, what: &str, count: usize) -> String {
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = self.screen();
-            if s.matches(what).count() >= count {
-                return s;
-            }
-            assert!(
-                Instant::now() < end,
-                "`{what}` (x{count}) never appeared:\n{s}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.name])
-            .status();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_vetoes_then_always_allows_on_the_terminal() {
@@ -117,16 +48,16 @@ async fn a_person_vetoes_then_always_allows_on_the_terminal() {
         c.config_path().display(),
         c.state_dir().display()
     );
-    let t = Tmux::start(&cmd);
-    t.wait_for("approval needed", 1).await;
+    let t = Tmux::start(&cmd, 200, 60);
+    t.wait_history("approval needed", 1).await;
     t.keys(&["n", "Enter"]);
-    t.wait_for("reason (sent to the model)", 1).await;
+    t.wait_history("reason (sent to the model)", 1).await;
     t.keys(&["use the least invasive way", "Enter"]);
-    t.wait_for("approval needed", 2).await;
+    t.wait_history("approval needed", 2).await;
     t.keys(&["a", "Enter"]);
-    t.wait_for("prefix to always allow", 1).await;
+    t.wait_history("prefix to always allow", 1).await;
     t.keys(&["Enter"]);
-    let screen = t.wait_for("AGENT-EXIT=", 1).await;
+    let screen = t.wait_history("AGENT-EXIT=", 1).await;
     assert!(screen.contains("AGENT-EXIT=0"), "{screen}");
     assert!(screen.contains("vetoed by person:"), "{screen}");
 
@@ -241,12 +172,12 @@ async fn a_person_edits_the_command_before_it_runs() {
         c.config_path().display(),
         c.state_dir().display()
     );
-    let t = Tmux::start(&cmd);
-    t.wait_for("approval needed", 1).await;
+    let t = Tmux::start(&cmd, 200, 60);
+    t.wait_history("approval needed", 1).await;
     t.keys(&["e", "Enter"]);
-    t.wait_for("command to run instead", 1).await;
+    t.wait_history("command to run instead", 1).await;
     t.keys(&["operator node start ratelimiter-3", "Enter"]);
-    let screen = t.wait_for("AGENT-EXIT=", 1).await;
+    let screen = t.wait_history("AGENT-EXIT=", 1).await;
     assert!(screen.contains("AGENT-EXIT=0"), "{screen}");
     let reqs = fake.requests();
     let result = &reqs[1].body["messages"].as_array().unwrap().last().unwrap()["content"][0];

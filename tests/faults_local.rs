@@ -266,14 +266,7 @@ fn faults_the_local_runtime_cannot_do_or_that_make_no_sense_are_refused_clearly(
             && err.contains("--runtime docker"),
         "{err}"
     );
-    let list = c.json(&["chaos", "list"]);
-    let disk = list["catalogue"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["fault"] == "disk_pressure")
-        .unwrap()
-        .clone();
+    let disk = c.catalogue_entry("disk_pressure");
     assert_eq!(disk["available"], false, "{disk}");
     let err = c.fails(&["chaos", "inject", "latency", "--target", "faultproxy"]);
     assert!(err.contains("test rig"), "{err}");

@@ -41,6 +41,14 @@ pub fn write<T: Serialize>(dir: &Path, record: &T) -> Result<(), RuntimeError> {
         .map_err(RuntimeError::io(format!("writing {}", path.display())))
 }
 
+/// The error for a node `name` that is none of `known`, naming those.
+pub fn unknown_node<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> RuntimeError {
+    RuntimeError::UnknownNode {
+        name: name.into(),
+        known: known.collect::<Vec<_>>().join(", "),
+    }
+}
+
 /// The runtime an instance in `dir` was started on, if it is up.
 pub fn recorded_runtime(dir: &Path) -> Option<String> {
     #[derive(serde::Deserialize)]

@@ -35,30 +35,26 @@ impl Cluster {
     /// Brings up a cluster with `extra` TOML appended to the base config: top-level dotted
     /// keys such as `ratelimiter.nodes = 2`, or tables other than those the base sets.
     pub fn start(extra: &str) -> Self {
-        let mut c = Self::prepare(extra);
-        let out = c.cmd(&["up"]);
+        Self::prepare(extra).up()
+    }
+
+    /// `operator up`, which must succeed; from then on the cluster is taken down on drop.
+    fn up(mut self) -> Self {
+        let out = self.cmd(&["up"]);
         assert!(
             out.status.success(),
             "operator up failed: {}",
             text(&out.stderr)
         );
-        c.up = true;
-        c
+        self.up = true;
+        self
     }
 
     /// A cluster of containers on the Docker runtime as instance `instance` (container names
     /// carry it: tests that run at once use different ones), or `None`, said why, when this
     /// machine has no Docker engine.
     pub fn start_docker(instance: u32, extra: &str) -> Option<Self> {
-        let mut c = Self::prepare_docker(instance, extra)?;
-        let out = c.cmd(&["up"]);
-        assert!(
-            out.status.success(),
-            "operator up failed: {}",
-            text(&out.stderr)
-        );
-        c.up = true;
-        Some(c)
+        Some(Self::prepare_docker(instance, extra)?.up())
     }
 
     /// A Docker cluster's folders and config, not started; `None` without an engine.
@@ -203,6 +199,18 @@ impl Cluster {
         )
         .expect("a ledger row");
         db.last_insert_rowid()
+    }
+
+    /// The entry of `chaos list`'s catalogue for `fault`: how it is applied here, whether it
+    /// is available.
+    pub fn catalogue_entry(&self, fault: &str) -> Value {
+        self.json(&["chaos", "list"])["catalogue"]
+            .as_array()
+            .expect("a catalogue")
+            .iter()
+            .find(|k| k["fault"] == fault)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {fault} in the catalogue"))
     }
 
     pub fn json(&self, args: &[&str]) -> Value {

@@ -1,4 +1,5 @@
-//! A real terminal for the app: tmux, driven with send-keys and read with capture-pane.
+//! A real terminal for the app and for line-mode commands: tmux, driven with send-keys and
+//! read with capture-pane.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -37,6 +38,32 @@ impl Tmux {
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The screen with its scrollback: all a line-mode program printed.
+    pub fn history(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-S", "-500", "-t", &self.0])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits, without holding up the test's runtime, until `what` stands `count` times in the
+    /// scrollback (at most 30 s).
+    pub async fn wait_history(&self, what: &str, count: usize) -> String {
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            let s = self.history();
+            if s.matches(what).count() >= count {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "`{what}` (x{count}) never appeared:\n{s}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub fn keys(&self, keys: &[&str]) {

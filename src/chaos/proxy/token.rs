@@ -39,3 +39,11 @@ pub fn read(instance_dir: &Path) -> Option<String> {
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
 }
+
+/// Tells the fault proxy's node to require the token at `path` (as that node sees it).
+pub fn require(spec: &mut crate::runtime::NodeSpec, path: &str) {
+    if spec.role == crate::runtime::ROLE_FAULTPROXY {
+        spec.args.push("--token-file".into());
+        spec.args.push(path.into());
+    }
+}

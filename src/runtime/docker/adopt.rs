@@ -3,9 +3,6 @@
 //! written from what the engine says of its containers. `down` then lets go of it rather
 //! than removing what it did not make.
 
-use std::collections::HashMap;
-
-use bollard::query_parameters::ListContainersOptionsBuilder;
 use tracing::instrument;
 
 use super::DockerRuntime;
@@ -52,20 +49,7 @@ pub async fn adopt(rt: &DockerRuntime, owner: &str) -> Result<DockerRecord, Runt
             running: format!("recorded on the {runtime} runtime"),
         });
     }
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![
-            format!("{LABEL_INSTANCE}={}", rt.instance),
-            format!("{LABEL_OWNER}={owner}"),
-        ],
-    )]);
-    let listed = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
+    let listed = super::engine::containers_of(docker, rt.instance, owner)
         .await
         .map_err(engine_error("listing containers to adopt"))?;
     if listed.is_empty() {

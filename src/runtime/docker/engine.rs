@@ -28,6 +28,31 @@ pub const LABEL_HELPER: &str = "operator.helper";
 
 const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
+/// The label selectors of one instance of one state dir: they match exactly what it made.
+pub fn instance_labels(instance: u32, owner: &str) -> Vec<String> {
+    vec![
+        format!("{LABEL_INSTANCE}={instance}"),
+        format!("{LABEL_OWNER}={owner}"),
+    ]
+}
+
+/// Every container, running or not, of one instance of one state dir.
+pub async fn containers_of(
+    docker: &Docker,
+    instance: u32,
+    owner: &str,
+) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
+    let filters = HashMap::from([("label".to_string(), instance_labels(instance, owner))]);
+    docker
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+}
+
 /// Where the engine is: as configured, else `DOCKER_HOST`, else the local socket.
 pub fn engine_address(configured: Option<&str>) -> String {
     configured
@@ -186,7 +211,7 @@ pub fn missing_image_or(image: &str, e: DockerError, doing: &str) -> RuntimeErro
     }
 }
 
-/// Reads a short-lived `CreateContainerOptions` with a name.
+/// Create options that name the container.
 pub fn named(name: &str) -> bollard::query_parameters::CreateContainerOptions {
     CreateContainerOptionsBuilder::default().name(name).build()
 }

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tracing::{debug, warn};
 
-use super::engine::{self, LABEL_INSTANCE, LABEL_NODE, LABEL_OWNER};
+use super::engine::{self, LABEL_NODE};
 use crate::runtime::NodeEvent;
 
 /// The actions that change what the monitor would see (not `kill`: a signal is sent, but the
@@ -23,10 +23,7 @@ pub fn stream(address: String, instance: u32, owner: String) -> BoxStream<'stati
         ("type".to_string(), vec!["container".to_string()]),
         (
             "label".to_string(),
-            vec![
-                format!("{LABEL_INSTANCE}={instance}"),
-                format!("{LABEL_OWNER}={owner}"),
-            ],
+            engine::instance_labels(instance, &owner),
         ),
         (
             "event".to_string(),

@@ -24,9 +24,9 @@ use bollard::models::{
     VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
@@ -79,10 +79,6 @@ impl DockerRuntime {
                 engine::connect(&engine::engine_address(self.config.host.as_deref())).await
             })
             .await
-    }
-
-    pub fn config(&self) -> &DockerRuntimeConfig {
-        &self.config
     }
 
     pub(crate) fn dir(&self) -> PathBuf {
@@ -155,10 +151,7 @@ impl DockerRuntime {
     fn ours(&self) -> Result<HashMap<String, Vec<String>>, RuntimeError> {
         Ok(HashMap::from([(
             "label".to_string(),
-            vec![
-                format!("{LABEL_INSTANCE}={}", self.instance),
-                format!("{LABEL_OWNER}={}", self.owner()?),
-            ],
+            engine::instance_labels(self.instance, &self.owner()?),
         )]))
     }
 
@@ -173,12 +166,11 @@ impl DockerRuntime {
         })
     }
 
-    /// Whether the labels say this state dir's instance made it.
-    fn is_ours(&self, labels: Option<&HashMap<String, String>>) -> bool {
-        let owner = self.owner().ok();
+    /// Whether the labels say `owner`'s instance made it.
+    fn is_ours(&self, owner: &str, labels: Option<&HashMap<String, String>>) -> bool {
         labels.is_some_and(|l| {
             l.get(LABEL_INSTANCE) == Some(&self.instance.to_string())
-                && l.get(LABEL_OWNER) == owner.as_ref()
+                && l.get(LABEL_OWNER).map(String::as_str) == Some(owner)
         })
     }
 
@@ -190,10 +182,13 @@ impl DockerRuntime {
         plan: &[NodeSpec],
         notes: &mut Vec<String>,
     ) -> Result<(), RuntimeError> {
+        let owner = self.owner()?;
         for spec in plan {
             let name = self.container_name(&spec.name);
             match docker.inspect_container(&name, None).await {
-                Ok(c) if self.is_ours(c.config.as_ref().and_then(|c| c.labels.as_ref())) => {
+                Ok(c)
+                    if self.is_ours(&owner, c.config.as_ref().and_then(|c| c.labels.as_ref())) =>
+                {
                     notes.push(format!("removed container {name}, left by an earlier run"));
                     self.remove_container(docker, &name).await?;
                 }
@@ -209,7 +204,7 @@ impl DockerRuntime {
             if spec.data_dir.is_some() {
                 let vol = self.volume_name(&spec.name);
                 match docker.inspect_volume(&vol).await {
-                    Ok(v) if self.is_ours(Some(&v.labels)) => {
+                    Ok(v) if self.is_ours(&owner, Some(&v.labels)) => {
                         notes.push(format!("removed volume {vol}, left by an earlier run"));
                         let _ = docker
                             .remove_volume(
@@ -231,7 +226,7 @@ impl DockerRuntime {
         }
         let net = self.network_name();
         match docker.inspect_network(&net, None).await {
-            Ok(n) if self.is_ours(n.labels.as_ref()) => {
+            Ok(n) if self.is_ours(&owner, n.labels.as_ref()) => {
                 notes.push(format!("removed network {net}, left by an earlier run"));
                 let _ = docker.remove_network(&net).await;
             }
@@ -604,13 +599,7 @@ impl DockerRuntime {
     /// labels (whether or not the record knows it), and nothing else.
     async fn sweep(&self, docker: &Docker) -> Result<Vec<String>, RuntimeError> {
         let mut removed = Vec::new();
-        let containers = docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&self.ours()?)
-                    .build(),
-            ))
+        let containers = engine::containers_of(docker, self.instance, &self.owner()?)
             .await
             .map_err(engine_error("listing this instance's containers"))?;
         for c in containers {
@@ -793,9 +782,8 @@ impl Runtime for DockerRuntime {
         // The fault proxy's control token, mounted into it alone: the agent's toolbox shares
         // its network but cannot read the token, so cannot change toxics.
         token::create(&dir).map_err(RuntimeError::io("writing the fault proxy's token"))?;
-        for spec in specs.iter_mut().filter(|s| s.role == ROLE_FAULTPROXY) {
-            spec.args.push("--token-file".into());
-            spec.args.push(PROXY_TOKEN.into());
+        for spec in &mut specs {
+            token::require(spec, PROXY_TOKEN);
         }
         self.check_images(docker, &specs).await?;
         self.clear_the_way(docker, &specs, &mut notes).await?;

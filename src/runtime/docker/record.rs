@@ -77,14 +77,8 @@ impl DockerRecord {
         self.nodes
             .iter()
             .find(|n| n.spec.name == name)
-            .ok_or_else(|| RuntimeError::UnknownNode {
-                name: name.into(),
-                known: self
-                    .nodes
-                    .iter()
-                    .map(|n| n.spec.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+            .ok_or_else(|| {
+                record::unknown_node(name, self.nodes.iter().map(|n| n.spec.name.as_str()))
             })
     }
 }

@@ -273,10 +273,7 @@ impl Runtime for LocalRuntime {
             .map_err(RuntimeError::io(format!("creating {}", logs.display())))?;
         token::create(&dir).map_err(RuntimeError::io("writing the fault proxy's token"))?;
         for mut spec in plan.nodes {
-            if spec.role == ROLE_FAULTPROXY {
-                spec.args.push("--token-file".into());
-                spec.args.push(token::path(&dir).display().to_string());
-            }
+            token::require(&mut spec, &token::path(&dir).display().to_string());
             let program = match Self::resolve_program(&spec.program) {
                 Ok(p) => p,
                 Err(e) => {

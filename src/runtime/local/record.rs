@@ -80,14 +80,6 @@ impl InstanceRecord {
     }
 
     fn unknown(&self, name: &str) -> RuntimeError {
-        RuntimeError::UnknownNode {
-            name: name.into(),
-            known: self
-                .nodes
-                .iter()
-                .map(|n| n.spec.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }
+        record::unknown_node(name, self.nodes.iter().map(|n| n.spec.name.as_str()))
     }
 }

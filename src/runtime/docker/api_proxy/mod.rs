@@ -8,13 +8,11 @@
 
 pub mod rules;
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bollard::Docker;
-use bollard::query_parameters::ListContainersOptionsBuilder;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -28,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use self::rules::{Access, Route};
-use super::engine::{LABEL_INSTANCE, LABEL_NODE, LABEL_OWNER, LABEL_ROLE};
+use super::engine::{LABEL_NODE, LABEL_ROLE};
 use crate::runtime::{RuntimeError, is_rig};
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -44,10 +42,7 @@ pub struct Scope {
 
 impl Scope {
     fn labels(&self) -> Vec<String> {
-        vec![
-            format!("{LABEL_INSTANCE}={}", self.instance),
-            format!("{LABEL_OWNER}={}", self.owner),
-        ]
+        super::engine::instance_labels(self.instance, &self.owner)
     }
 }
 
@@ -254,22 +249,15 @@ impl State {
 
     /// The instance's containers, fresh from the engine.
     async fn ours(&self) -> Result<Vec<Ours>, String> {
-        let filters = HashMap::from([("label".to_string(), self.scope.labels())]);
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| {
-                format!(
-                    "the engine did not list containers: {}",
-                    super::engine::describe(&e)
-                )
-            })?;
+        let list =
+            super::engine::containers_of(&self.docker, self.scope.instance, &self.scope.owner)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "the engine did not list containers: {}",
+                        super::engine::describe(&e)
+                    )
+                })?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
