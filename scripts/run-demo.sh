@@ -11,12 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 subject="${1:-ratelimiter}"
 
+./scripts/setup.sh demo
 if [ "${OPERATOR_RUNTIME:-local}" = docker ]; then
   ./scripts/build-images.sh
-elif ! command -v redis-server >/dev/null 2>&1; then
-  echo "redis-server is missing: install it with 'sudo apt-get install redis-server' (Debian, Ubuntu)" >&2
-  echo "or 'brew install redis' (macOS), then run this again." >&2
-  exit 1
 fi
 if [ ! -t 1 ]; then
   echo "the demo is a full-screen app: run it in a terminal" >&2
