@@ -17,6 +17,7 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 if [ "$purpose" = test ]; then
   command -v tmux >/dev/null 2>&1 || need+=(tmux)
+  command -v curl >/dev/null 2>&1 || need+=(curl)
   # The compose tests need `docker compose` or `docker-compose` beside the engine.
   if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1 \
     && ! command -v docker-compose >/dev/null 2>&1; then

@@ -916,3 +916,174 @@ fn the_app_starts_a_docker_cluster_repairs_it_with_approval_and_stops_it() {
     assert!(s.contains("TUI-EXIT=0") && s.contains("TERM=COOKED"), "{s}");
     assert!(leftovers(&c).is_empty(), "{:?}", leftovers(&c));
 }
+
+/// `curl` on a unix socket: the HTTP status and the body of one request.
+fn over_socket(socket: &str, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+    let mut child = Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "--unix-socket",
+            socket,
+            "-X",
+            method,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+            &format!("http://docker{path}"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let out = text(&out.stdout);
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (
+        code.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::String(body.to_string())),
+    )
+}
+
+/// What the engine made of an exec: `(privileged, user, command)` from `GET /exec/{id}/json`.
+fn exec_as_made(engine: &str, id: &str) -> (bool, String, String) {
+    let (code, v) = over_socket(engine, "GET", &format!("/exec/{id}/json"), b"");
+    assert_eq!(code, 200, "{v}");
+    let p = &v["ProcessConfig"];
+    (
+        p["privileged"].as_bool().unwrap_or(false),
+        p["user"].as_str().unwrap_or("").to_string(),
+        format!(
+            "{} {}",
+            p["entrypoint"].as_str().unwrap_or(""),
+            p["arguments"]
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spelling_of_an_exec_body_gets_past_the_proxy_as_the_engine_reads_it() {
+    use operator::runtime::docker::api_proxy::{ApiProxy, Scope};
+    let Some(c) = Cluster::start_docker(54, "") else {
+        return;
+    };
+    let sandbox = c.runtime().sandbox().unwrap().unwrap();
+    let socket = sandbox.api_dir.join("corpus.sock");
+    let _proxy = ApiProxy::serve(
+        &socket,
+        Scope {
+            instance: sandbox.instance,
+            owner: sandbox.owner.clone(),
+            engine: sandbox.engine.clone(),
+        },
+    )
+    .await
+    .unwrap();
+    let socket = socket.display().to_string();
+    let engine = sandbox
+        .engine
+        .strip_prefix("unix://")
+        .expect("the engine on a unix socket")
+        .to_string();
+    let redis = container(&c, "redis");
+    // The user an exec runs as when it asks for none: the container's own.
+    let own = docker(&["inspect", "-f", "{{.Config.User}}", &redis])
+        .1
+        .trim()
+        .to_string();
+    // Bodies that ask, in some spelling, for a privileged exec or one as another user. Each
+    // is sent to the engine directly too: where the engine honours it, the spelling is a real
+    // attack, and the proxy must refuse it or strip it.
+    let dangerous: &[&[u8]] = &[
+        br#"{"Cmd":["id"],"Privileged":true}"#,
+        br#"{"Cmd":["id"],"privileged":true}"#,
+        br#"{"Cmd":["id"],"PRIVILEGED":true}"#,
+        br#"{"Cmd":["id"],"pRIVILEGED":true}"#,
+        br#"{"Cmd":["id"],"Privileged":false,"privileged":true}"#,
+        br#"{"Cmd":["id"],"\u0050rivileged":true}"#,
+        br#"{"Cmd":["id"],"\u0070rivileged":true}"#,
+        br#"{"Cmd":["id"],"User":"root"}"#,
+        br#"{"Cmd":["id"],"user":"root"}"#,
+        br#"{"Cmd":["id"],"uSeR":"0"}"#,
+        "{\"Cmd\":[\"id\"],\"U\u{17f}er\":\"0\"}".as_bytes(),
+        br#"{"Cmd":["id"],"U\u017fer":"0"}"#,
+        br#"{"Cmd":["id"],"User":"","USER":"root"}"#,
+        br#"{"Cmd":["id"],"User":"","user":"1:1"}"#,
+        br#"{"Cmd":["id"],"User":"\u0072oot"}"#,
+        br#"{"Cmd":["id"],"User":"0:0","Privileged":true}"#,
+        br#"{"Cmd":["id"],"PrIvIlEgEd":true,"UsEr":"root"}"#,
+    ];
+    // Bodies the engine would take but we do not allow, or garbage.
+    let odd: &[&[u8]] = &[
+        br#"{"Cmd":["id"],"HostConfig":{"Privileged":true}}"#,
+        br#"{"Cmd":["id"],"Privileged":"true"}"#,
+        br#"{"Cmd":["id"],"Privileged":1}"#,
+        "{\"Cmd\":[\"id\"],\"Us\u{e9}r\":\"root\"}".as_bytes(),
+        b"{\"Cmd\":[\"id\"],\"User\":\"\xff\"}",
+        br#"{"Cmd":["id"]} {"Privileged":true}"#,
+        br#"{"Cmd":["id"],"Privileged":true"#,
+        br#"[{"Cmd":["id"],"Privileged":true}]"#,
+        b"",
+    ];
+    let path = |who: &str| format!("/v1.41/containers/{who}/exec");
+    let mut engine_honoured = 0;
+    for body in dangerous {
+        let shown = String::from_utf8_lossy(body);
+        let (code, v) = over_socket(&engine, "POST", &path(&redis), body);
+        assert_eq!(code, 201, "the engine refused {shown}: {v}");
+        let (privileged, user, _) = exec_as_made(&engine, v["Id"].as_str().unwrap());
+        if privileged || user != own {
+            engine_honoured += 1;
+        }
+    }
+    assert_eq!(
+        engine_honoured,
+        dangerous.len(),
+        "every dangerous spelling is one the engine honours"
+    );
+    for body in dangerous.iter().chain(odd) {
+        let shown = String::from_utf8_lossy(body);
+        let (code, v) = over_socket(&socket, "POST", &path("redis"), body);
+        if code == 201 {
+            let made = exec_as_made(&engine, v["Id"].as_str().unwrap());
+            panic!("the proxy let {shown} through; the engine made {made:?}");
+        }
+        assert_eq!(code, 403, "{shown}: {v}");
+    }
+    // What the CLI sends is let through, written anew, and made as asked: unprivileged, as
+    // the container's user, running the command given.
+    let cli = br#"{"User":"","Privileged":false,"Tty":false,"AttachStdin":false,"AttachStderr":true,"AttachStdout":true,"Detach":false,"DetachKeys":"","Env":null,"WorkingDir":"","Cmd":["redis-cli","PING"]}"#;
+    for body in [
+        &cli[..],
+        br#"{"cmd":["redis-cli","PING"],"privileged":false,"user":""}"#,
+    ] {
+        let (code, v) = over_socket(&socket, "POST", &path("redis"), body);
+        assert_eq!(code, 201, "{v}");
+        let (privileged, user, cmd) = exec_as_made(&engine, v["Id"].as_str().unwrap());
+        assert!(!privileged && user == own, "{privileged} {user}");
+        assert!(
+            cmd.starts_with("redis-cli") && cmd.contains("PING"),
+            "{cmd}"
+        );
+        // Its start, in a spelling of its own, is parsed and written anew too.
+        let id = v["Id"].as_str().unwrap();
+        let (code, v) = over_socket(
+            &socket,
+            "POST",
+            &format!("/v1.41/exec/{id}/start"),
+            br#"{"detach":true,"TTY":false}"#,
+        );
+        assert_eq!(code, 200, "{v}");
+        let (code, v) = over_socket(
+            &socket,
+            "POST",
+            &format!("/v1.41/exec/{id}/start"),
+            br#"{"Detach":true,"HostConfig":{}}"#,
+        );
+        assert_eq!(code, 403, "{v}");
+    }
+}

@@ -6,6 +6,7 @@
 //! runs. Everything else gets a 403 whose message the docker CLI prints and the model reads.
 //! Streams (logs, stats) and hijacked connections (exec) pass through untouched.
 
+pub mod body;
 pub mod rules;
 
 use std::convert::Infallible;
@@ -121,14 +122,17 @@ impl Drop for ApiProxy {
     }
 }
 
-/// What of the client's body goes on to the engine.
+/// What of the client's body goes on to the engine: never its bytes, at most what we make
+/// of them.
+#[derive(Clone, Copy)]
 enum Sent {
     /// Nothing: the call needs none.
     Nothing,
-    /// An exec's configuration, read and checked first.
-    ExecConfig,
-    /// The body as it comes (an exec's start: its stream).
-    AsIs,
+    /// An exec's configuration, parsed, checked and written anew.
+    ExecCreate,
+    /// An exec's start, parsed and written anew (its stream follows on the upgraded
+    /// connection).
+    ExecStart,
 }
 
 /// A container of the instance, as the engine labels it.
@@ -211,7 +215,7 @@ impl State {
                             return self.refused(req, why).await;
                         }
                         let body = match access {
-                            Access::Exec => Sent::ExecConfig,
+                            Access::Exec => Sent::ExecCreate,
                             Access::Read | Access::Change => Sent::Nothing,
                         };
                         (format!("{prefix}/containers/{}{rest}", c.id), body)
@@ -223,7 +227,12 @@ impl State {
                         if let Err(why) = self.may(&c, Access::Exec) {
                             return self.refused(req, why).await;
                         }
-                        (format!("{prefix}/exec/{id}{rest}"), Sent::AsIs)
+                        let body = if rest == "/start" {
+                            Sent::ExecStart
+                        } else {
+                            Sent::Nothing
+                        };
+                        (format!("{prefix}/exec/{id}{rest}"), body)
                     }
                 },
             };
@@ -353,37 +362,51 @@ impl State {
             .contains_key(UPGRADE)
             .then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
-        let body: Body = match sent {
-            Sent::AsIs => body.boxed(),
-            Sent::Nothing => {
-                parts.headers.remove(hyper::header::CONTENT_LENGTH);
-                parts.headers.remove(hyper::header::TRANSFER_ENCODING);
-                Full::new(Bytes::new())
-                    .map_err(|never| match never {})
-                    .boxed()
-            }
-            Sent::ExecConfig => {
-                let bytes = match http_body_util::Limited::new(body, 64 << 10).collect().await {
+        parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+        let bytes = match sent {
+            Sent::Nothing => Bytes::new(),
+            Sent::ExecCreate | Sent::ExecStart => {
+                let raw = match http_body_util::Limited::new(body, body::MAX_BODY)
+                    .collect()
+                    .await
+                {
                     Ok(b) => b.to_bytes(),
                     Err(e) => {
                         return message(
                             StatusCode::BAD_REQUEST,
-                            &format!("unreadable exec configuration: {e}"),
+                            &format!("unreadable request body: {e}"),
                         );
                     }
                 };
-                if let Err(why) = rules::check_exec(&bytes) {
-                    warn!(%why, "refused");
-                    return message(StatusCode::FORBIDDEN, &why);
+                let ours = match sent {
+                    Sent::ExecCreate => body::ExecCreate::parse(&raw)
+                        .and_then(|e| serde_json::to_vec(&e).map_err(|e| e.to_string())),
+                    _ => body::ExecStart::parse(&raw)
+                        .and_then(|e| serde_json::to_vec(&e).map_err(|e| e.to_string())),
+                };
+                match ours {
+                    Ok(b) => Bytes::from(b),
+                    Err(why) => {
+                        warn!(%why, "refused");
+                        return message(StatusCode::FORBIDDEN, &why);
+                    }
                 }
-                parts.headers.remove(hyper::header::TRANSFER_ENCODING);
-                parts.headers.insert(
-                    hyper::header::CONTENT_LENGTH,
-                    HeaderValue::from(bytes.len()),
-                );
-                Full::new(bytes).map_err(|never| match never {}).boxed()
             }
         };
+        if bytes.is_empty() {
+            parts.headers.remove(hyper::header::CONTENT_LENGTH);
+            parts.headers.remove(hyper::header::CONTENT_TYPE);
+        } else {
+            parts.headers.insert(
+                hyper::header::CONTENT_LENGTH,
+                HeaderValue::from(bytes.len()),
+            );
+            parts.headers.insert(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+        }
+        let body: Body = Full::new(bytes).map_err(|never| match never {}).boxed();
         let io = match connect(&self.scope.engine).await {
             Ok(io) => io,
             Err(e) => {

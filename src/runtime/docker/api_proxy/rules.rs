@@ -66,25 +66,6 @@ pub fn version(path: &str) -> Option<(u32, u32)> {
 /// The oldest API version let through: older ones read host settings from a start's body.
 pub const OLDEST_VERSION: (u32, u32) = (1, 24);
 
-/// An exec's configuration may not ask for privileges or another user than the container's.
-pub fn check_exec(body: &[u8]) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the exec configuration is not JSON: {e}"))?;
-    if v.get("Privileged").and_then(serde_json::Value::as_bool) == Some(true) {
-        return Err("a privileged exec is not allowed to the agent".into());
-    }
-    if v.get("User")
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(|u| !u.is_empty())
-    {
-        return Err(
-            "an exec as another user is not allowed to the agent: it runs as the container's own"
-                .into(),
-        );
-    }
-    Ok(())
-}
-
 pub fn route(method: &Method, path: &str) -> Route {
     if version(path).is_some_and(|v| v < OLDEST_VERSION) {
         return refuse(
@@ -290,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn old_api_versions_and_privileged_execs_are_refused() {
+    fn old_api_versions_are_refused() {
         assert!(
             matches!(r(Method::POST, "/v1.23/containers/redis/start"), Route::Refuse(m) if m.contains("before 1.24"))
         );
@@ -300,19 +281,6 @@ mod tests {
         ));
         assert_eq!(version("/v1.41/containers/json"), Some((1, 41)));
         assert_eq!(version("/containers/json"), None);
-        assert!(check_exec(br#"{"Cmd":["ls"],"AttachStdout":true}"#).is_ok());
-        assert!(check_exec(br#"{"Cmd":["ls"],"User":""}"#).is_ok());
-        assert!(
-            check_exec(br#"{"Cmd":["sh"],"Privileged":true}"#)
-                .unwrap_err()
-                .contains("privileged")
-        );
-        assert!(
-            check_exec(br#"{"Cmd":["sh"],"User":"0"}"#)
-                .unwrap_err()
-                .contains("another user")
-        );
-        assert!(check_exec(b"not json").is_err());
     }
 
     #[test]
