@@ -264,7 +264,7 @@ mod tests {
                 console_size: Some([24, 80])
             }
         );
-        assert_eq!(ExecStart::parse(b"").unwrap().tty, false);
+        assert!(!ExecStart::parse(b"").unwrap().tty);
     }
 
     #[test]
