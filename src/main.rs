@@ -13,6 +13,9 @@ async fn main() -> std::process::ExitCode {
     let verbose = cli.global.verbose > 0;
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<cli::Exit>().is_some() => {
+            std::process::ExitCode::from(e.downcast_ref::<cli::Exit>().map_or(1, |x| x.0))
+        }
         Err(e) if verbose => {
             eprintln!("{e:?}");
             std::process::ExitCode::FAILURE

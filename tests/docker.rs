@@ -847,12 +847,32 @@ async fn the_docker_api_proxy_allows_the_instances_containers_and_nothing_else()
             "operator-51-ratelimiter-2",
         ),
         ("docker restart -t 1 ratelimiter-1", "ratelimiter-1"),
+        // The environment's names, never its values (which the engine itself has).
+        (
+            "docker inspect -f '{{json .Config.Env}}' ratelimiter-1",
+            "RATELIMITER_NODE_ID=<hidden by the operator's proxy>",
+        ),
     ];
     for (cmd, expect) in allowed {
         let (ok, out) = agent(cmd);
         assert!(ok && out.contains(expect), "`{cmd}` failed: {out}");
     }
     assert_eq!(state_of(&c, "ratelimiter-2"), "running");
+    let (_, direct) = docker(&[
+        "inspect",
+        "-f",
+        "{{json .Config.Env}}",
+        &container(&c, "ratelimiter-1"),
+    ]);
+    assert!(
+        direct.contains("RATELIMITER_NODE_ID=ratelimiter-1"),
+        "{direct}"
+    );
+    let (_, through) = agent("docker inspect ratelimiter-1");
+    assert!(
+        !through.contains("RATELIMITER_NODE_ID=ratelimiter-1") && through.contains("\"Image\""),
+        "{through}"
+    );
 }
 
 #[test]

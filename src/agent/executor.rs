@@ -71,6 +71,9 @@ pub trait Executor: Send + Sync {
     async fn run(&self, command: &str, timeout: Duration) -> Result<ExecOutput, ExecError>;
     /// Where and how commands run, for the prompt and the audit.
     fn describe(&self) -> String;
+    /// The Docker endpoint commands' `docker` reaches when they name none (`DOCKER_HOST`),
+    /// or `None` for the client's default.
+    fn docker_host(&self) -> Option<String>;
 }
 
 /// Keeps the first and last `limit` bytes of a stream, and counts what it drops.
@@ -279,6 +282,13 @@ impl Executor for LocalExecutor {
             self.shell.display(),
             self.cwd.display()
         )
+    }
+
+    fn docker_host(&self) -> Option<String> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "DOCKER_HOST")
+            .map(|(_, v)| v.clone())
     }
 }
 

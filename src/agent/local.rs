@@ -13,7 +13,7 @@ use super::approval::Approver;
 use super::audit::Audit;
 use super::executor::{Executor, LocalEnv, LocalExecutor};
 use super::llm::ModelError;
-use super::policy::{Policy, Protected};
+use super::policy::{Endpoints, Policy, Protected};
 use super::redact::Redactor;
 use super::session::{AgentEvent, Deps, Settings};
 use super::toolbox::ToolboxExecutor;
@@ -56,6 +56,61 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
+/// Where an agent's commands run: the runtime's sandbox (the toolbox container on Docker),
+/// or subprocesses in the instance's folder.
+pub fn executor(
+    cfg: &AgentConfig,
+    runtime: &dyn Runtime,
+    local: LocalEnv,
+) -> Result<Arc<dyn Executor>, crate::runtime::RuntimeError> {
+    let sandbox = if cfg.sandbox {
+        runtime.sandbox()?
+    } else {
+        None
+    };
+    Ok(match sandbox {
+        Some(sandbox) => Arc::new(ToolboxExecutor::new(sandbox, cfg.budgets.output_bytes)),
+        None => Arc::new(LocalExecutor::new(local)),
+    })
+}
+
+/// The policy an agent of `instance` works under: the configured allow and deny rules, the
+/// operator's state protected. Its endpoints come from the instance's topology
+/// ([`endpoints`]), given before each session.
+pub fn policy(cfg: &AgentConfig, state: &StateDir, db: &Path, instance: u32) -> Policy {
+    Policy::new(
+        &cfg.policy.allow,
+        &cfg.policy.deny,
+        Protected {
+            state_dir: absolute(state.root()),
+            db: absolute(db),
+            cwd: absolute(&state.instance(instance)),
+        },
+    )
+}
+
+/// Where commands' `docker` goes, when the instance's nodes are containers: the executor's
+/// `DOCKER_HOST`, else the client's default socket. Where they are processes, nowhere.
+pub fn docker_endpoint(runtime: &dyn Runtime, executor: &dyn Executor) -> Option<String> {
+    (runtime.kind() != "local").then(|| {
+        executor
+            .docker_host()
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+    })
+}
+
+/// The instance's endpoints as its topology records them now (ports move when it comes up
+/// again); none while it is down.
+pub fn endpoints(runtime: &dyn Runtime, docker: Option<String>) -> Endpoints {
+    match runtime.topology() {
+        Ok(t) => Endpoints::from_topology(&t, docker),
+        Err(e) => {
+            tracing::warn!(error = %e, "no topology: no endpoint is the instance's");
+            Endpoints::new([], docker)
+        }
+    }
+}
+
 impl LocalAgent<'_> {
     pub fn build(self) -> Result<Agent, BuildError> {
         let cfg = self.config;
@@ -64,31 +119,20 @@ impl LocalAgent<'_> {
         let instance_dir = self.state.instance(self.instance);
         // Commands run there; it exists once the cluster is up, but must exist regardless.
         let _ = std::fs::create_dir_all(&instance_dir);
-        let sandbox = if cfg.sandbox {
-            self.runtime.sandbox()?
-        } else {
-            None
-        };
-        let executor: Arc<dyn Executor> = match sandbox {
-            Some(sandbox) => Arc::new(ToolboxExecutor::new(sandbox, cfg.budgets.output_bytes)),
-            None => Arc::new(LocalExecutor::new(LocalEnv {
+        let executor = executor(
+            cfg,
+            self.runtime.as_ref(),
+            LocalEnv {
                 cwd: &instance_dir,
                 state_dir: self.state.root(),
                 db: self.db,
                 instance: self.instance,
                 config: self.config_path.as_deref(),
                 output_limit: cfg.budgets.output_bytes,
-            })),
-        };
-        let policy = Policy::new(
-            &cfg.policy.allow,
-            &cfg.policy.deny,
-            Protected {
-                state_dir: absolute(self.state.root()),
-                db: absolute(self.db),
-                cwd: absolute(&instance_dir),
             },
-        );
+        )?;
+        let policy = policy(cfg, self.state, self.db, self.instance);
+        let docker = docker_endpoint(self.runtime.as_ref(), executor.as_ref());
         let keep_file = self.config_path.clone().or_else(Config::default_path);
         let keep_allowed = Arc::new(move |prefix: &str| match &keep_file {
             Some(p) => crate::config::remember_allowed(p, prefix),
@@ -126,6 +170,8 @@ impl LocalAgent<'_> {
             settings,
             subject: self.subject,
             poll: cfg.poll_interval,
+            runtime: self.runtime,
+            docker,
         })
     }
 }

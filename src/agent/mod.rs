@@ -113,6 +113,22 @@ pub struct Agent {
     pub settings: Settings,
     pub subject: Box<dyn Subject>,
     pub poll: Duration,
+    /// The instance's runtime: its topology gives the policy the endpoints of each session.
+    pub runtime: Arc<dyn crate::runtime::Runtime>,
+    /// Where commands' `docker` goes (see [`local::docker_endpoint`]).
+    pub docker: Option<String>,
+}
+
+/// Gives the policy the instance's endpoints as they are now (the topology is a file).
+async fn refresh_endpoints(
+    runtime: Arc<dyn crate::runtime::Runtime>,
+    docker: Option<String>,
+    policy: Arc<tokio::sync::Mutex<policy::Policy>>,
+) {
+    let endpoints = tokio::task::spawn_blocking(move || local::endpoints(runtime.as_ref(), docker))
+        .await
+        .unwrap_or_default();
+    policy.lock().await.set_endpoints(endpoints);
 }
 
 impl Agent {
@@ -139,6 +155,12 @@ impl Agent {
                 Ok(Ok(Some(ticket))) => {
                     let id = ticket.id;
                     info!(ticket = id, invariant = %ticket.invariant, entity = %ticket.entity, "claimed");
+                    refresh_endpoints(
+                        self.runtime.clone(),
+                        self.docker.clone(),
+                        self.deps.policy.clone(),
+                    )
+                    .await;
                     let outcome = tokio::select! {
                         o = session::run(&self.deps, &self.settings, self.subject.as_mut(), ticket) => o,
                         _ = stop.cancelled() => {

@@ -53,6 +53,11 @@ impl ToolboxExecutor {
         self.sandbox.api_dir.join(&self.socket)
     }
 
+    /// Where the toolbox's `docker` goes: the proxy's socket, as the toolbox sees it.
+    fn docker_endpoint(&self) -> String {
+        format!("unix://{}/{}", self.sandbox.api_dir_inside, self.socket)
+    }
+
     /// The environment of every command: nothing of this process's.
     pub fn env(&self) -> Vec<String> {
         vec![
@@ -61,10 +66,7 @@ impl ToolboxExecutor {
             "LANG=C.UTF-8".into(),
             "TERM=dumb".into(),
             "NO_COLOR=1".into(),
-            format!(
-                "DOCKER_HOST=unix://{}/{}",
-                self.sandbox.api_dir_inside, self.socket
-            ),
+            format!("DOCKER_HOST={}", self.docker_endpoint()),
         ]
     }
 
@@ -206,5 +208,9 @@ impl Executor for ToolboxExecutor {
             "bash -c in the toolbox container {} on the subject's network; `docker` there reaches only the operator's filtering proxy",
             self.sandbox.container
         )
+    }
+
+    fn docker_host(&self) -> Option<String> {
+        Some(self.docker_endpoint())
     }
 }

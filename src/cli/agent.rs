@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::output;
+use super::output::say;
 use super::{Context, parse_duration};
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -207,15 +208,18 @@ async fn print_events(mut rx: mpsc::UnboundedReceiver<AgentEvent>, json: bool) {
             continue;
         }
         match ev {
-            AgentEvent::Started { session_id, ticket } => println!(
+            AgentEvent::Started { session_id, ticket } => say!(
                 "\n#{} {} {} — session {session_id}\n  {}",
-                ticket.id, ticket.invariant, ticket.entity, ticket.summary
+                ticket.id,
+                ticket.invariant,
+                ticket.entity,
+                ticket.summary
             ),
             AgentEvent::Model {
                 event: ModelEvent::Retrying { attempt, reason },
                 ..
             } => {
-                println!("  … retrying the model (attempt {attempt}): {reason}")
+                say!("  … retrying the model (attempt {attempt}): {reason}")
             }
             AgentEvent::Model { .. } => {}
             AgentEvent::Step { entry, .. } => print_entry(&entry),
@@ -227,7 +231,7 @@ async fn print_events(mut rx: mpsc::UnboundedReceiver<AgentEvent>, json: bool) {
             } => {
                 let cost = cost_usd.map_or(String::new(), |c| format!(" · ${c:.4}"));
                 let why = outcome.reason().map_or(String::new(), |r| format!(": {r}"));
-                println!(
+                say!(
                     "  = {}{why} · {} tokens{cost}",
                     outcome.label(),
                     usage.input_tokens + usage.output_tokens
@@ -247,23 +251,23 @@ pub fn print_entry(e: &Entry) {
         out.join("\n")
     };
     match e.kind.unwrap_or(Kind::Note) {
-        Kind::Text => println!("  ▸ {}", e.content.trim()),
-        Kind::Thinking => println!("  ~ {}", e.content.trim().lines().next().unwrap_or("")),
+        Kind::Text => say!("  ▸ {}", e.content.trim()),
+        Kind::Thinking => say!("  ~ {}", e.content.trim().lines().next().unwrap_or("")),
         Kind::ToolCall => match &e.command {
-            Some(c) => println!("  $ {c}   [{}]", e.policy.as_deref().unwrap_or("?")),
+            Some(c) => say!("  $ {c}   [{}]", e.policy.as_deref().unwrap_or("?")),
             None => {
                 let tool = e.tool.as_deref().unwrap_or("?");
                 let what = e.content.trim();
                 if what.is_empty() || what == tool {
-                    println!("  → {tool}");
+                    say!("  → {tool}");
                 } else {
-                    println!("  → {tool}: {what}");
+                    say!("  → {tool}: {what}");
                 }
             }
         },
         Kind::Approval => match e.decision.as_deref() {
             Some("run") => {}
-            Some(d) => println!(
+            Some(d) => say!(
                 "    {d} by {}: {}",
                 e.actor.as_deref().unwrap_or("?"),
                 e.content
@@ -273,15 +277,15 @@ pub fn print_entry(e: &Entry) {
         Kind::ToolResult => {
             let head = e.content.lines().next().unwrap_or("");
             let dur = e.duration_ms.map_or(String::new(), |d| format!(" · {d}ms"));
-            println!("    {head}{dur}");
+            say!("    {head}{dur}");
             let rest: String = e.content.lines().skip(1).collect::<Vec<_>>().join("\n");
             if !rest.trim().is_empty() {
-                println!("{}", first_lines(&rest, 6));
+                say!("{}", first_lines(&rest, 6));
             }
         }
-        Kind::Verify => println!("  ✓ {}", e.content),
-        Kind::Guidance => println!("  » guidance: {}", e.content),
-        Kind::Error => println!("  ! {}", e.content),
-        Kind::Note => println!("  · {}", e.content),
+        Kind::Verify => say!("  ✓ {}", e.content),
+        Kind::Guidance => say!("  » guidance: {}", e.content),
+        Kind::Error => say!("  ! {}", e.content),
+        Kind::Note => say!("  · {}", e.content),
     }
 }

@@ -8,6 +8,7 @@ use operator::clock;
 
 use super::Context;
 use super::output::{self, opt};
+use super::output::{say, say_part};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -44,7 +45,7 @@ pub async fn run(ctx: &Context, cmd: AuditCommand) -> Result<()> {
                 return output::json(&sessions);
             }
             if sessions.is_empty() {
-                println!("no agent sessions");
+                say!("no agent sessions");
                 return Ok(());
             }
             let now = clock::now();
@@ -73,7 +74,7 @@ pub async fn run(ctx: &Context, cmd: AuditCommand) -> Result<()> {
                     opt(took),
                 ]);
             }
-            println!("{t}");
+            say!("{t}");
             Ok(())
         }
         AuditCommand::Show(a) => {
@@ -86,11 +87,16 @@ pub async fn run(ctx: &Context, cmd: AuditCommand) -> Result<()> {
                 v["entries"] = serde_json::to_value(&entries)?;
                 return output::json(&v);
             }
-            println!(
+            say!(
                 "session {} · ticket #{} · {} {} · mode {} · variant {}",
-                s.id, s.ticket_id, s.backend, s.model, s.mode, s.variant
+                s.id,
+                s.ticket_id,
+                s.backend,
+                s.model,
+                s.mode,
+                s.variant
             );
-            println!(
+            say!(
                 "started {} · {} · {} turns · {} in / {} out tokens (cache {} read, {} written) · ${:.4}",
                 clock::format(s.started_at),
                 s.outcome.as_deref().unwrap_or("running"),
@@ -102,14 +108,14 @@ pub async fn run(ctx: &Context, cmd: AuditCommand) -> Result<()> {
                 s.cost_usd
             );
             if let Some(summary) = &s.summary {
-                println!("  {summary}");
+                say!("  {summary}");
             }
-            println!();
+            say!();
             for e in &entries {
                 let at =
                     e.at.map(|t| t.format("%H:%M:%S%.3f").to_string())
                         .unwrap_or_default();
-                print!("{at} ");
+                say_part!("{at} ");
                 super::agent::print_entry(e);
             }
             Ok(())

@@ -9,6 +9,7 @@ use operator::clock;
 use operator::runtime::Impairment;
 use operator::runtime::impair::PartitionMode;
 
+use super::output::say;
 use super::output::{self, opt};
 use super::{Context, parse_duration};
 
@@ -192,7 +193,7 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
                     },
                 ]);
             }
-            println!("{t}\n");
+            say!("{t}\n");
             print_faults(&faults, a.all);
             Ok(())
         }
@@ -210,9 +211,12 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
                 Some(e) => format!("heals itself at {}", clock::format(e)),
                 None => format!("until `operator chaos heal {}`", f.id),
             };
-            println!(
+            say!(
                 "fault #{}: {} on {} ({until}): {}",
-                f.id, f.fault, f.target, f.note
+                f.id,
+                f.fault,
+                f.target,
+                f.note
             );
             Ok(())
         }
@@ -227,7 +231,7 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
                 return output::json(&healed);
             }
             if healed.is_empty() && !a.at_expiry {
-                println!("no fault in effect on instance {}", ctx.instance);
+                say!("no fault in effect on instance {}", ctx.instance);
             }
             for h in &healed {
                 let what = if h.acted {
@@ -235,9 +239,12 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
                 } else {
                     "was already healed"
                 };
-                println!(
+                say!(
                     "fault #{} ({} on {}) {what}: {}",
-                    h.fault.id, h.fault.fault, h.fault.target, h.fault.note
+                    h.fault.id,
+                    h.fault.fault,
+                    h.fault.target,
+                    h.fault.note
                 );
             }
             Ok(())
@@ -247,10 +254,10 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
 
 fn print_faults(faults: &[FaultRecord], all: bool) {
     if faults.is_empty() {
-        println!("no fault in effect");
+        say!("no fault in effect");
         return;
     }
-    println!("{}", if all { "faults:" } else { "in effect:" });
+    say!("{}", if all { "faults:" } else { "in effect:" });
     let now = clock::now();
     let mut t = output::table(&[
         "id",
@@ -276,7 +283,7 @@ fn print_faults(faults: &[FaultRecord], all: bool) {
             f.note.clone(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
 }
 
 /// A detached `operator chaos heal ID --at-expiry`, so the fault heals on time even after

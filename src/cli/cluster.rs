@@ -10,6 +10,7 @@ use operator::subjects::{self, ratelimiter};
 
 use super::Context;
 use super::output::{self, opt};
+use super::output::{say, say_part};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -99,7 +100,7 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
         eprintln!("note: {note}");
     }
     print_nodes(&report.nodes);
-    println!(
+    say!(
         "\ninstance {} is up in {:.1}s. Watch it with `operator monitor`; stop it with `operator down`.",
         ctx.instance,
         start.elapsed().as_secs_f64()
@@ -119,7 +120,7 @@ pub async fn adopt(ctx: &Context, args: AdoptArgs) -> Result<()> {
         return output::json(&nodes);
     }
     print_nodes(&nodes);
-    println!(
+    say!(
         "\nadopted {} instance {} ({} containers on {}). `operator down` lets go of it; compose stops it.",
         record.subject,
         ctx.instance,
@@ -134,18 +135,18 @@ pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {
         Ok(report) if args.json => output::json(&report),
         Ok(report) => {
             for note in &report.notes {
-                println!("{note}");
+                say!("{note}");
             }
             if !report.notes.is_empty() {
                 return Ok(());
             }
             if report.stopped.is_empty() {
-                println!(
+                say!(
                     "instance {}: no node was running; state removed",
                     ctx.instance
                 );
             } else {
-                println!(
+                say!(
                     "instance {}: stopped {}; state removed",
                     ctx.instance,
                     report.stopped.join(", ")
@@ -157,7 +158,7 @@ pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {
             if args.json {
                 output::json(&serde_json::json!({ "stopped": [], "removed": [] }))
             } else {
-                println!("instance {} is not up; nothing to stop", ctx.instance);
+                say!("instance {} is not up; nothing to stop", ctx.instance);
                 Ok(())
             }
         }
@@ -196,7 +197,7 @@ fn print_nodes(nodes: &[NodeStatus]) {
             n.log.display().to_string(),
         ]);
     }
-    println!("{t}");
+    say!("{t}");
 }
 
 pub async fn node(ctx: &Context, args: NodeArgs) -> Result<()> {
@@ -215,7 +216,7 @@ pub async fn node(ctx: &Context, args: NodeArgs) -> Result<()> {
         return output::json(&status);
     }
     let pid = status.pid.map(|p| format!(", pid {p}")).unwrap_or_default();
-    println!(
+    say!(
         "{}: {} ({}{pid})",
         status.name,
         status.state.as_str(),
@@ -232,7 +233,7 @@ async fn logs(ctx: &Context, args: &NodeArgs) -> Result<()> {
     let runtime = ctx.runtime()?;
     let text = runtime.logs(&args.node, args.lines).await?;
     if !text.is_empty() {
-        println!("{text}");
+        say!("{text}");
     }
     if !args.follow {
         return Ok(());
@@ -261,7 +262,7 @@ async fn logs(ctx: &Context, args: &NodeArgs) -> Result<()> {
             f.seek(SeekFrom::Start(offset))?;
             let mut buf = Vec::new();
             f.read_to_end(&mut buf)?;
-            print!("{}", String::from_utf8_lossy(&buf));
+            say_part!("{}", String::from_utf8_lossy(&buf));
             offset = len;
         }
     }

@@ -9,6 +9,7 @@ use operator::subjects::ratelimiter::topology::ROLE_LIMITER;
 use tokio_util::sync::CancellationToken;
 
 use super::output;
+use super::output::say;
 use super::{Context, parse_duration};
 
 #[derive(Debug, Args)]
@@ -91,7 +92,7 @@ fn print(s: &LoadStats, json: bool, total: bool) -> Result<()> {
         v["total"] = total.into();
         return output::json_line(&v);
     }
-    println!(
+    say!(
         "{}{:>5.0}s  sent {:>6}  allowed {:>6}  blocked {:>6}  failed {:>5}{}  p50 {:>7.2}ms  p99 {:>7.2}ms",
         if total { "total " } else { "" },
         s.elapsed_s,

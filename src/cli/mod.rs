@@ -9,6 +9,7 @@ mod faultproxy;
 mod load;
 mod monitor;
 mod output;
+mod policy;
 mod tickets;
 mod tui;
 
@@ -101,6 +102,9 @@ pub enum Command {
     /// What agents did: sessions, reasoning, commands, decisions.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Ask the agent's command policy what it would say, without running anything.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// The full-screen app (the default command): cluster, tickets, agent, chaos.
     Tui(tui::TuiArgs),
     /// A guided demo in the app: healthy cluster, load, a fault, detection, AI repair, proof.
@@ -110,6 +114,19 @@ pub enum Command {
     /// The filtering Docker API proxy: the agent's only way to Docker on the Docker runtime.
     DockerApi(docker_api::DockerApiArgs),
 }
+
+/// Ends the command with this status and no message: the command already said what it had
+/// to (`policy check` answering "no").
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 fn parse_runtime(s: &str) -> Result<RuntimeKind, String> {
     RuntimeKind::parse(s).ok_or_else(|| format!("unknown runtime `{s}`; use local or docker"))
@@ -242,6 +259,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Load(a) => load::run(&ctx, a).await,
         Command::Agent(a) => agent::run(&ctx, a).await,
         Command::Audit(c) => audit::run(&ctx, c).await,
+        Command::Policy(c) => policy::run(&ctx, c).await,
         Command::Tui(a) => tui::run(&ctx, a, false).await,
         Command::Demo(a) => tui::demo(&ctx, a).await,
         Command::Faultproxy(a) => faultproxy::run(a).await,

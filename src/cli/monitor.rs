@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::output;
+use super::output::say;
 use super::{Context, parse_duration};
 
 #[derive(Debug, Args)]
@@ -109,7 +110,7 @@ fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {
             if json {
                 return output::json_line(&serde_json::json!({ "error": e.to_string() }));
             }
-            println!(
+            say!(
                 "{} monitor cycle failed: {e}",
                 operator::clock::format(operator::clock::now())
             );
@@ -149,7 +150,7 @@ fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {
     } else {
         format!(" · woken by {}", r.woken_by.join(", "))
     };
-    println!(
+    say!(
         "{} #{} {nodes} · violations {}{pending} · tickets {} active · {:.0}ms{woken}",
         operator::clock::format(r.at),
         r.cycle,
@@ -165,9 +166,12 @@ fn print(report: &Result<CycleReport, MonitorError>, json: bool) -> Result<()> {
             ChangeKind::Cleared => "cleared".to_string(),
             ChangeKind::SeenAgain => "seen again".to_string(),
         };
-        println!(
+        say!(
             "  ticket #{} {what}: {} {} — {}",
-            c.ticket_id, c.invariant, c.entity, c.summary
+            c.ticket_id,
+            c.invariant,
+            c.entity,
+            c.summary
         );
     }
     Ok(())

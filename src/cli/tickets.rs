@@ -6,6 +6,7 @@ use operator::clock;
 use operator::tickets::{Status, Ticket, TicketFilter};
 
 use super::Context;
+use super::output::say;
 use super::output::{self, opt};
 
 #[derive(Debug, Subcommand)]
@@ -87,7 +88,7 @@ pub async fn run(ctx: &Context, cmd: TicketsCommand) -> Result<()> {
                 return output::json(&tickets);
             }
             if tickets.is_empty() {
-                println!("no tickets");
+                say!("no tickets");
                 return Ok(());
             }
             let now = clock::now();
@@ -118,7 +119,7 @@ pub async fn run(ctx: &Context, cmd: TicketsCommand) -> Result<()> {
                     k.summary.clone(),
                 ]);
             }
-            println!("{t}");
+            say!("{t}");
             Ok(())
         }
         TicketsCommand::Show(a) => {
@@ -130,14 +131,14 @@ pub async fn run(ctx: &Context, cmd: TicketsCommand) -> Result<()> {
                 return output::json(&v);
             }
             print_ticket(&ticket);
-            println!("\nhistory:");
+            say!("\nhistory:");
             for e in &events {
                 let moved = match (e.from_status, e.to_status) {
                     (Some(f), Some(t)) if f != t => format!(" {f} → {t}"),
                     (None, Some(t)) => format!(" → {t}"),
                     _ => String::new(),
                 };
-                println!(
+                say!(
                     "  {} {:<10}{moved}  by {}: {}",
                     clock::format(e.at),
                     e.kind,
@@ -169,14 +170,14 @@ fn done(t: &Ticket, json: bool, what: &str) -> Result<()> {
     if json {
         return output::json(t);
     }
-    println!("ticket #{} {what} ({} {})", t.id, t.invariant, t.entity);
+    say!("ticket #{} {what} ({} {})", t.id, t.invariant, t.entity);
     Ok(())
 }
 
 fn print_ticket(t: &Ticket) {
     let ts = |v: Option<clock::Timestamp>| opt(v.map(clock::format));
-    println!("ticket #{} · {} · {}", t.id, t.status, t.severity.as_str());
-    println!("  {}", t.summary);
+    say!("ticket #{} · {} · {}", t.id, t.status, t.severity.as_str());
+    say!("  {}", t.summary);
     let rows = [
         ("key", t.violation_key.clone()),
         ("invariant", t.invariant.clone()),
@@ -193,7 +194,7 @@ fn print_ticket(t: &Ticket) {
         ("attempts", t.attempts.to_string()),
     ];
     for (k, v) in rows {
-        println!("  {k:<13}{v}");
+        say!("  {k:<13}{v}");
     }
-    println!("  detail       {}", t.detail);
+    say!("  detail       {}", t.detail);
 }

@@ -6,8 +6,13 @@
 //! them. What the policy cannot see through (a variable, a script read from stdin) is denied
 //! or left to a person, never assumed harmless.
 
+mod endpoints;
+mod environment;
+mod reach;
 mod rules;
 mod walk;
+
+pub use endpoints::Endpoints;
 
 use std::path::{Path, PathBuf};
 
@@ -150,6 +155,8 @@ pub struct Policy {
     /// Command prefixes that are always denied.
     deny: Vec<Vec<String>>,
     protected: Protected,
+    /// Where clients may point; none known until the instance's topology is given.
+    endpoints: Endpoints,
 }
 
 /// Splits a prefix rule such as `operator node restart` into words.
@@ -171,7 +178,22 @@ impl Policy {
                 .filter(|w| !w.is_empty())
                 .collect(),
             protected,
+            endpoints: Endpoints::default(),
         }
+    }
+
+    /// The instance's endpoints: its clients may reach these and nothing else.
+    pub fn with_endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    pub fn set_endpoints(&mut self, endpoints: Endpoints) {
+        self.endpoints = endpoints;
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
     }
 
     pub fn allow_prefix(&mut self, rule: &str) {

@@ -5,6 +5,9 @@
 //! privileges, reads credentials or the environment, or touches the operator's own state is
 //! denied.
 
+use super::endpoints::{Target, url_target};
+use super::environment::{glob_matches, process_dir, reads_environment, reads_recursively};
+use super::reach::{assignment, curl, docker_engine, outside, wget};
 use super::walk::{self, Arg, Findings, Invocation};
 use super::{Class, Policy};
 
@@ -19,7 +22,7 @@ pub fn is_download(program: &str) -> bool {
 }
 
 const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ksh", "ash", "busybox", "fish"];
-const INTERPRETERS: &[&str] = &[
+pub(super) const INTERPRETERS: &[&str] = &[
     "python",
     "python2",
     "python3",
@@ -189,14 +192,14 @@ const DENIED: &[(&str, &str)] = &[
     ("kexec", "replaces the running kernel"),
 ];
 
-struct Ctx<'a> {
-    policy: &'a Policy,
-    depth: u32,
-    found: &'a mut Findings,
+pub(super) struct Ctx<'a> {
+    pub policy: &'a Policy,
+    pub depth: u32,
+    pub found: &'a mut Findings,
 }
 
 impl Ctx<'_> {
-    fn mark(&mut self, class: Class, reason: impl Into<String>) {
+    pub fn mark(&mut self, class: Class, reason: impl Into<String>) {
         self.found.mark(class, reason);
     }
 
@@ -255,22 +258,22 @@ pub fn classify(policy: &Policy, inv: &Invocation, depth: u32, found: &mut Findi
     program(&mut ctx, &prog, args, inv);
 }
 
-fn lits(args: &[Arg]) -> Vec<&str> {
+pub(super) fn lits(args: &[Arg]) -> Vec<&str> {
     args.iter().filter_map(Arg::lit).collect()
 }
 
-fn has(args: &[Arg], flags: &[&str]) -> bool {
+pub(super) fn has(args: &[Arg], flags: &[&str]) -> bool {
     args.iter().filter_map(Arg::lit).any(|a| flags.contains(&a))
 }
 
 /// Short flags may be bundled: `-rf` holds `r`.
-fn has_short(args: &[Arg], letter: char) -> bool {
+pub(super) fn has_short(args: &[Arg], letter: char) -> bool {
     args.iter()
         .filter_map(Arg::lit)
         .any(|a| a.starts_with('-') && !a.starts_with("--") && a[1..].contains(letter))
 }
 
-fn any_dyn(args: &[Arg]) -> bool {
+pub(super) fn any_dyn(args: &[Arg]) -> bool {
     args.contains(&Arg::Dyn)
 }
 
@@ -339,7 +342,7 @@ fn credential(path: &str) -> Option<&'static str> {
             "system passwords",
         ),
         (
-            p.starts_with("/proc/") && base == "environ",
+            glob_matches(base, "environ") || p == "/etc/environment",
             "a process's environment",
         ),
         (
@@ -444,6 +447,8 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
     }
     if path.starts_with("/dev/") {
         found.mark(Class::Denied, format!("writes to a device ({path})"));
+    } else if path.starts_with("/proc/") || path.starts_with("/sys/") {
+        found.mark(Class::Denied, format!("writes a kernel setting ({path})"));
     } else if in_state(policy, path) {
         found.mark(
             Class::Denied,
@@ -454,27 +459,6 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
     } else {
         found.mark(Class::Mutating, format!("writes {path}"));
     }
-}
-
-/// A URL's host is on loopback or is one of the project's own (dotless) container names.
-fn local_url(url: &str) -> bool {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    let host_port = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let host_port = host_port.rsplit('@').next().unwrap_or(host_port);
-    let host = if host_port.starts_with('[') {
-        host_port
-            .split(']')
-            .next()
-            .unwrap_or("")
-            .trim_start_matches('[')
-    } else {
-        host_port.split(':').next().unwrap_or(host_port)
-    };
-    host == "localhost"
-        || host.starts_with("127.")
-        || host == "::1"
-        || host == "0.0.0.0"
-        || (!host.contains('.') && !host.contains(':') && !host.is_empty())
 }
 
 /// Programs that print the content of the files they are given.
@@ -502,7 +486,39 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         ctx.mark(Class::Denied, format!("{prog} formats a file system"));
         return;
     }
+    if let Some(why) = reads_environment(prog, args) {
+        ctx.mark(Class::Denied, why);
+        return;
+    }
+    if reads_recursively(prog, args) {
+        if let Some(dir) = lits(args).into_iter().find(|a| process_dir(a)) {
+            ctx.mark(
+                Class::Denied,
+                format!("{prog} reads {dir} recursively, a process's environment with it"),
+            );
+            return;
+        }
+    }
+    if matches!(prog, "cd" | "pushd") && lits(args).iter().any(|a| a.starts_with("/proc")) {
+        ctx.mark(
+            Class::Denied,
+            "moves into /proc, where relative paths read processes' files (their environments)",
+        );
+        return;
+    }
     match prog {
+        "printf" => {
+            // `printf -v NAME …` assigns NAME.
+            if let Some(i) = args.iter().position(|a| a.lit() == Some("-v")) {
+                match args.get(i + 1).and_then(Arg::lit) {
+                    Some(name) => assignment(ctx.policy, ctx.found, &format!("{name}="), false),
+                    None => ctx.mark(
+                        Class::Denied,
+                        "printf -v sets a variable only known at run time",
+                    ),
+                }
+            }
+        }
         p if READ_ONLY.contains(&p) => {}
         "env" => wrap_env(ctx, args, inv),
         "nice" | "ionice" | "nohup" | "stdbuf" | "setsid" | "exec" | "builtin" | "chrt"
@@ -551,20 +567,36 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
         }
         "export" | "declare" | "typeset" | "local" | "readonly" => {
-            if args.is_empty() || has(args, &["-p", "-x"]) && args.len() == 1 {
+            let names = lits(args)
+                .into_iter()
+                .filter(|a| !a.starts_with('-'))
+                .count();
+            let prints = lits(args)
+                .iter()
+                .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('p'));
+            if names == 0 || prints {
                 ctx.mark(
                     Class::Denied,
-                    format!("{prog} without a value dumps the environment"),
+                    format!("{prog} without a value, or with -p, prints the environment"),
                 );
             }
-            for a in lits(args) {
-                let name = a.split('=').next().unwrap_or(a);
-                if walk::DANGEROUS_VARIABLES.contains(&name) {
-                    ctx.mark(
-                        Class::Denied,
-                        format!("sets {name}, which changes what runs"),
-                    );
-                }
+            for a in lits(args).into_iter().filter(|a| a.contains('=')) {
+                assignment(ctx.policy, ctx.found, a, true);
+            }
+        }
+        "compgen" => {
+            if lits(args).iter().any(|a| {
+                matches!(*a, "-v" | "-e" | "variable" | "export")
+                    || (a.starts_with('-')
+                        && !a.starts_with("--")
+                        && (a.contains('v') || a.contains('e')))
+            }) {
+                ctx.mark(Class::Denied, "compgen lists the environment's variables");
+            } else {
+                ctx.mark(
+                    Class::Destructive,
+                    "compgen is not a command the policy knows",
+                );
             }
         }
         "sed" => {
@@ -577,6 +609,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
         }
         "awk" | "gawk" | "mawk" | "nawk" => {
+            if lits(args).iter().any(|a| a.contains("ENVIRON")) {
+                ctx.mark(
+                    Class::Denied,
+                    "the awk program reads the environment (ENVIRON)",
+                );
+            }
             if lits(args).iter().any(|a| {
                 a.contains("system(")
                     || a.contains("| getline")
@@ -607,10 +645,22 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "curl" => curl(ctx, args),
         "wget" => wget(ctx, args),
         "nc" | "ncat" | "netcat" => {
-            if has_short(args, 'z') {
+            if !has_short(args, 'z') {
+                ctx.mark(Class::Destructive, "opens a raw network connection");
                 return;
             }
-            ctx.mark(Class::Destructive, "opens a raw network connection");
+            let words: Vec<&str> = lits(args)
+                .into_iter()
+                .filter(|a| !a.starts_with('-'))
+                .collect();
+            let target = match words.as_slice() {
+                [host, port] => port.parse().ok().map(|port| Target::Tcp {
+                    host: (*host).to_string(),
+                    port,
+                }),
+                _ => None,
+            };
+            outside(ctx, prog, target);
         }
         "telnet" | "socat" => ctx.mark(Class::Destructive, "opens a raw network connection"),
         "ssh" | "scp" | "sftp" | "rsync"
@@ -851,13 +901,7 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             Some("-u" | "--unset" | "-C" | "--chdir" | "-S" | "--split-string") => i += 2,
             Some(a) if a.starts_with('-') => i += 1,
             Some(a) if a.contains('=') => {
-                let name = a.split('=').next().unwrap_or(a);
-                if walk::DANGEROUS_VARIABLES.contains(&name) {
-                    ctx.mark(
-                        Class::Denied,
-                        format!("sets {name}, which changes what runs"),
-                    );
-                }
+                assignment(ctx.policy, ctx.found, a, true);
                 i += 1;
             }
             _ => break,
@@ -965,93 +1009,6 @@ fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             _ => {}
         }
         i += 1;
-    }
-}
-
-fn curl(ctx: &mut Ctx, args: &[Arg]) {
-    let l = lits(args);
-    let mut method: Option<String> = None;
-    let mut writes_body = false;
-    let mut output_file = false;
-    let mut i = 0;
-    while i < l.len() {
-        let a = l[i];
-        match a {
-            "-X" | "--request" => {
-                method = l.get(i + 1).map(|m| m.to_ascii_uppercase());
-                i += 1;
-            }
-            _ if a.starts_with("-X") && a.len() > 2 => method = Some(a[2..].to_ascii_uppercase()),
-            "-d" | "--data" | "--data-raw" | "--data-binary" | "--data-urlencode" | "--json"
-            | "-F" | "--form" | "-T" | "--upload-file" => {
-                writes_body = true;
-                i += 1;
-            }
-            "-o" | "--output" => {
-                if l.get(i + 1).is_some_and(|f| *f != "/dev/null" && *f != "-") {
-                    output_file = true;
-                    if let Some(f) = l.get(i + 1) {
-                        redirect_target(ctx.policy, &Arg::Lit(f.to_string()), true, ctx.found);
-                    }
-                }
-                i += 1;
-            }
-            "-O" | "--remote-name" | "--remote-name-all" => output_file = true,
-            "-K" | "--config" => {
-                ctx.mark(Class::Destructive, "curl reads its options from a file");
-                i += 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    for url in l.iter().filter(|a| {
-        a.contains("://") || (!a.starts_with('-') && a.contains(':') && a.contains('/'))
-    }) {
-        if !local_url(url) {
-            ctx.mark(
-                Class::Destructive,
-                format!("reaches outside the cluster ({url})"),
-            );
-        }
-    }
-    match method.as_deref() {
-        Some("DELETE") => ctx.mark(Class::Destructive, "sends an HTTP DELETE"),
-        Some("GET" | "HEAD" | "OPTIONS") | None if !writes_body => {}
-        Some(m) => ctx.mark(Class::Mutating, format!("sends an HTTP {m}")),
-        None => ctx.mark(Class::Mutating, "sends an HTTP POST"),
-    }
-    if output_file {
-        ctx.mark(Class::Mutating, "curl saves a file");
-    }
-    if any_dyn(args) {
-        ctx.mark(
-            Class::Destructive,
-            "curl with arguments only known at run time",
-        );
-    }
-}
-
-fn wget(ctx: &mut Ctx, args: &[Arg]) {
-    let l = lits(args);
-    let to_stdout = l
-        .windows(2)
-        .any(|w| matches!(w[0], "-O" | "--output-document") && w[1] == "-")
-        || l.iter()
-            .any(|a| *a == "-qO-" || *a == "-O-" || *a == "--output-document=-");
-    if l.iter().any(|a| a.starts_with("--post")) {
-        ctx.mark(Class::Mutating, "sends an HTTP POST");
-    }
-    if !to_stdout && !l.contains(&"--spider") {
-        ctx.mark(Class::Mutating, "wget saves a file");
-    }
-    for url in l.iter().filter(|a| a.contains("://")) {
-        if !local_url(url) {
-            ctx.mark(
-                Class::Destructive,
-                format!("reaches outside the cluster ({url})"),
-            );
-        }
     }
 }
 
@@ -1241,7 +1198,16 @@ fn redis_cli(ctx: &mut Ctx, args: &[Arg]) {
     let l = args;
     let mut i = 0;
     let mut special: Option<&str> = None;
+    let (mut host, mut port, mut uri, mut socket) = ("127.0.0.1", "6379", None, None);
     while i < l.len() {
+        let value = l.get(i + 1).and_then(Arg::lit);
+        match l[i].lit() {
+            Some("-h") => host = value.unwrap_or(host),
+            Some("-p") => port = value.unwrap_or(port),
+            Some("-u") => uri = value,
+            Some("-s") => socket = value,
+            _ => {}
+        }
         match l[i].lit() {
             Some("--eval") => {
                 ctx.mark(Class::Destructive, "redis-cli --eval runs a Lua script");
@@ -1277,6 +1243,15 @@ fn redis_cli(ctx: &mut Ctx, args: &[Arg]) {
             _ => break,
         }
     }
+    let target = match (socket, uri) {
+        (Some(s), _) => Some(Target::Unix(s.to_string())),
+        (None, Some(u)) => url_target(u),
+        (None, None) => port.parse().ok().map(|port| Target::Tcp {
+            host: host.to_string(),
+            port,
+        }),
+    };
+    outside(ctx, "redis-cli", target);
     let rest = &l[i.min(l.len())..];
     let Some(first) = rest.first() else {
         if special.is_none() {
@@ -1480,7 +1455,31 @@ fn redis_command(cmd: &str, sub: &str, args: &[Arg]) -> (Class, String) {
             (Class::Denied, "Redis SHUTDOWN NOSAVE loses data".into())
         }
         ("SHUTDOWN", _) => (Class::Destructive, "stops the Redis server".into()),
-        ("CONFIG", "GET") => (Class::ReadOnly, String::new()),
+        ("CONFIG", "GET") => {
+            // A pattern that can match a password setting reads a credential.
+            let secret = args.iter().skip(1).any(|a| match a.lit() {
+                Some(p) => {
+                    let p = p.to_ascii_lowercase();
+                    [
+                        "requirepass",
+                        "masterauth",
+                        "masteruser",
+                        "tls-key-file-pass",
+                    ]
+                    .iter()
+                    .any(|s| glob_matches(&p, s))
+                }
+                None => true,
+            });
+            if secret {
+                (
+                    Class::Denied,
+                    "Redis CONFIG GET of a password setting reads a credential".into(),
+                )
+            } else {
+                (Class::ReadOnly, String::new())
+            }
+        }
         ("CONFIG", "SET") => {
             let param = args
                 .get(1)
@@ -1601,6 +1600,9 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
 }
 
 fn docker(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
+    if !docker_engine(ctx, prog, args) {
+        return;
+    }
     let rest = skip_options(
         args,
         &[
@@ -1652,7 +1654,10 @@ fn docker(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             if has(sub, &["-u", "--user"]) && lits(sub).contains(&"root") {
                 ctx.mark(Class::Destructive, "runs as root in a container");
             }
+            // In there, loopback is that container.
+            let was = std::mem::replace(&mut ctx.found.in_container, true);
             ctx.nested(after[1..].to_vec(), inv.after_download);
+            ctx.found.in_container = was;
         }
         ("volume", "rm" | "prune")
         | ("system", "prune")
@@ -1675,6 +1680,10 @@ fn docker(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         ("compose", "start" | "restart" | "unpause" | "up") => {
             ctx.mark(Class::Mutating, "starts the project's containers")
         }
+        (_, "inspect") if l.iter().any(|a| a.contains("Env")) => ctx.mark(
+            Class::Denied,
+            "docker inspect of a container's environment (the proxy hides its values anyway)",
+        ),
         (_, v) if read.contains(&v) => {}
         (_, "start" | "restart" | "unpause") => ctx.mark(Class::Mutating, "starts a container"),
         (_, "stop" | "kill" | "pause") => {

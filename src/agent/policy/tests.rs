@@ -1,5 +1,18 @@
 use super::*;
 
+/// The corpus's instance: limiters on 127.0.0.1:8001–8003 and Redis on :6379 (local), or
+/// `ratelimiter-N:8000` and `redis:6379` on the containers' network, with the agent's Docker
+/// API proxy as the docker endpoint.
+pub(super) fn endpoints() -> Endpoints {
+    let mut addresses: Vec<(String, u16)> =
+        vec![("127.0.0.1".into(), 6379), ("redis".into(), 6379)];
+    for n in 1..=3u16 {
+        addresses.push(("127.0.0.1".into(), 8000 + n));
+        addresses.push((format!("ratelimiter-{n}"), 8000));
+    }
+    Endpoints::new(addresses, Some("unix:///run/operator/agent.sock".into()))
+}
+
 fn policy() -> Policy {
     Policy::new(
         &[],
@@ -10,6 +23,7 @@ fn policy() -> Policy {
             cwd: "/state/instances/0".into(),
         },
     )
+    .with_endpoints(endpoints())
 }
 
 /// Every line of the corpus, classified as it says.
@@ -130,4 +144,68 @@ fn modes_gate_by_class() {
         Gate::Refuse(why) => assert!(why.contains("asked a person"), "{why}"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn where_the_nodes_are_processes_docker_reaches_only_engines_outside_the_instance() {
+    let local = Endpoints::new(
+        [("127.0.0.1".to_string(), 8001), ("127.0.0.1".into(), 6379)],
+        None,
+    );
+    let p = policy().with_endpoints(local);
+    for cmd in [
+        "docker ps",
+        "docker version",
+        "docker exec redis redis-cli PING",
+    ] {
+        let v = p.classify(cmd);
+        assert_eq!(v.class, Class::Denied, "{cmd}: {}", v.reason());
+        assert!(v.reason().contains("not containers"), "{}", v.reason());
+    }
+    assert_eq!(
+        p.classify("curl -s http://127.0.0.1:8001/health").class,
+        Class::ReadOnly
+    );
+    assert_eq!(p.classify("redis-cli PING").class, Class::ReadOnly);
+    // The containers' names mean nothing here.
+    assert_eq!(
+        p.classify("curl -s http://ratelimiter-1:8000/health").class,
+        Class::Destructive
+    );
+}
+
+#[test]
+fn with_no_endpoints_known_every_client_reaches_outside() {
+    let p = Policy::new(&[], &[], Protected::default());
+    let v = p.classify("curl -s http://127.0.0.1:8001/health");
+    assert_eq!(v.class, Class::Destructive);
+    assert!(
+        v.reason().contains("outside the instance"),
+        "{}",
+        v.reason()
+    );
+    assert_eq!(p.classify("docker ps").class, Class::Denied);
+}
+
+#[test]
+fn an_independent_red_team_set_never_runs_unasked() {
+    let p = policy();
+    let lines: Vec<&str> = include_str!("redteam.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    let missed: Vec<String> = lines
+        .iter()
+        .map(|l| (l, p.classify(l)))
+        .filter(|(_, v)| v.class <= Class::Mutating)
+        .map(|(l, v)| format!("{l}\n    {} ({})", v.class, v.reason()))
+        .collect();
+    assert!(lines.len() >= 120, "{}", lines.len());
+    assert!(
+        missed.is_empty(),
+        "{} of {} would run without a person:\n{}",
+        missed.len(),
+        lines.len(),
+        missed.join("\n")
+    );
 }

@@ -53,6 +53,9 @@ impl Invocation {
 pub struct Findings {
     pub invocations: Vec<Invocation>,
     pub marks: Vec<(Class, String)>,
+    /// Walking a command run inside one of the instance's containers (`docker exec`): there,
+    /// loopback is that container.
+    pub in_container: bool,
 }
 
 impl Findings {
@@ -186,7 +189,7 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
 }
 
 /// Variables that change what a program is or how it loads: never set by the agent.
-pub const DANGEROUS_VARIABLES: &[&str] = &[
+pub(super) const DANGEROUS_VARIABLES: &[&str] = &[
     "PATH",
     "LD_PRELOAD",
     "LD_LIBRARY_PATH",
@@ -225,14 +228,8 @@ fn walk_simple(
     for item in prefix_items {
         match item {
             CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
-                let name = a.name.to_string();
-                if DANGEROUS_VARIABLES.contains(&name.as_str()) {
-                    found.mark(
-                        Class::Denied,
-                        format!("sets {name}, which changes what runs"),
-                    );
-                }
-                word(policy, w, depth, found);
+                let text = word(policy, w, depth, found);
+                super::reach::assignment(policy, found, &a.to_string(), text.lit().is_some());
             }
             other => simple_item(policy, other, depth, &mut argv, found),
         }

@@ -117,6 +117,25 @@ impl ExecStart {
     }
 }
 
+/// A container's inspection with the values of its environment hidden (`NAME=<hidden>`): a
+/// container's environment is where secrets are usually passed, and the agent reads names,
+/// not values.
+pub fn hide_env(inspected: &[u8]) -> Option<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(inspected).ok()?;
+    if let Some(env) = v.pointer_mut("/Config/Env").and_then(Value::as_array_mut) {
+        for e in env.iter_mut() {
+            if let Some(text) = e.as_str() {
+                let name = text.split('=').next().unwrap_or(text);
+                *e = Value::String(format!("{name}={HIDDEN}"));
+            }
+        }
+    }
+    serde_json::to_vec(&v).ok()
+}
+
+/// What stands for a hidden value.
+pub const HIDDEN: &str = "<hidden by the operator's proxy>";
+
 /// A key as Go's `encoding/json` folds it to find a field: ASCII letters upper-cased, and
 /// the two non-ASCII runes whose simple case folding reaches an ASCII letter (`ſ` U+017F to
 /// S, the Kelvin sign U+212A to K) mapped to it. Every other non-ASCII rune is kept, so a key
@@ -315,13 +334,27 @@ mod tests {
             (r#"{"Cmd":["id"],"ConsoleSize":[1]}"#, "[height, width]"),
             (r#"["Cmd"]"#, "not a JSON object"),
             ("not json", "not a JSON object"),
-            ("{\"Cmd\":[\"id\"],\"User\":\"\u{0}\"}", "another user"),
+            (r#"{"Cmd":["id"],"User":"\u0000"}"#, "another user"),
+            ("{\"Cmd\":[\"id\"],\"User\":\"\u{0}\"}", "not a JSON object"),
         ] {
             let got = refused(body);
             assert!(got.contains(why), "{body}: {got}");
         }
         assert!(ExecCreate::parse(b"{\"Cmd\":[\"id\"],\"User\":\"\xff\"}").is_err());
         assert!(ExecStart::parse(br#"{"Detach":false,"Privileged":true}"#).is_err());
+    }
+
+    #[test]
+    fn an_inspection_keeps_the_environments_names_not_its_values() {
+        let out =
+            hide_env(br#"{"Id":"x","Config":{"Env":["A=secret","B=","PATH=/bin"],"Image":"i"}}"#)
+                .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["Config"]["Env"][0], format!("A={HIDDEN}"));
+        assert_eq!(v["Config"]["Env"][2], format!("PATH={HIDDEN}"));
+        assert_eq!(v["Config"]["Image"], "i");
+        assert!(!String::from_utf8(out).unwrap().contains("secret"));
+        assert!(hide_env(b"not json").is_none());
     }
 
     #[test]

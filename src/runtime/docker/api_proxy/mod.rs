@@ -133,6 +133,9 @@ enum Sent {
     /// An exec's start, parsed and written anew (its stream follows on the upgraded
     /// connection).
     ExecStart,
+    /// Nothing, and the answer (a container's inspection) has its environment's values
+    /// hidden.
+    Inspect,
 }
 
 /// A container of the instance, as the engine labels it.
@@ -216,6 +219,7 @@ impl State {
                         }
                         let body = match access {
                             Access::Exec => Sent::ExecCreate,
+                            Access::Read if rest == "/json" => Sent::Inspect,
                             Access::Read | Access::Change => Sent::Nothing,
                         };
                         (format!("{prefix}/containers/{}{rest}", c.id), body)
@@ -364,7 +368,7 @@ impl State {
         let (mut parts, body) = req.into_parts();
         parts.headers.remove(hyper::header::TRANSFER_ENCODING);
         let bytes = match sent {
-            Sent::Nothing => Bytes::new(),
+            Sent::Nothing | Sent::Inspect => Bytes::new(),
             Sent::ExecCreate | Sent::ExecStart => {
                 let raw = match http_body_util::Limited::new(body, body::MAX_BODY)
                     .collect()
@@ -447,6 +451,9 @@ impl State {
                 );
             }
         };
+        if matches!(sent, Sent::Inspect) && resp.status() == StatusCode::OK {
+            return hidden_env(resp).await;
+        }
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let engine_upgrade = hyper::upgrade::on(&mut resp);
             if let Some(client_upgrade) = client_upgrade {
@@ -469,6 +476,37 @@ impl State {
         }
         resp.map(BodyExt::boxed)
     }
+}
+
+/// The engine's inspection of a container, its environment's values hidden.
+async fn hidden_env(resp: Response<Incoming>) -> Response<Body> {
+    let (mut parts, body) = resp.into_parts();
+    let raw = match http_body_util::Limited::new(body, 16 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return message(
+                StatusCode::BAD_GATEWAY,
+                &format!("the engine's answer could not be read: {e}"),
+            );
+        }
+    };
+    let Some(hidden) = body::hide_env(&raw) else {
+        return message(
+            StatusCode::BAD_GATEWAY,
+            "the engine's inspection was not JSON; it is not passed on",
+        );
+    };
+    parts.headers.remove(hyper::header::TRANSFER_ENCODING);
+    parts.headers.insert(
+        hyper::header::CONTENT_LENGTH,
+        HeaderValue::from(hidden.len()),
+    );
+    Response::from_parts(
+        parts,
+        Full::new(Bytes::from(hidden))
+            .map_err(|never| match never {})
+            .boxed(),
+    )
 }
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}

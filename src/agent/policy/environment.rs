@@ -1,0 +1,139 @@
+//! Every way a command can read the environment (besides `env`, `printenv`, `set`,
+//! `export`, `$VAR` and `/proc/*/environ`, which the walk and the path checks catch): the
+//! programs that print it when asked a certain way, and the recursive reads of a process's
+//! folder in /proc.
+
+use super::rules::{INTERPRETERS, has, has_short, lits};
+use super::walk::Arg;
+
+/// Programs that print the environment when asked a certain way (besides `env`,
+/// `printenv`, `set`, `export`: see `program`).
+pub(super) fn reads_environment(prog: &str, args: &[Arg]) -> Option<String> {
+    let l = lits(args);
+    let word = |text: &str, w: &str| {
+        text.match_indices(w).any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + w.len()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    };
+    let hit = match prog {
+        // `env`, `$ENV`, `$__loc__` aside: jq's builtins that read the environment.
+        "jq" | "gojq" | "jaq" => l.iter().any(|a| word(a, "env") || a.contains("$ENV")),
+        "yq" => l.iter().any(|a| {
+            a.contains("env(")
+                || a.contains("strenv(")
+                || a.contains("envsubst")
+                || a.contains("$ENV")
+        }),
+        // BSD-style `e` (`ps e`, `ps auxe`, `ps eww`) adds each process's environment.
+        "ps" => l.iter().any(|a| {
+            !a.starts_with('-') && a.chars().all(|c| c.is_ascii_alphabetic()) && a.contains('e')
+        }),
+        "tmux" => l
+            .iter()
+            .any(|a| matches!(*a, "show-environment" | "showenv")),
+        "systemctl" => {
+            let show = l.contains(&"show");
+            let props: Vec<&str> = l
+                .windows(2)
+                .filter(|w| matches!(w[0], "-p" | "--property"))
+                .map(|w| w[1])
+                .chain(l.iter().filter_map(|a| a.strip_prefix("--property=")))
+                .collect();
+            l.contains(&"show-environment")
+                || (show && (props.is_empty() || props.iter().any(|p| p.contains("Environment"))))
+        }
+        "launchctl" => l.contains(&"getenv") || l.contains(&"export"),
+        p if INTERPRETERS
+            .iter()
+            .any(|i| p == *i || p.starts_with(&format!("{i}."))) =>
+        {
+            l.iter().any(|a| {
+                a.contains("environ")
+                    || a.contains("getenv")
+                    || a.contains("ENV[")
+                    || a.contains("%ENV")
+                    || word(a, "ENV")
+                    || a.contains("process.env")
+                    || a.contains("$_ENV")
+                    || a.contains("$_SERVER")
+                    || a.contains("Getenv")
+            })
+        }
+        _ => false,
+    };
+    hit.then(|| format!("{prog} {} reads the environment", l.join(" ")))
+}
+
+/// Whether a shell glob (`*`, `?`, `[…]`) matches `name`: `envir?n` and `e*` name `environ`.
+pub(super) fn glob_matches(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some(('[', rest)) => {
+                let Some(close) = rest.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) else {
+                    return n.first() == Some(&'[') && go(rest, &n[1..]);
+                };
+                let (set, after) = (&rest[..close], &rest[close + 1..]);
+                let (negate, set) = match set.first() {
+                    Some('!' | '^') => (true, &set[1..]),
+                    _ => (false, set),
+                };
+                let Some(c) = n.first() else { return false };
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        hit |= set[i] <= *c && *c <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == *c;
+                        i += 1;
+                    }
+                }
+                hit != negate && go(after, &n[1..])
+            }
+            Some(('\\', rest)) if !rest.is_empty() => {
+                n.first() == Some(&rest[0]) && go(&rest[1..], &n[1..])
+            }
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+/// `/proc` or one process's folder in it (`/proc/self`, `/proc/1`, `/proc/*`,
+/// `/proc/self/task/2`): read recursively, its `environ` goes with it.
+pub(super) fn process_dir(p: &str) -> bool {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    matches!(
+        parts.as_slice(),
+        ["proc"] | ["proc", _] | ["proc", _, "task"] | ["proc", _, "task", _]
+    )
+}
+
+/// Programs that read a folder's files recursively, always or with `-r`/`-R`/`-a`.
+pub(super) fn reads_recursively(prog: &str, args: &[Arg]) -> bool {
+    match prog {
+        "rg" | "tar" | "zip" | "rsync" | "ag" | "ack" => true,
+        "grep" | "egrep" | "fgrep" | "zgrep" | "cp" => {
+            has_short(args, 'r')
+                || has_short(args, 'R')
+                || has_short(args, 'a')
+                || has(
+                    args,
+                    &["--recursive", "--dereference-recursive", "--archive"],
+                )
+        }
+        _ => false,
+    }
+}
