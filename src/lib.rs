@@ -1,6 +1,10 @@
 //! Operator watches a distributed system, opens tickets when its invariants break, and lets
 //! an agent repair it under a person's eye. See DESIGN.md for the map of the parts.
 
+// No panics on bad input or a failed call outside tests: errors with context instead (proven
+// invariants say so with `#[expect]`).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod agent;
 pub mod chaos;
 pub mod clock;

@@ -1,5 +1,9 @@
 //! `operator`: the one binary. Parses the command line and reports errors plainly.
 
+// No panics on bad input or a failed call outside tests: errors with context instead (proven
+// invariants say so with `#[expect]`).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod cli;
 
 use clap::Parser;

@@ -1107,3 +1107,45 @@ async fn no_spelling_of_an_exec_body_gets_past_the_proxy_as_the_engine_reads_it(
         assert_eq!(code, 403, "{v}");
     }
 }
+
+/// Runs one test of this file in a child process of this very test binary, with an engine
+/// address that answers nothing.
+fn without_an_engine(test: &str, require: bool) -> std::process::Output {
+    let skipped = tempfile::NamedTempFile::new().unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", test, "--test-threads=1"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("OPERATOR_TEST_SKIPPED", skipped.path());
+    if require {
+        cmd.env("OPERATOR_REQUIRE_DOCKER", "1");
+    } else {
+        cmd.env_remove("OPERATOR_REQUIRE_DOCKER");
+    }
+    let out = cmd.output().unwrap();
+    let noted = std::fs::read_to_string(skipped.path()).unwrap_or_default();
+    assert_eq!(
+        noted.is_empty(),
+        require,
+        "a skip is noted for test.sh only when it is allowed: {noted:?}"
+    );
+    out
+}
+
+#[test]
+fn a_missing_engine_is_a_visible_skip_or_when_required_a_failure() {
+    let test = "up_status_and_down_leave_nothing_behind";
+    let out = without_an_engine(test, false);
+    assert!(out.status.success(), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("SKIPPED {test}: no Docker engine answers here")),
+        "the reason is on stderr, past libtest's capture: {err}"
+    );
+    let out = without_an_engine(test, true);
+    assert!(!out.status.success(), "{out:?}");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        all.contains("needs the Docker engine (OPERATOR_REQUIRE_DOCKER=1)"),
+        "{all}"
+    );
+}

@@ -1,5 +1,9 @@
 //! The rate-limiter node: the subject Operator watches by default.
 
+// No panics on bad input or a failed call outside tests: errors with context instead (proven
+// invariants say so with `#[expect]`).
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 use clap::Parser;
 use operator::subjects::ratelimiter::service::{Settings, run};
 

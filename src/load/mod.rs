@@ -52,6 +52,10 @@ struct Window {
 }
 
 impl Window {
+    #[expect(
+        clippy::expect_used,
+        reason = "constant bounds that hdrhistogram accepts: low ≥ 1, high ≥ 2·low, sigfig ≤ 5"
+    )]
     fn new() -> Self {
         Self {
             stats: LoadStats::default(),

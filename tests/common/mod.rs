@@ -60,7 +60,7 @@ impl Cluster {
     /// A Docker cluster's folders and config, not started; `None` without an engine.
     pub fn prepare_docker(instance: u32, extra: &str) -> Option<Self> {
         if let Err(why) = docker_engine() {
-            eprintln!("skipped: no Docker engine here ({why})");
+            skip(&format!("no Docker engine answers here ({why})"));
             return None;
         }
         clear_test_instance(instance);
@@ -366,6 +366,33 @@ fn clear_test_instance(instance: u32) {
             _ => &["volume", "rm", "-f"],
         };
         let _ = Command::new("docker").args(rm).args(&ids).output();
+    }
+}
+
+/// The file where skipped tests leave their reason, for `test.sh` to show at the end.
+pub const SKIPPED: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/skipped-tests.txt");
+
+/// A test that cannot run here says so where a person sees it: on the terminal itself (past
+/// libtest's capture of `eprintln!`) and in [`SKIPPED`] (or `OPERATOR_TEST_SKIPPED`). With `OPERATOR_REQUIRE_DOCKER=1`
+/// (as CI sets it) a missing engine is a failure instead.
+pub fn skip(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if std::env::var("OPERATOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+        panic!("{test} needs the Docker engine (OPERATOR_REQUIRE_DOCKER=1), but {why}");
+    }
+    let line = format!("SKIPPED {test}: {why}\n");
+    use std::io::Write;
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let file = std::env::var("OPERATOR_TEST_SKIPPED").unwrap_or_else(|_| SKIPPED.into());
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+    {
+        let _ = f.write_all(line.as_bytes());
     }
 }
 

@@ -306,11 +306,12 @@ impl State {
                     .collect();
                 (by_id.len() == 1).then(|| by_id[0])
             });
-        match found {
-            Some(i) => Ok(ours
-                .into_iter()
-                .nth(i)
-                .expect("an index found in this list")),
+        match found.and_then(|i| ours.get(i)) {
+            Some(o) => Ok(Ours {
+                id: o.id.clone(),
+                node: o.node.clone(),
+                role: o.role.clone(),
+            }),
             None => Err(format!(
                 "no container `{reference}` in instance {}: the agent may touch only {}",
                 self.scope.instance,

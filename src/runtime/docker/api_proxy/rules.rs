@@ -149,13 +149,10 @@ pub fn route(method: &Method, path: &str) -> Route {
 /// A `filters` query value (JSON, either `{"label":["a=b"]}` or `{"label":{"a=b":true}}`)
 /// with `labels` added, so that a listing shows only what carries all of them.
 pub fn narrow_filters(filters: Option<&str>, labels: &[String]) -> String {
-    let mut value: serde_json::Value = filters
-        .and_then(|f| serde_json::from_str(f).ok())
-        .filter(serde_json::Value::is_object)
-        .unwrap_or_else(|| serde_json::json!({}));
-    let obj = value
-        .as_object_mut()
-        .expect("a JSON object, checked just above");
+    let mut obj = match filters.and_then(|f| serde_json::from_str(f).ok()) {
+        Some(serde_json::Value::Object(o)) => o,
+        _ => serde_json::Map::new(),
+    };
     let entry = obj.entry("label").or_insert_with(|| serde_json::json!({}));
     match entry {
         serde_json::Value::Array(a) => {
@@ -175,7 +172,7 @@ pub fn narrow_filters(filters: Option<&str>, labels: &[String]) -> String {
             );
         }
     }
-    value.to_string()
+    serde_json::Value::Object(obj).to_string()
 }
 
 #[cfg(test)]
