@@ -9,14 +9,14 @@ use operator::monitor::Monitor;
 use operator::paths::StateDir;
 use operator::runtime::Runtime;
 use operator::runtime::local::LocalRuntime;
+use operator::store::{Sqlite, Store};
 use operator::subjects::ratelimiter::{RateLimiterSubject, topology};
-use operator::tickets::TicketStore;
 
 struct Bench {
     _dir: tempfile::TempDir,
     runtime: Arc<LocalRuntime>,
     config: Config,
-    store: TicketStore,
+    store: Store,
 }
 
 fn cluster(rt: &tokio::runtime::Runtime) -> Bench {
@@ -39,7 +39,8 @@ fn cluster(rt: &tokio::runtime::Runtime) -> Bench {
         &ports,
     );
     rt.block_on(runtime.up(plan)).unwrap();
-    let store = TicketStore::open(&dir.path().join("operator.db")).unwrap();
+    let db = dir.path().join("operator.db");
+    let store = Store::new(Arc::new(Sqlite::open(&db).unwrap()), &db);
     Bench {
         _dir: dir,
         runtime,

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use operator::clock;
+use operator::store::{Sqlite, TicketDb};
 use operator::subjects::{Severity, Violation};
-use operator::tickets::{CycleInput, Observed, TicketStore};
+use operator::tickets::{CycleInput, Observed};
 
 fn violations(n: usize) -> Vec<Observed> {
     (0..n)
@@ -23,22 +24,22 @@ fn violations(n: usize) -> Vec<Observed> {
         .collect()
 }
 
-fn apply(store: &TicketStore, seen: &[Observed]) {
+fn apply(store: &Sqlite, seen: &[Observed]) {
     store
         .apply(&CycleInput {
-            subject: "ratelimiter",
+            subject: "ratelimiter".into(),
             instance: 0,
             at: clock::now(),
             flap_window: Duration::ZERO,
-            violations: seen,
-            unknown: &[],
+            violations: seen.to_vec(),
+            unknown: Vec::new(),
         })
         .unwrap();
 }
 
 fn bench_upserts(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let store = TicketStore::open(&dir.path().join("bench.db")).unwrap();
+    let store = Sqlite::open(&dir.path().join("bench.db")).unwrap();
     let mut group = c.benchmark_group("ticket_upserts");
     for n in [1usize, 10, 100] {
         let seen = violations(n);

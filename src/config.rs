@@ -263,10 +263,11 @@ pub struct AgentConfig {
     /// How long the agent waits for the monitor to confirm a fix.
     #[serde(with = "humantime_serde")]
     pub verify_window: Duration,
-    /// How long a claimed ticket stays the agent's without a sign of life; after it, a
-    /// crashed agent's ticket is claimed again. Default: the wall-clock budget plus a minute.
-    #[serde(with = "humantime_serde::option")]
-    pub lease: Option<Duration>,
+    /// How long a claimed ticket stays the agent's without a sign of life: the running
+    /// session renews it every third of that, so after it a crashed agent's ticket is claimed
+    /// again. At least 1s.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
     /// Tools offered to the model.
     pub tools: Vec<String>,
     pub budgets: Budgets,
@@ -290,7 +291,7 @@ impl Default for AgentConfig {
             mode: crate::agent::policy::Mode::Auto,
             poll_interval: Duration::from_millis(200),
             verify_window: Duration::from_secs(10),
-            lease: None,
+            lease: Duration::from_secs(15),
             tools: ["shell", "observe", "resolve", "escalate"]
                 .map(String::from)
                 .to_vec(),

@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod paths;
 pub mod runtime;
 pub mod shutdown;
+pub mod store;
 pub mod subjects;
 pub mod tickets;
 pub mod tui;

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::Cluster;
 use common::fake_llm::{FakeLlm, Msg, Reply};
 use common::tmux::Tmux;
+use common::{Cluster, TicketDb};
 use operator::tickets::{Resolution, Status};
 use serde_json::json;
 
@@ -69,7 +69,7 @@ async fn a_person_vetoes_then_always_allows_on_the_terminal() {
         content.contains("vetoed by person:") && content.contains("use the least invasive way"),
         "{content}"
     );
-    let t = c.store().get(ticket).unwrap();
+    let t = c.store().ticket(ticket).unwrap();
     assert_eq!(
         (t.status, t.resolution),
         (Status::Resolved, Some(Resolution::Verified))
@@ -144,13 +144,14 @@ async fn a_person_edits_the_command_before_it_runs() {
     c.monitor().cycle().await.unwrap();
     let ticket = c.tickets()[0].id;
     let fake = FakeLlm::start(vec![
-        // The model reaches for a restart of everything; the person narrows it.
+        // The model reaches for a kill of Redis (destructive); the person narrows it to a
+        // start (mutating).
         Reply::sse(
             &Msg::new(10)
                 .call(
                     "toolu_1",
                     "shell",
-                    json!({"command": "operator node restart redis", "reasoning": "restart"}),
+                    json!({"command": "operator node kill redis", "reasoning": "restart"}),
                 )
                 .stop("tool_use", 5),
         ),
@@ -188,7 +189,7 @@ async fn a_person_edits_the_command_before_it_runs() {
         "{content}"
     );
     assert_eq!(result["is_error"], false);
-    let t = c.store().get(ticket).unwrap();
+    let t = c.store().ticket(ticket).unwrap();
     assert_eq!(
         (t.status, t.resolution),
         (Status::Resolved, Some(Resolution::Verified))
@@ -204,4 +205,105 @@ async fn a_person_edits_the_command_before_it_runs() {
         .filter_map(|e| e["command"].as_str())
         .collect();
     assert_eq!(ran, ["operator node start ratelimiter-3"]);
+    // Each command is audited with its own class.
+    let class_of = |kind: &str, decision: Option<&str>| -> String {
+        entries["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == kind && decision.is_none_or(|d| e["decision"] == d))
+            .unwrap_or_else(|| panic!("no {kind} {decision:?}"))["policy"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(class_of("tool_call", None), "destructive");
+    assert_eq!(class_of("approval", Some("edited")), "mutating");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_approval_ends_within_the_budget_and_swallows_no_later_answer() {
+    let c = Cluster::start(
+        "agent.verify_window = \"5s\"\nagent.budgets.wall_clock = \"4s\"\nagent.poll_interval = \"100ms\"\n",
+    );
+    c.ok(&["node", "kill", "ratelimiter-2"]);
+    c.monitor().cycle().await.unwrap();
+    let first = c.tickets()[0].id;
+    let start = |node: &str| json!({"command": format!("operator node start {node}"), "reasoning": "bring it back"});
+    let call = |id: &str, tool: &str, input: serde_json::Value| {
+        Reply::sse(&Msg::new(10).call(id, tool, input).stop("tool_use", 5))
+    };
+    let resolved = || json!({"summary": "started it"});
+    let fake = FakeLlm::start(vec![
+        call("toolu_1", "shell", start("ratelimiter-2")),
+        call("toolu_2", "shell", start("ratelimiter-3")),
+        call("toolu_3", "resolve", resolved()),
+        call("toolu_4", "shell", start("ratelimiter-1")),
+        call("toolu_5", "resolve", resolved()),
+    ])
+    .await;
+    let cmd = format!(
+        "env -u OPERATOR_CONFIG ANTHROPIC_API_KEY=sk-ant-test-tmux-key ANTHROPIC_BASE_URL={} {} --config {} --state-dir {} agent --mode approve --with-monitor --interval 200ms; echo AGENT-EXIT=$?; sleep 120",
+        fake.url,
+        common::OPERATOR,
+        c.config_path().display(),
+        c.state_dir().display()
+    );
+    let running = |c: &Cluster, node: &str| {
+        c.json(&["status"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == node && n["state"] == "running")
+    };
+    let t = Tmux::start(&cmd, 200, 60);
+    t.wait_history("approval needed", 1).await;
+    // Nobody answers: the session's 4s run out, the command is not run, a person decides.
+    t.wait_history("no longer waiting: the command was not run", 1)
+        .await;
+    let escalated = c.store().ticket(first).unwrap();
+    assert_eq!(escalated.status, Status::Escalated);
+    let why = c.store().ticket_events(first).unwrap().pop().unwrap();
+    assert!(why.reason.contains("nobody answered"), "{}", why.reason);
+    let session = &c.json(&["audit", "list", "--ticket", &first.to_string()])[0];
+    let entries = c.json(&["audit", "show", &session["id"].to_string()]);
+    let list = entries["entries"].as_array().unwrap();
+    let expired: Vec<_> = list.iter().filter(|e| e["decision"] == "expired").collect();
+    assert_eq!(expired.len(), 1, "{entries}");
+    assert!(expired[0]["content"].as_str().unwrap().contains("not run"));
+    assert!(
+        !list.iter().any(|e| e["kind"] == "tool_result"),
+        "nothing ran: {entries}"
+    );
+    assert!(
+        !running(&c, "ratelimiter-2"),
+        "the unanswered command never ran"
+    );
+    // The next question gets the next answer typed: nothing left over from the dead one
+    // reads it first.
+    c.ok(&["node", "kill", "ratelimiter-3"]);
+    t.wait_history("approval needed", 2).await;
+    t.keys(&["y", "Enter"]);
+    assert!(
+        common::wait_for(std::time::Duration::from_secs(10), || running(
+            &c,
+            "ratelimiter-3"
+        )),
+        "the answer to the second question was swallowed"
+    );
+    // A line typed before a question is shown is not its answer.
+    t.wait_history("resolved", 1).await;
+    t.keys(&["y", "Enter"]);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    c.ok(&["node", "kill", "ratelimiter-1"]);
+    t.wait_history("approval needed", 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(
+        !running(&c, "ratelimiter-1"),
+        "a stray line approved the third question"
+    );
+    t.keys(&["y", "Enter"]);
+    assert!(common::wait_for(std::time::Duration::from_secs(10), || {
+        running(&c, "ratelimiter-1")
+    }));
 }

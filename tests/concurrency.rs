@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Child, Cluster, text};
+use operator::store::{Sqlite, TicketDb};
 use operator::subjects::{Severity, Violation};
-use operator::tickets::{CycleInput, Observed, TicketStore};
+use operator::tickets::{CycleInput, Observed};
 
 #[test]
 fn monitor_cli_and_a_second_writer_share_one_db() {
@@ -46,7 +47,7 @@ fn monitor_cli_and_a_second_writer_share_one_db() {
         let stop = stop.clone();
         let db = c.db_path();
         std::thread::spawn(move || {
-            let store = TicketStore::open(&db).unwrap();
+            let store = Sqlite::open(&db).unwrap();
             let mut writes = 0u64;
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -63,12 +64,12 @@ fn monitor_cli_and_a_second_writer_share_one_db() {
                 let seen = if i % 3 == 0 { vec![] } else { vec![v] };
                 store
                     .apply(&CycleInput {
-                        subject: "ratelimiter",
+                        subject: "ratelimiter".into(),
                         instance: 7,
                         at: operator::clock::now(),
                         flap_window: Duration::from_secs(60),
-                        violations: &seen,
-                        unknown: &[],
+                        violations: seen,
+                        unknown: Vec::new(),
                     })
                     .expect("second writer");
                 writes += 1;

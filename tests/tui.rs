@@ -49,7 +49,8 @@ fn break_a_node_approve_the_repair_and_quit_cleanly() {
 
 #[test]
 fn another_processs_tickets_and_sessions_show_up_live_and_sigterm_restores_the_terminal() {
-    use operator::agent::audit::{Audit, Entry, Kind, NewSession};
+    use common::{AuditDb, TicketDb};
+    use operator::agent::audit::{Entry, Kind, NewSession};
     use operator::subjects::{Severity, Violation};
     use operator::tickets::{CycleInput, Observed};
     let c = Cluster::start("");
@@ -71,12 +72,12 @@ fn another_processs_tickets_and_sessions_show_up_live_and_sigterm_restores_the_t
     };
     store
         .apply(&CycleInput {
-            subject: "ratelimiter",
+            subject: "ratelimiter".into(),
             instance: 7,
             at: operator::clock::now(),
             flap_window: Duration::from_secs(60),
-            violations: &[v],
-            unknown: &[],
+            violations: vec![v],
+            unknown: Vec::new(),
         })
         .unwrap();
     t.wait("ghost-node", 10);
@@ -85,19 +86,18 @@ fn another_processs_tickets_and_sessions_show_up_live_and_sigterm_restores_the_t
         .into_iter()
         .find(|t| t.entity == "ghost-node")
         .unwrap();
-    let audit = Audit::new(store.clone(), Default::default());
-    let session = audit
-        .start(&NewSession {
+    let session = store
+        .start_session(&NewSession {
             ticket_id: ticket.id,
-            agent_id: "elsewhere",
-            backend: "runbook",
-            model: "runbook",
-            mode: "auto",
-            variant: "default",
+            agent_id: "elsewhere".into(),
+            backend: "runbook".into(),
+            model: "runbook".into(),
+            mode: "auto".into(),
+            variant: "default".into(),
         })
         .unwrap();
-    audit
-        .log(
+    store
+        .log_entry(
             session,
             &Entry::new(Kind::Text, "written by another process"),
         )

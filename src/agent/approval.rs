@@ -96,16 +96,59 @@ impl Approver for ChannelApprover {
 }
 
 /// Asks on the terminal: `y` approve, `n` veto (with a reason), `e` edit, `a` always allow.
+///
+/// One thread reads stdin for the whole process and hands lines over a channel: a question
+/// the session stopped waiting for (its time ran out) leaves no read behind to swallow the
+/// next answer, and lines typed before a question is shown are not taken as its answer.
 pub struct Terminal {
     user: String,
-    lock: Mutex<()>,
+    lines: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
 }
 
 impl Terminal {
     pub fn new() -> Self {
         Self {
             user: std::env::var("USER").unwrap_or_else(|_| "someone".into()),
-            lock: Mutex::new(()),
+            lines: Mutex::new(None),
+        }
+    }
+}
+
+/// Reads stdin line by line on a thread of its own; the channel closes at end of input.
+fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        loop {
+            s.clear();
+            match std::io::stdin().read_line(&mut s) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    if tx.send(s.trim().to_string()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Prints a prompt and takes the next line typed.
+async fn read_line(lines: &mut mpsc::UnboundedReceiver<String>, prompt: &str) -> Option<String> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    lines.recv().await
+}
+
+/// Says so on the terminal when a question is dropped unanswered.
+struct Unanswered(bool);
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if self.0 {
+            eprintln!("\n  (no longer waiting: the command was not run)");
         }
     }
 }
@@ -114,22 +157,6 @@ impl Default for Terminal {
     fn default() -> Self {
         Self::new()
     }
-}
-
-async fn read_line(prompt: &str) -> Option<String> {
-    use std::io::Write;
-    eprint!("{prompt}");
-    let _ = std::io::stderr().flush();
-    tokio::task::spawn_blocking(|| {
-        let mut s = String::new();
-        match std::io::stdin().read_line(&mut s) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(s.trim().to_string()),
-        }
-    })
-    .await
-    .ok()
-    .flatten()
 }
 
 /// The first two words of a command: a sensible prefix to always allow.
@@ -144,7 +171,12 @@ pub fn default_prefix(command: &str) -> String {
 #[async_trait]
 impl Approver for Terminal {
     async fn decide(&self, req: &ApprovalRequest) -> Answer {
-        let _one_at_a_time = self.lock.lock().await;
+        // One question at a time; the lock holds the lines.
+        let mut guard = self.lines.lock().await;
+        let lines = guard.get_or_insert_with(stdin_lines);
+        // What was typed before this question was shown is not its answer.
+        while lines.try_recv().is_ok() {}
+        let mut unanswered = Unanswered(true);
         eprintln!(
             "\n── approval needed · ticket #{} · {} ──\n  command:   {}\n  reasoning: {}\n  why asked: {}",
             req.ticket_id, req.class, req.command, req.reasoning, req.why
@@ -157,15 +189,19 @@ impl Approver for Terminal {
             by: by.clone(),
         };
         loop {
-            let Some(choice) =
-                read_line("  [y] approve  [n] veto  [e] edit  [a] always allow a prefix > ").await
+            let Some(choice) = read_line(
+                lines,
+                "  [y] approve  [n] veto  [e] edit  [a] always allow a prefix > ",
+            )
+            .await
             else {
+                unanswered.0 = false;
                 return veto("no answer (the terminal closed)");
             };
             let decision = match choice.as_str() {
                 "y" | "Y" | "yes" => Decision::Approve,
                 "n" | "N" | "no" => {
-                    let reason = read_line("  reason (sent to the model): ")
+                    let reason = read_line(lines, "  reason (sent to the model): ")
                         .await
                         .unwrap_or_default();
                     Decision::Veto {
@@ -176,13 +212,13 @@ impl Approver for Terminal {
                         },
                     }
                 }
-                "e" | "E" => match read_line("  command to run instead: ").await {
+                "e" | "E" => match read_line(lines, "  command to run instead: ").await {
                     Some(c) if !c.is_empty() => Decision::Edit { command: c },
                     _ => continue,
                 },
                 "a" | "A" => {
                     let d = default_prefix(&req.command);
-                    let p = read_line(&format!("  prefix to always allow [{d}]: "))
+                    let p = read_line(lines, &format!("  prefix to always allow [{d}]: "))
                         .await
                         .unwrap_or_default();
                     Decision::AlwaysAllow {
@@ -191,6 +227,7 @@ impl Approver for Terminal {
                 }
                 _ => continue,
             };
+            unanswered.0 = false;
             return Answer { decision, by };
         }
     }

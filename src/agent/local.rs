@@ -22,8 +22,8 @@ use super::{Agent, build_model, prompt};
 use crate::config::{AgentConfig, Config};
 use crate::paths::StateDir;
 use crate::runtime::Runtime;
+use crate::store::Store;
 use crate::subjects::Subject;
-use crate::tickets::TicketStore;
 
 pub struct LocalAgent<'a> {
     /// The agent's configuration, variant and flags already applied.
@@ -32,7 +32,7 @@ pub struct LocalAgent<'a> {
     pub subject: Box<dyn Subject>,
     /// The instance's runtime: it says where commands run.
     pub runtime: Arc<dyn Runtime>,
-    pub store: TicketStore,
+    pub store: Store,
     pub state: &'a StateDir,
     pub db: &'a Path,
     pub instance: u32,
@@ -153,9 +153,7 @@ impl LocalAgent<'_> {
             agent_id: format!("agent-{}", std::process::id()),
             mode: cfg.mode,
             budgets: cfg.budgets.clone(),
-            lease: cfg
-                .lease
-                .unwrap_or(cfg.budgets.wall_clock + Duration::from_secs(60)),
+            lease: cfg.lease.max(Duration::from_secs(1)),
             verify_window: cfg.verify_window,
             tools: cfg.tools.clone(),
             system_prompt: self

@@ -7,6 +7,7 @@ pub mod approval;
 pub mod audit;
 pub mod cost;
 pub mod executor;
+pub mod lease;
 pub mod llm;
 pub mod local;
 pub mod policy;
@@ -147,12 +148,11 @@ impl Agent {
                 self.settings.budgets.attempts,
             );
             let s = scope.clone();
-            let claimed = tokio::task::spawn_blocking(move || {
-                store.claim_next(&agent, lease, Some((&s.0, s.1)), attempts)
-            })
-            .await;
+            let claimed = store
+                .call(move |db| db.claim_next(&agent, lease, Some((&s.0, s.1)), attempts))
+                .await;
             match claimed {
-                Ok(Ok(Some(ticket))) => {
+                Ok(Some(ticket)) => {
                     let id = ticket.id;
                     info!(ticket = id, invariant = %ticket.invariant, entity = %ticket.entity, "claimed");
                     refresh_endpoints(
@@ -161,34 +161,32 @@ impl Agent {
                         self.deps.policy.clone(),
                     )
                     .await;
-                    let outcome = tokio::select! {
-                        o = session::run(&self.deps, &self.settings, self.subject.as_mut(), ticket) => o,
-                        _ = stop.cancelled() => {
-                            // Stopped mid-session: the lease runs out and another agent claims it.
-                            Outcome::Interrupted("the agent was stopped".into())
-                        }
-                    };
+                    // Stopped mid-session, the session lets go of the ticket itself.
+                    let outcome = session::run(
+                        &self.deps,
+                        &self.settings,
+                        self.subject.as_mut(),
+                        ticket,
+                        &stop,
+                    )
+                    .await;
                     done.push((id, outcome));
                     if once {
                         break;
                     }
                 }
-                Ok(Ok(None)) => {
+                Ok(None) => {
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(self.poll) => {}
                     }
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     warn!(error = %e, "cannot claim a ticket");
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(self.poll.max(Duration::from_secs(1))) => {}
                     }
-                }
-                Err(e) => {
-                    warn!(error = %e, "the claim task failed");
-                    break;
                 }
             }
         }

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::{Mutex, mpsc};
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::approval::{ApprovalRequest, Approver, Decision};
-use super::audit::{Audit, Entry, Kind, NewSession};
+use super::audit::{Audit, Ending, Entry, Kind, NewSession};
 use super::executor::Executor;
+use super::lease::Lease;
 use super::llm::{
     AssistantBlock, Conversation, Message, Model, ModelEvent, StopReason, ToolCall, TurnRequest,
     Usage, UserBlock,
@@ -22,8 +24,9 @@ use super::prompt;
 use super::tools::{self, CallError, Tool};
 use crate::clock::{self, Timestamp};
 use crate::config::{Budgets, Price};
+use crate::store::Store;
 use crate::subjects::Subject;
-use crate::tickets::{Status, Ticket, TicketStore};
+use crate::tickets::{Status, Ticket};
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,6 +40,8 @@ pub enum Outcome {
     GaveBack(String),
     /// Someone else changed the ticket meanwhile (a person resolved it, the lease was lost).
     Interrupted(String),
+    /// The agent was stopped; it let go of the ticket.
+    Stopped,
 }
 
 impl Outcome {
@@ -46,12 +51,14 @@ impl Outcome {
             Self::Escalated(_) => "escalated",
             Self::GaveBack(_) => "gave_back",
             Self::Interrupted(_) => "interrupted",
+            Self::Stopped => "stopped",
         }
     }
 
     pub fn reason(&self) -> Option<&str> {
         match self {
             Self::Resolved => None,
+            Self::Stopped => Some("the agent was stopped"),
             Self::Escalated(r) | Self::GaveBack(r) | Self::Interrupted(r) => Some(r),
         }
     }
@@ -83,7 +90,7 @@ pub type KeepAllowed = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// Everything a session works with; shared by the agent's sessions.
 pub struct Deps {
-    pub store: TicketStore,
+    pub store: Store,
     pub audit: Audit,
     pub model: Arc<dyn Model>,
     pub executor: Arc<dyn Executor>,
@@ -125,6 +132,9 @@ struct Run<'a> {
     subject: &'a mut dyn Subject,
     ticket: Ticket,
     session_id: i64,
+    /// Steps go to the audit in order, without holding up the session.
+    audit: AuditWriter,
+    lease: Lease,
     conv: Conversation,
     facts: serde_json::Value,
     usage: Usage,
@@ -132,25 +142,84 @@ struct Run<'a> {
     started: Instant,
 }
 
-/// Runs one session on a ticket this agent has claimed.
-pub async fn run(deps: &Deps, s: &Settings, subject: &mut dyn Subject, ticket: Ticket) -> Outcome {
+/// Writes a session's steps to the audit in the order they happen, on a task of its own,
+/// and tells watchers each step as stored.
+struct AuditWriter {
+    tx: mpsc::UnboundedSender<Entry>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AuditWriter {
+    fn spawn(
+        audit: Audit,
+        session_id: i64,
+        events: Option<mpsc::UnboundedSender<AgentEvent>>,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Entry>();
+        let task = tokio::spawn(
+            async move {
+                while let Some(entry) = rx.recv().await {
+                    match audit.log(session_id, &entry).await {
+                        Ok(stored) => {
+                            if let Some(tx) = &events {
+                                let _ = tx.send(AgentEvent::Step {
+                                    session_id,
+                                    entry: stored,
+                                });
+                            }
+                        }
+                        Err(e) => warn!(error = %e, "cannot write to the audit"),
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        Self { tx, task }
+    }
+
+    fn send(&self, mut entry: Entry) {
+        entry.at.get_or_insert_with(clock::now);
+        let _ = self.tx.send(entry);
+    }
+
+    /// Waits until every step sent is written.
+    async fn flush(self) {
+        drop(self.tx);
+        let _ = self.task.await;
+    }
+}
+
+/// Runs one session on a ticket this agent has claimed, until it ends or `stop`.
+pub async fn run(
+    deps: &Deps,
+    s: &Settings,
+    subject: &mut dyn Subject,
+    ticket: Ticket,
+    stop: &CancellationToken,
+) -> Outcome {
     let span = info_span!("agent_session", ticket = ticket.id, agent = %s.agent_id);
     async move {
-        let session_id = match deps.audit.start(&NewSession {
-            ticket_id: ticket.id,
-            agent_id: &s.agent_id,
-            backend: deps.model.backend(),
-            model: deps.model.model(),
-            mode: s.mode.as_str(),
-            variant: &s.variant,
-        }) {
+        let lease = Lease::keep(deps.store.clone(), ticket.id, &s.agent_id, s.lease);
+        let session_id = match deps
+            .audit
+            .start(NewSession {
+                ticket_id: ticket.id,
+                agent_id: s.agent_id.clone(),
+                backend: deps.model.backend().to_string(),
+                model: deps.model.model().to_string(),
+                mode: s.mode.as_str().to_string(),
+                variant: s.variant.clone(),
+            })
+            .await
+        {
             Ok(id) => id,
             Err(e) => {
                 let why = format!("cannot write the audit: {e}");
-                give_back(deps, s, ticket.id, &why);
+                give_back(deps, s, ticket.id, &why).await;
                 return Outcome::GaveBack(why);
             }
         };
+        let audit = AuditWriter::spawn(deps.audit.clone(), session_id, deps.events.clone());
         if let Some(tx) = &deps.events {
             let _ = tx.send(AgentEvent::Started {
                 session_id,
@@ -161,7 +230,7 @@ pub async fn run(deps: &Deps, s: &Settings, subject: &mut dyn Subject, ticket: T
             Ok(c) => c,
             Err(e) => {
                 let why = format!("cannot describe the subject: {e}");
-                let run = Run::bare(deps, s, subject, ticket, session_id);
+                let run = Run::bare(deps, s, subject, ticket, session_id, audit, lease);
                 return run.finish(Outcome::GaveBack(why)).await;
             }
         };
@@ -184,23 +253,30 @@ pub async fn run(deps: &Deps, s: &Settings, subject: &mut dyn Subject, ticket: T
             subject,
             ticket,
             session_id,
+            audit,
+            lease,
             conv,
             facts: context.facts,
             usage: Usage::default(),
             turns: 0,
             started: Instant::now(),
         };
-        let outcome = run.turns().await;
+        let outcome = tokio::select! {
+            o = run.turns() => o,
+            _ = stop.cancelled() => Outcome::Stopped,
+        };
         run.finish(outcome).await
     }
     .instrument(span)
     .await
 }
 
-fn give_back(deps: &Deps, s: &Settings, ticket: i64, why: &str) {
+async fn give_back(deps: &Deps, s: &Settings, ticket: i64, why: &str) {
+    let (agent, why, attempts) = (s.agent_id.clone(), why.to_string(), s.budgets.attempts);
     if let Err(e) = deps
         .store
-        .give_back(ticket, &s.agent_id, why, s.budgets.attempts)
+        .call(move |db| db.give_back(ticket, &agent, &why, attempts))
+        .await
     {
         warn!(ticket, error = %e, "could not give the ticket back");
     }
@@ -213,6 +289,8 @@ impl<'a> Run<'a> {
         subject: &'a mut dyn Subject,
         ticket: Ticket,
         session_id: i64,
+        audit: AuditWriter,
+        lease: Lease,
     ) -> Self {
         Self {
             deps,
@@ -220,6 +298,8 @@ impl<'a> Run<'a> {
             subject,
             ticket,
             session_id,
+            audit,
+            lease,
             conv: Conversation {
                 system: String::new(),
                 tools: Vec::new(),
@@ -233,17 +313,7 @@ impl<'a> Run<'a> {
     }
 
     fn log(&self, entry: Entry) {
-        match self.deps.audit.log(self.session_id, &entry) {
-            Ok(stored) => {
-                if let Some(tx) = &self.deps.events {
-                    let _ = tx.send(AgentEvent::Step {
-                        session_id: self.session_id,
-                        entry: stored,
-                    });
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot write to the audit"),
-        }
+        self.audit.send(entry);
     }
 
     fn note(&self, kind: Kind, text: impl Into<String>) {
@@ -277,14 +347,12 @@ impl<'a> Run<'a> {
         let mut nudges = 0;
         loop {
             if let Some(why) = self.over_budget() {
-                return self.escalate(&why);
+                return self.escalate(&why).await;
             }
-            if let Err(e) =
-                self.deps
-                    .store
-                    .renew_lease(self.ticket.id, &self.s.agent_id, self.s.lease)
-            {
-                return Outcome::Interrupted(e.to_string());
+            if self.lease.is_lost() {
+                return Outcome::Interrupted(
+                    "this agent no longer holds the ticket (its lease was lost)".into(),
+                );
             }
             self.deliver_guidance().await;
             self.turns += 1;
@@ -309,7 +377,7 @@ impl<'a> Run<'a> {
             }
             let turn = match result {
                 Ok(t) => t,
-                Err(e) => return self.fail(&format!("the model failed: {e}")),
+                Err(e) => return self.fail(&format!("the model failed: {e}")).await,
             };
             self.usage.add(turn.usage);
             self.record_blocks(&turn.blocks);
@@ -317,10 +385,12 @@ impl<'a> Run<'a> {
             match &turn.stop_reason {
                 StopReason::Refusal => {
                     self.conv.messages.push(Message::Assistant(turn.blocks));
-                    return self.escalate("the model refused to continue");
+                    return self.escalate("the model refused to continue").await;
                 }
                 StopReason::ContextWindowExceeded => {
-                    return self.escalate("the conversation outgrew the model's context window");
+                    return self
+                        .escalate("the conversation outgrew the model's context window")
+                        .await;
                 }
                 StopReason::PauseTurn => {
                     self.note(Kind::Note, "the API paused the turn; continuing it");
@@ -328,14 +398,16 @@ impl<'a> Run<'a> {
                     continue;
                 }
                 StopReason::Other(r) => {
-                    return self.fail(&format!(
-                        "the model stopped for a reason this build does not know: {r}"
-                    ));
+                    return self
+                        .fail(&format!(
+                            "the model stopped for a reason this build does not know: {r}"
+                        ))
+                        .await;
                 }
                 _ => {}
             }
             if turn.blocks.is_empty() {
-                return self.fail("the model returned an empty answer");
+                return self.fail("the model returned an empty answer").await;
             }
             self.conv
                 .messages
@@ -343,7 +415,9 @@ impl<'a> Run<'a> {
             if calls.is_empty() {
                 nudges += 1;
                 if nudges > MAX_NUDGES {
-                    return self.fail("the model kept answering without using a tool");
+                    return self
+                        .fail("the model kept answering without using a tool")
+                        .await;
                 }
                 let text = if turn.stop_reason == StopReason::MaxTokens {
                     "Your answer was cut off at the token limit. Be brief: one tool call at a time."
@@ -429,9 +503,11 @@ impl<'a> Run<'a> {
         let tool = match tools::parse(call, &self.s.tools) {
             Ok(t) => t,
             Err(CallError::Unknown(name)) => {
-                return Err(self.fail(&format!(
-                    "the model called `{name}`, a tool it was not offered"
-                )));
+                return Err(self
+                    .fail(&format!(
+                        "the model called `{name}`, a tool it was not offered"
+                    ))
+                    .await);
             }
             Err(CallError::BadInput(why)) => {
                 self.log(Entry {
@@ -481,7 +557,7 @@ impl<'a> Run<'a> {
                     content: reason.clone(),
                     ..base
                 });
-                Err(self.escalate(&reason))
+                Err(self.escalate(&reason).await)
             }
         }
     }
@@ -534,7 +610,30 @@ impl<'a> Run<'a> {
                     class: verdict.class,
                     why,
                 };
-                let answer = self.deps.approver.decide(&req).await;
+                // A person has what is left of the session's time to answer, and only while
+                // this agent still holds the ticket.
+                let left = self
+                    .s
+                    .budgets
+                    .wall_clock
+                    .saturating_sub(self.started.elapsed());
+                let answer = tokio::select! {
+                    a = tokio::time::timeout(left, self.deps.approver.decide(&req)) => a,
+                    _ = self.lease.lost() => {
+                        let why = "this agent lost the ticket while the command waited for a person; it was not run";
+                        self.log(decision("expired", "agent", why.into()));
+                        return (why.into(), true, Step::End(Outcome::Interrupted(why.into())));
+                    }
+                };
+                let Ok(answer) = answer else {
+                    let why = format!(
+                        "nobody answered within the session's time budget ({}); the command was not run and a person decides",
+                        humantime::format_duration(self.s.budgets.wall_clock)
+                    );
+                    self.log(decision("expired", "agent", why.clone()));
+                    let outcome = self.escalate(&why).await;
+                    return (why, true, Step::End(outcome));
+                };
                 match answer.decision {
                     Decision::Approve => {
                         self.log(decision("approved", &answer.by, "approved".into()))
@@ -564,8 +663,10 @@ impl<'a> Run<'a> {
                                 Step::Continue,
                             );
                         }
+                        // Audited as what it is: the edited command's own class.
                         self.log(Entry {
                             command: Some(edited.clone()),
+                            policy: Some(v.class.as_str().into()),
                             ..decision("edited", &answer.by, format!("edited to: {edited}"))
                         });
                         note = format!(
@@ -590,6 +691,12 @@ impl<'a> Run<'a> {
                     }
                 }
             }
+        }
+        // Only for a ticket this agent holds now: an approval can outlast a lease.
+        if let Err(why) = self.lease.confirm().await {
+            let why = format!("not run: {why}");
+            self.log(decision("expired", "agent", why.clone()));
+            return (why.clone(), true, Step::End(Outcome::Interrupted(why)));
         }
         let timeout = self.s.budgets.command_timeout;
         match self.deps.executor.run(&to_run, timeout).await {
@@ -664,7 +771,13 @@ impl<'a> Run<'a> {
     async fn resolve(&mut self, base: Entry, summary: &str) -> (String, bool, Step) {
         let id = self.ticket.id;
         let agent = self.s.agent_id.clone();
-        if let Err(e) = self.deps.store.mark_verifying(id, &agent, summary) {
+        let (a, text) = (agent.clone(), summary.to_string());
+        if let Err(e) = self
+            .deps
+            .store
+            .call(move |db| db.mark_verifying(id, &a, &text))
+            .await
+        {
             let why = format!("cannot mark the ticket as verifying: {e}");
             return (why, true, Step::Continue);
         }
@@ -672,7 +785,7 @@ impl<'a> Run<'a> {
         let deadline = Instant::now() + self.s.verify_window;
         let verdict = loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let t = match self.deps.store.get(id) {
+            let t = match self.deps.store.call(move |db| db.ticket(id)).await {
                 Ok(t) => t,
                 Err(e) => break Err(format!("cannot read the ticket: {e}")),
             };
@@ -714,9 +827,16 @@ impl<'a> Run<'a> {
                     content: why.clone(),
                     ..base
                 });
-                match self.deps.store.get(id).map(|t| t.status) {
+                let status = self.deps.store.call(move |db| db.ticket(id)).await;
+                match status.map(|t| t.status) {
                     Ok(Status::Verifying) => {
-                        if let Err(e) = self.deps.store.verify_failed(id, &agent, &why) {
+                        let (a, w) = (agent.clone(), why.clone());
+                        let failed = self
+                            .deps
+                            .store
+                            .call(move |db| db.verify_failed(id, &a, &w))
+                            .await;
+                        if let Err(e) = failed {
                             return (
                                 e.to_string(),
                                 true,
@@ -735,17 +855,23 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn escalate(&self, reason: &str) -> Outcome {
+    async fn escalate(&mut self, reason: &str) -> Outcome {
         let actor = format!("agent:{}", self.s.agent_id);
-        match self.deps.store.escalate(self.ticket.id, &actor, reason) {
+        let (id, why) = (self.ticket.id, reason.to_string());
+        match self
+            .deps
+            .store
+            .call(move |db| db.escalate(id, &actor, &why))
+            .await
+        {
             Ok(_) => Outcome::Escalated(reason.to_string()),
             Err(e) => Outcome::Interrupted(format!("could not escalate ({reason}): {e}")),
         }
     }
 
-    fn fail(&self, why: &str) -> Outcome {
+    async fn fail(&mut self, why: &str) -> Outcome {
         self.note(Kind::Error, why);
-        give_back(self.deps, self.s, self.ticket.id, why);
+        give_back(self.deps, self.s, self.ticket.id, why).await;
         Outcome::GaveBack(why.to_string())
     }
 
@@ -754,24 +880,37 @@ impl<'a> Run<'a> {
             // `fail` gave it back already unless the session never started talking.
             if self.turns == 0 {
                 self.note(Kind::Error, why.clone());
-                give_back(self.deps, self.s, self.ticket.id, why);
+                give_back(self.deps, self.s, self.ticket.id, why).await;
+            }
+        }
+        if outcome == Outcome::Stopped {
+            // Let go at once: another agent may claim it now, not when the lease runs out.
+            self.note(Kind::Note, "the agent was stopped; it let go of the ticket");
+            let (id, agent) = (self.ticket.id, self.s.agent_id.clone());
+            let released = self
+                .deps
+                .store
+                .call(move |db| db.release(id, &agent, "the agent was stopped"))
+                .await;
+            if let Err(e) = released {
+                warn!(ticket = id, error = %e, "could not release the ticket");
             }
         }
         let cost = self.cost();
-        if let Err(e) = self.deps.audit.end(
-            self.session_id,
-            &super::audit::Ending {
-                outcome: outcome.label(),
-                summary: outcome.reason(),
-                turns: self.turns,
-                usage: self.usage,
-                cost_usd: cost.unwrap_or(0.0),
-                error: match &outcome {
-                    Outcome::GaveBack(r) | Outcome::Interrupted(r) => Some(r),
-                    _ => None,
-                },
+        drop(self.lease);
+        let ending = Ending {
+            outcome: outcome.label().to_string(),
+            summary: outcome.reason().map(str::to_string),
+            turns: self.turns,
+            usage: self.usage,
+            cost_usd: cost.unwrap_or(0.0),
+            error: match &outcome {
+                Outcome::GaveBack(r) | Outcome::Interrupted(r) => Some(r.clone()),
+                _ => None,
             },
-        ) {
+        };
+        self.audit.flush().await;
+        if let Err(e) = self.deps.audit.end(self.session_id, ending).await {
             warn!(error = %e, "cannot close the session in the audit");
         }
         info!(

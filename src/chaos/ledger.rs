@@ -1,13 +1,10 @@
 //! The chaos ledger: one row per fault, written before the fault is applied, so a crash never
-//! leaves a fault nobody knows about.
+//! leaves a fault nobody knows about. Its SQL is in the store.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{OptionalExtension, Row, ToSql, params};
 use serde::{Deserialize, Serialize};
 
 use super::FaultKind;
-use crate::clock::{self, Timestamp};
-use crate::tickets::{StoreError, TicketStore};
+use crate::clock::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -39,25 +36,6 @@ impl FaultStatus {
     }
 }
 
-impl ToSql for FaultStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
-impl FromSql for FaultStatus {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        match v.as_str()? {
-            "injecting" => Ok(Self::Injecting),
-            "active" => Ok(Self::Active),
-            "healing" => Ok(Self::Healing),
-            "healed" => Ok(Self::Healed),
-            "failed" => Ok(Self::Failed),
-            s => Err(FromSqlError::Other(format!("fault status {s:?}").into())),
-        }
-    }
-}
-
 /// One fault in the ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRecord {
@@ -79,175 +57,15 @@ pub struct FaultRecord {
     pub updated_at: Timestamp,
 }
 
-const COLUMNS: &str = "id, fault, subject, instance, runtime, target, params, status, injected_at, \
-    expires_at, healed_at, injected_by, healed_by, note, updated_at";
-
-fn parse_ts(s: &str) -> rusqlite::Result<Timestamp> {
-    clock::parse(s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-fn from_row(row: &Row) -> rusqlite::Result<FaultRecord> {
-    let fault: String = row.get(1)?;
-    let params: String = row.get(6)?;
-    let opt_ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
-        row.get::<_, Option<String>>(i)?
-            .map(|s| parse_ts(&s))
-            .transpose()
-    };
-    Ok(FaultRecord {
-        id: row.get(0)?,
-        fault: FaultKind::parse(&fault).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                1,
-                rusqlite::types::Type::Text,
-                format!("unknown fault {fault:?}").into(),
-            )
-        })?,
-        subject: row.get(2)?,
-        instance: row.get(3)?,
-        runtime: row.get(4)?,
-        target: row.get(5)?,
-        params: serde_json::from_str(&params).unwrap_or_default(),
-        status: row.get(7)?,
-        injected_at: parse_ts(&row.get::<_, String>(8)?)?,
-        expires_at: opt_ts(9)?,
-        healed_at: opt_ts(10)?,
-        injected_by: row.get(11)?,
-        healed_by: row.get(12)?,
-        note: row.get(13)?,
-        updated_at: parse_ts(&row.get::<_, String>(14)?)?,
-    })
-}
-
 /// A fault about to be applied.
-pub struct NewFault<'a> {
+#[derive(Debug, Clone)]
+pub struct NewFault {
     pub fault: FaultKind,
-    pub subject: &'a str,
+    pub subject: String,
     pub instance: u32,
-    pub runtime: &'a str,
-    pub target: &'a str,
+    pub runtime: String,
+    pub target: String,
     pub params: serde_json::Value,
     pub expires_at: Option<Timestamp>,
-    pub injected_by: &'a str,
-}
-
-pub struct Ledger {
-    store: TicketStore,
-}
-
-impl Ledger {
-    pub fn new(store: TicketStore) -> Self {
-        Self { store }
-    }
-
-    /// Records a fault as `injecting`, unless a live fault already holds the target.
-    pub fn record(&self, f: &NewFault) -> Result<Result<FaultRecord, FaultRecord>, StoreError> {
-        self.store.write(|tx| {
-            let existing = tx
-                .query_row(
-                    &format!(
-                        "SELECT {COLUMNS} FROM chaos_faults WHERE instance = ?1 AND target = ?2
-                         AND status IN ('injecting', 'active', 'healing') LIMIT 1"
-                    ),
-                    params![f.instance, f.target],
-                    from_row,
-                )
-                .optional()?;
-            if let Some(e) = existing {
-                return Ok(Err(e));
-            }
-            let now = clock::format(clock::now());
-            tx.execute(
-                "INSERT INTO chaos_faults (fault, subject, instance, runtime, target, params, status,
-                        injected_at, expires_at, injected_by, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'injecting', ?7, ?8, ?9, ?7)",
-                params![
-                    f.fault.as_str(),
-                    f.subject,
-                    f.instance,
-                    f.runtime,
-                    f.target,
-                    f.params.to_string(),
-                    now,
-                    f.expires_at.map(clock::format),
-                    f.injected_by
-                ],
-            )?;
-            let id = tx.last_insert_rowid();
-            Ok(Ok(tx.query_row(
-                &format!("SELECT {COLUMNS} FROM chaos_faults WHERE id = ?1"),
-                [id],
-                from_row,
-            )?))
-        })
-    }
-
-    pub fn get(&self, id: i64) -> Result<Option<FaultRecord>, StoreError> {
-        self.store.read(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {COLUMNS} FROM chaos_faults WHERE id = ?1"),
-                [id],
-                from_row,
-            )
-            .optional()?)
-        })
-    }
-
-    /// Sets a fault's status and note; `healed_by` when healing or healed.
-    pub fn set_status(
-        &self,
-        id: i64,
-        status: FaultStatus,
-        note: &str,
-        actor: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let now = clock::format(clock::now());
-        let healed_at = (status == FaultStatus::Healed).then(|| now.clone());
-        self.store.write(|tx| {
-            tx.execute(
-                "UPDATE chaos_faults SET status = ?2, note = ?3, updated_at = ?4,
-                        healed_at = COALESCE(?5, healed_at), healed_by = COALESCE(?6, healed_by)
-                 WHERE id = ?1",
-                params![id, status, note, now, healed_at, actor],
-            )?;
-            Ok(())
-        })
-    }
-
-    /// Takes a fault for healing; false if it is not live or another healer took it less
-    /// than `stale_after` ago.
-    pub fn claim_heal(
-        &self,
-        id: i64,
-        actor: &str,
-        stale_after: chrono::Duration,
-    ) -> Result<bool, StoreError> {
-        let now = clock::now();
-        let stale = clock::format(now - stale_after);
-        self.store.write(|tx| {
-            let n = tx.execute(
-                "UPDATE chaos_faults SET status = 'healing', healed_by = ?2, updated_at = ?3
-                 WHERE id = ?1 AND (status IN ('injecting', 'active')
-                                    OR (status = 'healing' AND updated_at < ?4))",
-                params![id, actor, clock::format(now), stale],
-            )?;
-            Ok(n == 1)
-        })
-    }
-
-    /// Faults, newest first: only live ones unless `all`.
-    pub fn list(&self, instance: Option<u32>, all: bool) -> Result<Vec<FaultRecord>, StoreError> {
-        self.store.read(|c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM chaos_faults
-                 WHERE (?1 IS NULL OR instance = ?1)
-                   AND (?2 OR status IN ('injecting', 'active', 'healing'))
-                 ORDER BY id DESC"
-            ))?;
-            let rows = stmt.query_map(params![instance, all], from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-    }
+    pub injected_by: String,
 }

@@ -14,10 +14,10 @@ use rand::seq::IndexedRandom;
 use tracing::{info, instrument, warn};
 
 pub use self::faults::{Fault, FaultKind};
-pub use self::ledger::{FaultRecord, FaultStatus, Ledger, NewFault};
+pub use self::ledger::{FaultRecord, FaultStatus, NewFault};
 use crate::clock;
 use crate::runtime::{NodeAction, RunState, Runtime, RuntimeError, impair, is_rig};
-use crate::tickets::{StoreError, TicketStore};
+use crate::store::{Store, StoreError};
 
 /// A fault left `injecting` or `healing` this long was abandoned by a crashed process.
 const ABANDONED_AFTER: Duration = Duration::from_secs(30);
@@ -42,7 +42,7 @@ pub enum ChaosError {
 
 /// Injects and heals faults on one subject instance.
 pub struct Chaos {
-    ledger: Ledger,
+    store: Store,
     runtime: Arc<dyn Runtime>,
     durations: BTreeMap<String, Duration>,
     actor: String,
@@ -59,21 +59,48 @@ pub struct Healed {
 impl Chaos {
     /// `actor` names this process in the ledger (`cli`, `tui`, `eval`).
     pub fn new(
-        store: TicketStore,
+        store: Store,
         runtime: Arc<dyn Runtime>,
         durations: BTreeMap<String, Duration>,
         actor: impl Into<String>,
     ) -> Self {
         Self {
-            ledger: Ledger::new(store),
+            store,
             runtime,
             durations,
             actor: actor.into(),
         }
     }
 
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+    /// Faults of this instance, newest first: only live ones unless `all`.
+    pub async fn faults(&self, all: bool) -> Result<Vec<FaultRecord>, ChaosError> {
+        let instance = self.runtime.instance();
+        Ok(self
+            .store
+            .call(move |db| db.faults(Some(instance), all))
+            .await?)
+    }
+
+    async fn fault(&self, id: i64) -> Result<FaultRecord, ChaosError> {
+        self.store
+            .call(move |db| db.fault(id))
+            .await?
+            .ok_or(ChaosError::NotFound(id))
+    }
+
+    async fn set_status(
+        &self,
+        id: i64,
+        status: FaultStatus,
+        note: &str,
+        healed_by: bool,
+    ) -> Result<(), ChaosError> {
+        let note = note.to_string();
+        let actor = healed_by.then(|| self.actor.clone());
+        Ok(self
+            .store
+            .call(move |db| db.set_fault_status(id, status, &note, actor.as_deref()))
+            .await?)
     }
 
     /// How long `fault` lasts when no duration is given.
@@ -160,19 +187,20 @@ impl Chaos {
             .filter(|d| !d.is_zero());
         let expires_at =
             duration.map(|d| clock::now() + chrono::Duration::from_std(d).unwrap_or_default());
-        let record = self.ledger.record(&NewFault {
+        let new = NewFault {
             fault: kind,
-            subject: &topology.subject,
+            subject: topology.subject.clone(),
             instance: topology.instance,
-            runtime: self.runtime.kind(),
-            target: &target.name,
+            runtime: self.runtime.kind().to_string(),
+            target: target.name.clone(),
             params: serde_json::json!({
                 "duration": duration.map(|d| humantime::format_duration(d).to_string()),
                 "impairment": fault.impairment(),
             }),
             expires_at,
-            injected_by: &self.actor,
-        })?;
+            injected_by: self.actor.clone(),
+        };
+        let record = self.store.call(move |db| db.record_fault(&new)).await?;
         let record = record.map_err(|existing| ChaosError::AlreadyActive(Box::new(existing)))?;
         let applied = match &fault {
             Fault::NodeKill => self
@@ -193,8 +221,8 @@ impl Chaos {
         };
         match applied {
             Ok(note) => {
-                self.ledger
-                    .set_status(record.id, FaultStatus::Active, &note, None)?;
+                self.set_status(record.id, FaultStatus::Active, &note, false)
+                    .await?;
                 info!(id = record.id, fault = %kind, target = %target.name, %note, "fault injected");
             }
             Err(e) => {
@@ -205,14 +233,12 @@ impl Chaos {
                         .restore(&target.name, imp, &impair::tag(record.id))
                         .await;
                 }
-                self.ledger
-                    .set_status(record.id, FaultStatus::Failed, &e.to_string(), None)?;
+                self.set_status(record.id, FaultStatus::Failed, &e.to_string(), false)
+                    .await?;
                 return Err(e.into());
             }
         }
-        self.ledger
-            .get(record.id)?
-            .ok_or(ChaosError::NotFound(record.id))
+        self.fault(record.id).await
     }
 
     /// How `kind` (with its defaults) is applied on this runtime, or why it cannot be.
@@ -237,15 +263,20 @@ impl Chaos {
     #[instrument(skip(self), fields(instance = self.runtime.instance()))]
     pub async fn heal(&self, id: i64) -> Result<Healed, ChaosError> {
         let stale = chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
-        let record = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
+        let record = self.fault(id).await?;
         if record.instance != self.runtime.instance() {
             return Err(ChaosError::NotApplicable(format!(
                 "fault #{id} is on instance {}; use `--instance {}`",
                 record.instance, record.instance
             )));
         }
-        if !self.ledger.claim_heal(id, &self.actor, stale)? {
-            let fault = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
+        let actor = self.actor.clone();
+        let claimed = self
+            .store
+            .call(move |db| db.claim_heal(id, &actor, stale))
+            .await?;
+        if !claimed {
+            let fault = self.fault(id).await?;
             return Ok(Healed {
                 fault,
                 acted: false,
@@ -256,16 +287,16 @@ impl Chaos {
             Err(e) => {
                 // Back to active, so that a later heal or the sweep tries again.
                 let msg = format!("heal failed: {e}");
-                self.ledger
-                    .set_status(id, FaultStatus::Active, &msg, None)?;
+                self.set_status(id, FaultStatus::Active, &msg, false)
+                    .await?;
                 warn!(id, error = %e, "heal failed");
                 return Err(e);
             }
         };
-        self.ledger
-            .set_status(id, FaultStatus::Healed, &note, Some(&self.actor))?;
+        self.set_status(id, FaultStatus::Healed, &note, true)
+            .await?;
         info!(id, %note, "fault healed");
-        let fault = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
+        let fault = self.fault(id).await?;
         Ok(Healed { fault, acted: true })
     }
 
@@ -327,7 +358,7 @@ impl Chaos {
     /// Heals every live fault of this instance.
     pub async fn heal_all(&self) -> Result<Vec<Healed>, ChaosError> {
         let mut out = Vec::new();
-        for f in self.ledger.list(Some(self.runtime.instance()), false)? {
+        for f in self.faults(false).await? {
             out.push(self.heal(f.id).await?);
         }
         Ok(out)
@@ -339,7 +370,7 @@ impl Chaos {
         let now = clock::now();
         let abandoned = now - chrono::Duration::from_std(ABANDONED_AFTER).unwrap_or_default();
         let mut out = Vec::new();
-        for f in self.ledger.list(Some(self.runtime.instance()), false)? {
+        for f in self.faults(false).await? {
             let due = match f.status {
                 FaultStatus::Active => f.expires_at.is_some_and(|e| e <= now),
                 FaultStatus::Injecting | FaultStatus::Healing => f.updated_at <= abandoned,
@@ -358,7 +389,7 @@ impl Chaos {
     /// Waits until fault `id` expires, then heals it (unless someone already did).
     pub async fn heal_at_expiry(&self, id: i64) -> Result<Option<Healed>, ChaosError> {
         loop {
-            let f = self.ledger.get(id)?.ok_or(ChaosError::NotFound(id))?;
+            let f = self.fault(id).await?;
             if !f.status.is_live() {
                 return Ok(None);
             }

@@ -121,7 +121,7 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
     } else {
         Arc::new(Nobody)
     };
-    let store = ctx.store()?;
+    let store = ctx.store().await?;
     let (tx, rx) = mpsc::unbounded_channel();
     let mut agent = LocalAgent {
         config: &cfg,
@@ -143,8 +143,9 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
+        // SIGTERM or Ctrl-C: the session in flight lets go of its ticket, and the agent ends.
         tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
+            operator::shutdown::signal().await;
             stop.cancel();
         });
     }

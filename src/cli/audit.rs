@@ -37,10 +37,10 @@ pub struct ShowArgs {
 }
 
 pub async fn run(ctx: &Context, cmd: AuditCommand) -> Result<()> {
-    let audit = Audit::new(ctx.store()?, Redactor::from_env());
+    let audit = Audit::new(ctx.store().await?, Redactor::from_env());
     match cmd {
         AuditCommand::List(a) => {
-            let sessions = audit.sessions(a.ticket, a.limit)?;
+            let sessions = audit.sessions(a.ticket, a.limit).await?;
             if a.json {
                 return output::json(&sessions);
             }
@@ -79,9 +79,10 @@ pub async fn run(ctx: &Context, cmd: AuditCommand) -> Result<()> {
         }
         AuditCommand::Show(a) => {
             let s = audit
-                .session(a.session)?
+                .session(a.session)
+                .await?
                 .ok_or_else(|| eyre!("no agent session {}", a.session))?;
-            let entries = audit.entries(a.session, 0)?;
+            let entries = audit.entries(a.session, 0).await?;
             if a.json {
                 let mut v = serde_json::to_value(&s)?;
                 v["entries"] = serde_json::to_value(&entries)?;

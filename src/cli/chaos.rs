@@ -140,7 +140,7 @@ fn parse_fault(s: &str) -> Result<FaultKind, String> {
 }
 
 pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
-    let chaos = ctx.chaos("cli")?;
+    let chaos = ctx.chaos("cli").await?;
     if !matches!(
         cmd,
         ChaosCommand::Heal(HealArgs {
@@ -157,7 +157,7 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
     }
     match cmd {
         ChaosCommand::List(a) => {
-            let faults = chaos.ledger().list(Some(ctx.instance), a.all)?;
+            let faults = chaos.faults(a.all).await?;
             let mut catalogue = Vec::new();
             for k in FaultKind::ALL {
                 let how = chaos.mechanism(k).await;

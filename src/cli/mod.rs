@@ -24,8 +24,8 @@ use operator::chaos::Chaos;
 use operator::config::{Config, RuntimeKind};
 use operator::paths::StateDir;
 use operator::runtime::Runtime;
+use operator::store::Store;
 use operator::subjects::{self, Subject};
-use operator::tickets::TicketStore;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -184,8 +184,8 @@ impl Context {
         )?)
     }
 
-    pub fn store(&self) -> Result<TicketStore> {
-        Ok(TicketStore::open(&self.db)?)
+    pub async fn store(&self) -> Result<Store> {
+        Ok(Store::open(&self.db).await?)
     }
 
     /// The subject recorded for this instance, else `wanted`, else the configured default.
@@ -218,9 +218,9 @@ impl Context {
         }
     }
 
-    pub fn chaos(&self, actor: &str) -> Result<Chaos> {
+    pub async fn chaos(&self, actor: &str) -> Result<Chaos> {
         Ok(Chaos::new(
-            self.store()?,
+            self.store().await?,
             self.runtime()?,
             self.config.chaos.durations.clone(),
             actor,

@@ -35,7 +35,7 @@ pub struct MonitorArgs {
 pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
     let name = ctx.subject_name(args.subject.as_deref())?;
     let subject = ctx.subject(&name)?;
-    let store = ctx.store()?;
+    let store = ctx.store().await?;
     let interval = args.interval.unwrap_or(ctx.config.monitor.interval);
     if interval < MIN_INTERVAL {
         color_eyre::eyre::bail!(
@@ -54,7 +54,7 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
     let stop = CancellationToken::new();
     // Faults whose time is up heal even if the process that injected them is gone.
     let sweeper = {
-        let chaos = ctx.chaos("monitor")?;
+        let chaos = ctx.chaos("monitor").await?;
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));

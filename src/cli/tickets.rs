@@ -74,16 +74,17 @@ fn actor() -> String {
 }
 
 pub async fn run(ctx: &Context, cmd: TicketsCommand) -> Result<()> {
-    let store = ctx.store()?;
+    let store = ctx.store().await?;
     match cmd {
         TicketsCommand::List(a) => {
-            let tickets = store.list(&TicketFilter {
+            let filter = TicketFilter {
                 status: a.status,
                 active: a.active,
                 instance: a.this_instance.then_some(ctx.instance),
                 limit: Some(a.limit),
                 ..Default::default()
-            })?;
+            };
+            let tickets = store.call(move |db| db.tickets(&filter)).await?;
             if a.json {
                 return output::json(&tickets);
             }
@@ -123,8 +124,10 @@ pub async fn run(ctx: &Context, cmd: TicketsCommand) -> Result<()> {
             Ok(())
         }
         TicketsCommand::Show(a) => {
-            let ticket = store.get(a.id)?;
-            let events = store.events(a.id)?;
+            let id = a.id;
+            let (ticket, events) = store
+                .call(move |db| Ok((db.ticket(id)?, db.ticket_events(id)?)))
+                .await?;
             if a.json {
                 let mut v = serde_json::to_value(&ticket)?;
                 v["events"] = serde_json::to_value(&events)?;
@@ -149,15 +152,24 @@ pub async fn run(ctx: &Context, cmd: TicketsCommand) -> Result<()> {
             Ok(())
         }
         TicketsCommand::Resolve(a) => {
-            let t = store.resolve_manual(a.id, &actor(), &a.reason)?;
+            let (id, reason) = (a.id, a.reason.clone());
+            let t = store
+                .call(move |db| db.resolve_manual(id, &actor(), &reason))
+                .await?;
             done(&t, a.json, "resolved by hand")
         }
         TicketsCommand::Hold(a) => {
-            let t = store.set_held(a.id, true, &actor(), &a.reason)?;
+            let (id, reason) = (a.id, a.reason.clone());
+            let t = store
+                .call(move |db| db.set_held(id, true, &actor(), &reason))
+                .await?;
             done(&t, a.json, "held: it will not be resolved automatically")
         }
         TicketsCommand::Unhold(a) => {
-            let t = store.set_held(a.id, false, &actor(), &a.reason)?;
+            let (id, reason) = (a.id, a.reason.clone());
+            let t = store
+                .call(move |db| db.set_held(id, false, &actor(), &reason))
+                .await?;
             if !t.held {
                 return done(&t, a.json, "no longer held");
             }

@@ -65,7 +65,7 @@ pub async fn run(ctx: &Context, args: TuiArgs, demo: bool) -> Result<()> {
         Ok(m) => format!("{} {}", m.backend(), m.model()),
         Err(e) => format!("none ({e})"),
     };
-    let store = match ctx.store() {
+    let store = match ctx.store().await {
         Ok(s) => s,
         Err(e) => {
             // A locked DB, or one from a newer build: say so in the app, not as a crash.

@@ -4,20 +4,22 @@
 
 pub mod grace;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::Serialize;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use self::grace::Grace;
 use crate::clock::Timestamp;
 use crate::runtime::NodeEvent;
+use crate::store::{Store, StoreError};
 use crate::subjects::{NodeState, Snapshot, Subject};
-use crate::tickets::{CycleInput, Observed, StoreError, TicketChange, TicketStore, violation_key};
+use crate::tickets::{Applied, CycleInput, Observed, TicketChange, violation_key};
 
 /// The fastest the monitor may observe.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -38,9 +40,14 @@ pub struct CycleReport {
     pub violations: usize,
     /// Violations still in their grace period.
     pub pending: usize,
+    /// What this cycle changed, and what earlier cycles changed after their reports went
+    /// out (a DB slow to take writes).
     pub changes: Vec<TicketChange>,
-    /// Tickets of this instance not resolved, after this cycle.
+    /// Tickets of this instance not resolved, as of the last cycle the DB took.
     pub active_tickets: usize,
+    /// Cycles whose verdict the DB has not taken yet (another process holds its lock).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pending_writes: usize,
     pub observe_ms: f64,
     pub cycle_ms: f64,
     /// The runtime's events that made this cycle run before its tick (`ratelimiter-2 die`).
@@ -51,29 +58,42 @@ pub struct CycleReport {
     pub snapshot: Option<Snapshot>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("the ticket store task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
 }
+
+/// A cycle's verdict on its way into the DB.
+type Write = oneshot::Receiver<Result<Applied, StoreError>>;
 
 pub struct Monitor {
     subject: Box<dyn Subject>,
-    store: TicketStore,
+    store: Store,
     flap_window: Duration,
     grace: Grace,
     graces: HashMap<String, Duration>,
     cycle: u64,
     events: Option<BoxStream<'static, NodeEvent>>,
+    /// How long a cycle waits for the DB before it reports without it (`None`: as long as it
+    /// takes). The verdicts still go in, in order.
+    write_wait: Option<Duration>,
+    /// Verdicts sent to the DB that it has not taken yet, oldest first.
+    pending: VecDeque<Write>,
+    /// The writes' order: each waits for the one before it.
+    last_write: Option<tokio::task::JoinHandle<()>>,
+    active: usize,
 }
 
 /// Events that arrive this close together wake one cycle, not one each.
 const EVENT_GATHER: Duration = Duration::from_millis(20);
 
 impl Monitor {
-    pub fn new(subject: Box<dyn Subject>, store: TicketStore, flap_window: Duration) -> Self {
+    pub fn new(subject: Box<dyn Subject>, store: Store, flap_window: Duration) -> Self {
         let graces = subject
             .invariants()
             .iter()
@@ -87,7 +107,47 @@ impl Monitor {
             graces,
             cycle: 0,
             events: None,
+            write_wait: None,
+            pending: VecDeque::new(),
+            last_write: None,
+            active: 0,
         }
+    }
+
+    /// Sends a cycle's verdict to the DB after every earlier one.
+    fn submit(&mut self, input: CycleInput) -> Write {
+        let (tx, rx) = oneshot::channel();
+        let store = self.store.clone();
+        let before = self.last_write.take();
+        self.last_write = Some(tokio::spawn(
+            async move {
+                if let Some(b) = before {
+                    let _ = b.await;
+                }
+                let _ = tx.send(store.call(move |db| db.apply(&input)).await);
+            }
+            .in_current_span(),
+        ));
+        rx
+    }
+
+    /// Takes what the DB finished of the verdicts sent earlier.
+    fn collect(&mut self, changes: &mut Vec<TicketChange>) -> Result<(), MonitorError> {
+        while let Some(w) = self.pending.front_mut() {
+            match w.try_recv() {
+                Ok(applied) => {
+                    self.pending.pop_front();
+                    let a = applied?;
+                    self.active = a.active;
+                    changes.extend(a.changes);
+                }
+                Err(oneshot::error::TryRecvError::Empty) => break,
+                Err(oneshot::error::TryRecvError::Closed) => {
+                    self.pending.pop_front();
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Also cycles as soon as the runtime reports something happening to a node (a container
@@ -133,32 +193,32 @@ impl Monitor {
                     due: *due,
                 })
                 .collect();
-            let store = self.store.clone();
-            let unknown = snapshot.assessment.unknown.clone();
             let at = snapshot.observation.at;
-            let flap_window = self.flap_window;
-            let (subj, inst) = (subject.clone(), instance);
-            // SQLite calls block: keep them off the async workers.
-            let (changes, active) = tokio::task::spawn_blocking(move || {
-                let changes = store.apply(&CycleInput {
-                    subject: &subj,
-                    instance: inst,
-                    at,
-                    flap_window,
-                    violations: &observed,
-                    unknown: &unknown,
-                })?;
-                let active = store
-                    .list(&crate::tickets::TicketFilter {
-                        active: true,
-                        subject: Some(subj.clone()),
-                        instance: Some(inst),
-                        ..Default::default()
-                    })?
-                    .len();
-                Ok::<_, StoreError>((changes, active))
-            })
-            .await??;
+            let write = self.submit(CycleInput {
+                subject: subject.clone(),
+                instance,
+                at,
+                flap_window: self.flap_window,
+                violations: observed,
+                unknown: snapshot.assessment.unknown.clone(),
+            });
+            self.pending.push_back(write);
+            let mut changes = Vec::new();
+            self.collect(&mut changes)?;
+            if let Some(w) = self.pending.back_mut() {
+                let waited = match self.write_wait {
+                    None => Some(w.await),
+                    Some(wait) => tokio::time::timeout(wait, w).await.ok(),
+                };
+                if let Some(applied) = waited {
+                    self.pending.pop_back();
+                    if let Ok(a) = applied {
+                        let a = a?;
+                        self.active = a.active;
+                        changes.extend(a.changes);
+                    }
+                }
+            }
             let obs = &snapshot.observation;
             Ok(CycleReport {
                 cycle: self.cycle,
@@ -177,7 +237,8 @@ impl Monitor {
                 violations: violations.len(),
                 pending: due.iter().filter(|d| !**d).count(),
                 changes,
-                active_tickets: active,
+                active_tickets: self.active,
+                pending_writes: self.pending.len(),
                 observe_ms,
                 cycle_ms: start.elapsed().as_secs_f64() * 1000.0,
                 woken_by: Vec::new(),
@@ -197,6 +258,8 @@ impl Monitor {
         mut on_cycle: impl FnMut(Result<CycleReport, MonitorError>),
     ) {
         let interval = interval.max(MIN_INTERVAL);
+        // A DB held by another process delays the tickets, never the next look.
+        self.write_wait = Some(interval / 2);
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events = self.events.take();

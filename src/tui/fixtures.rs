@@ -93,6 +93,7 @@ pub fn cycle(down: Option<&str>) -> CycleReport {
         pending: 0,
         changes: vec![],
         active_tickets: violations.len(),
+        pending_writes: 0,
         observe_ms: 3.0,
         cycle_ms: 4.0,
         woken_by: Vec::new(),

@@ -15,9 +15,7 @@ use tracing::warn;
 
 use super::msg::{Effect, Msg};
 use crate::agent::approval::{ChannelApprover, Question};
-use crate::agent::audit::Audit;
 use crate::agent::local::LocalAgent;
-use crate::agent::redact::Redactor;
 use crate::agent::variant::Variant;
 use crate::chaos::{Chaos, FaultKind};
 use crate::config::{AgentConfig, Config};
@@ -25,9 +23,10 @@ use crate::load::{self, LoadSpec};
 use crate::monitor::Monitor;
 use crate::paths::StateDir;
 use crate::runtime::{Runtime, RuntimeError};
+use crate::store::{Store, StoreError};
 use crate::subjects::launch;
 use crate::subjects::ratelimiter::topology::ROLE_LIMITER;
-use crate::tickets::{TicketFilter, TicketStore};
+use crate::tickets::TicketFilter;
 
 /// What the services need, shared by their tasks.
 pub struct Context {
@@ -38,7 +37,7 @@ pub struct Context {
     pub instance: u32,
     pub subject: String,
     pub runtime: Arc<dyn Runtime>,
-    pub store: TicketStore,
+    pub store: Store,
     pub agent: AgentConfig,
     pub variant: Option<Variant>,
 }
@@ -244,14 +243,10 @@ impl Services {
             Effect::LoadTicketDetail(id) => {
                 let store = self.ctx.store.clone();
                 tokio::spawn(async move {
-                    let r = tokio::task::spawn_blocking(move || {
-                        let events = store.events(id)?;
-                        let sessions = Audit::new(store.clone(), Redactor::default())
-                            .sessions(Some(id), 20)?;
-                        Ok::<_, crate::tickets::StoreError>((events, sessions))
-                    })
-                    .await;
-                    if let Ok(Ok((events, sessions))) = r {
+                    let r = store
+                        .call(move |db| Ok((db.ticket_events(id)?, db.sessions(Some(id), 20)?)))
+                        .await;
+                    if let Ok((events, sessions)) = r {
                         let _ = tx.send(Msg::TicketDetail {
                             ticket_id: id,
                             events,
@@ -430,15 +425,9 @@ fn start_loops(
 
 /// Follows the DB: on every commit (by this process or another) sends what changed.
 async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: CancellationToken) {
-    // A connection of its own: SQLite's data_version only moves for other connections' commits.
-    let store = match TicketStore::open(&ctx.db) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = tx.send(Msg::CycleFailed(format!("cannot watch the DB: {e}")));
-            return;
-        }
-    };
-    let audit = Audit::new(store.clone(), Redactor::default());
+    // The store reads on a connection of its own, whose data_version moves with every commit
+    // but its own reads: this process's writes as much as another's.
+    let store = ctx.store.clone();
     let instance = ctx.instance;
     let mut last_version = None;
     let mut seen: HashMap<i64, i64> = HashMap::new();
@@ -449,47 +438,42 @@ async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: Cancellatio
             _ = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
-        let (store2, audit2, ledger2) = (
-            store.clone(),
-            audit.clone(),
-            crate::chaos::Ledger::new(store.clone()),
-        );
         let known = seen.clone();
         let last = last_version;
-        let read = tokio::task::spawn_blocking(move || {
-            let version = store2.data_version()?;
-            if Some(version) == last {
-                return Ok::<_, crate::tickets::StoreError>(None);
-            }
-            let tickets = store2.list(&TicketFilter {
-                limit: Some(500),
-                ..Default::default()
-            })?;
-            let mut faults = ledger2.list(Some(instance), false)?;
-            faults.extend(
-                ledger2
-                    .list(Some(instance), true)?
-                    .into_iter()
-                    .filter(|f| !f.status.is_live())
-                    .take(20),
-            );
-            let sessions = audit2.sessions(None, 50)?;
-            // New steps of the sessions still running (and of the ones never read).
-            let mut entries = Vec::new();
-            for s in sessions.iter().take(10) {
-                let after = known.get(&s.id).copied().unwrap_or(0);
-                if s.outcome.is_none() || !known.contains_key(&s.id) {
-                    let new = audit2.entries(s.id, after)?;
-                    if !new.is_empty() || !known.contains_key(&s.id) {
-                        entries.push((s.id, new));
+        let read = store
+            .call(move |db| {
+                let version = db.data_version()?;
+                if Some(version) == last {
+                    return Ok::<_, StoreError>(None);
+                }
+                let tickets = db.tickets(&TicketFilter {
+                    limit: Some(500),
+                    ..Default::default()
+                })?;
+                let mut faults = db.faults(Some(instance), false)?;
+                faults.extend(
+                    db.faults(Some(instance), true)?
+                        .into_iter()
+                        .filter(|f| !f.status.is_live())
+                        .take(20),
+                );
+                let sessions = db.sessions(None, 50)?;
+                // New steps of the sessions still running (and of the ones never read).
+                let mut entries = Vec::new();
+                for s in sessions.iter().take(10) {
+                    let after = known.get(&s.id).copied().unwrap_or(0);
+                    if s.outcome.is_none() || !known.contains_key(&s.id) {
+                        let new = db.entries(s.id, after)?;
+                        if !new.is_empty() || !known.contains_key(&s.id) {
+                            entries.push((s.id, new));
+                        }
                     }
                 }
-            }
-            Ok(Some((version, tickets, faults, sessions, entries)))
-        })
-        .await;
+                Ok(Some((version, tickets, faults, sessions, entries)))
+            })
+            .await;
         match read {
-            Ok(Ok(Some((version, tickets, faults, sessions, entries)))) => {
+            Ok(Some((version, tickets, faults, sessions, entries))) => {
                 last_version = Some(version);
                 if tx
                     .send(Msg::Db {
@@ -513,11 +497,11 @@ async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: Cancellatio
                     }
                 }
             }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
+            Ok(None) => {}
+            // Shown in the app; the next tick tries again.
+            Err(e) => {
                 let _ = tx.send(Msg::CycleFailed(format!("reading the DB: {e}")));
             }
-            Err(e) => warn!(error = %e, "the DB watcher task failed"),
         }
     }
 }

@@ -15,8 +15,11 @@ use operator::config::Config;
 use operator::monitor::{CycleReport, Monitor};
 use operator::paths::StateDir;
 use operator::runtime::Runtime;
+#[allow(unused_imports)]
+pub use operator::store::{AuditDb, LedgerDb, TicketDb};
+use operator::store::{Sqlite, Store};
 use operator::subjects::ratelimiter::RateLimiterSubject;
-use operator::tickets::{Ticket, TicketFilter, TicketStore};
+use operator::tickets::{Ticket, TicketFilter};
 use serde_json::Value;
 
 pub const OPERATOR: &str = env!("CARGO_BIN_EXE_operator");
@@ -230,15 +233,26 @@ impl Cluster {
         .expect("runtime")
     }
 
-    pub fn store(&self) -> TicketStore {
-        TicketStore::open(&self.db_path()).expect("store")
+    /// The DB, for a test's own reads and writes (they block: call them from sync code or
+    /// `spawn_blocking`).
+    pub fn store(&self) -> Sqlite {
+        Sqlite::open(&self.db_path()).expect("store")
+    }
+
+    /// The DB as the async parts use it.
+    pub fn async_store(&self) -> Store {
+        Store::new(Arc::new(self.store()), &self.db_path())
     }
 
     pub fn monitor(&self) -> Monitor {
         let cfg = self.config();
         let runtime = self.runtime();
         let subject = RateLimiterSubject::new(runtime, cfg.ratelimiter);
-        Monitor::new(Box::new(subject), self.store(), cfg.tickets.flap_window)
+        Monitor::new(
+            Box::new(subject),
+            self.async_store(),
+            cfg.tickets.flap_window,
+        )
     }
 
     pub fn address(&self, node: &str) -> String {
@@ -261,13 +275,13 @@ impl Cluster {
 
     pub fn tickets(&self) -> Vec<Ticket> {
         self.store()
-            .list(&TicketFilter::default())
+            .tickets(&TicketFilter::default())
             .expect("tickets")
     }
 
     pub fn active(&self) -> Vec<Ticket> {
         self.store()
-            .list(&TicketFilter {
+            .tickets(&TicketFilter {
                 active: true,
                 ..Default::default()
             })

@@ -1,88 +1,75 @@
-//! Reads and writes of tickets. Every write is one `BEGIN IMMEDIATE` transaction, so that
-//! writers in several processes queue on the busy timeout instead of failing, and two
-//! monitors on one DB never open two tickets for one violation.
+//! The tickets' SQL. Every write is one `BEGIN IMMEDIATE` transaction, so that writers in
+//! several processes queue on the busy timeout instead of failing, and two monitors on one DB
+//! never open two tickets for one violation.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{
-    Connection, OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params,
-};
-use serde::Serialize;
+use rusqlite::{OptionalExtension, Row, ToSql, Transaction, params};
 use tracing::debug;
 
-use super::model::{Resolution, Status, Ticket, TicketEvent};
-use super::state::{self, Transition};
-use super::{StoreError, schema, violation_key};
+use super::{Sqlite, StoreError};
 use crate::clock::{self, Timestamp};
-use crate::subjects::{Scope, Severity, Violation};
+use crate::subjects::Severity;
+use crate::tickets::state::{self, Transition};
+use crate::tickets::{
+    Applied, ChangeKind, CycleInput, MONITOR, Resolution, Status, Ticket, TicketChange,
+    TicketEvent, TicketFilter, violation_key,
+};
 
-/// The monitor's name in event rows.
-pub const MONITOR: &str = "monitor";
-
-/// A handle on the ticket DB; cheap to clone, safe to share between tasks.
-#[derive(Clone)]
-pub struct TicketStore {
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
-}
-
-/// A violation the monitor saw this cycle, and whether its grace period is over.
-#[derive(Debug, Clone)]
-pub struct Observed {
-    pub violation: Violation,
-    /// Past its grace period: may open a ticket. A violation still in grace only keeps an
-    /// existing ticket alive.
-    pub due: bool,
-}
-
-/// One monitor cycle's verdict for one subject instance.
-#[derive(Debug, Clone)]
-pub struct CycleInput<'a> {
-    pub subject: &'a str,
-    pub instance: u32,
-    pub at: Timestamp,
-    pub flap_window: Duration,
-    pub violations: &'a [Observed],
-    /// What the observation could not decide: tickets in there are left alone.
-    pub unknown: &'a [Scope],
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "resolution")]
-pub enum ChangeKind {
-    Opened,
-    Reopened,
-    Resolved(Resolution),
-    /// Gone, but the ticket cannot be resolved now (held, or an agent holds it).
-    Cleared,
-    /// Back after having been seen gone, on a ticket that was never resolved.
-    SeenAgain,
-}
-
-/// What a cycle changed, for heartbeat lines and the TUI's event log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TicketChange {
-    pub ticket_id: i64,
-    pub violation_key: String,
-    pub invariant: String,
-    pub entity: String,
-    pub change: ChangeKind,
-    pub summary: String,
-}
-
-/// Which tickets to list.
-#[derive(Debug, Clone, Default)]
-pub struct TicketFilter {
-    pub status: Option<Status>,
-    /// Only tickets that are not resolved.
-    pub active: bool,
-    pub subject: Option<String>,
-    pub instance: Option<u32>,
-    pub limit: Option<usize>,
+/// What the store does with tickets.
+pub trait TicketDb {
+    /// Applies one monitor cycle: refreshes, opens, reopens, clears and resolves tickets.
+    /// A cycle that sees nothing wrong where nothing is open writes nothing.
+    fn apply(&self, input: &CycleInput) -> Result<Applied, StoreError>;
+    fn ticket(&self, id: i64) -> Result<Ticket, StoreError>;
+    fn ticket_events(&self, id: i64) -> Result<Vec<TicketEvent>, StoreError>;
+    /// Tickets, newest first.
+    fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>, StoreError>;
+    /// A person closes a ticket. If the violation is still there, the monitor reopens it.
+    fn resolve_manual(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError>;
+    /// Holds (or releases) a ticket: a held ticket is never resolved automatically.
+    fn set_held(
+        &self,
+        id: i64,
+        held: bool,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Ticket, StoreError>;
+    /// An agent takes the oldest open ticket (most severe first) of `scope` (subject,
+    /// instance) for `lease`. Tickets whose agent's lease ran out are given back first;
+    /// tickets that already had `max_attempts` sessions are escalated instead of claimed.
+    /// Never two agents on one ticket.
+    fn claim_next(
+        &self,
+        agent: &str,
+        lease: Duration,
+        scope: Option<(&str, u32)>,
+        max_attempts: u32,
+    ) -> Result<Option<Ticket>, StoreError>;
+    /// Extends an agent's lease; an error if the agent no longer holds the ticket.
+    fn renew_lease(&self, id: i64, agent: &str, lease: Duration) -> Result<Ticket, StoreError>;
+    /// The monitor still sees the violation after the agent said it was fixed.
+    fn verify_failed(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError>;
+    /// An agent gives a ticket back (its session failed): open again for another attempt,
+    /// or escalated when the attempts are spent.
+    fn give_back(
+        &self,
+        id: i64,
+        agent: &str,
+        reason: &str,
+        max_attempts: u32,
+    ) -> Result<Ticket, StoreError>;
+    /// An agent that stops lets go of its ticket at once: open again, and the cut session
+    /// does not count as an attempt.
+    fn release(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError>;
+    /// An agent says the ticket is fixed: the monitor's next look decides.
+    fn mark_verifying(&self, id: i64, agent: &str, summary: &str) -> Result<Ticket, StoreError>;
+    /// The agent gives up, or its budget is spent: a person decides.
+    fn escalate(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError>;
+    /// A number that changes whenever another connection commits: cheap change detection.
+    fn data_version(&self) -> Result<i64, StoreError>;
 }
 
 /// Not resolved, spelled so that SQLite can use the status indexes (`!=` cannot).
@@ -252,58 +239,25 @@ fn resolve_in(
     Ok(())
 }
 
-impl TicketStore {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = schema::open(path)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            path: path.to_path_buf(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock leaves the connection usable: SQLite rolls back.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` in one write transaction.
-    pub fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// Runs `f` on the connection for reading.
-    pub fn read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        f(&self.conn())
-    }
-
-    /// A number that changes whenever another connection commits: cheap change detection.
-    pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn()
-            .pragma_query_value(None, "data_version", |r| r.get(0))?)
-    }
-
+impl TicketDb for Sqlite {
     /// Applies one monitor cycle: refreshes, opens, reopens, clears and resolves tickets.
-    #[tracing::instrument(skip_all, fields(subject = input.subject, instance = input.instance))]
-    pub fn apply(&self, input: &CycleInput) -> Result<Vec<TicketChange>, StoreError> {
+    #[tracing::instrument(skip_all, fields(subject = %input.subject, instance = input.instance))]
+    fn apply(&self, input: &CycleInput) -> Result<Applied, StoreError> {
+        if input.violations.is_empty() {
+            let open: i64 = self.read(|c| {
+                Ok(c.prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM tickets WHERE subject = ?1 AND instance = ?2 AND {ACTIVE}"
+                ))?
+                .query_row(params![&input.subject, input.instance], |r| r.get(0))?)
+            })?;
+            if open == 0 {
+                return Ok(Applied::default());
+            }
+        }
         self.write(|tx| apply_in(tx, input))
     }
 
-    pub fn get(&self, id: i64) -> Result<Ticket, StoreError> {
+    fn ticket(&self, id: i64) -> Result<Ticket, StoreError> {
         self.read(|c| {
             c.query_row(
                 &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"),
@@ -315,7 +269,7 @@ impl TicketStore {
         })
     }
 
-    pub fn events(&self, id: i64) -> Result<Vec<TicketEvent>, StoreError> {
+    fn ticket_events(&self, id: i64) -> Result<Vec<TicketEvent>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, ticket_id, at, kind, from_status, to_status, actor, reason
@@ -327,7 +281,7 @@ impl TicketStore {
     }
 
     /// Tickets, newest first.
-    pub fn list(&self, filter: &TicketFilter) -> Result<Vec<Ticket>, StoreError> {
+    fn tickets(&self, filter: &TicketFilter) -> Result<Vec<Ticket>, StoreError> {
         let mut sql = format!("SELECT {COLUMNS} FROM tickets WHERE 1 = 1");
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         if let Some(s) = filter.status {
@@ -360,7 +314,7 @@ impl TicketStore {
     }
 
     /// A person closes a ticket. If the violation is still there, the monitor reopens it.
-    pub fn resolve_manual(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError> {
+    fn resolve_manual(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError> {
         self.write(|tx| {
             let t = get_in(tx, id)?;
             resolve_in(tx, &t, Resolution::Manual, clock::now(), actor, reason)?;
@@ -369,7 +323,7 @@ impl TicketStore {
     }
 
     /// Holds (or releases) a ticket: a held ticket is never resolved automatically.
-    pub fn set_held(
+    fn set_held(
         &self,
         id: i64,
         held: bool,
@@ -411,7 +365,7 @@ impl TicketStore {
     /// instance) for `lease`. Tickets whose agent's lease ran out are given back first;
     /// tickets that already had `max_attempts` sessions are escalated instead of claimed.
     /// Never two agents on one ticket.
-    pub fn claim_next(
+    fn claim_next(
         &self,
         agent: &str,
         lease: Duration,
@@ -459,7 +413,7 @@ impl TicketStore {
     }
 
     /// Extends an agent's lease; an error if the agent no longer holds the ticket.
-    pub fn renew_lease(&self, id: i64, agent: &str, lease: Duration) -> Result<Ticket, StoreError> {
+    fn renew_lease(&self, id: i64, agent: &str, lease: Duration) -> Result<Ticket, StoreError> {
         self.write(|tx| {
             let t = get_in(tx, id)?;
             let held = t.claimed_by.as_deref() == Some(agent)
@@ -481,13 +435,13 @@ impl TicketStore {
     }
 
     /// The monitor still sees the violation after the agent said it was fixed.
-    pub fn verify_failed(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError> {
+    fn verify_failed(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError> {
         self.agent_transition(id, agent, Transition::VerifyFailed, "verify_failed", reason)
     }
 
     /// An agent gives a ticket back (its session failed): open again for another attempt,
     /// or escalated when the attempts are spent.
-    pub fn give_back(
+    fn give_back(
         &self,
         id: i64,
         agent: &str,
@@ -548,17 +502,12 @@ impl TicketStore {
     }
 
     /// An agent says the ticket is fixed: the monitor's next look decides.
-    pub fn mark_verifying(
-        &self,
-        id: i64,
-        agent: &str,
-        summary: &str,
-    ) -> Result<Ticket, StoreError> {
+    fn mark_verifying(&self, id: i64, agent: &str, summary: &str) -> Result<Ticket, StoreError> {
         self.agent_transition(id, agent, Transition::Verify, "verifying", summary)
     }
 
     /// The agent gives up, or its budget is spent: a person decides.
-    pub fn escalate(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError> {
+    fn escalate(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError> {
         self.write(|tx| {
             let t = get_in(tx, id)?;
             let to = check(&t, Transition::Escalate)?;
@@ -581,6 +530,62 @@ impl TicketStore {
         })
     }
 
+    fn release(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError> {
+        self.write(|tx| {
+            let t = get_in(tx, id)?;
+            if t.claimed_by.as_deref() != Some(agent) {
+                return Err(StoreError::Transition {
+                    id,
+                    status: t.status,
+                    message: format!("it is not claimed by agent {agent}"),
+                });
+            }
+            let now = clock::now();
+            let actor = format!("agent:{agent}");
+            let mut status = t.status;
+            if status == Status::Verifying {
+                let to = check(&t, Transition::VerifyFailed)?;
+                event(
+                    tx,
+                    id,
+                    now,
+                    "verify_failed",
+                    (Some(status), Some(to)),
+                    &actor,
+                    reason,
+                )?;
+                status = to;
+            }
+            let to =
+                state::next(status, Transition::Release).map_err(|m| StoreError::Transition {
+                    id,
+                    status,
+                    message: m.into(),
+                })?;
+            tx.execute(
+                "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
+                        attempts = MAX(attempts - 1, 0), updated_at = ?3 WHERE id = ?1",
+                params![id, to, clock::format(now)],
+            )?;
+            event(
+                tx,
+                id,
+                now,
+                "released",
+                (Some(status), Some(to)),
+                &actor,
+                reason,
+            )?;
+            get_in(tx, id)
+        })
+    }
+
+    fn data_version(&self) -> Result<i64, StoreError> {
+        self.read(|c| Ok(c.pragma_query_value(None, "data_version", |r| r.get(0))?))
+    }
+}
+
+impl Sqlite {
     fn agent_transition(
         &self,
         id: i64,
@@ -662,7 +667,7 @@ fn release_expired_in(tx: &Transaction, now: Timestamp) -> Result<(), StoreError
     Ok(())
 }
 
-fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, StoreError> {
+fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError> {
     let at = input.at;
     let now = clock::format(at);
     let mut changes = Vec::new();
@@ -670,7 +675,7 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM tickets WHERE subject = ?1 AND instance = ?2 AND {ACTIVE}"
         ))?;
-        let rows = stmt.query_map(params![input.subject, input.instance], ticket_from_row)?;
+        let rows = stmt.query_map(params![&input.subject, input.instance], ticket_from_row)?;
         rows.map(|r| r.map(|t| (t.violation_key.clone(), t)))
             .collect::<rusqlite::Result<_>>()?
     };
@@ -683,9 +688,9 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
         summary: summary.to_string(),
     };
 
-    for seen in input.violations {
+    for seen in &input.violations {
         let v = &seen.violation;
-        let key = violation_key(input.subject, input.instance, &v.invariant, &v.entity);
+        let key = violation_key(&input.subject, input.instance, &v.invariant, &v.entity);
         let detail = v.detail.to_string();
         if let Some(t) = active.remove(&key) {
             tx.execute(
@@ -753,7 +758,7 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8, ?9, ?9, ?9)",
             params![
                 key,
-                input.subject,
+                &input.subject,
                 input.instance,
                 v.invariant,
                 v.entity,
@@ -827,6 +832,14 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Vec<TicketChange>, S
             None => {}
         }
     }
-    debug!(changes = changes.len(), "cycle applied");
-    Ok(changes)
+    let active: i64 = tx
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM tickets WHERE subject = ?1 AND instance = ?2 AND {ACTIVE}"
+        ))?
+        .query_row(params![&input.subject, input.instance], |r| r.get(0))?;
+    debug!(changes = changes.len(), active, "cycle applied");
+    Ok(Applied {
+        changes,
+        active: usize::try_from(active).unwrap_or_default(),
+    })
 }

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::*;
+use super::{Sqlite, StoreError, TicketDb};
 use crate::clock::{self, Timestamp};
 use crate::subjects::{Scope, Severity, Violation};
+use crate::tickets::*;
 
-fn store() -> (tempfile::TempDir, TicketStore) {
+fn store() -> (tempfile::TempDir, Sqlite) {
     let dir = tempfile::tempdir().unwrap();
-    let s = TicketStore::open(&dir.path().join("t.db")).unwrap();
+    let s = Sqlite::open(&dir.path().join("t.db")).unwrap();
     (dir, s)
 }
 
@@ -32,24 +33,25 @@ fn at(secs: i64) -> Timestamp {
     clock::parse("2026-01-01T00:00:00Z").unwrap() + chrono::Duration::seconds(secs)
 }
 
-fn cycle(s: &TicketStore, t: i64, seen: &[Observed], unknown: &[Scope]) -> Vec<TicketChange> {
+fn cycle(s: &Sqlite, t: i64, seen: &[Observed], unknown: &[Scope]) -> Vec<TicketChange> {
     s.apply(&CycleInput {
-        subject: "ratelimiter",
+        subject: "ratelimiter".into(),
         instance: 0,
         at: at(t),
         flap_window: Duration::from_secs(60),
-        violations: seen,
-        unknown,
+        violations: seen.to_vec(),
+        unknown: unknown.to_vec(),
     })
     .unwrap()
+    .changes
 }
 
 fn kinds(changes: &[TicketChange]) -> Vec<ChangeKind> {
     changes.iter().map(|c| c.change).collect()
 }
 
-fn all(s: &TicketStore) -> Vec<Ticket> {
-    s.list(&TicketFilter::default()).unwrap()
+fn all(s: &Sqlite) -> Vec<Ticket> {
+    s.tickets(&TicketFilter::default()).unwrap()
 }
 
 #[test]
@@ -89,7 +91,7 @@ fn clearing_while_nobody_works_on_it_is_self_healed() {
     assert_eq!(t.status, Status::Resolved);
     assert_eq!(t.resolution, Some(Resolution::SelfHealed));
     assert_eq!(t.resolved_at, Some(at(1)));
-    let ev = s.events(t.id).unwrap();
+    let ev = s.ticket_events(t.id).unwrap();
     assert_eq!(
         ev.iter()
             .map(|e| (e.kind.as_str(), e.to_status))
@@ -144,7 +146,7 @@ fn flapping_reopens_within_the_window_and_opens_anew_after() {
     assert_eq!(t.len(), 2);
     assert_eq!(t[0].occurrences, 1);
     let ev: Vec<String> = s
-        .events(t[1].id)
+        .ticket_events(t[1].id)
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
@@ -160,7 +162,7 @@ fn held_tickets_are_not_resolved_until_unheld() {
     s.set_held(id, true, "cli:test", "investigating").unwrap();
     assert_eq!(kinds(&cycle(&s, 1, &[], &[])), [ChangeKind::Cleared]);
     assert!(cycle(&s, 2, &[], &[]).is_empty(), "cleared is noted once");
-    let t = s.get(id).unwrap();
+    let t = s.ticket(id).unwrap();
     assert_eq!(
         (t.status, t.held, t.cleared_at),
         (Status::Open, true, Some(at(1)))
@@ -170,14 +172,19 @@ fn held_tickets_are_not_resolved_until_unheld() {
         kinds(&cycle(&s, 3, &[v("node_down", "n2")], &[])),
         [ChangeKind::SeenAgain]
     );
-    assert_eq!(s.get(id).unwrap().cleared_at, None);
+    assert_eq!(s.ticket(id).unwrap().cleared_at, None);
     cycle(&s, 4, &[], &[]);
     s.set_held(id, false, "cli:test", "done").unwrap();
     assert_eq!(
         kinds(&cycle(&s, 5, &[], &[])),
         [ChangeKind::Resolved(Resolution::SelfHealed)]
     );
-    let ev: Vec<String> = s.events(id).unwrap().into_iter().map(|e| e.kind).collect();
+    let ev: Vec<String> = s
+        .ticket_events(id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert_eq!(
         ev,
         [
@@ -208,10 +215,10 @@ fn an_agents_fix_is_verified_by_the_monitor_not_by_its_word() {
     assert_eq!(t.status, Status::Verifying);
     // Still violated: it stays in verifying, not resolved.
     assert!(cycle(&s, 1, &[v("node_down", "n2")], &[]).is_empty());
-    assert_eq!(s.get(t.id).unwrap().status, Status::Verifying);
+    assert_eq!(s.ticket(t.id).unwrap().status, Status::Verifying);
     let c = cycle(&s, 2, &[], &[]);
     assert_eq!(kinds(&c), [ChangeKind::Resolved(Resolution::Verified)]);
-    let t = s.get(t.id).unwrap();
+    let t = s.ticket(t.id).unwrap();
     assert_eq!(
         (t.status, t.resolution, t.claimed_by),
         (Status::Resolved, Some(Resolution::Verified), None)
@@ -241,7 +248,7 @@ fn clearing_under_a_live_lease_waits_for_the_agent_and_an_expired_lease_heals() 
         .unwrap()
         .unwrap();
     assert_eq!(kinds(&cycle(&s, t0 + 1, &[], &[])), [ChangeKind::Cleared]);
-    assert_eq!(s.get(t.id).unwrap().status, Status::InProgress);
+    assert_eq!(s.ticket(t.id).unwrap().status, Status::InProgress);
     // Long after the lease: nobody works on it any more.
     let c = cycle(&s, t0 + 7200, &[], &[]);
     assert_eq!(kinds(&c), [ChangeKind::Resolved(Resolution::SelfHealed)]);
@@ -270,7 +277,7 @@ fn two_agents_never_share_a_ticket_and_a_dead_agents_lease_runs_out() {
         (Some("a2"), 2)
     );
     let ev: Vec<String> = s
-        .events(again.id)
+        .ticket_events(again.id)
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
@@ -326,7 +333,7 @@ fn a_manual_resolution_of_a_live_violation_is_reopened() {
         kinds(&cycle(&s, 1, &[v("node_down", "n2")], &[])),
         [ChangeKind::Reopened]
     );
-    assert!(matches!(s.get(999), Err(StoreError::NotFound(999))));
+    assert!(matches!(s.ticket(999), Err(StoreError::NotFound(999))));
 }
 
 #[test]
@@ -335,12 +342,12 @@ fn instances_keep_their_own_tickets() {
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     // Instance 1 sees nothing wrong: instance 0's ticket stays open.
     s.apply(&CycleInput {
-        subject: "ratelimiter",
+        subject: "ratelimiter".into(),
         instance: 1,
         at: at(1),
         flap_window: Duration::from_secs(60),
-        violations: &[],
-        unknown: &[],
+        violations: Vec::new(),
+        unknown: Vec::new(),
     })
     .unwrap();
     assert_eq!(all(&s)[0].status, Status::Open);
@@ -354,7 +361,7 @@ fn two_monitors_on_one_db_open_one_ticket() {
         .map(|_| {
             let path = path.clone();
             std::thread::spawn(move || {
-                let s = TicketStore::open(&path).unwrap();
+                let s = Sqlite::open(&path).unwrap();
                 for i in 0..50 {
                     cycle(
                         &s,
@@ -369,7 +376,7 @@ fn two_monitors_on_one_db_open_one_ticket() {
     for h in handles {
         h.join().unwrap();
     }
-    let s = TicketStore::open(&path).unwrap();
+    let s = Sqlite::open(&path).unwrap();
     let t = all(&s);
     assert_eq!(t.len(), 2, "{t:#?}");
     assert!(t.iter().all(|t| t.observations == 200));
@@ -397,7 +404,7 @@ fn claims_stay_in_their_scope_and_spent_attempts_escalate() {
     let t = s.give_back(t.id, "b", "model error again", 2).unwrap();
     assert_eq!(t.status, Status::Escalated);
     let ev: Vec<String> = s
-        .events(t.id)
+        .ticket_events(t.id)
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
@@ -418,7 +425,7 @@ fn claims_stay_in_their_scope_and_spent_attempts_escalate() {
             .unwrap()
             .is_none()
     );
-    assert_eq!(s.get(t.id).unwrap().status, Status::Escalated);
+    assert_eq!(s.ticket(t.id).unwrap().status, Status::Escalated);
 }
 
 #[test]
@@ -447,7 +454,7 @@ fn a_reopened_ticket_gets_fresh_attempts() {
     s.mark_verifying(t.id, "a", "fixed").unwrap();
     cycle(&s, 1, &[], &[]);
     cycle(&s, 2, &[v("node_down", "n2")], &[]);
-    assert_eq!(s.get(t.id).unwrap().attempts, 0);
+    assert_eq!(s.ticket(t.id).unwrap().attempts, 0);
     let again = s.claim_next("a", Duration::from_secs(60), None, 1).unwrap();
     assert_eq!(
         again.map(|t| t.id),

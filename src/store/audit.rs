@@ -1,0 +1,187 @@
+//! The agent's record in SQL: sessions and their steps. What is written here is already
+//! redacted (by `agent::audit::Audit`).
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{Sqlite, StoreError};
+use crate::agent::audit::{Ending, Entry, Kind, NewSession, Session};
+use crate::clock::{self, Timestamp};
+
+/// What the store does with the agent's record.
+pub trait AuditDb {
+    fn start_session(&self, s: &NewSession) -> Result<i64, StoreError>;
+    /// Appends one step; returns its sequence number and time.
+    fn log_entry(&self, session: i64, e: &Entry) -> Result<(i64, Timestamp), StoreError>;
+    fn end_session(&self, session: i64, e: &Ending) -> Result<(), StoreError>;
+    /// Sessions, newest first; of one ticket if given.
+    fn sessions(&self, ticket: Option<i64>, limit: usize) -> Result<Vec<Session>, StoreError>;
+    fn session(&self, id: i64) -> Result<Option<Session>, StoreError>;
+    /// A session's steps in order, from `after` (exclusive) on.
+    fn entries(&self, session: i64, after: i64) -> Result<Vec<Entry>, StoreError>;
+}
+
+const SESSION_COLUMNS: &str = "id, ticket_id, agent_id, backend, model, mode, variant, started_at, \
+    ended_at, outcome, summary, turns, input_tokens, output_tokens, cache_read_tokens, \
+    cache_write_tokens, cost_usd, error";
+
+fn ts(s: String) -> rusqlite::Result<Timestamp> {
+    clock::parse(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: r.get(0)?,
+        ticket_id: r.get(1)?,
+        agent_id: r.get(2)?,
+        backend: r.get(3)?,
+        model: r.get(4)?,
+        mode: r.get(5)?,
+        variant: r.get(6)?,
+        started_at: ts(r.get(7)?)?,
+        ended_at: r.get::<_, Option<String>>(8)?.map(ts).transpose()?,
+        outcome: r.get(9)?,
+        summary: r.get(10)?,
+        turns: r.get(11)?,
+        input_tokens: r.get(12)?,
+        output_tokens: r.get(13)?,
+        cache_read_tokens: r.get(14)?,
+        cache_write_tokens: r.get(15)?,
+        cost_usd: r.get(16)?,
+        error: r.get(17)?,
+    })
+}
+
+fn entry_from_row(r: &Row) -> rusqlite::Result<Entry> {
+    let detail: String = r.get(12)?;
+    Ok(Entry {
+        seq: r.get(0)?,
+        at: Some(ts(r.get(1)?)?),
+        kind: Some(Kind::parse(&r.get::<_, String>(2)?)),
+        content: r.get(3)?,
+        command: r.get(4)?,
+        policy: r.get(5)?,
+        exit_code: r.get(6)?,
+        duration_ms: r.get(7)?,
+        tool: r.get(8)?,
+        tool_use_id: r.get(9)?,
+        decision: r.get(10)?,
+        actor: r.get(11)?,
+        detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+impl AuditDb for Sqlite {
+    fn start_session(&self, s: &NewSession) -> Result<i64, StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO agent_sessions (ticket_id, agent_id, backend, model, mode, variant, started_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![s.ticket_id, s.agent_id, s.backend, s.model, s.mode, s.variant, clock::format(clock::now())],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn log_entry(&self, session: i64, e: &Entry) -> Result<(i64, Timestamp), StoreError> {
+        // Stamped when it happened, not when the writer got to it.
+        let at = e.at.unwrap_or_else(clock::now);
+        let detail = if e.detail.is_null() {
+            "{}".to_string()
+        } else {
+            e.detail.to_string()
+        };
+        let seq = self.write(|tx| {
+            let seq: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_log WHERE session_id = ?1",
+                [session],
+                |row| row.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO agent_log (session_id, seq, at, kind, content, command, policy, exit_code,
+                        duration_ms, tool, tool_use_id, decision, actor, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                params![
+                    session,
+                    seq,
+                    clock::format(at),
+                    e.kind.unwrap_or(Kind::Note).as_str(),
+                    e.content,
+                    e.command,
+                    e.policy,
+                    e.exit_code,
+                    e.duration_ms,
+                    e.tool,
+                    e.tool_use_id,
+                    e.decision,
+                    e.actor,
+                    detail
+                ],
+            )?;
+            Ok(seq)
+        })?;
+        Ok((seq, at))
+    }
+
+    fn end_session(&self, session: i64, e: &Ending) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE agent_sessions SET ended_at = ?2, outcome = ?3, summary = ?4, turns = ?5,
+                        input_tokens = ?6, output_tokens = ?7, cache_read_tokens = ?8,
+                        cache_write_tokens = ?9, cost_usd = ?10, error = ?11
+                 WHERE id = ?1",
+                params![
+                    session,
+                    clock::format(clock::now()),
+                    e.outcome,
+                    e.summary,
+                    e.turns,
+                    e.usage.input_tokens as i64,
+                    e.usage.output_tokens as i64,
+                    e.usage.cache_read_input_tokens as i64,
+                    e.usage.cache_creation_input_tokens as i64,
+                    e.cost_usd,
+                    e.error
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Sessions, newest first; of one ticket if given.
+    fn sessions(&self, ticket: Option<i64>, limit: usize) -> Result<Vec<Session>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM agent_sessions WHERE (?1 IS NULL OR ticket_id = ?1)
+                 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![ticket, limit as i64], session_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn session(&self, id: i64) -> Result<Option<Session>, StoreError> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {SESSION_COLUMNS} FROM agent_sessions WHERE id = ?1"),
+                [id],
+                session_from_row,
+            )
+            .optional()?)
+        })
+    }
+
+    /// A session's steps in order, from `after` (exclusive) on.
+    fn entries(&self, session: i64, after: i64) -> Result<Vec<Entry>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, kind, content, command, policy, exit_code, duration_ms, tool,
+                        tool_use_id, decision, actor, detail
+                 FROM agent_log WHERE session_id = ?1 AND seq > ?2 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map(params![session, after], entry_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}
