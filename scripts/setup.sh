@@ -18,6 +18,8 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 if [ "$purpose" = test ]; then
   command -v tmux >/dev/null 2>&1 || need+=(tmux)
   command -v curl >/dev/null 2>&1 || need+=(curl)
+  # A second process holding the DB's lock, in the tests.
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
   # The compose tests need `docker compose` or `docker-compose` beside the engine.
   if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1 \
     && ! command -v docker-compose >/dev/null 2>&1; then
