@@ -128,6 +128,9 @@ pub struct LocalRuntimeConfig {
     /// How long `stop` waits after SIGTERM before SIGKILL.
     #[serde(with = "humantime_serde")]
     pub stop_timeout: Duration,
+    /// Watch each node's process (a pidfd) so the monitor looks the moment one dies, instead
+    /// of at its next tick.
+    pub events: bool,
 }
 
 impl Default for LocalRuntimeConfig {
@@ -139,6 +142,7 @@ impl Default for LocalRuntimeConfig {
             base_port: None,
             startup_timeout: Duration::from_secs(15),
             stop_timeout: Duration::from_secs(5),
+            events: true,
         }
     }
 }

@@ -92,6 +92,35 @@ fn a_killed_node_is_a_ticket_within_two_intervals_and_self_heals_when_started() 
 }
 
 #[test]
+fn on_the_local_runtime_a_death_is_heard_when_it_happens_not_at_the_next_poll() {
+    let c = Cluster::start("");
+    let m = MonitorProcess::start(&c, "30s");
+    let polled = m.cycles();
+    c.ok(&["node", "kill", "ratelimiter-2"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || !tickets_for(
+            &c,
+            "node_down",
+            "ratelimiter-2"
+        )
+        .is_empty()),
+        "no ticket 5 s after the kill, with the next poll 30 s away:\n{}",
+        m.text()
+    );
+    assert!(m.cycles() > polled);
+    // Started again under a new pid, the node is watched again: its next death is heard too.
+    c.ok(&["node", "start", "ratelimiter-2"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = m.cycles();
+    c.ok(&["node", "kill", "ratelimiter-2"]);
+    assert!(
+        wait_for(Duration::from_secs(5), || m.cycles() > before),
+        "the second death went unheard:\n{}",
+        m.text()
+    );
+}
+
+#[test]
 fn restarting_the_monitor_mid_incident_makes_no_duplicate() {
     let c = Cluster::start("");
     let m = MonitorProcess::start(&c, "200ms");

@@ -115,6 +115,16 @@ pub enum Command {
     DockerApi(docker_api::DockerApiArgs),
 }
 
+impl Cli {
+    /// Commands that are one loop waiting on the network, best on a single thread.
+    pub fn single_threaded(&self) -> bool {
+        matches!(
+            self.command,
+            Some(Command::Monitor(_) | Command::Faultproxy(_) | Command::DockerApi(_))
+        )
+    }
+}
+
 /// Ends the command with this status and no message: the command already said what it had
 /// to (`policy check` answering "no").
 #[derive(Debug)]

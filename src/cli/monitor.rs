@@ -32,6 +32,9 @@ pub struct MonitorArgs {
     pub json: bool,
 }
 
+/// How often the monitor heals overdue faults.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
     let name = ctx.subject_name(args.subject.as_deref())?;
     let subject = ctx.subject(&name)?;
@@ -52,12 +55,13 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
     let follows = events.is_some();
     let monitor = monitor.with_events(events);
     let stop = CancellationToken::new();
-    // Faults whose time is up heal even if the process that injected them is gone.
+    // Faults whose time is up heal even if the process that injected them is gone (each has
+    // a healer of its own: this is the backstop).
     let sweeper = {
         let chaos = ctx.chaos("monitor").await?;
         let stop = stop.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,

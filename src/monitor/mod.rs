@@ -87,7 +87,14 @@ pub struct Monitor {
     /// The writes' order: each waits for the one before it.
     last_write: Option<tokio::task::JoinHandle<()>>,
     active: usize,
+    /// When the DB last said this instance had no ticket open: until `QUIET_RECHECK` later,
+    /// a cycle that sees nothing wrong has nothing to tell it.
+    quiet_since: Option<Instant>,
 }
+
+/// How long a monitor trusts "nothing open, nothing wrong" before asking the DB again (a
+/// ticket another monitor of the instance opened is resolved by it, or by us this late).
+const QUIET_RECHECK: Duration = Duration::from_secs(5);
 
 /// Events that arrive this close together wake one cycle, not one each.
 const EVENT_GATHER: Duration = Duration::from_millis(20);
@@ -111,6 +118,7 @@ impl Monitor {
             pending: VecDeque::new(),
             last_write: None,
             active: 0,
+            quiet_since: None,
         }
     }
 
@@ -194,30 +202,42 @@ impl Monitor {
                 })
                 .collect();
             let at = snapshot.observation.at;
-            let write = self.submit(CycleInput {
-                subject: subject.clone(),
-                instance,
-                at,
-                flap_window: self.flap_window,
-                violations: observed,
-                unknown: snapshot.assessment.unknown.clone(),
-            });
-            self.pending.push_back(write);
+            let quiet = violations.is_empty()
+                && self.pending.is_empty()
+                && self
+                    .quiet_since
+                    .is_some_and(|q| q.elapsed() < QUIET_RECHECK);
             let mut changes = Vec::new();
-            self.collect(&mut changes)?;
-            if let Some(w) = self.pending.back_mut() {
-                let waited = match self.write_wait {
-                    None => Some(w.await),
-                    Some(wait) => tokio::time::timeout(wait, w).await.ok(),
-                };
-                if let Some(applied) = waited {
-                    self.pending.pop_back();
-                    if let Ok(a) = applied {
-                        let a = a?;
-                        self.active = a.active;
-                        changes.extend(a.changes);
+            if !quiet {
+                let write = self.submit(CycleInput {
+                    subject: subject.clone(),
+                    instance,
+                    at,
+                    flap_window: self.flap_window,
+                    violations: observed,
+                    unknown: snapshot.assessment.unknown.clone(),
+                });
+                self.pending.push_back(write);
+                self.collect(&mut changes)?;
+                if let Some(w) = self.pending.back_mut() {
+                    let waited = match self.write_wait {
+                        None => Some(w.await),
+                        Some(wait) => tokio::time::timeout(wait, w).await.ok(),
+                    };
+                    if let Some(applied) = waited {
+                        self.pending.pop_back();
+                        if let Ok(a) = applied {
+                            let a = a?;
+                            self.active = a.active;
+                            changes.extend(a.changes);
+                        }
                     }
                 }
+            }
+            if self.active > 0 || !violations.is_empty() {
+                self.quiet_since = None;
+            } else if !quiet && self.pending.is_empty() {
+                self.quiet_since = Some(Instant::now());
             }
             let obs = &snapshot.observation;
             Ok(CycleReport {

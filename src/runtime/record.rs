@@ -41,6 +41,45 @@ pub fn write<T: Serialize>(dir: &Path, record: &T) -> Result<(), RuntimeError> {
         .map_err(RuntimeError::io(format!("writing {}", path.display())))
 }
 
+/// What identifies one write of the record (it is replaced by a rename, never edited).
+type Version = (u64, std::time::SystemTime);
+
+fn version(dir: &Path) -> Option<Version> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir.join(RECORD_FILE)).ok()?;
+    Some((m.ino(), m.modified().ok()?))
+}
+
+/// Something made from the record, kept with the write it came from: observers ask for it
+/// every cycle, and one `stat` tells whether the record changed since.
+pub struct Cached<T>(std::sync::Mutex<Option<(Version, T)>>);
+
+impl<T: Clone> Default for Cached<T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(None))
+    }
+}
+
+impl<T: Clone> Cached<T> {
+    /// The kept value if the record in `dir` is the one it came from, else `make`'s.
+    pub fn get(
+        &self,
+        dir: &Path,
+        make: impl FnOnce() -> Result<T, RuntimeError>,
+    ) -> Result<T, RuntimeError> {
+        let now = version(dir);
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(v), Some((seen, t))) = (now, kept.as_ref()) {
+            if v == *seen {
+                return Ok(t.clone());
+            }
+        }
+        let t = make()?;
+        *kept = now.map(|v| (v, t.clone()));
+        Ok(t)
+    }
+}
+
 /// The error for a node `name` that is none of `known`, naming those.
 pub fn unknown_node<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> RuntimeError {
     RuntimeError::UnknownNode {

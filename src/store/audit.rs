@@ -3,6 +3,7 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::sqlite::{exec, row};
 use super::{Sqlite, StoreError};
 use crate::agent::audit::{Ending, Entry, Kind, NewSession, Session};
 use crate::clock::{self, Timestamp};
@@ -75,7 +76,7 @@ fn entry_from_row(r: &Row) -> rusqlite::Result<Entry> {
 impl AuditDb for Sqlite {
     fn start_session(&self, s: &NewSession) -> Result<i64, StoreError> {
         self.write(|tx| {
-            tx.execute(
+            exec(tx,
                 "INSERT INTO agent_sessions (ticket_id, agent_id, backend, model, mode, variant, started_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![s.ticket_id, s.agent_id, s.backend, s.model, s.mode, s.variant, clock::format(clock::now())],
@@ -93,12 +94,12 @@ impl AuditDb for Sqlite {
             e.detail.to_string()
         };
         let seq = self.write(|tx| {
-            let seq: i64 = tx.query_row(
+            let seq: i64 = row(tx,
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM agent_log WHERE session_id = ?1",
                 [session],
                 |row| row.get(0),
             )?;
-            tx.execute(
+            exec(tx,
                 "INSERT INTO agent_log (session_id, seq, at, kind, content, command, policy, exit_code,
                         duration_ms, tool, tool_use_id, decision, actor, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
@@ -126,7 +127,8 @@ impl AuditDb for Sqlite {
 
     fn end_session(&self, session: i64, e: &Ending) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE agent_sessions SET ended_at = ?2, outcome = ?3, summary = ?4, turns = ?5,
                         input_tokens = ?6, output_tokens = ?7, cache_read_tokens = ?8,
                         cache_write_tokens = ?9, cost_usd = ?10, error = ?11
@@ -163,7 +165,8 @@ impl AuditDb for Sqlite {
 
     fn session(&self, id: i64) -> Result<Option<Session>, StoreError> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(row(
+                c,
                 &format!("SELECT {SESSION_COLUMNS} FROM agent_sessions WHERE id = ?1"),
                 [id],
                 session_from_row,

@@ -3,6 +3,7 @@
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, Row, ToSql, params};
 
+use super::sqlite::{exec, row};
 use super::{Sqlite, StoreError};
 use crate::chaos::FaultKind;
 use crate::chaos::ledger::{FaultRecord, FaultStatus, NewFault};
@@ -113,7 +114,7 @@ impl LedgerDb for Sqlite {
                 return Ok(Err(e));
             }
             let now = clock::format(clock::now());
-            tx.execute(
+            exec(tx,
                 "INSERT INTO chaos_faults (fault, subject, instance, runtime, target, params, status,
                         injected_at, expires_at, injected_by, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'injecting', ?7, ?8, ?9, ?7)",
@@ -130,7 +131,7 @@ impl LedgerDb for Sqlite {
                 ],
             )?;
             let id = tx.last_insert_rowid();
-            Ok(Ok(tx.query_row(
+            Ok(Ok(row(tx,
                 &format!("SELECT {COLUMNS} FROM chaos_faults WHERE id = ?1"),
                 [id],
                 from_row,
@@ -140,7 +141,8 @@ impl LedgerDb for Sqlite {
 
     fn fault(&self, id: i64) -> Result<Option<FaultRecord>, StoreError> {
         self.read(|c| {
-            Ok(c.query_row(
+            Ok(row(
+                c,
                 &format!("SELECT {COLUMNS} FROM chaos_faults WHERE id = ?1"),
                 [id],
                 from_row,
@@ -160,7 +162,8 @@ impl LedgerDb for Sqlite {
         let now = clock::format(clock::now());
         let healed_at = (status == FaultStatus::Healed).then(|| now.clone());
         self.write(|tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE chaos_faults SET status = ?2, note = ?3, updated_at = ?4,
                         healed_at = COALESCE(?5, healed_at), healed_by = COALESCE(?6, healed_by)
                  WHERE id = ?1",
@@ -181,7 +184,8 @@ impl LedgerDb for Sqlite {
         let now = clock::now();
         let stale = clock::format(now - stale_after);
         self.write(|tx| {
-            let n = tx.execute(
+            let n = exec(
+                tx,
                 "UPDATE chaos_faults SET status = 'healing', healed_by = ?2, updated_at = ?3
                  WHERE id = ?1 AND (status IN ('injecting', 'active')
                                     OR (status = 'healing' AND updated_at < ?4))",

@@ -5,9 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Params, Row, Transaction, TransactionBehavior};
 
 use super::{StoreError, schema};
+
+const STATEMENT_CACHE: usize = 64;
 
 pub struct Sqlite {
     writer: Mutex<Connection>,
@@ -25,6 +27,9 @@ impl Sqlite {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let writer = schema::open(path)?;
         let reader = schema::open(path)?;
+        // More distinct statements than rusqlite's default cache of 16 run every cycle.
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(Self {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
@@ -55,4 +60,20 @@ impl Sqlite {
     ) -> Result<T, StoreError> {
         f(&lock(&self.reader))
     }
+}
+
+/// Runs a statement, prepared once per connection (the monitor runs the same ones every
+/// cycle: parsing their SQL each time cost more than running them).
+pub(super) fn exec(c: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// One row of a query, the statement prepared once per connection.
+pub(super) fn row<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl Params,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
 }

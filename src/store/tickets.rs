@@ -9,6 +9,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{OptionalExtension, Row, ToSql, Transaction, params};
 use tracing::debug;
 
+use super::sqlite::{exec, row};
 use super::{Sqlite, StoreError};
 use crate::clock::{self, Timestamp};
 use crate::subjects::Severity;
@@ -184,7 +185,8 @@ fn event(
     actor: &str,
     reason: &str,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO ticket_events (ticket_id, at, kind, from_status, to_status, actor, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![ticket, clock::format(at), kind, from, to, actor, reason],
@@ -193,7 +195,8 @@ fn event(
 }
 
 fn get_in(tx: &Transaction, id: i64) -> Result<Ticket, StoreError> {
-    tx.query_row(
+    row(
+        tx,
         &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"),
         [id],
         ticket_from_row,
@@ -221,7 +224,8 @@ fn resolve_in(
 ) -> Result<(), StoreError> {
     let to = check(t, Transition::Resolve(resolution))?;
     let now = clock::format(at);
-    tx.execute(
+    exec(
+        tx,
         "UPDATE tickets SET status = ?2, resolution = ?3, resolved_at = ?4, cleared_at = NULL,
                 claimed_by = NULL, lease_expires_at = NULL, updated_at = ?4
          WHERE id = ?1",
@@ -259,7 +263,8 @@ impl TicketDb for Sqlite {
 
     fn ticket(&self, id: i64) -> Result<Ticket, StoreError> {
         self.read(|c| {
-            c.query_row(
+            row(
+                c,
                 &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"),
                 [id],
                 ticket_from_row,
@@ -343,7 +348,8 @@ impl TicketDb for Sqlite {
                 });
             }
             let now = clock::now();
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE tickets SET held = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, held, clock::format(now)],
             )?;
@@ -390,7 +396,7 @@ impl TicketDb for Sqlite {
                 let t = get_in(tx, id)?;
                 if t.attempts >= max_attempts {
                     let to = check(&t, Transition::Escalate)?;
-                    tx.execute(
+                    exec(tx,
                         "UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1",
                         params![id, to, clock::format(now)],
                     )?;
@@ -400,7 +406,7 @@ impl TicketDb for Sqlite {
                 }
                 let to = check(&t, Transition::Claim)?;
                 let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
-                tx.execute(
+                exec(tx,
                     "UPDATE tickets SET status = ?2, claimed_by = ?3, lease_expires_at = ?4,
                             attempts = attempts + 1, cleared_at = NULL, updated_at = ?5 WHERE id = ?1",
                     params![id, to, agent, clock::format(until), clock::format(now)],
@@ -426,7 +432,8 @@ impl TicketDb for Sqlite {
                 });
             }
             let until = clock::now() + chrono::Duration::from_std(lease).unwrap_or_default();
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE tickets SET lease_expires_at = ?2 WHERE id = ?1",
                 params![id, clock::format(until)],
             )?;
@@ -483,7 +490,8 @@ impl TicketDb for Sqlite {
                 status,
                 message: m.into(),
             })?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
                         updated_at = ?3 WHERE id = ?1",
                 params![id, to, clock::format(now)],
@@ -512,7 +520,8 @@ impl TicketDb for Sqlite {
             let t = get_in(tx, id)?;
             let to = check(&t, Transition::Escalate)?;
             let now = clock::now();
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
                         updated_at = ?3 WHERE id = ?1",
                 params![id, to, clock::format(now)],
@@ -562,7 +571,8 @@ impl TicketDb for Sqlite {
                     status,
                     message: m.into(),
                 })?;
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
                         attempts = MAX(attempts - 1, 0), updated_at = ?3 WHERE id = ?1",
                 params![id, to, clock::format(now)],
@@ -605,7 +615,8 @@ impl Sqlite {
             }
             let to = check(&t, transition)?;
             let now = clock::now();
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, to, clock::format(now)],
             )?;
@@ -648,7 +659,8 @@ fn release_expired_in(tx: &Transaction, now: Timestamp) -> Result<(), StoreError
             t.status = to;
         }
         let to = check(&t, Transition::Release)?;
-        tx.execute(
+        exec(
+            tx,
             "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
                     updated_at = ?3 WHERE id = ?1",
             params![id, to, clock::format(now)],
@@ -693,7 +705,8 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
         let key = violation_key(&input.subject, input.instance, &v.invariant, &v.entity);
         let detail = v.detail.to_string();
         if let Some(t) = active.remove(&key) {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE tickets SET last_seen_at = ?2, observations = observations + 1,
                         summary = ?3, detail = ?4, severity = ?5, cleared_at = NULL, updated_at = ?2
                  WHERE id = ?1",
@@ -729,7 +742,8 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
             .optional()?;
         if let Some(t) = recent {
             let to = check(&t, Transition::Reopen)?;
-            tx.execute(
+            exec(
+                tx,
                 // A new occurrence: agents get their attempts afresh.
                 "UPDATE tickets SET status = ?2, resolution = NULL, resolved_at = NULL,
                         cleared_at = NULL, occurrences = occurrences + 1, attempts = 0,
@@ -752,7 +766,8 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
             changes.push(change(&t, ChangeKind::Reopened, &v.summary));
             continue;
         }
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO tickets (violation_key, subject, instance, invariant, entity, severity,
                     status, summary, detail, opened_at, last_seen_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?8, ?9, ?9, ?9)",
@@ -814,7 +829,8 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
                 } else {
                     "the violation is gone; an agent holds the ticket"
                 };
-                tx.execute(
+                exec(
+                    tx,
                     "UPDATE tickets SET cleared_at = ?2, updated_at = ?2 WHERE id = ?1",
                     params![t.id, now],
                 )?;

@@ -59,6 +59,10 @@ pub struct DockerRuntime {
     docker: OnceCell<Docker>,
     /// Whether the kernel offers `sch_netem` (asked once, of a throwaway namespace).
     netem: OnceCell<Result<(), String>>,
+    /// Where each volume lives on the host, asked of the engine once: the monitor reads a
+    /// node's disk every cycle, and a volume's mountpoint never moves.
+    mountpoints: std::sync::Mutex<HashMap<String, PathBuf>>,
+    record: super::record::Cached<DockerRecord>,
 }
 
 impl DockerRuntime {
@@ -69,6 +73,8 @@ impl DockerRuntime {
             config,
             docker: OnceCell::new(),
             netem: OnceCell::new(),
+            mountpoints: std::sync::Mutex::new(HashMap::new()),
+            record: super::record::Cached::default(),
         }
     }
 
@@ -160,9 +166,12 @@ impl DockerRuntime {
     }
 
     fn load(&self) -> Result<DockerRecord, RuntimeError> {
-        DockerRecord::load(&self.dir())?.ok_or_else(|| RuntimeError::NotUp {
-            instance: self.instance,
-            dir: self.dir(),
+        let dir = self.dir();
+        self.record.get(&dir, || {
+            DockerRecord::load(&dir)?.ok_or_else(|| RuntimeError::NotUp {
+                instance: self.instance,
+                dir: dir.clone(),
+            })
         })
     }
 
@@ -692,8 +701,8 @@ impl DockerRuntime {
         };
         let docker = self.docker().await?;
         // Volumes may be out of reach (through the agent's proxy): then `df` it is.
-        if let Ok(v) = docker.inspect_volume(volume).await {
-            if let Some(usage) = tmpfs_usage(Path::new(&v.mountpoint)) {
+        if let Some(at) = self.mountpoint(docker, volume).await {
+            if let Some(usage) = tmpfs_usage(&at) {
                 return Ok(Some(usage));
             }
         }
@@ -704,6 +713,26 @@ impl DockerRuntime {
         )
         .await?;
         Ok(faults::parse_df(&out))
+    }
+}
+
+impl DockerRuntime {
+    async fn mountpoint(&self, docker: &Docker, volume: &str) -> Option<PathBuf> {
+        let known = self
+            .mountpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(volume)
+            .cloned();
+        if known.is_some() {
+            return known;
+        }
+        let at = PathBuf::from(docker.inspect_volume(volume).await.ok()?.mountpoint);
+        self.mountpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(volume.to_string(), at.clone());
+        Some(at)
     }
 }
 

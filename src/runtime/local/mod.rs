@@ -5,6 +5,7 @@
 pub mod ports;
 pub mod process;
 pub mod record;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub struct LocalRuntime {
     state: StateDir,
     instance: u32,
     config: LocalRuntimeConfig,
+    topology: crate::runtime::record::Cached<Topology>,
 }
 
 impl LocalRuntime {
@@ -40,7 +42,28 @@ impl LocalRuntime {
             state,
             instance,
             config,
+            topology: crate::runtime::record::Cached::default(),
         }
+    }
+
+    fn read_topology(&self) -> Result<Topology, RuntimeError> {
+        let record = self.load()?;
+        Ok(Topology {
+            subject: record.subject.clone(),
+            instance: record.instance,
+            runtime: record.runtime.clone(),
+            nodes: record
+                .nodes
+                .iter()
+                .map(|n| TopologyNode {
+                    name: n.spec.name.clone(),
+                    role: n.spec.role.clone(),
+                    address: n.spec.address(),
+                    client: n.spec.client.clone(),
+                    advertised: None,
+                })
+                .collect(),
+        })
     }
 
     pub fn host() -> &'static str {
@@ -232,6 +255,13 @@ impl Runtime for LocalRuntime {
         self.config.startup_timeout
     }
 
+    fn events(&self) -> Option<futures::stream::BoxStream<'static, super::NodeEvent>> {
+        if !self.config.events {
+            return None;
+        }
+        watch::stream(self.dir())
+    }
+
     #[instrument(skip_all, fields(instance = self.instance, subject = %plan.subject))]
     async fn up(&self, plan: ClusterPlan) -> Result<UpReport, RuntimeError> {
         let _lock = self.lock().await?;
@@ -406,23 +436,7 @@ impl Runtime for LocalRuntime {
     }
 
     fn topology(&self) -> Result<Topology, RuntimeError> {
-        let record = self.load()?;
-        Ok(Topology {
-            subject: record.subject.clone(),
-            instance: record.instance,
-            runtime: record.runtime.clone(),
-            nodes: record
-                .nodes
-                .iter()
-                .map(|n| TopologyNode {
-                    name: n.spec.name.clone(),
-                    role: n.spec.role.clone(),
-                    address: n.spec.address(),
-                    client: n.spec.client.clone(),
-                    advertised: None,
-                })
-                .collect(),
-        })
+        self.topology.get(&self.dir(), || self.read_topology())
     }
 
     async fn mechanism(&self, imp: &Impairment) -> Result<String, String> {

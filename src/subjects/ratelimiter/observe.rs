@@ -208,12 +208,13 @@ async fn probe_node(
         counters: None,
         counters_truncated: false,
     };
-    let health = http
-        .get(format!("{base}/health"))
+    // One request: health, counters and the latency histogram (see the node's `/api/state`).
+    let answer = http
+        .get(format!("{base}/api/state?max={max_keys}"))
         .timeout(timeout)
         .send()
         .await;
-    let resp = match health {
+    let resp = match answer {
         Ok(r) => r,
         Err(e) => {
             let (state, detail) = failed_request(&e, timeout);
@@ -225,52 +226,48 @@ async fn probe_node(
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     probe.probe_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
-    match serde_json::from_str::<Value>(&body) {
-        Ok(v) if status.is_success() && v["status"] == "ok" => probe.state = NodeState::Up,
-        Ok(v) => {
-            probe.state = NodeState::Degraded;
-            probe.redis_unreachable = v["redis"] == "unreachable";
-            let reason = v["reason"].as_str().unwrap_or("no reason given");
-            probe.detail = Some(format!("/health answered {status}: {reason}"));
-        }
-        Err(_) => {
+    let v = match serde_json::from_str::<Value>(&body) {
+        Ok(v) if status.is_success() && v["health"].is_object() => v,
+        _ => {
             probe.state = NodeState::Degraded;
             let snippet: String = body.chars().take(80).collect();
             probe.detail = Some(format!(
-                "/health answered {status} with something that is not JSON: {snippet:?}"
+                "/api/state answered {status} with something that is not its state: {snippet:?}"
             ));
+            return (probe, None);
         }
+    };
+    let health = &v["health"];
+    if v["healthy"] == true && health["status"] == "ok" {
+        probe.state = NodeState::Up;
+    } else {
+        probe.state = NodeState::Degraded;
+        probe.redis_unreachable = health["redis"] == "unreachable";
+        let reason = health["reason"].as_str().unwrap_or("no reason given");
+        probe.detail = Some(format!("unhealthy: {reason}"));
     }
-    let metrics = async {
-        let r = http
-            .get(format!("{base}/metrics"))
-            .timeout(timeout)
-            .send()
-            .await
-            .ok()?;
-        latency::check_histogram(&r.text().await.ok()?)
-    };
-    let counters = async {
-        let r = http
-            .get(format!("{base}/api/counters?max={max_keys}"))
-            .timeout(timeout)
-            .send()
-            .await
-            .ok()?;
-        if !r.status().is_success() {
-            return None;
-        }
-        let v: Value = r.json().await.ok()?;
-        let list: Vec<Counter> = serde_json::from_value(v["counters"].clone()).ok()?;
-        Some((list, v["truncated"].as_bool().unwrap_or(false)))
-    };
-    let (histogram, counters) = tokio::join!(metrics, counters);
-    if let Some((list, truncated)) = counters {
+    if let Ok(list) = serde_json::from_value::<Vec<Counter>>(v["counters"].clone()) {
         probe.counters = Some(list);
-        probe.counters_truncated = truncated;
+        probe.counters_truncated = v["truncated"].as_bool().unwrap_or(false);
     }
+    let histogram = histogram_of(&v["check_histogram"]);
     debug!(state = probe.state.as_str(), "probed");
     (probe, histogram)
+}
+
+/// The `/check` histogram as `/api/state` gives it: `le` bounds, then counts with `+Inf`.
+fn histogram_of(v: &Value) -> Option<latency::Buckets> {
+    let le: Vec<f64> = serde_json::from_value(v["le"].clone()).ok()?;
+    let counts: Vec<f64> = serde_json::from_value(v["counts"].clone()).ok()?;
+    if counts.len() != le.len() + 1 {
+        return None;
+    }
+    Some(
+        le.into_iter()
+            .chain(std::iter::once(f64::INFINITY))
+            .zip(counts)
+            .collect(),
+    )
 }
 
 #[tracing::instrument(level = "debug", skip(link, cfg))]
@@ -295,10 +292,24 @@ async fn probe_redis(
         disk_error: None,
     };
     let start = Instant::now();
+    // One round trip: PING, and only the INFO sections read here (Redis 7 takes several).
     let info = link
         .run(|mut c| async move {
-            let _: String = redis::cmd("PING").query_async(&mut c).await?;
-            redis::cmd("INFO").query_async::<String>(&mut c).await
+            let sections: redis::RedisResult<(String, String)> = redis::pipe()
+                .cmd("PING")
+                .cmd("INFO")
+                .arg("memory")
+                .arg("persistence")
+                .query_async(&mut c)
+                .await;
+            match sections {
+                Ok((_, info)) => Ok(info),
+                // An older Redis: everything, one section at a time being unknown to it.
+                Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
+                    redis::cmd("INFO").query_async::<String>(&mut c).await
+                }
+                Err(e) => Err(e),
+            }
         })
         .await;
     let info = match info {
@@ -341,11 +352,14 @@ async fn probe_redis(
     let max = cfg.max_keys;
     // Scanning many keys takes several round trips: allow a few timeouts' worth.
     let budget = cfg.probe_timeout * 4;
+    // Both at once: the multiplexed connection sends their commands together.
     let state = link
-        .run_within(budget, |mut c| async move {
-            let registry = redis_state::registry(&mut c, 1000).await?;
-            let counters = redis_state::counters(&mut c, defaults, max).await?;
-            Ok((registry, counters))
+        .run_within(budget, |c| async move {
+            let (mut a, mut b) = (c.clone(), c);
+            tokio::try_join!(
+                redis_state::registry(&mut a, 1000),
+                redis_state::counters(&mut b, defaults, max)
+            )
         })
         .await;
     match state {

@@ -240,22 +240,30 @@ pub async fn registry(
     max: usize,
 ) -> RedisResult<Vec<RegistryEntry>> {
     let (keys, _) = scan(conn, NODE_PATTERN, Some("hash"), max).await?;
-    let mut out = Vec::with_capacity(keys.len());
-    for key in keys {
-        let ((address, registered_at, beat), ttl): (EntryFields, i64) = redis::pipe()
-            .cmd("HMGET")
-            .arg(&key)
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Every entry's fields and TTL in one round trip.
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        pipe.cmd("HMGET")
+            .arg(key)
             .arg("address")
             .arg("registered_at")
             .arg("last_heartbeat_ms")
             .cmd("PTTL")
-            .arg(&key)
-            .query_async(conn)
-            .await?;
+            .arg(key);
+    }
+    let answers: Vec<redis::Value> = pipe.query_async(conn).await?;
+    let mut out = Vec::with_capacity(keys.len());
+    for (key, pair) in keys.iter().zip(answers.chunks(2)) {
+        let [fields, ttl] = pair else { continue };
+        let (address, registered_at, beat): EntryFields = redis::from_redis_value(fields.clone())?;
+        let ttl: i64 = redis::from_redis_value(ttl.clone())?;
         if ttl == -2 {
             continue; // expired between SCAN and now
         }
-        let id = key.strip_prefix("ratelimiter:nodes:").unwrap_or(&key);
+        let id = key.strip_prefix("ratelimiter:nodes:").unwrap_or(key);
         out.push(RegistryEntry {
             id: id.into(),
             address: address.unwrap_or_default(),

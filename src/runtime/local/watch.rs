@@ -1,0 +1,129 @@
+//! Hearing a node die when it happens, as Docker's event stream tells of a container: one
+//! pidfd per running node process (readable the moment it exits), and the instance record
+//! watched for nodes started again under new pids. Where the kernel has no pidfd, there is no
+//! stream and the monitor polls.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use futures::StreamExt;
+use futures::stream::{BoxStream, FuturesUnordered};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info_span, warn};
+
+use super::process::ProcessId;
+use super::record::{InstanceRecord, RECORD_FILE};
+use crate::runtime::NodeEvent;
+
+/// How often the record is looked at (one `stat`) for nodes started again.
+const RESCAN: Duration = Duration::from_secs(1);
+
+/// A pidfd for `pid`: readable once the process has exited.
+fn pidfd(pid: u32) -> std::io::Result<OwnedFd> {
+    let pid = nix::libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = i32::try_from(fd).map_err(std::io::Error::other)?;
+    // SAFETY: the descriptor was just returned to us and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether this kernel has pidfds.
+pub fn available() -> bool {
+    pidfd(std::process::id()).is_ok()
+}
+
+/// The deaths of `dir`'s nodes, as they happen; `None` without pidfds or a tokio runtime.
+pub fn stream(dir: PathBuf) -> Option<BoxStream<'static, NodeEvent>> {
+    if !available() {
+        warn!("this kernel has no pidfd: the monitor hears of dead nodes at its next look");
+        return None;
+    }
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    handle.spawn(watch(dir, tx).instrument(info_span!("node_watch")));
+    Some(tokio_stream_from(rx))
+}
+
+fn tokio_stream_from(mut rx: mpsc::UnboundedReceiver<NodeEvent>) -> BoxStream<'static, NodeEvent> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
+}
+
+type Exit = std::pin::Pin<Box<dyn std::future::Future<Output = (String, ProcessId)> + Send>>;
+
+async fn watch(dir: PathBuf, tx: mpsc::UnboundedSender<NodeEvent>) {
+    let mut watched: Vec<(String, ProcessId)> = Vec::new();
+    let mut exits: FuturesUnordered<Exit> = FuturesUnordered::new();
+    let mut seen: Option<SystemTime> = None;
+    loop {
+        let changed = modified(&dir);
+        if changed != seen || changed.is_none() {
+            seen = changed;
+            for (node, id) in running(&dir).await {
+                if watched.iter().any(|(n, w)| *n == node && *w == id) {
+                    continue;
+                }
+                match exit_of(node.clone(), id) {
+                    Ok(exit) => {
+                        watched.retain(|(n, _)| *n != node);
+                        watched.push((node, id));
+                        exits.push(exit);
+                    }
+                    Err(e) => debug!(%node, error = %e, "cannot watch the node"),
+                }
+            }
+        }
+        tokio::select! {
+            _ = tx.closed() => break,
+            Some((node, id)) = exits.next(), if !exits.is_empty() => {
+                watched.retain(|(n, w)| !(*n == node && *w == id));
+                if tx.send(NodeEvent { node, action: "die".into() }).is_err() {
+                    break;
+                }
+            }
+            _ = tokio::time::sleep(RESCAN) => {}
+        }
+    }
+}
+
+/// Resolves when the process exits; an error if it is not the recorded one any more.
+fn exit_of(node: String, id: ProcessId) -> std::io::Result<Exit> {
+    // SAFETY: the pidfd is owned by the AsyncFd and neither replaced nor closed while it is.
+    let fd = unsafe { AsyncFd::register(pidfd(id.pid)?)? };
+    // Opened on the pid: make sure it is still the recorded process, not a recycled pid.
+    if !id.is_alive() {
+        return Err(std::io::Error::other("the recorded process is gone"));
+    }
+    Ok(Box::pin(async move {
+        let _ = fd.readable().await;
+        (node, id)
+    }))
+}
+
+/// When the record last changed: one `stat` of a local file, cheap enough for the loop (the
+/// record itself is read off the workers, and only when this changed).
+fn modified(dir: &Path) -> Option<SystemTime> {
+    std::fs::metadata(dir.join(RECORD_FILE))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+/// The nodes the record says are running, with their processes.
+async fn running(dir: &Path) -> Vec<(String, ProcessId)> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || match InstanceRecord::load(&dir) {
+        Ok(Some(r)) => r
+            .nodes
+            .into_iter()
+            .filter_map(|n| n.process.map(|p| (n.spec.name, p)))
+            .collect(),
+        _ => Vec::new(),
+    })
+    .await
+    .unwrap_or_default()
+}
