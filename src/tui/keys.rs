@@ -53,6 +53,36 @@ pub struct Binding {
     pub action: Action,
     /// A word or two for the footer, for the keys it lists (the help lists everything).
     pub footer: Option<&'static str>,
+    /// When the key can act: the footer offers it only then, as gitui's command bar does.
+    pub when: When,
+}
+
+/// What must hold for a key to do something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Always,
+    /// A command waits for a person's answer.
+    Approval,
+    /// A fault is in effect.
+    Fault,
+}
+
+/// The state the footer's keys depend on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context {
+    pub demo: bool,
+    pub approval: bool,
+    pub fault: bool,
+}
+
+impl Context {
+    fn holds(&self, w: When) -> bool {
+        match w {
+            When::Always => true,
+            When::Approval => self.approval,
+            When::Fault => self.fault,
+        }
+    }
 }
 
 /// A binding the help lists and the footer does not.
@@ -63,6 +93,7 @@ const fn b(keys: &'static [K], label: &'static str, help: &'static str, action: 
         help,
         action,
         footer: None,
+        when: When::Always,
     }
 }
 
@@ -80,7 +111,13 @@ const fn f(
         help,
         action,
         footer: Some(short),
+        when: When::Always,
     }
+}
+
+/// A footer binding that can act only when `when` holds.
+const fn only(when: When, binding: Binding) -> Binding {
+    Binding { when, ..binding }
 }
 
 use Action::*;
@@ -163,27 +200,39 @@ pub const TICKETS: &[Binding] = &[
 ];
 
 pub const AGENT: &[Binding] = &[
-    f(
-        &[Ch('y')],
-        "y",
-        "approve the waiting command",
-        Approve,
-        "approve",
+    only(
+        When::Approval,
+        f(
+            &[Ch('y')],
+            "y",
+            "approve the waiting command",
+            Approve,
+            "approve",
+        ),
     ),
-    f(
-        &[Ch('n')],
-        "n",
-        "veto it, with a reason for the model",
-        Veto,
-        "veto",
+    only(
+        When::Approval,
+        f(
+            &[Ch('n')],
+            "n",
+            "veto it, with a reason for the model",
+            Veto,
+            "veto",
+        ),
     ),
-    f(&[Ch('e')], "e", "edit it, then run the edit", Edit, "edit"),
-    f(
-        &[Ch('a')],
-        "a",
-        "run it and always allow its prefix",
-        AlwaysAllow,
-        "always",
+    only(
+        When::Approval,
+        f(&[Ch('e')], "e", "edit it, then run the edit", Edit, "edit"),
+    ),
+    only(
+        When::Approval,
+        f(
+            &[Ch('a')],
+            "a",
+            "run it and always allow its prefix",
+            AlwaysAllow,
+            "always",
+        ),
     ),
     f(
         &[Ch('i')],
@@ -232,19 +281,25 @@ pub const CHAOS: &[Binding] = &[
         Inject,
         "inject",
     ),
-    f(
-        &[Ch('h')],
-        "h",
-        "heal the selected active fault",
-        Heal,
-        "heal",
+    only(
+        When::Fault,
+        f(
+            &[Ch('h')],
+            "h",
+            "heal the selected active fault",
+            Heal,
+            "heal",
+        ),
     ),
-    f(
-        &[Ch('H')],
-        "H",
-        "heal every active fault",
-        HealAll,
-        "heal all",
+    only(
+        When::Fault,
+        f(
+            &[Ch('H')],
+            "H",
+            "heal every active fault",
+            HealAll,
+            "heal all",
+        ),
     ),
 ];
 
@@ -293,13 +348,14 @@ pub fn action(tab: Tab, demo: bool, ev: &KeyEvent) -> Option<Action> {
         .map(|bnd| bnd.action)
 }
 
-/// The footer's keys for a tab: `(label, what)`.
-pub fn footer(tab: Tab, demo: bool) -> Vec<(&'static str, &'static str)> {
-    let demo_keys: &[Binding] = if demo { DEMO } else { &[] };
+/// The footer's keys for a tab, those that can act now: `(label, what)`.
+pub fn footer(tab: Tab, now: Context) -> Vec<(&'static str, &'static str)> {
+    let demo_keys: &[Binding] = if now.demo { DEMO } else { &[] };
     demo_keys
         .iter()
         .chain(tab_bindings(tab))
         .chain(GLOBAL)
+        .filter(|b| now.holds(b.when))
         .filter_map(|b| b.footer.map(|s| (b.label, s)))
         .collect()
 }
@@ -360,7 +416,33 @@ mod tests {
             for (_, label, _) in help(tab, false) {
                 assert!(!label.is_empty());
             }
-            assert!(footer(tab, false).iter().any(|(l, _)| *l == "q"));
+            assert!(
+                footer(tab, Context::default())
+                    .iter()
+                    .any(|(l, _)| *l == "q")
+            );
         }
+        // A key is offered only when it can act.
+        let idle = footer(Tab::Agent, Context::default());
+        assert!(!idle.iter().any(|(l, _)| *l == "y"), "{idle:?}");
+        let waiting = Context {
+            approval: true,
+            ..Context::default()
+        };
+        let keys: Vec<_> = footer(Tab::Agent, waiting)
+            .into_iter()
+            .map(|(l, _)| l)
+            .collect();
+        assert!(keys.starts_with(&["y", "n", "e", "a"]), "{keys:?}");
+        assert!(
+            !footer(Tab::Chaos, Context::default())
+                .iter()
+                .any(|(l, _)| *l == "h")
+        );
+        let fault = Context {
+            fault: true,
+            ..Context::default()
+        };
+        assert!(footer(Tab::Chaos, fault).iter().any(|(l, _)| *l == "h"));
     }
 }

@@ -370,9 +370,21 @@ fn overlays_and_small_screens() {
         body: "`redis-server` was not found. Install Redis.\n\nr: try again   q: quit".into(),
     });
     snap!("cluster_cannot_start", a);
-    let mut a = fixtures::app(false, None);
-    a.size = (80, 24);
-    snap!("cluster_80x24", a);
+}
+
+/// Every tab at the sizes people use: nothing the person needs may be cut at any of them.
+#[test]
+fn every_tab_at_every_size() {
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        for tab in Tab::ALL {
+            // The richest state: a node down, a command waiting, a fault in effect.
+            let mut a = fixtures::app(true, Some(Stage::Waiting));
+            a.faults = fixtures::big(0, 0).faults;
+            a.size = (w, h);
+            a.tab = tab;
+            snap!(format!("{}_{w}x{h}", tab.title().to_lowercase()), a);
+        }
+    }
 }
 
 #[test]

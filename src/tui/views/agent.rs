@@ -7,7 +7,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use super::fold;
+use super::{fold, wrap};
 use crate::agent::audit::Kind;
 use crate::tui::app::App;
 use crate::tui::session_view::{CardStatus, Item, SessionView, ToolCard};
@@ -67,44 +67,18 @@ fn draw_head(f: &mut Frame, app: &App, s: &SessionView, area: Rect) {
     } else {
         ""
     };
-    let line = Line::from(vec![
+    let mut spans = vec![
         Span::styled(format!(" session {} ({pos} of {n})", s.id), th.bold()),
-        Span::raw(format!(" · ticket #{} · {} · ", s.ticket_id, s.label)),
+        Span::raw(format!(" · ticket #{} · ", s.ticket_id)),
         state,
         Span::styled(format!(" · {} tokens{cost}{follow}", s.tokens), th.dim()),
-    ]);
-    f.render_widget(Paragraph::new(line), area);
-}
-
-/// Word-wraps `text` to `width` columns (by characters).
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(10);
-    let mut out = Vec::new();
-    for raw in text.lines() {
-        let mut line = String::new();
-        for word in raw.split(' ') {
-            let need = if line.is_empty() {
-                word.chars().count()
-            } else {
-                line.chars().count() + 1 + word.chars().count()
-            };
-            if need > width && !line.is_empty() {
-                out.push(std::mem::take(&mut line));
-            }
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(word);
-            while line.chars().count() > width {
-                let head: String = line.chars().take(width).collect();
-                let tail: String = line.chars().skip(width).collect();
-                out.push(head);
-                line = tail;
-            }
-        }
-        out.push(line);
+    ];
+    // Which model it is goes last, and only where it fits: the rest is what happens.
+    let label = format!(" · {}", s.label);
+    if Line::from(spans.clone()).width() + label.chars().count() <= usize::from(area.width) {
+        spans.push(Span::styled(label, th.dim()));
     }
-    out
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
 /// `said`: the text the model wrote just before the call; reasoning that only repeats it is
@@ -342,16 +316,4 @@ fn draw_approval(f: &mut Frame, app: &App, area: Rect) {
             .wrap(Wrap { trim: false }),
         area,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap;
-
-    #[test]
-    fn wraps_words_and_cuts_long_ones() {
-        assert_eq!(wrap("aaa bbb ccc", 10), ["aaa bbb", "ccc"]);
-        assert_eq!(wrap("x".repeat(25).as_str(), 10).len(), 3);
-        assert_eq!(wrap("a\nb", 10), ["a", "b"]);
-    }
 }

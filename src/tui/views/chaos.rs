@@ -3,18 +3,38 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, List, ListItem, ListState, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{
+    Block, Cell, List, ListItem, ListState, Paragraph, Row, Table, TableState, Wrap,
+};
 
 use crate::chaos::FaultKind;
 use crate::tui::app::{App, ChaosPane};
 
+/// Lines under the fault list for the chosen fault's description.
+const DESCRIPTION_LINES: u16 = 2;
+
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let th = app.theme;
     let rows = u16::try_from(FaultKind::ALL.len()).unwrap_or(u16::MAX);
-    let [top, active] =
-        Layout::vertical([Constraint::Length(rows + 2), Constraint::Min(4)]).areas(area);
-    let [faults, targets] =
-        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(top);
+    // The list, then the chosen fault's whole description under it (the list cuts them).
+    let [top, active] = Layout::vertical([
+        Constraint::Length(rows + 2 + DESCRIPTION_LINES),
+        Constraint::Min(4),
+    ])
+    .areas(area);
+    let targets_w = app
+        .targets()
+        .iter()
+        .map(|t| t.chars().count())
+        .fold(12, usize::max)
+        + 1
+        + "unresponsive".len()
+        + 2;
+    let [faults, targets] = Layout::horizontal([
+        Constraint::Fill(1),
+        Constraint::Length(u16::try_from(targets_w).unwrap_or(u16::MAX)),
+    ])
+    .areas(top);
     let border = |pane: ChaosPane| {
         if app.chaos_pane == pane {
             th.title()
@@ -23,26 +43,46 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         }
     };
 
+    let block = Block::bordered()
+        .title(" Fault ")
+        .border_style(border(ChaosPane::Faults));
+    let inner = block.inner(faults);
+    f.render_widget(block, faults);
+    let [list_area, about] = Layout::vertical([
+        Constraint::Length(rows),
+        Constraint::Length(DESCRIPTION_LINES),
+    ])
+    .areas(inner);
+    let name_w = FaultKind::ALL
+        .iter()
+        .map(|k| k.as_str().len())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let desc_w = usize::from(inner.width).saturating_sub(name_w);
     let items: Vec<ListItem> = FaultKind::ALL
         .iter()
         .map(|k| {
             ListItem::new(Line::from(vec![
-                Span::styled(format!("{:<18}", k.as_str()), th.bold()),
-                Span::styled(k.description(), th.dim()),
+                Span::styled(format!("{:<name_w$}", k.as_str()), th.bold()),
+                Span::styled(super::cut(k.description(), desc_w), th.dim()),
             ]))
         })
         .collect();
-    let list = List::new(items)
-        .block(
-            Block::bordered()
-                .title(" Fault ")
-                .border_style(border(ChaosPane::Faults)),
-        )
-        .highlight_style(th.selected());
+    let list = List::new(items).highlight_style(th.selected());
     f.render_stateful_widget(
         list,
-        faults,
+        list_area,
         &mut ListState::default().with_selected(Some(app.fault_sel)),
+    );
+    let chosen = FaultKind::ALL[app.fault_sel.min(FaultKind::ALL.len() - 1)];
+    f.render_widget(
+        Paragraph::new(Span::styled(
+            format!("{}: {}", chosen.as_str(), chosen.description()),
+            th.plain(),
+        ))
+        .wrap(Wrap { trim: true }),
+        about,
     );
 
     let snap = app.cycle.as_ref().and_then(|c| c.snapshot.as_ref());

@@ -110,18 +110,30 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
             if up < total { th.bad() } else { th.warn() },
         )
     };
-    let status = Line::from(vec![
+    let mut status = vec![
         Span::styled(format!(" {} #{} ", app.subject, app.instance), th.bold()),
         health,
-        Span::styled(
-            format!(" · agent: {} · mode {}", app.agent_label, app.mode.as_str()),
-            th.dim(),
-        ),
-        Span::styled(
-            if app.load_running { " · load on" } else { "" },
-            th.accent(),
-        ),
-    ]);
+    ];
+    if app.load_running {
+        status.push(Span::styled(" · load on", th.accent()));
+    }
+    status.push(Span::styled(
+        format!(" · mode {}", app.mode.as_str()),
+        th.dim(),
+    ));
+    // The agent's label goes first when the line is too narrow: the rest says what is wrong.
+    let room = usize::from(area.width).saturating_sub(Line::from(status.clone()).width());
+    let backend = app.agent_label.split(' ').next().unwrap_or_default();
+    if let Some(agent) = [
+        format!(" · agent: {}", app.agent_label),
+        format!(" · agent: {backend}"),
+    ]
+    .into_iter()
+    .find(|a| a.chars().count() <= room)
+    {
+        status.push(Span::styled(agent, th.dim()));
+    }
+    let status = Line::from(status);
     let [tabs, line] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
     f.render_widget(Paragraph::new(Line::from(spans)), tabs);
     f.render_widget(Paragraph::new(status), line);
@@ -173,10 +185,12 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let mut spans = vec![Span::raw(" ")];
-    for (i, (key, what)) in keys::footer(app.tab, app.demo.is_some())
-        .into_iter()
-        .enumerate()
-    {
+    let now = keys::Context {
+        demo: app.demo.is_some(),
+        approval: !app.approvals.is_empty(),
+        fault: app.live_faults() > 0,
+    };
+    for (i, (key, what)) in keys::footer(app.tab, now).into_iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled("  ", th.dim()));
         }
@@ -196,4 +210,59 @@ pub(super) fn fold(text: &str, n: usize) -> (Vec<String>, usize) {
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     let more = lines.len().saturating_sub(n);
     (lines.into_iter().take(n).collect(), more)
+}
+
+/// Word-wraps `text` to `width` columns (by characters).
+pub(super) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(10);
+    let mut out = Vec::new();
+    for raw in text.lines() {
+        let mut line = String::new();
+        for word in raw.split(' ') {
+            let need = if line.is_empty() {
+                word.chars().count()
+            } else {
+                line.chars().count() + 1 + word.chars().count()
+            };
+            if need > width && !line.is_empty() {
+                out.push(std::mem::take(&mut line));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+            while line.chars().count() > width {
+                let head: String = line.chars().take(width).collect();
+                let tail: String = line.chars().skip(width).collect();
+                out.push(head);
+                line = tail;
+            }
+        }
+        out.push(line);
+    }
+    out
+}
+
+/// `text` cut to `width` columns, ending in `…` when cut.
+pub(super) fn cut(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cut, wrap};
+
+    #[test]
+    fn wraps_words_and_cuts_long_ones() {
+        assert_eq!(wrap("aaa bbb ccc", 10), ["aaa bbb", "ccc"]);
+        assert_eq!(wrap("x".repeat(25).as_str(), 10).len(), 3);
+        assert_eq!(wrap("a\nb", 10), ["a", "b"]);
+        assert_eq!(cut("ratelimiter-2", 8), "ratelim…");
+        assert_eq!(cut("redis", 8), "redis");
+    }
 }

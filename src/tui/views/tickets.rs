@@ -35,17 +35,31 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
         );
         return;
     }
-    let rows = visible.iter().map(|t| {
-        let status = match (t.resolution, t.held) {
+    let statuses: Vec<String> = visible
+        .iter()
+        .map(|t| match (t.resolution, t.held) {
             (Some(r), _) => format!("resolved ({})", r.as_str()),
             (None, true) => format!("{} (held)", t.status),
             (None, false) => t.status.to_string(),
-        };
+        })
+        .collect();
+    // Each column as wide as what it holds; only the invariant's name gives way (its
+    // entity says which node, the detail says the rest).
+    let widest = |it: &mut dyn Iterator<Item = usize>, min: usize| {
+        u16::try_from(it.fold(min, usize::max)).unwrap_or(u16::MAX)
+    };
+    let id_w = widest(&mut visible.iter().map(|t| t.id.to_string().len() + 1), 2);
+    let status_w = widest(&mut statuses.iter().map(|s| s.chars().count()), 6);
+    let entity_w = widest(&mut visible.iter().map(|t| t.entity.chars().count()), 6);
+    let fixed = id_w + status_w + 8 + entity_w + 4 + 3 + 6;
+    let invariant_w = widest(&mut visible.iter().map(|t| t.invariant.len()), 9)
+        .min(block.inner(area).width.saturating_sub(fixed).max(9));
+    let rows = visible.iter().zip(statuses).map(|(t, status)| {
         Row::new(vec![
             Cell::from(format!("#{}", t.id)),
             Cell::from(status).style(th.status(t.status)),
             Cell::from(t.severity.as_str()).style(th.severity(t.severity)),
-            Cell::from(t.invariant.clone()),
+            Cell::from(super::cut(&t.invariant, usize::from(invariant_w))),
             Cell::from(t.entity.clone()),
             Cell::from(ago(app, t.opened_at)).style(th.dim()),
             Cell::from(t.occurrences.to_string()).style(th.dim()),
@@ -54,13 +68,13 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
     let table = Table::new(
         rows,
         [
-            Constraint::Length(5),
-            Constraint::Length(22),
+            Constraint::Length(id_w),
+            Constraint::Length(status_w),
             Constraint::Length(8),
-            Constraint::Length(19),
-            Constraint::Fill(1),
+            Constraint::Length(invariant_w),
+            Constraint::Length(entity_w),
             Constraint::Length(4),
-            Constraint::Length(3),
+            Constraint::Fill(1),
         ],
     )
     .header(
