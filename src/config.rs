@@ -726,31 +726,35 @@ pub fn remember_allowed(path: &Path, prefix: &str) -> Result<(), String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let edited = with_allowed(&text, prefix).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(path, edited).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `text` (a config file) with `prefix` in `agent.policy.allow`, all else as it was.
+pub fn with_allowed(text: &str, prefix: &str) -> Result<String, String> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
     let agent = doc
         .entry("agent")
         .or_insert(toml_edit::table())
         .as_table_mut()
-        .ok_or_else(|| format!("{}: `agent` is not a table", path.display()))?;
+        .ok_or("`agent` is not a table")?;
     let policy = agent
         .entry("policy")
         .or_insert(toml_edit::table())
         .as_table_mut()
-        .ok_or_else(|| format!("{}: `agent.policy` is not a table", path.display()))?;
+        .ok_or("`agent.policy` is not a table")?;
     let allow = policy
         .entry("allow")
         .or_insert(toml_edit::value(toml_edit::Array::new()))
         .as_array_mut()
-        .ok_or_else(|| format!("{}: `agent.policy.allow` is not a list", path.display()))?;
+        .ok_or("`agent.policy.allow` is not a list")?;
     if !allow.iter().any(|v| v.as_str() == Some(prefix)) {
         allow.push(prefix);
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    std::fs::write(path, doc.to_string()).map_err(|e| format!("{}: {e}", path.display()))
+    Ok(doc.to_string())
 }
 
 fn line_at(text: &str, offset: usize) -> usize {

@@ -13,6 +13,7 @@ pub mod load;
 pub mod logging;
 pub mod monitor;
 pub mod paths;
+pub mod properties;
 pub mod runtime;
 pub mod shutdown;
 pub mod store;

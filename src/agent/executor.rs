@@ -133,6 +133,22 @@ pub(crate) async fn drain(mut r: impl AsyncRead + Unpin, limit: usize) -> HeadTa
     buf
 }
 
+/// The shell the command runs under: it leads the command's process group and waits for it;
+/// told that the agent died (the kernel sends it SIGTERM, `PR_SET_PDEATHSIG`), it kills the
+/// whole group, so no command an agent started outlives the agent, even one killed with
+/// SIGKILL. `wait` gives the command's own status. `$0` is the shell, `$1` the command.
+const GUARD_BASH: &str = r#"trap 'kill -KILL 0' TERM; "$0" --noprofile --norc -c "$1" & wait $!"#;
+const GUARD_SH: &str = r#"trap 'kill -KILL 0' TERM; "$0" -c "$1" & wait $!"#;
+
+/// Kills a process group when dropped.
+struct KillGroup(Pid);
+
+impl Drop for KillGroup {
+    fn drop(&mut self) {
+        let _ = killpg(self.0, Signal::SIGKILL);
+    }
+}
+
 /// Runs commands as local subprocesses.
 #[derive(Debug, Clone)]
 pub struct LocalExecutor {
@@ -218,10 +234,13 @@ impl Executor for LocalExecutor {
     async fn run(&self, command: &str, timeout: Duration) -> Result<ExecOutput, ExecError> {
         let start = Instant::now();
         let mut cmd = tokio::process::Command::new(&self.shell);
-        if self.shell.ends_with("bash") {
+        let bash = self.shell.ends_with("bash");
+        if bash {
             cmd.args(["--noprofile", "--norc"]);
         }
         cmd.arg("-c")
+            .arg(if bash { GUARD_BASH } else { GUARD_SH })
+            .arg(&self.shell)
             .arg(command)
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -231,8 +250,24 @@ impl Executor for LocalExecutor {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        let agent = nix::unistd::getpid().as_raw();
+        // SAFETY: between fork and exec only async-signal-safe calls: prctl and getppid.
+        unsafe {
+            cmd.pre_exec(move || {
+                if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The agent may have died before the line above: then nobody would tell.
+                if nix::libc::getppid() != agent {
+                    return Err(std::io::Error::other("the agent is gone"));
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
         let pgid = child.id().map(|p| Pid::from_raw(p as i32));
+        // Dropped before the end (the session stopped): the whole group goes, not the guard.
+        let _group = pgid.map(KillGroup);
         let out = child
             .stdout
             .take()

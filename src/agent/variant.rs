@@ -44,12 +44,20 @@ pub enum VariantError {
 
 impl Variant {
     pub fn load(path: &Path) -> Result<Self, VariantError> {
+        let text = std::fs::read_to_string(path).map_err(|e| VariantError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// A variant from its text; `path` names it in errors and anchors `system_prompt_file`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, VariantError> {
         let bad = |message: String| VariantError::Invalid {
             path: path.to_path_buf(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let mut v: Variant = serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let mut v: Variant = serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
         if v.name.trim().is_empty() {
             return Err(bad("`name` is required".into()));
         }

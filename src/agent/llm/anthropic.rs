@@ -409,46 +409,70 @@ impl Anthropic {
         if resp.status().as_u16() != 200 {
             return Err(Failure::from_response(resp).await);
         }
-        let mut stream = resp.bytes_stream().eventsource();
-        let mut state = StreamState::default();
-        while let Some(item) = stream.next().await {
-            let event = match item {
-                Ok(e) => e,
-                Err(EventStreamError::Transport(e)) => {
-                    return Err(Failure::cut(crate::runtime::health::error_chain(&e)));
-                }
-                Err(e) => return Err(Failure::protocol(format!("malformed event stream: {e}"))),
-            };
-            let data: Value = serde_json::from_str(&event.data).map_err(|e| {
-                Failure::protocol(format!(
-                    "malformed `{}` event: {e}: {}",
-                    event.event,
-                    event.data.chars().take(200).collect::<String>()
-                ))
-            })?;
-            state.on_event(&data, events)?;
-            if state.finished {
-                break;
-            }
-        }
-        if !state.finished {
-            return Err(Failure::cut("the stream ended before message_stop"));
-        }
-        let stop = state
-            .stop
-            .ok_or_else(|| Failure::protocol("message_stop without a stop_reason"))?;
-        if !state.blocks.is_empty() {
-            return Err(Failure::protocol(
-                "message_stop with content blocks still open",
-            ));
-        }
-        let _ = events.send(ModelEvent::Stop(stop.clone()));
-        Ok(Turn {
-            blocks: state.done,
-            stop_reason: stop,
-            usage: state.usage,
-        })
+        read_stream(resp.bytes_stream(), events).await
     }
+}
+
+/// Reads one streamed answer, whatever carries its bytes: the HTTP body, or a recording.
+async fn read_stream<B, E>(
+    bytes: impl futures::Stream<Item = Result<B, E>> + Unpin,
+    events: &UnboundedSender<ModelEvent>,
+) -> Result<Turn, Failure>
+where
+    B: AsRef<[u8]>,
+    E: std::error::Error,
+{
+    let mut stream = bytes.eventsource();
+    let mut state = StreamState::default();
+    while let Some(item) = stream.next().await {
+        let event = match item {
+            Ok(e) => e,
+            Err(EventStreamError::Transport(e)) => {
+                return Err(Failure::cut(crate::runtime::health::error_chain(&e)));
+            }
+            Err(e) => return Err(Failure::protocol(format!("malformed event stream: {e}"))),
+        };
+        let data: Value = serde_json::from_str(&event.data).map_err(|e| {
+            Failure::protocol(format!(
+                "malformed `{}` event: {e}: {}",
+                event.event,
+                event.data.chars().take(200).collect::<String>()
+            ))
+        })?;
+        state.on_event(&data, events)?;
+        if state.finished {
+            break;
+        }
+    }
+    if !state.finished {
+        return Err(Failure::cut("the stream ended before message_stop"));
+    }
+    let stop = state
+        .stop
+        .ok_or_else(|| Failure::protocol("message_stop without a stop_reason"))?;
+    if !state.blocks.is_empty() {
+        return Err(Failure::protocol(
+            "message_stop with content blocks still open",
+        ));
+    }
+    let _ = events.send(ModelEvent::Stop(stop.clone()));
+    Ok(Turn {
+        blocks: state.done,
+        stop_reason: stop,
+        usage: state.usage,
+    })
+}
+
+/// Decodes a recorded stream delivered in `chunks` (cut anywhere, as the network may), for
+/// tests and fuzzing: the same code the live path runs.
+pub fn decode_recorded(chunks: &[&[u8]]) -> Result<Turn, ModelError> {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let bytes = futures::stream::iter(
+        chunks
+            .iter()
+            .map(|c| Ok::<_, std::convert::Infallible>(c.to_vec())),
+    );
+    futures::executor::block_on(read_stream(bytes, &tx)).map_err(Failure::into_error)
 }
 
 #[async_trait]

@@ -161,137 +161,161 @@ impl OpenAi {
         if resp.status().as_u16() != 200 {
             return Err(Failure::from_response(resp).await);
         }
-        let mut stream = resp.bytes_stream().eventsource();
-        let mut text = String::new();
-        let mut thinking = String::new();
-        let mut calls: BTreeMap<u64, PartialCall> = BTreeMap::new();
-        let mut finish: Option<String> = None;
-        let mut usage = Usage::default();
-        let mut done = false;
-        while let Some(item) = stream.next().await {
-            let event = match item {
-                Ok(e) => e,
-                Err(EventStreamError::Transport(e)) => {
-                    return Err(Failure::cut(crate::runtime::health::error_chain(&e)));
-                }
-                Err(e) => return Err(Failure::protocol(format!("malformed event stream: {e}"))),
-            };
-            if event.data.trim() == "[DONE]" {
-                done = true;
-                break;
-            }
-            let chunk: Value = serde_json::from_str(&event.data).map_err(|e| {
-                Failure::protocol(format!(
-                    "malformed chunk: {e}: {}",
-                    event.data.chars().take(200).collect::<String>()
-                ))
-            })?;
-            if let Some(err) = chunk.get("error") {
-                let message = err["message"]
-                    .as_str()
-                    .unwrap_or("unknown error")
-                    .to_string();
-                return Err(Failure::Fatal(ModelError::Stream {
-                    kind: err["type"].as_str().unwrap_or("error").to_string(),
-                    message,
-                }));
-            }
-            if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
-                usage.input_tokens = u["prompt_tokens"].as_u64().unwrap_or(0);
-                usage.output_tokens = u["completion_tokens"].as_u64().unwrap_or(0);
-                let _ = events.send(ModelEvent::Usage(usage));
-            }
-            let Some(choice) = chunk["choices"].get(0) else {
-                continue;
-            };
-            let delta = &choice["delta"];
-            if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-                text.push_str(t);
-                let _ = events.send(ModelEvent::TextDelta { text: t.into() });
-            }
-            let reasoning = delta["reasoning_content"]
-                .as_str()
-                .or_else(|| delta["reasoning"].as_str());
-            if let Some(t) = reasoning.filter(|t| !t.is_empty()) {
-                thinking.push_str(t);
-                let _ = events.send(ModelEvent::ThinkingDelta { thinking: t.into() });
-            }
-            if let Some(tc) = delta["tool_calls"].as_array() {
-                for c in tc {
-                    let index = c["index"].as_u64().unwrap_or(0);
-                    let p = calls.entry(index).or_default();
-                    if let Some(id) = c["id"].as_str() {
-                        p.id = id.into();
-                    }
-                    if let Some(n) = c["function"]["name"].as_str() {
-                        p.name.push_str(n);
-                    }
-                    if let Some(a) = c["function"]["arguments"].as_str() {
-                        p.arguments.push_str(a);
-                    }
-                }
-            }
-            if let Some(f) = choice["finish_reason"].as_str() {
-                finish = Some(f.to_string());
-            }
-        }
-        if !done {
-            return Err(Failure::cut("the stream ended before [DONE]"));
-        }
-        let finish =
-            finish.ok_or_else(|| Failure::protocol("the stream ended without a finish_reason"))?;
-        let mut blocks = Vec::new();
-        if !thinking.is_empty() {
-            // Local models' reasoning has no signature; it is shown, never sent back.
-            blocks.push(AssistantBlock::Thinking {
-                thinking,
-                signature: String::new(),
-            });
-        }
-        if !text.is_empty() {
-            blocks.push(AssistantBlock::Text { text });
-        }
-        for (i, c) in calls {
-            let input: Value = if c.arguments.trim().is_empty() {
-                json!({})
-            } else {
-                serde_json::from_str(&c.arguments).map_err(|e| {
-                    Failure::protocol(format!(
-                        "the arguments of tool call {} ({}) are not valid JSON: {e}",
-                        c.name, c.id
-                    ))
-                })?
-            };
-            let id = if c.id.is_empty() {
-                format!("call_{i}")
-            } else {
-                c.id
-            };
-            let _ = events.send(ModelEvent::ToolCall(ToolCall {
-                id: id.clone(),
-                name: c.name.clone(),
-                input: input.clone(),
-            }));
-            blocks.push(AssistantBlock::ToolUse {
-                id,
-                name: c.name,
-                input,
-            });
-        }
-        let stop = match finish.as_str() {
-            "stop" => StopReason::EndTurn,
-            "tool_calls" | "function_call" => StopReason::ToolUse,
-            "length" => StopReason::MaxTokens,
-            "content_filter" => StopReason::Refusal,
-            other => StopReason::Other(other.to_string()),
-        };
-        let _ = events.send(ModelEvent::Stop(stop.clone()));
-        Ok(Turn {
-            blocks,
-            stop_reason: stop,
-            usage,
-        })
+        read_stream(resp.bytes_stream(), events).await
     }
+}
+
+/// Reads one streamed answer, whatever carries its bytes: the HTTP body, or a recording.
+async fn read_stream<B, E>(
+    bytes: impl futures::Stream<Item = Result<B, E>> + Unpin,
+    events: &UnboundedSender<ModelEvent>,
+) -> Result<Turn, Failure>
+where
+    B: AsRef<[u8]>,
+    E: std::error::Error,
+{
+    let mut stream = bytes.eventsource();
+    let mut text = String::new();
+    let mut thinking = String::new();
+    let mut calls: BTreeMap<u64, PartialCall> = BTreeMap::new();
+    let mut finish: Option<String> = None;
+    let mut usage = Usage::default();
+    let mut done = false;
+    while let Some(item) = stream.next().await {
+        let event = match item {
+            Ok(e) => e,
+            Err(EventStreamError::Transport(e)) => {
+                return Err(Failure::cut(crate::runtime::health::error_chain(&e)));
+            }
+            Err(e) => return Err(Failure::protocol(format!("malformed event stream: {e}"))),
+        };
+        if event.data.trim() == "[DONE]" {
+            done = true;
+            break;
+        }
+        let chunk: Value = serde_json::from_str(&event.data).map_err(|e| {
+            Failure::protocol(format!(
+                "malformed chunk: {e}: {}",
+                event.data.chars().take(200).collect::<String>()
+            ))
+        })?;
+        if let Some(err) = chunk.get("error") {
+            let message = err["message"]
+                .as_str()
+                .unwrap_or("unknown error")
+                .to_string();
+            return Err(Failure::Fatal(ModelError::Stream {
+                kind: err["type"].as_str().unwrap_or("error").to_string(),
+                message,
+            }));
+        }
+        if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
+            usage.input_tokens = u["prompt_tokens"].as_u64().unwrap_or(0);
+            usage.output_tokens = u["completion_tokens"].as_u64().unwrap_or(0);
+            let _ = events.send(ModelEvent::Usage(usage));
+        }
+        let Some(choice) = chunk["choices"].get(0) else {
+            continue;
+        };
+        let delta = &choice["delta"];
+        if let Some(t) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            text.push_str(t);
+            let _ = events.send(ModelEvent::TextDelta { text: t.into() });
+        }
+        let reasoning = delta["reasoning_content"]
+            .as_str()
+            .or_else(|| delta["reasoning"].as_str());
+        if let Some(t) = reasoning.filter(|t| !t.is_empty()) {
+            thinking.push_str(t);
+            let _ = events.send(ModelEvent::ThinkingDelta { thinking: t.into() });
+        }
+        if let Some(tc) = delta["tool_calls"].as_array() {
+            for c in tc {
+                let index = c["index"].as_u64().unwrap_or(0);
+                let p = calls.entry(index).or_default();
+                if let Some(id) = c["id"].as_str() {
+                    p.id = id.into();
+                }
+                if let Some(n) = c["function"]["name"].as_str() {
+                    p.name.push_str(n);
+                }
+                if let Some(a) = c["function"]["arguments"].as_str() {
+                    p.arguments.push_str(a);
+                }
+            }
+        }
+        if let Some(f) = choice["finish_reason"].as_str() {
+            finish = Some(f.to_string());
+        }
+    }
+    if !done {
+        return Err(Failure::cut("the stream ended before [DONE]"));
+    }
+    let finish =
+        finish.ok_or_else(|| Failure::protocol("the stream ended without a finish_reason"))?;
+    let mut blocks = Vec::new();
+    if !thinking.is_empty() {
+        // Local models' reasoning has no signature; it is shown, never sent back.
+        blocks.push(AssistantBlock::Thinking {
+            thinking,
+            signature: String::new(),
+        });
+    }
+    if !text.is_empty() {
+        blocks.push(AssistantBlock::Text { text });
+    }
+    for (i, c) in calls {
+        let input: Value = if c.arguments.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(&c.arguments).map_err(|e| {
+                Failure::protocol(format!(
+                    "the arguments of tool call {} ({}) are not valid JSON: {e}",
+                    c.name, c.id
+                ))
+            })?
+        };
+        let id = if c.id.is_empty() {
+            format!("call_{i}")
+        } else {
+            c.id
+        };
+        let _ = events.send(ModelEvent::ToolCall(ToolCall {
+            id: id.clone(),
+            name: c.name.clone(),
+            input: input.clone(),
+        }));
+        blocks.push(AssistantBlock::ToolUse {
+            id,
+            name: c.name,
+            input,
+        });
+    }
+    let stop = match finish.as_str() {
+        "stop" => StopReason::EndTurn,
+        "tool_calls" | "function_call" => StopReason::ToolUse,
+        "length" => StopReason::MaxTokens,
+        "content_filter" => StopReason::Refusal,
+        other => StopReason::Other(other.to_string()),
+    };
+    let _ = events.send(ModelEvent::Stop(stop.clone()));
+    Ok(Turn {
+        blocks,
+        stop_reason: stop,
+        usage,
+    })
+}
+
+/// Decodes a recorded stream delivered in `chunks` (cut anywhere, as the network may), for
+/// tests and fuzzing: the same code the live path runs.
+pub fn decode_recorded(chunks: &[&[u8]]) -> Result<Turn, ModelError> {
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let bytes = futures::stream::iter(
+        chunks
+            .iter()
+            .map(|c| Ok::<_, std::convert::Infallible>(c.to_vec())),
+    );
+    futures::executor::block_on(read_stream(bytes, &tx)).map_err(Failure::into_error)
 }
 
 #[async_trait]

@@ -19,6 +19,13 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The error, whether or not it would be retried.
+    pub fn into_error(self) -> ModelError {
+        match self {
+            Self::Retry { error, .. } | Self::Fatal(error) => error,
+        }
+    }
+
     pub fn protocol(msg: impl Into<String>) -> Self {
         Self::Fatal(ModelError::Protocol(msg.into()))
     }

@@ -77,15 +77,40 @@ pub fn walk_source(policy: &Policy, src: &str, depth: u32, found: &mut Findings)
     if src.trim().is_empty() {
         return;
     }
-    let mut parser = Parser::new(Cursor::new(src), &options());
-    match parser.parse_program() {
-        Ok(program) => {
+    if oversized_fd(src) {
+        // brush-parser panics on these (fuzzing found it); bash refuses them too.
+        found.mark(
+            Class::Denied,
+            "a redirection's file descriptor number is too large",
+        );
+        return;
+    }
+    // The parser is not ours: should it panic on some other input, that command is denied
+    // rather than the agent brought down.
+    let parsed =
+        std::panic::catch_unwind(|| Parser::new(Cursor::new(src), &options()).parse_program());
+    match parsed {
+        Ok(Ok(program)) => {
             for list in &program.complete_commands {
                 walk_list(policy, list, depth, found);
             }
         }
-        Err(e) => found.mark(Class::Denied, format!("cannot parse it as shell: {e}")),
+        Ok(Err(e)) => found.mark(Class::Denied, format!("cannot parse it as shell: {e}")),
+        Err(_) => found.mark(Class::Denied, "the shell parser failed on it"),
     }
+}
+
+/// Whether a run of more digits than a file descriptor has comes right before `<` or `>`.
+fn oversized_fd(src: &str) -> bool {
+    let mut run = 0;
+    for c in src.chars() {
+        match c {
+            '0'..='9' => run += 1,
+            '<' | '>' if run > 9 => return true,
+            _ => run = 0,
+        }
+    }
+    false
 }
 
 fn walk_list(policy: &Policy, list: &CompoundList, depth: u32, found: &mut Findings) {
@@ -308,7 +333,12 @@ fn redirect(policy: &Policy, r: &IoRedirect, depth: u32, found: &mut Findings) {
 /// What a word will be: its text when quoting and escapes are all there is, else unknown.
 /// Command substitutions inside are classified too.
 fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
-    match brush_parser::word::parse(&w.value, &options()) {
+    let parsed = std::panic::catch_unwind(|| brush_parser::word::parse(&w.value, &options()));
+    let Ok(parsed) = parsed else {
+        found.mark(Class::Denied, "the shell parser failed on a word of it");
+        return Arg::Dyn;
+    };
+    match parsed {
         Ok(pieces) => {
             let mut text = String::new();
             if pieces_text(policy, &w.value, &pieces, depth, found, &mut text) {
