@@ -21,11 +21,13 @@ fn alive(pid: i32) -> bool {
 }
 
 /// Run by the test below in a process of its own, as the agent: a command that starts a
-/// child in the background and waits on another, then writes down both pids.
+/// child in the background and waits on another, then writes down both pids. Ignored: it
+/// is no test of its own.
 #[test]
+#[ignore = "run by a_command_and_its_children_die_with_an_agent_killed_mid_command"]
 fn helper_agent_running_a_long_command() {
     let Ok(dir) = std::env::var(AS_AGENT) else {
-        return; // only as the helper process
+        return;
     };
     let dir = Path::new(&dir);
     let e = LocalExecutor::new(LocalEnv {

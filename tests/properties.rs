@@ -301,6 +301,23 @@ fn what_the_fuzzers_found_stays_fixed() {
     assert!(!runs_unasked(
         properties::classify("ls 99999999999>/tmp/x").class
     ));
+    // Exponential time (policy target): many `*` in a path the environ glob is matched
+    // against, and parentheses nested deep.
+    let stars = "**********\0\0\0\0\0\0\0>*****************************************bshh";
+    let parens =
+        "((((((((((((((((docke\0H-H unx/:/i/run/olua((((((((((r/`%```%`emacs`/`\x17]c,`loaps";
+    for slow in [stars, parens] {
+        let t = std::time::Instant::now();
+        properties::policy_command(slow);
+        // Generous: they took more than 10 s before (under the fuzzer's instrumentation).
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(2),
+            "{slow:?}: {:?}",
+            t.elapsed()
+        );
+    }
+    // An empty container reference (proxy_route target).
+    properties::proxy_route(b'[', "containers//exec");
 }
 
 /// A denied command inside any wrapper around any read-only command of the corpus is never

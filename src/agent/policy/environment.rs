@@ -69,43 +69,57 @@ pub(super) fn reads_environment(prog: &str, args: &[Arg]) -> Option<String> {
 
 /// Whether a shell glob (`*`, `?`, `[…]`) matches `name`: `envir?n` and `e*` name `environ`.
 pub(super) fn glob_matches(pattern: &str, name: &str) -> bool {
-    fn go(p: &[char], n: &[char]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some(('[', rest)) => {
-                let Some(close) = rest.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) else {
-                    return n.first() == Some(&'[') && go(rest, &n[1..]);
-                };
-                let (set, after) = (&rest[..close], &rest[close + 1..]);
-                let (negate, set) = match set.first() {
-                    Some('!' | '^') => (true, &set[1..]),
-                    _ => (false, set),
-                };
-                let Some(c) = n.first() else { return false };
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        hit |= set[i] <= *c && *c <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == *c;
-                        i += 1;
+    /// Whether `p[pi..]` matches `n[ni..]`; each pair decided once (`seen`), so a pattern of
+    /// many `*` costs p×n steps, not exponentially many (fuzzing found the hang).
+    fn go(p: &[char], n: &[char], pi: usize, ni: usize, seen: &mut [Option<bool>]) -> bool {
+        let key = pi * (n.len() + 1) + ni;
+        if let Some(known) = seen[key] {
+            return known;
+        }
+        let (rest, name) = (&p[pi..], &n[ni..]);
+        let hit = match rest.split_first() {
+            None => name.is_empty(),
+            Some(('*', _)) => (ni..=n.len()).any(|i| go(p, n, pi + 1, i, seen)),
+            Some(('?', _)) => !name.is_empty() && go(p, n, pi + 1, ni + 1, seen),
+            Some(('[', tail)) => match tail.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) {
+                None => name.first() == Some(&'[') && go(p, n, pi + 1, ni + 1, seen),
+                Some(close) => {
+                    let set = &tail[..close];
+                    let (negate, set) = match set.first() {
+                        Some('!' | '^') => (true, &set[1..]),
+                        _ => (false, set),
+                    };
+                    match name.first() {
+                        None => false,
+                        Some(c) => {
+                            let mut inside = false;
+                            let mut i = 0;
+                            while i < set.len() {
+                                if i + 2 < set.len() && set[i + 1] == '-' {
+                                    inside |= set[i] <= *c && *c <= set[i + 2];
+                                    i += 3;
+                                } else {
+                                    inside |= set[i] == *c;
+                                    i += 1;
+                                }
+                            }
+                            inside != negate && go(p, n, pi + close + 2, ni + 1, seen)
+                        }
                     }
                 }
-                hit != negate && go(after, &n[1..])
+            },
+            Some(('\\', tail)) if !tail.is_empty() => {
+                name.first() == Some(&tail[0]) && go(p, n, pi + 2, ni + 1, seen)
             }
-            Some(('\\', rest)) if !rest.is_empty() => {
-                n.first() == Some(&rest[0]) && go(&rest[1..], &n[1..])
-            }
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
+            Some((c, _)) => name.first() == Some(c) && go(p, n, pi + 1, ni + 1, seen),
+        };
+        seen[key] = Some(hit);
+        hit
     }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    go(&p, &n)
+    let mut seen = vec![None; (p.len() + 1) * (n.len() + 1)];
+    go(&p, &n, 0, 0, &mut seen)
 }
 
 /// `/proc` or one process's folder in it (`/proc/self`, `/proc/1`, `/proc/*`,

@@ -77,6 +77,11 @@ pub fn walk_source(policy: &Policy, src: &str, depth: u32, found: &mut Findings)
     if src.trim().is_empty() {
         return;
     }
+    if paren_depth(src) > MAX_PARENS {
+        // The parser's time grows exponentially with nesting (fuzzing found it).
+        found.mark(Class::Denied, "nested too deeply to check");
+        return;
+    }
     if oversized_fd(src) {
         // brush-parser panics on these (fuzzing found it); bash refuses them too.
         found.mark(
@@ -98,6 +103,25 @@ pub fn walk_source(policy: &Policy, src: &str, depth: u32, found: &mut Findings)
         Ok(Err(e)) => found.mark(Class::Denied, format!("cannot parse it as shell: {e}")),
         Err(_) => found.mark(Class::Denied, "the shell parser failed on it"),
     }
+}
+
+/// Parentheses open at once, at most: a person's command seldom nests five.
+const MAX_PARENS: usize = 10;
+
+/// How deep parentheses nest in `src`, quotes not minded (a quoted one only costs a denial).
+fn paren_depth(src: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for c in src.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Whether a run of more digits than a file descriptor has comes right before `<` or `>`.

@@ -92,6 +92,9 @@ pub fn route(method: &Method, path: &str) -> Route {
             let _ = reference;
             refuse(method, p, "removing containers is not allowed")
         }
+        ["containers", "", ..] | ["exec", "", ..] => {
+            refuse(method, p, "a container or exec must be named")
+        }
         ["containers", reference, action] => {
             let access = match *action {
                 "json" | "logs" | "stats" | "top" if get => Access::Read,
