@@ -5,6 +5,7 @@
 # holding the write lock a little while). Prints p50/p90/p99/max of the monitor's own
 # cycle_ms over SECONDS (default 60) at 1 s, how many cycles there were, the most verdicts
 # ever waiting for the DB, and how many transactions the writer committed.
+# GAP_MS (default 0) puts a pause between the writer's transactions.
 #   ./scripts/bench-monitor-contended.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,9 +22,9 @@ trap cleanup EXIT
 "$op" up >/dev/null
 "$op" node kill ratelimiter-2 >/dev/null
 
-python3 - "$op" "$secs" "$state/operator.db" <<'PY'
+python3 - "$op" "$secs" "$state/operator.db" "${GAP_MS:-0}" <<'PY'
 import json, signal, sqlite3, subprocess, sys, threading, time
-op, secs, db = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+op, secs, db, gap = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]) / 1000
 
 monitor = subprocess.Popen([op, "monitor", "--interval", "1s", "--json"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -31,7 +32,9 @@ reports = []
 def read():
     for line in monitor.stdout:
         try:
-            reports.append(json.loads(line))
+            r = json.loads(line)
+            if "cycle_ms" in r:
+                reports.append(r)
         except ValueError:
             pass
 threading.Thread(target=read, daemon=True).start()
@@ -49,6 +52,7 @@ def write():
         time.sleep(0.002)  # the lock held a little, as a real writer would
         c.execute("COMMIT")
         commits += 1
+        time.sleep(gap)
     c.close()
 writer = threading.Thread(target=write)
 start = len(reports)
@@ -62,7 +66,7 @@ window = reports[start:]
 ms = sorted(r["cycle_ms"] for r in window)
 def pct(p):
     return ms[min(len(ms) - 1, int(round(p / 100 * (len(ms) - 1))))]
-print(f"monitor --interval 1s, a node down, another process committing without a pause "
+print(f"monitor --interval 1s, a node down, another process committing with {gap * 1000:.0f} ms between "
       f"({commits} transactions in {secs} s): {len(ms)} cycles, cycle_ms p50 {pct(50):.1f}, "
       f"p90 {pct(90):.1f}, p99 {pct(99):.1f}, max {ms[-1]:.1f}; most verdicts waiting for the "
       f"DB: {max(r.get('pending_writes', 0) for r in window)}")

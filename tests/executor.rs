@@ -56,6 +56,7 @@ fn a_command_and_its_children_die_with_an_agent_killed_mid_command() {
         .args([
             "--exact",
             "helper_agent_running_a_long_command",
+            "--ignored",
             "--nocapture",
         ])
         .env(AS_AGENT, dir.path())
