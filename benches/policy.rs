@@ -1,18 +1,10 @@
 //! The policy's cost per command: parse the shell syntax and classify every program.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use operator::agent::policy::{Policy, Protected};
 
 fn bench(c: &mut Criterion) {
-    let p = Policy::new(
-        &[],
-        &[],
-        Protected {
-            state_dir: "/state".into(),
-            db: "/state/operator.db".into(),
-            cwd: "/state/instances/0".into(),
-        },
-    );
+    // The corpus's instance, its endpoints known, as an agent's policy has them.
+    let p = operator::properties::corpus_policy();
     let simple = "operator node start ratelimiter-2";
     let compound = "curl -sf http://127.0.0.1:8001/api/counters | jq '.counters[]' && redis-cli -p 6379 ZCARD ratelimit:k; bash -c 'operator status'";
     let mut g = c.benchmark_group("policy_classify");

@@ -35,14 +35,21 @@ pub fn model_stream(data: &[u8]) {
     }
 }
 
-/// The instance the policy is asked about, as the policy corpus has it.
-fn policy() -> Policy {
+/// The instance the policy corpus describes: limiters on 127.0.0.1:8001–8003 and Redis on
+/// :6379 (local), or `ratelimiter-N:8000` and `redis:6379` on the containers' network, with
+/// the agent's Docker API proxy as the docker endpoint.
+pub fn corpus_endpoints() -> Endpoints {
     let mut addresses: Vec<(String, u16)> =
         vec![("127.0.0.1".into(), 6379), ("redis".into(), 6379)];
     for n in 1..=3u16 {
         addresses.push(("127.0.0.1".into(), 8000 + n));
         addresses.push((format!("ratelimiter-{n}"), 8000));
     }
+    Endpoints::new(addresses, Some("unix:///run/operator/agent.sock".into()))
+}
+
+/// The policy the corpus is judged by: no allow or deny rules, the corpus's state dir.
+pub fn corpus_policy() -> Policy {
     Policy::new(
         &[],
         &[],
@@ -52,15 +59,12 @@ fn policy() -> Policy {
             cwd: "/state/instances/0".into(),
         },
     )
-    .with_endpoints(Endpoints::new(
-        addresses,
-        Some("unix:///run/operator/agent.sock".into()),
-    ))
+    .with_endpoints(corpus_endpoints())
 }
 
 /// The corpus instance's verdict on `command`.
 pub fn classify(command: &str) -> Verdict {
-    policy().classify(command)
+    corpus_policy().classify(command)
 }
 
 /// Commands the policy must deny wherever they appear.
@@ -84,7 +88,7 @@ pub fn runs_unasked(class: Class) -> bool {
 /// swallow what follows) that would run unasked stops doing so once a denied command follows
 /// it with `&&`, `;` or `|`.
 pub fn policy_command(command: &str) {
-    let p = policy();
+    let p = corpus_policy();
     let v = p.classify(command);
     assert_eq!(v, p.classify(command), "{command:?} classified twice");
     let plain = command

@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
@@ -422,16 +421,10 @@ where
     B: AsRef<[u8]>,
     E: std::error::Error,
 {
-    let mut stream = bytes.eventsource();
+    let mut stream = super::sse::events(bytes);
     let mut state = StreamState::default();
     while let Some(item) = stream.next().await {
-        let event = match item {
-            Ok(e) => e,
-            Err(EventStreamError::Transport(e)) => {
-                return Err(Failure::cut(crate::runtime::health::error_chain(&e)));
-            }
-            Err(e) => return Err(Failure::protocol(format!("malformed event stream: {e}"))),
-        };
+        let event = item?;
         let data: Value = serde_json::from_str(&event.data).map_err(|e| {
             Failure::protocol(format!(
                 "malformed `{}` event: {e}: {}",
@@ -466,13 +459,10 @@ where
 /// Decodes a recorded stream delivered in `chunks` (cut anywhere, as the network may), for
 /// tests and fuzzing: the same code the live path runs.
 pub fn decode_recorded(chunks: &[&[u8]]) -> Result<Turn, ModelError> {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let bytes = futures::stream::iter(
-        chunks
-            .iter()
-            .map(|c| Ok::<_, std::convert::Infallible>(c.to_vec())),
-    );
-    futures::executor::block_on(read_stream(bytes, &tx)).map_err(Failure::into_error)
+    super::sse::decode_recorded(
+        chunks,
+        |bytes, tx| async move { read_stream(bytes, &tx).await },
+    )
 }
 
 #[async_trait]

@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod openai;
 pub mod retry;
 pub mod runbook;
+mod sse;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedSender;
@@ -174,7 +173,7 @@ where
     B: AsRef<[u8]>,
     E: std::error::Error,
 {
-    let mut stream = bytes.eventsource();
+    let mut stream = super::sse::events(bytes);
     let mut text = String::new();
     let mut thinking = String::new();
     let mut calls: BTreeMap<u64, PartialCall> = BTreeMap::new();
@@ -182,13 +181,7 @@ where
     let mut usage = Usage::default();
     let mut done = false;
     while let Some(item) = stream.next().await {
-        let event = match item {
-            Ok(e) => e,
-            Err(EventStreamError::Transport(e)) => {
-                return Err(Failure::cut(crate::runtime::health::error_chain(&e)));
-            }
-            Err(e) => return Err(Failure::protocol(format!("malformed event stream: {e}"))),
-        };
+        let event = item?;
         if event.data.trim() == "[DONE]" {
             done = true;
             break;
@@ -309,13 +302,10 @@ where
 /// Decodes a recorded stream delivered in `chunks` (cut anywhere, as the network may), for
 /// tests and fuzzing: the same code the live path runs.
 pub fn decode_recorded(chunks: &[&[u8]]) -> Result<Turn, ModelError> {
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let bytes = futures::stream::iter(
-        chunks
-            .iter()
-            .map(|c| Ok::<_, std::convert::Infallible>(c.to_vec())),
-    );
-    futures::executor::block_on(read_stream(bytes, &tx)).map_err(Failure::into_error)
+    super::sse::decode_recorded(
+        chunks,
+        |bytes, tx| async move { read_stream(bytes, &tx).await },
+    )
 }
 
 #[async_trait]

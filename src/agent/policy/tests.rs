@@ -1,29 +1,8 @@
 use super::*;
 
-/// The corpus's instance: limiters on 127.0.0.1:8001–8003 and Redis on :6379 (local), or
-/// `ratelimiter-N:8000` and `redis:6379` on the containers' network, with the agent's Docker
-/// API proxy as the docker endpoint.
-pub(super) fn endpoints() -> Endpoints {
-    let mut addresses: Vec<(String, u16)> =
-        vec![("127.0.0.1".into(), 6379), ("redis".into(), 6379)];
-    for n in 1..=3u16 {
-        addresses.push(("127.0.0.1".into(), 8000 + n));
-        addresses.push((format!("ratelimiter-{n}"), 8000));
-    }
-    Endpoints::new(addresses, Some("unix:///run/operator/agent.sock".into()))
-}
-
+/// The corpus's instance and policy, shared with the property tests and the benchmark.
 fn policy() -> Policy {
-    Policy::new(
-        &[],
-        &[],
-        Protected {
-            state_dir: "/state".into(),
-            db: "/state/operator.db".into(),
-            cwd: "/state/instances/0".into(),
-        },
-    )
-    .with_endpoints(endpoints())
+    crate::properties::corpus_policy()
 }
 
 /// Every line of the corpus, classified as it says.
