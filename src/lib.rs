@@ -9,6 +9,7 @@ pub mod agent;
 pub mod chaos;
 pub mod clock;
 pub mod config;
+pub mod eval;
 pub mod load;
 pub mod logging;
 pub mod monitor;

@@ -151,6 +151,147 @@ impl Fault {
     }
 }
 
+/// Why a fault's parameters were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("{fault} takes no parameter `{name}`; {fault} takes {}", expected(.valid))]
+    Unknown {
+        fault: FaultKind,
+        name: String,
+        valid: &'static [&'static str],
+    },
+    #[error("{fault} parameter `{name}`: {message}")]
+    Bad {
+        fault: FaultKind,
+        name: String,
+        message: String,
+    },
+}
+
+fn expected(valid: &[&str]) -> String {
+    if valid.is_empty() {
+        "none".into()
+    } else {
+        valid.join(", ")
+    }
+}
+
+impl FaultKind {
+    /// The parameters this fault takes (campaigns and `eval run --param` name them so).
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            Self::NodeKill | Self::Pause => &[],
+            Self::Latency => &["delay_ms", "jitter_ms"],
+            Self::NetworkPartition => &["mode"],
+            Self::Bandwidth => &["bytes_per_sec"],
+            Self::DiskPressure => &["percent"],
+        }
+    }
+
+    /// Whether a command of the agent can end this fault. The fault proxy's impairments sit
+    /// outside every node (no restart or config change lifts them): the best an agent can do
+    /// is to say where the trouble is and escalate.
+    pub fn repairable(self) -> bool {
+        !matches!(
+            self,
+            Self::Latency | Self::NetworkPartition | Self::Bandwidth
+        )
+    }
+}
+
+impl Fault {
+    /// The kind's defaults with `params` applied; a parameter the kind does not take, or a
+    /// value out of range, is refused with its name.
+    pub fn with_params(
+        kind: FaultKind,
+        params: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Self, ParamError> {
+        let mut fault = Fault::from(kind);
+        for name in params.keys() {
+            if !kind.params().contains(&name.as_str()) {
+                return Err(ParamError::Unknown {
+                    fault: kind,
+                    name: name.clone(),
+                    valid: kind.params(),
+                });
+            }
+        }
+        let bad = |name: &str, message: String| ParamError::Bad {
+            fault: kind,
+            name: name.into(),
+            message,
+        };
+        let number = |name: &str, min: u64, max: u64| -> Result<Option<u64>, ParamError> {
+            let Some(v) = params.get(name) else {
+                return Ok(None);
+            };
+            let n = v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| bad(name, format!("`{v}` is not a whole number")))?;
+            if !(min..=max).contains(&n) {
+                return Err(bad(name, format!("{n} is outside {min}..={max}")));
+            }
+            Ok(Some(n))
+        };
+        if let Fault::Impair(imp) = &mut fault {
+            match imp {
+                Impairment::Latency {
+                    delay_ms,
+                    jitter_ms,
+                } => {
+                    *delay_ms = number("delay_ms", 1, 600_000)?.unwrap_or(*delay_ms);
+                    *jitter_ms = number("jitter_ms", 0, 600_000)?.unwrap_or(*jitter_ms);
+                }
+                Impairment::Partition { mode } => {
+                    if let Some(v) = params.get("mode") {
+                        let s = v.as_str().unwrap_or_default();
+                        *mode = PartitionMode::parse(s).ok_or_else(|| {
+                            bad("mode", format!("`{v}` is not blackhole or refuse"))
+                        })?;
+                    }
+                }
+                Impairment::Bandwidth { bytes_per_sec } => {
+                    *bytes_per_sec =
+                        number("bytes_per_sec", 1, u64::MAX)?.unwrap_or(*bytes_per_sec);
+                }
+                Impairment::DiskFill { percent } => {
+                    if let Some(p) = number("percent", 1, 100)? {
+                        *percent = u8::try_from(p).unwrap_or(100);
+                    }
+                }
+            }
+        }
+        Ok(fault)
+    }
+
+    /// The parameters of this fault, by the names `with_params` takes.
+    pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        if let Some(imp) = self.impairment() {
+            match *imp {
+                Impairment::Latency {
+                    delay_ms,
+                    jitter_ms,
+                } => {
+                    m.insert("delay_ms".into(), delay_ms.into());
+                    m.insert("jitter_ms".into(), jitter_ms.into());
+                }
+                Impairment::Partition { mode } => {
+                    m.insert("mode".into(), mode.as_str().into());
+                }
+                Impairment::Bandwidth { bytes_per_sec } => {
+                    m.insert("bytes_per_sec".into(), bytes_per_sec.into());
+                }
+                Impairment::DiskFill { percent } => {
+                    m.insert("percent".into(), percent.into());
+                }
+            }
+        }
+        m
+    }
+}
+
 impl From<FaultKind> for Fault {
     fn from(kind: FaultKind) -> Self {
         match kind {
@@ -189,6 +330,53 @@ mod tests {
             );
         }
         assert_eq!(FaultKind::parse("meltdown"), None);
+    }
+
+    #[test]
+    fn params_are_named_checked_and_round_trip() {
+        let map = |v: serde_json::Value| v.as_object().cloned().unwrap();
+        let f = Fault::with_params(
+            FaultKind::Latency,
+            &map(serde_json::json!({"delay_ms": 300, "jitter_ms": "0"})),
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            Fault::Impair(Impairment::Latency {
+                delay_ms: 300,
+                jitter_ms: 0
+            })
+        );
+        assert_eq!(
+            Fault::with_params(FaultKind::Latency, &f.params()).unwrap(),
+            f
+        );
+        let err = Fault::with_params(FaultKind::Pause, &map(serde_json::json!({"delay_ms": 1})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`delay_ms`") && err.contains("takes none"),
+            "{err}"
+        );
+        let err = Fault::with_params(FaultKind::Latency, &map(serde_json::json!({"delay": 1})))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("delay_ms, jitter_ms"), "{err}");
+        let err = Fault::with_params(
+            FaultKind::DiskPressure,
+            &map(serde_json::json!({"percent": 120})),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("outside 1..=100"), "{err}");
+        let err = Fault::with_params(
+            FaultKind::NetworkPartition,
+            &map(serde_json::json!({"mode": "drop"})),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("blackhole or refuse"), "{err}");
+        assert!(FaultKind::NodeKill.repairable() && !FaultKind::Latency.repairable());
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub enum ChaosError {
     Store(#[from] StoreError),
 }
 
+/// Whether a node of this role may be drawn as a fault's random target: Redis is the state
+/// every node shares, faulted only when named.
+pub fn random_target_fits(role: &str) -> bool {
+    role != "redis" && !is_rig(role)
+}
+
 /// Injects and heals faults on one subject instance.
 pub struct Chaos {
     store: Store,
@@ -149,9 +155,7 @@ impl Chaos {
                 None => {
                     let candidates: Vec<_> = status
                         .iter()
-                        .filter(|s| {
-                            s.role != "redis" && !is_rig(&s.role) && s.state == RunState::Running
-                        })
+                        .filter(|s| random_target_fits(&s.role) && s.state == RunState::Running)
                         .collect();
                     *candidates
                         .choose(&mut rand::rng())

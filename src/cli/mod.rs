@@ -5,6 +5,7 @@ mod audit;
 mod chaos;
 mod cluster;
 mod docker_api;
+mod eval;
 mod faultproxy;
 mod load;
 mod monitor;
@@ -36,6 +37,7 @@ Examples:
   operator monitor                     watch them; open and resolve tickets
   operator chaos inject node_kill      break one node (in another terminal)
   operator tickets list                see what the monitor found
+  operator eval run campaign campaigns/smoke.yaml   score the agent over many faults
   operator down                        stop everything and clean up
 
 Configuration: --config FILE (or OPERATOR_CONFIG); see operator.example.toml.
@@ -102,6 +104,9 @@ pub enum Command {
     /// What agents did: sessions, reasoning, commands, decisions.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Evaluation campaigns: inject faults many times, score the agent by the cluster's state.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
     /// Ask the agent's command policy what it would say, without running anything.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -254,6 +259,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         },
     )
     .wrap_err_with(|| format!("cannot write logs under {}", ctx.state.logs().display()))?;
+    if !matches!(
+        cli.command,
+        Some(Command::Policy(_) | Command::DockerApi(_) | Command::Faultproxy(_))
+    ) {
+        sweep_abandoned_slots(&ctx).await;
+    }
     let Some(command) = cli.command else {
         return tui::run(&ctx, tui::TuiArgs::default(), false).await;
     };
@@ -269,10 +280,43 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Load(a) => load::run(&ctx, a).await,
         Command::Agent(a) => agent::run(&ctx, a).await,
         Command::Audit(c) => audit::run(&ctx, c).await,
+        Command::Eval(c) => eval::run(&ctx, c).await,
         Command::Policy(c) => policy::run(&ctx, c).await,
         Command::Tui(a) => tui::run(&ctx, a, false).await,
         Command::Demo(a) => tui::demo(&ctx, a).await,
         Command::Faultproxy(a) => faultproxy::run(a).await,
         Command::DockerApi(a) => docker_api::run(&ctx, a).await,
+    }
+}
+
+/// Tears down the trial slots of an evaluation harness that is gone (killed, crashed): heals
+/// their faults whatever their duration, closes their tickets, stops their nodes. Says what
+/// it did; a DB that cannot be opened is the command's own error to report.
+async fn sweep_abandoned_slots(ctx: &Context) {
+    let Ok(store) = ctx.store().await else {
+        return;
+    };
+    match operator::eval::slot::sweep(&store, &ctx.state, &ctx.config).await {
+        Ok(swept) => {
+            for (slot, notes) in &swept.slots {
+                eprintln!(
+                    "note: tore down trial slot {} (instance {}) of a harness that is gone (pid {}){}",
+                    slot.slot,
+                    slot.instance,
+                    slot.pid,
+                    if notes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", notes.join("; "))
+                    }
+                );
+            }
+            for id in &swept.campaigns {
+                eprintln!(
+                    "note: campaign #{id} was interrupted (its harness is gone); `operator eval run campaign FILE --resume {id}` finishes it"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not sweep abandoned trial slots"),
     }
 }

@@ -1,13 +1,14 @@
-//! The store: tickets, agent sessions and their audit, the chaos ledger (and, later, the
-//! evaluation's tables) in one DB — SQLite today, one file that monitors, agents, the CLI
+//! The store: tickets, agent sessions and their audit, the chaos ledger and the
+//! evaluation's campaigns and trials in one DB — SQLite today, one file that monitors, agents, the CLI
 //! and the app share across processes.
 //!
-//! SQL lives only here, behind typed operations ([`TicketDb`], [`AuditDb`], [`LedgerDb`]);
+//! SQL lives only here, behind typed operations ([`TicketDb`], [`AuditDb`], [`LedgerDb`], [`EvalDb`]);
 //! a PostgreSQL store later is one more implementation of [`Db`]. Every operation blocks, so
 //! async code reaches the DB only through [`Store::call`], which runs it on a blocking thread:
 //! a DB locked by another process stalls that call, never a tokio worker.
 
 mod audit;
+mod eval;
 mod ledger;
 pub mod schema;
 mod sqlite;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use audit::AuditDb;
+pub use eval::EvalDb;
 pub use ledger::LedgerDb;
 pub use sqlite::Sqlite;
 pub use tickets::TicketDb;
@@ -24,8 +26,8 @@ pub use tickets::TicketDb;
 use crate::tickets::Status;
 
 /// Everything the store does.
-pub trait Db: TicketDb + AuditDb + LedgerDb + Send + Sync + 'static {}
-impl<T: TicketDb + AuditDb + LedgerDb + Send + Sync + 'static> Db for T {}
+pub trait Db: TicketDb + AuditDb + LedgerDb + EvalDb + Send + Sync + 'static {}
+impl<T: TicketDb + AuditDb + LedgerDb + EvalDb + Send + Sync + 'static> Db for T {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -121,6 +121,101 @@ ALTER TABLE agent_log ADD COLUMN actor TEXT;
 ALTER TABLE agent_log ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
 CREATE INDEX agent_sessions_by_start ON agent_sessions (started_at);
 ",
+    // 3: the evaluation harness: campaigns, their trials and timelines, snapshots, slots.
+    r"
+CREATE TABLE eval_campaigns (
+    id             INTEGER PRIMARY KEY,
+    name           TEXT NOT NULL,
+    status         TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
+    started_at     TEXT NOT NULL,
+    ended_at       TEXT,
+    spec           TEXT NOT NULL,
+    provenance     TEXT NOT NULL DEFAULT '{}',
+    pid            INTEGER,
+    heartbeat_at   TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    note           TEXT NOT NULL DEFAULT '',
+    updated_at     TEXT NOT NULL
+);
+CREATE INDEX eval_campaigns_by_status ON eval_campaigns (status);
+
+CREATE TABLE eval_trials (
+    id           INTEGER PRIMARY KEY,
+    campaign_id  INTEGER NOT NULL REFERENCES eval_campaigns (id) ON DELETE CASCADE,
+    seq          INTEGER NOT NULL,
+    problem      INTEGER NOT NULL,
+    subject      TEXT NOT NULL,
+    fault        TEXT,
+    params       TEXT NOT NULL DEFAULT '{}',
+    plan         TEXT NOT NULL,
+    fixed_target TEXT,
+    pick         TEXT NOT NULL,
+    variant      TEXT NOT NULL,
+    baseline     INTEGER NOT NULL,
+    control      INTEGER NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done')),
+    step         TEXT,
+    slot         INTEGER,
+    instance     INTEGER,
+    attempt      INTEGER NOT NULL DEFAULT 0,
+    verdict      TEXT CHECK (verdict IN ('resolved', 'unresolved', 'escalated', 'undetected',
+                                         'invalid', 'clean', 'false_alarm')),
+    reason       TEXT,
+    won          INTEGER,
+    target       TEXT,
+    started_at   TEXT,
+    ended_at     TEXT,
+    injected_at  TEXT,
+    ttd_ms       INTEGER,
+    ttr_ms       INTEGER,
+    fault_id     INTEGER REFERENCES chaos_faults (id),
+    localized    INTEGER,
+    regression   INTEGER,
+    metrics      TEXT NOT NULL DEFAULT '{}',
+    updated_at   TEXT NOT NULL,
+    UNIQUE (campaign_id, seq),
+    CHECK ((status = 'done') = (verdict IS NOT NULL))
+);
+CREATE INDEX eval_trials_by_campaign ON eval_trials (campaign_id, status, seq);
+
+CREATE TABLE eval_trial_events (
+    id       INTEGER PRIMARY KEY,
+    trial_id INTEGER NOT NULL REFERENCES eval_trials (id) ON DELETE CASCADE,
+    attempt  INTEGER NOT NULL,
+    at       TEXT NOT NULL,
+    step     TEXT NOT NULL,
+    detail   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX eval_trial_events_by_trial ON eval_trial_events (trial_id, id);
+
+CREATE TABLE eval_trial_tickets (
+    trial_id  INTEGER NOT NULL REFERENCES eval_trials (id) ON DELETE CASCADE,
+    attempt   INTEGER NOT NULL,
+    ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+    PRIMARY KEY (trial_id, attempt, ticket_id)
+);
+
+CREATE TABLE eval_snapshots (
+    id       INTEGER PRIMARY KEY,
+    trial_id INTEGER NOT NULL REFERENCES eval_trials (id) ON DELETE CASCADE,
+    attempt  INTEGER NOT NULL,
+    kind     TEXT NOT NULL,
+    at       TEXT NOT NULL,
+    body     TEXT NOT NULL
+);
+CREATE INDEX eval_snapshots_by_trial ON eval_snapshots (trial_id);
+
+CREATE TABLE eval_slots (
+    slot         INTEGER PRIMARY KEY,
+    instance     INTEGER NOT NULL UNIQUE,
+    campaign_id  INTEGER NOT NULL REFERENCES eval_campaigns (id) ON DELETE CASCADE,
+    pid          INTEGER NOT NULL,
+    runtime      TEXT NOT NULL,
+    claimed_at   TEXT NOT NULL,
+    heartbeat_at TEXT NOT NULL,
+    trial_id     INTEGER
+);
+",
 ];
 
 /// The schema version this build writes.

@@ -71,6 +71,14 @@ pub trait TicketDb {
     fn escalate(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError>;
     /// A number that changes whenever another connection commits: cheap change detection.
     fn data_version(&self) -> Result<i64, StoreError>;
+    /// Tickets of an instance that opened or reopened at or after `since`, with the time
+    /// they first did: what a fault injected then caused (never "the newest ticket").
+    fn tickets_since(
+        &self,
+        subject: &str,
+        instance: u32,
+        since: Timestamp,
+    ) -> Result<Vec<(Ticket, Timestamp)>, StoreError>;
 }
 
 /// Not resolved, spelled so that SQLite can use the status indexes (`!=` cannot).
@@ -587,6 +595,32 @@ impl TicketDb for Sqlite {
                 reason,
             )?;
             get_in(tx, id)
+        })
+    }
+
+    fn tickets_since(
+        &self,
+        subject: &str,
+        instance: u32,
+        since: Timestamp,
+    ) -> Result<Vec<(Ticket, Timestamp)>, StoreError> {
+        self.read(|c| {
+            let cols = COLUMNS
+                .split(", ")
+                .map(|col| format!("t.{}", col.trim()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {cols}, MIN(e.at) FROM tickets t
+                 JOIN ticket_events e ON e.ticket_id = t.id
+                 WHERE t.subject = ?1 AND t.instance = ?2
+                   AND e.kind IN ('opened', 'reopened') AND e.at >= ?3
+                 GROUP BY t.id ORDER BY MIN(e.at), t.id"
+            ))?;
+            let rows = stmt.query_map(params![subject, instance, clock::format(since)], |r| {
+                Ok((ticket_from_row(r)?, ts(r, 22)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 

@@ -110,6 +110,21 @@ pub trait Subject: Send {
     async fn observe(&mut self) -> Snapshot;
     /// The context an agent works in; an error when the subject's topology is unknown.
     fn context(&self) -> Result<SubjectContext, String>;
+    /// Brings a running instance back to a clean state for the next trial: starts what is
+    /// down, resumes what is paused, clears the subject's data. Faults are the harness's to
+    /// heal (it holds the ledger) before it calls this. Says what it did; an error when the
+    /// instance cannot be reset in place (the harness then takes it down and up).
+    async fn reset(&mut self) -> Result<String, String>;
+    /// Invariants this subject cannot decide on its runtime by design (a volume the local
+    /// runtime does not bound): their unknowns do not keep a steady-state gate shut.
+    fn undecidable(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+    /// The steady background traffic a trial runs under, light enough to change nothing:
+    /// invariants about serving (latency) are decided only under traffic.
+    fn load_spec(&self) -> Option<crate::load::LoadSpec> {
+        None
+    }
 }
 
 /// An unknown subject name, with the known ones.

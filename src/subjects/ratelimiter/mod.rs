@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 use self::observe::{Observer, RlObservation};
 use crate::config::RateLimiterConfig;
-use crate::runtime::Runtime;
+use crate::runtime::{NodeAction, RunState, Runtime};
 use crate::subjects::{
     InvariantInfo, NodeObservation, Observation, Snapshot, Subject, SubjectContext,
 };
@@ -89,6 +89,73 @@ impl Subject for RateLimiterSubject {
     fn context(&self) -> Result<SubjectContext, String> {
         let t = self.runtime.topology().map_err(|e| e.to_string())?;
         Ok(context::describe(&t, &self.cfg, &self.rules))
+    }
+
+    fn load_spec(&self) -> Option<crate::load::LoadSpec> {
+        let t = self.runtime.topology().ok()?;
+        let targets: Vec<String> = t
+            .nodes
+            .iter()
+            .filter(|n| n.role == topology::ROLE_LIMITER)
+            .map(|n| n.client_address().to_string())
+            .collect();
+        (!targets.is_empty()).then(|| crate::load::LoadSpec {
+            targets,
+            // 20 requests a second over 50 keys: each key far below the default limit.
+            rate: 20,
+            duration: std::time::Duration::from_secs(24 * 3600),
+            keys: 50,
+            limit: None,
+            timeout: std::time::Duration::from_secs(2),
+        })
+    }
+
+    fn undecidable(&self) -> Vec<&'static str> {
+        // Only the Docker runtime gives Redis a bounded volume.
+        if self.runtime.kind() == "local" {
+            vec![check::LOW_DISK_SPACE]
+        } else {
+            Vec::new()
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]
+    async fn reset(&mut self) -> Result<String, String> {
+        let mut did = Vec::new();
+        let status = self.runtime.status().await.map_err(|e| e.to_string())?;
+        for n in status.iter().filter(|n| !crate::runtime::is_rig(&n.role)) {
+            let action = match n.state {
+                RunState::Exited => NodeAction::Start,
+                RunState::Paused => NodeAction::Resume,
+                RunState::Running => continue,
+            };
+            self.runtime
+                .act(&n.name, action)
+                .await
+                .map_err(|e| format!("cannot {} {}: {e}", action.as_str(), n.name))?;
+            did.push(format!("{} {}", action.as_str(), n.name));
+        }
+        let t = self.runtime.topology().map_err(|e| e.to_string())?;
+        let redis = t
+            .nodes
+            .iter()
+            .find(|n| n.role == topology::ROLE_REDIS)
+            .ok_or("the recorded topology has no redis node")?;
+        let link = redis_link::RedisLink::new(
+            &format!("redis://{}", redis.address),
+            self.cfg
+                .probe_timeout
+                .max(std::time::Duration::from_secs(2)),
+        )
+        .map_err(|e| e.to_string())?;
+        let cleared = link
+            .run_within(std::time::Duration::from_secs(10), |mut c| async move {
+                redis_state::clear_data(&mut c).await
+            })
+            .await
+            .map_err(|e| format!("cannot clear the counters: {e}"))?;
+        did.push(format!("cleared {cleared} Redis keys"));
+        Ok(did.join("; "))
     }
 
     #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]

@@ -99,6 +99,16 @@ pub async fn scan(
     }
 }
 
+/// Deletes every counter, sequence and limit (the nodes' registrations stay): a clean
+/// slate for the next trial. Returns how many keys went.
+pub async fn clear_data(conn: &mut MultiplexedConnection) -> RedisResult<usize> {
+    let (keys, _) = scan(conn, COUNTER_PATTERN, None, usize::MAX - 1).await?;
+    for chunk in keys.chunks(500) {
+        let _: () = conn.del(chunk).await?;
+    }
+    Ok(keys.len())
+}
+
 /// Every counter's in-window count and effective limit: a key's own limit, else the one
 /// last applied by `/check`, else the defaults.
 pub async fn counters(
