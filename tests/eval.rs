@@ -370,7 +370,7 @@ fn a_control_trial_with_a_ticket_is_a_false_alarm() {
         "control",
         "include_control: true\ntimeouts: {detect: 20s, resolve: 30s, hold: 1s}\nvariant: default\n",
     );
-    let mut child = c
+    let child = c
         .command(&["eval", "run", "campaign", &file, "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
