@@ -13,6 +13,7 @@ use crate::agent::audit::Session;
 use crate::agent::policy::Mode;
 use crate::chaos::FaultRecord;
 use crate::clock::Timestamp;
+use crate::eval::model::{CampaignRow, TrialEvent, TrialRow};
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
 use crate::subjects::InvariantInfo;
@@ -24,10 +25,17 @@ pub enum Tab {
     Tickets,
     Agent,
     Chaos,
+    Campaigns,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 4] = [Tab::Cluster, Tab::Tickets, Tab::Agent, Tab::Chaos];
+    pub const ALL: [Tab; 5] = [
+        Tab::Cluster,
+        Tab::Tickets,
+        Tab::Agent,
+        Tab::Chaos,
+        Tab::Campaigns,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -35,6 +43,7 @@ impl Tab {
             Tab::Tickets => "Tickets",
             Tab::Agent => "Agent",
             Tab::Chaos => "Chaos",
+            Tab::Campaigns => "Campaigns",
         }
     }
 
@@ -140,6 +149,16 @@ pub enum Ask {
         faults: usize,
         stop_cluster: bool,
     },
+    /// Start a campaign file (←→ choose another).
+    StartCampaign {
+        files: Vec<String>,
+        index: usize,
+    },
+    /// Stop a running campaign, whichever process runs it.
+    StopCampaign {
+        id: i64,
+        name: String,
+    },
 }
 
 pub enum Overlay {
@@ -154,6 +173,47 @@ pub enum Overlay {
         title: String,
         body: String,
     },
+}
+
+/// A trial opened from the Campaigns tab: its steps, and its agent's session.
+#[derive(Debug, Clone)]
+pub struct TrialTimeline {
+    pub trial: TrialRow,
+    pub events: Vec<TrialEvent>,
+    pub session: Option<SessionView>,
+}
+
+/// What the Campaigns tab shows.
+#[derive(Debug, Clone, Default)]
+pub struct Campaigns {
+    /// Running ones first, then newest first.
+    pub list: Vec<CampaignRow>,
+    /// The trials of each listed campaign.
+    pub trials: std::collections::HashMap<i64, Vec<TrialRow>>,
+    /// Campaign files `r` can start.
+    pub files: Vec<String>,
+    pub sel: usize,
+    /// The selected trial of the selected campaign, when the trials have the focus.
+    pub trial_sel: Option<usize>,
+    pub timeline: Option<TrialTimeline>,
+}
+
+impl Campaigns {
+    pub fn selected(&self) -> Option<&CampaignRow> {
+        self.list.get(self.sel)
+    }
+
+    pub fn selected_trials(&self) -> &[TrialRow] {
+        self.selected()
+            .and_then(|c| self.trials.get(&c.id))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    pub fn running(&self) -> bool {
+        self.list
+            .iter()
+            .any(|c| c.status == crate::eval::CampaignStatus::Running)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +263,7 @@ pub struct App {
     pub quitting: bool,
     pub exit: bool,
     pub demo: Option<Demo>,
+    pub campaigns: Campaigns,
 }
 
 /// How many log lines and load seconds are kept.
@@ -246,6 +307,7 @@ impl App {
             quitting: false,
             exit: false,
             demo: None,
+            campaigns: Campaigns::default(),
         }
     }
 

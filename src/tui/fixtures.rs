@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::app::{App, Level, PendingApproval};
+use super::app::{App, Campaigns, Level, PendingApproval, TrialTimeline};
 use super::session_view::SessionView;
 use super::theme::Theme;
 use crate::agent::approval::ApprovalRequest;
@@ -11,6 +11,9 @@ use crate::agent::audit::{Entry, Kind};
 use crate::agent::policy::{Class, Mode};
 use crate::chaos::{FaultKind, FaultRecord, FaultStatus};
 use crate::clock::{self, Timestamp};
+use crate::eval::model::{
+    CampaignRow, CampaignStatus, TrialEvent, TrialMetrics, TrialRow, TrialStatus, Verdict,
+};
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
 use crate::subjects::{
@@ -441,4 +444,155 @@ pub fn big(tickets: usize, lines: usize) -> App {
         updated_at: at(-10),
     }];
     a
+}
+
+/// A trial of the fixture campaigns.
+pub fn trial(id: i64, seq: u32, fault: Option<&str>, verdict: Option<Verdict>) -> TrialRow {
+    let done = verdict.is_some();
+    TrialRow {
+        id,
+        campaign_id: 2,
+        seq,
+        problem: seq / 2,
+        subject: "ratelimiter".into(),
+        fault: fault.map(Into::into),
+        params: json!({}),
+        target: fault.map(|_| "ratelimiter-2".into()),
+        fixed_target: None,
+        pick: 7,
+        variant: if seq % 2 == 1 {
+            "none".into()
+        } else {
+            "default".into()
+        },
+        baseline: seq % 2 == 1,
+        control: fault.is_none(),
+        status: if done {
+            TrialStatus::Done
+        } else {
+            TrialStatus::Running
+        },
+        step: (!done).then(|| "detect".into()),
+        slot: Some(0),
+        instance: Some(100),
+        attempt: 1,
+        verdict,
+        reason: verdict.map(|v| format!("{v} on purpose")),
+        won: verdict.map(|v| matches!(v, Verdict::Resolved | Verdict::Clean)),
+        started_at: Some(at(-60 + i64::from(seq) * 10)),
+        ended_at: done.then(|| at(-52 + i64::from(seq) * 10)),
+        injected_at: Some(at(-59 + i64::from(seq) * 10)),
+        ttd_ms: fault.map(|_| 24),
+        ttr_ms: (verdict == Some(Verdict::Resolved)).then_some(1400),
+        fault_id: None,
+        localized: Some(true),
+        regression: Some(false),
+        metrics: TrialMetrics {
+            commands: if seq % 2 == 1 { 0 } else { 4 },
+            sessions: vec![1],
+            ..TrialMetrics::default()
+        },
+    }
+}
+
+fn campaign_row(
+    id: i64,
+    name: &str,
+    status: CampaignStatus,
+    done: usize,
+    trials: usize,
+) -> CampaignRow {
+    CampaignRow {
+        id,
+        name: name.into(),
+        status,
+        started_at: at(-600 * id),
+        ended_at: None,
+        spec: json!({"seed": "1", "trials_per_combination": 1}),
+        provenance: json!({}),
+        pid: (status == CampaignStatus::Running).then_some(4242),
+        heartbeat_at: Some(at(-1)),
+        stop_requested: false,
+        note: if status == CampaignStatus::Finished {
+            String::new()
+        } else {
+            "running on 1 slot".into()
+        },
+        trials,
+        done,
+    }
+}
+
+/// A running campaign (three trials done, one at its detect step) and a finished one.
+pub fn campaigns() -> Campaigns {
+    let running = vec![
+        trial(11, 0, Some("node_kill"), Some(Verdict::Resolved)),
+        trial(12, 1, Some("node_kill"), Some(Verdict::Unresolved)),
+        trial(13, 2, Some("pause"), Some(Verdict::Resolved)),
+        trial(14, 3, Some("pause"), None),
+    ];
+    let finished = vec![
+        trial(1, 0, Some("node_kill"), Some(Verdict::Resolved)),
+        trial(2, 1, Some("node_kill"), Some(Verdict::Unresolved)),
+        trial(3, 2, None, Some(Verdict::Clean)),
+    ];
+    Campaigns {
+        list: vec![
+            campaign_row(2, "smoke", CampaignStatus::Running, 3, 5),
+            campaign_row(1, "smoke", CampaignStatus::Finished, 3, 3),
+        ],
+        trials: [(2, running), (1, finished)].into_iter().collect(),
+        files: vec![
+            "campaigns/ratelimiter.yaml".into(),
+            "campaigns/smoke.yaml".into(),
+        ],
+        sel: 0,
+        trial_sel: None,
+        timeline: None,
+    }
+}
+
+/// The timeline of trial 11: every step, and its agent's session.
+pub fn timeline() -> TrialTimeline {
+    let steps = [
+        (0, "reset", "cleared 12 Redis keys"),
+        (1, "gate", "two healthy observations in a row"),
+        (
+            2,
+            "inject",
+            "node_kill on ratelimiter-2: killed ratelimiter-2",
+        ),
+        (
+            2,
+            "detect",
+            "ticket #1 node_down ratelimiter-2: ratelimiter-2 is down",
+        ),
+        (
+            4,
+            "hold",
+            "every ticket resolved; checking that the cluster holds for 5s",
+        ),
+        (9, "heal", "ratelimiter-2 was already running again"),
+        (
+            9,
+            "verdict",
+            "resolved: every ticket resolved (#1 verified) and the cluster held for 5s",
+        ),
+    ];
+    TrialTimeline {
+        trial: trial(11, 0, Some("node_kill"), Some(Verdict::Resolved)),
+        events: steps
+            .iter()
+            .enumerate()
+            .map(|(i, (s, step, detail))| TrialEvent {
+                id: i as i64,
+                trial_id: 11,
+                attempt: 1,
+                at: at(-60 + s),
+                step: (*step).into(),
+                detail: (*detail).into(),
+            })
+            .collect(),
+        session: Some(session(Stage::Resolved)),
+    }
 }

@@ -34,6 +34,8 @@ pub enum Action {
     ToggleLoad,
     DemoNext,
     DemoAgain,
+    StartCampaign,
+    StopCampaign,
 }
 
 /// A key as the tables write it.
@@ -65,6 +67,8 @@ pub enum When {
     Approval,
     /// A fault is in effect.
     Fault,
+    /// A campaign runs.
+    Campaign,
 }
 
 /// The state the footer's keys depend on.
@@ -73,6 +77,7 @@ pub struct Context {
     pub demo: bool,
     pub approval: bool,
     pub fault: bool,
+    pub campaign: bool,
 }
 
 impl Context {
@@ -81,6 +86,7 @@ impl Context {
             When::Always => true,
             When::Approval => self.approval,
             When::Fault => self.fault,
+            When::Campaign => self.campaign,
         }
     }
 }
@@ -126,14 +132,15 @@ use K::{Ch, Code, Ctrl};
 pub const GLOBAL: &[Binding] = &[
     f(
         &[Ch('1')],
-        "1-4",
-        "go to a tab (1 Cluster, 2 Tickets, 3 Agent, 4 Chaos)",
+        "1-5",
+        "go to a tab (1 Cluster, 2 Tickets, 3 Agent, 4 Chaos, 5 Campaigns)",
         GoTo(Tab::Cluster),
         "tabs",
     ),
     b(&[Ch('2')], "", "", GoTo(Tab::Tickets)),
     b(&[Ch('3')], "", "", GoTo(Tab::Agent)),
     b(&[Ch('4')], "", "", GoTo(Tab::Chaos)),
+    b(&[Ch('5')], "", "", GoTo(Tab::Campaigns)),
     b(&[Code(KeyCode::Tab)], "Tab", "next tab", NextTab),
     b(&[Code(KeyCode::BackTab)], "S-Tab", "previous tab", PrevTab),
     f(&[Ch('?')], "?", "this help", Help, "help"),
@@ -303,6 +310,37 @@ pub const CHAOS: &[Binding] = &[
     ),
 ];
 
+pub const CAMPAIGNS: &[Binding] = &[
+    MOVE[0],
+    MOVE[1],
+    MOVE[4],
+    MOVE[5],
+    f(
+        &[Code(KeyCode::Enter)],
+        "Enter",
+        "the campaign's trials; on a trial, its timeline",
+        Enter,
+        "open",
+    ),
+    f(
+        &[Ch('r')],
+        "r",
+        "run a campaign from campaigns/ (asks first)",
+        StartCampaign,
+        "run",
+    ),
+    only(
+        When::Campaign,
+        f(
+            &[Ch('x')],
+            "x",
+            "stop the selected running campaign: heals and tears down (asks first)",
+            StopCampaign,
+            "stop",
+        ),
+    ),
+];
+
 pub const DEMO: &[Binding] = &[
     f(
         &[Ch(' '), Code(KeyCode::Right)],
@@ -325,6 +363,7 @@ pub fn tab_bindings(tab: Tab) -> &'static [Binding] {
         Tab::Tickets => TICKETS,
         Tab::Agent => AGENT,
         Tab::Chaos => CHAOS,
+        Tab::Campaigns => CAMPAIGNS,
     }
 }
 

@@ -8,6 +8,7 @@ use crate::agent::approval::{Answer, ApprovalRequest};
 use crate::agent::audit::{Entry, Session};
 use crate::agent::session::AgentEvent;
 use crate::chaos::{FaultKind, FaultRecord};
+use crate::eval::model::{CampaignRow, TrialRow};
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
 use crate::tickets::{Ticket, TicketEvent};
@@ -37,6 +38,14 @@ pub enum Msg {
         events: Vec<TicketEvent>,
         sessions: Vec<Session>,
     },
+    /// The campaigns in the DB, their trials, and the campaign files that can be started.
+    Campaigns {
+        list: Vec<CampaignRow>,
+        trials: Vec<(i64, Vec<TrialRow>)>,
+        files: Vec<String>,
+    },
+    /// A trial's timeline, asked for from the Campaigns tab.
+    Trial(Box<super::app::TrialTimeline>),
     Agent(AgentEvent),
     Approval(ApprovalRequest, oneshot::Sender<Answer>),
     Load(LoadStats),
@@ -79,4 +88,9 @@ pub enum Effect {
         stop_cluster: bool,
     },
     RetryClusterUp,
+    /// Run a campaign file in a harness process of its own.
+    StartCampaign(String),
+    /// Ask a running campaign's harness to stop.
+    StopCampaign(i64),
+    LoadTrial(i64),
 }

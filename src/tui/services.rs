@@ -296,6 +296,61 @@ impl Services {
                 }
             }
             Effect::RetryClusterUp => self.bring_up(),
+            Effect::StartCampaign(file) => {
+                let ctx = self.ctx.clone();
+                tokio::spawn(async move {
+                    let started = tokio::task::spawn_blocking(move || start_campaign(&ctx, &file))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                    let _ = tx.send(Msg::Chaos(started));
+                });
+            }
+            Effect::StopCampaign(id) => {
+                let store = self.ctx.store.clone();
+                tokio::spawn(async move {
+                    let r = store.call(move |db| db.request_stop(id)).await;
+                    let _ = tx.send(Msg::Chaos(match r {
+                        Ok(true) => Ok(format!("campaign #{id} is stopping")),
+                        Ok(false) => Err(format!("campaign #{id} is not running")),
+                        Err(e) => Err(e.to_string()),
+                    }));
+                });
+            }
+            Effect::LoadTrial(id) => {
+                let store = self.ctx.store.clone();
+                tokio::spawn(async move {
+                    let r = store
+                        .call(move |db| {
+                            let Some(trial) = db.trial(id)? else {
+                                return Ok(None);
+                            };
+                            let events = db.trial_events(id)?;
+                            let session = match trial.metrics.sessions.last() {
+                                Some(sid) => db
+                                    .session(*sid)?
+                                    .map(|s| Ok::<_, StoreError>((db.entries(s.id, 0)?, s)))
+                                    .transpose()?,
+                                None => None,
+                            };
+                            Ok(Some((trial, events, session)))
+                        })
+                        .await;
+                    if let Ok(Some((trial, events, session))) = r {
+                        let session = session.map(|(entries, s)| {
+                            let mut v = super::session_view::SessionView::from_session(&s, false);
+                            for e in &entries {
+                                v.apply(e);
+                            }
+                            v
+                        });
+                        let _ = tx.send(Msg::Trial(Box::new(super::app::TrialTimeline {
+                            trial,
+                            events,
+                            session,
+                        })));
+                    }
+                });
+            }
             Effect::Quit { heal, stop_cluster } => {
                 let (chaos, runtime) = (self.chaos.clone(), self.ctx.runtime.clone());
                 self.stop();
@@ -423,6 +478,21 @@ fn start_loops(
     tokio::spawn(watch_db(ctx, tx, stop));
 }
 
+/// The campaign files `r` can start: `campaigns/*.yaml` under the folder the app runs in.
+fn campaign_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir("campaigns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .map(|p| p.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 /// Follows the DB: on every commit (by this process or another) sends what changed.
 async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: CancellationToken) {
     // The store reads on a connection of its own, whose data_version moves with every commit
@@ -458,6 +528,11 @@ async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: Cancellatio
                         .take(20),
                 );
                 let sessions = db.sessions(None, 50)?;
+                let campaigns = db.campaigns(20)?;
+                let mut trials = Vec::new();
+                for c in &campaigns {
+                    trials.push((c.id, db.trials(c.id)?));
+                }
                 // New steps of the sessions still running (and of the ones never read).
                 let mut entries = Vec::new();
                 for s in sessions.iter().take(10) {
@@ -469,12 +544,29 @@ async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: Cancellatio
                         }
                     }
                 }
-                Ok(Some((version, tickets, faults, sessions, entries)))
+                Ok(Some((
+                    version,
+                    tickets,
+                    faults,
+                    sessions,
+                    entries,
+                    (campaigns, trials, campaign_files()),
+                )))
             })
             .await;
         match read {
-            Ok(Some((version, tickets, faults, sessions, entries))) => {
+            Ok(Some((version, tickets, faults, sessions, entries, (list, trials, files)))) => {
                 last_version = Some(version);
+                if tx
+                    .send(Msg::Campaigns {
+                        list,
+                        trials,
+                        files,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
                 if tx
                     .send(Msg::Db {
                         tickets,
@@ -504,4 +596,45 @@ async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: Cancellatio
             }
         }
     }
+}
+
+/// Runs `operator eval run campaign FILE` as a process of its own, on this app's config,
+/// state and DB: the campaign goes on if the app quits, and shows here through the DB.
+fn start_campaign(ctx: &Context, file: &str) -> Result<String, String> {
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find the operator binary: {e}"))?;
+    let logs = ctx.state.logs();
+    std::fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+    let log_path = logs.join("campaign.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(c) = &ctx.config_path {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.arg("--state-dir")
+        .arg(ctx.state.root())
+        .arg("--db")
+        .arg(&ctx.db)
+        .args(["eval", "run", "campaign", file])
+        .env_remove("OPERATOR_INSTANCE")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(err);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the campaign: {e}"))?;
+    let pid = child.id();
+    // Reaped when it ends, so that its pid does not linger as a zombie of the app's.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(format!(
+        "campaign {file} started (pid {pid}; its log: {})",
+        log_path.display()
+    ))
 }

@@ -45,9 +45,13 @@ fn number_keys_and_tab_switch_tabs() {
     update(&mut a, code(KeyCode::Tab));
     assert_eq!(a.tab, Tab::Chaos);
     update(&mut a, code(KeyCode::Tab));
+    assert_eq!(a.tab, Tab::Campaigns);
+    update(&mut a, code(KeyCode::Tab));
     assert_eq!(a.tab, Tab::Cluster);
     update(&mut a, code(KeyCode::BackTab));
-    assert_eq!(a.tab, Tab::Chaos);
+    assert_eq!(a.tab, Tab::Campaigns);
+    update(&mut a, key('5'));
+    assert_eq!(a.tab, Tab::Campaigns);
 }
 
 #[test]
@@ -370,6 +374,83 @@ fn overlays_and_small_screens() {
         body: "`redis-server` was not found. Install Redis.\n\nr: try again   q: quit".into(),
     });
     snap!("cluster_cannot_start", a);
+}
+
+#[test]
+fn campaigns_views() {
+    let mut a = fixtures::app(false, None);
+    a.tab = Tab::Campaigns;
+    snap!("campaigns_empty", a);
+    a.campaigns = fixtures::campaigns();
+    snap!("campaigns_running", a);
+    a.campaigns.sel = 1;
+    a.campaigns.trial_sel = Some(0);
+    snap!("campaigns_finished", a);
+    a.campaigns.timeline = Some(fixtures::timeline());
+    snap!("campaigns_trial_timeline", a);
+    a.size = (130, 36);
+    snap!("campaigns_trial_timeline_wide", a);
+    let mut a = fixtures::app(false, None);
+    a.tab = Tab::Campaigns;
+    a.campaigns = fixtures::campaigns();
+    update(&mut a, key('r'));
+    snap!("campaigns_confirm_run", a);
+}
+
+#[test]
+fn campaigns_keys_start_stop_and_open_a_trial() {
+    let mut a = fixtures::app(false, None);
+    a.tab = Tab::Campaigns;
+    a.campaigns = fixtures::campaigns();
+    // r asks, starting on smoke.yaml; ←→ choose another file; y runs it.
+    assert!(update(&mut a, key('r')).is_empty());
+    update(&mut a, code(KeyCode::Right));
+    let fx = update(&mut a, key('y'));
+    assert!(
+        matches!(fx.as_slice(), [Effect::StartCampaign(f)] if f == "campaigns/ratelimiter.yaml"),
+        "the file after smoke.yaml, wrapping around"
+    );
+    // x asks about the running campaign; n keeps it.
+    assert!(update(&mut a, key('x')).is_empty());
+    assert!(matches!(
+        a.overlay,
+        Some(Overlay::Confirm(Ask::StopCampaign { id: 2, .. }))
+    ));
+    assert!(update(&mut a, key('n')).is_empty());
+    update(&mut a, key('x'));
+    assert!(matches!(
+        update(&mut a, key('y')).as_slice(),
+        [Effect::StopCampaign(2)]
+    ));
+    // Enter: the trials; ↓, Enter: that trial's timeline; Esc twice: back to the campaigns.
+    update(&mut a, code(KeyCode::Enter));
+    assert_eq!(a.campaigns.trial_sel, Some(0));
+    update(&mut a, key('j'));
+    assert!(matches!(
+        update(&mut a, code(KeyCode::Enter)).as_slice(),
+        [Effect::LoadTrial(12)]
+    ));
+    update(&mut a, Msg::Trial(Box::new(fixtures::timeline())));
+    assert!(a.campaigns.timeline.is_some());
+    update(&mut a, code(KeyCode::Esc));
+    assert!(a.campaigns.timeline.is_none());
+    update(&mut a, code(KeyCode::Esc));
+    assert_eq!(a.campaigns.trial_sel, None);
+    // x is offered only while a campaign runs.
+    let now = |running| crate::tui::keys::Context {
+        campaign: running,
+        ..Default::default()
+    };
+    assert!(
+        crate::tui::keys::footer(Tab::Campaigns, now(true))
+            .iter()
+            .any(|(k, _)| *k == "x")
+    );
+    assert!(
+        !crate::tui::keys::footer(Tab::Campaigns, now(false))
+            .iter()
+            .any(|(k, _)| *k == "x")
+    );
 }
 
 /// Every tab at the sizes people use: nothing the person needs may be cut at any of them.

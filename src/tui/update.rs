@@ -49,6 +49,15 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             faults,
             sessions,
         } => on_db(app, tickets, faults, sessions),
+        Msg::Campaigns {
+            list,
+            trials,
+            files,
+        } => on_campaigns(app, list, trials, files),
+        Msg::Trial(t) => {
+            app.campaigns.timeline = Some(*t);
+            vec![]
+        }
         Msg::Entries { session, entries } => {
             if let Some(s) = app.sessions.iter_mut().find(|s| s.id == session) {
                 for e in &entries {
@@ -179,6 +188,18 @@ fn on_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             }
             vec![]
         }
+        Some(Overlay::Confirm(Ask::StartCampaign { files, index }))
+            if matches!(k.code, KeyCode::Left | KeyCode::Right) && !files.is_empty() =>
+        {
+            let n = files.len();
+            let index = if k.code == KeyCode::Left {
+                (index + n - 1) % n
+            } else {
+                (index + 1) % n
+            };
+            app.overlay = Some(Overlay::Confirm(Ask::StartCampaign { files, index }));
+            vec![]
+        }
         Some(Overlay::Confirm(ask)) => match k.code {
             KeyCode::Char('y') | KeyCode::Char('Y') => confirmed(app, ask, true),
             KeyCode::Char('n') | KeyCode::Char('N') => confirmed(app, ask, false),
@@ -277,6 +298,21 @@ fn confirmed(app: &mut App, ask: Ask, yes: bool) -> Vec<Effect> {
     match ask {
         Ask::Inject { fault, target } if yes => vec![Effect::Inject { fault, target }],
         Ask::Inject { .. } => vec![],
+        Ask::StartCampaign { files, index } if yes => match files.get(index) {
+            Some(f) => {
+                app.push_log(Level::Info, format!("starting campaign {f}"));
+                vec![Effect::StartCampaign(f.clone())]
+            }
+            None => vec![],
+        },
+        Ask::StopCampaign { id, name } if yes => {
+            app.push_log(
+                Level::Info,
+                format!("asked campaign #{id} {name} to stop: its harness heals and tears down"),
+            );
+            vec![Effect::StopCampaign(id)]
+        }
+        Ask::StartCampaign { .. } | Ask::StopCampaign { .. } => vec![],
         Ask::Quit {
             faults,
             stop_cluster,
@@ -331,6 +367,14 @@ fn act(app: &mut App, a: Action) -> Vec<Effect> {
         }
         Action::Help => app.overlay = Some(Overlay::Help),
         Action::Quit => return quit(app, false),
+        Action::Back if app.tab == Tab::Campaigns => {
+            let c = &mut app.campaigns;
+            if c.timeline.is_some() {
+                c.timeline = None;
+            } else {
+                c.trial_sel = None;
+            }
+        }
         Action::Back => {
             app.session_focus = None;
             app.item_sel = None;
@@ -347,6 +391,7 @@ fn act(app: &mut App, a: Action) -> Vec<Effect> {
                 Tab::Tickets => tickets_action(app, a),
                 Tab::Agent => agent_action(app, a),
                 Tab::Chaos => chaos_action(app, a),
+                Tab::Campaigns => campaigns_action(app, a),
             };
         }
     }
@@ -384,6 +429,96 @@ fn moved(sel: usize, len: usize, a: Action, page: usize) -> usize {
         Action::Top => 0,
         Action::Bottom => len - 1,
         _ => sel.min(len - 1),
+    }
+}
+
+fn campaigns_action(app: &mut App, a: Action) -> Vec<Effect> {
+    let page = usize::from(app.size.1.saturating_sub(12)).max(1);
+    let c = &mut app.campaigns;
+    match a {
+        Action::StartCampaign => {
+            if c.files.is_empty() {
+                app.flash = Some((
+                    Level::Warn,
+                    "no campaign files in ./campaigns (run the app from the project's folder)"
+                        .into(),
+                ));
+                return vec![];
+            }
+            let index = c
+                .files
+                .iter()
+                .position(|f| f.ends_with("smoke.yaml"))
+                .unwrap_or(0);
+            app.overlay = Some(Overlay::Confirm(Ask::StartCampaign {
+                files: c.files.clone(),
+                index,
+            }));
+        }
+        Action::StopCampaign => {
+            // The selected campaign if it runs, else the first running one.
+            let running = c
+                .selected()
+                .filter(|r| r.status == crate::eval::CampaignStatus::Running)
+                .or_else(|| {
+                    c.list
+                        .iter()
+                        .find(|r| r.status == crate::eval::CampaignStatus::Running)
+                });
+            match running {
+                Some(r) => {
+                    app.overlay = Some(Overlay::Confirm(Ask::StopCampaign {
+                        id: r.id,
+                        name: r.name.clone(),
+                    }))
+                }
+                None => app.flash = Some((Level::Info, "no campaign is running".into())),
+            }
+        }
+        Action::Enter => match c.trial_sel {
+            None if c.selected().is_some() => c.trial_sel = Some(0),
+            Some(i) => {
+                if let Some(t) = c.selected_trials().get(i) {
+                    return vec![Effect::LoadTrial(t.id)];
+                }
+            }
+            None => {}
+        },
+        _ if c.timeline.is_some() => {}
+        _ => match c.trial_sel {
+            Some(i) => c.trial_sel = Some(moved(i, c.selected_trials().len(), a, page)),
+            None => c.sel = moved(c.sel, c.list.len(), a, page),
+        },
+    }
+    vec![]
+}
+
+fn on_campaigns(
+    app: &mut App,
+    list: Vec<crate::eval::CampaignRow>,
+    trials: Vec<(i64, Vec<crate::eval::TrialRow>)>,
+    files: Vec<String>,
+) -> Vec<Effect> {
+    let c = &mut app.campaigns;
+    let selected = c.selected().map(|r| r.id);
+    c.list = list;
+    c.trials = trials.into_iter().collect();
+    c.files = files;
+    // The same campaign stays selected when a new one arrives above it.
+    if let Some(i) = selected.and_then(|id| c.list.iter().position(|r| r.id == id)) {
+        c.sel = i;
+    }
+    c.sel = c.sel.min(c.list.len().saturating_sub(1));
+    let n = c.selected_trials().len();
+    if let Some(i) = c.trial_sel {
+        c.trial_sel = (n > 0).then(|| i.min(n - 1));
+    }
+    // An open timeline follows its trial while it runs.
+    match &c.timeline {
+        Some(t) if t.trial.status != crate::eval::model::TrialStatus::Done => {
+            vec![Effect::LoadTrial(t.trial.id)]
+        }
+        _ => vec![],
     }
 }
 

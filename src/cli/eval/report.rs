@@ -98,7 +98,11 @@ fn pct(v: Option<f64>) -> String {
 }
 
 fn secs(ms: Option<f64>) -> String {
-    ms.map_or("-".into(), |m| format!("{:.1}s", m / 1000.0))
+    match ms {
+        None => "-".into(),
+        Some(m) if m < 1000.0 => format!("{m:.0}ms"),
+        Some(m) => format!("{:.1}s", m / 1000.0),
+    }
 }
 
 fn interval(ci: Option<[f64; 2]>) -> String {
@@ -159,11 +163,23 @@ pub async fn list(ctx: &Context, a: ListArgs) -> Result<()> {
         say!("no campaigns yet; run one with `operator eval run campaign campaigns/smoke.yaml`");
         return Ok(());
     }
-    let mut t = output::table(&["id", "name", "status", "trials", "wins", "started", "note"]);
+    let mut t = output::table(&[
+        "id",
+        "name",
+        "status",
+        "trials",
+        "agent wins",
+        "started",
+        "note",
+    ]);
     for c in &rows {
         let id = c.id;
         let trials = store.call(move |db| db.trials(id)).await?;
-        let counted: Vec<_> = trials.iter().filter(|t| t.won.is_some()).collect();
+        // The agents' trials: baseline and control trials answer other questions.
+        let counted: Vec<_> = trials
+            .iter()
+            .filter(|t| t.won.is_some() && !t.baseline && !t.control)
+            .collect();
         let wins = counted.iter().filter(|t| t.won == Some(true)).count();
         t.add_row(vec![
             c.id.to_string(),

@@ -42,7 +42,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         return;
     };
     draw_head(f, app, s, head);
-    draw_transcript(f, app, s, body);
+    draw_transcript(f, app, s, body, app.item_sel);
     if approval_h > 0 {
         draw_approval(f, app, approval);
     }
@@ -198,12 +198,20 @@ fn item_lines(th: Theme, item: &Item, said: Option<&str>, width: usize) -> Vec<L
     out
 }
 
-fn draw_transcript(f: &mut Frame, app: &App, s: &SessionView, area: Rect) {
+/// A session's transcript; `sel` is the selected item (`None` follows the newest). The
+/// Campaigns tab shows a trial's session with it too.
+pub(super) fn draw_transcript(
+    f: &mut Frame,
+    app: &App,
+    s: &SessionView,
+    area: Rect,
+    sel: Option<usize>,
+) {
     let th = app.theme;
     let block = Block::bordered().title(" Session ").title_style(th.title());
     let inner = block.inner(area);
     let width = usize::from(inner.width);
-    let selected = app.item_sel.unwrap_or(s.items.len().saturating_sub(1));
+    let selected = sel.unwrap_or(s.items.len().saturating_sub(1));
     let mut lines: Vec<Line> = Vec::new();
     let mut sel_start = 0;
     for (i, item) in s.items.iter().enumerate() {
@@ -215,7 +223,7 @@ fn draw_transcript(f: &mut Frame, app: &App, s: &SessionView, area: Rect) {
             _ => None,
         };
         let mut block_lines = item_lines(th, item, said, width);
-        if i == selected && app.item_sel.is_some() {
+        if i == selected && sel.is_some() {
             if let Some(first) = block_lines.first_mut() {
                 *first = first.clone().patch_style(th.selected());
             }
@@ -254,7 +262,7 @@ fn draw_transcript(f: &mut Frame, app: &App, s: &SessionView, area: Rect) {
         lines.push(Line::from(Span::styled(format!("= {o}{why}"), style)));
     }
     let h = usize::from(inner.height);
-    let offset = if app.item_sel.is_none() {
+    let offset = if sel.is_none() {
         lines.len().saturating_sub(h)
     } else {
         sel_start

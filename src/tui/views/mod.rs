@@ -2,6 +2,7 @@
 //! socket, so every screen can be snapshot-tested.
 
 mod agent;
+mod campaigns;
 mod chaos;
 mod cluster;
 mod overlays;
@@ -72,6 +73,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         Tab::Tickets => tickets::draw(f, app, body),
         Tab::Agent => agent::draw(f, app, body),
         Tab::Chaos => chaos::draw(f, app, body),
+        Tab::Campaigns => campaigns::draw(f, app, body),
     }
     draw_footer(f, app, footer);
     overlays::draw(f, app, area);
@@ -189,6 +191,7 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         demo: app.demo.is_some(),
         approval: !app.approvals.is_empty(),
         fault: app.live_faults() > 0,
+        campaign: app.campaigns.running(),
     };
     for (i, (key, what)) in keys::footer(app.tab, now).into_iter().enumerate() {
         if i > 0 {

@@ -83,6 +83,21 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                         ),
                     )
                 }
+                Ask::StartCampaign { files, index } => (
+                    " Run a campaign? ".to_string(),
+                    format!(
+                        "{} ({} of {})\nTrials run on slots of their own (instances 100 and up), never on this cluster.\n\ny: run   ←→: another file   n or Esc: cancel",
+                        files.get(*index).map_or("?", String::as_str),
+                        index + 1,
+                        files.len()
+                    ),
+                ),
+                Ask::StopCampaign { id, name } => (
+                    " Stop the campaign? ".to_string(),
+                    format!(
+                        "#{id} {name}: its running trials stop, their faults are healed and its slots torn down; `--resume {id}` finishes it later.\n\ny: stop   n or Esc: keep it running"
+                    ),
+                ),
             };
             let r = centered(area, 64, 7);
             f.render_widget(Clear, r);
