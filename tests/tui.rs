@@ -142,3 +142,43 @@ fn a_db_from_a_newer_build_is_shown_in_the_app_not_a_crash() {
     let s = t.wait("TERM=", 10);
     assert!(s.contains("TUI-EXIT=1") && s.contains("TERM=COOKED"), "{s}");
 }
+
+#[test]
+fn a_campaign_started_from_the_campaigns_tab_runs_live_to_its_end() {
+    use operator::store::EvalDb;
+    let c = Cluster::start("");
+    let t = Tmux::start(&tui_command(&c, "tui --mode observe"), 120, 36);
+    t.wait("4/4 up", 20);
+    t.keys(&["5"]);
+    t.wait("No campaign yet", 5);
+    // r asks first, starting on the smoke campaign.
+    t.keys(&["r"]);
+    let s = t.wait("Run a campaign?", 5);
+    assert!(s.contains("campaigns/smoke.yaml"), "{s}");
+    t.keys(&["y"]);
+    // It shows live: running, a slot at work, then finished.
+    t.wait("running", 20);
+    t.wait("slot 0: trial", 60);
+    let s = t.wait("finished", 240);
+    assert!(s.contains("5/5"), "{s}");
+    let db = c.store();
+    let campaign = &db.campaigns(1).unwrap()[0];
+    assert_eq!(campaign.name, "smoke");
+    let trials = db.trials(campaign.id).unwrap();
+    assert_eq!(trials.len(), 5);
+    assert!(trials.iter().all(|t| t.verdict.is_some()));
+    // A trial opens its timeline.
+    t.keys(&["Enter", "Enter"]);
+    let s = t.wait("Esc back", 10);
+    assert!(s.contains("gate") && s.contains("verdict"), "{s}");
+    t.keys(&["Escape", "q"]);
+    t.wait("TERM=", 15);
+    // The campaign ran on its own slot and left nothing: no slot, no fault.
+    assert!(db.slots().unwrap().is_empty());
+    assert!(
+        c.json(&["chaos", "list"])["faults"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
