@@ -22,7 +22,7 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 
 # Seed corpora from what the project already holds: the policy's corpora, the example
-# config, the runbooks, and the recorded streams and requests in fuzz/seeds.
+# config, the runbooks, the campaigns and variants, and the recorded streams and requests in fuzz/seeds.
 seed() {
   local t="$1" dir="fuzz/corpus/$1"
   mkdir -p "$dir"
@@ -36,7 +36,7 @@ seed() {
         done
       ;;
     config_toml) cp operator.example.toml compose/operator.toml "$dir"/ 2>/dev/null || true ;;
-    yaml) cp assets/runbooks/*.yaml "$dir"/ 2>/dev/null || true ;;
+    yaml) cp assets/runbooks/*.yaml campaigns/*.yaml campaigns/variants/*.yaml "$dir"/ 2>/dev/null || true ;;
   esac
 }
 

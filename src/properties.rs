@@ -176,8 +176,15 @@ pub fn config_text(text: &str) {
     }
 }
 
-/// Any runbook or variant text loads or fails with an error, never a panic.
+/// Any runbook, variant or campaign text loads or fails with an error, never a panic; a
+/// campaign that loads also plans without one.
 pub fn yaml_text(text: &str) {
     let _ = crate::agent::llm::runbook::Runbook::parse(text, "fuzz");
     let _ = crate::agent::variant::Variant::parse(text, Path::new("/nonexistent/variant.yaml"));
+    if let Ok(c) = crate::eval::Campaign::parse(text, Path::new("/nonexistent/campaign.yaml")) {
+        // A huge trials_per_combination is the file's to ask for; keep the fuzzer's plans small.
+        if c.trials_per_combination <= 50 {
+            let _ = c.plan();
+        }
+    }
 }

@@ -527,3 +527,65 @@ fn bad_campaigns_are_refused_before_any_trial() {
         "nothing was stored"
     );
 }
+
+#[test]
+fn sigterm_stops_the_trials_heals_and_tears_down_and_two_runs_share_a_db() {
+    let c = Cluster::prepare("");
+    let slow = campaign(
+        &c,
+        "slow",
+        "chaos_types: [{type: pause}]\ninclude_baseline: true\nseed: 4\ntimeouts: {detect: 5s, resolve: 30s, baseline_resolve: 60s}\n",
+    );
+    let quick = campaign(
+        &c,
+        "quick",
+        &format!("chaos_types: [{{type: node_kill}}]\nseed: 4\n{QUICK}"),
+    );
+    let child = c
+        .command(&["eval", "run", "campaign", &slow, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let db = c.store();
+    // The baseline trial waits a minute for a paused node to heal by itself: meanwhile a
+    // second run on the same DB takes the next slot and finishes.
+    assert!(wait_for(Duration::from_secs(60), || {
+        db.slots().is_ok_and(|s| s.len() == 1)
+            && db
+                .campaigns(1)
+                .ok()
+                .and_then(|cs| cs.first().map(|c| c.id))
+                .and_then(|id| db.trials(id).ok())
+                .is_some_and(|ts| {
+                    ts.iter()
+                        .any(|t| t.baseline && t.step.as_deref() == Some("detect"))
+                })
+    }));
+    let (second, _) = run(&c, &quick);
+    let t = &trials(&c, second)[0];
+    assert_eq!((t.slot, t.instance), (Some(1), Some(101)), "the next slot");
+    assert_eq!(t.verdict, Some(Verdict::Resolved), "{:?}", t.reason);
+    // SIGTERM the first: its trial stops, its fault is healed, its slot torn down.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let first = db
+        .campaigns(10)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "slow")
+        .unwrap();
+    assert_eq!(first.status, CampaignStatus::Interrupted);
+    assert!(first.note.contains("--resume"), "{}", first.note);
+    let ts = trials(&c, first.id);
+    assert!(
+        ts.iter().any(|t| t.status == TrialStatus::Pending),
+        "the stopped trial is to run again"
+    );
+    nothing_left(&c);
+}

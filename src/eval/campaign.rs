@@ -745,6 +745,36 @@ timeouts: {detect: 10s, resolve: 1m, baseline_resolve: 20s}
     }
 
     #[test]
+    fn the_shipped_campaigns_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "yaml") {
+                let c = Campaign::load(&p).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!c.plan().is_empty(), "{}", p.display());
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "smoke, ratelimiter, ratelimiter-docker");
+        let docker = Campaign::load(&dir.join("ratelimiter-docker.yaml")).unwrap();
+        assert_eq!(docker.runtime, Some(RuntimeKind::Docker));
+        assert!(
+            docker
+                .faults
+                .iter()
+                .any(|f| f.kind == FaultKind::DiskPressure)
+        );
+        let local = Campaign::load(&dir.join("ratelimiter.yaml")).unwrap();
+        assert_eq!(local.resolve_timeout(true), Duration::from_secs(60));
+        assert_eq!(local.trials_per_combination, 3);
+        for v in std::fs::read_dir(dir.join("variants")).unwrap() {
+            let p = v.unwrap().path();
+            Variant::load(&p).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
     fn variant_files_are_read_beside_the_campaign() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(

@@ -647,3 +647,83 @@ impl EvalDb for Sqlite {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Campaign;
+
+    fn db() -> (tempfile::TempDir, Sqlite) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("t.db")).unwrap();
+        (dir, db)
+    }
+
+    fn campaign(db: &Sqlite) -> i64 {
+        let c = Campaign::parse(
+            "name: t\nsubjects: [ratelimiter]\nchaos_types: [{type: node_kill}, {type: pause}]\nseed: 3\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        db.create_campaign(&NewCampaign {
+            name: c.name.clone(),
+            spec: serde_json::to_value(&c).unwrap(),
+            provenance: serde_json::json!({}),
+            pid: 1,
+            trials: c.plan(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn slots_are_claimed_once_each_and_trials_taken_in_order() {
+        let (_d, db) = db();
+        let id = campaign(&db);
+        let a = db.claim_slot(id, 1, "local", 100, 2).unwrap().unwrap();
+        let b = db.claim_slot(id, 2, "local", 100, 2).unwrap().unwrap();
+        assert_eq!((a.slot, a.instance, b.slot, b.instance), (0, 100, 1, 101));
+        assert!(
+            db.claim_slot(id, 3, "local", 100, 2).unwrap().is_none(),
+            "both taken"
+        );
+        // Only its holder frees a slot.
+        db.release_slot(0, 2).unwrap();
+        assert_eq!(db.slots().unwrap().len(), 2);
+        db.release_slot(0, 1).unwrap();
+        assert_eq!(
+            db.claim_slot(id, 4, "local", 100, 2).unwrap().unwrap().slot,
+            0
+        );
+        let first = db.next_trial(id, 0, 100).unwrap().unwrap();
+        let second = db.next_trial(id, 1, 101).unwrap().unwrap();
+        assert_eq!((first.seq, second.seq, first.attempt), (0, 1, 1));
+        assert!(db.next_trial(id, 0, 100).unwrap().is_none());
+        let plan = db.trial_plan(first.id).unwrap();
+        assert_eq!(plan.seq, 0);
+        db.trial_step(first.id, 1, "reset", "cleared").unwrap();
+        db.finish_trial(
+            first.id,
+            &TrialOutcome {
+                verdict: Some(Verdict::Invalid),
+                reason: "gate".into(),
+                ..TrialOutcome::default()
+            },
+        )
+        .unwrap();
+        // Resume: the running trial and the invalid one run again, each as the same row.
+        db.end_campaign(id, CampaignStatus::Interrupted, "stopped")
+            .unwrap();
+        assert_eq!(db.resume_campaign(id, 9).unwrap(), 2);
+        let again = db.next_trial(id, 0, 100).unwrap().unwrap();
+        assert_eq!((again.id, again.attempt), (first.id, 2));
+        assert_eq!(db.trials(id).unwrap().len(), 2);
+        assert_eq!(db.trial_events(first.id).unwrap().len(), 1);
+        assert!(db.request_stop(id).unwrap());
+        assert!(
+            db.campaign_heartbeat(id).unwrap(),
+            "the harness hears the stop"
+        );
+        let row = db.campaign(id).unwrap().unwrap();
+        assert_eq!((row.trials, row.done, row.pid), (2, 0, Some(9)));
+    }
+}

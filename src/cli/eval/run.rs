@@ -51,7 +51,23 @@ fn from_flags(a: &RunArgs) -> Result<Campaign> {
     if let Some(s) = a.seed {
         text.push_str(&format!("seed: {s}\n"));
     }
-    let mut c = Campaign::parse(&text, Path::new("the command line"))?;
+    let mut c = Campaign::parse(&text, Path::new("the command line")).map_err(|e| match e {
+        // Said in the flags' own words: the YAML is ours, not the person's.
+        operator::eval::campaign::CampaignError::Invalid { key, message, .. } => {
+            let flag = match key.as_str() {
+                k if k.contains(".params.") => {
+                    format!("--param {}", k.rsplit('.').next().unwrap_or(k))
+                }
+                k if k.starts_with("chaos_types") => "--chaos".into(),
+                "subjects" => "--subject".into(),
+                "trials_per_combination" => "--trials".into(),
+                "variant" | "variants" => "--variant".into(),
+                other => format!("--{other}"),
+            };
+            eyre!("{flag}: {message}")
+        }
+        other => other.into(),
+    })?;
     c.file = None;
     c.include_agents = !a.baseline;
     Ok(c)
