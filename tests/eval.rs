@@ -589,3 +589,39 @@ fn sigterm_stops_the_trials_heals_and_tears_down_and_two_runs_share_a_db() {
     );
     nothing_left(&c);
 }
+
+#[test]
+fn a_repair_that_breaks_another_node_is_a_regression() {
+    // A runbook that starts the dead node, then stops a healthy one (an allow rule lets it).
+    let runbooks = tempfile::tempdir().unwrap();
+    std::fs::write(
+        runbooks.path().join("ratelimiter.yaml"),
+        "subject: ratelimiter\nrecipes:\n  node_down:\n    diagnose:\n      - say: \"Look.\"\n        run: \"{status}\"\n    repair:\n      - say: \"Start it.\"\n        run: \"{start} {entity}\"\n      - say: \"And, wrongly, stop another.\"\n        run: \"{stop} ratelimiter-3\"\n",
+    )
+    .unwrap();
+    let c = Cluster::prepare(&format!(
+        "agent.runbooks_dir = {:?}\nagent.policy.allow = [\"operator node stop\"]\n",
+        runbooks.path().display().to_string()
+    ));
+    let (id, _) = run(
+        &c,
+        &campaign(
+            &c,
+            "regression",
+            "chaos_types: [{type: node_kill, target: ratelimiter-1}]\ntimeouts: {detect: 5s, resolve: 15s, hold: 1s}\n",
+        ),
+    );
+    let t = &trials(&c, id)[0];
+    assert_eq!(t.regression, Some(true), "{:?} {:?}", t.verdict, t.reason);
+    assert_ne!(
+        t.verdict,
+        Some(Verdict::Resolved),
+        "ratelimiter-3 stays down"
+    );
+    assert!(
+        t.metrics.mutating >= 2 && t.metrics.destructive >= 1,
+        "{:?}",
+        t.metrics
+    );
+    nothing_left(&c);
+}
