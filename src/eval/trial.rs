@@ -696,17 +696,18 @@ impl Slot {
         }
         // A regression: a ticket that opened after the agent's first change, about something
         // the fault had not broken before it.
-        if let Some(first) = counted.first_change {
-            let ids = outcome.metrics.tickets.clone();
+        if let (Some(first), Some(since)) = (counted.first_change, outcome.injected_at) {
+            let (subject, instance) = (trial.subject.clone(), self.instance);
             let regressed = self
                 .store
                 .call(move |db| {
+                    // When each ticket opened (or reopened) in this trial, not when its row
+                    // was first made: a ticket an earlier trial opened may come back here.
                     let mut before = Vec::new();
                     let mut after = Vec::new();
-                    for id in ids {
-                        let t = db.ticket(id)?;
+                    for (t, opened) in db.tickets_since(&subject, instance, since)? {
                         let key = (t.invariant.clone(), t.entity.clone());
-                        if t.opened_at < first {
+                        if opened < first {
                             before.push(key);
                         } else {
                             after.push(key);
