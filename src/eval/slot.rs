@@ -23,8 +23,9 @@ pub const MAX_SLOTS: u32 = 64;
 /// How often a harness says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A slot whose harness has not said so for this long is abandoned, even if a process with
-/// its pid exists (pids are reused).
-pub const STALE_AFTER: Duration = Duration::from_secs(30);
+/// its pid exists (pids are reused). Long enough that a DB held by another process for a
+/// while (its busy timeout is 10 s) never passes for a dead harness.
+pub const STALE_AFTER: Duration = Duration::from_secs(120);
 
 /// Whether a process with this pid exists (signal 0 asks without sending anything).
 pub fn alive(pid: u32) -> bool {
