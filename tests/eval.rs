@@ -451,8 +451,18 @@ fn a_killed_harness_leaves_nothing_behind_and_resume_counts_each_trial_once() {
     );
     nothing_left(&c);
     for pid in pids {
-        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err();
-        assert!(gone, "node process {pid} outlived the harness's teardown");
+        // Gone, or a zombie: dead, waiting for init (its parent, the harness, was killed) to
+        // reap it.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+        let gone = state.as_deref().is_none_or(|s| {
+            s.rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .is_some_and(|c| matches!(c, 'Z' | 'X'))
+        });
+        assert!(
+            gone,
+            "node process {pid} outlived the harness's teardown: {state:?}"
+        );
     }
     let row = db.campaign(id).unwrap().unwrap();
     assert_eq!(row.status, CampaignStatus::Interrupted);
