@@ -6,7 +6,6 @@ use clap::{Args, Subcommand};
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use operator::chaos::{Fault, FaultKind, FaultRecord, Healed};
 use operator::clock;
-use operator::runtime::Impairment;
 use operator::runtime::impair::PartitionMode;
 
 use super::output::say;
@@ -77,7 +76,6 @@ pub struct InjectArgs {
 impl InjectArgs {
     /// The fault with the flags applied; a flag that does not belong to it is an error.
     fn fault(&self) -> Result<Fault> {
-        let mut fault = Fault::from(self.fault);
         let given = [
             ("--delay", self.delay.is_some(), FaultKind::Latency),
             ("--jitter", self.jitter.is_some(), FaultKind::Latency),
@@ -90,24 +88,20 @@ impl InjectArgs {
                 return Err(eyre!("{flag} applies to {kind}, not to {}", self.fault));
             }
         }
+        // The flags are the catalogue's parameters under other names.
         let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        if let Fault::Impair(imp) = &mut fault {
-            match imp {
-                Impairment::Latency {
-                    delay_ms,
-                    jitter_ms,
-                } => {
-                    *delay_ms = self.delay.map_or(*delay_ms, ms);
-                    *jitter_ms = self.jitter.map_or(*jitter_ms, ms);
-                }
-                Impairment::Partition { mode } => *mode = self.mode.unwrap_or(*mode),
-                Impairment::Bandwidth { bytes_per_sec } => {
-                    *bytes_per_sec = self.rate.unwrap_or(*bytes_per_sec)
-                }
-                Impairment::DiskFill { percent } => *percent = self.percent.unwrap_or(*percent),
+        let mut params = serde_json::Map::new();
+        let mut set = |name: &str, v: Option<serde_json::Value>| {
+            if let Some(v) = v {
+                params.insert(name.into(), v);
             }
-        }
-        Ok(fault)
+        };
+        set("delay_ms", self.delay.map(|d| ms(d).into()));
+        set("jitter_ms", self.jitter.map(|d| ms(d).into()));
+        set("mode", self.mode.map(|m| m.as_str().into()));
+        set("bytes_per_sec", self.rate.map(Into::into));
+        set("percent", self.percent.map(Into::into));
+        Ok(Fault::with_params(self.fault, &params)?)
     }
 }
 

@@ -531,31 +531,22 @@ impl Campaign {
             } else {
                 &[]
             };
+            let planned = |seq: usize, variant: &str, baseline: bool| PlannedTrial {
+                seq: seq as u32,
+                problem: p as u32,
+                subject: problem.subject.clone(),
+                fault: problem.fault,
+                target: problem.target.clone(),
+                pick: problem.pick,
+                variant: variant.into(),
+                baseline,
+                control,
+            };
             for v in agents {
-                out.push(PlannedTrial {
-                    seq: out.len() as u32,
-                    problem: p as u32,
-                    subject: problem.subject.clone(),
-                    fault: problem.fault,
-                    target: problem.target.clone(),
-                    pick: problem.pick,
-                    variant: v.name.clone(),
-                    baseline: false,
-                    control,
-                });
+                out.push(planned(out.len(), &v.name, false));
             }
             if self.include_baseline && !control {
-                out.push(PlannedTrial {
-                    seq: out.len() as u32,
-                    problem: p as u32,
-                    subject: problem.subject.clone(),
-                    fault: problem.fault,
-                    target: problem.target.clone(),
-                    pick: problem.pick,
-                    variant: NO_AGENT.into(),
-                    baseline: true,
-                    control: false,
-                });
+                out.push(planned(out.len(), NO_AGENT, true));
             }
         }
         out

@@ -77,46 +77,29 @@ pub trait EvalDb {
     fn slots(&self) -> Result<Vec<SlotRow>, StoreError>;
 }
 
-impl ToSql for Verdict {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
+/// Stores an enum of the eval model as its text (`as_str` / `parse`), as the schema's CHECKs
+/// spell it.
+macro_rules! text_column {
+    ($ty:ty, $what:literal) => {
+        impl ToSql for $ty {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl FromSql for $ty {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let s = v.as_str()?;
+                <$ty>::parse(s)
+                    .ok_or_else(|| FromSqlError::Other(format!(concat!($what, " {:?}"), s).into()))
+            }
+        }
+    };
 }
 
-impl FromSql for Verdict {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Verdict::parse(s).ok_or_else(|| FromSqlError::Other(format!("verdict {s:?}").into()))
-    }
-}
-
-impl ToSql for TrialStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
-impl FromSql for TrialStatus {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        TrialStatus::parse(s)
-            .ok_or_else(|| FromSqlError::Other(format!("trial status {s:?}").into()))
-    }
-}
-
-impl ToSql for CampaignStatus {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
-impl FromSql for CampaignStatus {
-    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        CampaignStatus::parse(s)
-            .ok_or_else(|| FromSqlError::Other(format!("campaign status {s:?}").into()))
-    }
-}
+text_column!(Verdict, "verdict");
+text_column!(TrialStatus, "trial status");
+text_column!(CampaignStatus, "campaign status");
 
 fn conversion(i: usize, e: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
