@@ -331,7 +331,8 @@ pub async fn compare(ctx: &Context, a: CompareArgs) -> Result<()> {
     let mut rows = Vec::new();
     for (key, xa) in &ga {
         let Some(xb) = gb.get(key) else { continue };
-        let problem = |t: &TrialRow| t.problem as u64;
+        // One seed, one position: one draw. Trials that met the same problem share it.
+        let problem = |t: &TrialRow| t.pick;
         rows.push(analyze::compare(
             &Side {
                 key: SliceKey::of(xa[0]),
@@ -401,7 +402,8 @@ pub async fn compare_baseline(ctx: &Context, a: CompareBaselineArgs) -> Result<(
         let Some(xb) = base.get(&lookup) else {
             continue;
         };
-        let problem = |t: &TrialRow| t.problem as u64;
+        // One seed, one position: one draw. Trials that met the same problem share it.
+        let problem = |t: &TrialRow| t.pick;
         rows.push(analyze::compare(
             &Side {
                 key: key.clone(),
@@ -465,7 +467,8 @@ pub async fn compare_variants(ctx: &Context, a: CompareVariantsArgs) -> Result<(
                 .collect::<std::collections::BTreeSet<_>>()
                 .len()
                 == 1;
-            let problem = |t: &TrialRow| t.problem as u64;
+            // One seed, one position: one draw. Trials that met the same problem share it.
+            let problem = |t: &TrialRow| t.pick;
             rows.push(analyze::compare(
                 &Side {
                     key: keys[i].clone(),
