@@ -224,13 +224,7 @@ impl Context {
     }
 
     pub fn subject(&self, name: &str) -> Result<Box<dyn Subject>> {
-        match name {
-            "ratelimiter" => Ok(Box::new(subjects::ratelimiter::RateLimiterSubject::new(
-                self.runtime()?,
-                self.config.ratelimiter.clone(),
-            ))),
-            other => Err(eyre!(subjects::unknown_subject(other))),
-        }
+        subjects::launch::build(name, self.runtime()?, &self.config).map_err(|e| eyre!(e))
     }
 
     pub async fn chaos(&self, actor: &str) -> Result<Chaos> {
