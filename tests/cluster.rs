@@ -54,6 +54,12 @@ fn up_status_and_down_leave_nothing_behind() {
     for name in &names {
         assert!(table.contains(name), "{table}");
     }
+    // `down` takes the subject as `up` does, and refuses one it does not know.
+    let err = c.fails(&["down", "etcd2"]);
+    assert!(
+        err.contains("unknown subject `etcd2`") && err.contains("ratelimiter"),
+        "{err}"
+    );
     c.down();
     let instance = c.state_dir().join("instances").join("0");
     assert!(!instance.exists(), "{} is left behind", instance.display());
@@ -64,8 +70,9 @@ fn up_status_and_down_leave_nothing_behind() {
             "{n} port still taken"
         );
     }
-    // Down again: nothing to do, and it says so.
+    // Down again: nothing to do, and it says so (naming the subject as `up` does, too).
     assert!(c.ok(&["down"]).contains("not up"));
+    assert!(c.ok(&["down", "ratelimiter"]).contains("not up"));
     assert!(c.fails(&["status"]).contains("not up"));
 }
 

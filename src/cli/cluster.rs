@@ -38,6 +38,8 @@ pub struct AdoptArgs {
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
+    /// The subject to stop, as `up` takes it: refused when the instance runs another.
+    pub subject: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -131,6 +133,9 @@ pub async fn adopt(ctx: &Context, args: AdoptArgs) -> Result<()> {
 }
 
 pub async fn down(ctx: &Context, args: DownArgs) -> Result<()> {
+    if let Some(s) = &args.subject {
+        ctx.subject_name(Some(s))?;
+    }
     match ctx.runtime()?.down().await {
         Ok(report) if args.json => output::json(&report),
         Ok(report) => {

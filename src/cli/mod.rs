@@ -205,6 +205,9 @@ impl Context {
 
     /// The subject recorded for this instance, else `wanted`, else the configured default.
     pub fn subject_name(&self, wanted: Option<&str>) -> Result<String> {
+        if let Some(w) = wanted.filter(|w| !subjects::SUBJECTS.contains(w)) {
+            return Err(eyre!(subjects::unknown_subject(w)));
+        }
         let recorded = self.runtime()?.topology().ok().map(|t| t.subject);
         let name = match (wanted, recorded) {
             (Some(w), Some(r)) if w != r => {
