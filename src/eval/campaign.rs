@@ -227,12 +227,22 @@ pub struct Campaign {
 /// The most trial slots a campaign may run at once.
 pub const MAX_PARALLEL: u32 = 16;
 
+/// The first line (comments aside) where `needle` stands as a word of its own: `pause` is not
+/// found inside `pauses`, nor a subject inside another's name.
 fn line_at(text: &str, needle: &str) -> Option<usize> {
-    text.lines()
-        .position(|l| {
-            let l = l.split('#').next().unwrap_or_default();
-            l.contains(needle)
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let stands = |l: &str| {
+        l.match_indices(needle).any(|(i, _)| {
+            let before = l[..i].chars().next_back().is_none_or(|c| !word(c));
+            let after = l[i + needle.len()..]
+                .chars()
+                .next()
+                .is_none_or(|c| !word(c));
+            before && after
         })
+    };
+    text.lines()
+        .position(|l| stands(l.split('#').next().unwrap_or_default()))
         .map(|i| i + 1)
 }
 
@@ -733,6 +743,18 @@ timeouts: {detect: 10s, resolve: 1m, baseline_resolve: 20s}
             assert!(err.contains(line), "{line} in: {err}");
             assert!(err.contains(want), "{want} in: {err}");
         }
+    }
+
+    #[test]
+    fn a_bad_value_is_found_on_its_own_line() {
+        let text = "name: pauses\n# pause here is a comment\nsubjects: [ratelimiter]\nchaos_types:\n  - type: node_kill\n  - type: pause\n    params: {mode: x}\n";
+        assert_eq!(line_at(text, "pause"), Some(6));
+        assert_eq!(line_at(text, "mode"), Some(7));
+        let err = parse(text).unwrap_err();
+        assert!(
+            err.contains("line 7") && err.contains("takes none"),
+            "{err}"
+        );
     }
 
     #[test]

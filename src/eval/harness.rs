@@ -68,8 +68,16 @@ pub async fn validate(
             }));
         }
     }
-    let runtime = slot::runtime(&env.state, &env.config, BASE_INSTANCE, campaign.runtime)
-        .map_err(|e| HarnessError::Invalid(format!("{file}: runtime: {e}")))?;
+    // Asked of an instance past the slots' range, never up: another harness's slot may run
+    // on another runtime.
+    let kind = campaign.runtime.unwrap_or(env.config.runtime.kind);
+    let runtime = slot::runtime(
+        &env.state,
+        &env.config,
+        BASE_INSTANCE + MAX_SLOTS,
+        Some(kind),
+    )
+    .map_err(|e| HarnessError::Invalid(format!("{file}: runtime: {e}")))?;
     for f in &campaign.faults {
         if let Fault::Impair(imp) = Fault::from(f.kind) {
             runtime.mechanism(&imp).await.map_err(|why| {
