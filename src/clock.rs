@@ -20,6 +20,15 @@ pub fn parse(s: &str) -> Result<Timestamp, chrono::ParseError> {
     DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc))
 }
 
+/// A short duration for tables: `24ms` under a second, `1.4s` above.
+pub fn short_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{:.1}s", ms / 1000.0)
+    }
+}
+
 /// A short human age such as `42s`, `5m`, `3h`, `2d`.
 pub fn age(since: Timestamp, now: Timestamp) -> String {
     let secs = (now - since).num_seconds().max(0);

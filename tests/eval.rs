@@ -453,16 +453,8 @@ fn a_killed_harness_leaves_nothing_behind_and_resume_counts_each_trial_once() {
     for pid in pids {
         // Gone, or a zombie: dead, waiting for init (its parent, the harness, was killed) to
         // reap it.
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-        let gone = state.as_deref().is_none_or(|s| {
-            s.rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next())
-                .is_some_and(|c| matches!(c, 'Z' | 'X'))
-        });
-        assert!(
-            gone,
-            "node process {pid} outlived the harness's teardown: {state:?}"
-        );
+        let gone = !operator::runtime::local::process::running(pid as u32);
+        assert!(gone, "node process {pid} outlived the harness's teardown");
     }
     let row = db.campaign(id).unwrap().unwrap();
     assert_eq!(row.status, CampaignStatus::Interrupted);

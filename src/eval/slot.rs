@@ -27,17 +27,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// while (its busy timeout is 10 s) never passes for a dead harness.
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
 
-/// Whether a process with this pid exists (signal 0 asks without sending anything).
+/// Whether the harness with this pid still runs (a zombie does not).
 pub fn alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        // It exists, but is someone else's.
-        Err(nix::errno::Errno::EPERM) => true,
-        Err(_) => false,
-    }
+    crate::runtime::local::process::running(pid)
 }
 
 fn abandoned(slot: &SlotRow, now: crate::clock::Timestamp) -> bool {

@@ -98,11 +98,7 @@ fn pct(v: Option<f64>) -> String {
 }
 
 fn secs(ms: Option<f64>) -> String {
-    match ms {
-        None => "-".into(),
-        Some(m) if m < 1000.0 => format!("{m:.0}ms"),
-        Some(m) => format!("{:.1}s", m / 1000.0),
-    }
+    ms.map_or("-".into(), clock::short_ms)
 }
 
 fn interval(ci: Option<[f64; 2]>) -> String {

@@ -253,11 +253,7 @@ async fn show_progress(mut rx: mpsc::UnboundedReceiver<Progress>, total: u64, js
 }
 
 fn secs(ms: Option<u64>) -> String {
-    match ms {
-        None => "-".into(),
-        Some(m) if m < 1000 => format!("{m}ms"),
-        Some(m) => format!("{:.1}s", m as f64 / 1000.0),
-    }
+    ms.map_or("-".into(), |m| operator::clock::short_ms(m as f64))
 }
 
 fn finished_line(t: &TrialRow) -> String {

@@ -70,6 +70,12 @@ impl ProcessId {
 }
 
 /// `(state letter, start time in clock ticks)` from `/proc/PID/stat`.
+/// Whether some live process holds `pid` (a zombie is dead: it only waits to be reaped), for
+/// processes known by pid alone, such as another operator process recorded in the DB.
+pub fn running(pid: u32) -> bool {
+    read_stat(pid).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X' | 'x'))
+}
+
 fn read_stat(pid: u32) -> Option<(char, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may hold spaces or parentheses itself.
@@ -168,6 +174,21 @@ pub fn tail(path: &Path, lines: usize) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zombie_does_not_run() {
+        assert!(running(std::process::id()));
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        assert!(running(pid));
+        nix::sys::signal::kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+        // Dead but not reaped: a zombie, which signal 0 would still find.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(nix::sys::signal::kill(Pid::from_raw(pid as i32), None).is_ok());
+        assert!(!running(pid));
+        child.wait().unwrap();
+        assert!(!running(pid));
+    }
 
     #[test]
     fn own_process_is_running_and_a_wrong_start_time_is_not_us() {

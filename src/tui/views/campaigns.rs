@@ -184,11 +184,7 @@ fn draw_live(f: &mut Frame, app: &App, area: Rect) {
 }
 
 fn secs(ms: Option<u64>) -> String {
-    match ms {
-        None => "-".into(),
-        Some(m) if m < 1000 => format!("{m}ms"),
-        Some(m) => format!("{:.1}s", m as f64 / 1000.0),
-    }
+    ms.map_or("-".into(), |m| crate::clock::short_ms(m as f64))
 }
 
 fn verdict_cell(th: Theme, t: &TrialRow) -> Cell<'static> {
