@@ -25,6 +25,7 @@ pub struct Config {
     pub chaos: ChaosConfig,
     pub agent: AgentConfig,
     pub ratelimiter: RateLimiterConfig,
+    pub etcd: crate::subjects::etcd::config::EtcdConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -679,6 +680,7 @@ impl Config {
                 format!("{disk} is not a percentage between 0 and 100"),
             );
         }
+        self.etcd.validate(crate::subjects::etcd::check::NAMES)?;
         let a = &self.agent;
         if a.budgets.turns == 0 || a.budgets.attempts == 0 {
             return bad(

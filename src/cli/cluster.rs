@@ -81,7 +81,7 @@ pub struct NodeArgs {
 }
 
 pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
-    if !subjects::SUBJECTS.contains(&args.subject.as_str()) {
+    if !subjects::is_known(&args.subject) {
         return Err(eyre!(subjects::unknown_subject(&args.subject)));
     }
     let runtime = ctx.runtime()?;

@@ -205,7 +205,7 @@ impl Context {
 
     /// The subject recorded for this instance, else `wanted`, else the configured default.
     pub fn subject_name(&self, wanted: Option<&str>) -> Result<String> {
-        if let Some(w) = wanted.filter(|w| !subjects::SUBJECTS.contains(w)) {
+        if let Some(w) = wanted.filter(|w| !subjects::is_known(w)) {
             return Err(eyre!(subjects::unknown_subject(w)));
         }
         let recorded = self.runtime()?.topology().ok().map(|t| t.subject);
@@ -220,7 +220,7 @@ impl Context {
             (None, Some(r)) => r,
             (None, None) => self.config.monitor.subject.clone(),
         };
-        if !subjects::SUBJECTS.contains(&name.as_str()) {
+        if !subjects::is_known(&name) {
             return Err(eyre!(subjects::unknown_subject(&name)));
         }
         Ok(name)

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::agent::variant::Variant;
 use crate::chaos::{Fault, FaultKind};
 use crate::config::{AgentConfig, RuntimeKind};
-use crate::subjects::SUBJECTS;
+use crate::subjects;
 
 /// The variant name of the agent `operator agent` would run.
 pub const DEFAULT_VARIANT: &str = "default";
@@ -287,18 +287,18 @@ impl Campaign {
                 "subjects",
                 format!(
                     "name at least one subject; known subjects: {}",
-                    SUBJECTS.join(", ")
+                    subjects::names().join(", ")
                 ),
             ));
         }
         for s in &raw.subjects {
-            if !SUBJECTS.contains(&s.as_str()) {
+            if !subjects::is_known(s) {
                 return Err(invalid(
                     at(s),
                     "subjects",
                     format!(
                         "unknown subject `{s}`; known subjects: {}",
-                        SUBJECTS.join(", ")
+                        subjects::names().join(", ")
                     ),
                 ));
             }

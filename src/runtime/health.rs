@@ -14,6 +14,8 @@ pub enum HealthCheck {
     Http { path: String },
     /// A Redis `PING` answers `+PONG`.
     RedisPing,
+    /// The port accepts connections (a member that serves only once its cluster has formed).
+    Tcp,
     /// Running is enough (a node that serves nothing, such as the agent's toolbox).
     Running,
 }
@@ -82,6 +84,10 @@ impl HealthCheck {
                 }
             }
             Self::Running => Ok(()),
+            Self::Tcp => TcpStream::connect(address)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             Self::RedisPing => {
                 let mut s = TcpStream::connect(address)
                     .await

@@ -3,6 +3,7 @@
 //! The trait assumes neither processes nor containers: `local` runs detached processes with
 //! pid files and logs under the state dir; Docker and Kubernetes runtimes plug in beside it.
 
+pub mod commands;
 pub mod docker;
 pub mod health;
 pub mod impair;
@@ -214,6 +215,10 @@ pub enum RuntimeError {
         log: PathBuf,
         log_tail: String,
     },
+    #[error("the {subject} cluster started but does not serve (it was taken down again): {reason}")]
+    NotServing { subject: String, reason: String },
+    #[error("{0}")]
+    UnknownSubject(String),
     #[error("{node} {message}")]
     WrongState { node: String, message: String },
     #[error("another operator command is changing instance {instance}; try again when it is done")]

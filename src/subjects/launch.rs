@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use super::{Subject, unknown_subject};
+use super::Subject;
 use crate::config::Config;
-use crate::runtime::local::LocalRuntime;
 use crate::runtime::{Runtime, RuntimeError, UpReport};
 
 /// The subject called `name`, observing the instance `runtime` manages.
@@ -13,54 +12,43 @@ pub fn build(
     runtime: Arc<dyn Runtime>,
     config: &Config,
 ) -> Result<Box<dyn Subject>, String> {
-    match name {
-        "ratelimiter" => Ok(Box::new(super::ratelimiter::RateLimiterSubject::new(
-            runtime,
-            config.ratelimiter.clone(),
-        ))),
-        other => Err(unknown_subject(other)),
-    }
+    Ok(super::kind(name)?.build(runtime, config))
 }
 
-/// Starts `subject`'s cluster. Free ports are free when picked, but another program may take
-/// one before a node binds it: pick again a few times. Fixed ports are not retried.
+/// Starts `subject`'s cluster and waits until it serves. Free ports are free when picked,
+/// but another program may take one before a node binds it: pick again a few times. Fixed
+/// ports are not retried.
 pub async fn up(
     subject: &str,
     runtime: &dyn Runtime,
     config: &Config,
 ) -> Result<UpReport, RuntimeError> {
-    let cfg = &config.ratelimiter;
-    let names = super::ratelimiter::topology::port_names(cfg);
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let kind = super::kind(subject).map_err(RuntimeError::UnknownSubject)?;
     let attempts = if config.runtime.local.base_port.is_some() {
         1
     } else {
         3
     };
     let mut attempt = 1;
-    debug_assert_eq!(subject, super::ratelimiter::topology::SUBJECT);
-    loop {
-        let plan = match runtime.kind() {
-            // Containers each have their own address; the runtime publishes what it probes.
-            "docker" => super::ratelimiter::topology::plan_docker(cfg, &config.runtime.docker),
-            _ => {
-                let ports = runtime.allocate_ports(&name_refs)?;
-                super::ratelimiter::topology::plan(
-                    cfg,
-                    &config.runtime.local,
-                    LocalRuntime::host(),
-                    &ports,
-                )
-            }
-        };
+    let report = loop {
+        let plan = kind.plan(runtime, config)?;
         match runtime.up(plan).await {
             Err(e) if attempt < attempts && lost_port_race(&e) => {
                 tracing::warn!(error = %e, attempt, "a port was taken while starting; retrying");
                 attempt += 1;
             }
-            other => return other,
+            other => break other?,
         }
+    };
+    if let Err(reason) = kind.settle(runtime, config).await {
+        // Leave nothing half made behind.
+        let _ = runtime.down().await;
+        return Err(RuntimeError::NotServing {
+            subject: subject.to_string(),
+            reason,
+        });
     }
+    Ok(report)
 }
 
 fn lost_port_race(e: &RuntimeError) -> bool {

@@ -4,9 +4,14 @@
 //! never fails: what could not be seen is recorded in the observation and the invariants it
 //! would have decided are reported as unknown, so nothing is resolved on missing evidence.
 
+pub mod etcd;
+pub mod histogram;
 pub mod invariant;
 pub mod launch;
 pub mod ratelimiter;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -14,9 +19,78 @@ use serde::{Deserialize, Serialize};
 pub use invariant::{Assessment, InvariantInfo, Scope, Severity, Violation};
 
 use crate::clock::Timestamp;
+use crate::config::{Config, LocalRuntimeConfig};
+use crate::runtime::{ClusterPlan, Runtime, RuntimeError};
 
-/// The subjects this build knows.
-pub const SUBJECTS: &[&str] = &["ratelimiter"];
+/// The one registry of subjects: everything else finds a subject through it.
+pub static REGISTRY: &[&dyn SubjectKind] = &[&ratelimiter::RateLimiter, &etcd::Etcd];
+
+/// What the registry knows of a subject before any instance of it runs.
+#[async_trait]
+pub trait SubjectKind: Sync {
+    fn name(&self) -> &'static str;
+    /// One line for `--help` and listings.
+    fn about(&self) -> &'static str;
+    /// The subject observing the instance `runtime` manages.
+    fn build(&self, runtime: Arc<dyn Runtime>, config: &Config) -> Box<dyn Subject>;
+    /// How to run its nodes on `runtime` (local ports are allocated here, afresh each call).
+    fn plan(&self, runtime: &dyn Runtime, config: &Config) -> Result<ClusterPlan, RuntimeError>;
+    /// Waits after `up` until the cluster serves, beyond each node's own health check.
+    async fn settle(&self, _runtime: &dyn Runtime, _config: &Config) -> Result<(), String> {
+        Ok(())
+    }
+    /// The built-in runbook (YAML) of the offline agent.
+    fn runbook(&self) -> &'static str;
+}
+
+/// The subject called `name`, or the list of known ones.
+pub fn kind(name: &str) -> Result<&'static dyn SubjectKind, String> {
+    REGISTRY
+        .iter()
+        .copied()
+        .find(|k| k.name() == name)
+        .ok_or_else(|| unknown_subject(name))
+}
+
+/// The names of the known subjects, in the registry's order.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|k| k.name()).collect()
+}
+
+pub fn is_known(name: &str) -> bool {
+    REGISTRY.iter().any(|k| k.name() == name)
+}
+
+/// A program of ours: as configured, else `env`, else the one beside the running binary (or
+/// beside its parent folder, for test binaries in `target/*/deps`), else from `PATH`.
+pub fn our_program(name: &str, configured: Option<&PathBuf>, env: &str) -> PathBuf {
+    if let Some(p) = configured {
+        return p.clone();
+    }
+    if let Ok(p) = std::env::var(env) {
+        return p.into();
+    }
+    let exe = std::env::current_exe().ok();
+    if let Some(e) = &exe {
+        if e.file_name().is_some_and(|f| f == name) {
+            return e.clone();
+        }
+    }
+    let beside = exe
+        .as_ref()
+        .and_then(|e| e.parent())
+        .into_iter()
+        .flat_map(|dir| [dir.join(name), dir.join("..").join(name)]);
+    beside
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// The `operator` program, which also serves as the fault proxy.
+pub fn operator_program(local: &LocalRuntimeConfig) -> PathBuf {
+    our_program("operator", local.operator_bin.as_ref(), "OPERATOR_BIN")
+}
 
 /// How a node looked to the observer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +205,6 @@ pub trait Subject: Send {
 pub fn unknown_subject(name: &str) -> String {
     format!(
         "unknown subject `{name}`; known subjects: {}",
-        SUBJECTS.join(", ")
+        names().join(", ")
     )
 }

@@ -43,11 +43,6 @@ pub struct Runbook {
     pub recipes: BTreeMap<String, Recipe>,
 }
 
-const BUILTIN: &[(&str, &str)] = &[(
-    "ratelimiter",
-    include_str!("../../../assets/runbooks/ratelimiter.yaml"),
-)];
-
 impl Runbook {
     pub fn parse(text: &str, origin: &str) -> Result<Self, ModelError> {
         serde_norway::from_str(text)
@@ -63,11 +58,8 @@ impl Runbook {
             })?;
             return Self::parse(&text, &path.display().to_string());
         }
-        let (_, text) = BUILTIN
-            .iter()
-            .find(|(s, _)| *s == subject)
-            .ok_or_else(|| ModelError::Runbook(format!("no built-in runbook for {subject}")))?;
-        Self::parse(text, &format!("assets/runbooks/{subject}.yaml"))
+        let kind = crate::subjects::kind(subject).map_err(ModelError::Runbook)?;
+        Self::parse(kind.runbook(), &format!("assets/runbooks/{subject}.yaml"))
     }
 }
 
@@ -94,7 +86,7 @@ impl RunbookModel {
         Self { book }
     }
 
-    fn fill(template: &str, vars: &BTreeMap<&str, String>) -> String {
+    fn fill(template: &str, vars: &BTreeMap<String, String>) -> String {
         vars.iter().fold(template.to_string(), |s, (k, v)| {
             s.replace(&format!("{{{k}}}"), v)
         })
@@ -106,20 +98,34 @@ impl RunbookModel {
         let recipe = self.book.recipes.get(&t.invariant)?;
         let f = req.facts;
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let mut vars: BTreeMap<&str, String> = [
-            ("entity", t.entity.clone()),
-            ("entity_address", s(&f["nodes"][&t.entity])),
-            ("redis_port", s(&f["redis_port"])),
-            ("redis_address", s(&f["redis_address"])),
-            ("redis_cli", s(&f["redis_cli"])),
-            ("any_node", s(&f["any_node"])),
+        // The ticket's entity and its detail's values (`{detail.revision}`), every named value
+        // of the subject's context (addresses, ready-made client commands), then the runtime's
+        // own commands: `{start}`, `{logs}`, …
+        let mut vars: BTreeMap<String, String> = [
+            ("entity".to_string(), t.entity.clone()),
+            ("entity_address".to_string(), s(&f["nodes"][&t.entity])),
         ]
         .into_iter()
         .collect();
-        // The runtime's own commands: `{start}`, `{logs}`, …
+        if let Some(detail) = t.detail.as_object() {
+            for (k, v) in detail {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => continue,
+                };
+                vars.insert(format!("detail.{k}"), text);
+            }
+        }
+        if let Some(facts) = f.as_object() {
+            for (k, v) in facts.iter().filter(|(_, v)| v.is_string()) {
+                vars.insert(k.clone(), s(v));
+            }
+        }
         if let Some(cmds) = f["commands"].as_object() {
             for (k, v) in cmds {
-                vars.insert(k.as_str(), s(v));
+                vars.insert(k.clone(), s(v));
             }
         }
         let matches = |step: &&Step| {

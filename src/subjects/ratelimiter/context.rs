@@ -7,76 +7,9 @@ use serde_json::json;
 
 use super::topology::{ROLE_LIMITER, ROLE_REDIS};
 use crate::config::RateLimiterConfig;
-use crate::runtime::{Topology, TopologyNode, is_rig};
+use crate::runtime::commands::{Commands, reach};
+use crate::runtime::{Topology, is_rig};
 use crate::subjects::{InvariantInfo, SubjectContext};
-
-/// The commands a runbook or a prompt names, for one runtime. Each takes a node name after it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commands {
-    pub status: &'static str,
-    pub logs: &'static str,
-    pub start: &'static str,
-    pub resume: &'static str,
-    pub restart: &'static str,
-    pub stop: &'static str,
-    pub kill: &'static str,
-    pub pause: &'static str,
-    /// `df` of a node's data folder.
-    pub disk: &'static str,
-}
-
-impl Commands {
-    pub fn for_runtime(runtime: &str) -> Self {
-        match runtime {
-            "docker" => Self {
-                status: "docker ps -a",
-                logs: "docker logs --tail 20",
-                start: "docker start",
-                resume: "docker unpause",
-                restart: "docker restart",
-                stop: "docker stop",
-                kill: "docker kill",
-                pause: "docker pause",
-                disk: "docker exec redis df -h /data",
-            },
-            _ => Self {
-                status: "operator status",
-                logs: "operator node logs -n 20",
-                start: "operator node start",
-                resume: "operator node resume",
-                restart: "operator node restart",
-                stop: "operator node stop",
-                kill: "operator node kill",
-                pause: "operator node pause",
-                disk: "df -h .",
-            },
-        }
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        json!({
-            "status": self.status,
-            "logs": self.logs,
-            "start": self.start,
-            "resume": self.resume,
-            "restart": self.restart,
-            "stop": self.stop,
-            "kill": self.kill,
-            "pause": self.pause,
-            "disk": self.disk,
-        })
-    }
-}
-
-/// A node's address as the agent's commands reach it: by name inside the toolbox, else as the
-/// operator reaches it.
-fn reach(t: &Topology, n: &TopologyNode) -> String {
-    if t.runtime == "docker" {
-        n.advertised_address().to_string()
-    } else {
-        n.address.clone()
-    }
-}
 
 pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) -> SubjectContext {
     let cmd = Commands::for_runtime(&t.runtime);
@@ -126,6 +59,10 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
         }
         d.push('\n');
     }
+    let disk = match t.runtime.as_str() {
+        "docker" => cmd.in_node(redis.map_or("redis", |r| r.name.as_str()), "df -h /data"),
+        _ => "df -h .".to_string(),
+    };
     d.push_str(&format!(
         "\nEach limiter node answers `GET /health` (503 with a reason when Redis is unreachable), \
          `GET /metrics` (Prometheus), `GET /api/nodes`, `GET /api/counters`, `GET /api/limits`, \
@@ -147,7 +84,6 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
         stop = cmd.stop,
         kill = cmd.kill,
         pause = cmd.pause,
-        disk = cmd.disk,
     ));
     for r in rules.iter().filter(|r| r.enabled) {
         d.push_str(&format!(
@@ -174,6 +110,7 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
             "redis_cli": redis_cli,
             "any_node": any_node,
             "nodes": nodes,
+            "disk": disk,
             "commands": cmd.to_json(),
         }),
     }
@@ -182,6 +119,7 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::TopologyNode;
 
     fn topology(runtime: &str) -> Topology {
         let node = |name: &str, role: &str, address: &str, advertised: &str| TopologyNode {

@@ -16,11 +16,47 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use self::observe::{Observer, RlObservation};
-use crate::config::RateLimiterConfig;
-use crate::runtime::{NodeAction, RunState, Runtime};
+use crate::config::{Config, RateLimiterConfig};
+use crate::runtime::local::LocalRuntime;
+use crate::runtime::{ClusterPlan, NodeAction, RunState, Runtime, RuntimeError};
 use crate::subjects::{
-    InvariantInfo, NodeObservation, Observation, Snapshot, Subject, SubjectContext,
+    InvariantInfo, NodeObservation, Observation, Snapshot, Subject, SubjectContext, SubjectKind,
 };
+
+/// The registry's entry.
+pub struct RateLimiter;
+
+impl SubjectKind for RateLimiter {
+    fn name(&self) -> &'static str {
+        topology::SUBJECT
+    }
+
+    fn about(&self) -> &'static str {
+        "our own rate limiter: three HTTP nodes sharing their counters in one Redis"
+    }
+
+    fn build(&self, runtime: Arc<dyn Runtime>, config: &Config) -> Box<dyn Subject> {
+        Box::new(RateLimiterSubject::new(runtime, config.ratelimiter.clone()))
+    }
+
+    fn plan(&self, runtime: &dyn Runtime, config: &Config) -> Result<ClusterPlan, RuntimeError> {
+        let cfg = &config.ratelimiter;
+        Ok(match runtime.kind() {
+            // Containers each have their own address; the runtime publishes what it probes.
+            "docker" => topology::plan_docker(cfg, &config.runtime.docker),
+            _ => {
+                let names = topology::port_names(cfg);
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let ports = runtime.allocate_ports(&refs)?;
+                topology::plan(cfg, &config.runtime.local, LocalRuntime::host(), &ports)
+            }
+        })
+    }
+
+    fn runbook(&self) -> &'static str {
+        include_str!("../../../assets/runbooks/ratelimiter.yaml")
+    }
+}
 
 pub struct RateLimiterSubject {
     runtime: Arc<dyn Runtime>,

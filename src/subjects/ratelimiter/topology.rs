@@ -30,43 +30,12 @@ pub fn port_names(cfg: &RateLimiterConfig) -> Vec<String> {
     names
 }
 
-/// A program of ours: as configured, else the one beside the running binary (or beside its
-/// parent folder, for test binaries in `target/*/deps`), else from `PATH`.
-fn our_program(name: &str, configured: Option<&PathBuf>, env: &str) -> PathBuf {
-    if let Some(p) = configured {
-        return p.clone();
-    }
-    if let Ok(p) = std::env::var(env) {
-        return p.into();
-    }
-    let exe = std::env::current_exe().ok();
-    if let Some(e) = &exe {
-        if e.file_name().is_some_and(|f| f == name) {
-            return e.clone();
-        }
-    }
-    let beside = exe
-        .as_ref()
-        .and_then(|e| e.parent())
-        .into_iter()
-        .flat_map(|dir| [dir.join(name), dir.join("..").join(name)]);
-    beside
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(name))
-}
-
 pub fn ratelimiter_program(local: &LocalRuntimeConfig) -> PathBuf {
-    our_program(
+    crate::subjects::our_program(
         "ratelimiter",
         local.ratelimiter_bin.as_ref(),
         "OPERATOR_RATELIMITER_BIN",
     )
-}
-
-/// The `operator` program, which also serves as the fault proxy.
-pub fn operator_program(local: &LocalRuntimeConfig) -> PathBuf {
-    our_program("operator", local.operator_bin.as_ref(), "OPERATOR_BIN")
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -156,7 +125,7 @@ pub fn plan(
         role: ROLE_FAULTPROXY.into(),
         host: host.into(),
         port: port_of(FAULTPROXY),
-        program: operator_program(local),
+        program: crate::subjects::operator_program(local),
         args: proxy_args,
         env: vec![],
         health: HealthCheck::Http {

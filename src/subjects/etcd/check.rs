@@ -1,0 +1,440 @@
+//! etcd's invariants, as a pure function of one observation.
+//!
+//! One incident, one ticket: with the quorum lost, members that know no leader are the
+//! quorum's ticket; a member removed from the cluster is membership's ticket, not a down
+//! member's. What could not be seen is unknown, never healthy.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::config::EtcdConfig;
+use super::observe::{EtcdObservation, MemberProbe};
+use crate::subjects::{Assessment, InvariantInfo, Severity, Violation};
+
+pub const MEMBER_DOWN: &str = "member_down";
+pub const QUORUM_LOST: &str = "quorum_lost";
+pub const NO_LEADER: &str = "no_leader";
+pub const LEADER_FLAPPING: &str = "leader_flapping";
+pub const ALARM_ACTIVE: &str = "alarm_active";
+pub const BACKEND_NEAR_QUOTA: &str = "backend_near_quota";
+pub const MEMBER_LAGGING: &str = "member_lagging";
+pub const MEMBERSHIP_MISMATCH: &str = "membership_mismatch";
+pub const SLOW_COMMITS: &str = "slow_commits";
+pub const SUBJECT_UNREACHABLE: &str = "subject_unreachable";
+
+/// The entity of cluster-wide invariants.
+pub const CLUSTER: &str = "cluster";
+
+pub const NAMES: &[&str] = &[
+    MEMBER_DOWN,
+    QUORUM_LOST,
+    NO_LEADER,
+    LEADER_FLAPPING,
+    ALARM_ACTIVE,
+    BACKEND_NEAR_QUOTA,
+    MEMBER_LAGGING,
+    MEMBERSHIP_MISMATCH,
+    SLOW_COMMITS,
+    SUBJECT_UNREACHABLE,
+];
+
+/// The invariants with their defaults, overridden by the config.
+pub fn catalogue(cfg: &EtcdConfig) -> Vec<InvariantInfo> {
+    // An election takes up to two election timeouts: give a leaderless member that long.
+    let election = cfg.election_timeout * 2;
+    let defaults: [(&'static str, &'static str, Severity, Duration); 10] = [
+        (
+            MEMBER_DOWN,
+            "every expected member answers its status request",
+            Severity::Critical,
+            Duration::ZERO,
+        ),
+        (
+            QUORUM_LOST,
+            "a majority of the members answer and know a leader",
+            Severity::Critical,
+            Duration::ZERO,
+        ),
+        (
+            NO_LEADER,
+            "every member that answers knows the leader",
+            Severity::Warning,
+            election,
+        ),
+        (
+            LEADER_FLAPPING,
+            "the leader changes at most a few times within the leader window",
+            Severity::Warning,
+            Duration::ZERO,
+        ),
+        (
+            ALARM_ACTIVE,
+            "no alarm (NOSPACE, CORRUPT) is raised: under NOSPACE the cluster takes no writes",
+            Severity::Critical,
+            Duration::ZERO,
+        ),
+        (
+            BACKEND_NEAR_QUOTA,
+            "each member's backend stays under the quota threshold",
+            Severity::Warning,
+            Duration::ZERO,
+        ),
+        (
+            MEMBER_LAGGING,
+            "each member has applied nearly everything the leader committed",
+            Severity::Warning,
+            Duration::from_secs(3),
+        ),
+        (
+            MEMBERSHIP_MISMATCH,
+            "the cluster's member list is the expected topology, and every member is of this cluster",
+            Severity::Critical,
+            Duration::from_secs(2),
+        ),
+        (
+            SLOW_COMMITS,
+            "each member's backend commit and WAL fsync p99 stay under their thresholds",
+            Severity::Warning,
+            Duration::ZERO,
+        ),
+        (
+            SUBJECT_UNREACHABLE,
+            "the cluster can be observed at all",
+            Severity::Critical,
+            Duration::ZERO,
+        ),
+    ];
+    defaults
+        .into_iter()
+        .map(|(name, description, severity, grace)| {
+            let o = cfg.invariants.get(name).cloned().unwrap_or_default();
+            InvariantInfo {
+                name,
+                description,
+                severity: o.severity.unwrap_or(severity),
+                grace: o.grace.unwrap_or(grace),
+                enabled: o.enabled.unwrap_or(true),
+            }
+        })
+        .collect()
+}
+
+struct Checker<'a> {
+    rules: HashMap<&'static str, &'a InvariantInfo>,
+    out: Assessment,
+}
+
+impl Checker<'_> {
+    fn violate(
+        &mut self,
+        invariant: &str,
+        entity: &str,
+        summary: String,
+        detail: serde_json::Value,
+    ) {
+        let Some(rule) = self.rules.get(invariant).filter(|r| r.enabled) else {
+            return;
+        };
+        self.out.violations.push(Violation {
+            invariant: invariant.into(),
+            entity: entity.into(),
+            severity: rule.severity,
+            summary,
+            detail,
+        });
+    }
+}
+
+pub fn assess(obs: &EtcdObservation, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Assessment {
+    let mut c = Checker {
+        rules: rules.iter().map(|r| (r.name, r)).collect(),
+        out: Assessment::default(),
+    };
+    if let Some(e) = &obs.error {
+        c.violate(
+            SUBJECT_UNREACHABLE,
+            CLUSTER,
+            format!("the etcd cluster cannot be observed: {e}"),
+            json!({ "error": e }),
+        );
+        for r in rules.iter().filter(|r| r.name != SUBJECT_UNREACHABLE) {
+            c.out
+                .unknown_all(r.name, "the cluster could not be observed");
+        }
+        return c.out;
+    }
+    let removed = membership(&mut c, obs);
+    let answering: Vec<&MemberProbe> = obs.members.iter().filter(|m| m.answered()).collect();
+    if answering.is_empty() {
+        for inv in [ALARM_ACTIVE, LEADER_FLAPPING, MEMBERSHIP_MISMATCH] {
+            c.out.unknown_all(inv, "no member answered");
+        }
+    }
+    // Down members.
+    for m in &obs.members {
+        if m.answered() {
+            continue;
+        }
+        for inv in [NO_LEADER, BACKEND_NEAR_QUOTA, MEMBER_LAGGING, SLOW_COMMITS] {
+            c.out.unknown_for(inv, &m.name, "the member did not answer");
+        }
+        if removed.contains(m.name.as_str()) {
+            c.out.unknown_for(
+                MEMBER_DOWN,
+                &m.name,
+                "removed from the cluster: membership_mismatch's ticket",
+            );
+            continue;
+        }
+        c.violate(
+            MEMBER_DOWN,
+            &m.name,
+            format!(
+                "{} does not answer: {}",
+                m.name,
+                m.detail.as_deref().unwrap_or("no answer")
+            ),
+            json!({ "state": m.state.as_str(), "address": m.address, "detail": m.detail }),
+        );
+    }
+    // The quorum: a majority answering and knowing a leader.
+    let majority = obs.majority();
+    let led = answering.iter().filter(|m| m.knows_leader()).count();
+    let quorum = led >= majority;
+    if !quorum {
+        c.violate(
+            QUORUM_LOST,
+            CLUSTER,
+            format!(
+                "only {led} of {} members answer with a leader; a quorum needs {majority}",
+                obs.members.len()
+            ),
+            json!({
+                "members": obs.members.len(),
+                "answering": answering.len(),
+                "with_leader": led,
+                "majority": majority,
+                "down": obs.members.iter().filter(|m| !m.answered()).map(|m| &m.name).collect::<Vec<_>>(),
+            }),
+        );
+        c.out
+            .unknown_all(NO_LEADER, "the quorum is lost: quorum_lost's ticket");
+        c.out
+            .unknown_all(MEMBER_LAGGING, "no leader to compare with");
+    } else {
+        for m in answering.iter().filter(|m| !m.knows_leader()) {
+            c.violate(
+                NO_LEADER,
+                &m.name,
+                format!(
+                    "{} answers but knows no leader, while a quorum has one",
+                    m.name
+                ),
+                json!({ "state": m.state.as_str(), "address": m.address }),
+            );
+        }
+        lagging(&mut c, obs, cfg);
+    }
+    alarms(&mut c, &answering);
+    flapping(&mut c, &answering, cfg);
+    for m in &answering {
+        near_quota(&mut c, m, cfg);
+        slow(&mut c, m, cfg);
+    }
+    c.out
+}
+
+/// Compares the member list with the topology; the expected members it lacks.
+fn membership<'a>(c: &mut Checker, obs: &'a EtcdObservation) -> BTreeSet<&'a str> {
+    let mut removed = BTreeSet::new();
+    // Members answering for another cluster than most do: a data dir from elsewhere.
+    let mut clusters: HashMap<u64, usize> = HashMap::new();
+    for s in obs.members.iter().filter_map(|m| m.status.as_ref()) {
+        *clusters.entry(s.header.cluster_id).or_default() += 1;
+    }
+    let main = clusters.iter().max_by_key(|(_, n)| **n).map(|(id, _)| *id);
+    for m in &obs.members {
+        if let (Some(s), Some(main)) = (&m.status, main) {
+            if s.header.cluster_id != main {
+                c.violate(
+                    MEMBERSHIP_MISMATCH,
+                    &m.name,
+                    format!(
+                        "{} answers for another cluster ({:x}, not {main:x}): its data is not this cluster's",
+                        m.name, s.header.cluster_id
+                    ),
+                    json!({ "problem": "other_cluster", "cluster_id": s.header.cluster_id.to_string(), "expected_cluster_id": main.to_string() }),
+                );
+            }
+        }
+    }
+    let Some(list) = &obs.member_list else {
+        let reason = obs
+            .member_list_error
+            .clone()
+            .unwrap_or_else(|| "no member answered".into());
+        c.out
+            .unknown_all(MEMBERSHIP_MISMATCH, format!("no member list: {reason}"));
+        return removed;
+    };
+    let expected: BTreeSet<&str> = obs.members.iter().map(|m| m.name.as_str()).collect();
+    for name in &expected {
+        if !list.iter().any(|l| l.name == *name) {
+            // An added member not yet started has no name: it may be this one coming back.
+            let pending = list.iter().any(|l| l.name.is_empty());
+            removed.insert(*name);
+            c.violate(
+                MEMBERSHIP_MISMATCH,
+                name,
+                format!(
+                    "{name} is not a member of the cluster{}",
+                    if pending { " (an added member has not started yet)" } else { "" }
+                ),
+                json!({ "problem": if pending { "not_started" } else { "removed" }, "member_list_from": obs.member_list_from }),
+            );
+        }
+    }
+    for l in list {
+        if !l.name.is_empty() && !expected.contains(l.name.as_str()) {
+            c.violate(
+                MEMBERSHIP_MISMATCH,
+                &l.name,
+                format!(
+                    "{} is a member of the cluster but not of the expected topology",
+                    l.name
+                ),
+                json!({ "problem": "unknown", "id": l.id.to_string(), "peer_urls": l.peer_urls }),
+            );
+        }
+    }
+    removed
+}
+
+fn lagging(c: &mut Checker, obs: &EtcdObservation, cfg: &EtcdConfig) {
+    let Some(leader) = obs.leader_probe().and_then(|l| l.status.as_ref()) else {
+        c.out
+            .unknown_all(MEMBER_LAGGING, "the leader did not answer");
+        return;
+    };
+    for m in obs.members.iter() {
+        let Some(s) = &m.status else { continue };
+        let lag = leader.raft_index.saturating_sub(s.raft_applied_index);
+        if lag > cfg.thresholds.lag_entries {
+            c.violate(
+                MEMBER_LAGGING,
+                &m.name,
+                format!(
+                    "{} has applied {lag} entries fewer than the leader has committed (threshold {})",
+                    m.name, cfg.thresholds.lag_entries
+                ),
+                json!({ "lag": lag, "applied": s.raft_applied_index, "leader_committed": leader.raft_index }),
+            );
+        }
+    }
+}
+
+fn alarms(c: &mut Checker, answering: &[&MemberProbe]) {
+    let mut seen: HashMap<String, Vec<&str>> = HashMap::new();
+    for m in answering {
+        for a in m.status.iter().flat_map(|s| s.alarms()) {
+            seen.entry(a).or_default().push(&m.name);
+        }
+    }
+    // Where a compaction would go: the newest revision any member reports.
+    let revision = answering
+        .iter()
+        .filter_map(|m| m.status.as_ref().map(|s| s.header.revision))
+        .max();
+    let mut names: Vec<_> = seen.into_iter().collect();
+    names.sort();
+    for (alarm, members) in names {
+        let what = match alarm.as_str() {
+            "NOSPACE" => "the backend is out of quota: the cluster takes only reads and deletes",
+            "CORRUPT" => "a member's data differs from its peers'",
+            _ => "an alarm is raised",
+        };
+        c.violate(
+            ALARM_ACTIVE,
+            &alarm,
+            format!("alarm {alarm}: {what}"),
+            json!({ "alarm": alarm, "reported_by": members, "revision": revision }),
+        );
+    }
+}
+
+fn flapping(c: &mut Checker, answering: &[&MemberProbe], cfg: &EtcdConfig) {
+    let t = &cfg.thresholds;
+    let Some((most, by)) = answering
+        .iter()
+        .filter_map(|m| m.leader_changes.map(|n| (n, &m.name)))
+        .max()
+    else {
+        c.out
+            .unknown_all(LEADER_FLAPPING, "no member's metrics were read");
+        return;
+    };
+    if most > t.leader_changes {
+        c.violate(
+            LEADER_FLAPPING,
+            CLUSTER,
+            format!(
+                "{most} leader changes within {} (seen by {by}; threshold {})",
+                humantime::format_duration(t.leader_window),
+                t.leader_changes
+            ),
+            json!({ "changes": most, "seen_by": by, "window_s": t.leader_window.as_secs() }),
+        );
+    }
+}
+
+fn near_quota(c: &mut Checker, m: &MemberProbe, cfg: &EtcdConfig) {
+    let Some(s) = &m.status else { return };
+    let quota = m.quota_bytes.unwrap_or(cfg.quota_backend_bytes);
+    if quota == 0 {
+        return;
+    }
+    let used = s.db_size as f64 * 100.0 / quota as f64;
+    if used > cfg.thresholds.quota_used_percent {
+        c.violate(
+            BACKEND_NEAR_QUOTA,
+            &m.name,
+            format!(
+                "{}'s backend is {used:.0}% of its quota ({} of {} bytes; {} in use)",
+                m.name, s.db_size, quota, s.db_size_in_use
+            ),
+            json!({ "db_size": s.db_size, "db_size_in_use": s.db_size_in_use, "quota": quota, "used_percent": used, "revision": s.header.revision }),
+        );
+    }
+}
+
+fn slow(c: &mut Checker, m: &MemberProbe, cfg: &EtcdConfig) {
+    let t = &cfg.thresholds;
+    let judged = |s: &Option<crate::subjects::histogram::LatencyStat>| {
+        s.filter(|s| s.samples >= t.latency_min_samples)
+    };
+    let (commit, fsync) = (judged(&m.commit), judged(&m.fsync));
+    // Too few commits in the window: nothing is writing slowly. (A disk that hangs outright
+    // shows as a lagging member or a lost quorum.)
+    let slow_commit = commit.filter(|s| s.p99_ms > t.commit_p99_ms);
+    let slow_fsync = fsync.filter(|s| s.p99_ms > t.fsync_p99_ms);
+    if slow_commit.is_some() || slow_fsync.is_some() {
+        c.violate(
+            SLOW_COMMITS,
+            &m.name,
+            format!(
+                "{} writes slowly: backend commit p99 {}, WAL fsync p99 {}",
+                m.name,
+                commit.map_or("unknown".into(), |s| format!("{:.1} ms", s.p99_ms)),
+                fsync.map_or("unknown".into(), |s| format!("{:.1} ms", s.p99_ms)),
+            ),
+            json!({
+                "commit_p99_ms": commit.map(|s| s.p99_ms),
+                "fsync_p99_ms": fsync.map(|s| s.p99_ms),
+                "commit_threshold_ms": t.commit_p99_ms,
+                "fsync_threshold_ms": t.fsync_p99_ms,
+            }),
+        );
+    }
+}

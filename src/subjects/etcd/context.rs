@@ -1,0 +1,107 @@
+//! What an agent is told about an etcd cluster: its members, how to look at them with
+//! `etcdctl` and the gateway, and the commands that repair them where its commands run.
+
+use serde_json::json;
+
+use super::config::EtcdConfig;
+use super::topology::ROLE_MEMBER;
+use crate::runtime::commands::{Commands, reach};
+use crate::runtime::{Topology, is_rig};
+use crate::subjects::{InvariantInfo, SubjectContext};
+
+pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> SubjectContext {
+    let cmd = Commands::for_runtime(&t.runtime);
+    let members: Vec<_> = t.nodes.iter().filter(|n| n.role == ROLE_MEMBER).collect();
+    let endpoints = members
+        .iter()
+        .map(|n| format!("http://{}", reach(t, n)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let etcdctl = format!("etcdctl --endpoints={endpoints}");
+    let any_member = members.first().map_or(String::new(), |n| reach(t, n));
+    let mut d = String::new();
+    d.push_str(&format!(
+        "The subject is an etcd {version} cluster of {n} members (instance {instance}, {runtime} \
+         runtime): a key-value store replicated by Raft. It serves while a majority ({majority}) \
+         of members agree on a leader. Its backend quota is {quota} bytes: past it the cluster \
+         raises the NOSPACE alarm and refuses writes until history is compacted, every member \
+         defragmented and the alarm disarmed. Raft heartbeat {hb} ms, election timeout {el} ms. \
+         A member's data lives in its data directory; a member that comes back with an empty \
+         one cannot rejoin by itself.\n\n",
+        version = "3.4",
+        n = members.len(),
+        instance = t.instance,
+        runtime = t.runtime,
+        majority = members.len() / 2 + 1,
+        quota = cfg.quota_backend_bytes,
+        hb = cfg.heartbeat.as_millis(),
+        el = cfg.election_timeout.as_millis(),
+    ));
+    if t.runtime == "docker" {
+        d.push_str(
+            "Your commands run in a toolbox container on the cluster's network (curl, jq, \
+             etcdctl, the docker CLI). Members are containers, reached by their names. `docker` \
+             there talks to the operator's filtering proxy: it lets you inspect, read logs of, \
+             start, stop, restart, kill, pause, unpause and exec in this cluster's containers, \
+             by name; anything else is refused.\n\n",
+        );
+    }
+    d.push_str("Nodes:\n");
+    for n in &t.nodes {
+        d.push_str(&format!("- {} ({}) at {}", n.name, n.role, reach(t, n)));
+        if let Some(c) = &n.client {
+            d.push_str(&format!(
+                "; clients reach it through the fault proxy at {c}"
+            ));
+        }
+        if is_rig(&n.role) {
+            d.push_str(" (part of the test rig, not the subject: leave it alone)");
+        }
+        d.push('\n');
+    }
+    d.push_str(&format!(
+        "\nUseful commands:\n\
+         - `{etcdctl} endpoint status -w table` — each member's leader, raft index, DB size, errors and alarms\n\
+         - `{etcdctl} endpoint health`, `{etcdctl} member list -w table`, `{etcdctl} alarm list`\n\
+         - `{etcdctl} compact REVISION`, `{etcdctl} defrag`, `{etcdctl} alarm disarm` — reclaim a full backend, in that order\n\
+         - `curl -s -X POST -d '{{}}' http://{any_member}/v3/maintenance/status` — one member's own view (answers without quorum)\n\
+         - `{status}` — every node's state; `{logs} NODE` — a node's log\n\
+         - `{start} NODE`, `{resume} NODE`, `{restart} NODE` — bring a member back (no member restarts by itself)\n\
+         - `{stop} NODE`, `{kill} NODE`, `{pause} NODE` — take one out (destructive: a person approves)\n\n\
+         Invariants the monitor checks:\n",
+        status = cmd.status,
+        logs = cmd.logs,
+        start = cmd.start,
+        resume = cmd.resume,
+        restart = cmd.restart,
+        stop = cmd.stop,
+        kill = cmd.kill,
+        pause = cmd.pause,
+    ));
+    for r in rules.iter().filter(|r| r.enabled) {
+        d.push_str(&format!(
+            "- {} ({}): {}\n",
+            r.name,
+            r.severity.as_str(),
+            r.description
+        ));
+    }
+    let nodes: serde_json::Map<String, serde_json::Value> = t
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), json!(reach(t, n))))
+        .collect();
+    SubjectContext {
+        description: d,
+        facts: json!({
+            "subject": t.subject,
+            "instance": t.instance,
+            "runtime": t.runtime,
+            "endpoints": endpoints,
+            "etcdctl": etcdctl,
+            "any_member": any_member,
+            "nodes": nodes,
+            "commands": cmd.to_json(),
+        }),
+    }
+}

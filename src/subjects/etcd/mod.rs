@@ -1,0 +1,265 @@
+//! The etcd subject: three members of Debian's `etcd-server` (real Raft), how to run them
+//! (`topology`), how to talk to them (`gateway`), how to look (`observe`) and what must hold
+//! (`check`).
+
+pub mod check;
+pub mod config;
+pub mod context;
+pub mod gateway;
+pub mod observe;
+pub mod topology;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use self::config::EtcdConfig;
+use self::gateway::Gateway;
+use self::observe::{EtcdObservation, Observer};
+use crate::config::Config;
+use crate::runtime::local::LocalRuntime;
+use crate::runtime::{ClusterPlan, NodeAction, RunState, Runtime, RuntimeError};
+use crate::subjects::{
+    InvariantInfo, NodeObservation, Observation, Snapshot, Subject, SubjectContext, SubjectKind,
+};
+
+/// Where the operator's own keys live (the load's, the oracle's): `reset` clears them.
+pub const KEY_PREFIX: &str = "/operator/";
+
+/// The registry's entry.
+pub struct Etcd;
+
+#[async_trait]
+impl SubjectKind for Etcd {
+    fn name(&self) -> &'static str {
+        topology::SUBJECT
+    }
+
+    fn about(&self) -> &'static str {
+        "an etcd cluster of three members (real Raft), from Debian's etcd-server"
+    }
+
+    fn build(&self, runtime: Arc<dyn Runtime>, config: &Config) -> Box<dyn Subject> {
+        Box::new(EtcdSubject::new(runtime, config.etcd.clone()))
+    }
+
+    fn plan(&self, runtime: &dyn Runtime, config: &Config) -> Result<ClusterPlan, RuntimeError> {
+        let cfg = &config.etcd;
+        Ok(match runtime.kind() {
+            "docker" => topology::plan_docker(cfg, runtime.instance(), "new"),
+            _ => {
+                let names = topology::port_names(cfg);
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                let ports = runtime.allocate_ports(&refs)?;
+                topology::plan(
+                    cfg,
+                    &config.runtime.local,
+                    LocalRuntime::host(),
+                    &ports,
+                    runtime.instance(),
+                    "new",
+                )
+            }
+        })
+    }
+
+    /// Members answer their clients only once a majority has formed a cluster: wait for
+    /// every one of them to say it is healthy.
+    async fn settle(&self, runtime: &dyn Runtime, _config: &Config) -> Result<(), String> {
+        let t = runtime.topology().map_err(|e| e.to_string())?;
+        let gateway = Gateway::new(Duration::from_secs(1));
+        let deadline = Instant::now() + runtime.startup_timeout();
+        loop {
+            let mut waiting = Vec::new();
+            for n in t.nodes.iter().filter(|n| n.role == topology::ROLE_MEMBER) {
+                match gateway.status(&n.address).await {
+                    Ok(s) if s.leader != 0 => {}
+                    Ok(_) => waiting.push(format!("{} knows no leader yet", n.name)),
+                    Err(e) => waiting.push(format!("{}: {e}", n.name)),
+                }
+            }
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "the etcd cluster did not form within {}: {}",
+                    humantime::format_duration(runtime.startup_timeout()),
+                    waiting.join("; ")
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn runbook(&self) -> &'static str {
+        include_str!("../../../assets/runbooks/etcd.yaml")
+    }
+}
+
+pub struct EtcdSubject {
+    runtime: Arc<dyn Runtime>,
+    cfg: EtcdConfig,
+    rules: Vec<InvariantInfo>,
+    observer: Observer,
+}
+
+impl EtcdSubject {
+    pub fn new(runtime: Arc<dyn Runtime>, cfg: EtcdConfig) -> Self {
+        Self {
+            rules: check::catalogue(&cfg),
+            observer: Observer::new(cfg.clone()),
+            runtime,
+            cfg,
+        }
+    }
+
+    async fn look(&mut self) -> EtcdObservation {
+        match self.runtime.topology() {
+            Ok(t) if t.subject != topology::SUBJECT => EtcdObservation::failed(format!(
+                "instance {} runs `{}`, not etcd",
+                t.instance, t.subject
+            )),
+            Ok(t) => self.observer.observe(&t).await,
+            Err(e) => EtcdObservation::failed(e.to_string()),
+        }
+    }
+
+    /// The address of a member that answers with a leader, waiting up to `within`.
+    async fn serving_member(&self, within: Duration) -> Result<String, String> {
+        let t = self.runtime.topology().map_err(|e| e.to_string())?;
+        let gateway = Gateway::new(Duration::from_secs(1));
+        let deadline = Instant::now() + within;
+        loop {
+            for n in t.nodes.iter().filter(|n| n.role == topology::ROLE_MEMBER) {
+                if gateway
+                    .status(&n.address)
+                    .await
+                    .is_ok_and(|s| s.leader != 0)
+                {
+                    return Ok(n.address.clone());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err("no member answers with a leader".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Subject for EtcdSubject {
+    fn name(&self) -> &str {
+        topology::SUBJECT
+    }
+
+    fn instance(&self) -> u32 {
+        self.runtime.instance()
+    }
+
+    fn invariants(&self) -> &[InvariantInfo] {
+        &self.rules
+    }
+
+    fn context(&self) -> Result<SubjectContext, String> {
+        let t = self.runtime.topology().map_err(|e| e.to_string())?;
+        Ok(context::describe(&t, &self.cfg, &self.rules))
+    }
+
+    #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]
+    async fn reset(&mut self) -> Result<String, String> {
+        let mut did = Vec::new();
+        let status = self.runtime.status().await.map_err(|e| e.to_string())?;
+        for n in status.iter().filter(|n| !crate::runtime::is_rig(&n.role)) {
+            let action = match n.state {
+                RunState::Exited => NodeAction::Start,
+                RunState::Paused => NodeAction::Resume,
+                RunState::Running => continue,
+            };
+            self.runtime
+                .act(&n.name, action)
+                .await
+                .map_err(|e| format!("cannot {} {}: {e}", action.as_str(), n.name))?;
+            did.push(format!("{} {}", action.as_str(), n.name));
+        }
+        let address = self.serving_member(Duration::from_secs(15)).await?;
+        let t = self.runtime.topology().map_err(|e| e.to_string())?;
+        let gateway = Gateway::new(Duration::from_secs(10));
+        let members = gateway.members(&address).await.map_err(|e| e.to_string())?;
+        let expected: Vec<&str> = t
+            .nodes
+            .iter()
+            .filter(|n| n.role == topology::ROLE_MEMBER)
+            .map(|n| n.name.as_str())
+            .collect();
+        let mut names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        names.sort_unstable();
+        if names != expected {
+            return Err(format!(
+                "the member list is {names:?}, not {expected:?}: the cluster must be made again"
+            ));
+        }
+        let deleted = gateway
+            .delete_prefix(&address, KEY_PREFIX)
+            .await
+            .map_err(|e| format!("cannot delete the operator's keys: {e}"))?;
+        did.push(format!("deleted {deleted} keys under {KEY_PREFIX}"));
+        // Reclaim what an earlier trial may have filled: compact, defragment, disarm.
+        let s = gateway.status(&address).await.map_err(|e| e.to_string())?;
+        match gateway.compact(&address, s.header.revision).await {
+            Ok(()) => {}
+            // Already compacted to there.
+            Err(gateway::GatewayError::Answered { code: Some(11), .. }) => {}
+            Err(e) => return Err(format!("cannot compact: {e}")),
+        }
+        for n in t.nodes.iter().filter(|n| n.role == topology::ROLE_MEMBER) {
+            gateway
+                .defragment(&n.address)
+                .await
+                .map_err(|e| format!("cannot defragment {}: {e}", n.name))?;
+        }
+        did.push("compacted and defragmented".into());
+        let disarmed = gateway
+            .disarm_all(&address)
+            .await
+            .map_err(|e| format!("cannot disarm the alarms: {e}"))?;
+        if !disarmed.is_empty() {
+            did.push(format!("disarmed {}", disarmed.join(", ")));
+        }
+        Ok(did.join("; "))
+    }
+
+    #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]
+    async fn observe(&mut self) -> Snapshot {
+        let at = crate::clock::now();
+        let start = Instant::now();
+        let obs = self.look().await;
+        let assessment = check::assess(&obs, &self.cfg, &self.rules);
+        let observation = Observation {
+            at,
+            subject: topology::SUBJECT.into(),
+            instance: self.runtime.instance(),
+            error: obs.error.clone(),
+            nodes: obs
+                .members
+                .iter()
+                .map(|m| NodeObservation {
+                    name: m.name.clone(),
+                    role: topology::ROLE_MEMBER.into(),
+                    address: m.address.clone(),
+                    state: m.state,
+                    detail: m.detail.clone(),
+                    probe_ms: m.probe_ms,
+                })
+                .collect(),
+            facts: serde_json::to_value(&obs).unwrap_or_default(),
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+        };
+        Snapshot {
+            observation,
+            assessment,
+        }
+    }
+}
