@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need and this machine lacks: a C compiler, redis-server,
-# redis-cli, tmux, and docker compose beside a Docker engine. Shared by run-demo.sh and test.sh, so the
+# redis-cli, etcd and etcdctl, tmux, and docker compose beside a Docker engine. Shared by run-demo.sh and test.sh, so the
 # first command of the README does all of its own set-up.
 #   ./scripts/setup.sh [demo|test]      (test also wants tmux and docker compose)
 # Uses apt-get (through sudo when not root); where there is no apt-get, it says exactly what
@@ -15,6 +15,9 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+# The etcd subject: three members of Debian's etcd, and etcdctl for the agent.
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 if [ "$purpose" = test ]; then
   command -v tmux >/dev/null 2>&1 || need+=(tmux)
   command -v curl >/dev/null 2>&1 || need+=(curl)
@@ -31,9 +34,9 @@ fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "missing: ${need[*]} (Debian package names)." >&2
   echo "There is no apt-get here; install them with your package manager, e.g." >&2
-  echo "  macOS:  brew install redis tmux" >&2
-  echo "  Fedora: sudo dnf install redis tmux" >&2
-  echo "  Arch:   sudo pacman -S redis tmux" >&2
+  echo "  macOS:  brew install redis etcd tmux" >&2
+  echo "  Fedora: sudo dnf install redis etcd tmux" >&2
+  echo "  Arch:   sudo pacman -S redis etcd tmux" >&2
   echo "then run this again." >&2
   exit 1
 fi

@@ -706,12 +706,12 @@ impl Config {
             }
         }
         for fault in self.chaos.durations.keys() {
-            if !crate::chaos::FaultKind::NAMES.contains(&fault.as_str()) {
+            if crate::chaos::FaultKind::parse(fault).is_none() {
                 return bad(
                     &format!("chaos.durations.{fault}"),
                     format!(
                         "unknown fault; known faults: {}",
-                        crate::chaos::FaultKind::NAMES.join(", ")
+                        crate::chaos::FaultKind::all_names().join(", ")
                     ),
                 );
             }

@@ -5,8 +5,71 @@ use serde::{Deserialize, Serialize};
 use crate::runtime::Impairment;
 use crate::runtime::impair::PartitionMode;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// A fault a subject adds to the catalogue: its name, words, and how a target is drawn.
+/// The subject injects and heals it (`SubjectKind::inject_own`, `heal_own`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct OwnFault {
+    pub subject: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub heal_action: &'static str,
+    pub verb: &'static str,
+    /// The node it aims at when none is named; `None`: a random node fit for faults.
+    pub default_target: Option<&'static str>,
+    /// Whether an agent's commands can end it (else the best is a localized escalation).
+    pub repairable: bool,
+}
+
+/// A subject's fault, named by its name in the ledger, campaigns and plans.
+#[derive(Clone, Copy)]
+pub struct OwnRef(pub &'static OwnFault);
+
+impl OwnRef {
+    /// The subject fault called `name`, from the registry.
+    pub fn find(name: &str) -> Option<Self> {
+        crate::subjects::REGISTRY
+            .iter()
+            .flat_map(|k| k.faults().iter())
+            .find(|f| f.name == name)
+            .map(OwnRef)
+    }
+}
+
+impl std::fmt::Debug for OwnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl PartialEq for OwnRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for OwnRef {}
+
+impl std::hash::Hash for OwnRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state)
+    }
+}
+
+impl Serialize for OwnRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for OwnRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::find(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown subject fault `{name}`")))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FaultKind {
     /// SIGKILL (or `docker kill`): the node stays dead until someone starts it.
     NodeKill,
@@ -16,9 +79,30 @@ pub enum FaultKind {
     NetworkPartition,
     Bandwidth,
     DiskPressure,
+    /// One a subject adds (etcd's `nospace`, …).
+    Own(OwnRef),
+}
+
+impl Serialize for FaultKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FaultKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown fault `{name}`; faults: {}",
+                Self::all_names().join(", ")
+            ))
+        })
+    }
 }
 
 impl FaultKind {
+    /// The generic faults, which every subject takes.
     pub const ALL: [FaultKind; 6] = [
         Self::NodeKill,
         Self::Pause,
@@ -27,6 +111,7 @@ impl FaultKind {
         Self::Bandwidth,
         Self::DiskPressure,
     ];
+    /// Their names.
     pub const NAMES: &'static [&'static str] = &[
         "node_kill",
         "pause",
@@ -44,11 +129,46 @@ impl FaultKind {
             Self::NetworkPartition => "network_partition",
             Self::Bandwidth => "bandwidth",
             Self::DiskPressure => "disk_pressure",
+            Self::Own(o) => o.0.name,
         }
     }
 
+    /// A generic fault, or one a subject adds.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .or_else(|| OwnRef::find(s).map(Self::Own))
+    }
+
+    /// The faults `subject` takes: the generic ones, then its own.
+    pub fn catalogue(subject: &str) -> Vec<Self> {
+        let own = crate::subjects::kind(subject)
+            .map(|k| k.faults())
+            .unwrap_or_default();
+        Self::ALL
+            .into_iter()
+            .chain(own.iter().map(|f| Self::Own(OwnRef(f))))
+            .collect()
+    }
+
+    /// Every fault's name, subjects' own included, for messages.
+    pub fn all_names() -> Vec<String> {
+        let mut names: Vec<String> = Self::NAMES.iter().map(|n| n.to_string()).collect();
+        for k in crate::subjects::REGISTRY {
+            for f in k.faults() {
+                names.push(format!("{} ({})", f.name, f.subject));
+            }
+        }
+        names
+    }
+
+    /// The subject whose own fault this is; `None` for a generic one.
+    pub fn subject(self) -> Option<&'static str> {
+        match self {
+            Self::Own(o) => Some(o.0.subject),
+            _ => None,
+        }
     }
 
     pub fn description(self) -> &'static str {
@@ -63,6 +183,7 @@ impl FaultKind {
             }
             Self::Bandwidth => "throttle a node's links; heal lifts the limit",
             Self::DiskPressure => "fill a node's data volume; heal deletes the fill",
+            Self::Own(o) => o.0.description,
         }
     }
 
@@ -73,6 +194,7 @@ impl FaultKind {
             Self::Pause => "resume",
             Self::Latency | Self::NetworkPartition | Self::Bandwidth => "restore the network",
             Self::DiskPressure => "free the disk",
+            Self::Own(o) => o.0.heal_action,
         }
     }
 
@@ -85,15 +207,7 @@ impl FaultKind {
             Self::NetworkPartition => "cut off",
             Self::Bandwidth => "throttle",
             Self::DiskPressure => "fill up",
-        }
-    }
-
-    /// The role a random target is chosen from; `None`: any node of the subject but Redis.
-    pub fn default_target(self) -> Option<&'static str> {
-        match self {
-            // Only Redis keeps data on a volume.
-            Self::DiskPressure => Some("redis"),
-            _ => None,
+            Self::Own(o) => o.0.verb,
         }
     }
 }
@@ -111,6 +225,10 @@ pub enum Fault {
     NodeKill,
     Pause,
     Impair(Impairment),
+    /// A subject's own fault: the subject injects and heals it.
+    Own {
+        name: OwnRef,
+    },
 }
 
 /// The defaults: a delay well over the `high_latency` threshold, a silent partition (as
@@ -129,6 +247,7 @@ impl Fault {
             Self::Impair(Impairment::Partition { .. }) => FaultKind::NetworkPartition,
             Self::Impair(Impairment::Bandwidth { .. }) => FaultKind::Bandwidth,
             Self::Impair(Impairment::DiskFill { .. }) => FaultKind::DiskPressure,
+            Self::Own { name } => FaultKind::Own(*name),
         }
     }
 
@@ -180,7 +299,7 @@ impl FaultKind {
     /// The parameters this fault takes (campaigns and `eval run --param` name them so).
     pub fn params(self) -> &'static [&'static str] {
         match self {
-            Self::NodeKill | Self::Pause => &[],
+            Self::NodeKill | Self::Pause | Self::Own(_) => &[],
             Self::Latency => &["delay_ms", "jitter_ms"],
             Self::NetworkPartition => &["mode"],
             Self::Bandwidth => &["bytes_per_sec"],
@@ -192,10 +311,11 @@ impl FaultKind {
     /// outside every node (no restart or config change lifts them): the best an agent can do
     /// is to say where the trouble is and escalate.
     pub fn repairable(self) -> bool {
-        !matches!(
-            self,
-            Self::Latency | Self::NetworkPartition | Self::Bandwidth
-        )
+        match self {
+            Self::Latency | Self::NetworkPartition | Self::Bandwidth => false,
+            Self::Own(o) => o.0.repairable,
+            _ => true,
+        }
     }
 }
 
@@ -310,6 +430,7 @@ impl From<FaultKind> for Fault {
             FaultKind::DiskPressure => Self::Impair(Impairment::DiskFill {
                 percent: DEFAULT_FILL_PERCENT,
             }),
+            FaultKind::Own(name) => Self::Own { name },
         }
     }
 }

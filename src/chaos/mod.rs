@@ -40,10 +40,22 @@ pub enum ChaosError {
     Store(#[from] StoreError),
 }
 
-/// Whether a node of this role may be drawn as a fault's random target: Redis is the state
-/// every node shares, faulted only when named.
-pub fn random_target_fits(role: &str) -> bool {
-    role != "redis" && !is_rig(role)
+/// Whether a node of this role of `subject` may be drawn as a fault's random target.
+pub fn random_target_fits(subject: &str, role: &str) -> bool {
+    match crate::subjects::kind(subject) {
+        Ok(k) => k.random_target_fits(role),
+        Err(_) => !is_rig(role),
+    }
+}
+
+/// The node `kind` aims at on `subject` when none is named.
+pub fn default_target(subject: &str, kind: FaultKind) -> Option<&'static str> {
+    if let FaultKind::Own(o) = kind {
+        return o.0.default_target;
+    }
+    crate::subjects::kind(subject)
+        .ok()
+        .and_then(|k| k.default_target(kind))
 }
 
 /// Injects and heals faults on one subject instance.
@@ -135,6 +147,12 @@ impl Chaos {
             }
         }
         let topology = self.runtime.topology()?;
+        if let Some(owner) = kind.subject().filter(|s| *s != topology.subject) {
+            return Err(ChaosError::NotApplicable(format!(
+                "{kind} is a fault of {owner}; instance {} runs {}",
+                topology.instance, topology.subject
+            )));
+        }
         let status = self.runtime.status().await?;
         let known = || {
             status
@@ -145,7 +163,7 @@ impl Chaos {
                 .join(", ")
         };
         let target =
-            match target.or(kind.default_target()) {
+            match target.or(default_target(&topology.subject, kind)) {
                 Some(t) => status.iter().find(|s| s.name == t).ok_or_else(|| {
                     ChaosError::UnknownTarget {
                         target: t.into(),
@@ -155,7 +173,10 @@ impl Chaos {
                 None => {
                     let candidates: Vec<_> = status
                         .iter()
-                        .filter(|s| random_target_fits(&s.role) && s.state == RunState::Running)
+                        .filter(|s| {
+                            random_target_fits(&topology.subject, &s.role)
+                                && s.state == RunState::Running
+                        })
                         .collect();
                     *candidates
                         .choose(&mut rand::rng())
@@ -222,6 +243,7 @@ impl Chaos {
                     .impair(&target.name, imp, &impair::tag(record.id))
                     .await
             }
+            Fault::Own { name } => self.own(&topology.subject, *name, &target.name, true).await,
         };
         match applied {
             Ok(note) => {
@@ -231,11 +253,19 @@ impl Chaos {
             }
             Err(e) => {
                 // Take back whatever part of it took, so nothing is left half applied.
-                if let Fault::Impair(imp) = &fault {
-                    let _ = self
-                        .runtime
-                        .restore(&target.name, imp, &impair::tag(record.id))
-                        .await;
+                match &fault {
+                    Fault::Impair(imp) => {
+                        let _ = self
+                            .runtime
+                            .restore(&target.name, imp, &impair::tag(record.id))
+                            .await;
+                    }
+                    Fault::Own { name } => {
+                        let _ = self
+                            .own(&topology.subject, *name, &target.name, false)
+                            .await;
+                    }
+                    _ => {}
                 }
                 self.set_status(record.id, FaultStatus::Failed, &e.to_string(), false)
                     .await?;
@@ -245,9 +275,31 @@ impl Chaos {
         self.fault(record.id).await
     }
 
+    /// A subject's own fault, injected or healed by its subject.
+    async fn own(
+        &self,
+        subject: &str,
+        fault: faults::OwnRef,
+        target: &str,
+        inject: bool,
+    ) -> Result<String, RuntimeError> {
+        let kind = crate::subjects::kind(subject).map_err(RuntimeError::UnknownSubject)?;
+        let done = if inject {
+            kind.inject_own(fault.0, target, self.runtime.as_ref())
+                .await
+        } else {
+            kind.heal_own(fault.0, target, self.runtime.as_ref()).await
+        };
+        done.map_err(|message| RuntimeError::Impair {
+            target: target.to_string(),
+            message,
+        })
+    }
+
     /// How `kind` (with its defaults) is applied on this runtime, or why it cannot be.
     pub async fn mechanism(&self, kind: FaultKind) -> Result<String, String> {
         match Fault::from(kind) {
+            Fault::Own { name } => Ok(format!("{}'s own: {}", name.0.subject, name.0.description)),
             Fault::Impair(imp) => self.runtime.mechanism(&imp).await,
             Fault::NodeKill | Fault::Pause => Ok(match self.runtime.kind() {
                 "local" => format!(
@@ -306,6 +358,15 @@ impl Chaos {
 
     /// Undoes a fault and checks that it is undone; says what it did.
     async fn undo(&self, record: &FaultRecord) -> Result<String, ChaosError> {
+        if let FaultKind::Own(name) = record.fault {
+            return match self.own(&record.subject, name, &record.target, false).await {
+                Ok(note) => Ok(note),
+                Err(_) if matches!(self.runtime.topology(), Err(RuntimeError::NotUp { .. })) => {
+                    Ok("the instance is down; nothing left to heal".into())
+                }
+                Err(e) => Err(e.into()),
+            };
+        }
         if let Fault::Impair(imp) = Fault::from_record(record.fault, &record.params) {
             return match self
                 .runtime

@@ -128,7 +128,7 @@ fn parse_fault(s: &str) -> Result<FaultKind, String> {
     FaultKind::parse(s).ok_or_else(|| {
         format!(
             "unknown fault `{s}`; known faults: {}",
-            FaultKind::NAMES.join(", ")
+            FaultKind::all_names().join(", ")
         )
     })
 }
@@ -153,13 +153,14 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
         ChaosCommand::List(a) => {
             let faults = chaos.faults(a.all).await?;
             let mut catalogue = Vec::new();
-            for k in FaultKind::ALL {
+            let subject = ctx.subject_name(None)?;
+            for k in FaultKind::catalogue(&subject) {
                 let how = chaos.mechanism(k).await;
                 catalogue.push(serde_json::json!({
                     "fault": k.as_str(),
                     "description": k.description(),
                     "default_duration": chaos.default_duration(k).map(|d| humantime::format_duration(d).to_string()),
-                    "targets": k.default_target().unwrap_or("any node"),
+                    "targets": operator::chaos::default_target(&subject, k).unwrap_or("any node"),
                     "available": how.is_ok(),
                     "how": how.as_ref().unwrap_or_else(|e| e),
                 }));

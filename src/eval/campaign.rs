@@ -309,7 +309,7 @@ impl Campaign {
                 "chaos_types",
                 format!(
                     "name at least one fault (or set include_control); known faults: {}",
-                    FaultKind::NAMES.join(", ")
+                    FaultKind::all_names().join(", ")
                 ),
             ));
         }
@@ -323,10 +323,21 @@ impl Campaign {
                     format!(
                         "unknown fault `{}`; known faults: {}",
                         entry.kind,
-                        FaultKind::NAMES.join(", ")
+                        FaultKind::all_names().join(", ")
                     ),
                 )
             })?;
+            if let Some(owner) = kind.subject() {
+                if let Some(other) = raw.subjects.iter().find(|s| s.as_str() != owner) {
+                    return Err(invalid(
+                        at(&entry.kind),
+                        &format!("{key}.type"),
+                        format!(
+                            "{kind} is a fault of {owner} only, and this campaign also runs {other}; give it a campaign of its own"
+                        ),
+                    ));
+                }
+            }
             let mut params = std::collections::BTreeMap::new();
             for (name, choice) in &entry.params {
                 let options = choice.options();

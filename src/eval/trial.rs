@@ -637,7 +637,7 @@ impl Slot {
         }
         let kind = fault.kind();
         let status = self.runtime.status().await.map_err(|e| e.to_string())?;
-        let mut names: Vec<String> = match kind.default_target() {
+        let mut names: Vec<String> = match crate::chaos::default_target(&plan.subject, kind) {
             Some(role) => status
                 .iter()
                 .filter(|s| s.name == role || s.role == role)
@@ -645,7 +645,9 @@ impl Slot {
                 .collect(),
             None => status
                 .iter()
-                .filter(|s| crate::chaos::random_target_fits(&s.role) && !is_rig(&s.role))
+                .filter(|s| {
+                    crate::chaos::random_target_fits(&plan.subject, &s.role) && !is_rig(&s.role)
+                })
                 .filter(|s| s.state == RunState::Running)
                 .map(|s| s.name.clone())
                 .collect(),

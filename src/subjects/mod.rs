@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 
 pub use invariant::{Assessment, InvariantInfo, Scope, Severity, Violation};
 
+use crate::chaos::FaultKind;
+use crate::chaos::faults::OwnFault;
 use crate::clock::Timestamp;
 use crate::config::{Config, LocalRuntimeConfig};
 use crate::runtime::{ClusterPlan, Runtime, RuntimeError};
@@ -41,6 +43,51 @@ pub trait SubjectKind: Sync {
     }
     /// The built-in runbook (YAML) of the offline agent.
     fn runbook(&self) -> &'static str;
+    /// The faults it adds to the generic catalogue.
+    fn faults(&self) -> &'static [OwnFault] {
+        &[]
+    }
+    /// The node a generic fault aims at when none is named (the one with a data volume, for
+    /// `disk_pressure`); `None`: a random node that [`Self::random_target_fits`].
+    fn default_target(&self, _fault: FaultKind) -> Option<&'static str> {
+        None
+    }
+    /// Whether a node of `role` may be drawn as a random target (the test rig never is).
+    fn random_target_fits(&self, role: &str) -> bool {
+        !crate::runtime::is_rig(role)
+    }
+    /// The policy's word on a program of this subject (its client, e.g. `etcdctl`), given
+    /// its arguments (`None` where only known at run time); `None` for a program not its own.
+    fn classify_program(&self, _program: &str, _args: &[Option<&str>]) -> Option<ProgramVerdict> {
+        None
+    }
+    /// Applies one of its own faults to `target`; says what it did.
+    async fn inject_own(
+        &self,
+        fault: &'static OwnFault,
+        _target: &str,
+        _runtime: &dyn Runtime,
+    ) -> Result<String, String> {
+        Err(format!("{} cannot inject {}", self.name(), fault.name))
+    }
+    /// Undoes one of its own faults on `target`, and checks it is undone.
+    async fn heal_own(
+        &self,
+        fault: &'static OwnFault,
+        _target: &str,
+        _runtime: &dyn Runtime,
+    ) -> Result<String, String> {
+        Err(format!("{} cannot heal {}", self.name(), fault.name))
+    }
+}
+
+/// What a subject's policy extension says of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramVerdict {
+    pub class: crate::agent::policy::Class,
+    pub reason: String,
+    /// Where it connects (`None`: an address the policy cannot read).
+    pub targets: Vec<Option<crate::agent::policy::Target>>,
 }
 
 /// The subject called `name`, or the list of known ones.

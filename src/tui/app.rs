@@ -254,6 +254,8 @@ pub struct App {
     pub faults: Vec<FaultRecord>,
     pub chaos_pane: ChaosPane,
     pub fault_sel: usize,
+    /// The faults this subject takes: the generic ones, then its own.
+    pub catalogue: Vec<crate::chaos::FaultKind>,
     pub target_sel: usize,
     pub active_sel: usize,
     pub overlay: Option<Overlay>,
@@ -299,6 +301,7 @@ impl App {
             faults: Vec::new(),
             chaos_pane: ChaosPane::Faults,
             fault_sel: 0,
+            catalogue: crate::chaos::FaultKind::catalogue(subject),
             target_sel: 0,
             active_sel: 0,
             overlay: None,

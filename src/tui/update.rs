@@ -16,7 +16,6 @@ use super::views;
 use crate::agent::approval::{Answer, Decision, default_prefix};
 use crate::agent::llm::ModelEvent;
 use crate::agent::session::AgentEvent;
-use crate::chaos::FaultKind;
 use crate::tickets::ChangeKind;
 
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
@@ -642,13 +641,13 @@ fn chaos_action(app: &mut App, a: Action) -> Vec<Effect> {
         | Action::PageDown
         | Action::Top
         | Action::Bottom => match app.chaos_pane {
-            ChaosPane::Faults => app.fault_sel = moved(app.fault_sel, FaultKind::ALL.len(), a, 5),
+            ChaosPane::Faults => app.fault_sel = moved(app.fault_sel, app.catalogue.len(), a, 5),
             ChaosPane::Targets => app.target_sel = moved(app.target_sel, targets.len(), a, 5),
             ChaosPane::Active => app.active_sel = moved(app.active_sel, live.len(), a, 5),
         },
         Action::Inject => match targets.get(app.target_sel) {
             Some(target) => {
-                let fault = FaultKind::ALL[app.fault_sel.min(FaultKind::ALL.len() - 1)];
+                let fault = app.catalogue[app.fault_sel.min(app.catalogue.len().saturating_sub(1))];
                 app.overlay = Some(Overlay::Confirm(Ask::Inject {
                     fault,
                     target: target.clone(),

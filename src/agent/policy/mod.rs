@@ -7,6 +7,7 @@
 //! or left to a person, never assumed harmless.
 
 mod endpoints;
+pub use endpoints::{Target, url_target};
 mod environment;
 mod reach;
 mod rules;

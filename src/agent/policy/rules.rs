@@ -843,10 +843,27 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             Class::Destructive,
             format!("runs the program {other}, which the policy does not know"),
         ),
-        other => ctx.mark(
-            Class::Destructive,
-            format!("`{other}` is not a command the policy knows; a person decides"),
-        ),
+        other => {
+            // A subject's own client (etcdctl), as its subject judges it.
+            let lits: Vec<Option<&str>> = args.iter().map(Arg::lit).collect();
+            match crate::subjects::REGISTRY
+                .iter()
+                .find_map(|k| k.classify_program(other, &lits))
+            {
+                Some(v) => {
+                    if v.class != Class::ReadOnly {
+                        ctx.mark(v.class, v.reason);
+                    }
+                    for t in v.targets {
+                        outside(ctx, other, t);
+                    }
+                }
+                None => ctx.mark(
+                    Class::Destructive,
+                    format!("`{other}` is not a command the policy knows; a person decides"),
+                ),
+            }
+        }
     }
 }
 

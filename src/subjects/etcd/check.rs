@@ -217,6 +217,8 @@ pub fn assess(obs: &EtcdObservation, cfg: &EtcdConfig, rules: &[InvariantInfo]) 
                 "with_leader": led,
                 "majority": majority,
                 "down": obs.members.iter().filter(|m| !m.answered()).map(|m| &m.name).collect::<Vec<_>>(),
+                // Starting this one alone brings a majority back (for 3 members, 2 down).
+                "first_down": obs.members.iter().find(|m| !m.answered()).map(|m| &m.name),
             }),
         );
         c.out
@@ -237,10 +239,18 @@ pub fn assess(obs: &EtcdObservation, cfg: &EtcdConfig, rules: &[InvariantInfo]) 
         }
         lagging(&mut c, obs, cfg);
     }
-    alarms(&mut c, &answering);
+    let nospace = alarms(&mut c, &answering);
     flapping(&mut c, &answering, cfg);
+    if nospace {
+        c.out.unknown_all(
+            BACKEND_NEAR_QUOTA,
+            "past the quota: the NOSPACE alarm is alarm_active's ticket",
+        );
+    }
     for m in &answering {
-        near_quota(&mut c, m, cfg);
+        if !nospace {
+            near_quota(&mut c, m, cfg);
+        }
         slow(&mut c, m, cfg);
     }
     c.out
@@ -335,7 +345,8 @@ fn lagging(c: &mut Checker, obs: &EtcdObservation, cfg: &EtcdConfig) {
     }
 }
 
-fn alarms(c: &mut Checker, answering: &[&MemberProbe]) {
+/// Raises `alarm_active` per alarm; whether NOSPACE is among them.
+fn alarms(c: &mut Checker, answering: &[&MemberProbe]) -> bool {
     let mut seen: HashMap<String, Vec<&str>> = HashMap::new();
     for m in answering {
         for a in m.status.iter().flat_map(|s| s.alarms()) {
@@ -347,6 +358,7 @@ fn alarms(c: &mut Checker, answering: &[&MemberProbe]) {
         .iter()
         .filter_map(|m| m.status.as_ref().map(|s| s.header.revision))
         .max();
+    let nospace = seen.contains_key("NOSPACE");
     let mut names: Vec<_> = seen.into_iter().collect();
     names.sort();
     for (alarm, members) in names {
@@ -362,6 +374,7 @@ fn alarms(c: &mut Checker, answering: &[&MemberProbe]) {
             json!({ "alarm": alarm, "reported_by": members, "revision": revision }),
         );
     }
+    nospace
 }
 
 fn flapping(c: &mut Checker, answering: &[&MemberProbe], cfg: &EtcdConfig) {

@@ -5,8 +5,10 @@
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod faults;
 pub mod gateway;
 pub mod observe;
+pub mod policy;
 pub mod topology;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use async_trait::async_trait;
 use self::config::EtcdConfig;
 use self::gateway::Gateway;
 use self::observe::{EtcdObservation, Observer};
+use crate::chaos::faults::OwnFault;
 use crate::config::Config;
 use crate::runtime::local::LocalRuntime;
 use crate::runtime::{ClusterPlan, NodeAction, RunState, Runtime, RuntimeError};
@@ -95,6 +98,36 @@ impl SubjectKind for Etcd {
 
     fn runbook(&self) -> &'static str {
         include_str!("../../../assets/runbooks/etcd.yaml")
+    }
+
+    fn classify_program(
+        &self,
+        program: &str,
+        args: &[Option<&str>],
+    ) -> Option<crate::subjects::ProgramVerdict> {
+        (program == "etcdctl").then(|| policy::classify(args))
+    }
+
+    fn faults(&self) -> &'static [OwnFault] {
+        &faults::FAULTS
+    }
+
+    async fn inject_own(
+        &self,
+        fault: &'static OwnFault,
+        target: &str,
+        runtime: &dyn Runtime,
+    ) -> Result<String, String> {
+        faults::inject(fault, target, runtime).await
+    }
+
+    async fn heal_own(
+        &self,
+        fault: &'static OwnFault,
+        target: &str,
+        runtime: &dyn Runtime,
+    ) -> Result<String, String> {
+        faults::heal(fault, target, runtime).await
     }
 }
 

@@ -16,6 +16,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use self::observe::{Observer, RlObservation};
+use crate::chaos::FaultKind;
 use crate::config::{Config, RateLimiterConfig};
 use crate::runtime::local::LocalRuntime;
 use crate::runtime::{ClusterPlan, NodeAction, RunState, Runtime, RuntimeError};
@@ -55,6 +56,16 @@ impl SubjectKind for RateLimiter {
 
     fn runbook(&self) -> &'static str {
         include_str!("../../../assets/runbooks/ratelimiter.yaml")
+    }
+
+    fn default_target(&self, fault: FaultKind) -> Option<&'static str> {
+        // Only Redis keeps data on a volume.
+        (fault == FaultKind::DiskPressure).then_some(topology::REDIS)
+    }
+
+    fn random_target_fits(&self, role: &str) -> bool {
+        // Redis is the state every node shares: faulted only when named.
+        role != topology::ROLE_REDIS && !crate::runtime::is_rig(role)
     }
 }
 

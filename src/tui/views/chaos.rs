@@ -7,7 +7,6 @@ use ratatui::widgets::{
     Block, Cell, List, ListItem, ListState, Paragraph, Row, Table, TableState, Wrap,
 };
 
-use crate::chaos::FaultKind;
 use crate::tui::app::{App, ChaosPane};
 
 /// Lines under the fault list for the chosen fault's description.
@@ -15,7 +14,7 @@ const DESCRIPTION_LINES: u16 = 2;
 
 pub fn draw(f: &mut Frame, app: &App, area: Rect) {
     let th = app.theme;
-    let rows = u16::try_from(FaultKind::ALL.len()).unwrap_or(u16::MAX);
+    let rows = u16::try_from(app.catalogue.len()).unwrap_or(u16::MAX);
     // The list, then the chosen fault's whole description under it (the list cuts them).
     let [top, active] = Layout::vertical([
         Constraint::Length(rows + 2 + DESCRIPTION_LINES),
@@ -53,14 +52,16 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         Constraint::Length(DESCRIPTION_LINES),
     ])
     .areas(inner);
-    let name_w = FaultKind::ALL
+    let name_w = app
+        .catalogue
         .iter()
         .map(|k| k.as_str().len())
         .max()
         .unwrap_or(0)
         + 1;
     let desc_w = usize::from(inner.width).saturating_sub(name_w);
-    let items: Vec<ListItem> = FaultKind::ALL
+    let items: Vec<ListItem> = app
+        .catalogue
         .iter()
         .map(|k| {
             ListItem::new(Line::from(vec![
@@ -75,7 +76,7 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         list_area,
         &mut ListState::default().with_selected(Some(app.fault_sel)),
     );
-    let chosen = FaultKind::ALL[app.fault_sel.min(FaultKind::ALL.len() - 1)];
+    let chosen = app.catalogue[app.fault_sel.min(app.catalogue.len().saturating_sub(1))];
     f.render_widget(
         Paragraph::new(Span::styled(
             format!("{}: {}", chosen.as_str(), chosen.description()),

@@ -1,0 +1,205 @@
+//! etcd's own faults: a backend filled to its quota (`nospace`) and a majority of members
+//! killed at once (`quorum_loss`). Each is undone by its heal and checked undone.
+
+use std::time::Duration;
+
+use super::gateway::{Gateway, GatewayError};
+use super::topology::ROLE_MEMBER;
+use crate::chaos::faults::OwnFault;
+use crate::runtime::{NodeAction, RunState, Runtime};
+
+pub const NOSPACE: OwnFault = OwnFault {
+    subject: super::topology::SUBJECT,
+    name: "nospace",
+    description: "rewrite a few large keys until the backend quota raises the NOSPACE alarm; heal compacts, defragments and disarms",
+    heal_action: "reclaim the backend",
+    verb: "fill up",
+    default_target: None,
+    repairable: true,
+};
+
+pub const QUORUM_LOSS: OwnFault = OwnFault {
+    subject: super::topology::SUBJECT,
+    name: "quorum_loss",
+    description: "kill the target and enough other members that no majority is left; heal starts them",
+    heal_action: "start the members",
+    verb: "kill",
+    default_target: None,
+    repairable: true,
+};
+
+pub static FAULTS: [OwnFault; 2] = [NOSPACE, QUORUM_LOSS];
+
+/// Where `nospace` writes: a few keys rewritten, so that a compaction frees their history.
+pub const NOSPACE_PREFIX: &str = "/operator/nospace/";
+const NOSPACE_KEYS: usize = 4;
+const NOSPACE_VALUE_BYTES: usize = 512 * 1024;
+/// etcd's gRPC code for "mvcc: database space exceeded".
+const RESOURCE_EXHAUSTED: i64 = 8;
+
+fn member_address(runtime: &dyn Runtime, name: &str) -> Result<String, String> {
+    let t = runtime.topology().map_err(|e| e.to_string())?;
+    t.nodes
+        .iter()
+        .find(|n| n.name == name && n.role == ROLE_MEMBER)
+        .map(|n| n.address.clone())
+        .ok_or_else(|| format!("{name} is not a member of this etcd cluster"))
+}
+
+fn member_addresses(runtime: &dyn Runtime) -> Result<Vec<(String, String)>, String> {
+    let t = runtime.topology().map_err(|e| e.to_string())?;
+    Ok(t.nodes
+        .iter()
+        .filter(|n| n.role == ROLE_MEMBER)
+        .map(|n| (n.name.clone(), n.address.clone()))
+        .collect())
+}
+
+pub async fn inject(
+    fault: &'static OwnFault,
+    target: &str,
+    runtime: &dyn Runtime,
+) -> Result<String, String> {
+    match fault.name {
+        "nospace" => fill(target, runtime).await,
+        "quorum_loss" => kill_majority(target, runtime).await,
+        other => Err(format!("etcd has no fault {other}")),
+    }
+}
+
+pub async fn heal(
+    fault: &'static OwnFault,
+    target: &str,
+    runtime: &dyn Runtime,
+) -> Result<String, String> {
+    match fault.name {
+        "nospace" => reclaim(target, runtime).await,
+        "quorum_loss" => start_members(runtime).await,
+        other => Err(format!("etcd has no fault {other}")),
+    }
+}
+
+async fn fill(target: &str, runtime: &dyn Runtime) -> Result<String, String> {
+    let address = member_address(runtime, target)?;
+    let gateway = Gateway::new(Duration::from_secs(10));
+    let value = "x".repeat(NOSPACE_VALUE_BYTES);
+    let status = gateway.status(&address).await.map_err(|e| e.to_string())?;
+    // Enough rewrites to pass any quota the member could have, twice over.
+    let quota_writes = 2 * (status.db_size as usize).max(64 * 1024 * 1024) / NOSPACE_VALUE_BYTES;
+    for i in 0..quota_writes {
+        let key = format!("{NOSPACE_PREFIX}{}", i % NOSPACE_KEYS);
+        match gateway.put(&address, &key, &value).await {
+            Ok(_) => {}
+            Err(GatewayError::Answered {
+                code: Some(RESOURCE_EXHAUSTED),
+                ..
+            }) => {
+                let s = gateway.status(&address).await.map_err(|e| e.to_string())?;
+                if !s.alarms().iter().any(|a| a == "NOSPACE") {
+                    return Err("writes are refused, but no NOSPACE alarm shows".into());
+                }
+                return Ok(format!(
+                    "rewrote {NOSPACE_KEYS} keys under {NOSPACE_PREFIX} {i} times ({} MiB) through {target} until the NOSPACE alarm (revision {}, backend {} bytes)",
+                    i * NOSPACE_VALUE_BYTES / (1024 * 1024),
+                    s.header.revision,
+                    s.db_size
+                ));
+            }
+            Err(e) => return Err(format!("writing {key}: {e}")),
+        }
+    }
+    Err(format!(
+        "{quota_writes} writes of {NOSPACE_VALUE_BYTES} bytes and still no NOSPACE alarm: is the quota larger than 64 MiB?"
+    ))
+}
+
+/// Deletes the fill, compacts, defragments every member and disarms the alarm: what a
+/// person (or the agent) does about NOSPACE, done again harmlessly if it was done.
+async fn reclaim(target: &str, runtime: &dyn Runtime) -> Result<String, String> {
+    let address = member_address(runtime, target)?;
+    let gateway = Gateway::new(Duration::from_secs(15));
+    let deleted = gateway
+        .delete_prefix(&address, NOSPACE_PREFIX)
+        .await
+        .map_err(|e| format!("deleting the fill: {e}"))?;
+    let s = gateway.status(&address).await.map_err(|e| e.to_string())?;
+    match gateway.compact(&address, s.header.revision).await {
+        Ok(()) | Err(GatewayError::Answered { code: Some(11), .. }) => {}
+        Err(e) => return Err(format!("compacting: {e}")),
+    }
+    for (name, a) in member_addresses(runtime)? {
+        gateway
+            .defragment(&a)
+            .await
+            .map_err(|e| format!("defragmenting {name}: {e}"))?;
+    }
+    let disarmed = gateway
+        .disarm_all(&address)
+        .await
+        .map_err(|e| format!("disarming: {e}"))?;
+    let after = gateway.status(&address).await.map_err(|e| e.to_string())?;
+    if !after.alarms().is_empty() {
+        return Err(format!(
+            "alarms still raised: {}",
+            after.alarms().join(", ")
+        ));
+    }
+    Ok(format!(
+        "deleted {deleted} fill keys, compacted to revision {}, defragmented every member (backend now {} bytes){}",
+        s.header.revision,
+        after.db_size,
+        if disarmed.is_empty() {
+            String::new()
+        } else {
+            format!(", disarmed {}", disarmed.join(", "))
+        }
+    ))
+}
+
+async fn kill_majority(target: &str, runtime: &dyn Runtime) -> Result<String, String> {
+    let members = member_addresses(runtime)?;
+    let majority = members.len() / 2 + 1;
+    // Leave fewer than a majority: the target first, then the members after it in order.
+    let kill = members.len() + 1 - majority;
+    let start = members
+        .iter()
+        .position(|(n, _)| n == target)
+        .ok_or_else(|| format!("{target} is not a member of this etcd cluster"))?;
+    let mut killed = Vec::new();
+    for i in 0..kill {
+        let (name, _) = &members[(start + i) % members.len()];
+        runtime
+            .act(name, NodeAction::Kill)
+            .await
+            .map_err(|e| format!("killing {name}: {e}"))?;
+        killed.push(name.clone());
+    }
+    Ok(format!(
+        "killed {} of {} members ({}): no majority is left",
+        killed.len(),
+        members.len(),
+        killed.join(", ")
+    ))
+}
+
+async fn start_members(runtime: &dyn Runtime) -> Result<String, String> {
+    let status = runtime.status().await.map_err(|e| e.to_string())?;
+    let mut started = Vec::new();
+    for n in status.iter().filter(|n| n.role == ROLE_MEMBER) {
+        let action = match n.state {
+            RunState::Exited => NodeAction::Start,
+            RunState::Paused => NodeAction::Resume,
+            RunState::Running => continue,
+        };
+        runtime
+            .act(&n.name, action)
+            .await
+            .map_err(|e| format!("cannot {} {}: {e}", action.as_str(), n.name))?;
+        started.push(n.name.clone());
+    }
+    Ok(if started.is_empty() {
+        "every member was running again".into()
+    } else {
+        format!("started {}", started.join(", "))
+    })
+}

@@ -1,0 +1,222 @@
+//! The policy's word on `etcdctl`: what each of its commands does to the cluster, and where
+//! it connects. Reading is read-only; the routine repairs of a full backend (compact,
+//! defragment, disarm) and writes are mutating; whatever loses data or changes membership
+//! is destructive, so that a person approves it in auto mode.
+
+use crate::agent::policy::{Class, Target, url_target};
+use crate::subjects::ProgramVerdict;
+
+/// Global flags that take a value (as the next word, when not written `--flag=value`).
+const WITH_VALUE: &[&str] = &[
+    "--endpoints",
+    "--dial-timeout",
+    "--command-timeout",
+    "--keepalive-time",
+    "--keepalive-timeout",
+    "--cacert",
+    "--cert",
+    "--key",
+    "--user",
+    "--password",
+    "-w",
+    "--write-out",
+    "--discovery-srv",
+    "-d",
+    "--discovery-srv-name",
+    "--prefix-range-end",
+    "--rev",
+    "--limit",
+    "--sort-by",
+    "--order",
+    "--lease",
+    "--ttl",
+    "--peer-urls",
+    "--dest-prefix",
+    "--dest-cacert",
+    "--dest-cert",
+    "--dest-key",
+    "--dest-insecure-transport",
+    "--data-dir",
+    "--name",
+    "--initial-cluster",
+    "--initial-cluster-token",
+    "--initial-advertise-peer-urls",
+    "--load",
+];
+
+pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
+    let mut endpoints: Option<Vec<Option<Target>>> = None;
+    let mut words: Vec<Option<&str>> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let Some(a) = args[i] else {
+            words.push(None);
+            i += 1;
+            continue;
+        };
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with('-') => (f, Some(v)),
+            _ => (a, None),
+        };
+        if flag.starts_with('-') && flag.len() > 1 {
+            let value = match inline {
+                Some(v) => Some(Some(v)),
+                None if WITH_VALUE.contains(&flag) => {
+                    i += 1;
+                    Some(args.get(i).copied().flatten())
+                }
+                None => None,
+            };
+            if flag == "--endpoints" {
+                endpoints = Some(match value.flatten() {
+                    Some(list) => list.split(',').map(endpoint).collect(),
+                    None => vec![None],
+                });
+            }
+            i += 1;
+            continue;
+        }
+        words.push(Some(a));
+        i += 1;
+    }
+    // Without --endpoints, etcdctl asks 127.0.0.1:2379: not this instance's unless it is.
+    let targets = endpoints.unwrap_or_else(|| {
+        vec![Some(Target::Tcp {
+            host: "127.0.0.1".into(),
+            port: 2379,
+        })]
+    });
+    let (class, reason) = command(&words);
+    ProgramVerdict {
+        class,
+        reason,
+        targets,
+    }
+}
+
+fn endpoint(url: &str) -> Option<Target> {
+    let url = url.trim();
+    if url.contains("://") {
+        url_target(url)
+    } else {
+        url_target(&format!("http://{url}"))
+    }
+}
+
+fn command(words: &[Option<&str>]) -> (Class, String) {
+    let Some(first) = words.first() else {
+        return (Class::ReadOnly, "etcdctl's help".into());
+    };
+    let Some(cmd) = first else {
+        return (
+            Class::Denied,
+            "an etcdctl command only known at run time".into(),
+        );
+    };
+    let sub = words.get(1).copied().flatten().unwrap_or_default();
+    let why = |c: Class, s: &str| (c, format!("etcdctl {s}"));
+    match (*cmd, sub) {
+        ("get" | "watch" | "version" | "help", _)
+        | ("endpoint", "status" | "health" | "hashkv")
+        | ("member", "list")
+        | ("alarm", "list")
+        | ("lease", "list" | "timetolive")
+        | ("user" | "role", "get" | "list")
+        | ("auth", "status") => why(Class::ReadOnly, "reads the cluster's state"),
+        ("put", _) => why(Class::Mutating, "put writes a key"),
+        ("compaction" | "compact", _) => why(
+            Class::Mutating,
+            "compact drops history older than a revision (the routine repair of a full backend)",
+        ),
+        ("defrag", _) => why(Class::Mutating, "defrag rewrites a member's backend file"),
+        ("alarm", "disarm") => why(Class::Mutating, "alarm disarm clears the alarms"),
+        ("lease", "grant" | "keep-alive") => why(Class::Mutating, "lease grants a lease"),
+        ("check", _) => why(Class::Mutating, "check writes test load into the cluster"),
+        ("snapshot", "save") => why(Class::Mutating, "snapshot save writes a file"),
+        ("move-leader", _) => why(Class::Mutating, "move-leader hands leadership over"),
+        ("del", _) => why(Class::Destructive, "del deletes keys"),
+        ("member", "remove" | "add" | "update" | "promote") => why(
+            Class::Destructive,
+            "member changes the cluster's membership",
+        ),
+        ("snapshot", "restore") => why(Class::Destructive, "snapshot restore makes a data dir"),
+        ("lease", "revoke") => why(Class::Destructive, "lease revoke deletes the lease's keys"),
+        ("user" | "role" | "auth", _) => why(Class::Destructive, "changes who may do what"),
+        ("txn", _) => why(
+            Class::Denied,
+            "txn reads its operations from the input, which cannot be checked",
+        ),
+        ("make-mirror", _) => why(
+            Class::Destructive,
+            "make-mirror copies the keys into another cluster",
+        ),
+        (other, _) => (
+            Class::Destructive,
+            format!("etcdctl {other} is not a command the policy knows; a person decides"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(line: &str) -> Class {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let args: Vec<Option<&str>> = words.iter().map(|w| Some(*w)).collect();
+        classify(&args).class
+    }
+
+    #[test]
+    fn reading_is_read_only_and_repairing_a_full_backend_needs_no_person() {
+        let e = "--endpoints=http://127.0.0.1:1,http://127.0.0.1:2";
+        for line in [
+            "endpoint status -w table",
+            "member list -w json",
+            "alarm list",
+            "get /a --prefix --keys-only",
+            "--write-out table endpoint health",
+        ] {
+            assert_eq!(class(&format!("{e} {line}")), Class::ReadOnly, "{line}");
+        }
+        for line in ["compact 27", "defrag", "alarm disarm", "put /a b"] {
+            assert_eq!(class(&format!("{e} {line}")), Class::Mutating, "{line}");
+        }
+        for line in [
+            "del /a",
+            "del '' --from-key",
+            "member remove 8e9e05c52164694d",
+            "member add m4 --peer-urls=http://x:2380",
+            "snapshot restore s.db --data-dir /tmp/x",
+            "auth enable",
+            "user add root",
+            "lease revoke 1",
+            "frobnicate",
+        ] {
+            assert_eq!(class(&format!("{e} {line}")), Class::Destructive, "{line}");
+        }
+        assert_eq!(class(&format!("{e} txn -i")), Class::Denied);
+    }
+
+    #[test]
+    fn the_endpoints_are_read_in_every_spelling() {
+        let targets = |line: &str| {
+            let args: Vec<Option<&str>> = line.split_whitespace().map(Some).collect();
+            classify(&args).targets
+        };
+        let tcp = |host: &str, port: u16| {
+            Some(Target::Tcp {
+                host: host.into(),
+                port,
+            })
+        };
+        assert_eq!(
+            targets("--endpoints http://10.0.0.9:2379,127.0.0.1:5 get a"),
+            vec![tcp("10.0.0.9", 2379), tcp("127.0.0.1", 5)]
+        );
+        assert_eq!(targets("get a"), vec![tcp("127.0.0.1", 2379)]);
+        // A dynamic endpoint cannot be read.
+        let verdict = classify(&[Some("--endpoints"), None, Some("get"), Some("a")]);
+        assert_eq!(verdict.targets, vec![None]);
+    }
+}
