@@ -41,6 +41,19 @@ impl Cluster {
         Self::prepare(extra).up()
     }
 
+    /// `operator up SUBJECT` with `extra` config, taken down on drop.
+    pub fn start_subject(subject: &str, extra: &str) -> Self {
+        let mut c = Self::prepare(extra);
+        let out = c.cmd(&["up", subject]);
+        assert!(
+            out.status.success(),
+            "operator up {subject} failed: {}",
+            text(&out.stderr)
+        );
+        c.up = true;
+        c
+    }
+
     /// `operator up`, which must succeed; from then on the cluster is taken down on drop.
     fn up(mut self) -> Self {
         let out = self.cmd(&["up"]);
@@ -247,12 +260,12 @@ impl Cluster {
     pub fn monitor(&self) -> Monitor {
         let cfg = self.config();
         let runtime = self.runtime();
-        let subject = RateLimiterSubject::new(runtime, cfg.ratelimiter);
-        Monitor::new(
-            Box::new(subject),
-            self.async_store(),
-            cfg.tickets.flap_window,
-        )
+        // The subject the instance runs, found through the registry like everywhere else.
+        let subject: Box<dyn operator::subjects::Subject> = match runtime.topology() {
+            Ok(t) => operator::subjects::launch::build(&t.subject, runtime, &cfg).expect("subject"),
+            Err(_) => Box::new(RateLimiterSubject::new(runtime, cfg.ratelimiter.clone())),
+        };
+        Monitor::new(subject, self.async_store(), cfg.tickets.flap_window)
     }
 
     pub fn address(&self, node: &str) -> String {

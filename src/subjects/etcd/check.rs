@@ -306,6 +306,20 @@ fn membership<'a>(c: &mut Checker, obs: &'a EtcdObservation) -> BTreeSet<&'a str
             );
         }
     }
+    for l in list.iter().filter(|l| l.name.is_empty()) {
+        // Added but never started: a member the topology does not run.
+        let entity = format!("member {:x}", l.id);
+        c.violate(
+            MEMBERSHIP_MISMATCH,
+            &entity,
+            format!(
+                "the cluster lists a member that never started ({:x} at {}): the topology runs no such member",
+                l.id,
+                l.peer_urls.join(", ")
+            ),
+            json!({ "problem": "not_started", "id": l.id.to_string(), "peer_urls": l.peer_urls }),
+        );
+    }
     for l in list {
         if !l.name.is_empty() && !expected.contains(l.name.as_str()) {
             c.violate(

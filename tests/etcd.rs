@@ -1,0 +1,298 @@
+//! etcd as a subject, against three real members of Debian's etcd: every invariant that can
+//! be made to break here fires and clears, and the runbook agent repairs what it can.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Cluster, cycle_until, opened, resolved, violated};
+use operator::subjects::etcd::gateway::Gateway;
+
+const STEP: Duration = Duration::from_millis(200);
+
+fn member_addresses(c: &Cluster) -> Vec<String> {
+    (1..=3).map(|i| c.address(&format!("etcd-{i}"))).collect()
+}
+
+fn gateway() -> Gateway {
+    Gateway::new(Duration::from_secs(10))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_down_and_quorum_lost_fire_and_clear() {
+    let c = Cluster::start_subject("etcd", "");
+    let mut m = c.monitor();
+    let r = m.cycle().await.unwrap();
+    assert!(violated(&r).is_empty(), "{:?}", violated(&r));
+
+    // A dead member is down, probed directly: it does not vanish.
+    c.ok(&["node", "kill", "etcd-2"]);
+    let r = cycle_until(&mut m, 3, STEP, |r| opened(r, "member_down", "etcd-2")).await;
+    assert_eq!(
+        violated(&r),
+        [("member_down".to_string(), "etcd-2".to_string())]
+    );
+    c.ok(&["node", "start", "etcd-2"]);
+    cycle_until(&mut m, 10, STEP, |r| resolved(r, "member_down", "etcd-2")).await;
+
+    // A frozen one too, with the reason.
+    c.ok(&["node", "pause", "etcd-3"]);
+    let r = cycle_until(&mut m, 5, STEP, |r| opened(r, "member_down", "etcd-3")).await;
+    let s = r.snapshot.unwrap();
+    let v = s
+        .assessment
+        .violations
+        .iter()
+        .find(|v| v.entity == "etcd-3")
+        .unwrap();
+    assert_eq!(v.detail["state"], "unresponsive", "{v:?}");
+    c.ok(&["node", "resume", "etcd-3"]);
+    cycle_until(&mut m, 10, STEP, |r| resolved(r, "member_down", "etcd-3")).await;
+
+    // quorum_loss kills two of three: the quorum's ticket opens within two looks.
+    let (id, _) = c.inject(&["quorum_loss", "--target", "etcd-1", "--duration", "0"]);
+    let r = cycle_until(&mut m, 2, Duration::from_secs(1), |r| {
+        opened(r, "quorum_lost", "cluster")
+    })
+    .await;
+    let v = violated(&r);
+    assert!(
+        v.contains(&("member_down".into(), "etcd-1".into())),
+        "{v:?}"
+    );
+    assert!(
+        v.contains(&("member_down".into(), "etcd-2".into())),
+        "{v:?}"
+    );
+    c.ok(&["chaos", "heal", &id.to_string()]);
+    cycle_until(&mut m, 20, STEP, |r| resolved(r, "quorum_lost", "cluster")).await;
+    let r = cycle_until(&mut m, 20, STEP, |r| violated(r).is_empty()).await;
+    assert!(r.snapshot.unwrap().assessment.unknown.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alarms_fire_per_alarm_and_clear_when_disarmed() {
+    let c = Cluster::start_subject("etcd", "");
+    let mut m = c.monitor();
+    m.cycle().await.unwrap();
+    let addresses = member_addresses(&c);
+    let g = gateway();
+    let s = g.status(&addresses[0]).await.unwrap();
+    g.alarm_activate(&addresses[0], s.header.member_id, "CORRUPT")
+        .await
+        .unwrap();
+    cycle_until(&mut m, 5, STEP, |r| opened(r, "alarm_active", "CORRUPT")).await;
+    g.disarm_all(&addresses[0]).await.unwrap();
+    cycle_until(&mut m, 5, STEP, |r| resolved(r, "alarm_active", "CORRUPT")).await;
+
+    // nospace fills the backend until etcd itself raises NOSPACE: one ticket, the alarm's
+    // (the backend past its quota is the same incident).
+    let (id, _) = c.inject(&["nospace", "--duration", "0"]);
+    let r = cycle_until(&mut m, 5, STEP, |r| opened(r, "alarm_active", "NOSPACE")).await;
+    assert_eq!(
+        violated(&r),
+        [("alarm_active".to_string(), "NOSPACE".to_string())]
+    );
+    let s = r.snapshot.unwrap();
+    let v = &s.assessment.violations[0];
+    assert!(v.detail["revision"].as_u64().unwrap() > 1, "{v:?}");
+    assert!(s.assessment.is_unknown("backend_near_quota", "etcd-1"));
+    // A put is refused, as a client would see it.
+    let err = g.put(&addresses[1], "/operator/x", "y").await.unwrap_err();
+    assert!(err.to_string().contains("space"), "{err}");
+    c.ok(&["chaos", "heal", &id.to_string()]);
+    cycle_until(&mut m, 10, STEP, |r| resolved(r, "alarm_active", "NOSPACE")).await;
+    g.put(&addresses[1], "/operator/x", "y").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_near_quota_slow_commits_and_flapping_fire_on_low_thresholds_and_clear() {
+    // Thresholds a real cluster crosses here: a backend of a few pages, any commit at all,
+    // any leader change; windows short enough to pass within the test.
+    let c = Cluster::start_subject(
+        "etcd",
+        "[etcd.thresholds]\nquota_used_percent = 0.3\ncommit_p99_ms = 0.0\nfsync_p99_ms = 0.0\nlatency_window = \"2s\"\nlatency_min_samples = 1\nleader_changes = 0\nleader_window = \"3s\"\n",
+    );
+    let mut m = c.monitor();
+    let addresses = member_addresses(&c);
+    let g = gateway();
+    // Elections at start count as leader changes: let the window pass.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cycle_until(&mut m, 30, STEP, |r| violated(r).is_empty()).await;
+
+    // 100 kB of values: past 0.3 % of 16 MiB.
+    let big = "v".repeat(10_000);
+    for i in 0..10 {
+        g.put(&addresses[0], &format!("/operator/big/{i}"), &big)
+            .await
+            .unwrap();
+    }
+    let r = cycle_until(&mut m, 10, STEP, |r| {
+        violated(r).iter().any(|(i, _)| i == "backend_near_quota")
+            && violated(r).iter().any(|(i, _)| i == "slow_commits")
+    })
+    .await;
+    let v = violated(&r);
+    assert!(
+        v.contains(&("backend_near_quota".into(), "etcd-1".into())),
+        "{v:?}"
+    );
+    // Compact and defragment: the backend shrinks back; no writes: no commits to judge.
+    g.delete_prefix(&addresses[0], "/operator/").await.unwrap();
+    let s = g.status(&addresses[0]).await.unwrap();
+    g.compact(&addresses[0], s.header.revision).await.unwrap();
+    for a in &addresses {
+        g.defragment(a).await.unwrap();
+    }
+    cycle_until(&mut m, 30, STEP, |r| {
+        !violated(r)
+            .iter()
+            .any(|(i, _)| i == "backend_near_quota" || i == "slow_commits")
+    })
+    .await;
+
+    // Kill the leader: the others elect another, a change over the threshold of none.
+    let leader = {
+        let s = g.status(&addresses[0]).await.unwrap();
+        let mut name = None;
+        for (i, a) in addresses.iter().enumerate() {
+            if g.status(a).await.unwrap().header.member_id == s.leader {
+                name = Some(format!("etcd-{}", i + 1));
+            }
+        }
+        name.expect("a leader")
+    };
+    c.ok(&["node", "kill", &leader]);
+    cycle_until(&mut m, 20, STEP, |r| {
+        opened(r, "leader_flapping", "cluster")
+    })
+    .await;
+    c.ok(&["node", "start", &leader]);
+    cycle_until(&mut m, 40, STEP, |r| {
+        resolved(r, "leader_flapping", "cluster")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_mismatch_names_a_member_the_topology_does_not_run() {
+    let c = Cluster::start_subject("etcd", "");
+    let mut m = c.monitor();
+    m.cycle().await.unwrap();
+    let addresses = member_addresses(&c);
+    let g = gateway();
+    // Added, never started: the member list no longer matches the topology. etcd refuses
+    // changes of membership until every member has been connected for a few seconds.
+    let mut tries = 0;
+    let id = loop {
+        match g.member_add(&addresses[0], "http://127.0.0.1:9").await {
+            Ok(id) => break id,
+            Err(e) if tries < 50 && e.to_string().contains("unhealthy cluster") => {
+                tries += 1;
+                tokio::time::sleep(STEP).await;
+            }
+            Err(e) => panic!("member add: {e}"),
+        }
+    };
+    let entity = format!("member {id:x}");
+    let r = cycle_until(&mut m, 20, STEP, |r| {
+        opened(r, "membership_mismatch", &entity)
+    })
+    .await;
+    assert_eq!(
+        violated(&r),
+        [("membership_mismatch".to_string(), entity.clone())]
+    );
+    g.member_remove(&addresses[0], id).await.unwrap();
+    cycle_until(&mut m, 20, STEP, |r| {
+        resolved(r, "membership_mismatch", &entity)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_unreachable_when_the_instance_is_gone() {
+    let mut c = Cluster::start_subject("etcd", "");
+    let mut m = c.monitor();
+    m.cycle().await.unwrap();
+    c.down();
+    let r = cycle_until(&mut m, 3, STEP, |r| {
+        opened(r, "subject_unreachable", "cluster")
+    })
+    .await;
+    assert_eq!(
+        violated(&r),
+        [("subject_unreachable".to_string(), "cluster".to_string())]
+    );
+    c.ok(&["up", "etcd"]);
+    c.mark_up();
+    cycle_until(&mut m, 10, STEP, |r| {
+        resolved(r, "subject_unreachable", "cluster")
+    })
+    .await;
+}
+
+/// The runbook agent on one ticket, with its own monitor, as `operator agent --once` runs.
+fn agent_once(c: &Cluster) -> String {
+    let out = c
+        .command(&[
+            "agent",
+            "--once",
+            "--with-monitor",
+            "--backend",
+            "runbook",
+            "--interval",
+            "300ms",
+        ])
+        .output()
+        .expect("agent");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn the_runbook_agent_repairs_a_dead_member_and_a_full_backend() {
+    let c = Cluster::start_subject("etcd", "");
+    c.ok(&["node", "kill", "etcd-3"]);
+    let out = agent_once(&c);
+    assert!(out.contains("operator node start etcd-3"), "{out}");
+    assert!(out.contains("resolved (verified)"), "{out}");
+
+    let (id, _) = c.inject(&["nospace", "--duration", "0"]);
+    let out = agent_once(&c);
+    for step in [" compact ", " defrag", " alarm disarm"] {
+        assert!(out.contains(step), "{step}: {out}");
+    }
+    assert!(
+        out.contains("[mutating]") && !out.contains("[destructive]"),
+        "{out}"
+    );
+    assert!(out.contains("resolved (verified)"), "{out}");
+    let t = c.tickets();
+    assert!(
+        t.iter().all(|t| t.status.as_str() == "resolved"),
+        "{:?}",
+        t.iter()
+            .map(|t| (&t.invariant, &t.entity, t.status))
+            .collect::<Vec<_>>()
+    );
+    // The fault's own heal finds nothing left to do but checks it.
+    let healed = c.ok(&["chaos", "heal", &id.to_string()]);
+    assert!(healed.contains("healed"), "{healed}");
+}
+
+#[test]
+fn unknown_subjects_and_foreign_faults_are_refused_by_name() {
+    let c = Cluster::prepare("");
+    let err = c.fails(&["up", "zookeeper"]);
+    assert!(err.contains("ratelimiter, etcd"), "{err}");
+    let mut c = Cluster::start_subject("ratelimiter", "");
+    let err = c.fails(&["chaos", "inject", "nospace"]);
+    assert!(err.contains("nospace is a fault of etcd"), "{err}");
+    c.down();
+}
