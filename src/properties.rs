@@ -44,6 +44,8 @@ pub fn corpus_endpoints() -> Endpoints {
     for n in 1..=3u16 {
         addresses.push(("127.0.0.1".into(), 8000 + n));
         addresses.push((format!("ratelimiter-{n}"), 8000));
+        addresses.push(("127.0.0.1".into(), 23790 + n));
+        addresses.push((format!("etcd-{n}"), 2379));
     }
     Endpoints::new(addresses, Some("unix:///run/operator/agent.sock".into()))
 }

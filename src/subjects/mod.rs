@@ -61,6 +61,11 @@ pub trait SubjectKind: Sync {
     fn classify_program(&self, _program: &str, _args: &[Option<&str>]) -> Option<ProgramVerdict> {
         None
     }
+    /// Environment variables that point its clients at another endpoint, with what they
+    /// point: a command that sets one is denied.
+    fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
     /// Applies one of its own faults to `target`; says what it did.
     async fn inject_own(
         &self,

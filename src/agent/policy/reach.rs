@@ -363,7 +363,6 @@ const ENDPOINT_VARIABLES: &[(&str, &str)] = &[
     ("KUBECONFIG", "the Kubernetes cluster"),
     ("CURL_HOME", "curl's configuration"),
     ("WGETRC", "wget's configuration"),
-    ("REDISCLI_RCFILE", "redis-cli's configuration"),
 ];
 
 /// Variables that send traffic through a proxy.
@@ -399,7 +398,15 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
         );
         return;
     }
-    if let Some((_, what)) = ENDPOINT_VARIABLES.iter().find(|(n, _)| *n == name) {
+    // The generic ones, then those of each subject's clients (redis-cli's, etcdctl's).
+    let subjects = crate::subjects::REGISTRY
+        .iter()
+        .flat_map(|k| k.endpoint_variables().iter());
+    if let Some((_, what)) = ENDPOINT_VARIABLES
+        .iter()
+        .chain(subjects)
+        .find(|(n, _)| *n == name)
+    {
         if name == "DOCKER_HOST" && known && policy.endpoints().is_docker(value) {
             return;
         }

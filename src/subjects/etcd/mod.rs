@@ -108,6 +108,16 @@ impl SubjectKind for Etcd {
         (program == "etcdctl").then(|| policy::classify(args))
     }
 
+    fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
+        &[
+            ("ETCDCTL_ENDPOINTS", "etcdctl"),
+            ("ETCDCTL_DISCOVERY_SRV", "etcdctl"),
+            ("ETCDCTL_CACERT", "etcdctl's TLS"),
+            ("ETCDCTL_CERT", "etcdctl's TLS identity"),
+            ("ETCDCTL_KEY", "etcdctl's TLS identity"),
+        ]
+    }
+
     fn faults(&self) -> &'static [OwnFault] {
         &faults::FAULTS
     }

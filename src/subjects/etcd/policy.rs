@@ -197,26 +197,4 @@ mod tests {
         }
         assert_eq!(class(&format!("{e} txn -i")), Class::Denied);
     }
-
-    #[test]
-    fn the_endpoints_are_read_in_every_spelling() {
-        let targets = |line: &str| {
-            let args: Vec<Option<&str>> = line.split_whitespace().map(Some).collect();
-            classify(&args).targets
-        };
-        let tcp = |host: &str, port: u16| {
-            Some(Target::Tcp {
-                host: host.into(),
-                port,
-            })
-        };
-        assert_eq!(
-            targets("--endpoints http://10.0.0.9:2379,127.0.0.1:5 get a"),
-            vec![tcp("10.0.0.9", 2379), tcp("127.0.0.1", 5)]
-        );
-        assert_eq!(targets("get a"), vec![tcp("127.0.0.1", 2379)]);
-        // A dynamic endpoint cannot be read.
-        let verdict = classify(&[Some("--endpoints"), None, Some("get"), Some("a")]);
-        assert_eq!(verdict.targets, vec![None]);
-    }
 }

@@ -58,6 +58,10 @@ impl SubjectKind for RateLimiter {
         include_str!("../../../assets/runbooks/ratelimiter.yaml")
     }
 
+    fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
+        &[("REDISCLI_RCFILE", "redis-cli's configuration")]
+    }
+
     fn default_target(&self, fault: FaultKind) -> Option<&'static str> {
         // Only Redis keeps data on a volume.
         (fault == FaultKind::DiskPressure).then_some(topology::REDIS)
