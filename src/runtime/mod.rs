@@ -36,6 +36,29 @@ pub fn is_rig(role: &str) -> bool {
     role == ROLE_FAULTPROXY || role == ROLE_TOOLBOX
 }
 
+/// Starts every subject node that is down and resumes every one that is paused (never the
+/// rig's); says what it did, e.g. `start etcd-2`.
+pub async fn bring_back(runtime: &dyn Runtime, roles: Option<&str>) -> Result<Vec<String>, String> {
+    let status = runtime.status().await.map_err(|e| e.to_string())?;
+    let mut did = Vec::new();
+    for n in status
+        .iter()
+        .filter(|n| !is_rig(&n.role) && roles.is_none_or(|r| n.role == r))
+    {
+        let action = match n.state {
+            RunState::Exited => NodeAction::Start,
+            RunState::Paused => NodeAction::Resume,
+            RunState::Running => continue,
+        };
+        runtime
+            .act(&n.name, action)
+            .await
+            .map_err(|e| format!("cannot {} {}: {e}", action.as_str(), n.name))?;
+        did.push(format!("{} {}", action.as_str(), n.name));
+    }
+    Ok(did)
+}
+
 /// How full a node's data volume is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskUsage {

@@ -43,6 +43,27 @@ pub struct InvariantInfo {
     pub enabled: bool,
 }
 
+/// A subject's invariants: its defaults (name, what it promises, severity, grace), each
+/// overridden by what the config says of it (`overrides(name)`).
+pub fn catalogue(
+    defaults: &[(&'static str, &'static str, Severity, Duration)],
+    overrides: impl Fn(&str) -> Option<crate::config::RuleOverride>,
+) -> Vec<InvariantInfo> {
+    defaults
+        .iter()
+        .map(|&(name, description, severity, grace)| {
+            let o = overrides(name).unwrap_or_default();
+            InvariantInfo {
+                name,
+                description,
+                severity: o.severity.unwrap_or(severity),
+                grace: o.grace.unwrap_or(grace),
+                enabled: o.enabled.unwrap_or(true),
+            }
+        })
+        .collect()
+}
+
 /// One broken promise about one entity (a node, a key, the subject).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Violation {

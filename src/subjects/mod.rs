@@ -225,6 +225,61 @@ pub struct SubjectContext {
     pub facts: serde_json::Value,
 }
 
+impl SubjectContext {
+    /// "Nodes:" and one line each, as the agent's commands reach them, the rig marked.
+    pub fn node_lines(t: &crate::runtime::Topology) -> String {
+        let mut d = String::from("Nodes:\n");
+        for n in &t.nodes {
+            d.push_str(&format!(
+                "- {} ({}) at {}",
+                n.name,
+                n.role,
+                crate::runtime::commands::reach(t, n)
+            ));
+            if let Some(c) = &n.client {
+                d.push_str(&format!(
+                    "; clients reach it through the fault proxy at {c}"
+                ));
+            }
+            if crate::runtime::is_rig(&n.role) {
+                d.push_str(" (part of the test rig, not the subject: leave it alone)");
+            }
+            d.push('\n');
+        }
+        d
+    }
+
+    /// One line per enabled invariant, for the prompt.
+    pub fn invariant_lines(rules: &[InvariantInfo]) -> String {
+        rules
+            .iter()
+            .filter(|r| r.enabled)
+            .map(|r| {
+                format!(
+                    "- {} ({}): {}\n",
+                    r.name,
+                    r.severity.as_str(),
+                    r.description
+                )
+            })
+            .collect()
+    }
+
+    /// Each node's name and address as the agent's commands reach it.
+    pub fn node_addresses(t: &crate::runtime::Topology) -> serde_json::Value {
+        t.nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name.clone(),
+                    serde_json::Value::from(crate::runtime::commands::reach(t, n)),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
 /// A system under watch.
 #[async_trait]
 pub trait Subject: Send {

@@ -17,6 +17,32 @@ pub use client::{ProxyClient, ProxyError};
 pub use link::{LinkSpec, LinkView};
 pub use toxic::{PartitionMode, Toxic};
 
+/// The fault proxy as a node of a plan: `program faultproxy --control ADDR --link …`,
+/// healthy when its control API answers.
+pub fn node_spec(
+    host: &str,
+    port: u16,
+    program: std::path::PathBuf,
+    args: Vec<String>,
+    image: Option<String>,
+) -> crate::runtime::NodeSpec {
+    crate::runtime::NodeSpec {
+        name: crate::runtime::FAULTPROXY.into(),
+        role: crate::runtime::ROLE_FAULTPROXY.into(),
+        host: host.into(),
+        port,
+        program,
+        args,
+        env: vec![],
+        health: crate::runtime::HealthCheck::Http {
+            path: "/health".into(),
+        },
+        client: None,
+        image,
+        data_dir: None,
+    }
+}
+
 /// The link clients use to reach `node`.
 pub fn client_link(node: &str) -> String {
     format!("clients>{node}")

@@ -106,19 +106,7 @@ pub fn catalogue(cfg: &EtcdConfig) -> Vec<InvariantInfo> {
             Duration::ZERO,
         ),
     ];
-    defaults
-        .into_iter()
-        .map(|(name, description, severity, grace)| {
-            let o = cfg.invariants.get(name).cloned().unwrap_or_default();
-            InvariantInfo {
-                name,
-                description,
-                severity: o.severity.unwrap_or(severity),
-                grace: o.grace.unwrap_or(grace),
-                enabled: o.enabled.unwrap_or(true),
-            }
-        })
-        .collect()
+    crate::subjects::invariant::catalogue(&defaults, |name| cfg.invariants.get(name).cloned())
 }
 
 struct Checker<'a> {

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::config::EtcdConfig;
 use super::topology::ROLE_MEMBER;
+use crate::runtime::Topology;
 use crate::runtime::commands::{Commands, reach};
-use crate::runtime::{Topology, is_rig};
 use crate::subjects::{InvariantInfo, SubjectContext};
 
 pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> SubjectContext {
@@ -46,19 +46,7 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
              by name; anything else is refused.\n\n",
         );
     }
-    d.push_str("Nodes:\n");
-    for n in &t.nodes {
-        d.push_str(&format!("- {} ({}) at {}", n.name, n.role, reach(t, n)));
-        if let Some(c) = &n.client {
-            d.push_str(&format!(
-                "; clients reach it through the fault proxy at {c}"
-            ));
-        }
-        if is_rig(&n.role) {
-            d.push_str(" (part of the test rig, not the subject: leave it alone)");
-        }
-        d.push('\n');
-    }
+    d.push_str(&SubjectContext::node_lines(t));
     d.push_str(&format!(
         "\nUseful commands:\n\
          - `{etcdctl} endpoint status -w table` — each member's leader, raft index, DB size, errors and alarms\n\
@@ -78,19 +66,8 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
         kill = cmd.kill,
         pause = cmd.pause,
     ));
-    for r in rules.iter().filter(|r| r.enabled) {
-        d.push_str(&format!(
-            "- {} ({}): {}\n",
-            r.name,
-            r.severity.as_str(),
-            r.description
-        ));
-    }
-    let nodes: serde_json::Map<String, serde_json::Value> = t
-        .nodes
-        .iter()
-        .map(|n| (n.name.clone(), json!(reach(t, n))))
-        .collect();
+    d.push_str(&SubjectContext::invariant_lines(rules));
+    let nodes = SubjectContext::node_addresses(t);
     SubjectContext {
         description: d,
         facts: json!({

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::gateway::{Gateway, GatewayError};
 use super::topology::ROLE_MEMBER;
 use crate::chaos::faults::OwnFault;
-use crate::runtime::{NodeAction, RunState, Runtime};
+use crate::runtime::{NodeAction, Runtime};
 
 pub const NOSPACE: OwnFault = OwnFault {
     subject: super::topology::SUBJECT,
@@ -183,23 +183,10 @@ async fn kill_majority(target: &str, runtime: &dyn Runtime) -> Result<String, St
 }
 
 async fn start_members(runtime: &dyn Runtime) -> Result<String, String> {
-    let status = runtime.status().await.map_err(|e| e.to_string())?;
-    let mut started = Vec::new();
-    for n in status.iter().filter(|n| n.role == ROLE_MEMBER) {
-        let action = match n.state {
-            RunState::Exited => NodeAction::Start,
-            RunState::Paused => NodeAction::Resume,
-            RunState::Running => continue,
-        };
-        runtime
-            .act(&n.name, action)
-            .await
-            .map_err(|e| format!("cannot {} {}: {e}", action.as_str(), n.name))?;
-        started.push(n.name.clone());
-    }
-    Ok(if started.is_empty() {
+    let did = crate::runtime::bring_back(runtime, Some(ROLE_MEMBER)).await?;
+    Ok(if did.is_empty() {
         "every member was running again".into()
     } else {
-        format!("started {}", started.join(", "))
+        did.join(", ")
     })
 }

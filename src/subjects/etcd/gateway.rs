@@ -111,8 +111,6 @@ struct Kv {
 #[serde(default)]
 struct Range {
     kvs: Vec<Kv>,
-    #[serde(deserialize_with = "u64_str")]
-    count: u64,
     header: Header,
 }
 
@@ -155,7 +153,10 @@ impl GatewayError {
         } else if e.is_connect() {
             Self::Refused(format!("not reachable: {text}"))
         } else {
-            Self::Timeout(text)
+            Self::Answered {
+                code: None,
+                message: format!("unreadable answer: {text}"),
+            }
         }
     }
 }
@@ -278,7 +279,6 @@ impl Gateway {
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default()
         };
-        let _ = r.count;
         Ok((
             r.kvs
                 .iter()

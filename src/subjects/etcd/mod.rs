@@ -22,7 +22,7 @@ use self::observe::{EtcdObservation, Observer};
 use crate::chaos::faults::OwnFault;
 use crate::config::Config;
 use crate::runtime::local::LocalRuntime;
-use crate::runtime::{ClusterPlan, NodeAction, RunState, Runtime, RuntimeError};
+use crate::runtime::{ClusterPlan, Runtime, RuntimeError};
 use crate::subjects::{
     InvariantInfo, NodeObservation, Observation, Snapshot, Subject, SubjectContext, SubjectKind,
 };
@@ -213,20 +213,7 @@ impl Subject for EtcdSubject {
 
     #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]
     async fn reset(&mut self) -> Result<String, String> {
-        let mut did = Vec::new();
-        let status = self.runtime.status().await.map_err(|e| e.to_string())?;
-        for n in status.iter().filter(|n| !crate::runtime::is_rig(&n.role)) {
-            let action = match n.state {
-                RunState::Exited => NodeAction::Start,
-                RunState::Paused => NodeAction::Resume,
-                RunState::Running => continue,
-            };
-            self.runtime
-                .act(&n.name, action)
-                .await
-                .map_err(|e| format!("cannot {} {}: {e}", action.as_str(), n.name))?;
-            did.push(format!("{} {}", action.as_str(), n.name));
-        }
+        let mut did = crate::runtime::bring_back(self.runtime.as_ref(), None).await?;
         let address = self.serving_member(Duration::from_secs(15)).await?;
         let t = self.runtime.topology().map_err(|e| e.to_string())?;
         let gateway = Gateway::new(Duration::from_secs(10));

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::config::EtcdConfig;
 use crate::chaos::proxy;
 use crate::config::LocalRuntimeConfig;
-use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec, ROLE_FAULTPROXY};
+use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec};
 
 pub const SUBJECT: &str = "etcd";
 pub const ROLE_MEMBER: &str = "etcd";
@@ -139,21 +139,13 @@ pub fn plan(
             proxy_args.push(format!("{link}={}>{upstream}", addr(&link)));
         }
     }
-    let faultproxy = NodeSpec {
-        name: FAULTPROXY.into(),
-        role: ROLE_FAULTPROXY.into(),
-        host: host.into(),
-        port: port_of(FAULTPROXY),
-        program: crate::subjects::operator_program(local),
-        args: proxy_args,
-        env: vec![],
-        health: HealthCheck::Http {
-            path: "/health".into(),
-        },
-        client: None,
-        image: None,
-        data_dir: None,
-    };
+    let faultproxy = proxy::node_spec(
+        host,
+        port_of(FAULTPROXY),
+        crate::subjects::operator_program(local),
+        proxy_args,
+        None,
+    );
     let etcd = PathBuf::from(&cfg.etcd_bin);
     let members = members.iter().map(|m| NodeSpec {
         name: m.clone(),

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::topology::{ROLE_LIMITER, ROLE_REDIS};
 use crate::config::RateLimiterConfig;
+use crate::runtime::Topology;
 use crate::runtime::commands::{Commands, reach};
-use crate::runtime::{Topology, is_rig};
 use crate::subjects::{InvariantInfo, SubjectContext};
 
 pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) -> SubjectContext {
@@ -46,19 +46,7 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
              containers, by node name; anything else is refused.\n\n",
         );
     }
-    d.push_str("Nodes:\n");
-    for n in &t.nodes {
-        d.push_str(&format!("- {} ({}) at {}", n.name, n.role, reach(t, n)));
-        if let Some(c) = &n.client {
-            d.push_str(&format!(
-                "; clients reach it through the fault proxy at {c}"
-            ));
-        }
-        if is_rig(&n.role) {
-            d.push_str(" (part of the test rig, not the subject: leave it alone)");
-        }
-        d.push('\n');
-    }
+    d.push_str(&SubjectContext::node_lines(t));
     let disk = match t.runtime.as_str() {
         "docker" => cmd.in_node(redis.map_or("redis", |r| r.name.as_str()), "df -h /data"),
         _ => "df -h .".to_string(),
@@ -85,19 +73,8 @@ pub fn describe(t: &Topology, cfg: &RateLimiterConfig, rules: &[InvariantInfo]) 
         kill = cmd.kill,
         pause = cmd.pause,
     ));
-    for r in rules.iter().filter(|r| r.enabled) {
-        d.push_str(&format!(
-            "- {} ({}): {}\n",
-            r.name,
-            r.severity.as_str(),
-            r.description
-        ));
-    }
-    let nodes: serde_json::Map<String, serde_json::Value> = t
-        .nodes
-        .iter()
-        .map(|n| (n.name.clone(), json!(reach(t, n))))
-        .collect();
+    d.push_str(&SubjectContext::invariant_lines(rules));
+    let nodes = SubjectContext::node_addresses(t);
     SubjectContext {
         description: d,
         facts: json!({

@@ -19,7 +19,7 @@ use self::observe::{Observer, RlObservation};
 use crate::chaos::FaultKind;
 use crate::config::{Config, RateLimiterConfig};
 use crate::runtime::local::LocalRuntime;
-use crate::runtime::{ClusterPlan, NodeAction, RunState, Runtime, RuntimeError};
+use crate::runtime::{ClusterPlan, Runtime, RuntimeError};
 use crate::subjects::{
     InvariantInfo, NodeObservation, Observation, Snapshot, Subject, SubjectContext, SubjectKind,
 };
@@ -172,20 +172,7 @@ impl Subject for RateLimiterSubject {
 
     #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]
     async fn reset(&mut self) -> Result<String, String> {
-        let mut did = Vec::new();
-        let status = self.runtime.status().await.map_err(|e| e.to_string())?;
-        for n in status.iter().filter(|n| !crate::runtime::is_rig(&n.role)) {
-            let action = match n.state {
-                RunState::Exited => NodeAction::Start,
-                RunState::Paused => NodeAction::Resume,
-                RunState::Running => continue,
-            };
-            self.runtime
-                .act(&n.name, action)
-                .await
-                .map_err(|e| format!("cannot {} {}: {e}", action.as_str(), n.name))?;
-            did.push(format!("{} {}", action.as_str(), n.name));
-        }
+        let mut did = crate::runtime::bring_back(self.runtime.as_ref(), None).await?;
         let t = self.runtime.topology().map_err(|e| e.to_string())?;
         let redis = t
             .nodes

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::chaos::proxy;
 use crate::config::{DockerRuntimeConfig, LocalRuntimeConfig, RateLimiterConfig};
-use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec, ROLE_FAULTPROXY};
+use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec};
 
 pub const SUBJECT: &str = "ratelimiter";
 pub const REDIS: &str = "redis";
@@ -120,21 +120,13 @@ pub fn plan(
             proxy_args.push(format!("{link}={}>{upstream}", addr(link)));
         }
     }
-    let faultproxy = NodeSpec {
-        name: FAULTPROXY.into(),
-        role: ROLE_FAULTPROXY.into(),
-        host: host.into(),
-        port: port_of(FAULTPROXY),
-        program: crate::subjects::operator_program(local),
-        args: proxy_args,
-        env: vec![],
-        health: HealthCheck::Http {
-            path: "/health".into(),
-        },
-        client: None,
-        image: None,
-        data_dir: None,
-    };
+    let faultproxy = proxy::node_spec(
+        host,
+        port_of(FAULTPROXY),
+        crate::subjects::operator_program(local),
+        proxy_args,
+        None,
+    );
     let program = ratelimiter_program(local);
     let limiters = limiters.iter().map(|name| {
         let port = port_of(name);
@@ -220,21 +212,13 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
             link_port(i)
         ));
     }
-    let faultproxy = NodeSpec {
-        name: FAULTPROXY.into(),
-        role: ROLE_FAULTPROXY.into(),
-        host: FAULTPROXY.into(),
-        port: DOCKER_PROXY_PORT,
-        program: "/usr/local/bin/operator".into(),
-        args: proxy_args,
-        env: vec![],
-        health: HealthCheck::Http {
-            path: "/health".into(),
-        },
-        client: None,
-        image: Some(docker.toolbox_image.clone()),
-        data_dir: None,
-    };
+    let faultproxy = proxy::node_spec(
+        FAULTPROXY,
+        DOCKER_PROXY_PORT,
+        "/usr/local/bin/operator".into(),
+        proxy_args,
+        Some(docker.toolbox_image.clone()),
+    );
     let limiters = limiters.iter().enumerate().map(|(i, name)| {
         let mut env = limiter_env(cfg, name, format!("redis://{FAULTPROXY}:{}", link_port(i)));
         env.push(("RATELIMITER_NODE_HOST".into(), "0.0.0.0".into()));
