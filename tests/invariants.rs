@@ -170,11 +170,11 @@ async fn high_latency_fires_when_checks_slow_down_and_clears_after_the_window() 
         .collect();
     let load = tokio::spawn(operator::load::run(
         operator::load::LoadSpec {
-            targets,
+            workload: std::sync::Arc::new(
+                operator::subjects::ratelimiter::load::CheckWorkload::new(targets, 50, None),
+            ),
             rate: 60,
             duration: Duration::from_secs(8),
-            keys: 50,
-            limit: None,
             timeout: Duration::from_secs(3),
         },
         tokio_util::sync::CancellationToken::new(),

@@ -28,8 +28,8 @@ fn load_reports_allowed_blocked_and_latency_and_the_limit_holds() {
     assert_eq!(total["total"], true, "{out}");
     let sent = total["sent"].as_u64().unwrap();
     assert!(sent >= 50, "{total}");
-    assert_eq!(total["allowed"], 10, "{total}");
-    assert_eq!(total["blocked"].as_u64().unwrap(), sent - 10, "{total}");
+    assert_eq!(total["ok"], 10, "{total}");
+    assert_eq!(total["refused"].as_u64().unwrap(), sent - 10, "{total}");
     assert_eq!(total["failed"], 0);
     assert!(total["p99_ms"].as_f64().unwrap() > 0.0);
     assert!(

@@ -58,13 +58,16 @@ pub enum NodeVerb {
     Kill,
     Pause,
     Resume,
+    /// Re-make the node from empty, the subject's way (an etcd member: re-added to the
+    /// cluster on a fresh data dir). Its data is not carried over.
+    Reset,
     /// Print the node's log.
     Logs,
 }
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  operator node kill ratelimiter-2\n  operator node start ratelimiter-2\n  operator node logs redis -n 20 --follow"
+    after_help = "Examples:\n  operator node kill ratelimiter-2\n  operator node start ratelimiter-2\n  operator node logs redis -n 20 --follow\n  operator node reset etcd-2        # an etcd member removed from its cluster"
 )]
 pub struct NodeArgs {
     pub verb: NodeVerb,
@@ -209,6 +212,7 @@ pub async fn node(ctx: &Context, args: NodeArgs) -> Result<()> {
     let runtime = ctx.runtime()?;
     let action = match args.verb {
         NodeVerb::Logs => return logs(ctx, &args).await,
+        NodeVerb::Reset => return reset(ctx, &args).await,
         NodeVerb::Start => NodeAction::Start,
         NodeVerb::Stop => NodeAction::Stop,
         NodeVerb::Restart => NodeAction::Restart,
@@ -231,6 +235,21 @@ pub async fn node(ctx: &Context, args: NodeArgs) -> Result<()> {
             None => "no health check",
         }
     );
+    Ok(())
+}
+
+async fn reset(ctx: &Context, args: &NodeArgs) -> Result<()> {
+    let runtime = ctx.runtime()?;
+    let subject = ctx.subject_name(None)?;
+    let did = operator::subjects::kind(&subject)
+        .map_err(|e| eyre!(e))?
+        .reset_node(&args.node, runtime.as_ref())
+        .await
+        .map_err(|e| eyre!(e))?;
+    if args.json {
+        return output::json(&serde_json::json!({ "node": args.node, "did": did }));
+    }
+    say!("{did}");
     Ok(())
 }
 

@@ -1,11 +1,11 @@
-//! `operator load`: steady /check traffic with a line of results per second.
+//! `operator load`: the subject's steady traffic with a line of results per second, and
+//! `--verify`, the safety oracle of subjects whose load records what was acknowledged.
 
 use std::time::Duration;
 
 use clap::Args;
 use color_eyre::eyre::{Result, eyre};
-use operator::load::{self, LoadSpec, LoadStats};
-use operator::subjects::ratelimiter::topology::ROLE_LIMITER;
+use operator::load::{self, LoadOptions, LoadSpec, LoadStats};
 use tokio_util::sync::CancellationToken;
 
 use super::output;
@@ -13,12 +13,14 @@ use super::output::say;
 use super::{Context, parse_duration};
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  operator load --rate 200 --duration 30s --keys 20")]
+#[command(after_help = "Examples:
+  operator load --rate 200 --duration 30s --keys 20
+  operator load etcd --rate 50 --duration 1m      # writes and reads, every ack recorded
+  operator load etcd --verify                     # exit 1 if an acknowledged write is gone")]
 pub struct LoadArgs {
-    /// The subject (only the rate limiter takes load for now).
-    #[arg(default_value = "ratelimiter")]
-    pub subject: String,
-    /// Requests per second, across all limiter nodes.
+    /// The subject; by default the one the instance runs.
+    pub subject: Option<String>,
+    /// Requests per second, across all nodes.
     #[arg(long, default_value_t = 50)]
     pub rate: u32,
     /// How long to send.
@@ -27,32 +29,35 @@ pub struct LoadArgs {
     /// Distinct keys to spread the requests over.
     #[arg(long, default_value_t = 10)]
     pub keys: u32,
-    /// A limit sent with each request (a key's own limit wins).
+    /// A limit sent with each request, for the rate limiter (a key's own limit wins).
     #[arg(long)]
     pub limit: Option<u64>,
     /// Each request gives up after this long.
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub timeout: Duration,
-    /// One JSON line per second and one for the totals.
+    /// Send nothing: check that every write an earlier load saw acknowledged is still
+    /// there with its latest value; print what was lost and exit 1 if anything was.
+    #[arg(long)]
+    pub verify: bool,
+    /// One JSON line per second and one for the totals (with --verify: the verdict).
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn run(ctx: &Context, args: LoadArgs) -> Result<()> {
-    ctx.subject_name(Some(&args.subject))?;
+    let name = ctx.subject_name(args.subject.as_deref())?;
+    let mut subject = ctx.subject(&name)?;
+    if args.verify {
+        return verify(subject.as_mut(), &name, args.json).await;
+    }
     if args.rate == 0 {
         return Err(eyre!("--rate must be at least 1"));
     }
-    let topology = ctx.runtime()?.topology()?;
-    let targets: Vec<String> = topology
-        .nodes
-        .iter()
-        .filter(|n| n.role == ROLE_LIMITER)
-        .map(|n| n.client_address().to_string())
-        .collect();
-    if targets.is_empty() {
-        return Err(eyre!("instance {} has no rate-limiter node", ctx.instance));
-    }
+    let options = LoadOptions {
+        keys: args.keys,
+        limit: args.limit,
+    };
+    let workload = subject.workload(&options).await.map_err(|e| eyre!(e))?;
     let stop = CancellationToken::new();
     {
         let stop = stop.clone();
@@ -63,42 +68,77 @@ pub async fn run(ctx: &Context, args: LoadArgs) -> Result<()> {
     }
     if !args.json {
         eprintln!(
-            "sending {} req/s for {} to {} nodes over {} keys; Ctrl-C stops",
+            "sending {} req/s to {name} for {} over {} keys; Ctrl-C stops",
             args.rate,
             humantime::format_duration(args.duration),
-            targets.len(),
             args.keys
         );
     }
-    let json = args.json;
+    let (json, words) = (args.json, workload.words());
     let spec = LoadSpec {
-        targets,
+        workload,
         rate: args.rate,
         duration: args.duration,
-        keys: args.keys,
-        limit: args.limit,
         timeout: args.timeout,
     };
     let total = load::run(spec, stop, |s| {
-        let _ = print(s, json, false);
+        let _ = print(s, json, false, words);
     })
     .await;
-    print(&total, json, true)
+    print(&total, json, true, words)?;
+    match total.checkpoint_error {
+        Some(e) => Err(eyre!("the acknowledged writes could not be recorded: {e}")),
+        None => Ok(()),
+    }
 }
 
-fn print(s: &LoadStats, json: bool, total: bool) -> Result<()> {
+async fn verify(
+    subject: &mut dyn operator::subjects::Subject,
+    name: &str,
+    json: bool,
+) -> Result<()> {
+    let Some(verdict) = subject.verify_load().await else {
+        return Err(eyre!("the {name} subject's load records nothing to verify"));
+    };
+    let verdict = verdict.map_err(|e| eyre!(e))?;
+    if json {
+        let mut v = serde_json::to_value(&verdict)?;
+        v["ok"] = verdict.lost.is_empty().into();
+        output::json_line(&v)?;
+    } else {
+        say!("{}", verdict.summary());
+        for l in &verdict.lost {
+            say!(
+                "  lost {}: acknowledged {:?} at revision {}, found {}",
+                l.key,
+                l.expected,
+                l.revision,
+                l.found
+            );
+        }
+    }
+    if verdict.lost.is_empty() {
+        Ok(())
+    } else {
+        Err(super::Exit(1).into())
+    }
+}
+
+fn print(s: &LoadStats, json: bool, total: bool, words: [&str; 2]) -> Result<()> {
     if json {
         let mut v = serde_json::to_value(s)?;
         v["total"] = total.into();
         return output::json_line(&v);
     }
     say!(
-        "{}{:>5.0}s  sent {:>6}  allowed {:>6}  blocked {:>6}  failed {:>5}{}  p50 {:>7.2}ms  p99 {:>7.2}ms",
+        "{}{:>5.0}s  sent {:>6}  {} {:>6}  {} {:>6}  failed {:>5}{}  p50 {:>7.2}ms  p99 {:>7.2}ms",
         if total { "total " } else { "" },
         s.elapsed_s,
         s.sent,
-        s.allowed,
-        s.blocked,
+        words[0],
+        s.ok,
+        words[1],
+        s.refused,
         s.failed,
         if s.dropped > 0 {
             format!("  dropped {}", s.dropped)

@@ -136,12 +136,12 @@ impl Slot {
         )
         .with_events(events);
         let stop = CancellationToken::new();
-        let load = self.subject(subject)?.load_spec();
+        let mut traffic_of = self.subject(subject)?;
         let (s, instance) = (stop.clone(), self.instance);
         let task = tokio::spawn(async move {
             // The subject's background traffic, beside the monitor, for as long as it watches.
             let traffic = async {
-                match load {
+                match traffic_of.load_spec().await {
                     Some(spec) => {
                         crate::load::run(spec, s.clone(), |_| {}).await;
                     }
@@ -157,6 +157,20 @@ impl Slot {
         });
         self.monitor = Some((subject.to_string(), stop, task));
         Ok(())
+    }
+
+    /// Stops the monitor and the load and waits (a little) for them to end, so that the
+    /// load's last acknowledged writes are recorded.
+    async fn stop_watching(&mut self) {
+        if let Some((_, stop, mut task)) = self.monitor.take() {
+            stop.cancel();
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
     }
 
     fn unwatch(&mut self) {
@@ -254,6 +268,20 @@ impl Slot {
             }
             let after = subject.observe().await;
             self.snapshot(trial, "after", &after).await;
+            // The safety oracle, once the load has stopped and recorded its last answers.
+            self.stop_watching().await;
+            let lost = match subject.verify_load().await {
+                None => None,
+                Some(Ok(v)) => {
+                    self.step(trial, "verify", v.summary()).await;
+                    (!v.lost.is_empty()).then(|| v.summary())
+                }
+                Some(Err(e)) => {
+                    self.step(trial, "verify", format!("cannot verify: {e}"))
+                        .await;
+                    None
+                }
+            };
             overhead += healing.elapsed();
             match result {
                 Err(Halt::Stopped) => return TrialEnd::Interrupted,
@@ -262,6 +290,13 @@ impl Slot {
                     outcome.reason = why;
                 }
                 Ok(()) => {}
+            }
+            // A repair that loses data is a failed repair, whatever the invariants say.
+            if let Some(lost) = lost {
+                if matches!(outcome.verdict, Some(Verdict::Resolved | Verdict::Clean)) {
+                    outcome.verdict = Some(Verdict::Unresolved);
+                    outcome.reason = format!("{}; but {lost}", outcome.reason);
+                }
             }
             self.score(trial, trial_start, &mut outcome).await;
             outcome.metrics.overhead_ms = overhead.as_millis() as u64;

@@ -1,34 +1,70 @@
-//! Load: `/check` traffic at a steady rate across the limiter nodes, with allowed / blocked /
-//! failed counts and latency percentiles every second. Open loop: requests go out on
-//! schedule whether or not earlier ones have answered, as real clients do.
+//! Load: a subject's traffic at a steady rate, with served / refused / failed counts and
+//! latency percentiles every second. Open loop: requests go out on schedule whether or not
+//! earlier ones have answered, as real clients do. What a request is belongs to the subject
+//! (its [`Workload`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+/// What one request came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Served: allowed by a rate limiter, a write acknowledged or a read answered.
+    Ok,
+    /// Answered with a refusal: blocked by a limit, or a write the cluster would not take.
+    Refused,
+    /// No answer, or an error.
+    Failed,
+}
+
+/// A subject's traffic: what one request is, and what must outlive the run.
+#[async_trait]
+pub trait Workload: Send + Sync {
+    /// Sends request number `n` (requests are numbered from 0 in the order they go out).
+    async fn request(&self, n: u64, timeout: Duration) -> Outcome;
+    /// What the printed lines call served and refused requests.
+    fn words(&self) -> [&'static str; 2] {
+        ["ok", "refused"]
+    }
+    /// Called every second and at the end, off the request path: saves what the workload
+    /// must not lose if the process dies (the acknowledged writes an oracle checks later).
+    async fn checkpoint(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// What the caller asks of a subject's workload.
 #[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Distinct keys to spread the requests over.
+    pub keys: u32,
+    /// A per-request limit, for subjects that take one.
+    pub limit: Option<u64>,
+}
+
+#[derive(Clone)]
 pub struct LoadSpec {
-    /// `host:port` of each node.
-    pub targets: Vec<String>,
+    pub workload: Arc<dyn Workload>,
     /// Requests per second, all nodes together.
     pub rate: u32,
     pub duration: Duration,
-    /// Distinct keys, `load-0` … `load-{keys-1}`, chosen in turn.
-    pub keys: u32,
-    /// Per-request limit, if any (a key's own limit wins).
-    pub limit: Option<u64>,
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Allowed,
-    Blocked,
-    Failed,
+impl std::fmt::Debug for LoadSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadSpec")
+            .field("rate", &self.rate)
+            .field("duration", &self.duration)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Counts and latency over some span of the run.
@@ -36,14 +72,17 @@ enum Outcome {
 pub struct LoadStats {
     pub elapsed_s: f64,
     pub sent: u64,
-    pub allowed: u64,
-    pub blocked: u64,
+    pub ok: u64,
+    pub refused: u64,
     pub failed: u64,
     /// Requests not sent because too many were in flight.
     pub dropped: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// Why the last checkpoint failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_error: Option<String>,
 }
 
 struct Window {
@@ -67,8 +106,8 @@ impl Window {
 
     fn add(&mut self, outcome: Outcome, micros: u64) {
         match outcome {
-            Outcome::Allowed => self.stats.allowed += 1,
-            Outcome::Blocked => self.stats.blocked += 1,
+            Outcome::Ok => self.stats.ok += 1,
+            Outcome::Refused => self.stats.refused += 1,
             Outcome::Failed => self.stats.failed += 1,
         }
         self.latency.saturating_record(micros.max(1));
@@ -97,7 +136,7 @@ pub async fn run(
     stop: CancellationToken,
     mut on_second: impl FnMut(&LoadStats),
 ) -> LoadStats {
-    let client = crate::runtime::health::http_client();
+    let workload = spec.workload.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<(Outcome, u64)>();
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let start = Instant::now();
@@ -121,7 +160,7 @@ pub async fn run(
                 }
                 // Stop sending; let requests in flight finish (bounded by their timeout).
                 sending = false;
-                if total.stats.allowed + total.stats.blocked + total.stats.failed == total.stats.sent {
+                if total.stats.ok + total.stats.refused + total.stats.failed == total.stats.sent {
                     break;
                 }
                 deadline = tokio::time::Instant::now() + spec.timeout + Duration::from_millis(100);
@@ -132,27 +171,14 @@ pub async fn run(
                     second.stats.dropped += 1;
                     continue;
                 };
-                let target = &spec.targets[(n as usize) % spec.targets.len().max(1)];
-                let key = format!("load-{}", n % u64::from(spec.keys.max(1)));
-                let body = match spec.limit {
-                    Some(l) => serde_json::json!({ "key": key, "limit": l }),
-                    None => serde_json::json!({ "key": key }),
-                };
-                let req = client
-                    .post(format!("http://{target}/check"))
-                    .timeout(spec.timeout)
-                    .json(&body);
                 let tx = tx.clone();
                 n += 1;
                 total.stats.sent += 1;
                 second.stats.sent += 1;
+                let (workload, timeout, seq) = (workload.clone(), spec.timeout, n - 1);
                 tokio::spawn(async move {
                     let t0 = Instant::now();
-                    let outcome = match req.send().await {
-                        Ok(r) if r.status().is_success() => Outcome::Allowed,
-                        Ok(r) if r.status().as_u16() == 429 => Outcome::Blocked,
-                        _ => Outcome::Failed,
-                    };
+                    let outcome = workload.request(seq, timeout).await;
                     let _ = tx.send((outcome, t0.elapsed().as_micros() as u64));
                     drop(permit);
                 });
@@ -160,13 +186,14 @@ pub async fn run(
             Some((outcome, micros)) = rx.recv() => {
                 total.add(outcome, micros);
                 second.add(outcome, micros);
-                let answered = total.stats.allowed + total.stats.blocked + total.stats.failed;
+                let answered = total.stats.ok + total.stats.refused + total.stats.failed;
                 if !sending && answered == total.stats.sent {
                     break; // every request has answered
                 }
             }
             _ = report.tick() => {
-                let s = second.finish(start.elapsed());
+                let mut s = second.finish(start.elapsed());
+                s.checkpoint_error = workload.checkpoint().await.err();
                 on_second(&s);
                 second = Window::new();
             }
@@ -175,5 +202,7 @@ pub async fn run(
     while let Ok((outcome, micros)) = rx.try_recv() {
         total.add(outcome, micros);
     }
-    total.finish(start.elapsed())
+    let mut s = total.finish(start.elapsed());
+    s.checkpoint_error = workload.checkpoint().await.err();
+    s
 }

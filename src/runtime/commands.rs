@@ -16,6 +16,8 @@ pub struct Commands {
     pub stop: &'static str,
     pub kill: &'static str,
     pub pause: &'static str,
+    /// Re-makes a node from empty, the subject's way (`operator node reset`).
+    pub reset: &'static str,
     /// Runs a program inside a node's own filesystem (`docker exec NODE`); empty where the
     /// agent's commands already run beside the nodes.
     pub exec: &'static str,
@@ -33,6 +35,8 @@ impl Commands {
                 stop: "docker stop",
                 kill: "docker kill",
                 pause: "docker pause",
+                // Not yet in the toolbox: the Docker runtime cannot change a node's command.
+                reset: "operator node reset",
                 exec: "docker exec",
             },
             _ => Self {
@@ -44,6 +48,7 @@ impl Commands {
                 stop: "operator node stop",
                 kill: "operator node kill",
                 pause: "operator node pause",
+                reset: "operator node reset",
                 exec: "",
             },
         }
@@ -68,6 +73,7 @@ impl Commands {
             "stop": self.stop,
             "kill": self.kill,
             "pause": self.pause,
+            "reset": self.reset,
         })
     }
 }

@@ -333,6 +333,9 @@ pub struct DownReport {
 pub trait Runtime: Send + Sync {
     fn kind(&self) -> &'static str;
     fn instance(&self) -> u32;
+    /// The instance's folder in the state dir: its record, and what subjects keep beside it
+    /// (a load's acknowledged writes). `down` removes it.
+    fn instance_dir(&self) -> std::path::PathBuf;
     /// Ports for the nodes of a plan, in order: free, or fixed by configuration.
     fn allocate_ports(&self, names: &[&str]) -> Result<Vec<u16>, RuntimeError>;
     /// Starts every node of the plan and waits until each is healthy; on failure, stops
@@ -361,6 +364,20 @@ pub trait Runtime: Send + Sync {
         imp: &Impairment,
         tag: &str,
     ) -> Result<String, RuntimeError>;
+    /// Rewrites a stopped node's arguments in its record (`edit` changes them in place) and
+    /// returns them: how a subject re-makes a member, say with a fresh data dir. The next
+    /// start runs the new arguments.
+    async fn respec(
+        &self,
+        node: &str,
+        _edit: &(dyn for<'a> Fn(&'a mut Vec<String>) + Send + Sync),
+    ) -> Result<Vec<String>, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            what: format!("changing {node}'s arguments"),
+            runtime: self.kind(),
+            reason: "its nodes' commands are fixed when they are made".into(),
+        })
+    }
     /// How full `node`'s data volume is, where the runtime gives it a bounded one.
     async fn disk_usage(&self, _node: &str) -> Result<Option<DiskUsage>, RuntimeError> {
         Ok(None)

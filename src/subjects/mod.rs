@@ -67,6 +67,14 @@ pub trait SubjectKind: Sync {
         &[]
     }
     /// Applies one of its own faults to `target`; says what it did.
+    /// Re-makes `node` from empty, the subject's way (`operator node reset`): for a member
+    /// whose identity or data is beyond repair in place. Says what it did.
+    async fn reset_node(&self, node: &str, _runtime: &dyn Runtime) -> Result<String, String> {
+        Err(format!(
+            "the {} subject has no way to reset {node}; `operator node restart` restarts it",
+            self.name()
+        ))
+    }
     async fn inject_own(
         &self,
         fault: &'static OwnFault,
@@ -301,11 +309,60 @@ pub trait Subject: Send {
     fn undecidable(&self) -> Vec<&'static str> {
         Vec::new()
     }
+    /// The subject's traffic (`operator load`), over the instance's nodes as clients
+    /// reach them; an error when it takes none or its topology is unknown.
+    async fn workload(
+        &mut self,
+        _options: &crate::load::LoadOptions,
+    ) -> Result<Arc<dyn crate::load::Workload>, String> {
+        Err(format!("the {} subject takes no load", self.name()))
+    }
     /// The steady background traffic a trial runs under, light enough to change nothing:
     /// invariants about serving (latency) are decided only under traffic.
-    fn load_spec(&self) -> Option<crate::load::LoadSpec> {
+    async fn load_spec(&mut self) -> Option<crate::load::LoadSpec> {
         None
     }
+    /// The safety oracle: checks that every write the load saw acknowledged is still there
+    /// with its latest value. `None` when the subject's load keeps nothing to check.
+    async fn verify_load(&mut self) -> Option<Result<LoadVerdict, String>> {
+        None
+    }
+}
+
+/// What the safety oracle found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LoadVerdict {
+    /// Keys whose acknowledged writes were checked.
+    pub checked: usize,
+    /// Acknowledged writes that are gone or older than acknowledged.
+    pub lost: Vec<LostWrite>,
+}
+
+impl LoadVerdict {
+    pub fn summary(&self) -> String {
+        if self.lost.is_empty() {
+            format!("every acknowledged write of {} keys is there", self.checked)
+        } else {
+            format!(
+                "{} of {} keys lost an acknowledged write (first: {} {})",
+                self.lost.len(),
+                self.checked,
+                self.lost[0].key,
+                self.lost[0].found
+            )
+        }
+    }
+}
+
+/// One acknowledged write the cluster no longer has.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LostWrite {
+    pub key: String,
+    /// The value acknowledged, and at which revision.
+    pub expected: String,
+    pub revision: u64,
+    /// What a read found instead.
+    pub found: String,
 }
 
 /// An unknown subject name, with the known ones.

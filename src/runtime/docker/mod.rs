@@ -761,6 +761,10 @@ impl Runtime for DockerRuntime {
         self.instance
     }
 
+    fn instance_dir(&self) -> PathBuf {
+        self.dir()
+    }
+
     fn allocate_ports(&self, names: &[&str]) -> Result<Vec<u16>, RuntimeError> {
         super::local::ports::allocate("127.0.0.1", names, None, self.instance)
     }

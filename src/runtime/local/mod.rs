@@ -247,6 +247,10 @@ impl Runtime for LocalRuntime {
         self.instance
     }
 
+    fn instance_dir(&self) -> PathBuf {
+        self.dir()
+    }
+
     fn allocate_ports(&self, names: &[&str]) -> Result<Vec<u16>, RuntimeError> {
         ports::allocate(HOST, names, self.config.base_port, self.instance)
     }
@@ -426,6 +430,26 @@ impl Runtime for LocalRuntime {
         let mut status = Self::status_of(&node);
         Self::health_of(&mut status, &node).await;
         Ok(status)
+    }
+
+    async fn respec(
+        &self,
+        name: &str,
+        edit: &(dyn for<'a> Fn(&'a mut Vec<String>) + Send + Sync),
+    ) -> Result<Vec<String>, RuntimeError> {
+        let _lock = self.lock().await?;
+        let mut record = self.load()?;
+        let node = record.node_mut(name)?;
+        if node.process.is_some_and(|p| p.state() != RunState::Exited) {
+            return Err(Self::wrong_state(
+                name,
+                "is running: stop it before changing its arguments",
+            ));
+        }
+        edit(&mut node.spec.args);
+        let args = node.spec.args.clone();
+        record.save(&self.dir())?;
+        Ok(args)
     }
 
     async fn logs(&self, name: &str, lines: usize) -> Result<String, RuntimeError> {

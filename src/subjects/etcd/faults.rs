@@ -1,5 +1,5 @@
-//! etcd's own faults: a backend filled to its quota (`nospace`) and a majority of members
-//! killed at once (`quorum_loss`). Each is undone by its heal and checked undone.
+//! etcd's own faults: a backend filled to its quota (`nospace`), a majority of members
+//! killed at once (`quorum_loss`) and a member taken out of the cluster (`member_removed`). Each is undone by its heal and checked undone.
 
 use std::time::Duration;
 
@@ -28,7 +28,17 @@ pub const QUORUM_LOSS: OwnFault = OwnFault {
     repairable: true,
 };
 
-pub static FAULTS: [OwnFault; 2] = [NOSPACE, QUORUM_LOSS];
+pub const MEMBER_REMOVED: OwnFault = OwnFault {
+    subject: super::topology::SUBJECT,
+    name: "member_removed",
+    description: "remove the target from the member list (it stops itself); heal re-adds it with a fresh data dir",
+    heal_action: "re-add the member",
+    verb: "remove",
+    default_target: None,
+    repairable: true,
+};
+
+pub static FAULTS: [OwnFault; 3] = [NOSPACE, QUORUM_LOSS, MEMBER_REMOVED];
 
 /// Where `nospace` writes: a few keys rewritten, so that a compaction frees their history.
 pub const NOSPACE_PREFIX: &str = "/operator/nospace/";
@@ -63,6 +73,7 @@ pub async fn inject(
     match fault.name {
         "nospace" => fill(target, runtime).await,
         "quorum_loss" => kill_majority(target, runtime).await,
+        "member_removed" => super::membership::remove(target, runtime).await,
         other => Err(format!("etcd has no fault {other}")),
     }
 }
@@ -75,6 +86,7 @@ pub async fn heal(
     match fault.name {
         "nospace" => reclaim(target, runtime).await,
         "quorum_loss" => start_members(runtime).await,
+        "member_removed" => rejoin(target, runtime).await,
         other => Err(format!("etcd has no fault {other}")),
     }
 }
@@ -180,6 +192,25 @@ async fn kill_majority(target: &str, runtime: &dyn Runtime) -> Result<String, St
         members.len(),
         killed.join(", ")
     ))
+}
+
+/// Re-makes the removed member, unless it is a serving member again (the agent's repair).
+async fn rejoin(target: &str, runtime: &dyn Runtime) -> Result<String, String> {
+    let address = member_address(runtime, target)?;
+    let gateway = Gateway::new(Duration::from_secs(2));
+    if let (Ok(s), Ok(list)) = (
+        gateway.status(&address).await,
+        gateway.members(&address).await,
+    ) {
+        if s.leader != 0
+            && list
+                .iter()
+                .any(|m| m.name == target && m.id == s.header.member_id)
+        {
+            return Ok(format!("{target} is a serving member again"));
+        }
+    }
+    super::membership::reset(target, runtime).await
 }
 
 async fn start_members(runtime: &dyn Runtime) -> Result<String, String> {

@@ -247,7 +247,8 @@ impl Gateway {
             .map_err(|e| GatewayError::from_reqwest(&e))
     }
 
-    pub async fn put(&self, address: &str, key: &str, value: &str) -> Result<u64, GatewayError> {
+    /// Writes `key`; the answer's header says at which revision, in which cluster.
+    pub async fn put(&self, address: &str, key: &str, value: &str) -> Result<Header, GatewayError> {
         let v = self
             .post(
                 address,
@@ -255,8 +256,21 @@ impl Gateway {
                 json!({"key": B64.encode(key), "value": B64.encode(value)}),
             )
             .await?;
-        let h: Header = Self::parse("/v3/kv/put", v["header"].clone())?;
-        Ok(h.revision)
+        Self::parse("/v3/kv/put", v["header"].clone())
+    }
+
+    /// One key (linearizable), `None` when it is not there.
+    pub async fn get(&self, address: &str, key: &str) -> Result<Option<Entry>, GatewayError> {
+        let path = "/v3/kv/range";
+        let v = self
+            .post(address, path, json!({"key": B64.encode(key)}))
+            .await?;
+        let r: Range = Self::parse(path, v)?;
+        Ok(r.kvs.first().map(|kv| Entry {
+            key: decode(&kv.key),
+            value: decode(&kv.value),
+            mod_revision: kv.mod_revision,
+        }))
     }
 
     /// Every key under `prefix`, with its value (linearizable: it needs a quorum).
@@ -264,7 +278,7 @@ impl Gateway {
         &self,
         address: &str,
         prefix: &str,
-    ) -> Result<(Vec<Entry>, u64), GatewayError> {
+    ) -> Result<(Vec<Entry>, Header), GatewayError> {
         let path = "/v3/kv/range";
         let v = self
             .post(
@@ -274,11 +288,6 @@ impl Gateway {
             )
             .await?;
         let r: Range = Self::parse(path, v)?;
-        let decode = |s: &str| {
-            B64.decode(s)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        };
         Ok((
             r.kvs
                 .iter()
@@ -288,7 +297,7 @@ impl Gateway {
                     mod_revision: kv.mod_revision,
                 })
                 .collect(),
-            r.header.revision,
+            r.header,
         ))
     }
 
@@ -375,6 +384,13 @@ impl Gateway {
         let m: Member = Self::parse(path, v["member"].clone())?;
         Ok(m.id)
     }
+}
+
+/// A base64 key or value as text; what is not base64 reads as empty.
+fn decode(s: &str) -> String {
+    B64.decode(s)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// The end of the range of keys that start with `prefix` (etcd's `--prefix`).

@@ -7,6 +7,8 @@ pub mod config;
 pub mod context;
 pub mod faults;
 pub mod gateway;
+pub mod load;
+pub mod membership;
 pub mod observe;
 pub mod policy;
 pub mod topology;
@@ -122,6 +124,10 @@ impl SubjectKind for Etcd {
         &faults::FAULTS
     }
 
+    async fn reset_node(&self, node: &str, runtime: &dyn Runtime) -> Result<String, String> {
+        membership::reset(node, runtime).await
+    }
+
     async fn inject_own(
         &self,
         fault: &'static OwnFault,
@@ -169,6 +175,26 @@ impl EtcdSubject {
         }
     }
 
+    fn record_path(&self) -> std::path::PathBuf {
+        self.runtime.instance_dir().join(load::RECORD_FILE)
+    }
+
+    /// The members' addresses: as clients reach them (`clients`), else as the monitor does.
+    fn member_addresses(&self, clients: bool) -> Result<Vec<String>, String> {
+        let t = self.runtime.topology().map_err(|e| e.to_string())?;
+        Ok(t.nodes
+            .iter()
+            .filter(|n| n.role == topology::ROLE_MEMBER)
+            .map(|n| {
+                if clients {
+                    n.client_address().to_string()
+                } else {
+                    n.address.clone()
+                }
+            })
+            .collect())
+    }
+
     /// The address of a member that answers with a leader, waiting up to `within`.
     async fn serving_member(&self, within: Duration) -> Result<String, String> {
         let t = self.runtime.topology().map_err(|e| e.to_string())?;
@@ -211,6 +237,43 @@ impl Subject for EtcdSubject {
         Ok(context::describe(&t, &self.cfg, &self.rules))
     }
 
+    async fn workload(
+        &mut self,
+        options: &crate::load::LoadOptions,
+    ) -> Result<Arc<dyn crate::load::Workload>, String> {
+        let w = load::KvWorkload::new(
+            self.member_addresses(true)?,
+            options.keys,
+            self.record_path(),
+        )
+        .await?;
+        Ok(Arc::new(w))
+    }
+
+    async fn load_spec(&mut self) -> Option<crate::load::LoadSpec> {
+        // Ten requests a second over 20 keys: a few hundred bytes a second, which the
+        // members' auto-compaction keeps far below the quota.
+        let options = crate::load::LoadOptions {
+            keys: 20,
+            limit: None,
+        };
+        Some(crate::load::LoadSpec {
+            workload: self.workload(&options).await.ok()?,
+            rate: 10,
+            duration: Duration::from_secs(24 * 3600),
+            timeout: Duration::from_secs(2),
+        })
+    }
+
+    async fn verify_load(&mut self) -> Option<Result<crate::subjects::LoadVerdict, String>> {
+        let members = match self.member_addresses(false) {
+            Ok(m) => m,
+            Err(e) => return Some(Err(e)),
+        };
+        let gateway = Gateway::new(Duration::from_secs(5));
+        Some(load::verify(&gateway, &members, &self.record_path()).await)
+    }
+
     #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]
     async fn reset(&mut self) -> Result<String, String> {
         let mut did = crate::runtime::bring_back(self.runtime.as_ref(), None).await?;
@@ -236,6 +299,16 @@ impl Subject for EtcdSubject {
             .await
             .map_err(|e| format!("cannot delete the operator's keys: {e}"))?;
         did.push(format!("deleted {deleted} keys under {KEY_PREFIX}"));
+        // The load's record speaks of keys just deleted: the next trial starts its own.
+        let record = self.record_path();
+        tokio::task::spawn_blocking(move || match std::fs::remove_file(&record) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("cannot remove {}: {e}", record.display()))
+            }
+            _ => Ok(()),
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         // Reclaim what an earlier trial may have filled: compact, defragment, disarm.
         let s = gateway.status(&address).await.map_err(|e| e.to_string())?;
         match gateway.compact(&address, s.header.revision).await {

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod context;
 pub mod latency;
+pub mod load;
 pub mod observe;
 pub mod redis_link;
 pub mod redis_state;
@@ -142,21 +143,40 @@ impl Subject for RateLimiterSubject {
         Ok(context::describe(&t, &self.cfg, &self.rules))
     }
 
-    fn load_spec(&self) -> Option<crate::load::LoadSpec> {
-        let t = self.runtime.topology().ok()?;
+    async fn workload(
+        &mut self,
+        options: &crate::load::LoadOptions,
+    ) -> Result<Arc<dyn crate::load::Workload>, String> {
+        let t = self.runtime.topology().map_err(|e| e.to_string())?;
         let targets: Vec<String> = t
             .nodes
             .iter()
             .filter(|n| n.role == topology::ROLE_LIMITER)
             .map(|n| n.client_address().to_string())
             .collect();
-        (!targets.is_empty()).then(|| crate::load::LoadSpec {
+        if targets.is_empty() {
+            return Err(format!(
+                "instance {} has no rate-limiter node",
+                self.runtime.instance()
+            ));
+        }
+        Ok(Arc::new(load::CheckWorkload::new(
             targets,
-            // 20 requests a second over 50 keys: each key far below the default limit.
-            rate: 20,
-            duration: std::time::Duration::from_secs(24 * 3600),
+            options.keys,
+            options.limit,
+        )))
+    }
+
+    async fn load_spec(&mut self) -> Option<crate::load::LoadSpec> {
+        // 20 requests a second over 50 keys: each key far below the default limit.
+        let options = crate::load::LoadOptions {
             keys: 50,
             limit: None,
+        };
+        Some(crate::load::LoadSpec {
+            workload: self.workload(&options).await.ok()?,
+            rate: 20,
+            duration: std::time::Duration::from_secs(24 * 3600),
             timeout: std::time::Duration::from_secs(2),
         })
     }

@@ -267,7 +267,7 @@ fn draw_load(f: &mut Frame, app: &App, area: Rect) {
                 " Load · {} req/s · p99 {:.1} ms · blocked {:.0}% · failed {:.0}% ",
                 s.sent,
                 s.p99_ms,
-                pct(s.blocked),
+                pct(s.refused),
                 pct(s.failed)
             )
         }
@@ -295,7 +295,7 @@ fn draw_load(f: &mut Frame, app: &App, area: Rect) {
         ),
         (
             "blocked %",
-            recent.iter().map(|s| pct(s.blocked, s.sent)).collect(),
+            recent.iter().map(|s| pct(s.refused, s.sent)).collect(),
             th.warn(),
             Some(100),
         ),
