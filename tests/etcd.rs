@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::tmux::Tmux;
 use common::{Cluster, cycle_until, opened, resolved, violated};
+use operator::store::EvalDb;
 use operator::subjects::etcd::gateway::Gateway;
 
 const STEP: Duration = Duration::from_millis(200);
@@ -446,4 +447,59 @@ async fn member_removed_is_repaired_by_a_reset_a_person_approves() {
     // The fault's heal finds the member back and leaves it be.
     let healed = c.ok(&["chaos", "heal", &id.to_string()]);
     assert!(healed.contains("serving member again"), "{healed}");
+}
+
+/// The eval harness runs an etcd campaign: each of etcd's faults is repaired by the runbook
+/// agent (the reset allowed by the config, as the campaign file says), and after each
+/// trial the oracle finds every acknowledged write of the background load.
+#[test]
+fn the_eval_harness_runs_an_etcd_campaign_and_verifies_the_data() {
+    let c = Cluster::prepare("[agent.policy]\nallow = [\"operator node reset\"]\n");
+    let file = c.dir.path().join("campaign-etcd.yaml");
+    std::fs::write(
+        &file,
+        "name: etcd-small\nsubjects: [etcd]\nchaos_types: [{type: node_kill}, {type: nospace}, {type: member_removed}]\ntrials_per_combination: 1\ninclude_baseline: false\ninclude_control: true\nseed: 7\ntimeouts: {healthy: 30s, detect: 10s, resolve: 40s, hold: 2s, baseline_resolve: 6s}\n",
+    )
+    .unwrap();
+    let out = c.ok(&[
+        "eval",
+        "run",
+        "campaign",
+        &file.display().to_string(),
+        "--json",
+    ]);
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let id = last["campaign"]["id"].as_i64().unwrap();
+    let db = c.store();
+    let trials = db.trials(id).unwrap();
+    assert_eq!(trials.len(), 4, "three faults and a control");
+    for t in &trials {
+        let events = db.trial_events(t.id).unwrap();
+        let why = format!(
+            "trial {} {:?}: {:?} {:?}\n{:#?}",
+            t.id,
+            t.fault,
+            t.verdict,
+            t.reason,
+            events
+                .iter()
+                .map(|e| (&e.step, &e.detail))
+                .collect::<Vec<_>>()
+        );
+        let expected = if t.control { "clean" } else { "resolved" };
+        assert_eq!(
+            t.verdict.map(|v| v.to_string()).as_deref(),
+            Some(expected),
+            "{why}"
+        );
+        let verified = events
+            .iter()
+            .find(|e| e.step == "verify")
+            .unwrap_or_else(|| panic!("no verify step: {why}"));
+        assert!(
+            verified.detail.starts_with("every acknowledged write of ")
+                && !verified.detail.contains(" of 0 keys"),
+            "{why}"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use clap::{Args, ValueEnum};
 use color_eyre::eyre::{Result, eyre};
 use operator::clock;
 use operator::runtime::{NodeAction, NodeStatus, RuntimeError};
-use operator::subjects::{self, ratelimiter};
+use operator::subjects;
 
 use super::Context;
 use super::output::{self, opt};
@@ -14,9 +14,9 @@ use super::output::{say, say_part};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
-    /// The subject to run.
-    #[arg(default_value = "ratelimiter")]
-    pub subject: String,
+    /// The subject to run (see `operator up --help`); by default `monitor.subject` of the
+    /// config.
+    pub subject: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -84,20 +84,21 @@ pub struct NodeArgs {
 }
 
 pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
-    if !subjects::is_known(&args.subject) {
-        return Err(eyre!(subjects::unknown_subject(&args.subject)));
-    }
+    let name = args
+        .subject
+        .clone()
+        .unwrap_or_else(|| ctx.config.monitor.subject.clone());
+    let kind = subjects::kind(&name).map_err(|e| eyre!(e))?;
     let runtime = ctx.runtime()?;
     if !args.json {
         eprintln!(
-            "starting {} instance {} ({} nodes)…",
-            args.subject,
+            "starting {name} instance {}: {}…",
             ctx.instance,
-            ratelimiter::topology::node_names(&ctx.config.ratelimiter).len()
+            kind.about()
         );
     }
     let start = Instant::now();
-    let report = subjects::launch::up(&args.subject, runtime.as_ref(), &ctx.config).await?;
+    let report = subjects::launch::up(&name, runtime.as_ref(), &ctx.config).await?;
     if args.json {
         return output::json(&report);
     }

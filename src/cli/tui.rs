@@ -37,9 +37,9 @@ pub struct TuiArgs {
 really happened. Works without an API key (the runbook agent) and with one (Claude)."
 )]
 pub struct DemoArgs {
-    /// The subject to demonstrate.
-    #[arg(default_value = "ratelimiter")]
-    pub subject: String,
+    /// The subject to demonstrate (`ratelimiter`, `etcd`, …); by default the one the
+    /// instance runs, else `monitor.subject` of the config.
+    pub subject: Option<String>,
     #[arg(long)]
     pub model: Option<String>,
     #[arg(long, value_enum)]
@@ -95,7 +95,7 @@ pub async fn run(ctx: &Context, args: TuiArgs, demo: bool) -> Result<()> {
 
 pub async fn demo(ctx: &Context, args: DemoArgs) -> Result<()> {
     let tui = TuiArgs {
-        subject: Some(args.subject),
+        subject: args.subject,
         model: args.model,
         backend: args.backend,
         mode: Some(ModeArg::Auto),

@@ -63,10 +63,32 @@ pub trait SubjectKind: Sync {
     }
     /// Environment variables that point its clients at another endpoint, with what they
     /// point: a command that sets one is denied.
+    /// How `up` would have planned a node of `role`, for containers adopted rather than
+    /// made: its health check and its place in the start order (data first, then the rig's
+    /// proxy at 1, the nodes, the toolbox at 3). `None`: a node served over HTTP, at 2.
+    fn adopted_role(&self, _role: &str) -> Option<(crate::runtime::HealthCheck, u8)> {
+        None
+    }
+    /// URL schemes of this subject's clients and their default ports (`redis://` is 6379),
+    /// for the policy to read where a URL points.
+    fn url_schemes(&self) -> &'static [(&'static str, u16)] {
+        &[]
+    }
+    /// How to get one of this subject's programs (by its file name) when it is missing.
+    fn install_hint(&self, _program: &str) -> Option<String> {
+        None
+    }
+    /// Words in a path that say it holds this subject's data (`redis`, `etcd`): the policy
+    /// guards such folders as it guards `/var/lib`.
+    fn data_words(&self) -> &'static [&'static str] {
+        &[]
+    }
     fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
         &[]
     }
     /// Applies one of its own faults to `target`; says what it did.
+    /// The guided demo's words.
+    fn demo(&self) -> &'static DemoScript;
     /// Re-makes `node` from empty, the subject's way (`operator node reset`): for a member
     /// whose identity or data is beyond repair in place. Says what it did.
     async fn reset_node(&self, node: &str, _runtime: &dyn Runtime) -> Result<String, String> {
@@ -94,13 +116,38 @@ pub trait SubjectKind: Sync {
     }
 }
 
+/// The guided demo's words for a subject: a title and a paragraph per step (a healthy
+/// cluster, load, a node killed, detection, diagnosis, recovery, verified health).
+#[derive(Debug)]
+pub struct DemoScript {
+    pub steps: [(&'static str, &'static str); 7],
+    /// The invariant whose ticket the kill opens on the killed node.
+    pub ticket: &'static str,
+    /// What the load line calls refused requests.
+    pub refused: &'static str,
+}
+
 /// What a subject's policy extension says of one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramVerdict {
-    pub class: crate::agent::policy::Class,
-    pub reason: String,
+    /// Each thing it does that is more than reading, with its class.
+    pub marks: Vec<(crate::agent::policy::Class, String)>,
     /// Where it connects (`None`: an address the policy cannot read).
     pub targets: Vec<Option<crate::agent::policy::Target>>,
+}
+
+impl ProgramVerdict {
+    /// A verdict of one class.
+    pub fn one(
+        class: crate::agent::policy::Class,
+        reason: impl Into<String>,
+        targets: Vec<Option<crate::agent::policy::Target>>,
+    ) -> Self {
+        Self {
+            marks: vec![(class, reason.into())],
+            targets,
+        }
+    }
 }
 
 /// The subject called `name`, or the list of known ones.

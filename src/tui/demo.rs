@@ -1,5 +1,6 @@
 //! The guided demo: seven steps from a healthy cluster to a verified repair, each showing what
-//! really happened (the ticket, its time to detect, the commands, the time to resolve).
+//! really happened (the ticket, its time to detect, the commands, the time to resolve). The
+//! words of each step are the subject's ([`DemoScript`]).
 
 use ratatui::text::{Line, Span};
 
@@ -8,42 +9,14 @@ use super::msg::Effect;
 use super::session_view::{CardStatus, Item};
 use crate::chaos::FaultRecord;
 use crate::clock::Timestamp;
+use crate::subjects::DemoScript;
 use crate::tickets::{Resolution, Status, Ticket};
 
-pub const STEPS: [(&str, &str); 7] = [
-    (
-        "A healthy cluster",
-        "Three rate-limiter nodes share their counters in Redis. The monitor looks at every node, Redis and each invariant every second.",
-    ),
-    (
-        "Load",
-        "Clients send /check requests across the nodes. Some keys hit their limit and are refused, as they should be.",
-    ),
-    (
-        "A fault",
-        "One node is killed, the way a crashed host or an OOM kill would take it. Nothing restarts it by itself.",
-    ),
-    (
-        "Detection",
-        "The monitor's next look finds the node down and opens a ticket.",
-    ),
-    (
-        "The AI diagnoses",
-        "The agent claims the ticket and investigates through the guarded shell: every command is checked by the policy first.",
-    ),
-    (
-        "Recovery",
-        "The agent applies the least invasive fix and checks its work with the same observation the monitor makes.",
-    ),
-    (
-        "Verified health",
-        "The agent's word closes nothing: the ticket is resolved when the monitor sees the violation gone.",
-    ),
-];
-
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Demo {
-    /// 0-based index into STEPS.
+    /// The subject's words for each step, and the ticket its kill opens.
+    pub script: &'static DemoScript,
+    /// 0-based index into the script's steps.
     pub step: usize,
     pub fault: Option<FaultRecord>,
     /// The ticket's opening and resolution times, from its history.
@@ -53,22 +26,31 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub fn new() -> Self {
+    pub fn new(script: &'static DemoScript) -> Self {
         Self {
+            script,
+            step: 0,
+            fault: None,
+            opened_at: None,
+            resolved_at: None,
             runs: 1,
-            ..Default::default()
         }
     }
 
-    pub fn finished(&self) -> bool {
-        self.step + 1 == STEPS.len()
+    pub fn steps(&self) -> usize {
+        self.script.steps.len()
     }
 
-    /// The demo's ticket: the node_down on the killed node, active or resolved after the kill.
+    pub fn finished(&self) -> bool {
+        self.step + 1 == self.steps()
+    }
+
+    /// The demo's ticket: the one the kill opens on the killed node, active or resolved
+    /// after the kill.
     pub fn ticket<'a>(&self, app: &'a App) -> Option<&'a Ticket> {
         let f = self.fault.as_ref()?;
         app.tickets.iter().find(|t| {
-            t.invariant == "node_down"
+            t.invariant == self.script.ticket
                 && t.entity == f.target
                 && (t.status != Status::Resolved
                     || t.resolved_at.is_some_and(|r| r >= f.injected_at))
@@ -105,7 +87,7 @@ pub fn again(app: &mut App) -> Vec<Effect> {
     let runs = demo.runs + 1;
     *demo = Demo {
         runs,
-        ..Demo::new()
+        ..Demo::new(demo.script)
     };
     app.tab = Tab::Cluster;
     vec![Effect::StopLoad, Effect::HealAll]
@@ -159,8 +141,8 @@ pub fn facts(app: &App, demo: &Demo) -> Vec<Line<'static>> {
                     0.0
                 };
                 vec![Line::from(format!(
-                    "{} requests in the last second · p99 {:.1} ms · {:.0}% refused by their limit · {} failed",
-                    s.sent, s.p99_ms, refused, s.failed
+                    "{} requests in the last second · p99 {:.1} ms · {:.0}% {} · {} failed",
+                    s.sent, s.p99_ms, refused, demo.script.refused, s.failed
                 ))]
             }
             None => vec![waiting("starting the load")],

@@ -122,8 +122,9 @@ async fn event_loop(
             Ok(s) => s.invariants().to_vec(),
             Err(_) => Vec::new(),
         };
-    if launch.demo {
-        app.demo = Some(demo::Demo::new());
+    // The subject was found in the registry when the app was launched.
+    if let (true, Ok(kind)) = (launch.demo, crate::subjects::kind(&ctx.subject)) {
+        app.demo = Some(demo::Demo::new(kind.demo()));
     }
     let size = terminal.size()?;
     app.size = (size.width, size.height);

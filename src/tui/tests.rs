@@ -244,7 +244,7 @@ fn ticket_selection_follows_its_ticket_and_loads_its_history() {
 #[test]
 fn the_demo_moves_step_by_step_and_starts_its_actions() {
     let mut a = fixtures::app(false, None);
-    a.demo = Some(Demo::new());
+    a.demo = Some(Demo::new(&crate::subjects::ratelimiter::demo::SCRIPT));
     assert!(matches!(
         update(&mut a, key(' ')).as_slice(),
         [Effect::StartLoad { rate: 50 }]
@@ -470,7 +470,7 @@ fn every_tab_at_every_size() {
 
 #[test]
 fn demo_steps() {
-    for step in 0..super::demo::STEPS.len() {
+    for step in 0..crate::subjects::ratelimiter::demo::SCRIPT.steps.len() {
         let stage = match step {
             0..=2 => None,
             3 => Some(Stage::Diagnosing),
@@ -479,7 +479,7 @@ fn demo_steps() {
             _ => Some(Stage::Resolved),
         };
         let mut a = fixtures::app(step >= 3, stage);
-        let mut d = Demo::new();
+        let mut d = Demo::new(&crate::subjects::ratelimiter::demo::SCRIPT);
         d.step = step;
         if step >= 2 {
             d.fault = fixtures::big(0, 0).faults.pop().map(|mut f| {

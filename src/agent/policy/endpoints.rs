@@ -184,10 +184,13 @@ pub fn url_target(url: &str) -> Option<Target> {
     }
     let default = match scheme.as_str() {
         "https" | "wss" => 443,
-        "redis" => 6379,
-        "rediss" => 6380,
         "ftp" => 21,
-        _ => 80,
+        // A subject's client's scheme (`redis://`), else the web's.
+        s => crate::subjects::REGISTRY
+            .iter()
+            .flat_map(|k| k.url_schemes())
+            .find(|(name, _)| *name == s)
+            .map_or(80, |(_, port)| *port),
     };
     let port = match port {
         Some("") | None => default,

@@ -68,7 +68,7 @@ pub(super) fn reads_environment(prog: &str, args: &[Arg]) -> Option<String> {
 }
 
 /// Whether a shell glob (`*`, `?`, `[…]`) matches `name`: `envir?n` and `e*` name `environ`.
-pub(super) fn glob_matches(pattern: &str, name: &str) -> bool {
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
     /// Whether `p[pi..]` matches `n[ni..]`; each pair decided once (`seen`), so a pattern of
     /// many `*` costs p×n steps, not exponentially many (fuzzing found the hang).
     fn go(p: &[char], n: &[char], pi: usize, ni: usize, seen: &mut [Option<bool>]) -> bool {

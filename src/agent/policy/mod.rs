@@ -9,6 +9,7 @@
 mod endpoints;
 pub use endpoints::{Target, url_target};
 mod environment;
+pub use environment::glob_matches;
 mod reach;
 mod rules;
 mod walk;

@@ -5,7 +5,7 @@
 //! privileges, reads credentials or the environment, or touches the operator's own state is
 //! denied.
 
-use super::endpoints::{Target, url_target};
+use super::endpoints::Target;
 use super::environment::{glob_matches, process_dir, reads_environment, reads_recursively};
 use super::reach::{assignment, curl, docker_engine, outside, wget};
 use super::walk::{self, Arg, Findings, Invocation};
@@ -406,8 +406,11 @@ fn precious(policy: &Policy, path: &str) -> Option<&'static str> {
     if lower.contains("/var/lib")
         || lower.contains("volume")
         || lower.contains("data")
-        || lower.contains("redis")
         || lower.contains("backup")
+        || crate::subjects::REGISTRY
+            .iter()
+            .flat_map(|k| k.data_words())
+            .any(|w| lower.contains(w))
     {
         return Some("a data directory");
     }
@@ -504,6 +507,22 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             Class::Denied,
             "moves into /proc, where relative paths read processes' files (their environments)",
         );
+        return;
+    }
+    // A subject's own programs (redis-cli, etcdctl, …), as their subject judges them.
+    let words: Vec<Option<&str>> = args.iter().map(Arg::lit).collect();
+    if let Some(v) = crate::subjects::REGISTRY
+        .iter()
+        .find_map(|k| k.classify_program(prog, &words))
+    {
+        for (class, reason) in v.marks {
+            if class != Class::ReadOnly {
+                ctx.mark(class, reason);
+            }
+        }
+        for t in v.targets {
+            outside(ctx, prog, t);
+        }
         return;
     }
     match prog {
@@ -668,7 +687,6 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         {
             ctx.mark(Class::Destructive, "reaches another host");
         }
-        "redis-cli" => redis_cli(ctx, args),
         "operator" => operator(ctx, args),
         "docker" | "podman" => docker(ctx, prog, args, inv),
         "kubectl" => kubectl(ctx, args),
@@ -836,34 +854,14 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             Class::Destructive,
             format!("{prog} is interactive and edits files"),
         ),
-        "redis-server" => ctx.mark(Class::Mutating, "starts a Redis server"),
-        "ratelimiter" => ctx.mark(Class::Mutating, "starts a rate-limiter node"),
-        "redis-benchmark" => ctx.mark(Class::Mutating, "loads Redis with traffic"),
         other if other.contains('/') || arg0_is_path(inv) => ctx.mark(
             Class::Destructive,
             format!("runs the program {other}, which the policy does not know"),
         ),
-        other => {
-            // A subject's own client (etcdctl), as its subject judges it.
-            let lits: Vec<Option<&str>> = args.iter().map(Arg::lit).collect();
-            match crate::subjects::REGISTRY
-                .iter()
-                .find_map(|k| k.classify_program(other, &lits))
-            {
-                Some(v) => {
-                    if v.class != Class::ReadOnly {
-                        ctx.mark(v.class, v.reason);
-                    }
-                    for t in v.targets {
-                        outside(ctx, other, t);
-                    }
-                }
-                None => ctx.mark(
-                    Class::Destructive,
-                    format!("`{other}` is not a command the policy knows; a person decides"),
-                ),
-            }
-        }
+        other => ctx.mark(
+            Class::Destructive,
+            format!("`{other}` is not a command the policy knows; a person decides"),
+        ),
     }
 }
 
@@ -1179,381 +1177,6 @@ fn ip(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
     .contains(&verb)
     {
         ctx.mark(Class::Destructive, "changes the network configuration");
-    }
-}
-
-fn redis_cli(ctx: &mut Ctx, args: &[Arg]) {
-    const WITH_VALUE: &[&str] = &[
-        "-h",
-        "-p",
-        "-s",
-        "-a",
-        "-u",
-        "-n",
-        "-r",
-        "-i",
-        "-d",
-        "-D",
-        "--user",
-        "--pass",
-        "--cacert",
-        "--cacertdir",
-        "--cert",
-        "--key",
-        "--sni",
-        "--pattern",
-        "--count",
-        "--quoted-pattern",
-        "--intrinsic-latency",
-        "--memkeys-samples",
-        "--rdb",
-        "--functions-rdb",
-        "--pipe-timeout",
-        "-t",
-        "--replica",
-    ];
-    let l = args;
-    let mut i = 0;
-    let mut special: Option<&str> = None;
-    let (mut host, mut port, mut uri, mut socket) = ("127.0.0.1", "6379", None, None);
-    while i < l.len() {
-        let value = l.get(i + 1).and_then(Arg::lit);
-        match l[i].lit() {
-            Some("-h") => host = value.unwrap_or(host),
-            Some("-p") => port = value.unwrap_or(port),
-            Some("-u") => uri = value,
-            Some("-s") => socket = value,
-            _ => {}
-        }
-        match l[i].lit() {
-            Some("--eval") => {
-                ctx.mark(Class::Destructive, "redis-cli --eval runs a Lua script");
-                return;
-            }
-            Some("--pipe" | "-x") => {
-                ctx.mark(
-                    Class::Denied,
-                    "redis-cli reads commands or values from its input, which cannot be checked",
-                );
-                return;
-            }
-            Some("--rdb" | "--functions-rdb") => {
-                ctx.mark(Class::Mutating, "redis-cli writes a dump file");
-                i += 2;
-            }
-            Some(
-                a @ ("--scan"
-                | "--bigkeys"
-                | "--memkeys"
-                | "--hotkeys"
-                | "--stat"
-                | "--latency"
-                | "--latency-history"
-                | "--latency-dist"
-                | "--intrinsic-latency"),
-            ) => {
-                special = Some(a);
-                i += if a == "--intrinsic-latency" { 2 } else { 1 };
-            }
-            Some(a) if WITH_VALUE.contains(&a) => i += 2,
-            Some(a) if a.starts_with('-') && a.len() > 1 => i += 1,
-            _ => break,
-        }
-    }
-    let target = match (socket, uri) {
-        (Some(s), _) => Some(Target::Unix(s.to_string())),
-        (None, Some(u)) => url_target(u),
-        (None, None) => port.parse().ok().map(|port| Target::Tcp {
-            host: host.to_string(),
-            port,
-        }),
-    };
-    outside(ctx, "redis-cli", target);
-    let rest = &l[i.min(l.len())..];
-    let Some(first) = rest.first() else {
-        if special.is_none() {
-            ctx.mark(Class::Denied, "redis-cli without a command reads commands from its input, which cannot be checked");
-        }
-        return;
-    };
-    let Some(cmd) = first.lit().map(str::to_ascii_uppercase) else {
-        ctx.mark(Class::Denied, "a Redis command only known at run time");
-        return;
-    };
-    let sub = rest
-        .get(1)
-        .and_then(Arg::lit)
-        .map(str::to_ascii_uppercase)
-        .unwrap_or_default();
-    let dynamic = any_dyn(&rest[1..]);
-    let class = redis_command(&cmd, &sub, &rest[1..]);
-    match class {
-        (Class::ReadOnly, _) => {}
-        (c, why) => ctx.mark(c, why),
-    }
-    if dynamic && class.0 >= Class::Mutating {
-        ctx.mark(
-            Class::Destructive,
-            format!("Redis {cmd} on keys only known at run time"),
-        );
-    }
-}
-
-fn redis_command(cmd: &str, sub: &str, args: &[Arg]) -> (Class, String) {
-    const READ: &[&str] = &[
-        "PING",
-        "ECHO",
-        "INFO",
-        "GET",
-        "MGET",
-        "STRLEN",
-        "GETRANGE",
-        "EXISTS",
-        "TTL",
-        "PTTL",
-        "TYPE",
-        "KEYS",
-        "SCAN",
-        "HGET",
-        "HMGET",
-        "HGETALL",
-        "HKEYS",
-        "HVALS",
-        "HLEN",
-        "HEXISTS",
-        "HSCAN",
-        "HSTRLEN",
-        "ZCARD",
-        "ZCOUNT",
-        "ZRANGE",
-        "ZREVRANGE",
-        "ZRANGEBYSCORE",
-        "ZREVRANGEBYSCORE",
-        "ZRANGEBYLEX",
-        "ZSCORE",
-        "ZMSCORE",
-        "ZRANK",
-        "ZREVRANK",
-        "ZSCAN",
-        "ZLEXCOUNT",
-        "SMEMBERS",
-        "SCARD",
-        "SISMEMBER",
-        "SMISMEMBER",
-        "SSCAN",
-        "SRANDMEMBER",
-        "LRANGE",
-        "LLEN",
-        "LINDEX",
-        "LPOS",
-        "XLEN",
-        "XRANGE",
-        "XREVRANGE",
-        "XINFO",
-        "XPENDING",
-        "DBSIZE",
-        "TIME",
-        "LASTSAVE",
-        "ROLE",
-        "OBJECT",
-        "COMMAND",
-        "LATENCY",
-        "MONITOR",
-        "DUMP",
-        "RANDOMKEY",
-        "PFCOUNT",
-        "BITCOUNT",
-        "GETBIT",
-        "BITPOS",
-        "GEOPOS",
-        "GEODIST",
-        "GEOHASH",
-        "GEOSEARCH",
-        "SELECT",
-        "READONLY",
-        "HELLO",
-        "AUTH",
-        "WAIT",
-        "SUBSCRIBE",
-        "PSUBSCRIBE",
-        "PUBSUB",
-        "SINTER",
-        "SUNION",
-        "SDIFF",
-        "ZUNION",
-        "ZINTER",
-        "ZDIFF",
-        "TOUCH",
-        "EXPIRETIME",
-        "PEXPIRETIME",
-        "SORT_RO",
-    ];
-    const WRITE: &[&str] = &[
-        "SET",
-        "SETEX",
-        "PSETEX",
-        "SETNX",
-        "MSET",
-        "MSETNX",
-        "GETSET",
-        "GETDEL",
-        "GETEX",
-        "APPEND",
-        "INCR",
-        "INCRBY",
-        "DECR",
-        "DECRBY",
-        "INCRBYFLOAT",
-        "DEL",
-        "UNLINK",
-        "EXPIRE",
-        "PEXPIRE",
-        "EXPIREAT",
-        "PEXPIREAT",
-        "PERSIST",
-        "RENAME",
-        "RENAMENX",
-        "COPY",
-        "HSET",
-        "HSETNX",
-        "HMSET",
-        "HDEL",
-        "HINCRBY",
-        "HINCRBYFLOAT",
-        "ZADD",
-        "ZREM",
-        "ZINCRBY",
-        "ZREMRANGEBYSCORE",
-        "ZREMRANGEBYRANK",
-        "ZREMRANGEBYLEX",
-        "ZPOPMIN",
-        "ZPOPMAX",
-        "SADD",
-        "SREM",
-        "SPOP",
-        "SMOVE",
-        "LPUSH",
-        "RPUSH",
-        "LPUSHX",
-        "RPUSHX",
-        "LPOP",
-        "RPOP",
-        "LREM",
-        "LSET",
-        "LTRIM",
-        "LINSERT",
-        "LMOVE",
-        "XADD",
-        "XDEL",
-        "XTRIM",
-        "XACK",
-        "PUBLISH",
-        "PFADD",
-        "SETBIT",
-        "SETRANGE",
-        "GEOADD",
-        "BGSAVE",
-        "SAVE",
-        "BGREWRITEAOF",
-        "SORT",
-    ];
-    match (cmd, sub) {
-        ("FLUSHALL" | "FLUSHDB", _) => (Class::Denied, format!("Redis {cmd} erases every key")),
-        ("DEBUG", _) => (
-            Class::Denied,
-            "Redis DEBUG can crash or corrupt the server".into(),
-        ),
-        ("SHUTDOWN", _)
-            if args
-                .iter()
-                .filter_map(Arg::lit)
-                .any(|a| a.eq_ignore_ascii_case("NOSAVE")) =>
-        {
-            (Class::Denied, "Redis SHUTDOWN NOSAVE loses data".into())
-        }
-        ("SHUTDOWN", _) => (Class::Destructive, "stops the Redis server".into()),
-        ("CONFIG", "GET") => {
-            // A pattern that can match a password setting reads a credential.
-            let secret = args.iter().skip(1).any(|a| match a.lit() {
-                Some(p) => {
-                    let p = p.to_ascii_lowercase();
-                    [
-                        "requirepass",
-                        "masterauth",
-                        "masteruser",
-                        "tls-key-file-pass",
-                    ]
-                    .iter()
-                    .any(|s| glob_matches(&p, s))
-                }
-                None => true,
-            });
-            if secret {
-                (
-                    Class::Denied,
-                    "Redis CONFIG GET of a password setting reads a credential".into(),
-                )
-            } else {
-                (Class::ReadOnly, String::new())
-            }
-        }
-        ("CONFIG", "SET") => {
-            let param = args
-                .get(1)
-                .and_then(Arg::lit)
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if [
-                "dir",
-                "dbfilename",
-                "logfile",
-                "appenddirname",
-                "appendfilename",
-            ]
-            .contains(&param.as_str())
-            {
-                (
-                    Class::Denied,
-                    format!("Redis CONFIG SET {param} writes files where it should not"),
-                )
-            } else {
-                (
-                    Class::Mutating,
-                    format!("changes the Redis setting {param}"),
-                )
-            }
-        }
-        ("CONFIG", "RESETSTAT") => (Class::Mutating, "resets Redis statistics".into()),
-        ("CONFIG", _) => (Class::Destructive, format!("Redis CONFIG {sub}")),
-        ("CLIENT", "LIST" | "INFO" | "GETNAME" | "ID") => (Class::ReadOnly, String::new()),
-        ("CLIENT", "SETNAME" | "SETINFO") => (Class::Mutating, "names a Redis connection".into()),
-        ("CLIENT", _) => (
-            Class::Destructive,
-            format!("Redis CLIENT {sub} disrupts connections"),
-        ),
-        ("SLOWLOG", "RESET") => (Class::Mutating, "clears the Redis slow log".into()),
-        ("SLOWLOG", _) => (Class::ReadOnly, String::new()),
-        ("MEMORY", "PURGE") => (Class::Mutating, "purges Redis memory".into()),
-        ("MEMORY", _) => (Class::ReadOnly, String::new()),
-        ("SCRIPT", "LOAD" | "EXISTS") => (Class::Mutating, "loads a Lua script".into()),
-        ("SCRIPT", _) => (Class::Destructive, format!("Redis SCRIPT {sub}")),
-        ("EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" | "FUNCTION", _) => {
-            (Class::Destructive, "runs a Lua script in Redis".into())
-        }
-        (
-            "REPLICAOF" | "SLAVEOF" | "MIGRATE" | "MOVE" | "SWAPDB" | "FAILOVER" | "RESTORE"
-            | "CLUSTER" | "ACL" | "MODULE" | "SYNC" | "PSYNC",
-            _,
-        ) => (
-            Class::Destructive,
-            format!("Redis {cmd} changes replication, data placement or access"),
-        ),
-        (c, _) if READ.contains(&c) => (Class::ReadOnly, String::new()),
-        (c, _) if WRITE.contains(&c) => (Class::Mutating, format!("Redis {c} changes data")),
-        (c, _) => (
-            Class::Destructive,
-            format!("Redis {c} is not a command the policy knows"),
-        ),
     }
 }
 

@@ -17,24 +17,26 @@ pub const LABEL_PORT: &str = "operator.port";
 /// The folder its data volume is mounted at.
 pub const LABEL_DATA: &str = "operator.data";
 
-/// How a node of `role` is checked: what `up` would have planned for it.
-fn health(role: &str) -> HealthCheck {
+/// How a node of `role` is checked, and its place in the start order: what `up` would have
+/// planned for it (the subject says, for its own roles).
+fn planned(subject: Option<&str>, role: &str) -> (HealthCheck, u8) {
     match role {
-        "redis" => HealthCheck::RedisPing,
-        ROLE_TOOLBOX => HealthCheck::Running,
-        _ => HealthCheck::Http {
-            path: "/health".into(),
-        },
-    }
-}
-
-/// Start order: the data first, then the rig's proxy, the nodes, the toolbox.
-fn rank(role: &str) -> u8 {
-    match role {
-        "redis" => 0,
-        ROLE_FAULTPROXY => 1,
-        ROLE_TOOLBOX => 3,
-        _ => 2,
+        ROLE_FAULTPROXY => (
+            HealthCheck::Http {
+                path: "/health".into(),
+            },
+            1,
+        ),
+        ROLE_TOOLBOX => (HealthCheck::Running, 3),
+        _ => subject
+            .and_then(|s| crate::subjects::kind(s).ok())
+            .and_then(|k| k.adopted_role(role))
+            .unwrap_or((
+                HealthCheck::Http {
+                    path: "/health".into(),
+                },
+                2,
+            )),
     }
 }
 
@@ -119,7 +121,7 @@ pub async fn adopt(rt: &DockerRuntime, owner: &str) -> Result<DockerRecord, Runt
                 program: command.next().unwrap_or_default().into(),
                 args: command.collect(),
                 env: vec![],
-                health: health(role),
+                health: planned(subject.as_deref(), role).0,
                 client: None,
                 image: config.image,
                 data_dir,
@@ -133,12 +135,18 @@ pub async fn adopt(rt: &DockerRuntime, owner: &str) -> Result<DockerRecord, Runt
             volume,
         });
     }
+    let rank = |role: &str| planned(subject.as_deref(), role).1;
     nodes.sort_by(|a, b| {
         (rank(&a.spec.role), &a.spec.name).cmp(&(rank(&b.spec.role), &b.spec.name))
     });
     let record = DockerRecord {
         version: DockerRecord::version(),
-        subject: subject.unwrap_or_else(|| "ratelimiter".into()),
+        subject: subject.ok_or_else(|| RuntimeError::Engine {
+            message: format!(
+                "the containers of instance {} carry no operator.subject label: which subject they run is unknown",
+                rt.instance
+            ),
+        })?,
         instance: rt.instance,
         runtime: "docker".into(),
         owner: owner.to_string(),

@@ -88,17 +88,14 @@ impl LocalRuntime {
     fn resolve_program(program: &Path) -> Result<PathBuf, RuntimeError> {
         process::find_program(program).ok_or_else(|| {
             let name = program.to_string_lossy().to_string();
-            let hint = if name.ends_with("redis-server") {
-                "Install Redis: `apt-get install redis-server` (Debian, Ubuntu), \
-                 `brew install redis` (macOS); or set `runtime.local.redis_server` in the config."
-                    .to_string()
-            } else if name.ends_with("ratelimiter") {
-                "Build it with `cargo build --release --bins`, or set \
-                 `runtime.local.ratelimiter_bin` in the config."
-                    .to_string()
-            } else {
-                "Install it or give its full path in the config.".to_string()
-            };
+            let base = program
+                .file_name()
+                .map(|b| b.to_string_lossy().to_string())
+                .unwrap_or_else(|| name.clone());
+            let hint = crate::subjects::REGISTRY
+                .iter()
+                .find_map(|k| k.install_hint(&base))
+                .unwrap_or_else(|| "Install it or give its full path in the config.".to_string());
             RuntimeError::MissingProgram {
                 program: name,
                 hint,

@@ -89,7 +89,8 @@ impl Default for EtcdThresholds {
 
 impl EtcdConfig {
     /// Checks types cannot express: the key under `[etcd]` at fault and why.
-    pub fn validate(&self, known_invariants: &[&str]) -> Result<(), (String, String)> {
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let known_invariants = super::check::NAMES;
         let bad = |k: &str, m: String| Err((format!("etcd.{k}"), m));
         if !(1..=7).contains(&self.members) || self.members % 2 == 0 {
             return bad(

@@ -5,6 +5,7 @@
 pub mod check;
 pub mod config;
 pub mod context;
+pub mod demo;
 pub mod faults;
 pub mod gateway;
 pub mod load;
@@ -98,6 +99,10 @@ impl SubjectKind for Etcd {
         }
     }
 
+    fn demo(&self) -> &'static crate::subjects::DemoScript {
+        &demo::SCRIPT
+    }
+
     fn runbook(&self) -> &'static str {
         include_str!("../../../assets/runbooks/etcd.yaml")
     }
@@ -108,6 +113,18 @@ impl SubjectKind for Etcd {
         args: &[Option<&str>],
     ) -> Option<crate::subjects::ProgramVerdict> {
         (program == "etcdctl").then(|| policy::classify(args))
+    }
+
+    fn install_hint(&self, program: &str) -> Option<String> {
+        (program == "etcd").then(|| {
+            "Install etcd: `apt-get install etcd-server etcd-client` (Debian, Ubuntu; \
+             `./scripts/setup.sh demo` does it), or set `etcd.etcd_bin` in the config."
+                .into()
+        })
+    }
+
+    fn data_words(&self) -> &'static [&'static str] {
+        &["etcd"]
     }
 
     fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {

@@ -87,11 +87,7 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
         })]
     });
     let (class, reason) = command(&words);
-    ProgramVerdict {
-        class,
-        reason,
-        targets,
-    }
+    ProgramVerdict::one(class, reason, targets)
 }
 
 fn endpoint(url: &str) -> Option<Target> {
@@ -164,7 +160,7 @@ mod tests {
     fn class(line: &str) -> Class {
         let words: Vec<&str> = line.split_whitespace().collect();
         let args: Vec<Option<&str>> = words.iter().map(|w| Some(*w)).collect();
-        classify(&args).class
+        classify(&args).marks[0].0
     }
 
     #[test]

@@ -203,7 +203,8 @@ pub fn plan_docker(cfg: &EtcdConfig, instance: u32, state: &str) -> ClusterPlan 
             args: member_args(
                 cfg,
                 m,
-                DOCKER_DATA_DIR,
+                // A folder on the volume, so that a reset's next generation is on it too.
+                &format!("{DOCKER_DATA_DIR}/{LOCAL_DATA_DIR}"),
                 &format!("0.0.0.0:{DOCKER_CLIENT_PORT}"),
                 &format!("{m}:{DOCKER_CLIENT_PORT}"),
                 &format!("0.0.0.0:{DOCKER_PEER_PORT}"),

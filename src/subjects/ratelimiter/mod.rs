@@ -2,10 +2,13 @@
 //! (`topology`), how to look at it (`observe`) and what must hold (`check`).
 
 pub mod check;
+pub mod config;
 pub mod context;
+pub mod demo;
 pub mod latency;
 pub mod load;
 pub mod observe;
+pub mod policy;
 pub mod redis_link;
 pub mod redis_state;
 pub mod service;
@@ -53,6 +56,46 @@ impl SubjectKind for RateLimiter {
                 topology::plan(cfg, &config.runtime.local, LocalRuntime::host(), &ports)
             }
         })
+    }
+
+    fn demo(&self) -> &'static crate::subjects::DemoScript {
+        &demo::SCRIPT
+    }
+
+    fn classify_program(
+        &self,
+        program: &str,
+        args: &[Option<&str>],
+    ) -> Option<crate::subjects::ProgramVerdict> {
+        policy::classify(program, args)
+    }
+
+    fn install_hint(&self, program: &str) -> Option<String> {
+        match program {
+            "redis-server" => Some(
+                "Install Redis: `apt-get install redis-server` (Debian, Ubuntu), \
+                 `brew install redis` (macOS); or set `runtime.local.redis_server` in the config."
+                    .into(),
+            ),
+            "ratelimiter" => Some(
+                "Build it with `cargo build --release --bins`, or set \
+                 `runtime.local.ratelimiter_bin` in the config."
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn adopted_role(&self, role: &str) -> Option<(crate::runtime::HealthCheck, u8)> {
+        (role == topology::ROLE_REDIS).then_some((crate::runtime::HealthCheck::RedisPing, 0))
+    }
+
+    fn url_schemes(&self) -> &'static [(&'static str, u16)] {
+        &[("redis", 6379), ("rediss", 6380)]
+    }
+
+    fn data_words(&self) -> &'static [&'static str] {
+        &["redis"]
     }
 
     fn runbook(&self) -> &'static str {

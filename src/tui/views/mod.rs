@@ -143,11 +143,11 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
 
 fn draw_narration(f: &mut Frame, app: &App, d: &demo::Demo, area: Rect) {
     let th = app.theme;
-    let (title, text) = demo::STEPS[d.step];
+    let (title, text) = d.script.steps[d.step];
     let mut lines = vec![
         Line::from(vec![
             Span::styled(
-                format!("Step {}/{} · {title}", d.step + 1, demo::STEPS.len()),
+                format!("Step {}/{} · {title}", d.step + 1, d.steps()),
                 th.title(),
             ),
             Span::styled(

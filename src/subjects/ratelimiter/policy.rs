@@ -1,0 +1,418 @@
+//! The policy's word on the rate limiter's programs: `redis-cli` (where it connects, and
+//! what its Redis command does: reads are read-only, writes mutating, whatever erases,
+//! reconfigures or runs code destructive or denied), `redis-server`, `redis-benchmark` and
+//! the `ratelimiter` binary itself.
+
+use crate::agent::policy::{Class, Target, glob_matches, url_target};
+use crate::subjects::ProgramVerdict;
+
+pub fn classify(program: &str, args: &[Option<&str>]) -> Option<ProgramVerdict> {
+    let starts = |what: &str| Some(ProgramVerdict::one(Class::Mutating, what, Vec::new()));
+    match program {
+        "redis-cli" => Some(redis_cli(args)),
+        "redis-server" => starts("starts a Redis server"),
+        "ratelimiter" => starts("starts a rate-limiter node"),
+        "redis-benchmark" => starts("loads Redis with traffic"),
+        _ => None,
+    }
+}
+
+fn mark(v: &mut ProgramVerdict, class: Class, reason: impl Into<String>) {
+    v.marks.push((class, reason.into()));
+}
+
+/// `redis-cli [options] [command]`: where it connects and what its command does.
+fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
+    let mut v = ProgramVerdict {
+        marks: Vec::new(),
+        targets: Vec::new(),
+    };
+    const WITH_VALUE: &[&str] = &[
+        "-h",
+        "-p",
+        "-s",
+        "-a",
+        "-u",
+        "-n",
+        "-r",
+        "-i",
+        "-d",
+        "-D",
+        "--user",
+        "--pass",
+        "--cacert",
+        "--cacertdir",
+        "--cert",
+        "--key",
+        "--sni",
+        "--pattern",
+        "--count",
+        "--quoted-pattern",
+        "--intrinsic-latency",
+        "--memkeys-samples",
+        "--rdb",
+        "--functions-rdb",
+        "--pipe-timeout",
+        "-t",
+        "--replica",
+    ];
+    let l = args;
+    let mut i = 0;
+    let mut special: Option<&str> = None;
+    let (mut host, mut port, mut uri, mut socket) = ("127.0.0.1", "6379", None, None);
+    while i < l.len() {
+        let value = l.get(i + 1).copied().flatten();
+        match l[i] {
+            Some("-h") => host = value.unwrap_or(host),
+            Some("-p") => port = value.unwrap_or(port),
+            Some("-u") => uri = value,
+            Some("-s") => socket = value,
+            _ => {}
+        }
+        match l[i] {
+            Some("--eval") => {
+                v.marks.push((
+                    Class::Destructive,
+                    "redis-cli --eval runs a Lua script".into(),
+                ));
+                return v;
+            }
+            Some("--pipe" | "-x") => {
+                mark(
+                    &mut v,
+                    Class::Denied,
+                    "redis-cli reads commands or values from its input, which cannot be checked",
+                );
+                return v;
+            }
+            Some("--rdb" | "--functions-rdb") => {
+                mark(&mut v, Class::Mutating, "redis-cli writes a dump file");
+                i += 2;
+            }
+            Some(
+                a @ ("--scan"
+                | "--bigkeys"
+                | "--memkeys"
+                | "--hotkeys"
+                | "--stat"
+                | "--latency"
+                | "--latency-history"
+                | "--latency-dist"
+                | "--intrinsic-latency"),
+            ) => {
+                special = Some(a);
+                i += if a == "--intrinsic-latency" { 2 } else { 1 };
+            }
+            Some(a) if WITH_VALUE.contains(&a) => i += 2,
+            Some(a) if a.starts_with('-') && a.len() > 1 => i += 1,
+            _ => break,
+        }
+    }
+    let target = match (socket, uri) {
+        (Some(s), _) => Some(Target::Unix(s.to_string())),
+        (None, Some(u)) => url_target(u),
+        (None, None) => port.parse().ok().map(|port| Target::Tcp {
+            host: host.to_string(),
+            port,
+        }),
+    };
+    v.targets.push(target);
+    let rest = &l[i.min(l.len())..];
+    let Some(first) = rest.first() else {
+        if special.is_none() {
+            mark(
+                &mut v,
+                Class::Denied,
+                "redis-cli without a command reads commands from its input, which cannot be checked",
+            );
+        }
+        return v;
+    };
+    let Some(cmd) = first.map(str::to_ascii_uppercase) else {
+        v.marks.push((
+            Class::Denied,
+            "a Redis command only known at run time".into(),
+        ));
+        return v;
+    };
+    let sub = rest
+        .get(1)
+        .copied()
+        .flatten()
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_default();
+    let dynamic = rest[1..].iter().any(Option::is_none);
+    let class = redis_command(&cmd, &sub, &rest[1..]);
+    match &class {
+        (Class::ReadOnly, _) => {}
+        (c, why) => mark(&mut v, *c, why.clone()),
+    }
+    if dynamic && class.0 >= Class::Mutating {
+        mark(
+            &mut v,
+            Class::Destructive,
+            format!("Redis {cmd} on keys only known at run time"),
+        );
+    }
+    v
+}
+
+/// What one Redis command does, by its name (and subcommand).
+fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String) {
+    const READ: &[&str] = &[
+        "PING",
+        "ECHO",
+        "INFO",
+        "GET",
+        "MGET",
+        "STRLEN",
+        "GETRANGE",
+        "EXISTS",
+        "TTL",
+        "PTTL",
+        "TYPE",
+        "KEYS",
+        "SCAN",
+        "HGET",
+        "HMGET",
+        "HGETALL",
+        "HKEYS",
+        "HVALS",
+        "HLEN",
+        "HEXISTS",
+        "HSCAN",
+        "HSTRLEN",
+        "ZCARD",
+        "ZCOUNT",
+        "ZRANGE",
+        "ZREVRANGE",
+        "ZRANGEBYSCORE",
+        "ZREVRANGEBYSCORE",
+        "ZRANGEBYLEX",
+        "ZSCORE",
+        "ZMSCORE",
+        "ZRANK",
+        "ZREVRANK",
+        "ZSCAN",
+        "ZLEXCOUNT",
+        "SMEMBERS",
+        "SCARD",
+        "SISMEMBER",
+        "SMISMEMBER",
+        "SSCAN",
+        "SRANDMEMBER",
+        "LRANGE",
+        "LLEN",
+        "LINDEX",
+        "LPOS",
+        "XLEN",
+        "XRANGE",
+        "XREVRANGE",
+        "XINFO",
+        "XPENDING",
+        "DBSIZE",
+        "TIME",
+        "LASTSAVE",
+        "ROLE",
+        "OBJECT",
+        "COMMAND",
+        "LATENCY",
+        "MONITOR",
+        "DUMP",
+        "RANDOMKEY",
+        "PFCOUNT",
+        "BITCOUNT",
+        "GETBIT",
+        "BITPOS",
+        "GEOPOS",
+        "GEODIST",
+        "GEOHASH",
+        "GEOSEARCH",
+        "SELECT",
+        "READONLY",
+        "HELLO",
+        "AUTH",
+        "WAIT",
+        "SUBSCRIBE",
+        "PSUBSCRIBE",
+        "PUBSUB",
+        "SINTER",
+        "SUNION",
+        "SDIFF",
+        "ZUNION",
+        "ZINTER",
+        "ZDIFF",
+        "TOUCH",
+        "EXPIRETIME",
+        "PEXPIRETIME",
+        "SORT_RO",
+    ];
+    const WRITE: &[&str] = &[
+        "SET",
+        "SETEX",
+        "PSETEX",
+        "SETNX",
+        "MSET",
+        "MSETNX",
+        "GETSET",
+        "GETDEL",
+        "GETEX",
+        "APPEND",
+        "INCR",
+        "INCRBY",
+        "DECR",
+        "DECRBY",
+        "INCRBYFLOAT",
+        "DEL",
+        "UNLINK",
+        "EXPIRE",
+        "PEXPIRE",
+        "EXPIREAT",
+        "PEXPIREAT",
+        "PERSIST",
+        "RENAME",
+        "RENAMENX",
+        "COPY",
+        "HSET",
+        "HSETNX",
+        "HMSET",
+        "HDEL",
+        "HINCRBY",
+        "HINCRBYFLOAT",
+        "ZADD",
+        "ZREM",
+        "ZINCRBY",
+        "ZREMRANGEBYSCORE",
+        "ZREMRANGEBYRANK",
+        "ZREMRANGEBYLEX",
+        "ZPOPMIN",
+        "ZPOPMAX",
+        "SADD",
+        "SREM",
+        "SPOP",
+        "SMOVE",
+        "LPUSH",
+        "RPUSH",
+        "LPUSHX",
+        "RPUSHX",
+        "LPOP",
+        "RPOP",
+        "LREM",
+        "LSET",
+        "LTRIM",
+        "LINSERT",
+        "LMOVE",
+        "XADD",
+        "XDEL",
+        "XTRIM",
+        "XACK",
+        "PUBLISH",
+        "PFADD",
+        "SETBIT",
+        "SETRANGE",
+        "GEOADD",
+        "BGSAVE",
+        "SAVE",
+        "BGREWRITEAOF",
+        "SORT",
+    ];
+    match (cmd, sub) {
+        ("FLUSHALL" | "FLUSHDB", _) => (Class::Denied, format!("Redis {cmd} erases every key")),
+        ("DEBUG", _) => (
+            Class::Denied,
+            "Redis DEBUG can crash or corrupt the server".into(),
+        ),
+        ("SHUTDOWN", _)
+            if args
+                .iter()
+                .filter_map(|a| *a)
+                .any(|a| a.eq_ignore_ascii_case("NOSAVE")) =>
+        {
+            (Class::Denied, "Redis SHUTDOWN NOSAVE loses data".into())
+        }
+        ("SHUTDOWN", _) => (Class::Destructive, "stops the Redis server".into()),
+        ("CONFIG", "GET") => {
+            // A pattern that can match a password setting reads a credential.
+            let secret = args.iter().skip(1).any(|a| match a {
+                Some(p) => {
+                    let p = p.to_ascii_lowercase();
+                    [
+                        "requirepass",
+                        "masterauth",
+                        "masteruser",
+                        "tls-key-file-pass",
+                    ]
+                    .iter()
+                    .any(|s| glob_matches(&p, s))
+                }
+                None => true,
+            });
+            if secret {
+                (
+                    Class::Denied,
+                    "Redis CONFIG GET of a password setting reads a credential".into(),
+                )
+            } else {
+                (Class::ReadOnly, String::new())
+            }
+        }
+        ("CONFIG", "SET") => {
+            let param = args
+                .get(1)
+                .copied()
+                .flatten()
+                .unwrap_or("")
+                .to_ascii_lowercase();
+            if [
+                "dir",
+                "dbfilename",
+                "logfile",
+                "appenddirname",
+                "appendfilename",
+            ]
+            .contains(&param.as_str())
+            {
+                (
+                    Class::Denied,
+                    format!("Redis CONFIG SET {param} writes files where it should not"),
+                )
+            } else {
+                (
+                    Class::Mutating,
+                    format!("changes the Redis setting {param}"),
+                )
+            }
+        }
+        ("CONFIG", "RESETSTAT") => (Class::Mutating, "resets Redis statistics".into()),
+        ("CONFIG", _) => (Class::Destructive, format!("Redis CONFIG {sub}")),
+        ("CLIENT", "LIST" | "INFO" | "GETNAME" | "ID") => (Class::ReadOnly, String::new()),
+        ("CLIENT", "SETNAME" | "SETINFO") => (Class::Mutating, "names a Redis connection".into()),
+        ("CLIENT", _) => (
+            Class::Destructive,
+            format!("Redis CLIENT {sub} disrupts connections"),
+        ),
+        ("SLOWLOG", "RESET") => (Class::Mutating, "clears the Redis slow log".into()),
+        ("SLOWLOG", _) => (Class::ReadOnly, String::new()),
+        ("MEMORY", "PURGE") => (Class::Mutating, "purges Redis memory".into()),
+        ("MEMORY", _) => (Class::ReadOnly, String::new()),
+        ("SCRIPT", "LOAD" | "EXISTS") => (Class::Mutating, "loads a Lua script".into()),
+        ("SCRIPT", _) => (Class::Destructive, format!("Redis SCRIPT {sub}")),
+        ("EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" | "FUNCTION", _) => {
+            (Class::Destructive, "runs a Lua script in Redis".into())
+        }
+        (
+            "REPLICAOF" | "SLAVEOF" | "MIGRATE" | "MOVE" | "SWAPDB" | "FAILOVER" | "RESTORE"
+            | "CLUSTER" | "ACL" | "MODULE" | "SYNC" | "PSYNC",
+            _,
+        ) => (
+            Class::Destructive,
+            format!("Redis {cmd} changes replication, data placement or access"),
+        ),
+        (c, _) if READ.contains(&c) => (Class::ReadOnly, String::new()),
+        (c, _) if WRITE.contains(&c) => (Class::Mutating, format!("Redis {c} changes data")),
+        (c, _) => (
+            Class::Destructive,
+            format!("Redis {c} is not a command the policy knows"),
+        ),
+    }
+}
