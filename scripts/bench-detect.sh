@@ -5,13 +5,20 @@
 # Prints every sample, then p50 and p90.
 # RUNTIME is local (processes) or docker (containers; build the images first); on docker,
 # EVENTS=off makes the monitor poll only, without the engine's event stream.
-#   ./scripts/bench-detect.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
+#   [SUBJECT=etcd] ./scripts/bench-detect.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills="${1:-20}"
 interval="${2:-1s}"
 runtime="${3:-local}"
 events="${4:-on}"
+# SUBJECT=etcd measures member_down on the etcd cluster instead.
+subject="${SUBJECT:-ratelimiter}"
+case "$subject" in
+  ratelimiter) prefix="ratelimiter-"; invariant="node_down" ;;
+  etcd) prefix="etcd-"; invariant="member_down" ;;
+  *) echo "SUBJECT must be ratelimiter or etcd, not $subject" >&2; exit 2 ;;
+esac
 
 cargo build --release --bins --quiet
 op="$PWD/target/release/operator"
@@ -27,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$op" up >/dev/null
+"$op" up "$subject" >/dev/null
 "$op" monitor --interval "$interval" >"$state/monitor.log" 2>&1 &
 monitor=$!
 sleep 2
@@ -36,7 +43,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 samples=()
 for i in $(seq 1 "$kills"); do
-  target="ratelimiter-$(( (i - 1) % 3 + 1 ))"
+  target="$prefix$(( (i - 1) % 3 + 1 ))"
   # Land the kill at a random point of the monitor's cycle.
   sleep "0.$(( RANDOM % 10 ))$(( RANDOM % 10 ))"
   fault=$("$op" chaos inject node_kill --target "$target" --json)
@@ -44,7 +51,7 @@ for i in $(seq 1 "$kills"); do
   injected=$(echo "$fault" | json 'd["injected_at"]')
   ticket=""
   for _ in $(seq 1 200); do
-    ticket=$("$op" tickets list --active --json | json "next((t['id'] for t in d if t['invariant']=='node_down' and t['entity']=='$target'), '')")
+    ticket=$("$op" tickets list --active --json | json "next((t['id'] for t in d if t['invariant']=='$invariant' and t['entity']=='$target'), '')")
     [ -n "$ticket" ] && break
     sleep 0.05
   done
@@ -67,5 +74,5 @@ printf '%s\n' "${samples[@]}" | python3 -c "
 import sys, statistics
 xs = sorted(int(l) for l in sys.stdin)
 q = statistics.quantiles(xs, n=10, method='inclusive')
-print(f'node_kill → ticket open over {len(xs)} kills at interval $interval, $runtime runtime, events $events: p50 {statistics.median(xs):.0f} ms, p90 {q[8]:.0f} ms, max {xs[-1]} ms')
+print(f'$subject: node_kill → ticket open over {len(xs)} kills at interval $interval, $runtime runtime, events $events: p50 {statistics.median(xs):.0f} ms, p90 {q[8]:.0f} ms, max {xs[-1]} ms')
 "

@@ -6,13 +6,20 @@
 # command itself (policy, audit writes, approvals), from the audit's own timestamps.
 # RUNTIME is local (processes) or docker (containers; build the images first); on docker,
 # EVENTS=off makes the monitor poll only, without the engine's event stream.
-#   ./scripts/bench-resolve.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
+#   [SUBJECT=etcd] ./scripts/bench-resolve.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills="${1:-20}"
 interval="${2:-1s}"
 runtime="${3:-local}"
 events="${4:-on}"
+# SUBJECT=etcd measures member_down on the etcd cluster instead.
+subject="${SUBJECT:-ratelimiter}"
+case "$subject" in
+  ratelimiter) prefix="ratelimiter-"; invariant="node_down" ;;
+  etcd) prefix="etcd-"; invariant="member_down" ;;
+  *) echo "SUBJECT must be ratelimiter or etcd, not $subject" >&2; exit 2 ;;
+esac
 
 cargo build --release --bins --quiet
 op="$PWD/target/release/operator"
@@ -29,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$op" up >/dev/null 2>&1
+"$op" up "$subject" >/dev/null 2>&1
 "$op" monitor --interval "$interval" >"$state/monitor.log" 2>&1 &
 pids+=($!)
 "$op" agent --backend runbook </dev/null >"$state/agent.log" 2>&1 &
@@ -40,7 +47,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 samples=()
 for i in $(seq 1 "$kills"); do
-  target="ratelimiter-$(( (i - 1) % 3 + 1 ))"
+  target="$prefix$(( (i - 1) % 3 + 1 ))"
   sleep "0.$(( RANDOM % 10 ))$(( RANDOM % 10 ))"
   fault=$("$op" chaos inject node_kill --target "$target" --json)
   id=$(echo "$fault" | json 'd["id"]')
@@ -62,7 +69,7 @@ printf '%s\n' "${samples[@]}" | python3 -c "
 import sys, statistics
 xs = sorted(int(l) for l in sys.stdin)
 q = statistics.quantiles(xs, n=10, method='inclusive')
-print(f'node_kill → resolved (verified), runbook agent, {len(xs)} kills, monitor every $interval, $runtime runtime, events $events: p50 {statistics.median(xs):.0f} ms, p90 {q[8]:.0f} ms, max {xs[-1]} ms')
+print(f'$subject: node_kill → resolved (verified), runbook agent, {len(xs)} kills, monitor every $interval, $runtime runtime, events $events: p50 {statistics.median(xs):.0f} ms, p90 {q[8]:.0f} ms, max {xs[-1]} ms')
 "
 
 # Overhead per shell call: from the tool_call entry to its result, minus the command's own run.

@@ -57,8 +57,37 @@ fn literals(line: &str) -> Vec<&str> {
     line.split('"').skip(1).step_by(2).collect()
 }
 
+/// The line without its trailing comment: a `//` outside any string literal.
+fn code_of(line: &str) -> &str {
+    let mut quotes = 0;
+    let bytes = line.as_bytes();
+    for i in 0..bytes.len() {
+        match bytes[i] {
+            b'"' if i == 0 || bytes[i - 1] != b'\\' => quotes += 1,
+            b'/' if quotes % 2 == 0 && bytes.get(i + 1) == Some(&b'/') => return &line[..i],
+            _ => {}
+        }
+    }
+    line
+}
+
+/// The file without its inline test module (`#[cfg(test)]` then `mod tests {`, to the end);
+/// a `#[cfg(test)] mod tests;` pointing elsewhere cuts nothing.
+fn without_tests(text: &str) -> &str {
+    let mut at = 0;
+    while let Some(i) = text[at..].find("#[cfg(test)]") {
+        let start = at + i;
+        let rest = text[start + "#[cfg(test)]".len()..].trim_start();
+        if rest.starts_with("mod tests {") || rest.starts_with("mod tests{") {
+            return &text[..start];
+        }
+        at = start + 1;
+    }
+    text
+}
+
 fn names_a_subject(line: &str) -> bool {
-    let code = line.split("//").next().unwrap_or(line);
+    let code = code_of(line);
     literals(code).iter().any(|l| {
         NAMES.contains(l)
             || NUMBERED.iter().any(|p| {
@@ -96,7 +125,7 @@ fn no_code_outside_a_subject_folder_names_its_nodes_roles_or_programs() {
             continue;
         }
         let text = std::fs::read_to_string(&f).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap_or(&text);
+        let code = without_tests(&text);
         for (i, line) in code.lines().enumerate() {
             let t = line.trim();
             if t.starts_with("//") || !names_a_subject(t) {
@@ -127,4 +156,12 @@ fn the_scan_finds_what_it_looks_for() {
         r#"say!("start Redis and the ratelimiter nodes")"#
     ));
     assert!(!names_a_subject(r#"let x = "etcd-"; // "redis""#));
+    assert!(names_a_subject(r#"get("http://x"); let r = "redis";"#));
+    let text =
+        "fn a() {}\n#[cfg(test)]\nmod tests;\nfn b() { \"redis\" }\n#[cfg(test)]\nmod tests {\n}\n";
+    let kept = without_tests(text);
+    assert!(
+        kept.contains("fn b()") && !kept.contains("mod tests {"),
+        "{kept}"
+    );
 }

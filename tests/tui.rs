@@ -182,3 +182,33 @@ fn a_campaign_started_from_the_campaigns_tab_runs_live_to_its_end() {
             .is_empty()
     );
 }
+
+/// `operator demo etcd`: the guided demo on the second subject, in a real terminal — the app
+/// starts the cluster, and each step shows what really happened: load on every member, a
+/// member killed, its member_down ticket, the runbook agent's repair, the monitor's proof;
+/// quitting heals and stops what it started.
+#[test]
+fn the_guided_demo_walks_through_etcd_to_a_verified_repair() {
+    let c = Cluster::prepare("");
+    let t = Tmux::start(&tui_command(&c, "demo etcd"), 140, 40);
+    let s = t.wait("Step 1/7", 60);
+    assert!(s.contains("Three etcd members"), "{s}");
+    t.wait("3/3 nodes up", 60);
+    t.keys(&["Space"]);
+    t.wait("requests in the last second", 15);
+    t.keys(&["Space"]);
+    let s = t.wait("killed etcd-", 15);
+    assert!(s.contains("Step 3/7"), "{s}");
+    t.keys(&["Space"]);
+    t.wait("member_down etcd-", 15);
+    t.keys(&["Space", "Space", "Space"]);
+    let s = t.wait("resolved (verified)", 60);
+    assert!(s.contains("Step 7/7"), "{s}");
+    t.keys(&["q"]);
+    t.wait("Before quitting", 5);
+    t.keys(&["y"]);
+    let s = t.wait("TERM=", 30);
+    assert!(s.contains("TUI-EXIT=0"), "{s}");
+    // The app started the cluster, so it stopped it.
+    assert!(!c.cmd(&["status", "--json"]).status.success());
+}

@@ -36,7 +36,8 @@ pub struct LoadArgs {
     #[arg(long, value_parser = parse_duration, default_value = "2s")]
     pub timeout: Duration,
     /// Send nothing: check that every write an earlier load saw acknowledged is still
-    /// there with its latest value; print what was lost and exit 1 if anything was.
+    /// there with its latest value; print what was lost and exit 1 if anything was, 2 if
+    /// it cannot be told (the cluster does not answer).
     #[arg(long)]
     pub verify: bool,
     /// One JSON line per second and one for the totals (with --verify: the verdict).
@@ -100,7 +101,14 @@ async fn verify(
     let Some(verdict) = subject.verify_load().await else {
         return Err(eyre!("the {name} subject's load records nothing to verify"));
     };
-    let verdict = verdict.map_err(|e| eyre!(e))?;
+    // Exit 2: not known either way (the cluster does not answer, the record is unreadable).
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: cannot verify: {e}");
+            return Err(super::Exit(2).into());
+        }
+    };
     if json {
         let mut v = serde_json::to_value(&verdict)?;
         v["ok"] = verdict.lost.is_empty().into();

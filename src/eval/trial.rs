@@ -379,6 +379,9 @@ impl Slot {
     /// Heals the instance's faults and resets the subject in place; brings it up when it is
     /// not, and takes it down and up when the reset fails.
     async fn reset(&mut self, subject: &str) -> Result<String, String> {
+        // Whatever watched the last trial stops first: its load must not write into the
+        // state this reset clears.
+        self.stop_watching().await;
         let mut notes = Vec::new();
         let healed = self
             .chaos()

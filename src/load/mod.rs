@@ -153,7 +153,15 @@ pub async fn run(
     let mut sending = true;
     loop {
         tokio::select! {
-            _ = stop.cancelled() => break,
+            // Stopped: send no more, but let the requests in flight answer (bounded by their
+            // timeout), so that what they acknowledged is counted and checkpointed.
+            _ = stop.cancelled(), if sending => {
+                sending = false;
+                if total.stats.ok + total.stats.refused + total.stats.failed == total.stats.sent {
+                    break;
+                }
+                deadline = tokio::time::Instant::now() + spec.timeout + Duration::from_millis(100);
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 if !sending {
                     break;

@@ -387,7 +387,9 @@ pub struct LoadVerdict {
 
 impl LoadVerdict {
     pub fn summary(&self) -> String {
-        if self.lost.is_empty() {
+        if self.checked == 0 {
+            "no acknowledged write is recorded yet (`operator load` records them)".into()
+        } else if self.lost.is_empty() {
             format!("every acknowledged write of {} keys is there", self.checked)
         } else {
             format!(

@@ -93,7 +93,8 @@ impl RunbookModel {
     }
 
     /// The steps for this ticket, placeholders filled.
-    fn plan(&self, req: &TurnRequest) -> Option<Vec<(String, String)>> {
+    /// The steps for the ticket (say, run), and how many of them diagnose.
+    fn plan(&self, req: &TurnRequest) -> Option<(usize, Vec<(String, String)>)> {
         let t = req.ticket;
         let recipe = self.book.recipes.get(&t.invariant)?;
         let f = req.facts;
@@ -136,19 +137,22 @@ impl RunbookModel {
                     .is_some_and(|d| d == v)
             })
         };
-        Some(
+        let diagnose = recipe.diagnose.iter().filter(matches).count();
+        Some((
+            diagnose,
             recipe
                 .diagnose
                 .iter()
+                .filter(matches)
                 .chain(recipe.repair.iter().filter(matches))
                 .map(|st| (Self::fill(&st.say, &vars), Self::fill(&st.run, &vars)))
                 .collect(),
-        )
+        ))
     }
 
     fn next(&self, req: &TurnRequest) -> Next {
         let t = req.ticket;
-        let Some(plan) = self.plan(req) else {
+        let Some((diagnose, plan)) = self.plan(req) else {
             return Next::Escalate(format!(
                 "the runbook has no recipe for {}; a person needs to look at {}",
                 t.invariant, t.entity
@@ -170,7 +174,7 @@ impl RunbookModel {
         }
         let repaired: Vec<&str> = plan
             .iter()
-            .skip(self.book.recipes[&t.invariant].diagnose.len())
+            .skip(diagnose)
             .map(|(_, run)| run.as_str())
             .collect();
         // The monitor was told it is fixed and did not see it so: a person's turn.

@@ -509,10 +509,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         );
         return;
     }
-    // A subject's own programs (redis-cli, etcdctl, …), as their subject judges them.
+    // A subject's own programs (redis-cli, etcdctl, …), as their subject judges them; one
+    // run by a path may be any program of that name: it is judged below as unknown.
     let words: Vec<Option<&str>> = args.iter().map(Arg::lit).collect();
     if let Some(v) = crate::subjects::REGISTRY
         .iter()
+        .filter(|_| !arg0_is_path(inv))
         .find_map(|k| k.classify_program(prog, &words))
     {
         for (class, reason) in v.marks {

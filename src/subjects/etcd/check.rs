@@ -229,16 +229,8 @@ pub fn assess(obs: &EtcdObservation, cfg: &EtcdConfig, rules: &[InvariantInfo]) 
     }
     let nospace = alarms(&mut c, &answering);
     flapping(&mut c, &answering, cfg);
-    if nospace {
-        c.out.unknown_all(
-            BACKEND_NEAR_QUOTA,
-            "past the quota: the NOSPACE alarm is alarm_active's ticket",
-        );
-    }
     for m in &answering {
-        if !nospace {
-            near_quota(&mut c, m, cfg);
-        }
+        near_quota(&mut c, m, cfg, nospace);
         slow(&mut c, m, cfg);
     }
     c.out
@@ -404,14 +396,23 @@ fn flapping(c: &mut Checker, answering: &[&MemberProbe], cfg: &EtcdConfig) {
     }
 }
 
-fn near_quota(c: &mut Checker, m: &MemberProbe, cfg: &EtcdConfig) {
+/// Under the NOSPACE alarm a full backend is alarm_active's ticket (one incident, one
+/// ticket): unknown here. One that is back under the threshold holds even then, so that a
+/// ticket opened just before the alarm can resolve once the space is reclaimed.
+fn near_quota(c: &mut Checker, m: &MemberProbe, cfg: &EtcdConfig, nospace: bool) {
     let Some(s) = &m.status else { return };
     let quota = m.quota_bytes.unwrap_or(cfg.quota_backend_bytes);
     if quota == 0 {
         return;
     }
     let used = s.db_size as f64 * 100.0 / quota as f64;
-    if used > cfg.thresholds.quota_used_percent {
+    if used > cfg.thresholds.quota_used_percent && nospace {
+        c.out.unknown_for(
+            BACKEND_NEAR_QUOTA,
+            &m.name,
+            "past the quota: the NOSPACE alarm is alarm_active's ticket",
+        );
+    } else if used > cfg.thresholds.quota_used_percent {
         c.violate(
             BACKEND_NEAR_QUOTA,
             &m.name,
@@ -451,5 +452,80 @@ fn slow(c: &mut Checker, m: &MemberProbe, cfg: &EtcdConfig) {
                 "fsync_threshold_ms": t.fsync_p99_ms,
             }),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subjects::NodeState;
+    use crate::subjects::etcd::gateway::{Header, Status};
+
+    fn member(name: &str, db_size: u64, alarm: bool) -> MemberProbe {
+        MemberProbe {
+            name: name.into(),
+            address: format!("{name}:2379"),
+            state: NodeState::Up,
+            detail: None,
+            probe_ms: Some(1.0),
+            status: Some(Status {
+                header: Header {
+                    cluster_id: 1,
+                    member_id: 7,
+                    revision: 40,
+                    raft_term: 2,
+                },
+                leader: 7,
+                db_size,
+                db_size_in_use: db_size,
+                errors: if alarm {
+                    vec!["memberID:7 alarm:NOSPACE ".into()]
+                } else {
+                    Vec::new()
+                },
+                ..Status::default()
+            }),
+            leader_changes: Some(0),
+            quota_bytes: Some(1000),
+            commit: None,
+            fsync: None,
+        }
+    }
+
+    #[test]
+    fn under_nospace_a_full_backend_is_the_alarms_and_a_reclaimed_one_holds() {
+        let cfg = EtcdConfig::default();
+        let rules = catalogue(&cfg);
+        let obs = EtcdObservation {
+            error: None,
+            members: vec![member("etcd-1", 990, true), member("etcd-2", 10, false)],
+            member_list: None,
+            member_list_from: None,
+            member_list_error: Some("not asked".into()),
+        };
+        let a = assess(&obs, &cfg, &rules);
+        assert!(
+            !a.violations
+                .iter()
+                .any(|v| v.invariant == BACKEND_NEAR_QUOTA),
+            "{:?}",
+            a.violations
+        );
+        assert!(a.is_unknown(BACKEND_NEAR_QUOTA, "etcd-1"));
+        assert!(!a.is_unknown(BACKEND_NEAR_QUOTA, "etcd-2"));
+        assert!(a.violations.iter().any(|v| v.invariant == ALARM_ACTIVE));
+        // Without the alarm, the full one is a violation of its own.
+        let obs = EtcdObservation {
+            members: vec![member("etcd-1", 990, false), member("etcd-2", 10, false)],
+            ..obs
+        };
+        let a = assess(&obs, &cfg, &rules);
+        let full: Vec<&str> = a
+            .violations
+            .iter()
+            .filter(|v| v.invariant == BACKEND_NEAR_QUOTA)
+            .map(|v| v.entity.as_str())
+            .collect();
+        assert_eq!(full, ["etcd-1"]);
     }
 }

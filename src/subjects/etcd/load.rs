@@ -37,6 +37,10 @@ pub struct Record {
     pub cluster_id: String,
     #[serde(default)]
     pub acked: BTreeMap<String, Acked>,
+    /// Another cluster answered in the middle of a run (the instance was made again under
+    /// the load): every write recorded before is gone with the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_to: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,14 +50,24 @@ pub struct Acked {
 }
 
 impl Record {
-    /// Notes an acknowledged write; true when it is the key's latest. Two writes of one key
-    /// may be acknowledged out of order: the revision, not the arrival, says which is last.
-    /// A write from another cluster (the instance was made again) starts the record afresh.
-    pub fn note(&mut self, key: &str, value: &str, header: &Header) -> bool {
+    /// Notes an acknowledged write; true when the record changed. Two writes of one key may
+    /// be acknowledged out of order: the revision, not the arrival, says which is last. The
+    /// first answer of a run from another cluster than the record's starts it afresh (that
+    /// cluster was gone before the run); one later in the run is a cluster made again under
+    /// the load, and the record keeps what the old one acknowledged.
+    pub fn note(&mut self, key: &str, value: &str, header: &Header, first_of_run: bool) -> bool {
         let cluster = header.cluster_id.to_string();
         if self.cluster_id != cluster {
-            self.acked.clear();
-            self.cluster_id = cluster;
+            if first_of_run || self.acked.is_empty() {
+                *self = Record {
+                    cluster_id: cluster,
+                    ..Record::default()
+                };
+            } else {
+                let changed = self.changed_to.as_deref() != Some(cluster.as_str());
+                self.changed_to = Some(cluster);
+                return changed;
+            }
         }
         match self.acked.get(key) {
             Some(a) if a.revision >= header.revision => false,
@@ -77,6 +91,12 @@ impl Record {
         found: &[super::gateway::Entry],
         cluster_id: u64,
     ) -> Result<LoadVerdict, String> {
+        if let Some(other) = &self.changed_to {
+            return Err(format!(
+                "cluster {} acknowledged writes, then cluster {other} answered: the instance was made again under the load",
+                self.cluster_id
+            ));
+        }
         if !self.cluster_id.is_empty() && self.cluster_id != cluster_id.to_string() {
             return Err(format!(
                 "the record is of cluster {}, and this is cluster {cluster_id}: the instance \
@@ -138,11 +158,15 @@ impl Record {
         );
         let target = path.clone();
         tokio::task::spawn_blocking(move || {
-            let tmp = target.with_extension("json.tmp");
+            use std::io::Write;
+            // This process's own temporary file, on disk before the rename.
+            let tmp = target.with_extension(format!("json.{}.tmp", std::process::id()));
             if let Some(dir) = target.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            std::fs::write(&tmp, bytes)?;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
             std::fs::rename(&tmp, &target)
         })
         .await
@@ -160,6 +184,8 @@ pub struct KvWorkload {
     run: String,
     record: Mutex<Record>,
     dirty: AtomicBool,
+    /// Whether this run has had a write acknowledged yet.
+    acked_any: AtomicBool,
     path: PathBuf,
 }
 
@@ -180,6 +206,7 @@ impl KvWorkload {
             run: format!("{:x}", crate::clock::now().timestamp_millis()),
             record: Mutex::new(record),
             dirty: AtomicBool::new(false),
+            acked_any: AtomicBool::new(false),
             path,
         })
     }
@@ -200,7 +227,8 @@ impl Workload for KvWorkload {
                         Ok(r) => r,
                         Err(poisoned) => poisoned.into_inner(),
                     };
-                    if record.note(&key, &value, &header) {
+                    let first = !self.acked_any.swap(true, Ordering::AcqRel);
+                    if record.note(&key, &value, &header, first) {
                         self.dirty.store(true, Ordering::Release);
                     }
                     Outcome::Ok
@@ -285,20 +313,26 @@ mod tests {
     #[test]
     fn the_latest_revision_wins_whatever_order_the_answers_came_in() {
         let mut r = Record::default();
-        assert!(r.note("k", "b", &header(7, 12)));
-        assert!(!r.note("k", "a", &header(7, 11)));
+        assert!(r.note("k", "b", &header(7, 12), true));
+        assert!(!r.note("k", "a", &header(7, 11), false));
         assert_eq!(r.acked["k"].value, "b");
-        // Another cluster: the old record means nothing there.
-        assert!(r.note("j", "x", &header(8, 3)));
+        // Another cluster at a run's start: the old record means nothing there.
+        let mut fresh = r.clone();
+        assert!(fresh.note("j", "x", &header(8, 3), true));
+        assert_eq!(fresh.acked.len(), 1);
+        assert_eq!(fresh.cluster_id, "8");
+        // Another cluster in the middle of a run: the instance was made again under it.
+        assert!(r.note("j", "x", &header(8, 3), false));
         assert_eq!(r.acked.len(), 1);
-        assert_eq!(r.cluster_id, "8");
+        let e = r.judge(&[], 8).unwrap_err();
+        assert!(e.contains("made again under the load"), "{e}");
     }
 
     #[test]
     fn gone_older_and_changed_values_are_lost_and_a_later_write_is_not() {
         let mut r = Record::default();
         for (k, v, rev) in [("a", "1", 5), ("b", "2", 6), ("c", "3", 7), ("d", "4", 8)] {
-            r.note(k, v, &header(1, rev));
+            r.note(k, v, &header(1, rev), false);
         }
         let found = [
             entry("a", "1", 5),      // kept
@@ -322,7 +356,7 @@ mod tests {
         let path = dir.path().join(RECORD_FILE);
         assert_eq!(Record::read(&path).await.unwrap(), Record::default());
         let mut r = Record::default();
-        r.note("k", "v", &header(3, 9));
+        r.note("k", "v", &header(3, 9), true);
         r.write(&path).await.unwrap();
         assert_eq!(Record::read(&path).await.unwrap(), r);
         std::fs::write(&path, "{not json").unwrap();

@@ -132,46 +132,68 @@ pub async fn reset(target: &str, runtime: &dyn Runtime) -> Result<String, String
     }
     let gateway = Gateway::new(Duration::from_secs(5));
     let (via, list) = list_from_another(&gateway, runtime, target).await?;
-    let mut did = Vec::new();
-    match runtime.act(target, NodeAction::Stop).await {
-        Ok(_) => did.push(format!("stopped {target}")),
-        Err(RuntimeError::WrongState { .. }) => {}
-        Err(e) => return Err(format!("stopping {target}: {e}")),
+    // Membership changes need a quorum of the others: ask before touching anything.
+    let others_serving = {
+        let mut n = 0;
+        for (name, address) in members(runtime)?.iter().filter(|(n, _)| n != target) {
+            if gateway.status(address).await.is_ok_and(|s| s.leader != 0) {
+                n += 1;
+            } else {
+                tracing::debug!(member = %name, "not serving with a leader");
+            }
+        }
+        n
+    };
+    let voters = list.iter().filter(|m| !m.is_learner).count().max(1);
+    if others_serving < voters / 2 + 1 {
+        return Err(format!(
+            "only {others_serving} of the other members serve with a leader: a membership change needs a majority of the {voters} listed; bring them back first"
+        ));
     }
-    // The new arguments: a fresh data dir, join an existing cluster, whose members are the
-    // others as listed and this one at its own peer URL.
-    let others: Vec<String> = list
-        .iter()
-        .filter(|m| m.name != target && !m.name.is_empty())
-        .filter_map(|m| m.peer_urls.first().map(|u| format!("{}={u}", m.name)))
-        .collect();
+    let mut did = Vec::new();
+    let was_running = match runtime.act(target, NodeAction::Stop).await {
+        Ok(_) => {
+            did.push(format!("stopped {target}"));
+            true
+        }
+        Err(RuntimeError::WrongState { .. }) => false,
+        Err(e) => return Err(format!("stopping {target}: {e}")),
+    };
+    // Its peer URL and data dir as recorded (changing nothing yet): whether the runtime
+    // can change its arguments at all is known before the member list changes.
     let seen = Mutex::new(None::<(String, String)>);
-    let args = runtime
+    let read = runtime
         .respec(target, &|args: &mut Vec<String>| {
-            let Some(peer) = flag(args, "--initial-advertise-peer-urls").map(str::to_string) else {
-                return;
-            };
-            let dir = next_data_dir(flag(args, "--data-dir").unwrap_or(LOCAL_DATA_DIR));
-            let mut cluster = others.clone();
-            cluster.push(format!("{target}={peer}"));
-            set_flag(args, "--data-dir", dir.clone());
-            set_flag(args, "--initial-cluster", cluster.join(","));
-            set_flag(args, "--initial-cluster-state", "existing".into());
-            if let Ok(mut s) = seen.lock() {
+            if let (Some(peer), Ok(mut s)) = (
+                flag(args, "--initial-advertise-peer-urls").map(str::to_string),
+                seen.lock(),
+            ) {
+                let dir = flag(args, "--data-dir")
+                    .unwrap_or(LOCAL_DATA_DIR)
+                    .to_string();
                 *s = Some((peer, dir));
             }
         })
-        .await
-        .map_err(|e| format!("changing {target}'s arguments: {e}"))?;
-    let Some((peer, dir)) = seen.into_inner().ok().flatten() else {
-        return Err(format!(
-            "{target}'s arguments name no --initial-advertise-peer-urls: {}",
-            args.join(" ")
-        ));
+        .await;
+    let found = seen.into_inner().ok().flatten();
+    let (peer, dir) = match (read, found) {
+        (Ok(_), Some(found)) => found,
+        (read, _) => {
+            if was_running {
+                let _ = runtime.act(target, NodeAction::Start).await;
+            }
+            return Err(match read {
+                Err(e) => format!("{target} cannot be re-made here: {e}"),
+                Ok(args) => format!(
+                    "{target}'s arguments name no --initial-advertise-peer-urls: {}",
+                    args.join(" ")
+                ),
+            });
+        }
     };
-    did.push(format!("gave it the fresh data dir {dir}"));
     // Its old identity, by name or by peer URL (a member added but never started has no
-    // name yet).
+    // name yet); then the new one. Only then its arguments change: a node restarted after
+    // a failure here comes back as it was, never empty under an old identity.
     for m in list
         .iter()
         .filter(|m| m.name == target || m.peer_urls.contains(&peer))
@@ -188,6 +210,23 @@ pub async fn reset(target: &str, runtime: &dyn Runtime) -> Result<String, String
     })
     .await?;
     did.push(format!("added it again as member {id:x}"));
+    // A fresh data dir, joining an existing cluster: the others as listed, and this one.
+    let mut cluster: Vec<String> = list
+        .iter()
+        .filter(|m| m.name != target && !m.name.is_empty())
+        .filter_map(|m| m.peer_urls.first().map(|u| format!("{}={u}", m.name)))
+        .collect();
+    cluster.push(format!("{target}={peer}"));
+    let fresh = next_data_dir(&dir);
+    runtime
+        .respec(target, &|args: &mut Vec<String>| {
+            set_flag(args, "--data-dir", fresh.clone());
+            set_flag(args, "--initial-cluster", cluster.join(","));
+            set_flag(args, "--initial-cluster-state", "existing".into());
+        })
+        .await
+        .map_err(|e| format!("changing {target}'s arguments: {e}"))?;
+    did.push(format!("gave it the fresh data dir {fresh}"));
     runtime
         .act(target, NodeAction::Start)
         .await

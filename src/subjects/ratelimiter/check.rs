@@ -244,6 +244,7 @@ fn check_redis(c: &mut Checker, redis: &RedisProbe) {
     if redis.state == NodeState::Degraded {
         problems.push(redis.detail.clone().unwrap_or_else(|| "degraded".into()));
     }
+    let mut detail = detail;
     if let (Some(used), Some(max)) = (redis.used_memory, redis.maxmemory) {
         let share = used as f64 / max as f64;
         if share > c.cfg.thresholds.redis_memory_ratio {
@@ -251,6 +252,8 @@ fn check_redis(c: &mut Checker, redis: &RedisProbe) {
                 "uses {:.0}% of maxmemory ({used} of {max} bytes)",
                 share * 100.0
             ));
+            // For the runbook: the repair is about memory, not the process.
+            detail["problem"] = "maxmemory".into();
         }
     }
     if !redis.persistence_errors.is_empty() {

@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod faults;
 pub mod latency;
 pub mod load;
 pub mod observe;
@@ -31,6 +32,7 @@ use crate::subjects::{
 /// The registry's entry.
 pub struct RateLimiter;
 
+#[async_trait]
 impl SubjectKind for RateLimiter {
     fn name(&self) -> &'static str {
         topology::SUBJECT
@@ -92,6 +94,28 @@ impl SubjectKind for RateLimiter {
 
     fn url_schemes(&self) -> &'static [(&'static str, u16)] {
         &[("redis", 6379), ("rediss", 6380)]
+    }
+
+    fn faults(&self) -> &'static [crate::chaos::faults::OwnFault] {
+        &faults::FAULTS
+    }
+
+    async fn inject_own(
+        &self,
+        fault: &'static crate::chaos::faults::OwnFault,
+        target: &str,
+        runtime: &dyn Runtime,
+    ) -> Result<String, String> {
+        faults::inject(fault, target, runtime).await
+    }
+
+    async fn heal_own(
+        &self,
+        fault: &'static crate::chaos::faults::OwnFault,
+        target: &str,
+        runtime: &dyn Runtime,
+    ) -> Result<String, String> {
+        faults::heal(fault, target, runtime).await
     }
 
     fn data_words(&self) -> &'static [&'static str] {
