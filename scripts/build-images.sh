@@ -40,6 +40,7 @@ fi
 
 # 2. Our binaries, built once in release (the tests use the same build).
 cargo build --release --bins --quiet
+bin="${CARGO_TARGET_DIR:-target}/release"
 docker_cli="$(command -v docker)"
 
 # 3. Each image from its Dockerfile and a context of exactly its inputs.
@@ -67,6 +68,6 @@ build() {
   fi
   rm -rf "$ctx"
 }
-build ratelimiter target/release/ratelimiter
+build ratelimiter "$bin/ratelimiter"
 build redis
-build toolbox target/release/operator "$docker_cli"
+build toolbox "$bin/operator" "$docker_cli"
