@@ -276,10 +276,11 @@ impl Slot {
                     self.step(trial, "verify", v.summary()).await;
                     (!v.lost.is_empty()).then(|| v.summary())
                 }
+                // Writes that cannot be read back are not known to be kept.
                 Some(Err(e)) => {
-                    self.step(trial, "verify", format!("cannot verify: {e}"))
-                        .await;
-                    None
+                    let why = format!("the acknowledged writes cannot be verified: {e}");
+                    self.step(trial, "verify", &why).await;
+                    Some(why)
                 }
             };
             overhead += healing.elapsed();
