@@ -288,7 +288,17 @@ impl Subject for EtcdSubject {
             Err(e) => return Some(Err(e)),
         };
         let gateway = Gateway::new(Duration::from_secs(5));
-        Some(load::verify(&gateway, &members, &self.record_path()).await)
+        // A cluster just healed may still be electing: ask again for a few seconds.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match load::verify(&gateway, &members, &self.record_path()).await {
+                Err(e) if tries < 5 && e.starts_with("no member answered") => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                answer => return Some(answer),
+            }
+        }
     }
 
     #[tracing::instrument(skip_all, fields(subject = topology::SUBJECT, instance = self.runtime.instance()))]
