@@ -244,39 +244,16 @@ async fn subject_unreachable_when_the_instance_is_gone() {
     .await;
 }
 
-/// The runbook agent on one ticket, with its own monitor, as `operator agent --once` runs.
-fn agent_once(c: &Cluster) -> String {
-    let out = c
-        .command(&[
-            "agent",
-            "--once",
-            "--with-monitor",
-            "--backend",
-            "runbook",
-            "--interval",
-            "300ms",
-        ])
-        .output()
-        .expect("agent");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    text
-}
-
 #[test]
 fn the_runbook_agent_repairs_a_dead_member_and_a_full_backend() {
     let c = Cluster::start_subject("etcd", "");
     c.ok(&["node", "kill", "etcd-3"]);
-    let out = agent_once(&c);
+    let out = c.runbook_agent_once();
     assert!(out.contains("operator node start etcd-3"), "{out}");
     assert!(out.contains("resolved (verified)"), "{out}");
 
     let (id, _) = c.inject(&["nospace", "--duration", "0"]);
-    let out = agent_once(&c);
+    let out = c.runbook_agent_once();
     for step in [" compact ", " defrag", " alarm disarm"] {
         assert!(out.contains(step), "{step}: {out}");
     }

@@ -10,29 +10,6 @@ use common::{Cluster, cycle_until, opened};
 
 const STEP: Duration = Duration::from_millis(200);
 
-/// The runbook agent on one ticket, with its own monitor, as `operator agent --once` runs.
-fn agent_once(c: &Cluster) -> String {
-    let out = c
-        .command(&[
-            "agent",
-            "--once",
-            "--with-monitor",
-            "--backend",
-            "runbook",
-            "--interval",
-            "300ms",
-        ])
-        .output()
-        .expect("agent");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    text
-}
-
 fn check(c: &Cluster, key: &str) -> u16 {
     let body = format!(r#"{{"key":"{key}"}}"#);
     common::http(
@@ -80,7 +57,7 @@ async fn redis_maxmemory_is_repaired_by_lifting_the_cap_not_by_a_restart() {
     assert_eq!(v.detail["problem"], "maxmemory", "{v:?}");
     drop(m);
 
-    let out = agent_once(&c);
+    let out = c.runbook_agent_once();
     assert!(out.contains("CONFIG SET maxmemory 0"), "{out}");
     assert!(!out.contains("node restart redis"), "{out}");
     assert!(out.contains("resolved (verified)"), "{out}");
@@ -104,7 +81,7 @@ async fn stale_counter_is_repaired_by_resetting_the_key() {
     cycle_until(&mut m, 15, STEP, |r| opened(r, "over_limit", "load-0")).await;
     drop(m);
 
-    let out = agent_once(&c);
+    let out = c.runbook_agent_once();
     assert!(out.contains("/api/counters/load-0/reset"), "{out}");
     assert!(out.contains("resolved (verified)"), "{out}");
     assert_eq!(check(&c, "load-0"), 200);

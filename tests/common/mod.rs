@@ -169,6 +169,30 @@ impl Cluster {
         text(&out.stderr)
     }
 
+    /// The runbook agent on one ticket, with its own monitor, as `operator agent --once`
+    /// runs it: what it printed (it must succeed).
+    pub fn runbook_agent_once(&self) -> String {
+        let out = self
+            .command(&[
+                "agent",
+                "--once",
+                "--with-monitor",
+                "--backend",
+                "runbook",
+                "--interval",
+                "300ms",
+            ])
+            .output()
+            .expect("agent");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    }
+
     /// `chaos inject ARGS`, which must apply the fault: its id and the tag its changes carry.
     pub fn inject(&self, args: &[&str]) -> (i64, String) {
         let mut a = vec!["chaos", "inject"];

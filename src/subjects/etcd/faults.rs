@@ -56,15 +56,6 @@ fn member_address(runtime: &dyn Runtime, name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{name} is not a member of this etcd cluster"))
 }
 
-fn member_addresses(runtime: &dyn Runtime) -> Result<Vec<(String, String)>, String> {
-    let t = runtime.topology().map_err(|e| e.to_string())?;
-    Ok(t.nodes
-        .iter()
-        .filter(|n| n.role == ROLE_MEMBER)
-        .map(|n| (n.name.clone(), n.address.clone()))
-        .collect())
-}
-
 pub async fn inject(
     fault: &'static OwnFault,
     target: &str,
@@ -139,7 +130,7 @@ async fn reclaim(target: &str, runtime: &dyn Runtime) -> Result<String, String> 
         Ok(()) | Err(GatewayError::Answered { code: Some(11), .. }) => {}
         Err(e) => return Err(format!("compacting: {e}")),
     }
-    for (name, a) in member_addresses(runtime)? {
+    for (name, a) in super::topology::members(runtime)? {
         gateway
             .defragment(&a)
             .await
@@ -169,7 +160,7 @@ async fn reclaim(target: &str, runtime: &dyn Runtime) -> Result<String, String> 
 }
 
 async fn kill_majority(target: &str, runtime: &dyn Runtime) -> Result<String, String> {
-    let members = member_addresses(runtime)?;
+    let members = super::topology::members(runtime)?;
     let majority = members.len() / 2 + 1;
     // Leave fewer than a majority: the target first, then the members after it in order.
     let kill = members.len() + 1 - majority;

@@ -8,18 +8,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::gateway::{Gateway, GatewayError, Member};
-use super::topology::{LOCAL_DATA_DIR, ROLE_MEMBER};
+use super::topology::{LOCAL_DATA_DIR, members};
 use crate::runtime::{NodeAction, Runtime, RuntimeError};
-
-/// The members the topology expects: (name, address as the monitor reaches it).
-fn members(runtime: &dyn Runtime) -> Result<Vec<(String, String)>, String> {
-    let t = runtime.topology().map_err(|e| e.to_string())?;
-    Ok(t.nodes
-        .iter()
-        .filter(|n| n.role == ROLE_MEMBER)
-        .map(|n| (n.name.clone(), n.address.clone()))
-        .collect())
-}
 
 /// The member list as a member other than `except` answers it (a quorum answers), and
 /// that member's address.

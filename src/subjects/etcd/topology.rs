@@ -19,6 +19,17 @@ pub const DOCKER_DATA_DIR: &str = "/var/lib/etcd";
 pub const DOCKER_CLIENT_PORT: u16 = 2379;
 pub const DOCKER_PEER_PORT: u16 = 2380;
 
+/// The members an instance's recorded topology lists: (name, address as the monitor
+/// reaches it).
+pub fn members(runtime: &dyn crate::runtime::Runtime) -> Result<Vec<(String, String)>, String> {
+    let t = runtime.topology().map_err(|e| e.to_string())?;
+    Ok(t.nodes
+        .iter()
+        .filter(|n| n.role == ROLE_MEMBER)
+        .map(|n| (n.name.clone(), n.address.clone()))
+        .collect())
+}
+
 /// `etcd-1` … `etcd-N`.
 pub fn member_names(cfg: &EtcdConfig) -> Vec<String> {
     (1..=cfg.members).map(|i| format!("etcd-{i}")).collect()
