@@ -454,17 +454,14 @@ async fn a_killed_agents_ticket_is_claimed_again_within_seconds_not_minutes() {
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    assert_eq!(
-        kinds,
-        [
-            "opened",
-            "claimed",
-            "released",
-            "claimed",
-            "verifying",
-            "resolved"
-        ]
-    );
+    // The monitor may see the node back before the agent starts verifying: it
+    // then notes the violation cleared while the agent still holds the ticket.
+    let repaired = ["opened", "claimed", "released", "claimed"];
+    let either = [
+        [&repaired[..], &["verifying", "resolved"]].concat(),
+        [&repaired[..], &["cleared", "verifying", "resolved"]].concat(),
+    ];
+    assert!(either.iter().any(|e| *e == kinds), "{kinds:?}");
     // Nothing is lost: the dead agent's session is in the audit, unfinished.
     let sessions = c.json(&["audit", "list", "--ticket", &t.id.to_string()]);
     assert_eq!(sessions.as_array().unwrap().len(), 2);
