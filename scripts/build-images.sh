@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the images of the Docker runtime from local parts: operator/ratelimiter,
-# operator/redis and operator/toolbox, all FROM debian:bookworm-slim. Where that base cannot
+# operator/redis, operator/etcd and operator/toolbox, all FROM debian:bookworm-slim. Where that base cannot
 # be pulled (no registry), it is made here with debootstrap and `docker import`. Each image
 # carries the hash of its inputs; an image whose inputs did not change is not rebuilt.
 #   ./scripts/build-images.sh [--force]
@@ -70,4 +70,5 @@ build() {
 }
 build ratelimiter "$bin/ratelimiter"
 build redis
+build etcd compose/images/etcd-member.sh
 build toolbox "$bin/operator" "$docker_cli"

@@ -4,7 +4,7 @@
 FROM debian:bookworm-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates curl jq redis-tools iproute2 iptables procps util-linux coreutils \
+      ca-certificates curl jq redis-tools etcd-client iproute2 iptables procps util-linux coreutils \
  && rm -rf /var/lib/apt/lists/*
 COPY docker /usr/local/bin/docker
 COPY operator /usr/local/bin/operator

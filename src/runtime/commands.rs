@@ -16,7 +16,8 @@ pub struct Commands {
     pub stop: &'static str,
     pub kill: &'static str,
     pub pause: &'static str,
-    /// Re-makes a node from empty, the subject's way (`operator node reset`).
+    /// Re-makes a node from empty, the subject's way (`operator node reset`); empty where
+    /// the agent's commands cannot.
     pub reset: &'static str,
     /// Runs a program inside a node's own filesystem (`docker exec NODE`); empty where the
     /// agent's commands already run beside the nodes.
@@ -35,8 +36,9 @@ impl Commands {
                 stop: "docker stop",
                 kill: "docker kill",
                 pause: "docker pause",
-                // Not yet in the toolbox: the Docker runtime cannot change a node's command.
-                reset: "operator node reset",
+                // None in the toolbox: through the proxy a node's container can be started,
+                // never made anew; a subject that needs a node re-made does it its own way.
+                reset: "",
                 exec: "docker exec",
             },
             _ => Self {

@@ -97,6 +97,10 @@ pub struct NodeSpec {
     /// The folder that holds the node's data, for a runtime that gives it a bounded volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<String>,
+    /// Whether the data must outlive a stop of the node (a Raft member's log): then a
+    /// runtime keeps it on disk rather than on a size-bounded tmpfs, and the subject bounds it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub durable: bool,
 }
 
 impl NodeSpec {

@@ -43,15 +43,19 @@ impl Cluster {
 
     /// `operator up SUBJECT` with `extra` config, taken down on drop.
     pub fn start_subject(subject: &str, extra: &str) -> Self {
-        let mut c = Self::prepare(extra);
-        let out = c.cmd(&["up", subject]);
+        Self::prepare(extra).up_subject(subject)
+    }
+
+    /// `operator up SUBJECT`, which must succeed; taken down on drop.
+    pub fn up_subject(mut self, subject: &str) -> Self {
+        let out = self.cmd(&["up", subject]);
         assert!(
             out.status.success(),
             "operator up {subject} failed: {}",
             text(&out.stderr)
         );
-        c.up = true;
-        c
+        self.up = true;
+        self
     }
 
     /// `operator up`, which must succeed; from then on the cluster is taken down on drop.

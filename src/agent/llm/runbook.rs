@@ -20,7 +20,8 @@ use crate::agent::tools::{ESCALATE, OBSERVE, RESOLVE, SHELL};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
-    /// Only when the ticket's detail has these values (e.g. `state: down`).
+    /// Only when the ticket's detail has these values (e.g. `state: down`), or else the
+    /// subject's facts (e.g. `runtime: docker`).
     #[serde(default)]
     pub when: BTreeMap<String, String>,
     pub say: String,
@@ -129,10 +130,12 @@ impl RunbookModel {
                 vars.insert(k.clone(), s(v));
             }
         }
+        // A `when` key is the ticket's detail's, else a fact's (`runtime: docker`).
         let matches = |step: &&Step| {
             step.when.iter().all(|(k, v)| {
                 t.detail
                     .get(k)
+                    .or_else(|| f.get(k))
                     .and_then(Value::as_str)
                     .is_some_and(|d| d == v)
             })

@@ -40,6 +40,7 @@ pub fn node_spec(
         client: None,
         image,
         data_dir: None,
+        durable: false,
     }
 }
 

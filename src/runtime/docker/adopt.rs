@@ -125,6 +125,8 @@ pub async fn adopt(rt: &DockerRuntime, owner: &str) -> Result<DockerRecord, Runt
                 client: None,
                 image: config.image,
                 data_dir,
+                // Compose's volumes are its own: nothing here makes or fills them.
+                durable: false,
             },
             container: inspected
                 .name

@@ -75,7 +75,7 @@ pub async fn mechanism(rt: &DockerRuntime, imp: &Impairment) -> Result<String, S
             "the fault proxy, on every link of the node through it (each connection, each way)".into()
         }
         Impairment::DiskFill { .. } => format!(
-            "a fill file on the node's data volume (a tmpfs of {}; Redis's volume)",
+            "a fill file on the node's data volume (a tmpfs of {}; a node whose data must outlive a stop has a disk volume, which is not filled)",
             rt.config.volume_size
         ),
     })
@@ -254,9 +254,18 @@ pub async fn impair(
                 return Err(RuntimeError::Unsupported {
                     what: imp.describe(),
                     runtime: "docker",
-                    reason: format!("{target} has no data volume; only redis keeps data"),
+                    reason: format!("{target} has no data volume"),
                 });
             };
+            if node.spec.durable {
+                return Err(RuntimeError::Unsupported {
+                    what: imp.describe(),
+                    runtime: "docker",
+                    reason: format!(
+                        "{target}'s data volume is on the engine's own disk, not size-bounded: filling it would fill that disk (its subject's quota bounds it instead)"
+                    ),
+                });
+            }
             let file = fill_file(tag);
             let out = run_helper(
                 docker,

@@ -307,6 +307,7 @@ impl DockerRuntime {
             client: None,
             image: Some(self.config.toolbox_image.clone()),
             data_dir: None,
+            durable: false,
         }
     }
 
@@ -385,14 +386,20 @@ impl DockerRuntime {
         labels: &HashMap<String, String>,
     ) -> Result<(), RuntimeError> {
         if let Some(vol) = &node.volume {
-            let mut opts = HashMap::from([
-                ("type".to_string(), "tmpfs".to_string()),
-                ("device".to_string(), "tmpfs".to_string()),
-                (
-                    "o".to_string(),
-                    format!("size={},mode=1777", self.config.volume_size),
-                ),
-            ]);
+            // A tmpfs is bounded but gone at every stop; a durable node's data goes on the
+            // engine's disk instead (the subject bounds it, as etcd's backend quota does).
+            let mut opts = if node.spec.durable {
+                HashMap::new()
+            } else {
+                HashMap::from([
+                    ("type".to_string(), "tmpfs".to_string()),
+                    ("device".to_string(), "tmpfs".to_string()),
+                    (
+                        "o".to_string(),
+                        format!("size={},mode=1777", self.config.volume_size),
+                    ),
+                ])
+            };
             opts.retain(|_, v| !v.is_empty());
             docker
                 .create_volume(VolumeCreateRequest {
@@ -1028,6 +1035,50 @@ impl Runtime for DockerRuntime {
         // The record may have followed a new port.
         let record = self.load()?;
         self.status_of(docker, record.node(name)?).await
+    }
+
+    /// A container's command is fixed when it is made: a new one replaces it, on the same
+    /// volume, network, name and port, and starts at the next `start`.
+    #[instrument(skip_all, fields(instance = self.instance, node = name))]
+    async fn respec(
+        &self,
+        name: &str,
+        edit: &(dyn for<'a> Fn(&'a mut Vec<String>) + Send + Sync),
+    ) -> Result<Vec<String>, RuntimeError> {
+        let docker = self.docker().await?;
+        let _lock = self.lock().await?;
+        let mut record = self.load()?;
+        if record.adopted {
+            return Err(RuntimeError::Unsupported {
+                what: format!("changing {name}'s arguments"),
+                runtime: "docker",
+                reason: "the instance was adopted: its containers are its compose file's".into(),
+            });
+        }
+        let labels = self.labels(&record.subject)?;
+        let node = record.node_mut(name)?;
+        let (state, _, _) = self.state_of(docker, &node.container).await?;
+        if state != RunState::Exited {
+            return Err(Self::wrong_state(
+                name,
+                "is running: stop it before changing its arguments",
+            ));
+        }
+        edit(&mut node.spec.args);
+        let node = node.clone();
+        self.remove_container(docker, &node.container).await?;
+        let image = node.spec.image.clone().unwrap_or_default();
+        docker
+            .create_container(
+                Some(engine::named(&node.container)),
+                self.create_body(&node.spec, node.host_port, node.volume.as_deref(), &labels),
+            )
+            .await
+            .map_err(|e| {
+                engine::missing_image_or(&image, e, &format!("re-creating {}", node.container))
+            })?;
+        record.save(&self.dir())?;
+        Ok(node.spec.args)
     }
 
     async fn logs(&self, name: &str, lines: usize) -> Result<String, RuntimeError> {

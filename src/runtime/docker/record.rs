@@ -81,4 +81,12 @@ impl DockerRecord {
                 record::unknown_node(name, self.nodes.iter().map(|n| n.spec.name.as_str()))
             })
     }
+
+    pub fn node_mut(&mut self, name: &str) -> Result<&mut ContainerRecord, RuntimeError> {
+        let names: Vec<String> = self.nodes.iter().map(|n| n.spec.name.clone()).collect();
+        self.nodes
+            .iter_mut()
+            .find(|n| n.spec.name == name)
+            .ok_or_else(|| record::unknown_node(name, names.iter().map(String::as_str)))
+    }
 }

@@ -238,6 +238,7 @@ mod tests {
             client: None,
             image: None,
             data_dir: None,
+            durable: false,
         };
         let log = dir.path().join("sleeper.log");
         let sleep = find_program(Path::new("sleep")).unwrap();

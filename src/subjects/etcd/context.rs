@@ -55,8 +55,20 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
          - `curl -s -X POST -d '{{}}' http://{any_member}/v3/maintenance/status` — one member's own view (answers without quorum)\n\
          - `{status}` — every node's state; `{logs} NODE` — a node's log\n\
          - `{start} NODE`, `{resume} NODE`, `{restart} NODE` — bring a member back (no member restarts by itself)\n\
-         - `{stop} NODE`, `{kill} NODE`, `{pause} NODE` — take one out (destructive: a person approves)\n\n\
+         - `{stop} NODE`, `{kill} NODE`, `{pause} NODE` — take one out (destructive: a person approves)\n\
+         - {remake}\n\n\
          Invariants the monitor checks:\n",
+        remake = if cmd.reset.is_empty() {
+            format!(
+                "a member removed from the cluster: `{etcdctl} member add NODE --peer-urls=http://NODE:2380`, then `{} NODE` — its container, finding itself added again, sets its old data aside and joins empty (member add is destructive: a person approves)",
+                cmd.start
+            )
+        } else {
+            format!(
+                "`{} NODE` — re-make a member removed from the cluster: added again, started on a fresh data dir, joining the existing cluster (destructive: a person approves)",
+                cmd.reset
+            )
+        },
         status = cmd.status,
         logs = cmd.logs,
         start = cmd.start,

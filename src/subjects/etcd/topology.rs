@@ -187,6 +187,7 @@ pub fn plan(
         client: Some(addr(&proxy::client_link(m))),
         image: None,
         data_dir: None,
+        durable: false,
     });
     ClusterPlan {
         subject: SUBJECT.into(),
@@ -203,6 +204,11 @@ pub fn plan_docker(cfg: &EtcdConfig, instance: u32, state: &str) -> ClusterPlan 
         .map(|m| format!("{m}=http://{m}:{DOCKER_PEER_PORT}"))
         .collect::<Vec<_>>()
         .join(",");
+    let endpoints = members
+        .iter()
+        .map(|m| format!("http://{m}:{DOCKER_CLIENT_PORT}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let nodes = members
         .iter()
         .map(|m| NodeSpec {
@@ -210,7 +216,8 @@ pub fn plan_docker(cfg: &EtcdConfig, instance: u32, state: &str) -> ClusterPlan 
             role: ROLE_MEMBER.into(),
             host: m.clone(),
             port: DOCKER_CLIENT_PORT,
-            program: "/usr/bin/etcd".into(),
+            // The image's entrypoint: etcd, but a member added again rejoins empty.
+            program: "/usr/local/bin/etcd-member".into(),
             args: member_args(
                 cfg,
                 m,
@@ -224,11 +231,12 @@ pub fn plan_docker(cfg: &EtcdConfig, instance: u32, state: &str) -> ClusterPlan 
                 state,
                 instance,
             ),
-            env: vec![],
+            env: vec![("OPERATOR_ETCD_ENDPOINTS".into(), endpoints.clone())],
             health: HealthCheck::Tcp,
             client: None,
             image: Some(cfg.image.clone()),
             data_dir: Some(DOCKER_DATA_DIR.into()),
+            durable: true,
         })
         .collect();
     ClusterPlan {

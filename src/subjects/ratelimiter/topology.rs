@@ -109,6 +109,7 @@ pub fn plan(
         client: None,
         image: None,
         data_dir: None,
+        durable: false,
     };
     let limiters: Vec<String> = node_names(cfg).into_iter().skip(1).collect();
     let mut proxy_args = strings(&["faultproxy", "--control", &addr(FAULTPROXY)]);
@@ -151,6 +152,7 @@ pub fn plan(
             client: Some(addr(&proxy::client_link(name))),
             image: None,
             data_dir: None,
+            durable: false,
         }
     });
     ClusterPlan {
@@ -196,6 +198,7 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
         client: None,
         image: Some(docker.redis_image.clone()),
         data_dir: Some("/data".into()),
+        durable: false,
     };
     let limiters: Vec<String> = node_names(cfg).into_iter().skip(1).collect();
     let link_port = |i: usize| DOCKER_PROXY_PORT + 1 + i as u16;
@@ -244,6 +247,7 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
             client: None,
             image: Some(docker.ratelimiter_image.clone()),
             data_dir: None,
+            durable: false,
         }
     });
     ClusterPlan {

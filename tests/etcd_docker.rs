@@ -1,0 +1,264 @@
+//! etcd on the Docker runtime, against the real engine: three members in containers of the
+//! image built from Debian's packages, their data on disk volumes that outlive a stop, cut
+//! off by iptables, and repaired by the runbook agent from its sandbox. Skipped, saying so,
+//! only where no engine answers.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Cluster, cycle_until, opened, resolved, text};
+use operator::subjects::etcd::gateway::Gateway;
+use operator::tickets::{Resolution, Status, Ticket};
+use serde_json::Value;
+
+const STEP: Duration = Duration::from_millis(200);
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn container(c: &Cluster, node: &str) -> String {
+    format!("operator-{}-{node}", c.instance)
+}
+
+fn gateway() -> Gateway {
+    Gateway::new(Duration::from_secs(10))
+}
+
+/// The runbook agent, once, from its sandbox (with its own monitor); the ticket as it ends
+/// and the commands it ran, with their exit codes.
+async fn agent_repairs(c: &Cluster, invariant: &str, node: &str) -> (Ticket, Vec<String>) {
+    let mut cmd = c.command(&[
+        "agent",
+        "--once",
+        "--backend",
+        "runbook",
+        "--with-monitor",
+        "--interval",
+        "300ms",
+    ]);
+    cmd.env_remove("ANTHROPIC_API_KEY");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the agent finished within 120s")
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let t = c
+        .tickets()
+        .into_iter()
+        .find(|t| t.entity == node && t.invariant == invariant)
+        .expect("a ticket");
+    let sessions = c.json(&["audit", "list", "--ticket", &t.id.to_string()]);
+    let id = sessions[0]["id"].as_i64().unwrap();
+    let v = c.json(&["audit", "show", &id.to_string()]);
+    let ran = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .filter_map(|e| Some(format!("{} => {}", e["command"].as_str()?, e["exit_code"])))
+        .collect();
+    (t, ran)
+}
+
+fn verified(c: &Cluster) -> Value {
+    let v = c.json(&["load", "etcd", "--verify"]);
+    assert_eq!(
+        (v["ok"].as_bool(), v["checked"].as_u64()),
+        (Some(true), Some(10)),
+        "{v}"
+    );
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
+    let endpoints = (1..=3)
+        .map(|i| format!("http://etcd-{i}:2379"))
+        .collect::<Vec<_>>()
+        .join(",");
+    // Re-adding a member changes the membership (destructive): the person's "always allow",
+    // written down, lets the unattended agent do it.
+    let extra = format!(
+        "etcd.thresholds.lag_entries = 20\n[agent.policy]\nallow = [\"etcdctl --endpoints={endpoints} member add\"]\n"
+    );
+    let Some(c) = Cluster::prepare_docker(61, &extra) else {
+        return;
+    };
+    let c = c.up_subject("etcd");
+    // A disk volume, not a tmpfs: a member's log outlives a stop.
+    let options = docker(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{json .Options}}",
+        &format!("{}-data", container(&c, "etcd-2")),
+    ]);
+    assert!(!options.contains("tmpfs"), "{options}");
+    c.ok(&[
+        "load",
+        "etcd",
+        "--rate",
+        "40",
+        "--duration",
+        "1s",
+        "--keys",
+        "10",
+    ]);
+
+    // A killed member: the agent starts its container again, with its data.
+    let mut m = c.monitor();
+    let r = m.cycle().await.unwrap();
+    assert!(
+        common::violated(&r).is_empty(),
+        "{:?}",
+        common::violated(&r)
+    );
+    let (kill, _) = c.inject(&["node_kill", "--target", "etcd-2", "--duration", "0"]);
+    cycle_until(&mut m, 20, STEP, |r| opened(r, "member_down", "etcd-2")).await;
+    let (t, ran) = agent_repairs(&c, "member_down", "etcd-2").await;
+    assert_eq!(
+        (t.status, t.resolution),
+        (Status::Resolved, Some(Resolution::Verified)),
+        "{t:?} {ran:?}"
+    );
+    assert_eq!(
+        ran.last().map(String::as_str),
+        Some("docker start etcd-2 => 0"),
+        "{ran:?}"
+    );
+    let files = docker(&[
+        "exec",
+        &container(&c, "etcd-2"),
+        "ls",
+        "/var/lib/etcd/member-data/member/snap",
+    ]);
+    assert!(
+        files.contains("db"),
+        "the backend survived the kill: {files}"
+    );
+    verified(&c);
+    c.ok(&["chaos", "heal", &kill.to_string()]);
+
+    // One member cut off from its peers by iptables: it loses the leader and falls behind
+    // the writes the others take; both clear when the partition heals.
+    let (id, _) = c.inject(&["network_partition", "--target", "etcd-3", "--duration", "0"]);
+    let writes = c.command(&[
+        "load",
+        "etcd",
+        "--rate",
+        "40",
+        "--duration",
+        "8s",
+        "--keys",
+        "10",
+    ]);
+    let mut writes = tokio::process::Command::from(writes)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let both = ["no_leader", "member_lagging"];
+    let mut seen = [false; 2];
+    cycle_until(&mut m, 60, STEP, |r| {
+        for (s, inv) in seen.iter_mut().zip(both) {
+            *s |= opened(r, inv, "etcd-3");
+        }
+        seen == [true; 2]
+    })
+    .await;
+    let _ = writes.wait().await;
+    c.ok(&["chaos", "heal", &id.to_string()]);
+    let mut seen = [false; 2];
+    cycle_until(&mut m, 60, STEP, |r| {
+        for (s, inv) in seen.iter_mut().zip(both) {
+            *s |= resolved(r, inv, "etcd-3");
+        }
+        seen == [true; 2]
+    })
+    .await;
+    c.ok(&[
+        "load",
+        "etcd",
+        "--rate",
+        "40",
+        "--duration",
+        "1s",
+        "--keys",
+        "10",
+    ]);
+    verified(&c);
+
+    // A member removed from the cluster: from the sandbox, the agent adds it again and
+    // starts its container, which sets its old data aside and joins empty.
+    c.inject(&["member_removed", "--target", "etcd-2", "--duration", "0"]);
+    cycle_until(&mut m, 40, STEP, |r| {
+        opened(r, "membership_mismatch", "etcd-2")
+    })
+    .await;
+    drop(m);
+    let (t, ran) = agent_repairs(&c, "membership_mismatch", "etcd-2").await;
+    assert_eq!(
+        (t.status, t.resolution),
+        (Status::Resolved, Some(Resolution::Verified)),
+        "{t:?} {ran:?}"
+    );
+    assert_eq!(
+        ran[ran.len() - 2..],
+        [
+            format!(
+                "etcdctl --endpoints={endpoints} member add etcd-2 --peer-urls=http://etcd-2:2380 => 0"
+            ),
+            "docker start etcd-2 => 0".to_string()
+        ],
+        "{ran:?}"
+    );
+    let log = c.ok(&["node", "logs", "etcd-2"]);
+    assert!(log.contains("was added to the cluster again"), "{log}");
+    let members = gateway().members(&c.address("etcd-1")).await.unwrap();
+    let mut names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["etcd-1", "etcd-2", "etcd-3"]);
+    verified(&c);
+    let entry = gateway()
+        .get(&c.address("etcd-2"), "/operator/load/k0003")
+        .await
+        .unwrap();
+    assert!(entry.is_some(), "etcd-2 has the data again");
+
+    // A person's reset from this machine: the runtime re-makes the member's container on
+    // its volume, with a fresh data dir, joining the existing cluster.
+    let out = c.ok(&["node", "reset", "etcd-3"]);
+    assert!(out.contains("it serves again"), "{out}");
+    let args = docker(&["inspect", "-f", "{{json .Args}}", &container(&c, "etcd-3")]);
+    assert!(
+        args.contains("member-data.1") && args.contains("existing"),
+        "{args}"
+    );
+    verified(&c);
+    let entry = gateway()
+        .get(&c.address("etcd-3"), "/operator/load/k0003")
+        .await
+        .unwrap();
+    assert!(entry.is_some(), "etcd-3 has the data again");
+}
