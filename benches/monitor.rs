@@ -1,5 +1,7 @@
 //! Cost of one monitor cycle (observe a real 3-node cluster, check every invariant, apply
-//! the verdict to a real SQLite DB), healthy and with 1000 live counter keys.
+//! the verdict to a real SQLite DB): the rate limiter healthy and with 1000 live counter
+//! keys, and etcd's three members healthy. Each subject is brought up through the registry,
+//! as `operator up` does.
 
 use std::sync::Arc;
 
@@ -10,16 +12,16 @@ use operator::paths::StateDir;
 use operator::runtime::Runtime;
 use operator::runtime::local::LocalRuntime;
 use operator::store::{Sqlite, Store};
-use operator::subjects::ratelimiter::{RateLimiterSubject, topology};
 
 struct Bench {
     _dir: tempfile::TempDir,
     runtime: Arc<LocalRuntime>,
     config: Config,
     store: Store,
+    subject: &'static str,
 }
 
-fn cluster(rt: &tokio::runtime::Runtime) -> Bench {
+fn cluster(rt: &tokio::runtime::Runtime, subject: &'static str) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.runtime.local.ratelimiter_bin = Some(env!("CARGO_BIN_EXE_ratelimiter").into());
@@ -29,16 +31,10 @@ fn cluster(rt: &tokio::runtime::Runtime) -> Bench {
         0,
         config.runtime.local.clone(),
     ));
-    let names = topology::port_names(&config.ratelimiter);
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let ports = runtime.allocate_ports(&names).unwrap();
-    let plan = topology::plan(
-        &config.ratelimiter,
-        &config.runtime.local,
-        LocalRuntime::host(),
-        &ports,
-    );
+    let kind = operator::subjects::kind(subject).unwrap();
+    let plan = kind.plan(runtime.as_ref(), &config).unwrap();
     rt.block_on(runtime.up(plan)).unwrap();
+    rt.block_on(kind.settle(runtime.as_ref(), &config)).unwrap();
     let db = dir.path().join("operator.db");
     let store = Store::new(Arc::new(Sqlite::open(&db).unwrap()), &db);
     Bench {
@@ -46,16 +42,15 @@ fn cluster(rt: &tokio::runtime::Runtime) -> Bench {
         runtime,
         config,
         store,
+        subject,
     }
 }
 
 fn monitor(b: &Bench) -> Monitor {
     let runtime: Arc<dyn Runtime> = b.runtime.clone();
+    let kind = operator::subjects::kind(b.subject).unwrap();
     Monitor::new(
-        Box::new(RateLimiterSubject::new(
-            runtime,
-            b.config.ratelimiter.clone(),
-        )),
+        kind.build(runtime, &b.config),
         b.store.clone(),
         b.config.tickets.flap_window,
     )
@@ -63,7 +58,7 @@ fn monitor(b: &Bench) -> Monitor {
 
 fn bench_cycle(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let b = cluster(&rt);
+    let b = cluster(&rt, "ratelimiter");
     let mut m = monitor(&b);
     let mut group = c.benchmark_group("monitor_cycle");
     group.bench_function("healthy_3_nodes", |bench| {
@@ -82,6 +77,17 @@ fn bench_cycle(c: &mut Criterion) {
         }
     });
     group.bench_function("1000_keys_3_nodes", |bench| {
+        bench.iter(|| rt.block_on(m.cycle()).unwrap())
+    });
+    rt.block_on(b.runtime.down()).unwrap();
+
+    // etcd: per member its status, its metrics and the member list, through the gateway.
+    let b = cluster(&rt, "etcd");
+    let mut m = monitor(&b);
+    let r = rt.block_on(m.cycle()).unwrap();
+    let healthy = r.snapshot.is_some_and(|s| s.assessment.violations.is_empty());
+    assert!(healthy, "the etcd cluster is healthy before it is measured");
+    group.bench_function("etcd_healthy_3_members", |bench| {
         bench.iter(|| rt.block_on(m.cycle()).unwrap())
     });
     group.finish();

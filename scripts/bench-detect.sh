@@ -21,7 +21,7 @@ case "$subject" in
 esac
 
 cargo build --release --bins --quiet
-op="$PWD/target/release/operator"
+op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
 state="$(mktemp -d)"
 printf '[runtime.docker]\nevents = %s\n' "$([ "$events" = off ] && echo false || echo true)" >"$state/config.toml"
 export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG="$state/config.toml" OPERATOR_RUNTIME="$runtime"

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
 cargo build --release --bins --quiet
-op="$PWD/target/release/operator"
+op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
 state="$(mktemp -d)"
 export OPERATOR_STATE_DIR="$state" OPERATOR_INSTANCE=9
 cleanup() {

@@ -12,7 +12,7 @@ runtime="${2:-local}"
 events="$([ "${EVENTS:-on}" = off ] && echo false || echo true)"
 
 cargo build --release --bins --quiet
-op="$PWD/target/release/operator"
+op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
 state="$(mktemp -d)"
 printf '[runtime.local]\nevents = %s\n[runtime.docker]\nevents = %s\n' "$events" "$events" >"$state/config.toml"
 export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG="$state/config.toml" OPERATOR_INSTANCE=9

@@ -9,7 +9,7 @@ secs="${1:-60}"
 command -v tmux >/dev/null || { echo "tmux is needed: apt-get install tmux" >&2; exit 1; }
 
 cargo build --release --bins --quiet
-op="$PWD/target/release/operator"
+op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
 state="$(mktemp -d)"
 session="op-bench-$$"
 export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG=/dev/null

@@ -22,4 +22,4 @@ fi
 
 echo "building…"
 cargo build --release --bins --quiet
-exec ./target/release/operator demo "$subject"
+exec "${CARGO_TARGET_DIR:-target}/release/operator" demo "$subject"

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 rounds="${1:-50}"
 ./scripts/setup.sh test >/dev/null
 cargo build --release --bins --quiet
-exec python3 - "$PWD/target/release/operator" "$rounds" <<'PY'
+exec python3 - "${CARGO_TARGET_DIR:-$PWD/target}/release/operator" "$rounds" <<'PY'
 import json, os, random, signal, sqlite3, subprocess, sys, tempfile, time
 
 op, rounds = sys.argv[1], int(sys.argv[2])
