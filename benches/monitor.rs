@@ -24,7 +24,7 @@ struct Bench {
 fn cluster(rt: &tokio::runtime::Runtime, subject: &'static str) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
-    config.runtime.local.ratelimiter_bin = Some(env!("CARGO_BIN_EXE_ratelimiter").into());
+    config.ratelimiter.ratelimiter_bin = Some(env!("CARGO_BIN_EXE_ratelimiter").into());
     config.runtime.local.operator_bin = Some(env!("CARGO_BIN_EXE_operator").into());
     let runtime = Arc::new(LocalRuntime::new(
         StateDir::new(dir.path()),
@@ -85,7 +85,9 @@ fn bench_cycle(c: &mut Criterion) {
     let b = cluster(&rt, "etcd");
     let mut m = monitor(&b);
     let r = rt.block_on(m.cycle()).unwrap();
-    let healthy = r.snapshot.is_some_and(|s| s.assessment.violations.is_empty());
+    let healthy = r
+        .snapshot
+        .is_some_and(|s| s.assessment.violations.is_empty());
     assert!(healthy, "the etcd cluster is healthy before it is measured");
     group.bench_function("etcd_healthy_3_members", |bench| {
         bench.iter(|| rt.block_on(m.cycle()).unwrap())

@@ -10,7 +10,7 @@ campaign="${1:-campaigns/smoke.yaml}"
 cargo build --release --bins --quiet
 op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
 state="$(mktemp -d)"
-printf 'runtime.local.ratelimiter_bin = "%s"\nruntime.local.operator_bin = "%s"\n' \
+printf 'ratelimiter.ratelimiter_bin = "%s"\nruntime.local.operator_bin = "%s"\n' \
   "${CARGO_TARGET_DIR:-$PWD/target}/release/ratelimiter" "$op" >"$state/config.toml"
 export OPERATOR_STATE_DIR="$state/state" OPERATOR_CONFIG="$state/config.toml"
 unset ANTHROPIC_API_KEY OPERATOR_INSTANCE

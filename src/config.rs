@@ -72,9 +72,6 @@ pub struct DockerRuntimeConfig {
     /// The engine's address (`unix:///var/run/docker.sock`, `tcp://…`). Unset: `DOCKER_HOST`,
     /// else the local socket.
     pub host: Option<String>,
-    /// The images of the nodes, built by `./scripts/build-images.sh`.
-    pub ratelimiter_image: String,
-    pub redis_image: String,
     /// The agent's sandbox, the fault proxy and the fault helpers.
     pub toolbox_image: String,
     /// Size of each data volume (a tmpfs: a fault can fill it, never the host's disk).
@@ -104,8 +101,6 @@ impl Default for DockerRuntimeConfig {
     fn default() -> Self {
         Self {
             host: None,
-            ratelimiter_image: "operator/ratelimiter".into(),
-            redis_image: "operator/redis".into(),
             toolbox_image: "operator/toolbox".into(),
             volume_size: "64m".into(),
             startup_timeout: Duration::from_secs(30),
@@ -119,10 +114,6 @@ impl Default for DockerRuntimeConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LocalRuntimeConfig {
-    /// The Redis server program (a name on PATH or a path).
-    pub redis_server: String,
-    /// The `ratelimiter` program; by default the one next to the `operator` binary.
-    pub ratelimiter_bin: Option<PathBuf>,
     /// The `operator` program run as the fault proxy; by default the running one.
     pub operator_bin: Option<PathBuf>,
     /// Fixed ports: port i of instance n is `base_port + 32*n + i`. Unset: free ports are
@@ -142,8 +133,6 @@ pub struct LocalRuntimeConfig {
 impl Default for LocalRuntimeConfig {
     fn default() -> Self {
         Self {
-            redis_server: "redis-server".into(),
-            ratelimiter_bin: None,
             operator_bin: None,
             base_port: None,
             startup_timeout: Duration::from_secs(15),

@@ -38,7 +38,6 @@ const LEFT: &[(&str, &str)] = &[
         "src/config.rs",
         "pub use crate::subjects::ratelimiter::config::{",
     ),
-    ("src/config.rs", "redis_server: \"redis-server\".into(),"),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -151,7 +151,7 @@ fn a_taken_port_is_named_and_nothing_is_left_half_started() {
 
 #[test]
 fn a_missing_redis_server_says_how_to_install_it() {
-    let c = Cluster::prepare("runtime.local.redis_server = \"/nonexistent/redis-server\"\n");
+    let c = Cluster::prepare("ratelimiter.redis_server = \"/nonexistent/redis-server\"\n");
     let err = c.fails(&["up"]);
     assert!(err.contains("apt-get install redis-server"), "{err}");
     assert!(c.fails(&["status"]).contains("not up"));
@@ -168,7 +168,7 @@ fn a_node_that_cannot_start_is_reported_with_its_log_and_everything_is_undone() 
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let c = Cluster::prepare(&format!("runtime.local.ratelimiter_bin = {:?}\n", script));
+    let c = Cluster::prepare(&format!("ratelimiter.ratelimiter_bin = {:?}\n", script));
     let err = c.fails(&["up"]);
     assert!(
         err.contains("ratelimiter-1 did not become healthy"),

@@ -262,10 +262,7 @@ fn containers_we_did_not_make_are_never_touched() {
 
 #[test]
 fn a_missing_image_or_engine_is_said_clearly_and_leaves_nothing() {
-    let Some(c) = Cluster::prepare_docker(
-        43,
-        "runtime.docker.ratelimiter_image = \"operator/nowhere\"\n",
-    ) else {
+    let Some(c) = Cluster::prepare_docker(43, "ratelimiter.image = \"operator/nowhere\"\n") else {
         return;
     };
     let err = c.fails(&["up"]);

@@ -94,9 +94,7 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = String::new();
         if !extra.contains("ratelimiter_bin") {
-            config.push_str(&format!(
-                "runtime.local.ratelimiter_bin = {RATELIMITER:?}\n"
-            ));
+            config.push_str(&format!("ratelimiter.ratelimiter_bin = {RATELIMITER:?}\n"));
         }
         if !extra.contains("operator_bin") {
             config.push_str(&format!("runtime.local.operator_bin = {OPERATOR:?}\n"));

@@ -1,18 +1,28 @@
 //! The rate limiter's section of the config (`[ratelimiter]`): its nodes, their settings and
 //! the monitor's thresholds, with the checks types cannot express.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::RuleOverride;
 
-/// The rate limiter subject: its nodes, their settings and the monitor's thresholds.
+/// The rate limiter subject: its nodes, their programs and images, their settings and the
+/// monitor's thresholds.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimiterConfig {
     /// Rate-limiter nodes (plus one Redis).
     pub nodes: u8,
+    /// The Redis server program on the local runtime (a name on PATH or a path).
+    pub redis_server: String,
+    /// The `ratelimiter` program on the local runtime; by default the one next to the
+    /// `operator` binary.
+    pub ratelimiter_bin: Option<PathBuf>,
+    /// The images on the Docker runtime, built by `./scripts/build-images.sh`.
+    pub image: String,
+    pub redis_image: String,
     pub default_limit: u64,
     pub default_window_ms: u64,
     pub node_ttl_seconds: u64,
@@ -32,6 +42,10 @@ impl Default for RateLimiterConfig {
     fn default() -> Self {
         Self {
             nodes: 3,
+            redis_server: "redis-server".into(),
+            ratelimiter_bin: None,
+            image: "operator/ratelimiter".into(),
+            redis_image: "operator/redis".into(),
             default_limit: 100,
             default_window_ms: 60_000,
             node_ttl_seconds: 30,

@@ -76,12 +76,12 @@ impl SubjectKind for RateLimiter {
         match program {
             "redis-server" => Some(
                 "Install Redis: `apt-get install redis-server` (Debian, Ubuntu), \
-                 `brew install redis` (macOS); or set `runtime.local.redis_server` in the config."
+                 `brew install redis` (macOS); or set `ratelimiter.redis_server` in the config."
                     .into(),
             ),
             "ratelimiter" => Some(
                 "Build it with `cargo build --release --bins`, or set \
-                 `runtime.local.ratelimiter_bin` in the config."
+                 `ratelimiter.ratelimiter_bin` in the config."
                     .into(),
             ),
             _ => None,

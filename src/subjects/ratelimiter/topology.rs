@@ -30,10 +30,10 @@ pub fn port_names(cfg: &RateLimiterConfig) -> Vec<String> {
     names
 }
 
-pub fn ratelimiter_program(local: &LocalRuntimeConfig) -> PathBuf {
+pub fn ratelimiter_program(cfg: &RateLimiterConfig) -> PathBuf {
     crate::subjects::our_program(
         "ratelimiter",
-        local.ratelimiter_bin.as_ref(),
+        cfg.ratelimiter_bin.as_ref(),
         "OPERATOR_RATELIMITER_BIN",
     )
 }
@@ -91,7 +91,7 @@ pub fn plan(
         role: ROLE_REDIS.into(),
         host: host.into(),
         port: redis_port,
-        program: PathBuf::from(&local.redis_server),
+        program: PathBuf::from(&cfg.redis_server),
         args: strings(&[
             "--port",
             &redis_port.to_string(),
@@ -128,7 +128,7 @@ pub fn plan(
         proxy_args,
         None,
     );
-    let program = ratelimiter_program(local);
+    let program = ratelimiter_program(cfg);
     let limiters = limiters.iter().map(|name| {
         let port = port_of(name);
         let mut env = limiter_env(
@@ -196,7 +196,7 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
         env: vec![],
         health: HealthCheck::RedisPing,
         client: None,
-        image: Some(docker.redis_image.clone()),
+        image: Some(cfg.redis_image.clone()),
         data_dir: Some("/data".into()),
         durable: false,
     };
@@ -245,7 +245,7 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
                 path: "/health".into(),
             },
             client: None,
-            image: Some(docker.ratelimiter_image.clone()),
+            image: Some(cfg.image.clone()),
             data_dir: None,
             durable: false,
         }
