@@ -116,6 +116,9 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
         &format!("{}-data", container(&c, "etcd-2")),
     ]);
     assert!(!options.contains("tmpfs"), "{options}");
+    // So it is never filled: that would fill the engine's disk.
+    let err = c.fails(&["chaos", "inject", "disk_pressure", "--target", "etcd-1"]);
+    assert!(err.contains("not size-bounded"), "{err}");
     c.ok(&[
         "load",
         "etcd",
@@ -207,6 +210,25 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
         "--keys",
         "10",
     ]);
+    verified(&c);
+
+    // A full backend: from the sandbox, the agent compacts, defragments every member and
+    // disarms the alarm with etcdctl, none of it needing a person.
+    let (full, _) = c.inject(&["nospace", "--duration", "0"]);
+    cycle_until(&mut m, 20, STEP, |r| opened(r, "alarm_active", "NOSPACE")).await;
+    let (t, ran) = agent_repairs(&c, "alarm_active", "NOSPACE").await;
+    assert_eq!(
+        (t.status, t.resolution),
+        (Status::Resolved, Some(Resolution::Verified)),
+        "{t:?} {ran:?}"
+    );
+    for step in [" compact ", " defrag", " alarm disarm"] {
+        assert!(
+            ran.iter().any(|r| r.contains(step) && r.ends_with("=> 0")),
+            "{step}: {ran:?}"
+        );
+    }
+    c.ok(&["chaos", "heal", &full.to_string()]);
     verified(&c);
 
     // A member removed from the cluster: from the sandbox, the agent adds it again and

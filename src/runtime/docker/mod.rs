@@ -1064,7 +1064,12 @@ impl Runtime for DockerRuntime {
                 "is running: stop it before changing its arguments",
             ));
         }
+        let before = node.spec.args.clone();
         edit(&mut node.spec.args);
+        if node.spec.args == before {
+            // Only read: the container stays as it is.
+            return Ok(before);
+        }
         let node = node.clone();
         self.remove_container(docker, &node.container).await?;
         let image = node.spec.image.clone().unwrap_or_default();
