@@ -506,18 +506,6 @@ fn a_fault_whose_healer_died_is_healed_by_the_next_command() {
 const FAST: &str = "agent.verify_window = \"5s\"\nagent.poll_interval = \"100ms\"\n";
 
 /// The commands a session ran, from the audit.
-fn commands_of(c: &Cluster, ticket: i64) -> Vec<String> {
-    let sessions = c.json(&["audit", "list", "--ticket", &ticket.to_string()]);
-    let id = sessions[0]["id"].as_i64().unwrap();
-    let v = c.json(&["audit", "show", &id.to_string()]);
-    v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "tool_result")
-        .filter_map(|e| Some(format!("{} => {}", e["command"].as_str()?, e["exit_code"])))
-        .collect()
-}
 
 /// Injects `fault` on `node`, lets the monitor open its ticket, runs the runbook agent once
 /// (with its own monitor) and returns the ticket as it ends.
@@ -563,7 +551,7 @@ async fn the_runbook_agent_repairs_kill_and_pause_from_its_sandbox() {
     );
     assert_eq!(state_of(&c, "ratelimiter-2"), "running");
     assert_eq!(
-        commands_of(&c, t.id),
+        c.commands_of(t.id),
         [
             "docker ps -a => 0",
             "docker logs --tail 20 ratelimiter-2 => 0",
@@ -578,7 +566,7 @@ async fn the_runbook_agent_repairs_kill_and_pause_from_its_sandbox() {
         "{t:?}"
     );
     assert_eq!(state_of(&c, "ratelimiter-1"), "running");
-    let ran = commands_of(&c, t.id);
+    let ran = c.commands_of(t.id);
     assert_eq!(
         ran.last().unwrap(),
         "docker unpause ratelimiter-1 => 0",

@@ -38,48 +38,29 @@ fn gateway() -> Gateway {
 
 /// The runbook agent, once, from its sandbox (with its own monitor); the ticket as it ends
 /// and the commands it ran, with their exit codes.
-async fn agent_repairs(c: &Cluster, invariant: &str, node: &str) -> (Ticket, Vec<String>) {
-    let mut cmd = c.command(&[
-        "agent",
-        "--once",
-        "--backend",
-        "runbook",
-        "--with-monitor",
-        "--interval",
-        "300ms",
-    ]);
-    cmd.env_remove("ANTHROPIC_API_KEY");
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the agent finished within 120s")
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+fn agent_repairs(c: &Cluster, invariant: &str, node: &str) -> (Ticket, Vec<String>) {
+    c.runbook_agent_once();
     let t = c
         .tickets()
         .into_iter()
         .find(|t| t.entity == node && t.invariant == invariant)
         .expect("a ticket");
-    let sessions = c.json(&["audit", "list", "--ticket", &t.id.to_string()]);
-    let id = sessions[0]["id"].as_i64().unwrap();
-    let v = c.json(&["audit", "show", &id.to_string()]);
-    let ran = v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "tool_result")
-        .filter_map(|e| Some(format!("{} => {}", e["command"].as_str()?, e["exit_code"])))
-        .collect();
+    let ran = c.commands_of(t.id);
     (t, ran)
+}
+
+/// A second of load on the ten keys the oracle then checks.
+fn write_keys(c: &Cluster) {
+    c.ok(&[
+        "load",
+        "etcd",
+        "--rate",
+        "40",
+        "--duration",
+        "1s",
+        "--keys",
+        "10",
+    ]);
 }
 
 fn verified(c: &Cluster) -> Value {
@@ -119,16 +100,7 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
     // So it is never filled: that would fill the engine's disk.
     let err = c.fails(&["chaos", "inject", "disk_pressure", "--target", "etcd-1"]);
     assert!(err.contains("not size-bounded"), "{err}");
-    c.ok(&[
-        "load",
-        "etcd",
-        "--rate",
-        "40",
-        "--duration",
-        "1s",
-        "--keys",
-        "10",
-    ]);
+    write_keys(&c);
 
     // A killed member: the agent starts its container again, with its data.
     let mut m = c.monitor();
@@ -140,7 +112,7 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
     );
     let (kill, _) = c.inject(&["node_kill", "--target", "etcd-2", "--duration", "0"]);
     cycle_until(&mut m, 20, STEP, |r| opened(r, "member_down", "etcd-2")).await;
-    let (t, ran) = agent_repairs(&c, "member_down", "etcd-2").await;
+    let (t, ran) = agent_repairs(&c, "member_down", "etcd-2");
     assert_eq!(
         (t.status, t.resolution),
         (Status::Resolved, Some(Resolution::Verified)),
@@ -200,23 +172,14 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
         seen == [true; 2]
     })
     .await;
-    c.ok(&[
-        "load",
-        "etcd",
-        "--rate",
-        "40",
-        "--duration",
-        "1s",
-        "--keys",
-        "10",
-    ]);
+    write_keys(&c);
     verified(&c);
 
     // A full backend: from the sandbox, the agent compacts, defragments every member and
     // disarms the alarm with etcdctl, none of it needing a person.
     let (full, _) = c.inject(&["nospace", "--duration", "0"]);
     cycle_until(&mut m, 20, STEP, |r| opened(r, "alarm_active", "NOSPACE")).await;
-    let (t, ran) = agent_repairs(&c, "alarm_active", "NOSPACE").await;
+    let (t, ran) = agent_repairs(&c, "alarm_active", "NOSPACE");
     assert_eq!(
         (t.status, t.resolution),
         (Status::Resolved, Some(Resolution::Verified)),
@@ -239,7 +202,7 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
     })
     .await;
     drop(m);
-    let (t, ran) = agent_repairs(&c, "membership_mismatch", "etcd-2").await;
+    let (t, ran) = agent_repairs(&c, "membership_mismatch", "etcd-2");
     assert_eq!(
         (t.status, t.resolution),
         (Status::Resolved, Some(Resolution::Verified)),

@@ -195,6 +195,21 @@ impl Cluster {
         text
     }
 
+    /// The commands the agent's first session on `ticket` ran, each with its exit code
+    /// (`docker start etcd-2 => 0`), from the audit.
+    pub fn commands_of(&self, ticket: i64) -> Vec<String> {
+        let sessions = self.json(&["audit", "list", "--ticket", &ticket.to_string()]);
+        let id = sessions[0]["id"].as_i64().expect("a session");
+        let v = self.json(&["audit", "show", &id.to_string()]);
+        v["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["kind"] == "tool_result")
+            .filter_map(|e| Some(format!("{} => {}", e["command"].as_str()?, e["exit_code"])))
+            .collect()
+    }
+
     /// `chaos inject ARGS`, which must apply the fault: its id and the tag its changes carry.
     pub fn inject(&self, args: &[&str]) -> (i64, String) {
         let mut a = vec!["chaos", "inject"];

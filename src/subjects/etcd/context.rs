@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::config::EtcdConfig;
-use super::topology::ROLE_MEMBER;
+use super::topology::{DOCKER_PEER_PORT, ROLE_MEMBER};
 use crate::runtime::Topology;
 use crate::runtime::commands::{Commands, reach};
 use crate::subjects::{InvariantInfo, SubjectContext};
@@ -60,7 +60,7 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
          Invariants the monitor checks:\n",
         remake = if cmd.reset.is_empty() {
             format!(
-                "a member removed from the cluster: `{etcdctl} member add NODE --peer-urls=http://NODE:2380`, then `{} NODE` — its container, finding itself added again, sets its old data aside and joins empty (member add is destructive: a person approves)",
+                "a member removed from the cluster: `{etcdctl} member add NODE --peer-urls=http://NODE:{DOCKER_PEER_PORT}`, then `{} NODE` — its container, finding itself added again, sets its old data aside and joins empty (member add is destructive: a person approves)",
                 cmd.start
             )
         } else {
