@@ -505,8 +505,6 @@ fn a_fault_whose_healer_died_is_healed_by_the_next_command() {
 /// Settings that keep agent tests quick.
 const FAST: &str = "agent.verify_window = \"5s\"\nagent.poll_interval = \"100ms\"\n";
 
-/// The commands a session ran, from the audit.
-
 /// Injects `fault` on `node`, lets the monitor open its ticket, runs the runbook agent once
 /// (with its own monitor) and returns the ticket as it ends.
 async fn repaired(c: &Cluster, fault: &str, node: &str) -> operator::tickets::Ticket {

@@ -190,6 +190,19 @@ pub async fn impair(
             ))
         }
         Impairment::Latency { .. } | Impairment::Bandwidth { .. } => {
+            if record.node(FAULTPROXY).is_err() {
+                let netem = match (imp, netem(rt).await) {
+                    (Impairment::Latency { .. }, Err(why)) => format!("{why}; and "),
+                    _ => String::new(),
+                };
+                return Err(RuntimeError::Unsupported {
+                    what: imp.describe(),
+                    runtime: "docker",
+                    reason: format!(
+                        "{netem}none of this instance's links go through the fault proxy"
+                    ),
+                });
+            }
             let toxic = imp
                 .toxic()
                 .ok_or_else(|| impair_error(target, "no toxic for it"))?;
