@@ -371,16 +371,7 @@ fn load_records_acknowledged_writes_and_verify_names_a_lost_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_removed_is_repaired_by_a_reset_a_person_approves() {
     let c = Cluster::start_subject("etcd", "");
-    c.ok(&[
-        "load",
-        "etcd",
-        "--rate",
-        "40",
-        "--duration",
-        "1s",
-        "--keys",
-        "10",
-    ]);
+    c.etcd_load_ten_keys();
     let mut m = c.monitor();
     let (id, _) = c.inject(&["member_removed", "--target", "etcd-2", "--duration", "0"]);
     let r = cycle_until(&mut m, 20, STEP, |r| {

@@ -195,6 +195,20 @@ impl Cluster {
         text
     }
 
+    /// A second of `operator load etcd` on ten keys, which the oracle then checks.
+    pub fn etcd_load_ten_keys(&self) {
+        self.ok(&[
+            "load",
+            "etcd",
+            "--rate",
+            "40",
+            "--duration",
+            "1s",
+            "--keys",
+            "10",
+        ]);
+    }
+
     /// The commands the agent's first session on `ticket` ran, each with its exit code
     /// (`docker start etcd-2 => 0`), from the audit.
     pub fn commands_of(&self, ticket: i64) -> Vec<String> {

@@ -1072,16 +1072,26 @@ impl Runtime for DockerRuntime {
         }
         let node = node.clone();
         self.remove_container(docker, &node.container).await?;
-        let image = node.spec.image.clone().unwrap_or_default();
-        docker
-            .create_container(
+        let create = |spec: &NodeSpec| {
+            docker.create_container(
                 Some(engine::named(&node.container)),
-                self.create_body(&node.spec, node.host_port, node.volume.as_deref(), &labels),
+                self.create_body(spec, node.host_port, node.volume.as_deref(), &labels),
             )
-            .await
-            .map_err(|e| {
-                engine::missing_image_or(&image, e, &format!("re-creating {}", node.container))
-            })?;
+        };
+        if let Err(e) = create(&node.spec).await {
+            // Put the node back as it was, so that the record still describes it.
+            let mut old = node.spec.clone();
+            old.args = before;
+            if let Err(again) = create(&old).await {
+                warn!(error = %again, node = name, "could not re-make the container as it was");
+            }
+            let image = node.spec.image.clone().unwrap_or_default();
+            return Err(engine::missing_image_or(
+                &image,
+                e,
+                &format!("re-creating {}", node.container),
+            ));
+        }
         record.save(&self.dir())?;
         Ok(node.spec.args)
     }
