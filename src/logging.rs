@@ -5,12 +5,19 @@ use std::path::Path;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
+/// Lines waiting for the log file's writer thread, at most.
+const LOG_QUEUE_LINES: usize = 4096;
+
 /// Logs to `<dir>/operator.log` at `level` unless `OPERATOR_LOG` says otherwise. Keep the
 /// guard alive: dropping it flushes the log.
 pub fn init(dir: &Path, level: &str) -> std::io::Result<WorkerGuard> {
     std::fs::create_dir_all(dir)?;
     let file = tracing_appender::rolling::never(dir, "operator.log");
-    let (writer, guard) = tracing_appender::non_blocking(file);
+    // tracing-appender's default queue is 128 000 lines, made and touched up front: 4 MiB
+    // of every process's memory. A burst beyond this bound drops lines, never blocks.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .finish(file);
     let filter = EnvFilter::try_from_env("OPERATOR_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("operator={level},warn")));
     // A second init (tests) is harmless: keep the first subscriber.
