@@ -16,8 +16,12 @@ fn main() -> std::process::ExitCode {
     let verbose = cli.global.verbose > 0;
     // A daemon that mostly waits (the monitor, the proxies) runs on one thread: fewer wake-ups
     // and less memory. The app, the agent and the rest get a worker per core.
+    // Its blocking threads (SQLite, files) stay a minute rather than tokio's 10 s: a daemon
+    // that needs one every few seconds would otherwise make a new thread each time.
     let runtime = if cli.single_threaded() {
-        tokio::runtime::Builder::new_current_thread()
+        let mut b = tokio::runtime::Builder::new_current_thread();
+        b.thread_keep_alive(std::time::Duration::from_secs(60));
+        b
     } else {
         tokio::runtime::Builder::new_multi_thread()
     }
