@@ -5,6 +5,7 @@
 //! would have decided are reported as unknown, so nothing is resolved on missing evidence.
 
 pub mod etcd;
+pub mod facts;
 pub mod histogram;
 pub mod invariant;
 pub mod launch;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use facts::Facts;
 pub use invariant::{Assessment, InvariantInfo, Scope, Severity, Violation};
 
 use crate::chaos::FaultKind;
@@ -251,7 +253,7 @@ pub struct Observation {
     /// Set when the subject could not be observed at all.
     pub error: Option<String>,
     pub nodes: Vec<NodeObservation>,
-    pub facts: serde_json::Value,
+    pub facts: Facts,
     pub duration_ms: f64,
 }
 

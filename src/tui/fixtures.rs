@@ -107,7 +107,7 @@ pub fn cycle(down: Option<&str>) -> CycleReport {
                 instance: 0,
                 error: None,
                 nodes,
-                facts: json!({}),
+                facts: json!({}).into(),
                 duration_ms: 3.0,
             },
             assessment: Assessment {

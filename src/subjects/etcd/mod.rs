@@ -401,7 +401,7 @@ impl Subject for EtcdSubject {
                     probe_ms: m.probe_ms,
                 })
                 .collect(),
-            facts: serde_json::to_value(&obs).unwrap_or_default(),
+            facts: crate::subjects::Facts::of(Arc::new(obs)),
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
         };
         Snapshot {

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod faults;
 pub mod latency;
 pub mod load;
+pub mod node_probe;
 pub mod observe;
 pub mod policy;
 pub mod redis_link;
@@ -311,7 +312,7 @@ impl Subject for RateLimiterSubject {
             instance: self.runtime.instance(),
             error: rl.error.clone(),
             nodes: redis.chain(limiters).collect(),
-            facts: serde_json::to_value(&rl).unwrap_or_default(),
+            facts: crate::subjects::Facts::of(Arc::new(rl)),
             duration_ms: start.elapsed().as_secs_f64() * 1000.0,
         };
         Snapshot {

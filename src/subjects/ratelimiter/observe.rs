@@ -2,19 +2,18 @@
 //! `down`, it does not vanish), Redis probed on its own, counters read from both.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use hyper::Uri;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use tracing::debug;
 
-use super::latency::{self, LatencyStat, LatencyWindow};
+use super::latency::{LatencyStat, LatencyWindow};
+use super::node_probe::{StateClient, probe_node, state_uri};
 use super::redis_link::RedisLink;
 use super::redis_state::{self, Counter, CounterScan, Defaults, RegistryEntry};
 use super::topology::{ROLE_LIMITER, ROLE_REDIS};
 use crate::config::RateLimiterConfig;
-use crate::runtime::health::error_chain;
-use crate::runtime::{DiskUsage, Topology, TopologyNode};
+use crate::runtime::{DiskUsage, Topology};
 use crate::subjects::NodeState;
 
 /// A limiter node as probed.
@@ -75,18 +74,21 @@ pub struct RlObservation {
 /// Probes a cluster, remembering what it needs between looks (histogram scrapes).
 pub struct Observer {
     cfg: RateLimiterConfig,
-    http: reqwest::Client,
+    http: StateClient,
     redis: Option<(String, RedisLink)>,
     latency: HashMap<String, LatencyWindow>,
+    /// Each node's `/api/state` URL by its address, parsed once rather than every look.
+    state_uris: HashMap<String, Result<Uri, String>>,
 }
 
 impl Observer {
     pub fn new(cfg: RateLimiterConfig) -> Self {
         Self {
-            http: crate::runtime::health::http_client(),
+            http: StateClient::default(),
             cfg,
             redis: None,
             latency: HashMap::new(),
+            state_uris: HashMap::new(),
         }
     }
 
@@ -122,11 +124,21 @@ impl Observer {
             .collect();
         let timeout = self.cfg.probe_timeout;
         let max_keys = self.cfg.max_keys;
+        let uris: Vec<Result<Uri, String>> = limiters
+            .iter()
+            .map(|n| {
+                self.state_uris
+                    .entry(n.address.clone())
+                    .or_insert_with(|| state_uri(&n.address, max_keys))
+                    .clone()
+            })
+            .collect();
         let http = &self.http;
         let node_probes = futures::future::join_all(
             limiters
                 .iter()
-                .map(|n| probe_node(http, n, timeout, max_keys)),
+                .zip(&uris)
+                .map(|(n, uri)| probe_node(http, n, uri.as_ref(), timeout)),
         );
         let Some((_, link)) = &self.redis else {
             return RlObservation {
@@ -155,121 +167,6 @@ impl Observer {
     }
 }
 
-/// Classifies a failed request: refused means nothing listens; a timeout means something
-/// listens but does not answer (hung, paused); anything else is an answer we cannot read.
-fn failed_request(e: &reqwest::Error, timeout: Duration) -> (NodeState, String) {
-    if e.is_timeout() {
-        (
-            NodeState::Unresponsive,
-            format!("no answer within {}ms", timeout.as_millis()),
-        )
-    } else if e.is_connect() {
-        (
-            NodeState::Down,
-            format!("not reachable: {}", short_cause(e)),
-        )
-    } else {
-        (
-            NodeState::Degraded,
-            format!("unreadable answer: {}", error_chain(e)),
-        )
-    }
-}
-
-fn short_cause(e: &reqwest::Error) -> String {
-    let chain = error_chain(e);
-    if chain.contains("Connection refused") || chain.contains("connection refused") {
-        "connection refused".into()
-    } else {
-        chain
-    }
-}
-
-type Probed = (NodeProbe, Option<latency::Buckets>);
-
-#[tracing::instrument(level = "debug", skip(http, timeout, max_keys))]
-async fn probe_node(
-    http: &reqwest::Client,
-    node: &TopologyNode,
-    timeout: Duration,
-    max_keys: usize,
-) -> Probed {
-    let base = format!("http://{}", node.address);
-    let start = Instant::now();
-    let mut probe = NodeProbe {
-        name: node.name.clone(),
-        address: node.address.clone(),
-        advertised: node.advertised.clone(),
-        state: NodeState::Down,
-        detail: None,
-        redis_unreachable: false,
-        probe_ms: None,
-        latency: None,
-        counters: None,
-        counters_truncated: false,
-    };
-    // One request: health, counters and the latency histogram (see the node's `/api/state`).
-    let answer = http
-        .get(format!("{base}/api/state?max={max_keys}"))
-        .timeout(timeout)
-        .send()
-        .await;
-    let resp = match answer {
-        Ok(r) => r,
-        Err(e) => {
-            let (state, detail) = failed_request(&e, timeout);
-            probe.state = state;
-            probe.detail = Some(detail);
-            return (probe, None);
-        }
-    };
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    probe.probe_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
-    let v = match serde_json::from_str::<Value>(&body) {
-        Ok(v) if status.is_success() && v["health"].is_object() => v,
-        _ => {
-            probe.state = NodeState::Degraded;
-            let snippet: String = body.chars().take(80).collect();
-            probe.detail = Some(format!(
-                "/api/state answered {status} with something that is not its state: {snippet:?}"
-            ));
-            return (probe, None);
-        }
-    };
-    let health = &v["health"];
-    if v["healthy"] == true && health["status"] == "ok" {
-        probe.state = NodeState::Up;
-    } else {
-        probe.state = NodeState::Degraded;
-        probe.redis_unreachable = health["redis"] == "unreachable";
-        let reason = health["reason"].as_str().unwrap_or("no reason given");
-        probe.detail = Some(format!("unhealthy: {reason}"));
-    }
-    if let Ok(list) = serde_json::from_value::<Vec<Counter>>(v["counters"].clone()) {
-        probe.counters = Some(list);
-        probe.counters_truncated = v["truncated"].as_bool().unwrap_or(false);
-    }
-    let histogram = histogram_of(&v["check_histogram"]);
-    debug!(state = probe.state.as_str(), "probed");
-    (probe, histogram)
-}
-
-/// The `/check` histogram as `/api/state` gives it: `le` bounds, then counts with `+Inf`.
-fn histogram_of(v: &Value) -> Option<latency::Buckets> {
-    let le: Vec<f64> = serde_json::from_value(v["le"].clone()).ok()?;
-    let counts: Vec<f64> = serde_json::from_value(v["counts"].clone()).ok()?;
-    if counts.len() != le.len() + 1 {
-        return None;
-    }
-    Some(
-        le.into_iter()
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(counts)
-            .collect(),
-    )
-}
-
 #[tracing::instrument(level = "debug", skip(link, cfg))]
 async fn probe_redis(
     link: &RedisLink,
@@ -292,28 +189,44 @@ async fn probe_redis(
         disk_error: None,
     };
     let start = Instant::now();
-    // One round trip: PING, and only the INFO sections read here (Redis 7 takes several).
-    let info = link
-        .run(|mut c| async move {
-            let sections: redis::RedisResult<(String, String)> = redis::pipe()
-                .cmd("PING")
-                .cmd("INFO")
-                .arg("memory")
-                .arg("persistence")
-                .query_async(&mut c)
-                .await;
-            match sections {
-                Ok((_, info)) => Ok(info),
-                // An older Redis: everything, one section at a time being unknown to it.
-                Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
-                    redis::cmd("INFO").query_async::<String>(&mut c).await
-                }
-                Err(e) => Err(e),
+    let defaults = Defaults {
+        limit: cfg.default_limit,
+        window_ms: cfg.default_window_ms,
+    };
+    let max = cfg.max_keys;
+    // PING and only the INFO sections read here (Redis 7 takes several)...
+    let info = link.run(|mut c| async move {
+        let sections: redis::RedisResult<(String, String)> = redis::pipe()
+            .cmd("PING")
+            .cmd("INFO")
+            .arg("memory")
+            .arg("persistence")
+            .query_async(&mut c)
+            .await;
+        match sections {
+            Ok((_, info)) => Ok(info),
+            // An older Redis: everything, one section at a time being unknown to it.
+            Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
+                redis::cmd("INFO").query_async::<String>(&mut c).await
             }
-        })
-        .await;
-    let info = match info {
-        Ok(i) => i,
+            Err(e) => Err(e),
+        }
+    });
+    // ...and the registry and the counters, sent with them (the multiplexed connection
+    // writes them together). Scanning many keys takes several round trips: a few timeouts'
+    // worth is allowed.
+    let state = link.run_within(cfg.probe_timeout * 4, |c| async move {
+        let (mut a, mut b) = (c.clone(), c);
+        tokio::try_join!(
+            redis_state::registry(&mut a, 1000),
+            redis_state::counters(&mut b, defaults, max)
+        )
+    });
+    // A Redis that does not answer PING is not waited on for its state as well.
+    let pinged = async { info.await.map(|i| (i, start.elapsed())) };
+    let both = tokio::try_join!(pinged, async { Ok(state.await) });
+    let ((info, took), state) = match both {
+        Ok(b) => b,
         Err(e) => {
             probe.state = match e {
                 super::redis_link::LinkError::Timeout(_) => NodeState::Unresponsive,
@@ -324,44 +237,23 @@ async fn probe_redis(
             return probe;
         }
     };
-    probe.probe_ms = Some(start.elapsed().as_secs_f64() * 1000.0);
-    let fields: HashMap<&str, &str> = info
-        .lines()
-        .filter_map(|l| l.trim().split_once(':'))
-        .collect();
-    let num = |k: &str| fields.get(k).and_then(|v| v.parse::<u64>().ok());
-    probe.used_memory = num("used_memory");
-    probe.maxmemory = num("maxmemory").filter(|m| *m > 0);
-    for (k, bad) in [
-        ("rdb_last_bgsave_status", "err"),
-        ("aof_last_bgrewrite_status", "err"),
-        ("aof_last_write_status", "err"),
-    ] {
-        if fields.get(k) == Some(&bad) {
-            probe.persistence_errors.push(format!("{k}:{bad}"));
+    probe.probe_ms = Some(took.as_secs_f64() * 1000.0);
+    // One pass over INFO's lines for the few fields read here.
+    for (k, v) in info.lines().filter_map(|l| l.trim().split_once(':')) {
+        match (k, v) {
+            ("used_memory", v) => probe.used_memory = v.parse().ok(),
+            ("maxmemory", v) => probe.maxmemory = v.parse().ok().filter(|m| *m > 0),
+            (
+                "rdb_last_bgsave_status" | "aof_last_bgrewrite_status" | "aof_last_write_status",
+                "err",
+            ) => probe.persistence_errors.push(format!("{k}:{v}")),
+            ("loading", "1") => {
+                probe.state = NodeState::Degraded;
+                probe.detail = Some("loading its dataset".into());
+            }
+            _ => {}
         }
     }
-    if fields.get("loading") == Some(&"1") {
-        probe.state = NodeState::Degraded;
-        probe.detail = Some("loading its dataset".into());
-    }
-    let defaults = Defaults {
-        limit: cfg.default_limit,
-        window_ms: cfg.default_window_ms,
-    };
-    let max = cfg.max_keys;
-    // Scanning many keys takes several round trips: allow a few timeouts' worth.
-    let budget = cfg.probe_timeout * 4;
-    // Both at once: the multiplexed connection sends their commands together.
-    let state = link
-        .run_within(budget, |c| async move {
-            let (mut a, mut b) = (c.clone(), c);
-            tokio::try_join!(
-                redis_state::registry(&mut a, 1000),
-                redis_state::counters(&mut b, defaults, max)
-            )
-        })
-        .await;
     match state {
         Ok((registry, counters)) => {
             probe.registry = Some(registry);
