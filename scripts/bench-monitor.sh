@@ -2,9 +2,11 @@
 # The headless monitor's cost on a healthy 3-node cluster without load: CPU per cycle and
 # resident memory, `operator monitor --interval 1s` over SECONDS (default 60) after 5 s of
 # start-up. CPU is the scheduler's own account of every thread (/proc/PID/task/*/schedstat,
-# nanoseconds), read at both ends of the window.
-# EVENTS=off leaves out the runtime's event stream (pidfds locally, the engine's on Docker).
-#   ./scripts/bench-monitor.sh [SECONDS] [local|docker]
+# nanoseconds), read every 10 s: the median of those windows is the figure (a virtual
+# machine's neighbours move single windows), the mean and range are shown beside it.
+# EVENTS=off leaves out the runtime's event stream (pidfds locally, the engine's on Docker);
+# SUBJECT=etcd watches an etcd cluster instead of the rate limiter.
+#   [SUBJECT=etcd] ./scripts/bench-monitor.sh [SECONDS] [local|docker]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -24,10 +26,10 @@ trap cleanup EXIT
 if [ "$runtime" = docker ]; then
   ./scripts/build-images.sh >/dev/null
 fi
-"$op" --runtime "$runtime" up >/dev/null
+"$op" --runtime "$runtime" up "${SUBJECT:-ratelimiter}" >/dev/null
 
 python3 - "$op" "$secs" <<'PY'
-import os, signal, subprocess, sys, threading, time
+import os, signal, statistics, subprocess, sys, threading, time
 op, secs = sys.argv[1], int(sys.argv[2])
 
 def threads(pid):
@@ -51,19 +53,27 @@ def count():
             cycles += 1
 threading.Thread(target=count, daemon=True).start()
 time.sleep(5)  # start-up left out
+WINDOW = 10
+windows, total_cpu, total_cycles, gone = [], 0, 0, 0
 before, c0 = threads(p.pid), cycles
-time.sleep(secs)
-after, c1 = threads(p.pid), cycles
+for _ in range(max(1, secs // WINDOW)):
+    time.sleep(WINDOW)
+    after, c1 = threads(p.pid), cycles
+    used = sum(after.values()) - sum(v for t, v in before.items() if t in after)
+    gone += len([t for t in before if t not in after])
+    if c1 > c0:
+        windows.append(used / (c1 - c0) / 1e6)
+    total_cpu, total_cycles = total_cpu + used, total_cycles + (c1 - c0)
+    before, c0 = after, c1
 with open(f"/proc/{p.pid}/status") as f:
     status = {l.split(":")[0]: (l.split() + ["0", "0"])[1] for l in f}
 p.send_signal(signal.SIGTERM)
 p.wait()
-n = c1 - c0
-used = sum(after.values()) - sum(v for t, v in before.items() if t in after)
-gone = [t for t in before if t not in after]
-note = f" ({len(gone)} threads ended in the window: their time is not counted)" if gone else ""
-print(f"operator monitor --interval 1s, healthy 3-node cluster, no load, {secs} s ({n} cycles): "
-      f"CPU {used / n / 1e6:.2f} ms per cycle{note}; resident {int(status['VmRSS']) / 1024:.1f} MiB "
+note = f" ({gone} threads ended in a window: their time is not counted)" if gone else ""
+print(f"operator monitor --interval 1s, healthy 3-node cluster, no load, {secs} s ({total_cycles} cycles): "
+      f"CPU {statistics.median(windows):.2f} ms per cycle (median of {len(windows)} windows of {WINDOW} s, "
+      f"{min(windows):.2f}–{max(windows):.2f}; mean {total_cpu / total_cycles / 1e6:.2f}){note}; "
+      f"resident {int(status['VmRSS']) / 1024:.1f} MiB "
       f"(anonymous {int(status['RssAnon']) / 1024:.1f}, file-backed {int(status['RssFile']) / 1024:.1f}, "
       f"peak {int(status['VmHWM']) / 1024:.1f})")
 PY
