@@ -75,6 +75,56 @@ async fn member_down_and_quorum_lost_fire_and_clear() {
     assert!(r.snapshot.unwrap().assessment.unknown.is_empty());
 }
 
+/// A member cut off from its peers on the local runtime: the proxy holds the links its peers
+/// dial it by and, told by the kernel's tables, the connections it dials them by. It loses
+/// the leader and falls behind the writes the others take; both clear when the partition
+/// heals, and no acknowledged write is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_member_loses_the_leader_and_falls_behind_until_healed() {
+    // Eight seconds of writes at 40/s: well past a lag of 20 entries.
+    let c = Cluster::start_subject("etcd", "[etcd.thresholds]\nlag_entries = 20\n");
+    let mut m = c.monitor();
+    cycle_until(&mut m, 20, STEP, |r| violated(r).is_empty()).await;
+    let (id, _) = c.inject(&["network_partition", "--target", "etcd-3", "--duration", "0"]);
+    let fault = c.json(&["chaos", "list", "--all"]);
+    let applied = fault.to_string();
+    assert!(applied.contains("what etcd-3 dials"), "{applied}");
+    let writes = c.command(&[
+        "load",
+        "etcd",
+        "--rate",
+        "40",
+        "--duration",
+        "8s",
+        "--keys",
+        "10",
+    ]);
+    let mut writes = tokio::process::Command::from(writes)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let both = ["no_leader", "member_lagging"];
+    let mut seen = [false; 2];
+    cycle_until(&mut m, 60, STEP, |r| {
+        for (s, inv) in seen.iter_mut().zip(both) {
+            *s |= opened(r, inv, "etcd-3");
+        }
+        seen == [true; 2]
+    })
+    .await;
+    let _ = writes.wait().await;
+    c.ok(&["chaos", "heal", &id.to_string()]);
+    let mut seen = [false; 2];
+    cycle_until(&mut m, 60, STEP, |r| {
+        for (s, inv) in seen.iter_mut().zip(both) {
+            *s |= resolved(r, inv, "etcd-3");
+        }
+        seen == [true; 2]
+    })
+    .await;
+    c.ok(&["load", "etcd", "--verify"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alarms_fire_per_alarm_and_clear_when_disarmed() {
     let c = Cluster::start_subject("etcd", "");

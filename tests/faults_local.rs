@@ -62,11 +62,30 @@ fn links(c: &Cluster) -> Vec<Value> {
     serde_json::from_str(json).unwrap()
 }
 
-/// The links that carry a toxic of `tag`.
+/// The links that carry a toxic of `tag` on every connection.
 fn links_with(c: &Cluster, tag: &str) -> Vec<String> {
+    links_scoped(c, tag, None)
+}
+
+/// The links that carry a toxic of `tag` at all.
+fn links_any(c: &Cluster, tag: &str) -> Vec<String> {
     links(c)
         .iter()
         .filter(|l| l["toxics"].get(tag).is_some())
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The links that carry a toxic of `tag`, on every connection (`dialed_by` None) or only on
+/// those dialed by the node listening at `dialed_by`.
+fn links_scoped(c: &Cluster, tag: &str, dialed_by: Option<&str>) -> Vec<String> {
+    links(c)
+        .iter()
+        .filter(|l| {
+            l["toxics"]
+                .get(tag)
+                .is_some_and(|t| t["dialed_by"].as_str() == dialed_by)
+        })
         .map(|l| l["name"].as_str().unwrap().to_string())
         .collect()
 }
@@ -90,6 +109,11 @@ fn latency_slows_what_clients_and_the_node_see_until_healed() {
         links_with(&c, &tag),
         vec!["clients>ratelimiter-1", "ratelimiter-1>redis"]
     );
+    // And on whatever the node dials through the others' links (here: nothing it dials).
+    assert_eq!(
+        links_scoped(&c, &tag, Some(&direct)),
+        vec!["ratelimiter-2>redis", "ratelimiter-3>redis"]
+    );
     // Through the client link: Redis's answer to the node and the node's answer are delayed.
     let (status, slow, _) = get(&client, "/health", Duration::from_secs(5)).unwrap();
     assert_eq!(status, 200);
@@ -104,7 +128,7 @@ fn latency_slows_what_clients_and_the_node_see_until_healed() {
 
     let healed = c.json(&["chaos", "heal", &id.to_string()]);
     assert_eq!(healed[0]["acted"], true, "{healed}");
-    assert!(links_with(&c, &tag).is_empty());
+    assert!(links_any(&c, &tag).is_empty());
     let (_, after, _) = get(&client, "/health", Duration::from_secs(5)).unwrap();
     assert!(
         after < Duration::from_millis(250),
@@ -135,7 +159,7 @@ fn a_refusing_partition_refuses_clients_and_cuts_the_node_from_redis() {
     assert_eq!(node(&c, "ratelimiter-2")["state"], "running");
 
     c.ok(&["chaos", "heal", &id.to_string()]);
-    assert!(links_with(&c, &tag).is_empty());
+    assert!(links_any(&c, &tag).is_empty());
     assert!(TcpStream::connect(&client).is_ok());
     assert!(wait_for(Duration::from_secs(5), || {
         get(&direct, "/health", Duration::from_secs(3)).is_ok_and(|(s, _, _)| s == 200)
@@ -211,7 +235,7 @@ fn a_network_fault_whose_healer_died_is_healed_by_the_next_command() {
     c.kill_healers();
     assert_eq!(links_with(&c, &tag).len(), 2, "nobody healed it yet");
     c.ok(&["chaos", "list"]);
-    assert!(links_with(&c, &tag).is_empty());
+    assert!(links_any(&c, &tag).is_empty());
     let all = c.json(&["chaos", "list", "--all"]);
     let f = all["faults"]
         .as_array()
@@ -248,7 +272,7 @@ fn a_toxic_left_by_a_crash_mid_injection_is_healed_and_only_it() {
     .unwrap();
     assert!(TcpStream::connect(client_address(&c, "ratelimiter-1")).is_err());
     c.ok(&["chaos", "list"]);
-    assert!(links_with(&c, &format!("fault-{id}")).is_empty());
+    assert!(links_any(&c, &format!("fault-{id}")).is_empty());
     assert!(TcpStream::connect(client_address(&c, "ratelimiter-1")).is_ok());
     assert_eq!(
         links_with(&c, &other_tag).len(),

@@ -1,11 +1,12 @@
 //! The control API, from the side of whoever injects or heals a fault.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
 use super::link::LinkView;
-use super::toxic::Toxic;
+use super::toxic::{Rule, Toxic};
 use crate::runtime::health::error_chain;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,9 +106,14 @@ impl ProxyClient {
         self.call(self.http.get(self.url(&["links"])?)).await
     }
 
-    pub async fn set(&self, link: &str, tag: &str, toxic: Toxic) -> Result<LinkView, ProxyError> {
+    pub async fn set(
+        &self,
+        link: &str,
+        tag: &str,
+        rule: impl Into<Rule>,
+    ) -> Result<LinkView, ProxyError> {
         let url = self.url(&["links", link, "toxics", tag])?;
-        self.call(self.http.put(url).json(&toxic)).await
+        self.call(self.http.put(url).json(&rule.into())).await
     }
 
     /// True if the tag had a toxic on the link.
@@ -118,27 +124,43 @@ impl ProxyClient {
     }
 
     /// Puts `toxic` under `tag` on every link that touches `node`; returns those links.
+    /// With `dialer` (the address `node` listens on, on this host), also on the connections
+    /// `node` dials through the other nodes' links, so that it is cut off both ways.
     pub async fn impair_node(
         &self,
         node: &str,
         tag: &str,
         toxic: Toxic,
+        dialer: Option<SocketAddr>,
     ) -> Result<Vec<String>, ProxyError> {
-        let links: Vec<String> = self
+        let rules: Vec<(String, Rule)> = self
             .links()
             .await?
             .into_iter()
-            .map(|l| l.name)
-            .filter(|l| super::touches(l, node))
+            .filter_map(|l| {
+                if super::touches(&l.name, node) {
+                    Some((l.name, toxic.into()))
+                } else if super::is_client_link(&l.name) {
+                    None
+                } else {
+                    let dialed_by = Some(dialer?);
+                    Some((l.name, Rule { toxic, dialed_by }))
+                }
+            })
             .collect();
-        for link in &links {
-            let view = self.set(link, tag, toxic).await?;
-            if view.toxics.get(tag) != Some(&toxic) {
+        let mut links = Vec::new();
+        for (link, rule) in rules {
+            let view = self.set(&link, tag, rule).await?;
+            if view.toxics.get(tag) != Some(&rule) {
                 return Err(ProxyError::Inconsistent {
                     address: self.address.clone(),
                     message: format!("link `{link}` does not show the toxic just set"),
                 });
             }
+            links.push(match rule.dialed_by {
+                Some(_) => format!("{link} (what {node} dials)"),
+                None => link,
+            });
         }
         Ok(links)
     }

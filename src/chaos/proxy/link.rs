@@ -1,7 +1,7 @@
 //! One proxied link: a listener, and for each accepted connection a pair of pumps to the
 //! upstream that apply the link's toxics as they change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::toxic::{Effect, PartitionMode, Toxic};
+use super::dialer::Dialers;
+use super::toxic::{Effect, PartitionMode, Rule};
 
 const CHUNK: usize = 16 * 1024;
 /// Chunks held per direction while a link is slow or black-holed; then the reader stops, and
@@ -71,14 +72,17 @@ pub struct LinkView {
     /// Whether the link accepts connections now (not while a refusing partition is on).
     pub listening: bool,
     /// By owner tag.
-    pub toxics: BTreeMap<String, Toxic>,
+    pub toxics: BTreeMap<String, Rule>,
 }
+
+type Rules = BTreeMap<String, Rule>;
 
 pub struct Link {
     pub spec: LinkSpec,
-    toxics: watch::Sender<BTreeMap<String, Toxic>>,
+    toxics: watch::Sender<Rules>,
     connections: AtomicUsize,
     listening: watch::Sender<bool>,
+    dialers: Arc<Dialers>,
 }
 
 impl Link {
@@ -88,6 +92,7 @@ impl Link {
             toxics: watch::Sender::new(BTreeMap::new()),
             connections: AtomicUsize::new(0),
             listening: watch::Sender::new(false),
+            dialers: Arc::default(),
         })
     }
 
@@ -102,9 +107,10 @@ impl Link {
         }
     }
 
-    pub fn set_toxic(&self, tag: &str, toxic: Toxic) {
+    pub fn set_toxic(&self, tag: &str, rule: impl Into<Rule>) {
+        let rule = rule.into();
         self.toxics.send_modify(|t| {
-            t.insert(tag.to_string(), toxic);
+            t.insert(tag.to_string(), rule);
         });
     }
 
@@ -124,8 +130,86 @@ impl Link {
             .is_ok_and(|r| r.is_ok())
     }
 
-    fn effect(rx: &watch::Receiver<BTreeMap<String, Toxic>>) -> Effect {
-        Effect::of(&rx.borrow())
+    /// What every connection suffers: the listener follows this.
+    fn effect(rx: &watch::Receiver<Rules>) -> Effect {
+        Effect::of(
+            rx.borrow()
+                .values()
+                .filter(|r| r.dialed_by.is_none())
+                .map(|r| &r.toxic),
+        )
+    }
+
+    /// The link's effect on one connection, kept current as the rules change until the
+    /// connection's last receiver is dropped.
+    async fn effect_on(
+        self: &Arc<Self>,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> watch::Receiver<Effect> {
+        let mut rules = self.toxics.subscribe();
+        // Whether this connection was dialed by the node at each address asked about so far.
+        let mut dialed_by = HashMap::new();
+        let now = rules.borrow_and_update().clone();
+        let first = self.effect_for(&now, peer, local, &mut dialed_by).await;
+        let (tx, rx) = watch::channel(first);
+        let link = Arc::clone(self);
+        tokio::spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        changed = rules.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            let now = rules.borrow_and_update().clone();
+                            let e = link.effect_for(&now, peer, local, &mut dialed_by).await;
+                            tx.send_if_modified(|cur| std::mem::replace(cur, e) != e);
+                        }
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        rx
+    }
+
+    async fn effect_for(
+        &self,
+        rules: &Rules,
+        peer: SocketAddr,
+        local: SocketAddr,
+        dialed_by: &mut HashMap<SocketAddr, bool>,
+    ) -> Effect {
+        let unknown: BTreeSet<SocketAddr> = rules
+            .values()
+            .filter_map(|r| r.dialed_by)
+            .filter(|a| !dialed_by.contains_key(a))
+            .collect();
+        if !unknown.is_empty() {
+            let dialers = Arc::clone(&self.dialers);
+            let asked = tokio::task::spawn_blocking(move || {
+                unknown
+                    .into_iter()
+                    .map(|node| (node, dialers.dialed_by(peer, local, node)))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            match asked {
+                Ok(found) => dialed_by.extend(found),
+                Err(e) => warn!(error = %e, "could not tell who dialed a connection"),
+            }
+        }
+        Effect::of(
+            rules
+                .values()
+                .filter(|r| {
+                    r.dialed_by
+                        .is_none_or(|node| dialed_by.get(&node).copied().unwrap_or(false))
+                })
+                .map(|r| &r.toxic),
+        )
     }
 
     /// Accepts connections for as long as the process lives. While a refusing partition is
@@ -178,12 +262,15 @@ impl Link {
     async fn carry(self: Arc<Self>, client: TcpStream) {
         self.connections.fetch_add(1, Ordering::Relaxed);
         let _count = Count(&self.connections);
-        let mut toxics = self.toxics.subscribe();
+        let (Ok(peer), Ok(local)) = (client.peer_addr(), client.local_addr()) else {
+            return;
+        };
+        let mut effect = self.effect_on(peer, local).await;
         // A black-holed link accepts (the kernel does) but goes no further until it heals.
         // A client that gives up meanwhile is let go, so held connections do not pile up.
         let usable = tokio::select! {
-            u = toxics.wait_for(|t| Effect::of(t).partition != Some(PartitionMode::Blackhole)) => {
-                u.map(|t| Effect::of(&t).partition.is_none())
+            u = effect.wait_for(|e| e.partition != Some(PartitionMode::Blackhole)) => {
+                u.map(|e| e.partition.is_none())
             }
             _ = closed_by_peer(&client) => return,
         };
@@ -211,15 +298,16 @@ impl Link {
         let _ = upstream.set_nodelay(true);
         let (cr, cw) = client.into_split();
         let (ur, uw) = upstream.into_split();
+        let (to_upstream, to_client) = (effect.clone(), effect.clone());
         let both = async {
             tokio::try_join!(
-                pump(cr, uw, self.toxics.subscribe(), false),
-                pump(ur, cw, self.toxics.subscribe(), true)
+                pump(cr, uw, to_upstream, false),
+                pump(ur, cw, to_client, true)
             )
         };
         tokio::select! {
             done = both => if let Err(e) = done { debug!(error = %e, "connection ended with an error") },
-            _ = toxics.wait_for(|t| Effect::of(t).partition == Some(PartitionMode::Refuse)) => {
+            _ = effect.wait_for(|e| e.partition == Some(PartitionMode::Refuse)) => {
                 // The halves were dropped with the `both` future: a reset would need them, and
                 // the peers see the close at once, which is what a refusal promises.
                 debug!("partition (refuse): connection cut");
@@ -258,7 +346,7 @@ fn reset(s: &TcpStream) {
 async fn pump(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
-    mut toxics: watch::Receiver<BTreeMap<String, Toxic>>,
+    mut toxics: watch::Receiver<Effect>,
     downstream: bool,
 ) -> std::io::Result<()> {
     let (tx, mut rx) = mpsc::channel::<(Instant, Vec<u8>)>(QUEUE);
@@ -280,7 +368,7 @@ async fn pump(
         let mut link_free = Instant::now();
         while let Some((arrived, chunk)) = rx.recv().await {
             let effect = loop {
-                let e = Link::effect(&toxics);
+                let e = *toxics.borrow();
                 if e.partition != Some(PartitionMode::Blackhole) {
                     break e;
                 }
@@ -300,7 +388,7 @@ async fn pump(
                             break;
                         }
                         r = toxics.changed() => {
-                            let now = Link::effect(&toxics);
+                            let now = *toxics.borrow();
                             if r.is_err() || (now.delay.is_zero() && now.jitter.is_zero()) {
                                 last_due = Instant::now();
                                 break;
@@ -314,7 +402,7 @@ async fn pump(
             // each piece, so that a heal frees what is left of the chunk.
             let mut rest: &[u8] = &chunk;
             while !rest.is_empty() {
-                let Some(rate) = Link::effect(&toxics).bytes_per_sec else {
+                let Some(rate) = toxics.borrow().bytes_per_sec else {
                     to.write_all(rest).await?;
                     break;
                 };
@@ -324,7 +412,7 @@ async fn pump(
                     .min(rest.len());
                 let (part, after) = rest.split_at(piece);
                 link_free =
-                    link_free.max(Instant::now()) + Link::effect(&toxics).transfer_time(part.len());
+                    link_free.max(Instant::now()) + toxics.borrow().transfer_time(part.len());
                 tokio::select! {
                     _ = tokio::time::sleep_until(link_free) => {}
                     _ = toxics.changed() => {
@@ -337,7 +425,7 @@ async fn pump(
             }
         }
         // A close is held like data while the link is black-holed.
-        while Link::effect(&toxics).partition == Some(PartitionMode::Blackhole) {
+        while toxics.borrow().partition == Some(PartitionMode::Blackhole) {
             if toxics.changed().await.is_err() {
                 break;
             }

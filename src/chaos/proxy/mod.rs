@@ -1,10 +1,11 @@
-//! The fault proxy: a TCP proxy on each node's links (clients → node, node → Redis) that
+//! The fault proxy: a TCP proxy on each node's links (clients → node, node → its peers) that
 //! adds latency with jitter, partitions (refuse or black hole) and bandwidth limits on
 //! command. It is how network faults work where `tc netem` cannot (the local runtime, or a
 //! kernel without `sch_netem`). Toxiproxy's model, in-process and in Rust: see the README for
 //! why not the `noxious` crate.
 
 pub mod client;
+pub mod dialer;
 pub mod link;
 pub mod server;
 pub mod token;
@@ -15,7 +16,7 @@ mod tests;
 
 pub use client::{ProxyClient, ProxyError};
 pub use link::{LinkSpec, LinkView};
-pub use toxic::{PartitionMode, Toxic};
+pub use toxic::{PartitionMode, Rule, Toxic};
 
 /// The fault proxy as a node of a plan: `program faultproxy --control ADDR --link …`,
 /// healthy when its control API answers.
@@ -52,6 +53,11 @@ pub fn client_link(node: &str) -> String {
 /// The link `node` uses to reach `upstream`.
 pub fn peer_link(node: &str, upstream: &str) -> String {
     format!("{node}>{upstream}")
+}
+
+/// Whether `link` is one that clients (not nodes) dial.
+pub fn is_client_link(link: &str) -> bool {
+    link.starts_with("clients>")
 }
 
 /// Whether `link` touches `node` at either end.

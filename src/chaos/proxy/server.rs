@@ -1,6 +1,7 @@
 //! The proxy process: its links, and the HTTP control API that chaos drives from any process.
 //!
-//! `GET /health`, `GET /links`, `PUT /links/{link}/toxics/{tag}` (body: a [`Toxic`]),
+//! `GET /health`, `GET /links`, `PUT /links/{link}/toxics/{tag}` (body: a [`Rule`]: a
+//! toxic, and `dialed_by` to put it only on connections the node at that address dialed),
 //! `DELETE /links/{link}/toxics/{tag}`; with a token, the last two need
 //! `Authorization: Bearer <token>`. Toxics live only in this process: if it dies, every
 //! fault it carried is gone with it, which is what heal wants anyway.
@@ -21,7 +22,7 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use super::link::{Link, LinkSpec, LinkView};
-use super::toxic::{PartitionMode, Toxic};
+use super::toxic::{PartitionMode, Rule, Toxic};
 
 type Links = Arc<BTreeMap<String, Arc<Link>>>;
 
@@ -122,7 +123,7 @@ async fn set(
     State(c): State<Control>,
     headers: HeaderMap,
     Path((link, tag)): Path<(String, String)>,
-    Json(toxic): Json<Toxic>,
+    Json(rule): Json<Rule>,
 ) -> Response {
     if !c.allows(&headers) {
         return unauthorized();
@@ -131,14 +132,8 @@ async fn set(
     let Some(l) = links.get(&link) else {
         return not_found(&link, links);
     };
-    l.set_toxic(&tag, toxic);
-    if matches!(
-        toxic,
-        Toxic::Partition {
-            mode: PartitionMode::Refuse
-        }
-    ) && !l.wait_listening(false, SETTLE).await
-    {
+    l.set_toxic(&tag, rule);
+    if refuses_all(&rule) && !l.wait_listening(false, SETTLE).await {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "error": format!("link `{link}` still listens on {}; the refusal did not take", l.spec.listen) })),
@@ -161,14 +156,7 @@ async fn remove(
         return not_found(&link, links);
     };
     let removed = l.remove_toxic(&tag);
-    let refusing = l.view().toxics.values().any(|t| {
-        matches!(
-            t,
-            Toxic::Partition {
-                mode: PartitionMode::Refuse
-            }
-        )
-    });
+    let refusing = l.view().toxics.values().any(refuses_all);
     if !refusing && !l.wait_listening(true, SETTLE).await {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -177,4 +165,13 @@ async fn remove(
             .into_response();
     }
     Json(json!({ "removed": removed, "link": l.view() })).into_response()
+}
+
+/// A refusal on every connection closes the link's listener; one scoped to a dialer does not.
+fn refuses_all(rule: &Rule) -> bool {
+    rule.dialed_by.is_none()
+        && rule.toxic
+            == Toxic::Partition {
+                mode: PartitionMode::Refuse,
+            }
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::link::{Link, LinkSpec};
-use super::toxic::{PartitionMode, Toxic};
+use super::toxic::{PartitionMode, Rule, Toxic};
 
 async fn echo_server() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -186,19 +186,35 @@ async fn the_control_api_sets_lists_and_removes_toxics_by_tag() {
         jitter_ms: 1,
     };
     assert_eq!(
-        c.impair_node("b", "fault-9", toxic).await.unwrap(),
+        c.impair_node("b", "fault-9", toxic, None).await.unwrap(),
         vec!["a>b"]
     );
     assert!(
-        c.impair_node("c", "fault-9", toxic)
+        c.impair_node("c", "fault-9", toxic, None)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         c.links().await.unwrap()[0].toxics.get("fault-9"),
-        Some(&toxic)
+        Some(&toxic.into())
     );
+    // A node the link does not touch, cut off both ways: its own connections only.
+    let c_listens: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    assert_eq!(
+        c.impair_node("c", "fault-10", toxic, Some(c_listens))
+            .await
+            .unwrap(),
+        vec!["a>b (what c dials)"]
+    );
+    assert_eq!(
+        c.links().await.unwrap()[0].toxics.get("fault-10"),
+        Some(&Rule {
+            toxic,
+            dialed_by: Some(c_listens)
+        })
+    );
+    assert_eq!(c.clear_tag("fault-10").await.unwrap(), vec!["a>b"]);
     let err = c
         .set("nope", "fault-9", toxic)
         .await
@@ -276,4 +292,110 @@ async fn a_black_hole_holds_a_close_until_it_heals() {
         .expect("after the heal the close goes through and comes back")
         .unwrap();
     assert_eq!(n, 0);
+}
+
+/// Another process listening on loopback, and where.
+fn listener_elsewhere() -> (std::process::Child, SocketAddr) {
+    use std::io::BufRead;
+    let script = "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (the set-up script installs it)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().parse().unwrap();
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Writes a byte and says whether it came back within `wait`.
+async fn echoes_within(s: &mut TcpStream, wait: Duration) -> bool {
+    s.write_all(b"x").await.unwrap();
+    let mut b = [0u8; 1];
+    tokio::time::timeout(wait, s.read_exact(&mut b))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}
+
+/// A rule scoped to a dialer is told by the kernel's tables, after the connection is made.
+const SETTLE: Duration = Duration::from_millis(500);
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toxic_scoped_to_a_dialer_reaches_only_the_connections_it_dialed() {
+    let l = link().await;
+    let mut before = TcpStream::connect(l.spec.listen).await.unwrap();
+    round_trip(&mut before, 10).await;
+    let blackhole = Toxic::Partition {
+        mode: PartitionMode::Blackhole,
+    };
+
+    // Scoped to another process: this one's connections, old and new, are left alone.
+    let (mut other, elsewhere) = listener_elsewhere();
+    l.set_toxic(
+        "fault-1",
+        Rule {
+            toxic: blackhole,
+            dialed_by: Some(elsewhere),
+        },
+    );
+    tokio::time::sleep(SETTLE).await;
+    assert!(echoes_within(&mut before, Duration::from_secs(2)).await);
+    let mut after = TcpStream::connect(l.spec.listen).await.unwrap();
+    assert!(echoes_within(&mut after, Duration::from_secs(2)).await);
+
+    // Scoped to this process (it listens on `mine`): its connections are held, the listener
+    // stays open for everyone else, and the heal lets the held bytes through.
+    let mine = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.set_toxic(
+        "fault-2",
+        Rule {
+            toxic: blackhole,
+            dialed_by: Some(mine.local_addr().unwrap()),
+        },
+    );
+    tokio::time::sleep(SETTLE).await;
+    assert!(!echoes_within(&mut before, Duration::from_millis(400)).await);
+    assert!(l.view().listening);
+    let mut held = TcpStream::connect(l.spec.listen).await.unwrap();
+    assert!(!echoes_within(&mut held, Duration::from_millis(400)).await);
+
+    l.remove_toxic("fault-2");
+    let mut b = [0u8; 1];
+    tokio::time::timeout(Duration::from_secs(2), before.read_exact(&mut b))
+        .await
+        .expect("the held bytes come back after the heal")
+        .unwrap();
+    assert!(echoes_within(&mut held, Duration::from_secs(2)).await);
+
+    // A refusal scoped to it cuts its connections and resets new ones, and the listener
+    // stays open for everyone else.
+    l.set_toxic(
+        "fault-3",
+        Rule {
+            toxic: Toxic::Partition {
+                mode: PartitionMode::Refuse,
+            },
+            dialed_by: Some(mine.local_addr().unwrap()),
+        },
+    );
+    tokio::time::sleep(SETTLE).await;
+    let mut b = [0u8; 1];
+    let cut = tokio::time::timeout(Duration::from_secs(2), after.read(&mut b)).await;
+    assert!(
+        matches!(cut, Ok(Ok(0)) | Ok(Err(_))),
+        "a refused connection ends: {cut:?}"
+    );
+    assert!(l.view().listening);
+    let mut refused = TcpStream::connect(l.spec.listen).await.unwrap();
+    assert!(!echoes_within(&mut refused, Duration::from_secs(1)).await);
+    l.remove_toxic("fault-3");
+    tokio::time::sleep(SETTLE).await;
+    let mut again = TcpStream::connect(l.spec.listen).await.unwrap();
+    assert!(echoes_within(&mut again, Duration::from_secs(2)).await);
+    let _ = other.kill();
+    let _ = other.wait();
 }

@@ -1,7 +1,7 @@
 //! What a fault does to a link, in toxiproxy's terms: each toxic is owned by a tag (the fault
 //! that set it), and a link's effect is all its toxics together.
 
-use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,26 @@ pub enum Toxic {
     },
 }
 
+/// A toxic as a link holds it: on every connection, or only on those one node dialed (to cut
+/// a node off from peers it reaches through links that are not its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    #[serde(flatten)]
+    pub toxic: Toxic,
+    /// Only connections dialed by the process that listens on this address (see `dialer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialed_by: Option<SocketAddr>,
+}
+
+impl From<Toxic> for Rule {
+    fn from(toxic: Toxic) -> Self {
+        Self {
+            toxic,
+            dialed_by: None,
+        }
+    }
+}
+
 /// The combined effect of a link's toxics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Effect {
@@ -64,9 +84,9 @@ pub struct Effect {
 impl Effect {
     /// Toxics add up: delays sum, the tightest bandwidth wins, and a refusal outranks a
     /// black hole.
-    pub fn of(toxics: &BTreeMap<String, Toxic>) -> Self {
+    pub fn of<'a>(toxics: impl IntoIterator<Item = &'a Toxic>) -> Self {
         let mut e = Self::default();
-        for t in toxics.values() {
+        for t in toxics {
             match *t {
                 Toxic::Latency {
                     delay_ms,
@@ -110,13 +130,13 @@ impl Effect {
 mod tests {
     use super::*;
 
-    fn set(toxics: &[(&str, Toxic)]) -> BTreeMap<String, Toxic> {
-        toxics.iter().map(|(k, t)| (k.to_string(), *t)).collect()
+    fn set(toxics: &[(&str, Toxic)]) -> Vec<Toxic> {
+        toxics.iter().map(|(_, t)| *t).collect()
     }
 
     #[test]
     fn no_toxics_no_effect() {
-        assert_eq!(Effect::of(&BTreeMap::new()), Effect::default());
+        assert_eq!(Effect::of(std::iter::empty()), Effect::default());
     }
 
     #[test]
@@ -194,5 +214,21 @@ mod tests {
                 mode: PartitionMode::Refuse
             }
         );
+    }
+
+    #[test]
+    fn a_rule_is_its_toxic_with_an_optional_dialer() {
+        let plain = Rule::from(Toxic::Partition {
+            mode: PartitionMode::Blackhole,
+        });
+        let json = serde_json::to_string(&plain).unwrap();
+        assert_eq!(json, r#"{"type":"partition","mode":"blackhole"}"#);
+        let scoped: Rule = serde_json::from_str(
+            r#"{"type":"partition","mode":"blackhole","dialed_by":"127.0.0.1:2379"}"#,
+        )
+        .unwrap();
+        assert_eq!(scoped.toxic, plain.toxic);
+        assert_eq!(scoped.dialed_by, Some("127.0.0.1:2379".parse().unwrap()));
+        assert_eq!(serde_json::from_str::<Rule>(&json).unwrap(), plain);
     }
 }

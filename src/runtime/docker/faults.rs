@@ -207,7 +207,9 @@ pub async fn impair(
                 .toxic()
                 .ok_or_else(|| impair_error(target, "no toxic for it"))?;
             let links = proxy(rt, &record)?
-                .impair_node(target, tag, toxic)
+                // Each container dials from its own address, past any scope the proxy could
+                // tell by this host's process tables: partitions there are iptables'.
+                .impair_node(target, tag, toxic, None)
                 .await
                 .map_err(|e| impair_error(target, e.to_string()))?;
             if links.is_empty() {

@@ -463,7 +463,10 @@ impl Runtime for LocalRuntime {
     async fn mechanism(&self, imp: &Impairment) -> Result<String, String> {
         match imp {
             Impairment::DiskFill { .. } => Err(NO_BOUNDED_DISK.into()),
-            _ => Ok("the fault proxy, on the node's links (clients → node, node → Redis)".into()),
+            _ => Ok(
+                "the fault proxy, on the node's links (clients → node, node → its peers) and on the connections it dials through its peers' links"
+                    .into(),
+            ),
         }
     }
 
@@ -482,10 +485,17 @@ impl Runtime for LocalRuntime {
             });
         };
         let record = self.load()?;
-        record.node(target)?;
+        let spec = &record.node(target)?.spec;
+        // Where the node listens tells the proxy which connections it dials (see its
+        // `dialer`): every process here dials from 127.0.0.1.
+        let dialer = spec
+            .host
+            .parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, spec.port));
         let proxy = self.proxy(&record, true)?;
         let links = proxy
-            .impair_node(target, tag, toxic)
+            .impair_node(target, tag, toxic, dialer)
             .await
             .map_err(|e| impair_error(target, e))?;
         if links.is_empty() {
