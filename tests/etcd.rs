@@ -442,6 +442,10 @@ async fn member_removed_is_repaired_by_a_reset_a_person_approves() {
         .find(|v| v.invariant == "membership_mismatch")
         .unwrap();
     assert_eq!(v.detail["problem"], "removed", "{v:?}");
+    // Removing the member that led costs an election: a quorum_lost or no_leader ticket may
+    // have opened meanwhile. A clean look closes it, so the agent is given only this one.
+    let membership = [("membership_mismatch".to_string(), "etcd-2".to_string())];
+    cycle_until(&mut m, 40, STEP, |r| violated(r) == membership).await;
     drop(m);
 
     let cmd = format!(
