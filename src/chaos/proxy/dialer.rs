@@ -40,7 +40,8 @@ impl Dialers {
         let sockets = sockets();
         let Some(conn) = sockets
             .iter()
-            .find(|s| s.local == peer && s.remote == local && s.state != LISTEN)
+            // A socket no process holds any more (TIME_WAIT) shows inode 0.
+            .find(|s| s.local == peer && s.remote == local && s.state != LISTEN && s.inode != 0)
             .map(|s| s.inode)
         else {
             return false;
