@@ -85,43 +85,10 @@ async fn a_partitioned_member_loses_the_leader_and_falls_behind_until_healed() {
     let c = Cluster::start_subject("etcd", "[etcd.thresholds]\nlag_entries = 20\n");
     let mut m = c.monitor();
     cycle_until(&mut m, 20, STEP, |r| violated(r).is_empty()).await;
-    let (id, _) = c.inject(&["network_partition", "--target", "etcd-3", "--duration", "0"]);
-    let fault = c.json(&["chaos", "list", "--all"]);
-    let applied = fault.to_string();
-    assert!(applied.contains("what etcd-3 dials"), "{applied}");
-    let writes = c.command(&[
-        "load",
-        "etcd",
-        "--rate",
-        "40",
-        "--duration",
-        "8s",
-        "--keys",
-        "10",
-    ]);
-    let mut writes = tokio::process::Command::from(writes)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let both = ["no_leader", "member_lagging"];
-    let mut seen = [false; 2];
-    cycle_until(&mut m, 60, STEP, |r| {
-        for (s, inv) in seen.iter_mut().zip(both) {
-            *s |= opened(r, inv, "etcd-3");
-        }
-        seen == [true; 2]
-    })
-    .await;
-    let _ = writes.wait().await;
-    c.ok(&["chaos", "heal", &id.to_string()]);
-    let mut seen = [false; 2];
-    cycle_until(&mut m, 60, STEP, |r| {
-        for (s, inv) in seen.iter_mut().zip(both) {
-            *s |= resolved(r, inv, "etcd-3");
-        }
-        seen == [true; 2]
-    })
-    .await;
+    common::etcd_partition_fires_and_clears(&c, &mut m, "etcd-3").await;
+    // The heal took it off the other members' links too: what etcd-3 dials was held.
+    let healed = c.json(&["chaos", "list", "--all"])["faults"][0]["note"].to_string();
+    assert!(healed.contains("peers>etcd-1, peers>etcd-2"), "{healed}");
     c.ok(&["load", "etcd", "--verify"]);
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Cluster, cycle_until, opened, resolved, text};
+use common::{Cluster, cycle_until, opened, text};
 use operator::subjects::etcd::gateway::Gateway;
 use operator::tickets::{Resolution, Status};
 use serde_json::Value;
@@ -138,40 +138,7 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
 
     // One member cut off from its peers by iptables: it loses the leader and falls behind
     // the writes the others take; both clear when the partition heals.
-    let (id, _) = c.inject(&["network_partition", "--target", "etcd-3", "--duration", "0"]);
-    let writes = c.command(&[
-        "load",
-        "etcd",
-        "--rate",
-        "40",
-        "--duration",
-        "8s",
-        "--keys",
-        "10",
-    ]);
-    let mut writes = tokio::process::Command::from(writes)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let both = ["no_leader", "member_lagging"];
-    let mut seen = [false; 2];
-    cycle_until(&mut m, 60, STEP, |r| {
-        for (s, inv) in seen.iter_mut().zip(both) {
-            *s |= opened(r, inv, "etcd-3");
-        }
-        seen == [true; 2]
-    })
-    .await;
-    let _ = writes.wait().await;
-    c.ok(&["chaos", "heal", &id.to_string()]);
-    let mut seen = [false; 2];
-    cycle_until(&mut m, 60, STEP, |r| {
-        for (s, inv) in seen.iter_mut().zip(both) {
-            *s |= resolved(r, inv, "etcd-3");
-        }
-        seen == [true; 2]
-    })
-    .await;
+    common::etcd_partition_fires_and_clears(&c, &mut m, "etcd-3").await;
     c.etcd_load_ten_keys();
     verified(&c);
 

@@ -615,3 +615,44 @@ pub fn rogue_ratelimiter(node_id: &str, address: &str, redis_url: &str, log: &Pa
     assert!(listening, "rogue ratelimiter did not listen on {address}");
     c
 }
+
+/// Partitions etcd `member` from its peers under eight seconds of writes, and waits until
+/// `no_leader` and `member_lagging` open for it, then heals it and waits until both resolve.
+/// The cluster must run with a small `etcd.thresholds.lag_entries` (20: the writes exceed it).
+pub async fn etcd_partition_fires_and_clears(c: &Cluster, m: &mut Monitor, member: &str) {
+    let step = Duration::from_millis(200);
+    let (id, _) = c.inject(&["network_partition", "--target", member, "--duration", "0"]);
+    let writes = c.command(&[
+        "load",
+        "etcd",
+        "--rate",
+        "40",
+        "--duration",
+        "8s",
+        "--keys",
+        "10",
+    ]);
+    let mut writes = tokio::process::Command::from(writes)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let both = ["no_leader", "member_lagging"];
+    let mut seen = [false; 2];
+    cycle_until(m, 60, step, |r| {
+        for (s, inv) in seen.iter_mut().zip(both) {
+            *s |= opened(r, inv, member);
+        }
+        seen == [true; 2]
+    })
+    .await;
+    let _ = writes.wait().await;
+    c.ok(&["chaos", "heal", &id.to_string()]);
+    let mut seen = [false; 2];
+    cycle_until(m, 60, step, |r| {
+        for (s, inv) in seen.iter_mut().zip(both) {
+            *s |= resolved(r, inv, member);
+        }
+        seen == [true; 2]
+    })
+    .await;
+}
