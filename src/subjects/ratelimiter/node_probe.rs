@@ -259,6 +259,17 @@ mod tests {
         address
     }
 
+    /// `body` as a 200 answer, as the node gives its state (healthy or not).
+    fn ok(body: &str) -> &'static str {
+        Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        )
+    }
+
     async fn look(address: &str) -> Probed {
         let uri = state_uri(address, 10).unwrap();
         probe_node(
@@ -273,14 +284,7 @@ mod tests {
     #[tokio::test]
     async fn a_healthy_answer_is_read_whole() {
         let body = r#"{"healthy":true,"health":{"status":"ok","redis":"ok"},"counters":[{"key":"a","count":2,"limit":5,"window_ms":1000,"remaining":3}],"truncated":false,"check_histogram":{"le":[0.1],"counts":[1,2]},"node_id":"x"}"#;
-        let answer: &'static str = Box::leak(
-            format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .into_boxed_str(),
-        );
-        let (probe, histogram) = look(&serve(answer).await).await;
+        let (probe, histogram) = look(&serve(ok(body)).await).await;
         assert_eq!(probe.state, NodeState::Up, "{:?}", probe.detail);
         assert_eq!(probe.counters.unwrap()[0].remaining, 3);
         assert_eq!(histogram.unwrap(), vec![(0.1, 1.0), (f64::INFINITY, 2.0)]);
@@ -290,14 +294,7 @@ mod tests {
     async fn an_unhealthy_node_says_why_and_malformed_counters_are_left_unread() {
         // The node answers 200 with its state even when unhealthy: `healthy` says so.
         let body = r#"{"healthy":false,"health":{"status":"unhealthy","redis":"unreachable","reason":"Connection refused"},"counters":"oops"}"#;
-        let answer: &'static str = Box::leak(
-            format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .into_boxed_str(),
-        );
-        let (probe, _) = look(&serve(answer).await).await;
+        let (probe, _) = look(&serve(ok(body)).await).await;
         assert_eq!(probe.state, NodeState::Degraded);
         assert!(probe.redis_unreachable);
         assert_eq!(
