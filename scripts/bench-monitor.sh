@@ -5,16 +5,22 @@
 # nanoseconds), read every 10 s: the median of those windows is the figure (a virtual
 # machine's neighbours move single windows), the mean and range are shown beside it.
 # EVENTS=off leaves out the runtime's event stream (pidfds locally, the engine's on Docker);
-# SUBJECT=etcd watches an etcd cluster instead of the rate limiter.
-#   [SUBJECT=etcd] ./scripts/bench-monitor.sh [SECONDS] [local|docker]
+# SUBJECT=etcd watches an etcd cluster instead of the rate limiter. OPERATOR_BIN=PATH measures
+# that build instead of this checkout's (to compare two builds, run them in turn, alternately:
+# a host's slow minutes then fall on both).
+#   [SUBJECT=etcd] [OPERATOR_BIN=PATH] ./scripts/bench-monitor.sh [SECONDS] [local|docker]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
 runtime="${2:-local}"
 events="$([ "${EVENTS:-on}" = off ] && echo false || echo true)"
 
-cargo build --release --bins --quiet
-op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
+if [ -n "${OPERATOR_BIN:-}" ]; then
+  op="$OPERATOR_BIN"
+else
+  cargo build --release --bins --quiet
+  op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
+fi
 state="$(mktemp -d)"
 printf '[runtime.local]\nevents = %s\n[runtime.docker]\nevents = %s\n' "$events" "$events" >"$state/config.toml"
 export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG="$state/config.toml" OPERATOR_INSTANCE=9
