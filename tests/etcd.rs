@@ -89,6 +89,8 @@ async fn a_partitioned_member_loses_the_leader_and_falls_behind_until_healed() {
     // The heal took it off the other members' links too: what etcd-3 dials was held.
     let healed = c.json(&["chaos", "list", "--all"])["faults"][0]["note"].to_string();
     assert!(healed.contains("peers>etcd-1, peers>etcd-2"), "{healed}");
+    // Latency on the leader's peer links: every write waits for it, until healed.
+    common::etcd_latency_slows_writes(&c).await;
     c.ok(&["load", "etcd", "--verify"]);
 }
 

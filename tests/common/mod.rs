@@ -656,3 +656,87 @@ pub async fn etcd_partition_fires_and_clears(c: &Cluster, m: &mut Monitor, membe
     })
     .await;
 }
+
+/// The member every member names as leader, twice a second apart (a healed fault may cost an
+/// election first).
+pub async fn etcd_settled_leader<'a>(c: &Cluster, names: &[&'a str]) -> &'a str {
+    let gateway = operator::subjects::etcd::gateway::Gateway::new(Duration::from_secs(2));
+    let mut last = None;
+    for _ in 0..30 {
+        let mut seen = Vec::new();
+        for name in names {
+            if let Ok(s) = gateway.status(&c.address(name)).await {
+                seen.push((*name, s.header.member_id, s.leader));
+            }
+        }
+        let leader = seen
+            .iter()
+            .find(|(_, id, leader)| id == leader)
+            .map(|(name, id, _)| (*name, *id));
+        let agreed = seen.len() == names.len()
+            && leader.is_some_and(|(_, id)| seen.iter().all(|(_, _, l)| *l == id));
+        if agreed && last == leader {
+            if let Some((name, _)) = leader {
+                return name;
+            }
+        }
+        last = leader.filter(|_| agreed);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("etcd's members did not settle on a leader within 30 s");
+}
+
+/// How long etcd takes to acknowledge one write sent to `via` (the median of three).
+pub async fn etcd_write_time(via: &str) -> Result<Duration, String> {
+    let gateway = operator::subjects::etcd::gateway::Gateway::new(Duration::from_secs(20));
+    let mut times = Vec::new();
+    for i in 0..3 {
+        let t0 = Instant::now();
+        gateway
+            .put(via, "/operator/test/latency", &i.to_string())
+            .await
+            .map_err(|e| format!("a write through {via}: {e}"))?;
+        times.push(t0.elapsed());
+    }
+    times.sort();
+    Ok(times[1])
+}
+
+/// Delays what etcd's leader sends its peers by 300 ms: every write then waits for it (the
+/// followers hear of each entry, and of its commit, that much later), as timed through another
+/// member; healed, writes are quick again. Not more: where the proxy also delays what the
+/// leader dials, the fault's start stalls what it hears for twice the delay, and a stall near
+/// the election timeout costs it the lead (then writes are quick, without it). Returns the
+/// leader's name.
+pub async fn etcd_latency_slows_writes(c: &Cluster) -> String {
+    let names = ["etcd-1", "etcd-2", "etcd-3"];
+    let leader = etcd_settled_leader(c, &names).await;
+    let via = c.address(names.iter().find(|n| **n != leader).expect("a follower"));
+    let before = etcd_write_time(&via).await.unwrap();
+    let (id, fault) = c.inject(&[
+        "latency",
+        "--target",
+        leader,
+        "--delay",
+        "300ms",
+        "--jitter",
+        "0ms",
+        "--duration",
+        "0",
+    ]);
+    let slowed = etcd_write_time(&via)
+        .await
+        .unwrap_or_else(|e| panic!("under {fault} on {leader}: {e}"));
+    let now = etcd_settled_leader(c, &names).await;
+    c.ok(&["chaos", "heal", &id.to_string()]);
+    let after = etcd_write_time(&via).await.unwrap();
+    assert!(
+        slowed >= Duration::from_millis(300) && before < Duration::from_millis(150),
+        "a write took {before:?}, then {slowed:?} under {fault} on {leader} (leader after: {now})"
+    );
+    assert!(
+        after < Duration::from_millis(250),
+        "healed, a write took {after:?}"
+    );
+    leader.to_string()
+}

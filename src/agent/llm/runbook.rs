@@ -101,8 +101,8 @@ impl RunbookModel {
         let f = req.facts;
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
         // The ticket's entity and its detail's values (`{detail.revision}`), every named value
-        // of the subject's context (addresses, ready-made client commands), then the runtime's
-        // own commands: `{start}`, `{logs}`, …
+        // of the subject's context (addresses, ready-made client commands) and the entity's
+        // own of those kept per node, then the runtime's own commands: `{start}`, `{logs}`, …
         let mut vars: BTreeMap<String, String> = [
             ("entity".to_string(), t.entity.clone()),
             ("entity_address".to_string(), s(&f["nodes"][&t.entity])),
@@ -121,8 +121,13 @@ impl RunbookModel {
             }
         }
         if let Some(facts) = f.as_object() {
-            for (k, v) in facts.iter().filter(|(_, v)| v.is_string()) {
-                vars.insert(k.clone(), s(v));
+            for (k, v) in facts {
+                if v.is_string() {
+                    vars.insert(k.clone(), s(v));
+                } else if let Some(mine) = v.get(&t.entity).filter(|m| m.is_string()) {
+                    // A fact kept per node (`peer_urls`): the entity's, as `{peer_urls[entity]}`.
+                    vars.insert(format!("{k}[entity]"), s(mine));
+                }
             }
         }
         if let Some(cmds) = f["commands"].as_object() {
@@ -389,5 +394,39 @@ mod tests {
             Next::Escalate(why) => assert!(why.contains("did not confirm"), "{why}"),
             _ => panic!("a rejected resolve goes to a person"),
         }
+    }
+
+    #[test]
+    fn a_fact_kept_per_node_is_the_tickets_entitys_own() {
+        let model = RunbookModel::new(Runbook::load("etcd", None).unwrap());
+        let mut ticket =
+            crate::tui::fixtures::ticket(1, "etcd-2", crate::tickets::Status::InProgress);
+        ticket.invariant = "membership_mismatch".into();
+        ticket.detail = json!({"problem": "removed"});
+        let facts = json!({
+            "runtime": "docker",
+            "etcdctl": "etcdctl --endpoints=E",
+            "peer_urls": {"etcd-1": "http://faultproxy:12381", "etcd-2": "http://faultproxy:12382"},
+            "commands": {"start": "docker start"},
+        });
+        let conversation = Conversation {
+            system: String::new(),
+            tools: vec![],
+            messages: vec![],
+        };
+        let (_, steps) = model
+            .plan(&TurnRequest {
+                conversation: &conversation,
+                ticket: &ticket,
+                facts: &facts,
+            })
+            .unwrap();
+        let runs: Vec<&str> = steps.iter().map(|(_, run)| run.as_str()).collect();
+        assert!(
+            runs.contains(
+                &"etcdctl --endpoints=E member add etcd-2 --peer-urls=http://faultproxy:12382"
+            ),
+            "{runs:?}"
+        );
     }
 }

@@ -18,6 +18,10 @@ pub use client::{ProxyClient, ProxyError};
 pub use link::{LinkSpec, LinkView};
 pub use toxic::{PartitionMode, Rule, Toxic};
 
+/// The fault proxy's control port in its container on the Docker runtime (each instance has
+/// its own network, so every instance uses the same).
+pub const DOCKER_CONTROL_PORT: u16 = 7000;
+
 /// The fault proxy as a node of a plan: `program faultproxy --control ADDR --link …`,
 /// healthy when its control API answers.
 pub fn node_spec(

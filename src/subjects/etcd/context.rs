@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::config::EtcdConfig;
-use super::topology::{DOCKER_PEER_PORT, ROLE_MEMBER};
+use super::topology::{ROLE_MEMBER, docker_peer_url};
 use crate::runtime::Topology;
 use crate::runtime::commands::{Commands, reach};
 use crate::subjects::{InvariantInfo, SubjectContext};
@@ -19,6 +19,16 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
         .join(",");
     let etcdctl = format!("etcdctl --endpoints={endpoints}");
     let any_member = members.first().map_or(String::new(), |n| reach(t, n));
+    // On Docker a member's peers know it by its link through the fault proxy, which an agent
+    // needs to add it back; locally `operator node reset` knows it.
+    let peer_urls: serde_json::Map<String, serde_json::Value> = if t.runtime == "docker" {
+        members
+            .iter()
+            .filter_map(|n| Some((n.name.clone(), docker_peer_url(cfg, &n.name)?.into())))
+            .collect()
+    } else {
+        serde_json::Map::new()
+    };
     let mut d = String::new();
     d.push_str(&format!(
         "The subject is an etcd {version} cluster of {n} members (instance {instance}, {runtime} \
@@ -43,8 +53,17 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
              etcdctl, the docker CLI). Members are containers, reached by their names. `docker` \
              there talks to the operator's filtering proxy: it lets you inspect, read logs of, \
              start, stop, restart, kill, pause, unpause and exec in this cluster's containers, \
-             by name; anything else is refused.\n\n",
+             by name; anything else is refused. Members reach each other through the fault \
+             proxy's container: a member's peer URL, its identity in the cluster, is ",
         );
+        d.push_str(
+            &peer_urls
+                .iter()
+                .map(|(m, u)| format!("{} for {m}", u.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+        d.push_str(".\n\n");
     }
     d.push_str(&SubjectContext::node_lines(t));
     d.push_str(&format!(
@@ -60,7 +79,7 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
          Invariants the monitor checks:\n",
         remake = if cmd.reset.is_empty() {
             format!(
-                "a member removed from the cluster: `{etcdctl} member add NODE --peer-urls=http://NODE:{DOCKER_PEER_PORT}`, then `{} NODE` — its container, finding itself added again, sets its old data aside and joins empty (member add is destructive: a person approves)",
+                "a member removed from the cluster: `{etcdctl} member add NODE --peer-urls=PEER_URL` (NODE's, above), then `{} NODE` — its container, finding itself added again, sets its old data aside and joins empty (member add is destructive: a person approves)",
                 cmd.start
             )
         } else {
@@ -90,6 +109,7 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
             "etcdctl": etcdctl,
             "any_member": any_member,
             "nodes": nodes,
+            "peer_urls": peer_urls,
             "commands": cmd.to_json(),
         }),
     }

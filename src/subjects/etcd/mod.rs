@@ -53,7 +53,12 @@ impl SubjectKind for Etcd {
     fn plan(&self, runtime: &dyn Runtime, config: &Config) -> Result<ClusterPlan, RuntimeError> {
         let cfg = &config.etcd;
         Ok(match runtime.kind() {
-            "docker" => topology::plan_docker(cfg, runtime.instance(), "new"),
+            "docker" => topology::plan_docker(
+                cfg,
+                &config.runtime.docker.toolbox_image,
+                runtime.instance(),
+                "new",
+            ),
             _ => {
                 let names = topology::port_names(cfg);
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -1,8 +1,8 @@
 //! The etcd cluster's expected topology: N members, and how to run them on each runtime.
 //!
-//! Locally every member's peers and clients reach it through the fault proxy (the links
-//! `peers>etcd-N` and `clients>etcd-N`), so that network faults sit in its data path; the
-//! monitor reaches each member directly.
+//! On both runtimes every member's peers reach it through the fault proxy (the link
+//! `peers>etcd-N`; locally its clients too, by `clients>etcd-N`), so that network faults sit in
+//! its data path; the monitor reaches each member directly.
 
 use std::path::PathBuf;
 
@@ -18,6 +18,9 @@ pub const LOCAL_DATA_DIR: &str = "member-data";
 pub const DOCKER_DATA_DIR: &str = "/var/lib/etcd";
 pub const DOCKER_CLIENT_PORT: u16 = 2379;
 pub const DOCKER_PEER_PORT: u16 = 2380;
+/// On Docker the fault proxy's port `DOCKER_PEER_LINK_PORT + N` carries etcd-N's peers'
+/// traffic to it.
+pub const DOCKER_PEER_LINK_PORT: u16 = 12380;
 
 /// The members an instance's recorded topology lists: (name, address as the monitor
 /// reaches it).
@@ -195,13 +198,30 @@ pub fn plan(
     }
 }
 
+/// Where a member's peers reach it on Docker: the fault proxy's port for it, by position in
+/// the topology (`etcd-2` is `faultproxy:12382`). It is the member's identity in the cluster.
+pub fn docker_peer_url(cfg: &EtcdConfig, member: &str) -> Option<String> {
+    let i = member_names(cfg).iter().position(|m| m == member)?;
+    Some(format!(
+        "http://{FAULTPROXY}:{}",
+        DOCKER_PEER_LINK_PORT + 1 + i as u16
+    ))
+}
+
 /// How to run every member as a container on the instance's network, reached by its name,
 /// its data on a volume that outlives a stop (a member that comes back empty breaks Raft).
-pub fn plan_docker(cfg: &EtcdConfig, instance: u32, state: &str) -> ClusterPlan {
+/// Peers talk through the fault proxy's container, as they do through its process locally.
+pub fn plan_docker(
+    cfg: &EtcdConfig,
+    toolbox_image: &str,
+    instance: u32,
+    state: &str,
+) -> ClusterPlan {
     let members = member_names(cfg);
+    let peer_url = |m: &str| docker_peer_url(cfg, m).unwrap_or_default();
     let initial_cluster = members
         .iter()
-        .map(|m| format!("{m}=http://{m}:{DOCKER_PEER_PORT}"))
+        .map(|m| format!("{m}={}", peer_url(m)))
         .collect::<Vec<_>>()
         .join(",");
     let endpoints = members
@@ -209,39 +229,56 @@ pub fn plan_docker(cfg: &EtcdConfig, instance: u32, state: &str) -> ClusterPlan 
         .map(|m| format!("http://{m}:{DOCKER_CLIENT_PORT}"))
         .collect::<Vec<_>>()
         .join(",");
-    let nodes = members
-        .iter()
-        .map(|m| NodeSpec {
-            name: m.clone(),
-            role: ROLE_MEMBER.into(),
-            host: m.clone(),
-            port: DOCKER_CLIENT_PORT,
-            // The image's entrypoint: etcd, but a member added again rejoins empty.
-            program: "/usr/local/bin/etcd-member".into(),
-            args: member_args(
-                cfg,
-                m,
-                // A folder on the volume, so that a reset's next generation is on it too.
-                &format!("{DOCKER_DATA_DIR}/{LOCAL_DATA_DIR}"),
-                &format!("0.0.0.0:{DOCKER_CLIENT_PORT}"),
-                &format!("{m}:{DOCKER_CLIENT_PORT}"),
-                &format!("0.0.0.0:{DOCKER_PEER_PORT}"),
-                &format!("{m}:{DOCKER_PEER_PORT}"),
-                &initial_cluster,
-                state,
-                instance,
-            ),
-            env: vec![("OPERATOR_ETCD_ENDPOINTS".into(), endpoints.clone())],
-            health: HealthCheck::Tcp,
-            client: None,
-            image: Some(cfg.image.clone()),
-            data_dir: Some(DOCKER_DATA_DIR.into()),
-            durable: true,
-        })
-        .collect();
+    let mut proxy_args = vec![
+        "faultproxy".to_string(),
+        "--control".to_string(),
+        format!("0.0.0.0:{}", proxy::DOCKER_CONTROL_PORT),
+    ];
+    for (i, m) in members.iter().enumerate() {
+        proxy_args.push("--link".into());
+        proxy_args.push(format!(
+            "{}=0.0.0.0:{}>{m}:{DOCKER_PEER_PORT}",
+            peer_link(m),
+            DOCKER_PEER_LINK_PORT + 1 + i as u16
+        ));
+    }
+    let faultproxy = proxy::node_spec(
+        FAULTPROXY,
+        proxy::DOCKER_CONTROL_PORT,
+        "/usr/local/bin/operator".into(),
+        proxy_args,
+        Some(toolbox_image.to_string()),
+    );
+    let nodes = members.iter().map(|m| NodeSpec {
+        name: m.clone(),
+        role: ROLE_MEMBER.into(),
+        host: m.clone(),
+        port: DOCKER_CLIENT_PORT,
+        // The image's entrypoint: etcd, but a member added again rejoins empty.
+        program: "/usr/local/bin/etcd-member".into(),
+        args: member_args(
+            cfg,
+            m,
+            // A folder on the volume, so that a reset's next generation is on it too.
+            &format!("{DOCKER_DATA_DIR}/{LOCAL_DATA_DIR}"),
+            &format!("0.0.0.0:{DOCKER_CLIENT_PORT}"),
+            &format!("{m}:{DOCKER_CLIENT_PORT}"),
+            &format!("0.0.0.0:{DOCKER_PEER_PORT}"),
+            peer_url(m).trim_start_matches("http://"),
+            &initial_cluster,
+            state,
+            instance,
+        ),
+        env: vec![("OPERATOR_ETCD_ENDPOINTS".into(), endpoints.clone())],
+        health: HealthCheck::Tcp,
+        client: None,
+        image: Some(cfg.image.clone()),
+        data_dir: Some(DOCKER_DATA_DIR.into()),
+        durable: true,
+    });
     ClusterPlan {
         subject: SUBJECT.into(),
-        nodes,
+        nodes: std::iter::once(faultproxy).chain(nodes).collect(),
     }
 }
 
@@ -288,5 +325,37 @@ mod tests {
         assert!(proxy.args.contains(&format!(
             "peers>etcd-1=127.0.0.1:{peer_link_port}>127.0.0.1:{peer_port}"
         )));
+    }
+
+    #[test]
+    fn on_docker_every_member_is_known_to_its_peers_by_its_link_through_the_proxy() {
+        let cfg = EtcdConfig::default();
+        let p = plan_docker(&cfg, "operator/toolbox", 2, "new");
+        let names: Vec<&str> = p.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["faultproxy", "etcd-1", "etcd-2", "etcd-3"]);
+        let m2 = &p.nodes[2];
+        let arg = |flag: &str| {
+            let i = m2.args.iter().position(|a| a == flag).expect(flag);
+            m2.args[i + 1].clone()
+        };
+        assert_eq!(
+            arg("--initial-advertise-peer-urls"),
+            "http://faultproxy:12382"
+        );
+        assert_eq!(arg("--listen-peer-urls"), "http://0.0.0.0:2380");
+        assert_eq!(
+            arg("--initial-cluster"),
+            "etcd-1=http://faultproxy:12381,etcd-2=http://faultproxy:12382,etcd-3=http://faultproxy:12383"
+        );
+        assert!(
+            p.nodes[0]
+                .args
+                .contains(&"peers>etcd-2=0.0.0.0:12382>etcd-2:2380".to_string())
+        );
+        assert_eq!(
+            docker_peer_url(&cfg, "etcd-3").as_deref(),
+            Some("http://faultproxy:12383")
+        );
+        assert_eq!(docker_peer_url(&cfg, "etcd-9"), None);
     }
 }

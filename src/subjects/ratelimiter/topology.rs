@@ -164,7 +164,6 @@ pub fn plan(
 /// Ports inside the containers: fixed, as each container has its own address.
 pub const DOCKER_REDIS_PORT: u16 = 6379;
 pub const DOCKER_LIMITER_PORT: u16 = 8000;
-pub const DOCKER_PROXY_PORT: u16 = 7000;
 
 /// How to run every node as a container on the instance's network, each reached by its name.
 /// Limiters reach Redis through the fault proxy (its link `ratelimiter-N>redis` listens on
@@ -201,11 +200,11 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
         durable: false,
     };
     let limiters: Vec<String> = node_names(cfg).into_iter().skip(1).collect();
-    let link_port = |i: usize| DOCKER_PROXY_PORT + 1 + i as u16;
+    let link_port = |i: usize| proxy::DOCKER_CONTROL_PORT + 1 + i as u16;
     let mut proxy_args = strings(&[
         "faultproxy",
         "--control",
-        &format!("0.0.0.0:{DOCKER_PROXY_PORT}"),
+        &format!("0.0.0.0:{}", proxy::DOCKER_CONTROL_PORT),
     ]);
     for (i, n) in limiters.iter().enumerate() {
         proxy_args.push("--link".into());
@@ -217,7 +216,7 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
     }
     let faultproxy = proxy::node_spec(
         FAULTPROXY,
-        DOCKER_PROXY_PORT,
+        proxy::DOCKER_CONTROL_PORT,
         "/usr/local/bin/operator".into(),
         proxy_args,
         Some(docker.toolbox_image.clone()),
