@@ -18,6 +18,11 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # The etcd subject: three members of Debian's etcd, and etcdctl for the agent.
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+# A durable volume on Docker is an ext4 image on a loop device.
+if command -v docker >/dev/null 2>&1; then
+  PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
+  PATH="$PATH:/usr/sbin:/sbin" command -v losetup >/dev/null 2>&1 || need+=(mount)
+fi
 if [ "$purpose" = test ]; then
   command -v tmux >/dev/null 2>&1 || need+=(tmux)
   command -v curl >/dev/null 2>&1 || need+=(curl)

@@ -76,6 +76,11 @@ pub struct DockerRuntimeConfig {
     pub toolbox_image: String,
     /// Size of each data volume (a tmpfs: a fault can fill it, never the host's disk).
     pub volume_size: String,
+    /// Size of each data volume that must outlive a stop (an etcd member's): an ext4 image
+    /// on a loop device, sparse, so that a fault fills it and never the engine's disk. Where
+    /// that cannot be made (not root, a remote engine, no `losetup`), such a volume is on the
+    /// engine's disk, unbounded, and never filled.
+    pub durable_volume_size: String,
     /// How long `up` and `node start` wait for a container to become healthy.
     #[serde(with = "humantime_serde")]
     pub startup_timeout: Duration,
@@ -87,6 +92,18 @@ pub struct DockerRuntimeConfig {
     /// How the operator reaches the nodes: `loopback` (the ports published on 127.0.0.1) or
     /// `network` (by name, for an operator that runs in a container on the cluster's network).
     pub reach: Reach,
+}
+
+/// A volume size as the engine's tmpfs takes it (`64m`, `1g`, `512k`, or bytes), in bytes.
+pub fn size_in_bytes(size: &str) -> Option<u64> {
+    let (digits, unit) = match size.as_bytes().last()? {
+        b'k' => (&size[..size.len() - 1], 1 << 10),
+        b'm' => (&size[..size.len() - 1], 1 << 20),
+        b'g' => (&size[..size.len() - 1], 1 << 30),
+        _ => (size, 1),
+    };
+    let n: u64 = digits.parse().ok().filter(|n| *n > 0)?;
+    n.checked_mul(unit)
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -103,6 +120,7 @@ impl Default for DockerRuntimeConfig {
             host: None,
             toolbox_image: "operator/toolbox".into(),
             volume_size: "64m".into(),
+            durable_volume_size: "512m".into(),
             startup_timeout: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(5),
             events: true,
@@ -531,13 +549,14 @@ impl Config {
                 ),
             );
         }
-        let size = &self.runtime.docker.volume_size;
-        let digits = size.trim_end_matches(['k', 'm', 'g']);
-        if digits.is_empty() || digits.len() + 1 < size.len() || digits.parse::<u64>().is_err() {
-            return bad(
-                "runtime.docker.volume_size",
-                format!("`{size}` is not a size; write e.g. 64m or 1g"),
-            );
+        let d = &self.runtime.docker;
+        for (key, size) in [
+            ("runtime.docker.volume_size", &d.volume_size),
+            ("runtime.docker.durable_volume_size", &d.durable_volume_size),
+        ] {
+            if size_in_bytes(size).is_none() {
+                return bad(key, format!("`{size}` is not a size; write e.g. 64m or 1g"));
+            }
         }
         self.ratelimiter.validate()?;
         self.etcd.validate()?;

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Cluster, cycle_until, opened, text};
+use common::{Cluster, cycle_until, opened, resolved, text};
 use operator::subjects::etcd::gateway::Gateway;
 use operator::tickets::{Resolution, Status};
 use serde_json::Value;
@@ -78,26 +78,29 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
     let Some(c) = Cluster::prepare_docker(61, &extra) else {
         return;
     };
-    let c = c.up_subject("etcd");
-    // A disk volume, not a tmpfs: a member's log outlives a stop.
-    let options = docker(&[
-        "volume",
-        "inspect",
-        "-f",
-        "{{json .Options}}",
-        &format!("{}-data", container(&c, "etcd-2")),
-    ]);
-    assert!(!options.contains("tmpfs"), "{options}");
-    // So it is never filled: that would fill the engine's disk.
-    let err = c.fails(&["chaos", "inject", "disk_pressure", "--target", "etcd-1"]);
-    assert!(err.contains("not size-bounded"), "{err}");
+    let mut c = c.up_subject("etcd");
+    // A disk volume, not a tmpfs: a member's log outlives a stop. An ext4 image of its own on
+    // a loop device, so that a fault fills it and not the engine's disk.
+    let volume = format!("{}-data", container(&c, "etcd-2"));
+    let options = docker(&["volume", "inspect", "-f", "{{json .Options}}", &volume]);
+    let options: Value = serde_json::from_str(&options).unwrap();
+    assert_eq!(options["type"], "ext4", "{options}");
+    let device = options["device"].as_str().unwrap().to_string();
+    assert!(device.starts_with("/dev/loop"), "{options}");
+    let mut m = c.monitor();
+    let (fill, _) = c.inject(&["disk_pressure", "--target", "etcd-2", "--duration", "0"]);
+    cycle_until(&mut m, 20, STEP, |r| opened(r, "low_disk_space", "etcd-2")).await;
+    c.ok(&["chaos", "heal", &fill.to_string()]);
+    cycle_until(&mut m, 20, STEP, |r| {
+        resolved(r, "low_disk_space", "etcd-2")
+    })
+    .await;
     // Latency goes through the fault proxy, which carries every member's peer traffic: the
     // leader's messages a second late make every write a second slower, until healed.
     common::etcd_latency_slows_writes(&c).await;
     c.etcd_load_ten_keys();
 
     // A killed member: the agent starts its container again, with its data.
-    let mut m = c.monitor();
     let r = m.cycle().await.unwrap();
     assert!(
         common::violated(&r).is_empty(),
@@ -204,4 +207,13 @@ async fn etcd_in_containers_keeps_its_data_and_is_repaired_from_the_sandbox() {
         .await
         .unwrap();
     assert!(entry.is_some(), "etcd-3 has the data again");
+
+    // `down` lets go of the members' images: the loop device is free again.
+    c.down();
+    let out = Command::new("losetup").arg(&device).output().unwrap();
+    assert!(
+        !out.status.success(),
+        "{device} is still attached: {}",
+        text(&out.stdout)
+    );
 }

@@ -39,14 +39,15 @@ pub struct ListArgs {
   operator chaos inject latency --delay 300ms --jitter 100ms
   operator chaos inject network_partition --mode refuse --target ratelimiter-1
   operator chaos inject bandwidth --rate 4096
-  operator chaos inject disk_pressure --percent 95      (Docker runtime; fills redis's volume)
+  operator chaos inject disk_pressure --percent 95      (Docker runtime; fills a node's data volume)
 
 `operator chaos list` says how each fault is applied on this runtime, or why it cannot be.")]
 pub struct InjectArgs {
     /// The fault: node_kill, pause, latency, network_partition, bandwidth or disk_pressure.
     #[arg(value_parser = parse_fault)]
     pub fault: FaultKind,
-    /// The node (default: a random running limiter node; redis for disk_pressure).
+    /// The node (default: the subject's choice, e.g. the rate limiter's Redis for
+    /// disk_pressure; else a random running node of the subject).
     #[arg(long)]
     pub target: Option<String>,
     /// Heal by itself after this long; 0 for never. Default: chaos.durations in the config

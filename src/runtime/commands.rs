@@ -76,6 +76,7 @@ impl Commands {
             "kill": self.kill,
             "pause": self.pause,
             "reset": self.reset,
+            "exec": self.exec,
         })
     }
 }

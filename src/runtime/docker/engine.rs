@@ -125,6 +125,12 @@ pub struct Helper<'a> {
     pub labels: HashMap<String, String>,
 }
 
+impl Helper<'_> {
+    /// Whom the script runs as: root, whatever the image's own `USER` (a node's image is
+    /// used to read how it wants its data folder owned).
+    const USER: &'static str = "0";
+}
+
 /// What a helper printed and how it ended.
 #[derive(Debug)]
 pub struct HelperOutput {
@@ -139,7 +145,9 @@ pub async fn run_helper(docker: &Docker, helper: Helper<'_>) -> Result<HelperOut
     labels.insert(LABEL_HELPER.into(), "true".into());
     let body = ContainerCreateBody {
         image: Some(helper.image.to_string()),
-        cmd: Some(vec!["sh".into(), "-c".into(), helper.script]),
+        user: Some(Helper::USER.into()),
+        entrypoint: Some(vec!["sh".into(), "-c".into()]),
+        cmd: Some(vec![helper.script]),
         labels: Some(labels),
         host_config: Some(HostConfig {
             network_mode: helper.network_mode,

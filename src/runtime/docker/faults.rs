@@ -1,6 +1,6 @@
 //! Network and disk faults on containers. Each runs in a short-lived helper container: network
 //! faults share the target's network namespace with `NET_ADMIN` (so the target image needs no
-//! tools), disk faults mount the target's data volume. What a fault adds carries its tag (the
+//! tools), disk faults mount the target's data volume (a tmpfs, or an ext4 image: see `disk`). What a fault adds carries its tag (the
 //! netem qdisc handle, the iptables comment, the fill file's name), and heal removes only that.
 //! Where the kernel lacks `sch_netem`, latency goes through the fault proxy instead.
 
@@ -75,8 +75,8 @@ pub async fn mechanism(rt: &DockerRuntime, imp: &Impairment) -> Result<String, S
             "the fault proxy, on every link of the node through it (each connection, each way)".into()
         }
         Impairment::DiskFill { .. } => format!(
-            "a fill file on the node's data volume (a tmpfs of {}; a node whose data must outlive a stop has a disk volume, which is not filled)",
-            rt.config.volume_size
+            "a fill file on the node's data volume (a tmpfs of {}, or an ext4 image of {} for data that must outlive a stop)",
+            rt.config.volume_size, rt.config.durable_volume_size
         ),
     })
 }
@@ -272,12 +272,12 @@ pub async fn impair(
                     reason: format!("{target} has no data volume"),
                 });
             };
-            if node.spec.durable {
+            if node.spec.durable && rt.loop_device(docker, node).await.is_none() {
                 return Err(RuntimeError::Unsupported {
                     what: imp.describe(),
                     runtime: "docker",
                     reason: format!(
-                        "{target}'s data volume is on the engine's own disk, not size-bounded: filling it would fill that disk (its subject's quota bounds it instead)"
+                        "{target}'s data volume is on the engine's own disk, not size-bounded: filling it would fill that disk (its subject's quota bounds it instead; runtime.docker.durable_volume_size bounds it where loop devices can be made: as root, with a local engine)"
                     ),
                 });
             }

@@ -7,6 +7,7 @@
 
 pub mod adopt;
 pub mod api_proxy;
+pub mod disk;
 pub mod engine;
 pub mod events;
 mod faults;
@@ -386,10 +387,20 @@ impl DockerRuntime {
         labels: &HashMap<String, String>,
     ) -> Result<(), RuntimeError> {
         if let Some(vol) = &node.volume {
-            // A tmpfs is bounded but gone at every stop; a durable node's data goes on the
-            // engine's disk instead (the subject bounds it, as etcd's backend quota does).
+            // A tmpfs is bounded but gone at every stop; a durable node's data goes on an
+            // ext4 image of our own, else on the engine's disk (the subject bounds it then,
+            // as etcd's backend quota does, and no fault fills it).
             let mut opts = if node.spec.durable {
-                HashMap::new()
+                match self.bounded_disk(&node.spec.name).await {
+                    Ok(device) => HashMap::from([
+                        ("type".to_string(), "ext4".to_string()),
+                        ("device".to_string(), device),
+                    ]),
+                    Err(why) => {
+                        warn!(node = %node.spec.name, reason = %why, "its volume is on the engine's disk, unbounded");
+                        HashMap::new()
+                    }
+                }
             } else {
                 HashMap::from([
                     ("type".to_string(), "tmpfs".to_string()),
@@ -401,6 +412,7 @@ impl DockerRuntime {
                 ])
             };
             opts.retain(|_, v| !v.is_empty());
+            let bounded_disk = opts.get("type").map(String::as_str) == Some("ext4");
             docker
                 .create_volume(VolumeCreateRequest {
                     name: Some(vol.clone()),
@@ -411,6 +423,9 @@ impl DockerRuntime {
                 })
                 .await
                 .map_err(engine_error(format!("creating volume {vol}")))?;
+            if bounded_disk {
+                self.own_disk(docker, node, vol, labels).await?;
+            }
         }
         let image = node.spec.image.clone().unwrap_or_default();
         docker
@@ -426,11 +441,96 @@ impl DockerRuntime {
     }
 
     /// Starts a created or stopped container and waits until it is healthy.
+    /// A fresh bounded disk for `node`'s durable volume: its loop device.
+    async fn bounded_disk(&self, node: &str) -> Result<String, String> {
+        if let Some(why) = disk::unavailable(&engine::engine_address(self.config.host.as_deref())) {
+            return Err(why);
+        }
+        let bytes = crate::config::size_in_bytes(&self.config.durable_volume_size)
+            .ok_or_else(|| format!("`{}` is not a size", self.config.durable_volume_size))?;
+        let image = disk::image_path(&self.dir(), node);
+        tokio::task::spawn_blocking(move || disk::make(&image, bytes))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// A fresh file system's root is root's: give it the owner and mode the node's image
+    /// gives its data folder (etcd runs as its own user), as the engine does when it fills
+    /// an empty volume from the image.
+    async fn own_disk(
+        &self,
+        docker: &Docker,
+        node: &ContainerRecord,
+        volume: &str,
+        labels: &HashMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let (Some(image), Some(dir)) = (&node.spec.image, &node.spec.data_dir) else {
+            return Ok(());
+        };
+        let out = engine::run_helper(
+            docker,
+            engine::Helper {
+                image,
+                script: format!(
+                    "set -e\nchown \"$(stat -c %u:%g {dir})\" /operator-volume\nchmod \"$(stat -c %a {dir})\" /operator-volume"
+                ),
+                network_mode: Some("none".into()),
+                cap_add: vec![],
+                binds: vec![format!("{volume}:/operator-volume")],
+                labels: labels.clone(),
+            },
+        )
+        .await?;
+        if out.exit_code != 0 {
+            return Err(RuntimeError::Engine {
+                message: format!(
+                    "giving {volume} the owner of {dir} in {image} failed: {}",
+                    out.output.trim()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The loop device under `node`'s volume, if it is one of our bounded disks.
+    async fn loop_device(&self, docker: &Docker, node: &ContainerRecord) -> Option<String> {
+        let v = docker.inspect_volume(node.volume.as_deref()?).await.ok()?;
+        let device = v.options.get("device")?;
+        (v.options.get("type").map(String::as_str) == Some("ext4")
+            && device.starts_with("/dev/loop"))
+        .then(|| device.clone())
+    }
+
+    /// Attaches a bounded disk's image to its loop device again if it is not (after a
+    /// reboot), so that the engine can mount the volume when the node starts.
+    async fn attach_disk(
+        &self,
+        docker: &Docker,
+        node: &ContainerRecord,
+    ) -> Result<(), RuntimeError> {
+        let Some(device) = self.loop_device(docker, node).await else {
+            return Ok(());
+        };
+        let image = disk::image_path(&self.dir(), &node.spec.name);
+        let attached = tokio::task::spawn_blocking(move || disk::attach(&image, &device))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(|message| RuntimeError::Engine {
+                message: format!("{}'s volume: {message}", node.spec.name),
+            })?;
+        if attached {
+            info!(node = %node.spec.name, "attached its volume's image again");
+        }
+        Ok(())
+    }
+
     async fn start_existing(
         &self,
         docker: &Docker,
         node: &ContainerRecord,
     ) -> Result<(), RuntimeError> {
+        self.attach_disk(docker, node).await?;
         docker
             .start_container(&node.container, None)
             .await
@@ -651,6 +751,11 @@ impl DockerRuntime {
                 Err(e) => return Err(engine_error(format!("removing volume {}", v.name))(e)),
             }
         }
+        let images = self.dir().join("volumes");
+        let detached = tokio::task::spawn_blocking(move || disk::remove_all(&images))
+            .await
+            .unwrap_or_default();
+        removed.extend(detached.into_iter().map(|d| format!("loop device {d}")));
         let networks = docker
             .list_networks(Some(
                 ListNetworksOptionsBuilder::default()
@@ -709,9 +814,15 @@ impl DockerRuntime {
         let docker = self.docker().await?;
         // Volumes may be out of reach (through the agent's proxy): then `df` it is.
         if let Some(at) = self.mountpoint(docker, volume).await {
-            if let Some(usage) = tmpfs_usage(&at) {
+            if let Some(usage) = mounted_usage(&at) {
                 return Ok(Some(usage));
             }
+        }
+        // A durable volume is either our ext4 image, mounted on this machine while its node
+        // runs, or a folder on the engine's disk, which is not the node's to fill: `df` in
+        // the container would measure that disk.
+        if n.spec.durable {
+            return Ok(None);
         }
         let out = faults::exec(
             docker,
@@ -743,11 +854,14 @@ impl DockerRuntime {
     }
 }
 
-/// The usage of the tmpfs mounted at `path`, if one is (the engine mounts a volume's tmpfs
-/// only while a container uses it; otherwise `path` is a plain folder on the host's disk).
-fn tmpfs_usage(path: &Path) -> Option<super::DiskUsage> {
-    let fs = nix::sys::statfs::statfs(path).ok()?;
-    if fs.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC {
+/// The usage of the file system mounted at `path`, if one is: the engine mounts a volume's
+/// tmpfs or disk only while a container uses it; otherwise `path` is a plain folder on the
+/// host's disk, on the same device as its parent.
+fn mounted_usage(path: &Path) -> Option<super::DiskUsage> {
+    use std::os::unix::fs::MetadataExt;
+    let here = std::fs::metadata(path).ok()?.dev();
+    let parent = std::fs::metadata(path.parent()?).ok()?.dev();
+    if here == parent {
         return None;
     }
     let v = nix::sys::statvfs::statvfs(path).ok()?;

@@ -22,6 +22,7 @@ pub const BACKEND_NEAR_QUOTA: &str = "backend_near_quota";
 pub const MEMBER_LAGGING: &str = "member_lagging";
 pub const MEMBERSHIP_MISMATCH: &str = "membership_mismatch";
 pub const SLOW_COMMITS: &str = "slow_commits";
+pub const LOW_DISK_SPACE: &str = "low_disk_space";
 pub const SUBJECT_UNREACHABLE: &str = "subject_unreachable";
 
 /// The entity of cluster-wide invariants.
@@ -37,6 +38,7 @@ pub const NAMES: &[&str] = &[
     MEMBER_LAGGING,
     MEMBERSHIP_MISMATCH,
     SLOW_COMMITS,
+    LOW_DISK_SPACE,
     SUBJECT_UNREACHABLE,
 ];
 
@@ -44,7 +46,7 @@ pub const NAMES: &[&str] = &[
 pub fn catalogue(cfg: &EtcdConfig) -> Vec<InvariantInfo> {
     // An election takes up to two election timeouts: give a leaderless member that long.
     let election = cfg.election_timeout * 2;
-    let defaults: [(&'static str, &'static str, Severity, Duration); 10] = [
+    let defaults: [(&'static str, &'static str, Severity, Duration); 11] = [
         (
             MEMBER_DOWN,
             "every expected member answers its status request",
@@ -96,6 +98,12 @@ pub fn catalogue(cfg: &EtcdConfig) -> Vec<InvariantInfo> {
         (
             SLOW_COMMITS,
             "each member's backend commit and WAL fsync p99 stay under their thresholds",
+            Severity::Warning,
+            Duration::ZERO,
+        ),
+        (
+            LOW_DISK_SPACE,
+            "each member's data volume stays under the disk threshold (where the runtime bounds it, as Docker does): a full one stops its log",
             Severity::Warning,
             Duration::ZERO,
         ),
@@ -233,7 +241,40 @@ pub fn assess(obs: &EtcdObservation, cfg: &EtcdConfig, rules: &[InvariantInfo]) 
         near_quota(&mut c, m, cfg, nospace);
         slow(&mut c, m, cfg);
     }
+    for m in &obs.members {
+        disk(&mut c, m, cfg);
+    }
     c.out
+}
+
+/// A volume that could not be measured is unknown.
+fn disk(c: &mut Checker, m: &MemberProbe, cfg: &EtcdConfig) {
+    // No bounded volume (the local runtime; a stopped member's is not mounted): nothing to
+    // judge, and nothing hidden either.
+    let Some(disk) = m.disk else {
+        if let Some(why) = &m.disk_error {
+            c.out.unknown_for(LOW_DISK_SPACE, &m.name, why);
+        }
+        return;
+    };
+    let limit = cfg.thresholds.disk_used_percent;
+    let used = disk.used_percent();
+    if used > limit {
+        c.violate(
+            LOW_DISK_SPACE,
+            &m.name,
+            format!(
+                "{}'s data volume is {used:.0}% full ({} of {} bytes; the limit is {limit:.0}%)",
+                m.name, disk.used_bytes, disk.size_bytes
+            ),
+            json!({
+                "used_bytes": disk.used_bytes,
+                "size_bytes": disk.size_bytes,
+                "used_percent": used,
+                "threshold_percent": limit,
+            }),
+        );
+    }
 }
 
 /// Compares the member list with the topology; the expected members it lacks.
@@ -489,6 +530,8 @@ mod tests {
             quota_bytes: Some(1000),
             commit: None,
             fsync: None,
+            disk: None,
+            disk_error: None,
         }
     }
 
@@ -527,5 +570,45 @@ mod tests {
             .map(|v| v.entity.as_str())
             .collect();
         assert_eq!(full, ["etcd-1"]);
+    }
+
+    #[test]
+    fn a_full_member_volume_is_low_disk_space_and_an_unmeasured_one_unknown() {
+        use crate::runtime::DiskUsage;
+        let cfg = EtcdConfig::default();
+        let rules = catalogue(&cfg);
+        let mut full = member("etcd-1", 10, false);
+        full.disk = Some(DiskUsage {
+            size_bytes: 1000,
+            used_bytes: 910,
+        });
+        let mut roomy = member("etcd-2", 10, false);
+        roomy.disk = Some(DiskUsage {
+            size_bytes: 1000,
+            used_bytes: 100,
+        });
+        let mut stopped = member("etcd-3", 10, false);
+        stopped.disk_error = Some("etcd-3 is not running".into());
+        let obs = EtcdObservation {
+            error: None,
+            members: vec![full, roomy, stopped, member("etcd-4", 10, false)],
+            member_list: None,
+            member_list_from: None,
+            member_list_error: Some("not asked".into()),
+        };
+        let a = assess(&obs, &cfg, &rules);
+        let low: Vec<&str> = a
+            .violations
+            .iter()
+            .filter(|v| v.invariant == LOW_DISK_SPACE)
+            .map(|v| v.entity.as_str())
+            .collect();
+        assert_eq!(low, ["etcd-1"]);
+        assert!(!a.is_unknown(LOW_DISK_SPACE, "etcd-2"));
+        assert!(a.is_unknown(LOW_DISK_SPACE, "etcd-3"));
+        assert!(
+            !a.is_unknown(LOW_DISK_SPACE, "etcd-4"),
+            "no bounded volume: nothing to judge"
+        );
     }
 }

@@ -70,6 +70,9 @@ pub struct EtcdThresholds {
     #[serde(with = "humantime_serde")]
     pub latency_window: Duration,
     pub latency_min_samples: u64,
+    /// `low_disk_space` fires when a member's data volume is fuller than this (percent),
+    /// where the runtime bounds it (Docker's ext4 images).
+    pub disk_used_percent: f64,
 }
 
 impl Default for EtcdThresholds {
@@ -83,6 +86,7 @@ impl Default for EtcdThresholds {
             fsync_p99_ms: 500.0,
             latency_window: Duration::from_secs(30),
             latency_min_samples: 5,
+            disk_used_percent: 80.0,
         }
     }
 }
@@ -128,6 +132,13 @@ impl EtcdConfig {
             return bad(
                 "thresholds.quota_used_percent",
                 format!("{q} is not a percentage between 0 and 100"),
+            );
+        }
+        let disk = self.thresholds.disk_used_percent;
+        if !(disk > 0.0 && disk <= 100.0) {
+            return bad(
+                "thresholds.disk_used_percent",
+                format!("{disk} is not a percentage between 0 and 100"),
             );
         }
         if self.thresholds.leader_window.is_zero() {

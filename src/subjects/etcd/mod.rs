@@ -192,7 +192,29 @@ impl EtcdSubject {
                 "instance {} runs `{}`, not etcd",
                 t.instance, t.subject
             )),
-            Ok(t) => self.observer.observe(&t).await,
+            Ok(t) => {
+                // Each member's volume, beside the probes: free where the engine mounts it
+                // on this machine.
+                let runtime = &self.runtime;
+                let disks = futures::future::join_all(
+                    t.nodes
+                        .iter()
+                        .filter(|n| n.role == topology::ROLE_MEMBER)
+                        .map(
+                            |n| async move { (n.name.clone(), runtime.disk_usage(&n.name).await) },
+                        ),
+                );
+                let (mut obs, disks) = tokio::join!(self.observer.observe(&t), disks);
+                for (name, disk) in disks {
+                    if let Some(m) = obs.members.iter_mut().find(|m| m.name == name) {
+                        match disk {
+                            Ok(d) => m.disk = d,
+                            Err(e) => m.disk_error = Some(e.to_string()),
+                        }
+                    }
+                }
+                obs
+            }
             Err(e) => EtcdObservation::failed(e.to_string()),
         }
     }

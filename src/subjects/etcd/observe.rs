@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::config::EtcdConfig;
 use super::gateway::{Gateway, GatewayError, Member, Status};
 use super::topology::ROLE_MEMBER;
-use crate::runtime::{Topology, TopologyNode};
+use crate::runtime::{DiskUsage, Topology, TopologyNode};
 use crate::subjects::NodeState;
 use crate::subjects::histogram::{self, LatencyStat, LatencyWindow};
 
@@ -33,6 +33,11 @@ pub struct MemberProbe {
     pub quota_bytes: Option<u64>,
     pub commit: Option<LatencyStat>,
     pub fsync: Option<LatencyStat>,
+    /// Its data volume, where the runtime bounds one (and why not, when it could not tell).
+    #[serde(default)]
+    pub disk: Option<DiskUsage>,
+    #[serde(default)]
+    pub disk_error: Option<String>,
 }
 
 impl MemberProbe {
@@ -226,6 +231,8 @@ async fn probe_member(gateway: &Gateway, node: &TopologyNode) -> (MemberProbe, O
         quota_bytes: None,
         commit: None,
         fsync: None,
+        disk: None,
+        disk_error: None,
     };
     match status {
         Ok(s) => {
