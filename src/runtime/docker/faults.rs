@@ -1,7 +1,8 @@
 //! Network and disk faults on containers. Each runs in a short-lived helper container: network
 //! faults share the target's network namespace with `NET_ADMIN` (so the target image needs no
-//! tools), disk faults mount the target's data volume (a tmpfs, or an ext4 image: see `disk`). What a fault adds carries its tag (the
-//! netem qdisc handle, the iptables comment, the fill file's name), and heal removes only that.
+//! tools), disk faults mount the target's data volume (a tmpfs, or an ext4 image: see `disk`).
+//! What a fault adds carries its tag (the netem qdisc handle, the iptables comment, the fill
+//! file's name), and heal removes only that.
 //! Where the kernel lacks `sch_netem`, latency goes through the fault proxy instead.
 
 use bollard::Docker;

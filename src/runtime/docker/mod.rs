@@ -440,7 +440,6 @@ impl DockerRuntime {
         self.start_existing(docker, node).await
     }
 
-    /// Starts a created or stopped container and waits until it is healthy.
     /// A fresh bounded disk for `node`'s durable volume: its loop device.
     async fn bounded_disk(&self, node: &str) -> Result<String, String> {
         if let Some(why) = disk::unavailable(&engine::engine_address(self.config.host.as_deref())) {
@@ -525,6 +524,7 @@ impl DockerRuntime {
         Ok(())
     }
 
+    /// Starts a created or stopped container and waits until it is healthy.
     async fn start_existing(
         &self,
         docker: &Docker,
