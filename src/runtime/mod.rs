@@ -73,6 +73,26 @@ impl DiskUsage {
         }
         self.used_bytes as f64 * 100.0 / self.size_bytes as f64
     }
+
+    /// When fuller than `limit` percent: the `low_disk_space` violation's summary and detail
+    /// for `node`, whichever subject it belongs to.
+    pub fn over(&self, node: &str, limit: f64) -> Option<(String, serde_json::Value)> {
+        let used = self.used_percent();
+        (used > limit).then(|| {
+            (
+                format!(
+                    "{node}'s data volume is {used:.0}% full ({} of {} bytes; the limit is {limit:.0}%)",
+                    self.used_bytes, self.size_bytes
+                ),
+                serde_json::json!({
+                    "used_bytes": self.used_bytes,
+                    "size_bytes": self.size_bytes,
+                    "used_percent": used,
+                    "threshold_percent": limit,
+                }),
+            )
+        })
+    }
 }
 
 /// How to run one node, whatever the runtime.

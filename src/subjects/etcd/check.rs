@@ -257,23 +257,8 @@ fn disk(c: &mut Checker, m: &MemberProbe, cfg: &EtcdConfig) {
         }
         return;
     };
-    let limit = cfg.thresholds.disk_used_percent;
-    let used = disk.used_percent();
-    if used > limit {
-        c.violate(
-            LOW_DISK_SPACE,
-            &m.name,
-            format!(
-                "{}'s data volume is {used:.0}% full ({} of {} bytes; the limit is {limit:.0}%)",
-                m.name, disk.used_bytes, disk.size_bytes
-            ),
-            json!({
-                "used_bytes": disk.used_bytes,
-                "size_bytes": disk.size_bytes,
-                "used_percent": used,
-                "threshold_percent": limit,
-            }),
-        );
+    if let Some((summary, detail)) = disk.over(&m.name, cfg.thresholds.disk_used_percent) {
+        c.violate(LOW_DISK_SPACE, &m.name, summary, detail);
     }
 }
 

@@ -286,23 +286,8 @@ fn check_disk(c: &mut Checker, redis: &RedisProbe) {
         );
         return;
     };
-    let limit = c.cfg.thresholds.disk_used_percent;
-    let used = disk.used_percent();
-    if used > limit {
-        c.violate(
-            LOW_DISK_SPACE,
-            &redis.name,
-            format!(
-                "{}'s data volume is {used:.0}% full ({} of {} bytes; the limit is {limit:.0}%)",
-                redis.name, disk.used_bytes, disk.size_bytes
-            ),
-            json!({
-                "used_bytes": disk.used_bytes,
-                "size_bytes": disk.size_bytes,
-                "used_percent": used,
-                "threshold_percent": limit,
-            }),
-        );
+    if let Some((summary, detail)) = disk.over(&redis.name, c.cfg.thresholds.disk_used_percent) {
+        c.violate(LOW_DISK_SPACE, &redis.name, summary, detail);
     }
 }
 
