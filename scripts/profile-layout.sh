@@ -12,7 +12,11 @@
 # --release` share one build of the crate (see the feature notes in Cargo.toml), so the names
 # match the binary the tests and the demo run. A function whose name has changed since (a
 # dependency update, an edited generic) is simply placed as usual; tests/layout.rs fails when
-# too many are, which says: run this again and commit the result. valgrind 3.19 does not know
+# too many are, which says: run this again and commit the result. The hash follows the
+# crate's build metadata, so a dependency's feature added in Cargo.toml renames every
+# function of the crate: run this after such a change. (Matching names without their hash
+# was tried: each generic function then brings all its instantiations, 7.9 MB of code
+# instead of about one.) valgrind 3.19 does not know
 # pidfd_open, so the local runtime's pidfd watch falls back under it and its few functions
 # are not listed.
 #   ./scripts/profile-layout.sh [SECONDS]
