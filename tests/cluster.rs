@@ -29,6 +29,22 @@ fn port_free(address: &str) -> bool {
     std::net::TcpListener::bind(address).is_ok()
 }
 
+/// Holds the first port of a block of 32 that are all free (an instance's whole range), below
+/// the kernel's ephemeral range: there, other tests' outgoing connections would take ports of
+/// the block between this check and `up`'s.
+fn free_block() -> std::net::TcpListener {
+    let start = 20_000 + (std::process::id() % 256) as u16 * 32;
+    (0..256u16)
+        .map(|i| 20_000 + (start - 20_000 + i * 32) % (256 * 32))
+        .find_map(|base| {
+            let all_free = (base..base + 32).all(|p| port_free(&format!("127.0.0.1:{p}")));
+            all_free
+                .then(|| std::net::TcpListener::bind(("127.0.0.1", base)).ok())
+                .flatten()
+        })
+        .expect("a free block of 32 ports between 20000 and 28192")
+}
+
 #[test]
 fn up_status_and_down_leave_nothing_behind() {
     let mut c = Cluster::start("");
@@ -125,7 +141,7 @@ fn up_of_a_partly_running_instance_is_refused() {
 
 #[test]
 fn a_taken_port_is_named_and_nothing_is_left_half_started() {
-    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = free_block();
     let port = held.local_addr().unwrap().port();
     // redis would get `port`, which we hold.
     let c = Cluster::prepare(&format!("runtime.local.base_port = {port}\n"));
