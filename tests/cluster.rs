@@ -33,12 +33,13 @@ fn port_free(address: &str) -> bool {
 /// the kernel's ephemeral range: there, other tests' outgoing connections would take ports of
 /// the block between this check and `up`'s.
 fn free_block() -> std::net::TcpListener {
-    let start = 20_000 + (std::process::id() % 256) as u16 * 32;
+    // Test binaries running at once start their search at different blocks.
+    let first = (std::process::id() % 256) as u16;
     (0..256u16)
-        .map(|i| 20_000 + (start - 20_000 + i * 32) % (256 * 32))
+        .map(|i| 20_000 + (first + i) % 256 * 32)
         .find_map(|base| {
-            let all_free = (base..base + 32).all(|p| port_free(&format!("127.0.0.1:{p}")));
-            all_free
+            (base..base + 32)
+                .all(|p| port_free(&format!("127.0.0.1:{p}")))
                 .then(|| std::net::TcpListener::bind(("127.0.0.1", base)).ok())
                 .flatten()
         })
