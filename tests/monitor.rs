@@ -108,9 +108,10 @@ fn on_the_local_runtime_a_death_is_heard_when_it_happens_not_at_the_next_poll() 
         m.text()
     );
     assert!(m.cycles() > polled);
-    // Started again under a new pid, the node is watched again: its next death is heard too.
+    // Started again under a new pid, the node is watched again as soon as its record is
+    // written (not at a later look): a death soon after is heard too.
     c.ok(&["node", "start", "ratelimiter-2"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    std::thread::sleep(Duration::from_millis(300));
     let before = m.cycles();
     c.ok(&["node", "kill", "ratelimiter-2"]);
     assert!(
@@ -118,6 +119,53 @@ fn on_the_local_runtime_a_death_is_heard_when_it_happens_not_at_the_next_poll() 
         "the second death went unheard:\n{}",
         m.text()
     );
+}
+
+#[test]
+fn the_monitor_heals_an_overdue_fault_whose_healer_died() {
+    let c = Cluster::start("");
+    let m = MonitorProcess::start(&c, "1s");
+    let f = c.json(&[
+        "chaos",
+        "inject",
+        "pause",
+        "--target",
+        "ratelimiter-3",
+        "--duration",
+        "1s",
+    ]);
+    c.kill_healers();
+    // No chaos command runs from here on (each would sweep): only the monitor's sweep, every
+    // 5 s on its beat, can heal it.
+    let pid = c
+        .json(&["status"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "ratelimiter-3")
+        .unwrap()["pid"]
+        .as_u64()
+        .unwrap();
+    let paused = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s[s.rfind(')').unwrap() + 2..].starts_with('T'))
+            .unwrap_or(false)
+    };
+    assert!(paused(), "nothing should have healed the pause yet");
+    assert!(
+        wait_for(Duration::from_secs(12), || !paused()),
+        "the monitor did not heal the overdue pause:\n{}",
+        m.text()
+    );
+    let all = c.json(&["chaos", "list", "--all"]);
+    let row = all["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == f["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(row["status"], "healed", "{row}");
 }
 
 #[test]

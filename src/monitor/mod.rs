@@ -3,6 +3,7 @@
 //! inside the TUI; both report each cycle through a callback.
 
 pub mod grace;
+mod ticker;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use self::grace::Grace;
+use self::ticker::Ticker;
 use crate::clock::Timestamp;
 use crate::runtime::NodeEvent;
 use crate::store::{Store, StoreError};
@@ -280,8 +282,7 @@ impl Monitor {
         let interval = interval.max(MIN_INTERVAL);
         // A DB held by another process delays the tickets, never the next look.
         self.write_wait = Some(interval / 2);
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tick = Ticker::new(interval);
         let mut events = self.events.take();
         loop {
             let mut woken_by = Vec::new();

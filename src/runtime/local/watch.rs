@@ -1,14 +1,17 @@
 //! Hearing a node die when it happens, as Docker's event stream tells of a container: one
 //! pidfd per running node process (readable the moment it exits), and the instance record
-//! watched for nodes started again under new pids. Where the kernel has no pidfd, there is no
-//! stream and the monitor polls.
+//! watched (inotify) for nodes started again under new pids. Where the kernel has no pidfd,
+//! there is no stream and the monitor polls.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::{BoxStream, FuturesUnordered};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info_span, warn};
@@ -17,7 +20,8 @@ use super::process::ProcessId;
 use super::record::{InstanceRecord, RECORD_FILE};
 use crate::runtime::NodeEvent;
 
-/// How often the record is looked at (one `stat`) for nodes started again.
+/// How often the record is looked at (one `stat`) for nodes started again, where it cannot
+/// be watched.
 const RESCAN: Duration = Duration::from_secs(1);
 
 /// A pidfd for `pid`: readable once the process has exited.
@@ -59,11 +63,11 @@ type Exit = std::pin::Pin<Box<dyn std::future::Future<Output = (String, ProcessI
 async fn watch(dir: PathBuf, tx: mpsc::UnboundedSender<NodeEvent>) {
     let mut watched: Vec<(String, ProcessId)> = Vec::new();
     let mut exits: FuturesUnordered<Exit> = FuturesUnordered::new();
-    let mut seen: Option<SystemTime> = None;
+    // Watched before the first read, so that no write falls between the two.
+    let mut changes = RecordChanges::new(&dir);
+    let mut rescan = true;
     loop {
-        let changed = modified(&dir);
-        if changed != seen || changed.is_none() {
-            seen = changed;
+        if rescan {
             for (node, id) in running(&dir).await {
                 if watched.iter().any(|(n, w)| *n == node && *w == id) {
                     continue;
@@ -78,15 +82,123 @@ async fn watch(dir: PathBuf, tx: mpsc::UnboundedSender<NodeEvent>) {
                 }
             }
         }
-        tokio::select! {
+        rescan = tokio::select! {
             _ = tx.closed() => break,
             Some((node, id)) = exits.next(), if !exits.is_empty() => {
                 watched.retain(|(n, w)| !(*n == node && *w == id));
                 if tx.send(NodeEvent { node, action: "die".into() }).is_err() {
                     break;
                 }
+                false
             }
-            _ = tokio::time::sleep(RESCAN) => {}
+            () = changes.next(&dir) => true,
+        };
+    }
+}
+
+/// An inotify instance, as tokio's `AsyncFd` wants it.
+struct Watch(Inotify);
+
+impl AsRawFd for Watch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// Tells when the record may have been written again. The record is only ever replaced by a
+/// rename, so inotify's "moved in" on the instance's folder says it without a timer waking
+/// the process every second; where the folder cannot be watched (gone, or no inotify), a
+/// `stat` every `RESCAN` does.
+enum RecordChanges {
+    Watched(AsyncFd<Watch>),
+    Polled { seen: Option<SystemTime> },
+}
+
+impl RecordChanges {
+    fn new(dir: &Path) -> Self {
+        let watched = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .and_then(|i| {
+                i.add_watch(
+                    dir,
+                    AddWatchFlags::IN_MOVED_TO
+                        | AddWatchFlags::IN_DELETE_SELF
+                        | AddWatchFlags::IN_MOVE_SELF,
+                )?;
+                Ok(i)
+            })
+            .map_err(std::io::Error::from)
+            .and_then(|i| {
+                // SAFETY: `Watch` owns the inotify descriptor and the AsyncFd owns `Watch`: it
+                // is neither closed nor replaced while registered.
+                unsafe { AsyncFd::register_with_interest(Watch(i), Interest::READABLE) }
+                    .map_err(std::io::Error::from)
+            });
+        match watched {
+            Ok(fd) => Self::Watched(fd),
+            Err(e) => {
+                debug!(dir = %dir.display(), error = %e, "cannot watch the record; looking every second");
+                Self::polled(dir)
+            }
+        }
+    }
+
+    fn polled(dir: &Path) -> Self {
+        Self::Polled {
+            seen: modified(dir),
+        }
+    }
+
+    /// Resolves once the record may have changed since the last time it did.
+    async fn next(&mut self, dir: &Path) {
+        loop {
+            match self {
+                Self::Watched(fd) => {
+                    let Ok(mut ready) = fd.readable().await else {
+                        *self = Self::polled(dir);
+                        return;
+                    };
+                    match ready.try_io(|fd| fd.get_ref().0.read_events().map_err(Into::into)) {
+                        Ok(Ok(events)) => {
+                            let record = events
+                                .iter()
+                                .any(|e| e.name.as_deref() == Some(OsStr::new(RECORD_FILE)));
+                            // The folder itself went (the instance was taken down).
+                            let gone = events.iter().any(|e| {
+                                e.mask.intersects(
+                                    AddWatchFlags::IN_IGNORED
+                                        | AddWatchFlags::IN_DELETE_SELF
+                                        | AddWatchFlags::IN_MOVE_SELF,
+                                )
+                            });
+                            if gone {
+                                *self = Self::polled(dir);
+                                return;
+                            }
+                            if record {
+                                return;
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            warn!(error = %e, "reading the record's watch; looking every second");
+                            *self = Self::polled(dir);
+                            return;
+                        }
+                        Err(_would_block) => {}
+                    }
+                }
+                Self::Polled { seen } => {
+                    tokio::time::sleep(RESCAN).await;
+                    let now = modified(dir);
+                    if now != *seen || now.is_none() {
+                        // A folder made again (the instance brought up anew) is watched again.
+                        *self = match now {
+                            Some(_) => Self::new(dir),
+                            None => Self::Polled { seen: now },
+                        };
+                        return;
+                    }
+                }
+            }
         }
     }
 }

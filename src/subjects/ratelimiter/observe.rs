@@ -147,7 +147,12 @@ impl Observer {
                 nodes: Vec::new(),
             };
         };
-        let redis_probe = probe_redis(link, &redis_node.name, &redis_node.address, &self.cfg);
+        let redis_probe = Box::pin(probe_redis(
+            link,
+            &redis_node.name,
+            &redis_node.address,
+            &self.cfg,
+        ));
         let (mut nodes, redis) = tokio::join!(node_probes, redis_probe);
         let now = Instant::now();
         for (probe, histogram) in &mut nodes {

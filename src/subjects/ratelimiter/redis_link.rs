@@ -54,14 +54,16 @@ impl RedisLink {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
-        let conn = tokio::time::timeout(
-            self.timeout,
+        // Boxed: connecting is rare, and its future is large; inline, every probe's future
+        // would carry (and copy) it each cycle.
+        let connect = Box::pin(
             self.client
                 .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        .map_err(|_| LinkError::Timeout(self.timeout))?
-        .map_err(|e| LinkError::Unreachable(e.to_string()))?;
+        );
+        let conn = tokio::time::timeout(self.timeout, connect)
+            .await
+            .map_err(|_| LinkError::Timeout(self.timeout))?
+            .map_err(|e| LinkError::Unreachable(e.to_string()))?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
