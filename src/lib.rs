@@ -15,6 +15,7 @@ pub mod logging;
 pub mod monitor;
 pub mod paths;
 pub mod properties;
+pub mod readable;
 pub mod runtime;
 pub mod shutdown;
 pub mod store;

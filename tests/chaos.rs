@@ -9,15 +9,7 @@ use common::{Cluster, wait_for};
 use serde_json::Value;
 
 fn state_of(c: &Cluster, node: &str) -> String {
-    c.json(&["status"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == node)
-        .unwrap()["state"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    c.node_state(node)
 }
 
 fn fault(c: &Cluster, id: i64) -> Value {

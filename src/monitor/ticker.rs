@@ -4,24 +4,18 @@
 //! of a healthy cycle, so the beat is a timerfd, which wakes the thread once, at the deadline.
 //! Where no timerfd can be made, tokio's interval beats instead.
 
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::debug;
 
-/// A timerfd, as tokio's `AsyncFd` wants it.
-struct Timer(TimerFd);
+use crate::readable::{self, Readable};
 
-impl AsRawFd for Timer {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
-}
+type Timer = Readable<TimerFd>;
 
 enum Beat {
     Timer(AsyncFd<Timer>),
@@ -32,8 +26,6 @@ enum Beat {
 pub struct Ticker {
     beat: Beat,
     period: Duration,
-    /// The first beat, which is at once, is still to come.
-    first: bool,
 }
 
 impl Ticker {
@@ -47,11 +39,7 @@ impl Ticker {
                 Beat::Tokio(i)
             }
         };
-        Self {
-            beat,
-            period,
-            first: true,
-        }
+        Self { beat, period }
     }
 
     /// Waits for the next beat.
@@ -60,7 +48,6 @@ impl Ticker {
             Beat::Tokio(i) => {
                 i.tick().await;
             }
-            Beat::Timer(_) if self.first => {}
             Beat::Timer(fd) => loop {
                 let Ok(mut ready) = fd.readable().await else {
                     // The reactor is gone (the runtime shutting down): no more beats.
@@ -90,12 +77,10 @@ impl Ticker {
                 }
             },
         }
-        self.first = false;
     }
 
     /// Starts the beat again: the next one a whole period from now.
     pub fn reset(&mut self) {
-        self.first = false;
         match &mut self.beat {
             Beat::Tokio(i) => i.reset(),
             Beat::Timer(fd) => {
@@ -113,11 +98,13 @@ fn timer(period: Duration) -> std::io::Result<AsyncFd<Timer>> {
         ClockId::CLOCK_MONOTONIC,
         TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
     )?;
-    let timer = Timer(fd);
-    arm(&timer, period)?;
-    // SAFETY: `Timer` owns the timerfd and the AsyncFd owns `Timer`: the descriptor is
-    // neither closed nor replaced while registered.
-    unsafe { AsyncFd::register_with_interest(timer, Interest::READABLE) }.map_err(Into::into)
+    // The first beat at once (a zero delay would disarm it), as tokio's interval's.
+    let at_once = TimeSpec::from_duration(Duration::from_nanos(1));
+    fd.set(
+        Expiration::IntervalDelayed(at_once, TimeSpec::from_duration(period)),
+        TimerSetTimeFlags::empty(),
+    )?;
+    readable::register(fd)
 }
 
 /// The expiries since the last read; `EAGAIN` when there was none.
@@ -145,9 +132,9 @@ mod tests {
     #[tokio::test]
     async fn beats_at_once_then_every_period_and_a_reset_starts_again() {
         let period = Duration::from_millis(200);
+        let start = Instant::now();
         let mut t = Ticker::new(period);
         assert!(matches!(t.beat, Beat::Timer(_)), "this Linux has timerfds");
-        let start = Instant::now();
         t.tick().await;
         assert!(start.elapsed() < period, "the first beat is at once");
         t.tick().await;

@@ -234,6 +234,19 @@ impl Cluster {
         (id, format!("fault-{id}"))
     }
 
+    /// A node's state as `operator status` reports it (`running`, `paused`, …); `status` heals
+    /// no fault, so it can watch one being healed by someone else.
+    pub fn node_state(&self, node: &str) -> String {
+        self.json(&["status"])
+            .as_array()
+            .expect("status lists the nodes")
+            .iter()
+            .find(|n| n["name"] == node)
+            .and_then(|n| n["state"].as_str())
+            .expect("the node and its state")
+            .to_string()
+    }
+
     /// Waits for the detached processes that would heal this cluster's faults on expiry, and
     /// kills them, as a crash would; then lets an expiry pass unhealed.
     pub fn kill_healers(&self) {

@@ -4,20 +4,20 @@
 //! there is no stream and the monitor polls.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use futures::stream::{BoxStream, FuturesUnordered};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
-use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::process::ProcessId;
 use super::record::{InstanceRecord, RECORD_FILE};
+use crate::readable::{self, Readable};
 use crate::runtime::NodeEvent;
 
 /// How often the record is looked at (one `stat`) for nodes started again, where it cannot
@@ -96,21 +96,12 @@ async fn watch(dir: PathBuf, tx: mpsc::UnboundedSender<NodeEvent>) {
     }
 }
 
-/// An inotify instance, as tokio's `AsyncFd` wants it.
-struct Watch(Inotify);
-
-impl AsRawFd for Watch {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
-    }
-}
-
 /// Tells when the record may have been written again. The record is only ever replaced by a
 /// rename, so inotify's "moved in" on the instance's folder says it without a timer waking
 /// the process every second; where the folder cannot be watched (gone, or no inotify), a
 /// `stat` every `RESCAN` does.
 enum RecordChanges {
-    Watched(AsyncFd<Watch>),
+    Watched(AsyncFd<Readable<Inotify>>),
     Polled { seen: Option<SystemTime> },
 }
 
@@ -127,12 +118,7 @@ impl RecordChanges {
                 Ok(i)
             })
             .map_err(std::io::Error::from)
-            .and_then(|i| {
-                // SAFETY: `Watch` owns the inotify descriptor and the AsyncFd owns `Watch`: it
-                // is neither closed nor replaced while registered.
-                unsafe { AsyncFd::register_with_interest(Watch(i), Interest::READABLE) }
-                    .map_err(std::io::Error::from)
-            });
+            .and_then(readable::register);
         match watched {
             Ok(fd) => Self::Watched(fd),
             Err(e) => {
@@ -205,8 +191,7 @@ impl RecordChanges {
 
 /// Resolves when the process exits; an error if it is not the recorded one any more.
 fn exit_of(node: String, id: ProcessId) -> std::io::Result<Exit> {
-    // SAFETY: the pidfd is owned by the AsyncFd and neither replaced nor closed while it is.
-    let fd = unsafe { AsyncFd::register(pidfd(id.pid)?)? };
+    let fd = readable::register(pidfd(id.pid)?)?;
     // Opened on the pid: make sure it is still the recorded process, not a recycled pid.
     if !id.is_alive() {
         return Err(std::io::Error::other("the recorded process is gone"));
