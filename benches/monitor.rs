@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use operator::config::Config;
+use operator::subjects::ratelimiter::config::RateLimiterConfig;
 use operator::monitor::Monitor;
 use operator::paths::StateDir;
 use operator::runtime::Runtime;
@@ -24,14 +25,16 @@ struct Bench {
 fn cluster(rt: &tokio::runtime::Runtime, subject: &'static str) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
-    config.ratelimiter.ratelimiter_bin = Some(env!("CARGO_BIN_EXE_ratelimiter").into());
+    let mut limiter = RateLimiterConfig::default();
+    limiter.ratelimiter_bin = Some(env!("CARGO_BIN_EXE_ratelimiter").into());
+    config.set_section(&limiter).unwrap();
     config.runtime.local.operator_bin = Some(env!("CARGO_BIN_EXE_operator").into());
     let runtime = Arc::new(LocalRuntime::new(
         StateDir::new(dir.path()),
         0,
         config.runtime.local.clone(),
     ));
-    let kind = operator::subjects::kind(subject).unwrap();
+    let kind = operator::subjects::registry::kind(subject).unwrap();
     let plan = kind.plan(runtime.as_ref(), &config).unwrap();
     rt.block_on(runtime.up(plan)).unwrap();
     rt.block_on(kind.settle(runtime.as_ref(), &config)).unwrap();
@@ -48,9 +51,9 @@ fn cluster(rt: &tokio::runtime::Runtime, subject: &'static str) -> Bench {
 
 fn monitor(b: &Bench) -> Monitor {
     let runtime: Arc<dyn Runtime> = b.runtime.clone();
-    let kind = operator::subjects::kind(b.subject).unwrap();
+    let kind = operator::subjects::registry::kind(b.subject).unwrap();
     Monitor::new(
-        kind.build(runtime, &b.config),
+        kind.build(runtime, &b.config).unwrap(),
         b.store.clone(),
         b.config.tickets.flap_window,
     )

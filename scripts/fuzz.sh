@@ -29,7 +29,7 @@ seed() {
   [ -d "fuzz/seeds/$t" ] && cp -n fuzz/seeds/"$t"/* "$dir"/ 2>/dev/null || true
   case "$t" in
     policy)
-      grep -hv '^\s*#' src/agent/policy/corpus.txt src/agent/policy/redteam.txt |
+      grep -hv '^\s*#' src/policy/corpus.txt src/policy/redteam.txt |
         sed -n 's/^[a-z_]* *| *//p' |
         while IFS= read -r line; do
           printf '%s' "$line" >"$dir/$(printf '%s' "$line" | sha1sum | cut -c1-16)"

@@ -12,6 +12,8 @@ fn main() -> std::process::ExitCode {
     let _ = color_eyre::config::HookBuilder::default()
         .display_env_section(false)
         .install();
+    // Chaos reads the subjects' own faults back from the ledger by name: tell it them first.
+    operator::subjects::registry::teach_chaos();
     let cli = cli::Cli::parse();
     let verbose = cli.global.verbose > 0;
     // A daemon that mostly waits (the monitor, the proxies) runs on one thread: fewer wake-ups

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::agent::llm::{anthropic, openai};
-use crate::agent::policy::{Class, Endpoints, Policy, Protected, Verdict};
+use crate::policy::{Class, Endpoints, Policy, Protected, Verdict};
 use crate::runtime::docker::api_proxy::{body, rules};
 
 /// A recording cut into pieces of `step` bytes.
@@ -50,7 +50,8 @@ pub fn corpus_endpoints() -> Endpoints {
     Endpoints::new(addresses, Some("unix:///run/operator/agent.sock".into()))
 }
 
-/// The policy the corpus is judged by: no allow or deny rules, the corpus's state dir.
+/// The policy the corpus is judged by: no allow or deny rules, the corpus's state dir, every
+/// subject's words (the corpus holds both subjects' commands).
 pub fn corpus_policy() -> Policy {
     Policy::new(
         &[],
@@ -60,6 +61,7 @@ pub fn corpus_policy() -> Policy {
             db: "/state/operator.db".into(),
             cwd: "/state/instances/0".into(),
         },
+        crate::subjects::registry::every_subjects_words(),
     )
     .with_endpoints(corpus_endpoints())
 }

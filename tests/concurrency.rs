@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Child, Cluster, text};
 use operator::store::{Sqlite, TicketDb};
-use operator::subjects::{Severity, Violation};
+use operator::invariant::{Severity, Violation};
 use operator::tickets::{CycleInput, Observed};
 
 #[test]

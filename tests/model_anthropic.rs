@@ -47,7 +47,7 @@ fn ticket() -> operator::tickets::Ticket {
         instance: 0,
         invariant: "node_down".into(),
         entity: "ratelimiter-2".into(),
-        severity: operator::subjects::Severity::Critical,
+        severity: operator::invariant::Severity::Critical,
         status: operator::tickets::Status::InProgress,
         held: false,
         summary: "ratelimiter-2 is down".into(),

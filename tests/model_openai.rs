@@ -52,7 +52,7 @@ async fn turn(m: &OpenAi, conv: &Conversation) -> Result<operator::agent::llm::T
         instance: 0,
         invariant: "node_down".into(),
         entity: "n".into(),
-        severity: operator::subjects::Severity::Critical,
+        severity: operator::invariant::Severity::Critical,
         status: operator::tickets::Status::InProgress,
         held: false,
         summary: "s".into(),

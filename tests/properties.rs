@@ -324,7 +324,7 @@ fn what_the_fuzzers_found_stays_fixed() {
 /// run without a person: every way the shell would still run it.
 #[test]
 fn a_denied_command_inside_a_wrapper_never_runs_unasked() {
-    let read_only: Vec<&str> = include_str!("../src/agent/policy/corpus.txt")
+    let read_only: Vec<&str> = include_str!("../src/policy/corpus.txt")
         .lines()
         .filter_map(|l| l.split_once('|'))
         .filter(|(class, _)| class.trim() == "read_only")

@@ -51,7 +51,7 @@ fn break_a_node_approve_the_repair_and_quit_cleanly() {
 fn another_processs_tickets_and_sessions_show_up_live_and_sigterm_restores_the_terminal() {
     use common::{AuditDb, TicketDb};
     use operator::agent::audit::{Entry, Kind, NewSession};
-    use operator::subjects::{Severity, Violation};
+    use operator::invariant::{Severity, Violation};
     use operator::tickets::{CycleInput, Observed};
     let c = Cluster::start("");
     let t = Tmux::start(&tui_command(&c, "tui --mode observe"), 110, 32);

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::policy::Class;
+use crate::policy::Class;
 
 /// A command waiting for a person.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use super::approval::Approver;
 use super::audit::Audit;
 use super::executor::{Executor, LocalEnv, LocalExecutor};
 use super::llm::ModelError;
-use super::policy::{Endpoints, Policy, Protected};
+use crate::policy::{Endpoints, Policy, Protected, SubjectWords};
 use super::redact::Redactor;
 use super::session::{AgentEvent, Deps, Settings};
 use super::toolbox::ToolboxExecutor;
@@ -75,9 +75,16 @@ pub fn executor(
 }
 
 /// The policy an agent of `instance` works under: the configured allow and deny rules, the
-/// operator's state protected. Its endpoints come from the instance's topology
-/// ([`endpoints`]), given before each session.
-pub fn policy(cfg: &AgentConfig, state: &StateDir, db: &Path, instance: u32) -> Policy {
+/// operator's state protected, and the words of `subjects` (the instance's own: its programs,
+/// URL schemes, variables, data folders; a program of another subject is unknown to it). Its
+/// endpoints come from the instance's topology ([`endpoints`]), given before each session.
+pub fn policy(
+    cfg: &AgentConfig,
+    state: &StateDir,
+    db: &Path,
+    instance: u32,
+    subjects: Vec<&'static dyn SubjectWords>,
+) -> Policy {
     Policy::new(
         &cfg.policy.allow,
         &cfg.policy.deny,
@@ -86,6 +93,7 @@ pub fn policy(cfg: &AgentConfig, state: &StateDir, db: &Path, instance: u32) -> 
             db: absolute(db),
             cwd: absolute(&state.instance(instance)),
         },
+        subjects,
     )
 }
 
@@ -114,8 +122,8 @@ pub fn endpoints(runtime: &dyn Runtime, docker: Option<String>) -> Endpoints {
 impl LocalAgent<'_> {
     pub fn build(self) -> Result<Agent, BuildError> {
         let cfg = self.config;
-        let name = self.subject.name().to_string();
-        let model = build_model(cfg, &name)?;
+        let kind = self.subject.kind();
+        let model = build_model(cfg, kind)?;
         let instance_dir = self.state.instance(self.instance);
         // Commands run there; it exists once the cluster is up, but must exist regardless.
         let _ = std::fs::create_dir_all(&instance_dir);
@@ -131,7 +139,7 @@ impl LocalAgent<'_> {
                 output_limit: cfg.budgets.output_bytes,
             },
         )?;
-        let policy = policy(cfg, self.state, self.db, self.instance);
+        let policy = policy(cfg, self.state, self.db, self.instance, vec![kind.words()]);
         let docker = docker_endpoint(self.runtime.as_ref(), executor.as_ref());
         let keep_file = self.config_path.clone().or_else(Config::default_path);
         let keep_allowed = Arc::new(move |prefix: &str| match &keep_file {

@@ -10,7 +10,6 @@ pub mod executor;
 pub mod lease;
 pub mod llm;
 pub mod local;
-pub mod policy;
 pub mod prompt;
 pub mod redact;
 pub mod session;
@@ -31,11 +30,14 @@ use self::llm::runbook::{Runbook, RunbookModel};
 use self::llm::{Model, ModelError};
 use self::session::{Deps, Outcome, Settings};
 use crate::config::{AgentConfig, Backend};
-use crate::subjects::Subject;
+use crate::subjects::{Subject, SubjectKind};
 
 /// The model an agent configuration asks for. Without an API key, `auto` is the runbook;
 /// a Claude model without a key is an error that names the variable.
-pub fn build_model(cfg: &AgentConfig, subject: &str) -> Result<Arc<dyn Model>, ModelError> {
+pub fn build_model(
+    cfg: &AgentConfig,
+    subject: &dyn SubjectKind,
+) -> Result<Arc<dyn Model>, ModelError> {
     let wants_claude = cfg.model.starts_with("claude");
     let key = llm::anthropic::Anthropic::key_from_env();
     let backend = match cfg.backend {
@@ -102,7 +104,8 @@ pub fn build_model(cfg: &AgentConfig, subject: &str) -> Result<Arc<dyn Model>, M
             ))
         }
         Backend::Runbook | Backend::Auto => Arc::new(RunbookModel::new(Runbook::load(
-            subject,
+            subject.name(),
+            subject.runbook(),
             cfg.runbooks_dir.as_deref(),
         )?)),
     })
@@ -124,7 +127,7 @@ pub struct Agent {
 async fn refresh_endpoints(
     runtime: Arc<dyn crate::runtime::Runtime>,
     docker: Option<String>,
-    policy: Arc<tokio::sync::Mutex<policy::Policy>>,
+    policy: Arc<tokio::sync::Mutex<crate::policy::Policy>>,
 ) {
     let endpoints = tokio::task::spawn_blocking(move || local::endpoints(runtime.as_ref(), docker))
         .await

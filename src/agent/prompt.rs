@@ -1,7 +1,7 @@
 //! The system prompt and the ticket message. Text that came from the subject is fenced and
 //! labelled as untrusted data.
 
-use crate::agent::policy::Mode;
+use crate::policy::Mode;
 use crate::clock;
 use crate::subjects::SubjectContext;
 use crate::tickets::Ticket;

@@ -19,7 +19,7 @@ use super::llm::{
     AssistantBlock, Conversation, Message, Model, ModelEvent, StopReason, ToolCall, TurnRequest,
     Usage, UserBlock,
 };
-use super::policy::{Class, Gate, Mode, Policy, gate};
+use crate::policy::{Class, Gate, Mode, Policy, gate};
 use super::prompt;
 use super::tools::{self, CallError, Tool};
 use crate::clock::{self, Timestamp};

@@ -9,6 +9,17 @@ pub const OBSERVE: &str = "observe";
 pub const RESOLVE: &str = "resolve";
 pub const ESCALATE: &str = "escalate";
 pub const NAMES: &[&str] = &[SHELL, OBSERVE, RESOLVE, ESCALATE];
+/// Checks `agent.tools`: each must be one of [`NAMES`].
+pub fn check_config(config: &crate::config::Config) -> Result<(), crate::config::ConfigError> {
+    match config.agent.tools.iter().find(|t| !NAMES.contains(&t.as_str())) {
+        Some(t) => Err(config.invalid(
+            "agent.tools",
+            format!("unknown tool `{t}`; tools: {}", NAMES.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The longest an observe call may wait before looking.
 pub const MAX_OBSERVE_WAIT: u64 = 10;
 

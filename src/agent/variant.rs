@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::llm::anthropic::Thinking;
-use super::policy::Mode;
+use crate::policy::Mode;
 use crate::config::{AgentConfig, Backend, Budgets};
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -2,13 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::subject::{FaultAction, SubjectFaults};
 use crate::runtime::Impairment;
 use crate::runtime::impair::PartitionMode;
 
-/// A fault a subject adds to the catalogue: its name, words, and how a target is drawn.
-/// The subject injects and heals it (`SubjectKind::inject_own`, `heal_own`).
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct OwnFault {
+/// A fault a subject adds to the catalogue: its name, words, and how a target is drawn. Its
+/// `action` injects and heals it.
+pub struct SubjectFault {
     pub subject: &'static str,
     pub name: &'static str,
     pub description: &'static str,
@@ -18,20 +18,39 @@ pub struct OwnFault {
     pub default_target: Option<&'static str>,
     /// Whether an agent's commands can end it (else the best is a localized escalation).
     pub repairable: bool,
+    /// The subject's code that applies and undoes it.
+    pub action: &'static dyn FaultAction,
+}
+
+impl std::fmt::Debug for SubjectFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.subject)
+    }
+}
+
+/// The subjects' own faults, as the top floor tells them at start ([`know`]): names read back
+/// from the ledger and from stored plans are found here. Chaos does not look subjects up.
+static KNOWN: std::sync::OnceLock<Vec<&'static SubjectFault>> = std::sync::OnceLock::new();
+
+/// Tells chaos every subject's own faults, so that their names read back from the ledger and
+/// from stored plans. The first call counts; later ones change nothing.
+pub fn know(faults: Vec<&'static SubjectFault>) {
+    let _ = KNOWN.set(faults);
 }
 
 /// A subject's fault, named by its name in the ledger, campaigns and plans.
 #[derive(Clone, Copy)]
-pub struct OwnRef(pub &'static OwnFault);
+pub struct OwnRef(pub &'static SubjectFault);
 
 impl OwnRef {
-    /// The subject fault called `name`, from the registry.
+    /// The subject fault called `name`, among those chaos was told of ([`know`]).
     pub fn find(name: &str) -> Option<Self> {
-        crate::subjects::REGISTRY
-            .iter()
-            .flat_map(|k| k.faults().iter())
+        KNOWN
+            .get()
+            .into_iter()
+            .flatten()
             .find(|f| f.name == name)
-            .map(OwnRef)
+            .map(|f| OwnRef(f))
     }
 }
 
@@ -95,7 +114,7 @@ impl<'de> Deserialize<'de> for FaultKind {
         Self::parse(&name).ok_or_else(|| {
             serde::de::Error::custom(format!(
                 "unknown fault `{name}`; faults: {}",
-                Self::all_names().join(", ")
+                Self::NAMES.join(", ")
             ))
         })
     }
@@ -141,22 +160,24 @@ impl FaultKind {
             .or_else(|| OwnRef::find(s).map(Self::Own))
     }
 
+    /// A generic fault or one of `subject`'s own, by name.
+    pub fn parse_for(s: &str, subject: &dyn SubjectFaults) -> Option<Self> {
+        Self::catalogue(subject).into_iter().find(|k| k.as_str() == s)
+    }
+
     /// The faults `subject` takes: the generic ones, then its own.
-    pub fn catalogue(subject: &str) -> Vec<Self> {
-        let own = crate::subjects::kind(subject)
-            .map(|k| k.faults())
-            .unwrap_or_default();
+    pub fn catalogue(subject: &dyn SubjectFaults) -> Vec<Self> {
         Self::ALL
             .into_iter()
-            .chain(own.iter().map(|f| Self::Own(OwnRef(f))))
+            .chain(subject.own().iter().map(|f| Self::Own(OwnRef(f))))
             .collect()
     }
 
-    /// Every fault's name, subjects' own included, for messages.
-    pub fn all_names() -> Vec<String> {
+    /// The names of the generic faults and of `subjects`' own, for messages.
+    pub fn names_for(subjects: &[&dyn SubjectFaults]) -> Vec<String> {
         let mut names: Vec<String> = Self::NAMES.iter().map(|n| n.to_string()).collect();
-        for k in crate::subjects::REGISTRY {
-            for f in k.faults() {
+        for s in subjects {
+            for f in s.own() {
                 names.push(format!("{} ({})", f.name, f.subject));
             }
         }

@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod ledger;
 pub mod proxy;
+mod subject;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tracing::{info, instrument, warn};
 
 pub use self::faults::{Fault, FaultKind};
 pub use self::ledger::{FaultRecord, FaultStatus, NewFault};
+pub use self::subject::{FaultAction, SubjectFaults};
 use crate::clock;
 use crate::runtime::{NodeAction, RunState, Runtime, RuntimeError, impair, is_rig};
 use crate::store::{Store, StoreError};
@@ -40,28 +42,20 @@ pub enum ChaosError {
     Store(#[from] StoreError),
 }
 
-/// Whether a node of this role of `subject` may be drawn as a fault's random target.
-pub fn random_target_fits(subject: &str, role: &str) -> bool {
-    match crate::subjects::kind(subject) {
-        Ok(k) => k.random_target_fits(role),
-        Err(_) => !is_rig(role),
-    }
-}
-
 /// The node `kind` aims at on `subject` when none is named.
-pub fn default_target(subject: &str, kind: FaultKind) -> Option<&'static str> {
+pub fn default_target(subject: &dyn SubjectFaults, kind: FaultKind) -> Option<&'static str> {
     if let FaultKind::Own(o) = kind {
         return o.0.default_target;
     }
-    crate::subjects::kind(subject)
-        .ok()
-        .and_then(|k| k.default_target(kind))
+    subject.default_target(kind)
 }
 
 /// Injects and heals faults on one subject instance.
 pub struct Chaos {
     store: Store,
     runtime: Arc<dyn Runtime>,
+    /// The instance's subject: its own faults, and where faults aim.
+    subject: &'static dyn SubjectFaults,
     durations: BTreeMap<String, Duration>,
     actor: String,
 }
@@ -79,12 +73,14 @@ impl Chaos {
     pub fn new(
         store: Store,
         runtime: Arc<dyn Runtime>,
+        subject: &'static dyn SubjectFaults,
         durations: BTreeMap<String, Duration>,
         actor: impl Into<String>,
     ) -> Self {
         Self {
             store,
             runtime,
+            subject,
             durations,
             actor: actor.into(),
         }
@@ -163,7 +159,7 @@ impl Chaos {
                 .join(", ")
         };
         let target =
-            match target.or(default_target(&topology.subject, kind)) {
+            match target.or(default_target(self.subject, kind)) {
                 Some(t) => status.iter().find(|s| s.name == t).ok_or_else(|| {
                     ChaosError::UnknownTarget {
                         target: t.into(),
@@ -174,7 +170,7 @@ impl Chaos {
                     let candidates: Vec<_> = status
                         .iter()
                         .filter(|s| {
-                            random_target_fits(&topology.subject, &s.role)
+                            self.subject.random_target_fits(&s.role)
                                 && s.state == RunState::Running
                         })
                         .collect();
@@ -243,7 +239,7 @@ impl Chaos {
                     .impair(&target.name, imp, &impair::tag(record.id))
                     .await
             }
-            Fault::Own { name } => self.own(&topology.subject, *name, &target.name, true).await,
+            Fault::Own { name } => self.own(*name, &target.name, true).await,
         };
         match applied {
             Ok(note) => {
@@ -261,9 +257,7 @@ impl Chaos {
                             .await;
                     }
                     Fault::Own { name } => {
-                        let _ = self
-                            .own(&topology.subject, *name, &target.name, false)
-                            .await;
+                        let _ = self.own(*name, &target.name, false).await;
                     }
                     _ => {}
                 }
@@ -278,17 +272,26 @@ impl Chaos {
     /// A subject's own fault, injected or healed by its subject.
     async fn own(
         &self,
-        subject: &str,
         fault: faults::OwnRef,
         target: &str,
         inject: bool,
     ) -> Result<String, RuntimeError> {
-        let kind = crate::subjects::kind(subject).map_err(RuntimeError::UnknownSubject)?;
+        if fault.0.subject != self.subject.name() {
+            return Err(RuntimeError::Impair {
+                target: target.to_string(),
+                message: format!(
+                    "{} is a fault of {}, not of {}",
+                    fault.0.name,
+                    fault.0.subject,
+                    self.subject.name()
+                ),
+            });
+        }
+        let action = fault.0.action;
         let done = if inject {
-            kind.inject_own(fault.0, target, self.runtime.as_ref())
-                .await
+            action.inject(target, self.runtime.as_ref()).await
         } else {
-            kind.heal_own(fault.0, target, self.runtime.as_ref()).await
+            action.heal(target, self.runtime.as_ref()).await
         };
         done.map_err(|message| RuntimeError::Impair {
             target: target.to_string(),
@@ -359,7 +362,7 @@ impl Chaos {
     /// Undoes a fault and checks that it is undone; says what it did.
     async fn undo(&self, record: &FaultRecord) -> Result<String, ChaosError> {
         if let FaultKind::Own(name) = record.fault {
-            return match self.own(&record.subject, name, &record.target, false).await {
+            return match self.own(name, &record.target, false).await {
                 Ok(note) => Ok(note),
                 Err(_) if matches!(self.runtime.topology(), Err(RuntimeError::NotUp { .. })) => {
                     Ok("the instance is down; nothing left to heal".into())

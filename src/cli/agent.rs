@@ -11,7 +11,7 @@ use operator::agent::approval::{Approver, Nobody, Terminal};
 use operator::agent::audit::{Entry, Kind};
 use operator::agent::llm::ModelEvent;
 use operator::agent::local::LocalAgent;
-use operator::agent::policy::Mode;
+use operator::policy::Mode;
 use operator::agent::session::{AgentEvent, Outcome};
 use operator::agent::variant::Variant;
 use operator::config::{AgentConfig, Backend};

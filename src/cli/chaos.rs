@@ -125,17 +125,25 @@ pub struct HealArgs {
     pub json: bool,
 }
 
+/// A generic fault or any subject's own; `inject` then refuses one of another subject than
+/// the instance's.
 fn parse_fault(s: &str) -> Result<FaultKind, String> {
-    FaultKind::parse(s).ok_or_else(|| {
-        format!(
-            "unknown fault `{s}`; known faults: {}",
-            FaultKind::all_names().join(", ")
-        )
-    })
+    let subjects = operator::subjects::registry::every_subjects_faults();
+    subjects
+        .iter()
+        .find_map(|k| FaultKind::parse_for(s, *k))
+        .ok_or_else(|| {
+            format!(
+                "unknown fault `{s}`; known faults: {}",
+                FaultKind::names_for(&subjects).join(", ")
+            )
+        })
 }
 
 pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
-    let chaos = ctx.chaos("cli").await?;
+    let subject = ctx.subject_name(None)?;
+    let kind = operator::subjects::registry::kind(&subject).map_err(|e| eyre!(e))?;
+    let chaos = ctx.chaos(&subject, "cli").await?;
     if !matches!(
         cmd,
         ChaosCommand::Heal(HealArgs {
@@ -154,14 +162,13 @@ pub async fn run(ctx: &Context, cmd: ChaosCommand) -> Result<()> {
         ChaosCommand::List(a) => {
             let faults = chaos.faults(a.all).await?;
             let mut catalogue = Vec::new();
-            let subject = ctx.subject_name(None)?;
-            for k in FaultKind::catalogue(&subject) {
+            for k in FaultKind::catalogue(kind.faults()) {
                 let how = chaos.mechanism(k).await;
                 catalogue.push(serde_json::json!({
                     "fault": k.as_str(),
                     "description": k.description(),
                     "default_duration": chaos.default_duration(k).map(|d| humantime::format_duration(d).to_string()),
-                    "targets": operator::chaos::default_target(&subject, k).unwrap_or("any node"),
+                    "targets": operator::chaos::default_target(kind.faults(), k).unwrap_or("any node"),
                     "available": how.is_ok(),
                     "how": how.as_ref().unwrap_or_else(|e| e),
                 }));

@@ -88,7 +88,7 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
         .subject
         .clone()
         .unwrap_or_else(|| ctx.config.monitor.subject.clone());
-    let kind = subjects::kind(&name).map_err(|e| eyre!(e))?;
+    let kind = subjects::registry::kind(&name).map_err(|e| eyre!(e))?;
     let runtime = ctx.runtime()?;
     if !args.json {
         eprintln!(
@@ -98,7 +98,7 @@ pub async fn up(ctx: &Context, args: UpArgs) -> Result<()> {
         );
     }
     let start = Instant::now();
-    let report = subjects::launch::up(&name, runtime.as_ref(), &ctx.config).await?;
+    let report = subjects::launch::up(kind, runtime.as_ref(), &ctx.config).await?;
     if args.json {
         return output::json(&report);
     }
@@ -242,7 +242,7 @@ pub async fn node(ctx: &Context, args: NodeArgs) -> Result<()> {
 async fn reset(ctx: &Context, args: &NodeArgs) -> Result<()> {
     let runtime = ctx.runtime()?;
     let subject = ctx.subject_name(None)?;
-    let did = operator::subjects::kind(&subject)
+    let did = operator::subjects::registry::kind(&subject)
         .map_err(|e| eyre!(e))?
         .reset_node(&args.node, runtime.as_ref())
         .await

@@ -166,7 +166,13 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: &Global) -> Result<Self> {
-        let config = Config::load(global.config.as_deref())?;
+        let mut config = Config::load(global.config.as_deref())?;
+        // What only the subjects, the agent and chaos know is checked here, at the top.
+        subjects::registry::check_config(&config)?;
+        operator::agent::tools::check_config(&config)?;
+        if config.monitor.subject.is_empty() {
+            config.monitor.subject = subjects::registry::names()[0].to_string();
+        }
         let state = StateDir::new(
             global
                 .state_dir
@@ -205,8 +211,8 @@ impl Context {
 
     /// The subject recorded for this instance, else `wanted`, else the configured default.
     pub fn subject_name(&self, wanted: Option<&str>) -> Result<String> {
-        if let Some(w) = wanted.filter(|w| !subjects::is_known(w)) {
-            return Err(eyre!(subjects::unknown_subject(w)));
+        if let Some(w) = wanted.filter(|w| !subjects::registry::is_known(w)) {
+            return Err(eyre!(subjects::registry::unknown_subject(w)));
         }
         let recorded = self.runtime()?.topology().ok().map(|t| t.subject);
         let name = match (wanted, recorded) {
@@ -220,20 +226,23 @@ impl Context {
             (None, Some(r)) => r,
             (None, None) => self.config.monitor.subject.clone(),
         };
-        if !subjects::is_known(&name) {
-            return Err(eyre!(subjects::unknown_subject(&name)));
+        if !subjects::registry::is_known(&name) {
+            return Err(eyre!(subjects::registry::unknown_subject(&name)));
         }
         Ok(name)
     }
 
     pub fn subject(&self, name: &str) -> Result<Box<dyn Subject>> {
-        subjects::launch::build(name, self.runtime()?, &self.config).map_err(|e| eyre!(e))
+        subjects::registry::build(name, self.runtime()?, &self.config).map_err(|e| eyre!(e))
     }
 
-    pub async fn chaos(&self, actor: &str) -> Result<Chaos> {
+    /// Chaos on the instance, which runs `subject`.
+    pub async fn chaos(&self, subject: &str, actor: &str) -> Result<Chaos> {
+        let kind = subjects::registry::kind(subject).map_err(|e| eyre!(e))?;
         Ok(Chaos::new(
             self.store().await?,
             self.runtime()?,
+            kind.faults(),
             self.config.chaos.durations.clone(),
             actor,
         ))

@@ -63,7 +63,7 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
     // a healer of its own: this is the backstop).
     let sweep_due = Arc::new(Notify::new());
     let sweeper = {
-        let chaos = ctx.chaos("monitor").await?;
+        let chaos = ctx.chaos(&name, "monitor").await?;
         let stop = stop.clone();
         let due = sweep_due.clone();
         tokio::spawn(async move {

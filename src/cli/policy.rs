@@ -4,12 +4,13 @@
 use std::io::BufRead;
 
 use clap::{Args, Subcommand};
-use color_eyre::eyre::{Result, WrapErr};
+use color_eyre::eyre::{Result, WrapErr, eyre};
 use serde::Serialize;
 
 use operator::agent::executor::LocalEnv;
 use operator::agent::local;
-use operator::agent::policy::{Gate, Mode, gate};
+use operator::policy::{Gate, Mode, gate};
+use operator::subjects::registry;
 
 use super::output::{self, say};
 use super::{Context, Exit};
@@ -109,7 +110,14 @@ pub async fn run(ctx: &Context, c: PolicyCommand) -> Result<()> {
     let rt = runtime.clone();
     let d = docker.clone();
     let endpoints = tokio::task::spawn_blocking(move || local::endpoints(rt.as_ref(), d)).await?;
-    let policy = local::policy(cfg, &ctx.state, &ctx.db, ctx.instance).with_endpoints(endpoints);
+    // An instance that is up is judged by its subject's words alone (another subject's
+    // client is unknown there); with none up, by every subject's.
+    let subjects = match runtime.topology() {
+        Ok(t) => vec![registry::kind(&t.subject).map_err(|e| eyre!(e))?.words()],
+        Err(_) => registry::every_subjects_words(),
+    };
+    let policy =
+        local::policy(cfg, &ctx.state, &ctx.db, ctx.instance, subjects).with_endpoints(endpoints);
     let judged: Vec<Judged> = commands
         .into_iter()
         .map(|command| {

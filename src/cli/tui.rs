@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use color_eyre::eyre::{Result, bail};
+use color_eyre::eyre::{Result, bail, eyre};
 use operator::tui::{Launch, services};
 
 use super::Context;
@@ -60,7 +60,8 @@ pub async fn run(ctx: &Context, args: TuiArgs, demo: bool) -> Result<()> {
         args.mode,
         args.variant.as_deref(),
     )?;
-    let agent_label = match operator::agent::build_model(&agent, &subject) {
+    let kind = operator::subjects::registry::kind(&subject).map_err(|e| eyre!(e))?;
+    let agent_label = match operator::agent::build_model(&agent, kind) {
         Ok(m) if m.backend() == "runbook" => "runbook".to_string(),
         Ok(m) => format!("{} {}", m.backend(), m.model()),
         Err(e) => format!("none ({e})"),
@@ -81,6 +82,7 @@ pub async fn run(ctx: &Context, args: TuiArgs, demo: bool) -> Result<()> {
             db: ctx.db.clone(),
             instance: ctx.instance,
             subject,
+            kind,
             runtime: ctx.runtime()?,
             store,
             agent,

@@ -287,46 +287,53 @@ impl Campaign {
                 "subjects",
                 format!(
                     "name at least one subject; known subjects: {}",
-                    subjects::names().join(", ")
+                    subjects::registry::names().join(", ")
                 ),
             ));
         }
         for s in &raw.subjects {
-            if !subjects::is_known(s) {
+            if !subjects::registry::is_known(s) {
                 return Err(invalid(
                     at(s),
                     "subjects",
                     format!(
                         "unknown subject `{s}`; known subjects: {}",
-                        subjects::names().join(", ")
+                        subjects::registry::names().join(", ")
                     ),
                 ));
             }
         }
+        // The campaign's subjects' faults, for messages; a fault is read against every
+        // subject's catalogue, so that one of another subject is named as such below.
+        let every = subjects::registry::every_subjects_faults();
+        let own: Vec<&dyn crate::chaos::SubjectFaults> = every
+            .iter()
+            .copied()
+            .filter(|k| raw.subjects.iter().any(|s| s == k.name()))
+            .collect();
+        let fault_names = FaultKind::names_for(&own).join(", ");
         if raw.chaos_types.is_empty() && !raw.include_control {
             return Err(invalid(
                 at("chaos_types"),
                 "chaos_types",
                 format!(
-                    "name at least one fault (or set include_control); known faults: {}",
-                    FaultKind::all_names().join(", ")
+                    "name at least one fault (or set include_control); known faults: {fault_names}",
                 ),
             ));
         }
         let mut faults = Vec::new();
         for (i, entry) in raw.chaos_types.iter().enumerate() {
             let key = format!("chaos_types[{i}]");
-            let kind = FaultKind::parse(&entry.kind).ok_or_else(|| {
-                invalid(
-                    at(&entry.kind),
-                    &format!("{key}.type"),
-                    format!(
-                        "unknown fault `{}`; known faults: {}",
-                        entry.kind,
-                        FaultKind::all_names().join(", ")
-                    ),
-                )
-            })?;
+            let kind = every
+                .iter()
+                .find_map(|k| FaultKind::parse_for(&entry.kind, *k))
+                .ok_or_else(|| {
+                    invalid(
+                        at(&entry.kind),
+                        &format!("{key}.type"),
+                        format!("unknown fault `{}`; known faults: {fault_names}", entry.kind),
+                    )
+                })?;
             if let Some(owner) = kind.subject() {
                 if let Some(other) = raw.subjects.iter().find(|s| s.as_str() != owner) {
                     return Err(invalid(
@@ -822,7 +829,7 @@ timeouts: {detect: 10s, resolve: 1m, baseline_resolve: 20s}
             .unwrap()
             .agent_config(&AgentConfig::default())
             .unwrap();
-        assert_eq!(cfg.mode, crate::agent::policy::Mode::Observe);
+        assert_eq!(cfg.mode, crate::policy::Mode::Observe);
         let dup = text.replace("[default, watch.yaml]", "[watch.yaml, twin.yaml]");
         let err = Campaign::parse(&dup, &file).unwrap_err().to_string();
         assert!(err.contains("two variants are named `watcher`"), "{err}");

@@ -57,7 +57,9 @@ pub async fn validate(
             .agent_config(&env.config.agent)
             .map_err(|e| HarnessError::Invalid(format!("{file}: variant `{}`: {e}", v.name)))?;
         for subject in &campaign.subjects {
-            let model = crate::agent::build_model(&cfg, subject)
+            let kind =
+                crate::subjects::registry::kind(subject).map_err(HarnessError::Invalid)?;
+            let model = crate::agent::build_model(&cfg, kind)
                 .map_err(|e| HarnessError::Invalid(format!("{file}: variant `{}`: {e}", v.name)))?;
             models.push(json!({
                 "variant": v.name,
@@ -165,6 +167,8 @@ pub async fn run(
     progress: mpsc::UnboundedSender<Progress>,
     stop: CancellationToken,
 ) -> Result<CampaignStatus, HarnessError> {
+    // The stored plans name subjects' own faults: chaos must know them to read them back.
+    crate::subjects::registry::teach_chaos();
     let span = info_span!("campaign", id, name = %campaign.name);
     async {
         let pending = env

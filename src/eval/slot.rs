@@ -57,7 +57,20 @@ pub async fn teardown(
 ) -> Vec<String> {
     let instance = runtime.instance();
     let mut notes = Vec::new();
-    let chaos = Chaos::new(store.clone(), runtime.clone(), durations, "eval");
+    // The instance's subject as its record names it; a slot that is down has no faults
+    // left to heal but generic ones, which any subject's chaos heals.
+    let subject = runtime
+        .topology()
+        .ok()
+        .and_then(|t| crate::subjects::registry::kind(&t.subject).ok())
+        .unwrap_or(crate::subjects::registry::REGISTRY[0]);
+    let chaos = Chaos::new(
+        store.clone(),
+        runtime.clone(),
+        subject.faults(),
+        durations,
+        "eval",
+    );
     match chaos.heal_all().await {
         Ok(h) => {
             for f in h.iter().filter(|h| h.acted) {

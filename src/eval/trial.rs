@@ -23,7 +23,8 @@ use crate::monitor::Monitor;
 use crate::paths::StateDir;
 use crate::runtime::{RunState, Runtime, RuntimeError, is_rig};
 use crate::store::Store;
-use crate::subjects::{Snapshot, Subject, launch};
+use crate::chaos::SubjectFaults;
+use crate::subjects::{Snapshot, Subject, launch, registry};
 use crate::tickets::{Status, Ticket};
 
 /// How often the harness looks at the tickets while it waits.
@@ -105,13 +106,14 @@ impl Slot {
     }
 
     fn subject(&self, name: &str) -> Result<Box<dyn Subject>, String> {
-        launch::build(name, self.runtime.clone(), &self.config)
+        crate::subjects::registry::build(name, self.runtime.clone(), &self.config)
     }
 
-    fn chaos(&self) -> Chaos {
+    fn chaos(&self, subject: &'static dyn SubjectFaults) -> Chaos {
         Chaos::new(
             self.store.clone(),
             self.runtime.clone(),
+            subject,
             self.config.chaos.durations.clone(),
             "eval",
         )
@@ -259,7 +261,7 @@ impl Slot {
             }
             let healing = Instant::now();
             if let Some(id) = outcome.fault_id {
-                match self.chaos().heal(id).await {
+                match self.chaos(subject.kind().faults()).heal(id).await {
                     Ok(h) => {
                         self.step(trial, "heal", h.fault.note.clone()).await;
                     }
@@ -385,7 +387,7 @@ impl Slot {
         self.stop_watching().await;
         let mut notes = Vec::new();
         let healed = self
-            .chaos()
+            .chaos(registry::kind(subject)?.faults())
             .heal_all()
             .await
             .map_err(|e| format!("cannot heal the slot's faults: {e}"))?;
@@ -417,7 +419,7 @@ impl Slot {
                 }
             }
         }
-        let up = launch::up(subject, self.runtime.as_ref(), &self.config)
+        let up = launch::up(registry::kind(subject)?, self.runtime.as_ref(), &self.config)
             .await
             .map_err(|e| format!("cannot bring instance {} up: {e}", self.instance))?;
         notes.push(format!("started {} nodes", up.nodes.len()));
@@ -492,7 +494,7 @@ impl Slot {
                 let duration =
                     t.detect + self.campaign.resolve_timeout(plan.baseline) + t.hold + FAULT_MARGIN;
                 let record = self
-                    .chaos()
+                    .chaos(subject.kind().faults())
                     .inject(fault, Some(&target), Some(duration))
                     .await
                     .map_err(|e| Halt::Invalid(format!("inject failed: {e}")))?;
@@ -676,7 +678,8 @@ impl Slot {
         }
         let kind = fault.kind();
         let status = self.runtime.status().await.map_err(|e| e.to_string())?;
-        let mut names: Vec<String> = match crate::chaos::default_target(&plan.subject, kind) {
+        let subject = registry::kind(&plan.subject)?.faults();
+        let mut names: Vec<String> = match crate::chaos::default_target(subject, kind) {
             Some(role) => status
                 .iter()
                 .filter(|s| s.name == role || s.role == role)
@@ -685,7 +688,7 @@ impl Slot {
             None => status
                 .iter()
                 .filter(|s| {
-                    crate::chaos::random_target_fits(&plan.subject, &s.role) && !is_rig(&s.role)
+                    subject.random_target_fits(&s.role) && !is_rig(&s.role)
                 })
                 .filter(|s| s.state == RunState::Running)
                 .map(|s| s.name.clone())
@@ -766,7 +769,10 @@ impl Slot {
         let repairable = trial
             .fault
             .as_deref()
-            .and_then(crate::chaos::FaultKind::parse)
+            .and_then(|name| {
+                let subject = registry::kind(&trial.subject).ok()?;
+                crate::chaos::FaultKind::parse_for(name, subject.faults())
+            })
             .is_none_or(|k| k.repairable());
         outcome.won = match verdict {
             Verdict::Invalid => None,

@@ -266,6 +266,9 @@ pub enum RuntimeError {
     NotServing { subject: String, reason: String },
     #[error("{0}")]
     UnknownSubject(String),
+    /// The subject's section of the config is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("{node} {message}")]
     WrongState { node: String, message: String },
     #[error("another operator command is changing instance {instance}; try again when it is done")]

@@ -12,7 +12,7 @@ use tracing::debug;
 use super::sqlite::{exec, row};
 use super::{Sqlite, StoreError};
 use crate::clock::{self, Timestamp};
-use crate::subjects::Severity;
+use crate::invariant::Severity;
 use crate::tickets::state::{self, Transition};
 use crate::tickets::{
     Applied, ChangeKind, CycleInput, MONITOR, Resolution, Status, Ticket, TicketChange,

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Sqlite, StoreError, TicketDb};
 use crate::clock::{self, Timestamp};
-use crate::subjects::{Scope, Severity, Violation};
+use crate::invariant::{Scope, Severity, Violation};
 use crate::tickets::*;
 
 fn store() -> (tempfile::TempDir, Sqlite) {

@@ -1,29 +1,18 @@
-//! Building a subject and bringing its cluster up: shared by the CLI and the TUI.
+//! Bringing a subject's cluster up: shared by the CLI, the TUI and the harness, which look the
+//! subject up and hand it here.
 
-use std::sync::Arc;
-
-use super::Subject;
+use super::SubjectKind;
 use crate::config::Config;
 use crate::runtime::{Runtime, RuntimeError, UpReport};
-
-/// The subject called `name`, observing the instance `runtime` manages.
-pub fn build(
-    name: &str,
-    runtime: Arc<dyn Runtime>,
-    config: &Config,
-) -> Result<Box<dyn Subject>, String> {
-    Ok(super::kind(name)?.build(runtime, config))
-}
 
 /// Starts `subject`'s cluster and waits until it serves. Free ports are free when picked,
 /// but another program may take one before a node binds it: pick again a few times. Fixed
 /// ports are not retried.
 pub async fn up(
-    subject: &str,
+    kind: &dyn SubjectKind,
     runtime: &dyn Runtime,
     config: &Config,
 ) -> Result<UpReport, RuntimeError> {
-    let kind = super::kind(subject).map_err(RuntimeError::UnknownSubject)?;
     let attempts = if config.runtime.local.base_port.is_some() {
         1
     } else {
@@ -44,7 +33,7 @@ pub async fn up(
         // Leave nothing half made behind.
         let _ = runtime.down().await;
         return Err(RuntimeError::NotServing {
-            subject: subject.to_string(),
+            subject: kind.name().to_string(),
             reason,
         });
     }

@@ -7,9 +7,9 @@
 pub mod etcd;
 pub mod facts;
 pub mod histogram;
-pub mod invariant;
 pub mod launch;
 pub mod ratelimiter;
+pub mod registry;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,16 +18,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use facts::Facts;
-pub use invariant::{Assessment, InvariantInfo, Scope, Severity, Violation};
+pub use crate::invariant::{Assessment, InvariantInfo, Scope, Severity, Violation};
 
-use crate::chaos::FaultKind;
-use crate::chaos::faults::OwnFault;
 use crate::clock::Timestamp;
 use crate::config::{Config, LocalRuntimeConfig};
 use crate::runtime::{ClusterPlan, Runtime, RuntimeError};
-
-/// The one registry of subjects: everything else finds a subject through it.
-pub static REGISTRY: &[&dyn SubjectKind] = &[&ratelimiter::RateLimiter, &etcd::Etcd];
 
 /// What the registry knows of a subject before any instance of it runs.
 #[async_trait]
@@ -35,60 +30,37 @@ pub trait SubjectKind: Sync {
     fn name(&self) -> &'static str;
     /// One line for `--help` and listings.
     fn about(&self) -> &'static str;
-    /// The subject observing the instance `runtime` manages.
-    fn build(&self, runtime: Arc<dyn Runtime>, config: &Config) -> Box<dyn Subject>;
+    /// The subject observing the instance `runtime` manages; an error when its section of
+    /// the config is invalid.
+    fn build(
+        &self,
+        runtime: Arc<dyn Runtime>,
+        config: &Config,
+    ) -> Result<Box<dyn Subject>, crate::config::ConfigError>;
+    /// Checks its section of the config (the CLI does, when it loads the file).
+    fn check_config(&self, config: &Config) -> Result<(), crate::config::ConfigError>;
     /// How to run its nodes on `runtime` (local ports are allocated here, afresh each call).
     fn plan(&self, runtime: &dyn Runtime, config: &Config) -> Result<ClusterPlan, RuntimeError>;
     /// Waits after `up` until the cluster serves, beyond each node's own health check.
     async fn settle(&self, _runtime: &dyn Runtime, _config: &Config) -> Result<(), String> {
         Ok(())
     }
+    /// What the policy is told of this subject's programs and addresses.
+    fn words(&self) -> &'static dyn crate::policy::SubjectWords;
     /// The built-in runbook (YAML) of the offline agent.
     fn runbook(&self) -> &'static str;
-    /// The faults it adds to the generic catalogue.
-    fn faults(&self) -> &'static [OwnFault] {
-        &[]
-    }
-    /// The node a generic fault aims at when none is named (the one with a data volume, for
-    /// `disk_pressure`); `None`: a random node that [`Self::random_target_fits`].
-    fn default_target(&self, _fault: FaultKind) -> Option<&'static str> {
-        None
-    }
-    /// Whether a node of `role` may be drawn as a random target (the test rig never is).
-    fn random_target_fits(&self, role: &str) -> bool {
-        !crate::runtime::is_rig(role)
-    }
-    /// The policy's word on a program of this subject (its client, e.g. `etcdctl`), given
-    /// its arguments (`None` where only known at run time); `None` for a program not its own.
-    fn classify_program(&self, _program: &str, _args: &[Option<&str>]) -> Option<ProgramVerdict> {
-        None
-    }
-    /// Environment variables that point its clients at another endpoint, with what they
-    /// point: a command that sets one is denied.
+    /// What chaos is told of this subject: its own faults, and where faults aim.
+    fn faults(&self) -> &'static dyn crate::chaos::SubjectFaults;
     /// How `up` would have planned a node of `role`, for containers adopted rather than
     /// made: its health check and its place in the start order (data first, then the rig's
     /// proxy at 1, the nodes, the toolbox at 3). `None`: a node served over HTTP, at 2.
     fn adopted_role(&self, _role: &str) -> Option<(crate::runtime::HealthCheck, u8)> {
         None
     }
-    /// URL schemes of this subject's clients and their default ports (`redis://` is 6379),
-    /// for the policy to read where a URL points.
-    fn url_schemes(&self) -> &'static [(&'static str, u16)] {
-        &[]
-    }
     /// How to get one of this subject's programs (by its file name) when it is missing.
     fn install_hint(&self, _program: &str) -> Option<String> {
         None
     }
-    /// Words in a path that say it holds this subject's data (`redis`, `etcd`): the policy
-    /// guards such folders as it guards `/var/lib`.
-    fn data_words(&self) -> &'static [&'static str] {
-        &[]
-    }
-    fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
-        &[]
-    }
-    /// Applies one of its own faults to `target`; says what it did.
     /// The guided demo's words.
     fn demo(&self) -> &'static DemoScript;
     /// Re-makes `node` from empty, the subject's way (`operator node reset`): for a member
@@ -98,23 +70,6 @@ pub trait SubjectKind: Sync {
             "the {} subject has no way to reset {node}; `operator node restart` restarts it",
             self.name()
         ))
-    }
-    async fn inject_own(
-        &self,
-        fault: &'static OwnFault,
-        _target: &str,
-        _runtime: &dyn Runtime,
-    ) -> Result<String, String> {
-        Err(format!("{} cannot inject {}", self.name(), fault.name))
-    }
-    /// Undoes one of its own faults on `target`, and checks it is undone.
-    async fn heal_own(
-        &self,
-        fault: &'static OwnFault,
-        _target: &str,
-        _runtime: &dyn Runtime,
-    ) -> Result<String, String> {
-        Err(format!("{} cannot heal {}", self.name(), fault.name))
     }
 }
 
@@ -127,47 +82,6 @@ pub struct DemoScript {
     pub ticket: &'static str,
     /// What the load line calls refused requests.
     pub refused: &'static str,
-}
-
-/// What a subject's policy extension says of one command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProgramVerdict {
-    /// Each thing it does that is more than reading, with its class.
-    pub marks: Vec<(crate::agent::policy::Class, String)>,
-    /// Where it connects (`None`: an address the policy cannot read).
-    pub targets: Vec<Option<crate::agent::policy::Target>>,
-}
-
-impl ProgramVerdict {
-    /// A verdict of one class.
-    pub fn one(
-        class: crate::agent::policy::Class,
-        reason: impl Into<String>,
-        targets: Vec<Option<crate::agent::policy::Target>>,
-    ) -> Self {
-        Self {
-            marks: vec![(class, reason.into())],
-            targets,
-        }
-    }
-}
-
-/// The subject called `name`, or the list of known ones.
-pub fn kind(name: &str) -> Result<&'static dyn SubjectKind, String> {
-    REGISTRY
-        .iter()
-        .copied()
-        .find(|k| k.name() == name)
-        .ok_or_else(|| unknown_subject(name))
-}
-
-/// The names of the known subjects, in the registry's order.
-pub fn names() -> Vec<&'static str> {
-    REGISTRY.iter().map(|k| k.name()).collect()
-}
-
-pub fn is_known(name: &str) -> bool {
-    REGISTRY.iter().any(|k| k.name() == name)
 }
 
 /// A program of ours: as configured, else `env`, else the one beside the running binary (or
@@ -341,6 +255,8 @@ impl SubjectContext {
 #[async_trait]
 pub trait Subject: Send {
     fn name(&self) -> &str;
+    /// What the subject is, before any instance: its words for the policy, its runbook.
+    fn kind(&self) -> &'static dyn SubjectKind;
     fn instance(&self) -> u32;
     /// The invariants this subject checks, with their severities and grace periods.
     fn invariants(&self) -> &[InvariantInfo];
@@ -414,12 +330,4 @@ pub struct LostWrite {
     pub revision: u64,
     /// What a read found instead.
     pub found: String,
-}
-
-/// An unknown subject name, with the known ones.
-pub fn unknown_subject(name: &str) -> String {
-    format!(
-        "unknown subject `{name}`; known subjects: {}",
-        names().join(", ")
-    )
 }

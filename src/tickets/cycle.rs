@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::model::{Resolution, Status};
 use crate::clock::Timestamp;
-use crate::subjects::{Scope, Violation};
+use crate::invariant::{Scope, Violation};
 
 /// The monitor's name in event rows.
 pub const MONITOR: &str = "monitor";

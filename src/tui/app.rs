@@ -10,13 +10,13 @@ use super::session_view::SessionView;
 use super::theme::Theme;
 use crate::agent::approval::{Answer, ApprovalRequest};
 use crate::agent::audit::Session;
-use crate::agent::policy::Mode;
+use crate::policy::Mode;
 use crate::chaos::FaultRecord;
 use crate::clock::Timestamp;
 use crate::eval::model::{CampaignRow, TrialEvent, TrialRow};
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
-use crate::subjects::InvariantInfo;
+use crate::invariant::InvariantInfo;
 use crate::tickets::{Status, Ticket, TicketEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,7 +273,15 @@ pub const LOG_KEPT: usize = 500;
 pub const LOAD_KEPT: usize = 300;
 
 impl App {
-    pub fn new(subject: &str, instance: u32, mode: Mode, theme: Theme, now: Timestamp) -> Self {
+    /// The app for an instance of `subject`; the Chaos tab offers `catalogue`.
+    pub fn new(
+        subject: &str,
+        catalogue: Vec<crate::chaos::FaultKind>,
+        instance: u32,
+        mode: Mode,
+        theme: Theme,
+        now: Timestamp,
+    ) -> Self {
         Self {
             tab: Tab::Cluster,
             size: (0, 0),
@@ -301,7 +309,7 @@ impl App {
             faults: Vec::new(),
             chaos_pane: ChaosPane::Faults,
             fault_sel: 0,
-            catalogue: crate::chaos::FaultKind::catalogue(subject),
+            catalogue,
             target_sel: 0,
             active_sel: 0,
             overlay: None,

@@ -8,7 +8,7 @@ use super::session_view::SessionView;
 use super::theme::Theme;
 use crate::agent::approval::ApprovalRequest;
 use crate::agent::audit::{Entry, Kind};
-use crate::agent::policy::{Class, Mode};
+use crate::policy::{Class, Mode};
 use crate::chaos::{FaultKind, FaultRecord, FaultStatus};
 use crate::clock::{self, Timestamp};
 use crate::eval::model::{
@@ -31,7 +31,7 @@ pub fn at(secs: i64) -> Timestamp {
 }
 
 fn invariants() -> Vec<InvariantInfo> {
-    let cfg = crate::config::RateLimiterConfig::default();
+    let cfg = crate::subjects::ratelimiter::config::RateLimiterConfig::default();
     crate::subjects::ratelimiter::check::catalogue(&cfg)
 }
 
@@ -350,6 +350,11 @@ pub fn load_history(n: usize) -> Vec<LoadStats> {
 pub fn app(down: bool, stage: Option<Stage>) -> App {
     let mut a = App::new(
         "ratelimiter",
+        crate::chaos::FaultKind::catalogue(
+            crate::subjects::registry::kind("ratelimiter")
+                .expect("a known subject")
+                .faults(),
+        ),
         0,
         Mode::Approve,
         Theme { color: false },

@@ -52,8 +52,9 @@ pub async fn show_error(title: &str, body: &str) -> std::io::Result<()> {
     let mut terminal = ratatui::init();
     let mut app = App::new(
         "-",
+        Vec::new(),
         0,
-        crate::agent::policy::Mode::Auto,
+        crate::policy::Mode::Auto,
         Theme::from_env(),
         crate::clock::now(),
     );
@@ -111,6 +112,7 @@ async fn event_loop(
     let ctx = launch.ctx;
     let mut app = App::new(
         &ctx.subject,
+        crate::chaos::FaultKind::catalogue(ctx.kind.faults()),
         ctx.instance,
         ctx.agent.mode,
         Theme::from_env(),
@@ -118,12 +120,12 @@ async fn event_loop(
     );
     app.agent_label = launch.agent_label;
     app.invariants =
-        match crate::subjects::launch::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
+        match crate::subjects::registry::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
             Ok(s) => s.invariants().to_vec(),
             Err(_) => Vec::new(),
         };
     // The subject was found in the registry when the app was launched.
-    if let (true, Ok(kind)) = (launch.demo, crate::subjects::kind(&ctx.subject)) {
+    if let (true, Ok(kind)) = (launch.demo, crate::subjects::registry::kind(&ctx.subject)) {
         app.demo = Some(demo::Demo::new(kind.demo()));
     }
     let size = terminal.size()?;

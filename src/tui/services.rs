@@ -35,6 +35,8 @@ pub struct Context {
     pub db: PathBuf,
     pub instance: u32,
     pub subject: String,
+    /// The subject, looked up once by the CLI.
+    pub kind: &'static dyn crate::subjects::SubjectKind,
     pub runtime: Arc<dyn Runtime>,
     pub store: Store,
     pub agent: AgentConfig,
@@ -58,6 +60,7 @@ impl Services {
         let chaos = Arc::new(Chaos::new(
             ctx.store.clone(),
             ctx.runtime.clone(),
+            ctx.kind.faults(),
             ctx.config.chaos.durations.clone(),
             "tui",
         ));
@@ -147,7 +150,7 @@ impl Services {
         let (ctx, tx) = (self.ctx.clone(), self.tx.clone());
         let start_loops = self.loops_starter();
         tokio::spawn(async move {
-            match launch::up(&ctx.subject, ctx.runtime.as_ref(), &ctx.config).await {
+            match launch::up(ctx.kind, ctx.runtime.as_ref(), &ctx.config).await {
                 Ok(r) => {
                     let names: Vec<String> = r.nodes.iter().map(|n| n.name.clone()).collect();
                     let _ = tx.send(Msg::ClusterUp(Ok(format!("started {}", names.join(", ")))));
@@ -267,7 +270,7 @@ impl Services {
                         limit: None,
                     };
                     let workload =
-                        match launch::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
+                        match crate::subjects::registry::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
                             Ok(mut subject) => subject.workload(&options).await,
                             Err(e) => Err(e),
                         };
@@ -383,7 +386,7 @@ fn start_loops(
     guidance: mpsc::UnboundedReceiver<String>,
 ) {
     // The monitor.
-    match launch::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
+    match crate::subjects::registry::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
         Ok(subject) => {
             let monitor = Monitor::new(subject, ctx.store.clone(), ctx.config.tickets.flap_window)
                 .with_events(ctx.runtime.events());
@@ -404,7 +407,7 @@ fn start_loops(
     // The agent, asking the app for approvals.
     let (qtx, mut qrx) = mpsc::channel::<Question>(16);
     let (etx, mut erx) = mpsc::unbounded_channel();
-    let agent = launch::build(&ctx.subject, ctx.runtime.clone(), &ctx.config)
+    let agent = crate::subjects::registry::build(&ctx.subject, ctx.runtime.clone(), &ctx.config)
         .map_err(|e| e.to_string())
         .and_then(|subject| {
             LocalAgent {
@@ -460,6 +463,7 @@ fn start_loops(
         let chaos = Chaos::new(
             ctx.store.clone(),
             ctx.runtime.clone(),
+            ctx.kind.faults(),
             ctx.config.chaos.durations.clone(),
             "tui",
         );

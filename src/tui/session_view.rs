@@ -2,7 +2,7 @@
 //! whether the agent runs in this process or in another one) and live text as it streams.
 
 use crate::agent::audit::{Entry, Kind, Session};
-use crate::agent::policy::Class;
+use crate::policy::Class;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CardStatus {

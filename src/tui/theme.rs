@@ -2,9 +2,10 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
-use crate::agent::policy::Class;
+use crate::policy::Class;
 use crate::runtime::RunState;
-use crate::subjects::{NodeState, Severity};
+use crate::invariant::Severity;
+use crate::subjects::NodeState;
 use crate::tickets::Status;
 
 #[derive(Debug, Clone, Copy)]

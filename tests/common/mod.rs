@@ -330,8 +330,11 @@ impl Cluster {
         let runtime = self.runtime();
         // The subject the instance runs, found through the registry like everywhere else.
         let subject: Box<dyn operator::subjects::Subject> = match runtime.topology() {
-            Ok(t) => operator::subjects::launch::build(&t.subject, runtime, &cfg).expect("subject"),
-            Err(_) => Box::new(RateLimiterSubject::new(runtime, cfg.ratelimiter.clone())),
+            Ok(t) => operator::subjects::registry::build(&t.subject, runtime, &cfg).expect("subject"),
+            Err(_) => Box::new(RateLimiterSubject::new(
+                runtime,
+                cfg.section().expect("the rate limiter's section"),
+            )),
         };
         Monitor::new(subject, self.async_store(), cfg.tickets.flap_window)
     }

@@ -20,7 +20,7 @@ use super::{
 };
 
 pub const API_VERSION: &str = "2023-06-01";
-pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+pub use crate::config::ANTHROPIC_BASE_URL as DEFAULT_BASE_URL;
 /// The current Claude Sonnet model.
 pub const DEFAULT_MODEL: &str = "claude-sonnet-5";
 pub const KEY_VARIABLE: &str = "ANTHROPIC_API_KEY";
@@ -45,14 +45,7 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-/// How the model should think: `adaptive` (it decides), `disabled`, or the model's default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Thinking {
-    Adaptive,
-    Disabled,
-    Default,
-}
+pub use crate::config::Thinking;
 
 #[derive(Debug, Clone)]
 pub struct AnthropicSettings {

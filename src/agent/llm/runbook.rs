@@ -50,8 +50,9 @@ impl Runbook {
             .map_err(|e| ModelError::Runbook(format!("runbook {origin} is invalid: {e}")))
     }
 
-    /// `<dir>/<subject>.yaml` if a folder is given, else the built-in runbook.
-    pub fn load(subject: &str, dir: Option<&Path>) -> Result<Self, ModelError> {
+    /// `<dir>/<subject>.yaml` if a folder is given, else the subject's built-in runbook
+    /// (`builtin`, its YAML).
+    pub fn load(subject: &str, builtin: &str, dir: Option<&Path>) -> Result<Self, ModelError> {
         if let Some(dir) = dir {
             let path = dir.join(format!("{subject}.yaml"));
             let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -59,8 +60,7 @@ impl Runbook {
             })?;
             return Self::parse(&text, &path.display().to_string());
         }
-        let kind = crate::subjects::kind(subject).map_err(ModelError::Runbook)?;
-        Self::parse(kind.runbook(), &format!("assets/runbooks/{subject}.yaml"))
+        Self::parse(builtin, &format!("assets/runbooks/{subject}.yaml"))
     }
 }
 
@@ -306,9 +306,15 @@ mod tests {
     use super::*;
     use crate::agent::llm::Conversation;
 
+    /// The subject's built-in runbook.
+    fn builtin(subject: &str) -> Result<Runbook, ModelError> {
+        let kind = crate::subjects::registry::kind(subject).map_err(ModelError::Runbook)?;
+        Runbook::load(subject, kind.runbook(), None)
+    }
+
     #[test]
     fn the_builtin_runbook_covers_every_invariant() {
-        let book = Runbook::load("ratelimiter", None).unwrap();
+        let book = builtin("ratelimiter").unwrap();
         for inv in [
             "node_down",
             "node_degraded",
@@ -321,14 +327,15 @@ mod tests {
         ] {
             assert!(book.recipes.contains_key(inv), "{inv}");
         }
-        assert!(Runbook::load("tikv", None).is_err());
+        let empty = tempfile::tempdir().unwrap();
+        assert!(Runbook::load("tikv", "", Some(empty.path())).is_err());
         assert!(Runbook::parse("subject: x\nrecipes: {a: {diagnose: [{say: s}]}}", "t").is_err());
     }
 
     /// The runbook's next step for a killed node after `history` (each entry one turn: the
     /// tool called, and what came back).
     fn after(history: &[(&str, &str)], facts: &Value) -> Next {
-        let model = RunbookModel::new(Runbook::load("ratelimiter", None).unwrap());
+        let model = RunbookModel::new(builtin("ratelimiter").unwrap());
         let ticket =
             crate::tui::fixtures::ticket(1, "ratelimiter-2", crate::tickets::Status::InProgress);
         let mut messages = vec![Message::User(vec![UserBlock::Text { text: "t".into() }])];
@@ -398,7 +405,7 @@ mod tests {
 
     #[test]
     fn a_fact_kept_per_node_is_the_tickets_entitys_own() {
-        let model = RunbookModel::new(Runbook::load("etcd", None).unwrap());
+        let model = RunbookModel::new(builtin("etcd").unwrap());
         let mut ticket =
             crate::tui::fixtures::ticket(1, "etcd-2", crate::tickets::Status::InProgress);
         ticket.invariant = "membership_mismatch".into();

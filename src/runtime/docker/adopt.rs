@@ -29,7 +29,7 @@ fn planned(subject: Option<&str>, role: &str) -> (HealthCheck, u8) {
         ),
         ROLE_TOOLBOX => (HealthCheck::Running, 3),
         _ => subject
-            .and_then(|s| crate::subjects::kind(s).ok())
+            .and_then(|s| crate::subjects::registry::kind(s).ok())
             .and_then(|k| k.adopted_role(role))
             .unwrap_or((
                 HealthCheck::Http {

@@ -92,7 +92,7 @@ impl LocalRuntime {
                 .file_name()
                 .map(|b| b.to_string_lossy().to_string())
                 .unwrap_or_else(|| name.clone());
-            let hint = crate::subjects::REGISTRY
+            let hint = crate::subjects::registry::REGISTRY
                 .iter()
                 .find_map(|k| k.install_hint(&base))
                 .unwrap_or_else(|| "Install it or give its full path in the config.".to_string());

@@ -114,7 +114,7 @@ pub fn catalogue(cfg: &EtcdConfig) -> Vec<InvariantInfo> {
             Duration::ZERO,
         ),
     ];
-    crate::subjects::invariant::catalogue(&defaults, |name| cfg.invariants.get(name).cloned())
+    crate::invariant::catalogue(&defaults, |name| cfg.invariants.get(name).cloned())
 }
 
 struct Checker<'a> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RuleOverride;
+use crate::invariant::RuleOverride;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -91,9 +91,11 @@ impl Default for EtcdThresholds {
     }
 }
 
-impl EtcdConfig {
+impl crate::config::Section for EtcdConfig {
+    const NAME: &'static str = super::topology::SUBJECT;
+
     /// Checks types cannot express: the key under `[etcd]` at fault and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    fn validate(&self) -> Result<(), (String, String)> {
         let known_invariants = super::check::NAMES;
         let bad = |k: &str, m: String| Err((format!("etcd.{k}"), m));
         if !(1..=7).contains(&self.members) || self.members % 2 == 0 {

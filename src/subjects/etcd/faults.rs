@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use super::gateway::{Gateway, GatewayError};
 use super::topology::ROLE_MEMBER;
-use crate::chaos::faults::OwnFault;
+use crate::chaos::FaultAction;
+use crate::chaos::faults::SubjectFault;
 use crate::runtime::{NodeAction, Runtime};
 
-pub const NOSPACE: OwnFault = OwnFault {
+pub const NOSPACE: SubjectFault = SubjectFault {
     subject: super::topology::SUBJECT,
     name: "nospace",
     description: "rewrite a few large keys until the backend quota raises the NOSPACE alarm; heal compacts, defragments and disarms",
@@ -16,9 +17,10 @@ pub const NOSPACE: OwnFault = OwnFault {
     verb: "fill up",
     default_target: None,
     repairable: true,
+    action: &Own::Nospace,
 };
 
-pub const QUORUM_LOSS: OwnFault = OwnFault {
+pub const QUORUM_LOSS: SubjectFault = SubjectFault {
     subject: super::topology::SUBJECT,
     name: "quorum_loss",
     description: "kill the target and enough other members that no majority is left; heal starts them",
@@ -26,9 +28,10 @@ pub const QUORUM_LOSS: OwnFault = OwnFault {
     verb: "kill",
     default_target: None,
     repairable: true,
+    action: &Own::QuorumLoss,
 };
 
-pub const MEMBER_REMOVED: OwnFault = OwnFault {
+pub const MEMBER_REMOVED: SubjectFault = SubjectFault {
     subject: super::topology::SUBJECT,
     name: "member_removed",
     description: "remove the target from the member list (it stops itself); heal re-adds it with a fresh data dir",
@@ -36,9 +39,10 @@ pub const MEMBER_REMOVED: OwnFault = OwnFault {
     verb: "remove",
     default_target: None,
     repairable: true,
+    action: &Own::MemberRemoved,
 };
 
-pub static FAULTS: [OwnFault; 3] = [NOSPACE, QUORUM_LOSS, MEMBER_REMOVED];
+pub static FAULTS: [SubjectFault; 3] = [NOSPACE, QUORUM_LOSS, MEMBER_REMOVED];
 
 /// Where `nospace` writes: a few keys rewritten, so that a compaction frees their history.
 pub const NOSPACE_PREFIX: &str = "/operator/nospace/";
@@ -56,29 +60,29 @@ fn member_address(runtime: &dyn Runtime, name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{name} is not a member of this etcd cluster"))
 }
 
-pub async fn inject(
-    fault: &'static OwnFault,
-    target: &str,
-    runtime: &dyn Runtime,
-) -> Result<String, String> {
-    match fault.name {
-        "nospace" => fill(target, runtime).await,
-        "quorum_loss" => kill_majority(target, runtime).await,
-        "member_removed" => super::membership::remove(target, runtime).await,
-        other => Err(format!("etcd has no fault {other}")),
-    }
+/// etcd's own faults.
+enum Own {
+    Nospace,
+    QuorumLoss,
+    MemberRemoved,
 }
 
-pub async fn heal(
-    fault: &'static OwnFault,
-    target: &str,
-    runtime: &dyn Runtime,
-) -> Result<String, String> {
-    match fault.name {
-        "nospace" => reclaim(target, runtime).await,
-        "quorum_loss" => start_members(runtime).await,
-        "member_removed" => rejoin(target, runtime).await,
-        other => Err(format!("etcd has no fault {other}")),
+#[async_trait::async_trait]
+impl FaultAction for Own {
+    async fn inject(&self, target: &str, runtime: &dyn Runtime) -> Result<String, String> {
+        match self {
+            Self::Nospace => fill(target, runtime).await,
+            Self::QuorumLoss => kill_majority(target, runtime).await,
+            Self::MemberRemoved => super::membership::remove(target, runtime).await,
+        }
+    }
+
+    async fn heal(&self, target: &str, runtime: &dyn Runtime) -> Result<String, String> {
+        match self {
+            Self::Nospace => reclaim(target, runtime).await,
+            Self::QuorumLoss => start_members(runtime).await,
+            Self::MemberRemoved => rejoin(target, runtime).await,
+        }
     }
 }
 

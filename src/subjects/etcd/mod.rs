@@ -22,8 +22,7 @@ use async_trait::async_trait;
 use self::config::EtcdConfig;
 use self::gateway::Gateway;
 use self::observe::{EtcdObservation, Observer};
-use crate::chaos::faults::OwnFault;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::runtime::local::LocalRuntime;
 use crate::runtime::{ClusterPlan, Runtime, RuntimeError};
 use crate::subjects::{
@@ -46,12 +45,21 @@ impl SubjectKind for Etcd {
         "an etcd cluster of three members (real Raft), from Debian's etcd-server"
     }
 
-    fn build(&self, runtime: Arc<dyn Runtime>, config: &Config) -> Box<dyn Subject> {
-        Box::new(EtcdSubject::new(runtime, config.etcd.clone()))
+    fn build(
+        &self,
+        runtime: Arc<dyn Runtime>,
+        config: &Config,
+    ) -> Result<Box<dyn Subject>, ConfigError> {
+        let cfg: EtcdConfig = config.section()?;
+        Ok(Box::new(EtcdSubject::new(runtime, cfg)))
+    }
+
+    fn check_config(&self, config: &Config) -> Result<(), ConfigError> {
+        config.section::<EtcdConfig>().map(drop)
     }
 
     fn plan(&self, runtime: &dyn Runtime, config: &Config) -> Result<ClusterPlan, RuntimeError> {
-        let cfg = &config.etcd;
+        let cfg: &EtcdConfig = &config.section()?;
         Ok(match runtime.kind() {
             "docker" => topology::plan_docker(
                 cfg,
@@ -112,12 +120,12 @@ impl SubjectKind for Etcd {
         include_str!("../../../assets/runbooks/etcd.yaml")
     }
 
-    fn classify_program(
-        &self,
-        program: &str,
-        args: &[Option<&str>],
-    ) -> Option<crate::subjects::ProgramVerdict> {
-        (program == "etcdctl").then(|| policy::classify(args))
+    fn words(&self) -> &'static dyn crate::policy::SubjectWords {
+        &Etcd
+    }
+
+    fn faults(&self) -> &'static dyn crate::chaos::SubjectFaults {
+        &Etcd
     }
 
     fn install_hint(&self, program: &str) -> Option<String> {
@@ -126,6 +134,36 @@ impl SubjectKind for Etcd {
              `./scripts/setup.sh demo` does it), or set `etcd.etcd_bin` in the config."
                 .into()
         })
+    }
+
+    async fn reset_node(&self, node: &str, runtime: &dyn Runtime) -> Result<String, String> {
+        membership::reset(node, runtime).await
+    }
+}
+
+/// What chaos is told of etcd: its own faults; any member may be drawn.
+impl crate::chaos::SubjectFaults for Etcd {
+    fn name(&self) -> &'static str {
+        topology::SUBJECT
+    }
+
+    fn own(&self) -> &'static [crate::chaos::faults::SubjectFault] {
+        &faults::FAULTS
+    }
+}
+
+/// What the policy is told of etcd: `etcdctl`, its variables, and folders named after etcd.
+impl crate::policy::SubjectWords for Etcd {
+    fn name(&self) -> &'static str {
+        topology::SUBJECT
+    }
+
+    fn classify_program(
+        &self,
+        program: &str,
+        args: &[Option<&str>],
+    ) -> Option<crate::policy::ProgramVerdict> {
+        (program == "etcdctl").then(|| policy::classify(args))
     }
 
     fn data_words(&self) -> &'static [&'static str] {
@@ -140,32 +178,6 @@ impl SubjectKind for Etcd {
             ("ETCDCTL_CERT", "etcdctl's TLS identity"),
             ("ETCDCTL_KEY", "etcdctl's TLS identity"),
         ]
-    }
-
-    fn faults(&self) -> &'static [OwnFault] {
-        &faults::FAULTS
-    }
-
-    async fn reset_node(&self, node: &str, runtime: &dyn Runtime) -> Result<String, String> {
-        membership::reset(node, runtime).await
-    }
-
-    async fn inject_own(
-        &self,
-        fault: &'static OwnFault,
-        target: &str,
-        runtime: &dyn Runtime,
-    ) -> Result<String, String> {
-        faults::inject(fault, target, runtime).await
-    }
-
-    async fn heal_own(
-        &self,
-        fault: &'static OwnFault,
-        target: &str,
-        runtime: &dyn Runtime,
-    ) -> Result<String, String> {
-        faults::heal(fault, target, runtime).await
     }
 }
 
@@ -266,6 +278,10 @@ impl EtcdSubject {
 impl Subject for EtcdSubject {
     fn name(&self) -> &str {
         topology::SUBJECT
+    }
+
+    fn kind(&self) -> &'static dyn SubjectKind {
+        &Etcd
     }
 
     fn instance(&self) -> u32 {

@@ -3,8 +3,8 @@
 //! defragment, disarm) and writes are mutating; whatever loses data or changes membership
 //! is destructive, so that a person approves it in auto mode.
 
-use crate::agent::policy::{Class, Target, url_target};
-use crate::subjects::ProgramVerdict;
+use crate::policy::{Class, Target, url_target};
+use crate::policy::ProgramVerdict;
 
 /// Global flags that take a value (as the next word, when not written `--flag=value`).
 const WITH_VALUE: &[&str] = &[
@@ -93,9 +93,9 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
 fn endpoint(url: &str) -> Option<Target> {
     let url = url.trim();
     if url.contains("://") {
-        url_target(url)
+        url_target(url, &[])
     } else {
-        url_target(&format!("http://{url}"))
+        url_target(&format!("http://{url}"), &[])
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::observe::{NodeProbe, RedisProbe, RlObservation};
-use crate::config::RateLimiterConfig;
+use super::config::RateLimiterConfig;
 use crate::subjects::{Assessment, InvariantInfo, NodeState, Severity, Violation};
 
 pub const NODE_DOWN: &str = "node_down";
@@ -86,7 +86,7 @@ pub fn catalogue(cfg: &RateLimiterConfig) -> Vec<InvariantInfo> {
             Duration::ZERO,
         ),
     ];
-    crate::subjects::invariant::catalogue(&defaults, |name| cfg.invariants.get(name).cloned())
+    crate::invariant::catalogue(&defaults, |name| cfg.invariants.get(name).cloned())
 }
 
 struct Checker<'a> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RuleOverride;
+use crate::invariant::RuleOverride;
 
 /// The rate limiter subject: its nodes, their programs and images, their settings and the
 /// monitor's thresholds.
@@ -120,9 +120,11 @@ impl RateLimiterInvariants {
     }
 }
 
-impl RateLimiterConfig {
+impl crate::config::Section for RateLimiterConfig {
+    const NAME: &'static str = super::topology::SUBJECT;
+
     /// Checks that cannot be expressed in types: the offending key and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    fn validate(&self) -> Result<(), (String, String)> {
         let bad = |k: &str, m: String| Err((k.to_string(), m));
         let rl = self;
         if !(1..=9).contains(&rl.nodes) {

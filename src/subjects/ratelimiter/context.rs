@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::topology::{ROLE_LIMITER, ROLE_REDIS};
-use crate::config::RateLimiterConfig;
+use super::config::RateLimiterConfig;
 use crate::runtime::Topology;
 use crate::runtime::commands::{Commands, reach};
 use crate::subjects::{InvariantInfo, SubjectContext};

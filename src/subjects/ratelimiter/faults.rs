@@ -11,10 +11,11 @@ use std::time::Duration;
 use super::redis_link::RedisLink;
 use super::redis_state;
 use super::topology::{ROLE_LIMITER, ROLE_REDIS};
-use crate::chaos::faults::OwnFault;
+use crate::chaos::FaultAction;
+use crate::chaos::faults::SubjectFault;
 use crate::runtime::Runtime;
 
-pub const REDIS_MAXMEMORY: OwnFault = OwnFault {
+pub const REDIS_MAXMEMORY: SubjectFault = SubjectFault {
     subject: super::topology::SUBJECT,
     name: "redis_maxmemory",
     description: "cap Redis's memory at 1 byte under noeviction: plain writes (limits, heartbeats) are refused; heal lifts the cap",
@@ -22,9 +23,10 @@ pub const REDIS_MAXMEMORY: OwnFault = OwnFault {
     verb: "cap the memory of",
     default_target: Some(ROLE_REDIS),
     repairable: true,
+    action: &Own::RedisMaxmemory,
 };
 
-pub const STALE_COUNTER: OwnFault = OwnFault {
+pub const STALE_COUNTER: SubjectFault = SubjectFault {
     subject: super::topology::SUBJECT,
     name: "stale_counter",
     description: "fill one key's counter past its limit with entries dated an hour ahead (a skewed clock): the key stays blocked; heal resets it",
@@ -32,9 +34,10 @@ pub const STALE_COUNTER: OwnFault = OwnFault {
     verb: "skew a counter through",
     default_target: Some(ROLE_REDIS),
     repairable: true,
+    action: &Own::StaleCounter,
 };
 
-pub static FAULTS: [OwnFault; 2] = [REDIS_MAXMEMORY, STALE_COUNTER];
+pub static FAULTS: [SubjectFault; 2] = [REDIS_MAXMEMORY, STALE_COUNTER];
 
 /// The key `stale_counter` skews: one the background load uses, so that clients feel it.
 pub const STALE_KEY: &str = "load-0";
@@ -55,29 +58,28 @@ fn redis_link(runtime: &dyn Runtime) -> Result<RedisLink, String> {
     .map_err(|e| e.to_string())
 }
 
-pub async fn inject(
-    fault: &'static OwnFault,
-    _target: &str,
-    runtime: &dyn Runtime,
-) -> Result<String, String> {
-    let link = redis_link(runtime)?;
-    match fault.name {
-        "redis_maxmemory" => cap_memory(&link).await,
-        "stale_counter" => skew_counter(&link).await,
-        other => Err(format!("the rate limiter has no fault {other}")),
-    }
+/// The rate limiter's own faults, each applied and undone through Redis.
+enum Own {
+    RedisMaxmemory,
+    StaleCounter,
 }
 
-pub async fn heal(
-    fault: &'static OwnFault,
-    _target: &str,
-    runtime: &dyn Runtime,
-) -> Result<String, String> {
-    let link = redis_link(runtime)?;
-    match fault.name {
-        "redis_maxmemory" => lift_cap(&link).await,
-        "stale_counter" => reset_counter(&link, runtime).await,
-        other => Err(format!("the rate limiter has no fault {other}")),
+#[async_trait::async_trait]
+impl FaultAction for Own {
+    async fn inject(&self, _target: &str, runtime: &dyn Runtime) -> Result<String, String> {
+        let link = redis_link(runtime)?;
+        match self {
+            Self::RedisMaxmemory => cap_memory(&link).await,
+            Self::StaleCounter => skew_counter(&link).await,
+        }
+    }
+
+    async fn heal(&self, _target: &str, runtime: &dyn Runtime) -> Result<String, String> {
+        let link = redis_link(runtime)?;
+        match self {
+            Self::RedisMaxmemory => lift_cap(&link).await,
+            Self::StaleCounter => reset_counter(&link, runtime).await,
+        }
     }
 }
 

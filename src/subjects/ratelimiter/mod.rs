@@ -23,7 +23,8 @@ use async_trait::async_trait;
 
 use self::observe::{Observer, RlObservation};
 use crate::chaos::FaultKind;
-use crate::config::{Config, RateLimiterConfig};
+use self::config::RateLimiterConfig;
+use crate::config::{Config, ConfigError};
 use crate::runtime::local::LocalRuntime;
 use crate::runtime::{ClusterPlan, Runtime, RuntimeError};
 use crate::subjects::{
@@ -43,12 +44,21 @@ impl SubjectKind for RateLimiter {
         "our own rate limiter: three HTTP nodes sharing their counters in one Redis"
     }
 
-    fn build(&self, runtime: Arc<dyn Runtime>, config: &Config) -> Box<dyn Subject> {
-        Box::new(RateLimiterSubject::new(runtime, config.ratelimiter.clone()))
+    fn build(
+        &self,
+        runtime: Arc<dyn Runtime>,
+        config: &Config,
+    ) -> Result<Box<dyn Subject>, ConfigError> {
+        let cfg: RateLimiterConfig = config.section()?;
+        Ok(Box::new(RateLimiterSubject::new(runtime, cfg)))
+    }
+
+    fn check_config(&self, config: &Config) -> Result<(), ConfigError> {
+        config.section::<RateLimiterConfig>().map(drop)
     }
 
     fn plan(&self, runtime: &dyn Runtime, config: &Config) -> Result<ClusterPlan, RuntimeError> {
-        let cfg = &config.ratelimiter;
+        let cfg: &RateLimiterConfig = &config.section()?;
         Ok(match runtime.kind() {
             // Containers each have their own address; the runtime publishes what it probes.
             "docker" => topology::plan_docker(cfg, &config.runtime.docker),
@@ -61,16 +71,16 @@ impl SubjectKind for RateLimiter {
         })
     }
 
-    fn demo(&self) -> &'static crate::subjects::DemoScript {
-        &demo::SCRIPT
+    fn words(&self) -> &'static dyn crate::policy::SubjectWords {
+        &RateLimiter
     }
 
-    fn classify_program(
-        &self,
-        program: &str,
-        args: &[Option<&str>],
-    ) -> Option<crate::subjects::ProgramVerdict> {
-        policy::classify(program, args)
+    fn faults(&self) -> &'static dyn crate::chaos::SubjectFaults {
+        &RateLimiter
+    }
+
+    fn demo(&self) -> &'static crate::subjects::DemoScript {
+        &demo::SCRIPT
     }
 
     fn install_hint(&self, program: &str) -> Option<String> {
@@ -93,42 +103,48 @@ impl SubjectKind for RateLimiter {
         (role == topology::ROLE_REDIS).then_some((crate::runtime::HealthCheck::RedisPing, 0))
     }
 
+    fn runbook(&self) -> &'static str {
+        include_str!("../../../assets/runbooks/ratelimiter.yaml")
+    }
+}
+
+/// What the policy is told of the rate limiter: `redis-cli` and its URLs, its rc file, and
+/// folders named after Redis.
+impl crate::policy::SubjectWords for RateLimiter {
+    fn name(&self) -> &'static str {
+        topology::SUBJECT
+    }
+
+    fn classify_program(
+        &self,
+        program: &str,
+        args: &[Option<&str>],
+    ) -> Option<crate::policy::ProgramVerdict> {
+        policy::classify(program, args)
+    }
+
     fn url_schemes(&self) -> &'static [(&'static str, u16)] {
-        &[("redis", 6379), ("rediss", 6380)]
+        &URL_SCHEMES
     }
 
-    fn faults(&self) -> &'static [crate::chaos::faults::OwnFault] {
-        &faults::FAULTS
-    }
-
-    async fn inject_own(
-        &self,
-        fault: &'static crate::chaos::faults::OwnFault,
-        target: &str,
-        runtime: &dyn Runtime,
-    ) -> Result<String, String> {
-        faults::inject(fault, target, runtime).await
-    }
-
-    async fn heal_own(
-        &self,
-        fault: &'static crate::chaos::faults::OwnFault,
-        target: &str,
-        runtime: &dyn Runtime,
-    ) -> Result<String, String> {
-        faults::heal(fault, target, runtime).await
+    fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
+        &[("REDISCLI_RCFILE", "redis-cli's configuration")]
     }
 
     fn data_words(&self) -> &'static [&'static str] {
         &["redis"]
     }
+}
 
-    fn runbook(&self) -> &'static str {
-        include_str!("../../../assets/runbooks/ratelimiter.yaml")
+/// What chaos is told of the rate limiter: its own faults through Redis, and Redis kept out of
+/// random draws.
+impl crate::chaos::SubjectFaults for RateLimiter {
+    fn name(&self) -> &'static str {
+        topology::SUBJECT
     }
 
-    fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
-        &[("REDISCLI_RCFILE", "redis-cli's configuration")]
+    fn own(&self) -> &'static [crate::chaos::faults::SubjectFault] {
+        &faults::FAULTS
     }
 
     fn default_target(&self, fault: FaultKind) -> Option<&'static str> {
@@ -141,6 +157,9 @@ impl SubjectKind for RateLimiter {
         role != topology::ROLE_REDIS && !crate::runtime::is_rig(role)
     }
 }
+
+/// Redis's URL schemes and their default ports.
+pub(crate) const URL_SCHEMES: [(&str, u16); 2] = [("redis", 6379), ("rediss", 6380)];
 
 pub struct RateLimiterSubject {
     runtime: Arc<dyn Runtime>,
@@ -196,6 +215,10 @@ impl RateLimiterSubject {
 impl Subject for RateLimiterSubject {
     fn name(&self) -> &str {
         topology::SUBJECT
+    }
+
+    fn kind(&self) -> &'static dyn SubjectKind {
+        &RateLimiter
     }
 
     fn instance(&self) -> u32 {

@@ -3,8 +3,8 @@
 //! reconfigures or runs code destructive or denied), `redis-server`, `redis-benchmark` and
 //! the `ratelimiter` binary itself.
 
-use crate::agent::policy::{Class, Target, glob_matches, url_target};
-use crate::subjects::ProgramVerdict;
+use crate::policy::{Class, Target, glob_matches, url_target};
+use crate::policy::ProgramVerdict;
 
 pub fn classify(program: &str, args: &[Option<&str>]) -> Option<ProgramVerdict> {
     let starts = |what: &str| Some(ProgramVerdict::one(Class::Mutating, what, Vec::new()));
@@ -110,7 +110,7 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
     }
     let target = match (socket, uri) {
         (Some(s), _) => Some(Target::Unix(s.to_string())),
-        (None, Some(u)) => url_target(u),
+        (None, Some(u)) => url_target(u, &super::URL_SCHEMES),
         (None, None) => port.parse().ok().map(|port| Target::Tcp {
             host: host.to_string(),
             port,

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use crate::chaos::proxy;
-use crate::config::{DockerRuntimeConfig, LocalRuntimeConfig, RateLimiterConfig};
+use super::config::RateLimiterConfig;
+use crate::config::{DockerRuntimeConfig, LocalRuntimeConfig};
 use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec};
 
 pub const SUBJECT: &str = "ratelimiter";

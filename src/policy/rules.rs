@@ -407,7 +407,8 @@ fn precious(policy: &Policy, path: &str) -> Option<&'static str> {
         || lower.contains("volume")
         || lower.contains("data")
         || lower.contains("backup")
-        || crate::subjects::REGISTRY
+        || policy
+            .subjects()
             .iter()
             .flat_map(|k| k.data_words())
             .any(|w| lower.contains(w))
@@ -512,7 +513,9 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     // A subject's own programs (redis-cli, etcdctl, …), as their subject judges them; one
     // run by a path may be any program of that name: it is judged below as unknown.
     let words: Vec<Option<&str>> = args.iter().map(Arg::lit).collect();
-    if let Some(v) = crate::subjects::REGISTRY
+    if let Some(v) = ctx
+        .policy
+        .subjects()
         .iter()
         .filter(|_| !arg0_is_path(inv))
         .find_map(|k| k.classify_program(prog, &words))

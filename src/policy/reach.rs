@@ -2,7 +2,7 @@
 //! are judged against the instance's endpoints, and so are the variables that redirect them
 //! (`DOCKER_HOST`, `https_proxy`, …). Anything not the instance's is outside it.
 
-use super::endpoints::{Target, canonical_host, url_target};
+use super::endpoints::{Target, canonical_host};
 use super::rules::{Ctx, any_dyn, lits, redirect_target};
 use super::walk::{self, Arg, Findings};
 use super::{Class, Policy};
@@ -136,7 +136,8 @@ pub(super) fn curl(ctx: &mut Ctx, args: &[Arg]) {
             "-x" | "--proxy" | "--preproxy" | "--socks4" | "--socks4a" | "--socks5"
             | "--socks5-hostname" => {
                 if let Some(v) = value() {
-                    outside(ctx, "curl's proxy", url_target(v));
+                    let target = ctx.policy.url_target(v);
+                    outside(ctx, "curl's proxy", target);
                 }
             }
             "--resolve" | "--connect-to" | "--dns-servers" | "--doh-url" => ctx.mark(
@@ -165,7 +166,8 @@ pub(super) fn curl(ctx: &mut Ctx, args: &[Arg]) {
         i += if takes && inline.is_none() { 2 } else { 1 };
     }
     for url in urls.into_iter().filter(|_| !via_socket) {
-        outside(ctx, "curl", url_target(url));
+        let target = ctx.policy.url_target(url);
+        outside(ctx, "curl", target);
     }
     match method.as_deref() {
         Some("DELETE") => ctx.mark(Class::Destructive, "sends an HTTP DELETE"),
@@ -270,7 +272,10 @@ pub(super) fn wget(ctx: &mut Ctx, args: &[Arg]) {
             ),
             _ if WITH_VALUE.contains(&a) => i += 1,
             _ if a.starts_with('-') => {}
-            url => outside(ctx, "wget", url_target(url)),
+            url => {
+                let target = ctx.policy.url_target(url);
+                outside(ctx, "wget", target)
+            }
         }
         i += 1;
     }
@@ -399,7 +404,8 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
         return;
     }
     // The generic ones, then those of each subject's clients (redis-cli's, etcdctl's).
-    let subjects = crate::subjects::REGISTRY
+    let subjects = policy
+        .subjects()
         .iter()
         .flat_map(|k| k.endpoint_variables().iter());
     if let Some((_, what)) = ENDPOINT_VARIABLES
@@ -417,7 +423,7 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
         return;
     }
     if PROXY_VARIABLES.contains(&name) {
-        let ours = known && url_target(value).is_some_and(|t| policy.endpoints().reaches(&t));
+        let ours = known && policy.url_target(value).is_some_and(|t| policy.endpoints().reaches(&t));
         if !ours && !value.is_empty() {
             found.mark(
                 Class::Destructive,

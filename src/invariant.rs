@@ -1,4 +1,6 @@
-//! The vocabulary shared by every subject's invariants and the ticket store.
+//! The vocabulary of invariants, on the ground floor: subjects speak it when they judge an
+//! observation, the config when it overrides a rule, tickets and the store when they keep a
+//! violation.
 
 use std::time::Duration;
 
@@ -31,6 +33,17 @@ impl Severity {
     }
 }
 
+/// What the config may say of one invariant: each field left out keeps the subject's default.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleOverride {
+    pub enabled: Option<bool>,
+    pub severity: Option<Severity>,
+    /// How long a violation must last before it opens a ticket.
+    #[serde(with = "humantime_serde::option")]
+    pub grace: Option<Duration>,
+}
+
 /// An invariant as configured: what it promises, how bad a break is, how long to wait.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvariantInfo {
@@ -47,7 +60,7 @@ pub struct InvariantInfo {
 /// overridden by what the config says of it (`overrides(name)`).
 pub fn catalogue(
     defaults: &[(&'static str, &'static str, Severity, Duration)],
-    overrides: impl Fn(&str) -> Option<crate::config::RuleOverride>,
+    overrides: impl Fn(&str) -> Option<RuleOverride>,
 ) -> Vec<InvariantInfo> {
     defaults
         .iter()

@@ -12,6 +12,8 @@ mod environment;
 pub use environment::glob_matches;
 mod reach;
 mod rules;
+mod subject;
+pub use subject::{ProgramVerdict, SubjectWords};
 mod walk;
 
 pub use endpoints::Endpoints;
@@ -80,34 +82,7 @@ impl Verdict {
     }
 }
 
-/// How much the agent may do without a person.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Run read-only and mutating commands; ask for destructive ones.
-    #[default]
-    Auto,
-    /// Ask for every command that is not read-only.
-    Approve,
-    /// Run only read-only commands; tell the model what it would have been allowed.
-    Observe,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Approve => "approve",
-            Self::Observe => "observe",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Auto, Self::Approve, Self::Observe]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-}
+pub use crate::config::Mode;
 
 /// What happens to a command under a mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,8 +124,8 @@ pub struct Protected {
     pub cwd: PathBuf,
 }
 
-/// Allow and deny rules, and what to protect.
-#[derive(Debug, Clone, Default)]
+/// Allow and deny rules, what to protect, and the subjects whose words it knows.
+#[derive(Clone, Default)]
 pub struct Policy {
     /// Command prefixes (as words) that run without asking a person.
     allow: Vec<Vec<String>>,
@@ -159,6 +134,27 @@ pub struct Policy {
     protected: Protected,
     /// Where clients may point; none known until the instance's topology is given.
     endpoints: Endpoints,
+    /// The subjects whose programs and addresses it judges: the instance's own, or every
+    /// subject when a command is judged with no instance. A program of none of them is
+    /// unknown, and a person decides.
+    subjects: Vec<&'static dyn SubjectWords>,
+    /// Their clients' URL schemes with default ports.
+    schemes: Vec<(&'static str, u16)>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("allow", &self.allow)
+            .field("deny", &self.deny)
+            .field("protected", &self.protected)
+            .field("endpoints", &self.endpoints)
+            .field(
+                "subjects",
+                &self.subjects.iter().map(|s| s.name()).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// Splits a prefix rule such as `operator node restart` into words.
@@ -167,7 +163,13 @@ pub fn prefix_words(rule: &str) -> Vec<String> {
 }
 
 impl Policy {
-    pub fn new(allow: &[String], deny: &[String], protected: Protected) -> Self {
+    /// A policy judging commands by the words of `subjects`.
+    pub fn new(
+        allow: &[String],
+        deny: &[String],
+        protected: Protected,
+        subjects: Vec<&'static dyn SubjectWords>,
+    ) -> Self {
         Self {
             allow: allow
                 .iter()
@@ -181,7 +183,22 @@ impl Policy {
                 .collect(),
             protected,
             endpoints: Endpoints::default(),
+            schemes: subjects
+                .iter()
+                .flat_map(|s| s.url_schemes().iter().copied())
+                .collect(),
+            subjects,
         }
+    }
+
+    /// The subjects whose words it judges by.
+    pub(crate) fn subjects(&self) -> &[&'static dyn SubjectWords] {
+        &self.subjects
+    }
+
+    /// Where `url` points, its scheme's default port read from the subjects' clients.
+    pub(crate) fn url_target(&self, url: &str) -> Option<Target> {
+        url_target(url, &self.schemes)
     }
 
     /// The instance's endpoints: its clients may reach these and nothing else.

@@ -162,8 +162,9 @@ fn inet_aton(s: &str) -> Option<Ipv4Addr> {
 }
 
 /// The target of a URL (`scheme://user@host:port/…`, or `host:port/…` without a scheme,
-/// taken as HTTP the way curl does), with the scheme's default port.
-pub fn url_target(url: &str) -> Option<Target> {
+/// taken as HTTP the way curl does), with the scheme's default port: the web's, or the one
+/// `schemes` gives (a subject's client's, `redis://` at 6379).
+pub fn url_target(url: &str, schemes: &[(&str, u16)]) -> Option<Target> {
     let (scheme, rest) = match url.split_once("://") {
         Some((s, r)) => (s.to_ascii_lowercase(), r),
         None => ("http".to_string(), url),
@@ -186,9 +187,8 @@ pub fn url_target(url: &str) -> Option<Target> {
         "https" | "wss" => 443,
         "ftp" => 21,
         // A subject's client's scheme (`redis://`), else the web's.
-        s => crate::subjects::REGISTRY
+        s => schemes
             .iter()
-            .flat_map(|k| k.url_schemes())
             .find(|(name, _)| *name == s)
             .map_or(80, |(_, port)| *port),
     };
@@ -264,17 +264,17 @@ mod tests {
     #[test]
     fn urls_give_their_host_and_port() {
         assert_eq!(
-            url_target("http://127.0.0.1:8001/health"),
+            url_target("http://127.0.0.1:8001/health", &[]),
             Some(tcp("127.0.0.1", 8001))
         );
         assert_eq!(
-            url_target("https://example.com/x"),
+            url_target("https://example.com/x", &[]),
             Some(tcp("example.com", 443))
         );
-        assert_eq!(url_target("example.com"), Some(tcp("example.com", 80)));
-        assert_eq!(url_target("user:pw@h:9/x"), Some(tcp("h", 9)));
-        assert_eq!(url_target("http://[::1]:8001/"), Some(tcp("::1", 8001)));
-        assert_eq!(url_target("redis://redis"), Some(tcp("redis", 6379)));
-        assert_eq!(url_target("http://h:notaport/"), None);
+        assert_eq!(url_target("example.com", &[]), Some(tcp("example.com", 80)));
+        assert_eq!(url_target("user:pw@h:9/x", &[]), Some(tcp("h", 9)));
+        assert_eq!(url_target("http://[::1]:8001/", &[]), Some(tcp("::1", 8001)));
+        assert_eq!(url_target("redis://redis", &[("redis", 6379)]), Some(tcp("redis", 6379)));
+        assert_eq!(url_target("http://h:notaport/", &[]), None);
     }
 }

@@ -1,0 +1,53 @@
+//! What a subject tells the policy about itself: how its own programs read, the URL schemes
+//! of its clients, the variables that point them elsewhere, and the words of its data folders.
+//!
+//! The policy owns this small trait and each subject implements it; the policy is handed the
+//! instance's subject (or, to judge a command with no instance, every subject) and never looks
+//! one up itself.
+
+use super::{Class, Target};
+
+/// A subject as the policy sees it.
+pub trait SubjectWords: Send + Sync {
+    /// The subject's name, for messages.
+    fn name(&self) -> &'static str;
+    /// The policy's word on a program of this subject (its client, e.g. `etcdctl`), given
+    /// its arguments (`None` where only known at run time); `None` for a program not its own.
+    fn classify_program(&self, _program: &str, _args: &[Option<&str>]) -> Option<ProgramVerdict> {
+        None
+    }
+    /// URL schemes of this subject's clients and their default ports (`redis://` is 6379),
+    /// for the policy to read where a URL points.
+    fn url_schemes(&self) -> &'static [(&'static str, u16)] {
+        &[]
+    }
+    /// Environment variables that point its clients at another endpoint, with what they
+    /// point: a command that sets one is denied.
+    fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// Words in a path that say it holds this subject's data (`redis`, `etcd`): the policy
+    /// guards such folders as it guards `/var/lib`.
+    fn data_words(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// What a subject's policy extension says of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramVerdict {
+    /// Each thing it does that is more than reading, with its class.
+    pub marks: Vec<(Class, String)>,
+    /// Where it connects (`None`: an address the policy cannot read).
+    pub targets: Vec<Option<Target>>,
+}
+
+impl ProgramVerdict {
+    /// A verdict of one class.
+    pub fn one(class: Class, reason: impl Into<String>, targets: Vec<Option<Target>>) -> Self {
+        Self {
+            marks: vec![(class, reason.into())],
+            targets,
+        }
+    }
+}
