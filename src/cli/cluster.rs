@@ -120,7 +120,12 @@ pub async fn adopt(ctx: &Context, args: AdoptArgs) -> Result<()> {
         ctx.instance,
         ctx.config.runtime.docker.clone(),
     );
-    let record = operator::runtime::docker::adopt::adopt(&runtime, &args.owner).await?;
+    let roles = |subject: &str, role: &str| {
+        subjects::registry::kind(subject)
+            .ok()
+            .and_then(|k| k.adopted_role(role))
+    };
+    let record = operator::runtime::docker::adopt::adopt(&runtime, &args.owner, &roles).await?;
     let nodes = operator::runtime::Runtime::status(&runtime).await?;
     if args.json {
         return output::json(&nodes);

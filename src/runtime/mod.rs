@@ -108,6 +108,10 @@ pub struct NodeSpec {
     /// The node's whole environment (besides `PATH`): nothing else leaks into it.
     pub env: Vec<(String, String)>,
     pub health: HealthCheck,
+    /// How to get `program` when it is missing (the subject's words); records written before
+    /// it existed have none, and then the advice is general.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_hint: Option<String>,
     /// Where clients reach the node, when that is not `address()`: through the fault proxy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,

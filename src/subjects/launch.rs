@@ -20,7 +20,13 @@ pub async fn up(
     };
     let mut attempt = 1;
     let report = loop {
-        let plan = kind.plan(runtime, config)?;
+        let mut plan = kind.plan(runtime, config)?;
+        // The runtime names what is missing in the subject's words.
+        for node in &mut plan.nodes {
+            if let Some(name) = node.program.file_name().and_then(|n| n.to_str()) {
+                node.install_hint = node.install_hint.take().or(kind.install_hint(name));
+            }
+        }
         match runtime.up(plan).await {
             Err(e) if attempt < attempts && lost_port_race(&e) => {
                 tracing::warn!(error = %e, attempt, "a port was taken while starting; retrying");

@@ -32,6 +32,7 @@ pub fn node_spec(
     image: Option<String>,
 ) -> crate::runtime::NodeSpec {
     crate::runtime::NodeSpec {
+        install_hint: None,
         name: crate::runtime::FAULTPROXY.into(),
         role: crate::runtime::ROLE_FAULTPROXY.into(),
         host: host.into(),

@@ -17,9 +17,14 @@ pub const LABEL_PORT: &str = "operator.port";
 /// The folder its data volume is mounted at.
 pub const LABEL_DATA: &str = "operator.data";
 
+/// What the subject says of a node of `role` it would have planned: its health check and its
+/// place in the start order; `None`: a node served over HTTP. The caller looks the subject
+/// (named by the containers' labels) up.
+pub type AdoptedRole<'a> = &'a (dyn Fn(&str, &str) -> Option<(HealthCheck, u8)> + Sync);
+
 /// How a node of `role` is checked, and its place in the start order: what `up` would have
 /// planned for it (the subject says, for its own roles).
-fn planned(subject: Option<&str>, role: &str) -> (HealthCheck, u8) {
+fn planned(roles: AdoptedRole<'_>, subject: Option<&str>, role: &str) -> (HealthCheck, u8) {
     match role {
         ROLE_FAULTPROXY => (
             HealthCheck::Http {
@@ -29,8 +34,7 @@ fn planned(subject: Option<&str>, role: &str) -> (HealthCheck, u8) {
         ),
         ROLE_TOOLBOX => (HealthCheck::Running, 3),
         _ => subject
-            .and_then(|s| crate::subjects::registry::kind(s).ok())
-            .and_then(|k| k.adopted_role(role))
+            .and_then(|s| roles(s, role))
             .unwrap_or((
                 HealthCheck::Http {
                     path: "/health".into(),
@@ -40,8 +44,12 @@ fn planned(subject: Option<&str>, role: &str) -> (HealthCheck, u8) {
     }
 }
 
-#[instrument(skip(rt), fields(instance = rt.instance))]
-pub async fn adopt(rt: &DockerRuntime, owner: &str) -> Result<DockerRecord, RuntimeError> {
+#[instrument(skip(rt, roles), fields(instance = rt.instance))]
+pub async fn adopt(
+    rt: &DockerRuntime,
+    owner: &str,
+    roles: AdoptedRole<'_>,
+) -> Result<DockerRecord, RuntimeError> {
     let docker = rt.docker().await?;
     let _lock = rt.lock().await?;
     let dir = rt.dir();
@@ -114,6 +122,7 @@ pub async fn adopt(rt: &DockerRuntime, owner: &str) -> Result<DockerRecord, Runt
         let mut command = command.into_iter();
         nodes.push(ContainerRecord {
             spec: NodeSpec {
+                install_hint: None,
                 name: node.clone(),
                 role: role.clone(),
                 host: node.clone(),
@@ -121,7 +130,7 @@ pub async fn adopt(rt: &DockerRuntime, owner: &str) -> Result<DockerRecord, Runt
                 program: command.next().unwrap_or_default().into(),
                 args: command.collect(),
                 env: vec![],
-                health: planned(subject.as_deref(), role).0,
+                health: planned(roles, subject.as_deref(), role).0,
                 client: None,
                 image: config.image,
                 data_dir,
@@ -137,7 +146,7 @@ pub async fn adopt(rt: &DockerRuntime, owner: &str) -> Result<DockerRecord, Runt
             volume,
         });
     }
-    let rank = |role: &str| planned(subject.as_deref(), role).1;
+    let rank = |role: &str| planned(roles, subject.as_deref(), role).1;
     nodes.sort_by(|a, b| {
         (rank(&a.spec.role), &a.spec.name).cmp(&(rank(&b.spec.role), &b.spec.name))
     });

@@ -294,6 +294,7 @@ impl DockerRuntime {
     /// operator serves its filtering Docker API proxy, and nothing else of the host.
     fn toolbox_spec(&self) -> NodeSpec {
         NodeSpec {
+            install_hint: None,
             name: TOOLBOX.into(),
             role: ROLE_TOOLBOX.into(),
             host: TOOLBOX.into(),

@@ -85,21 +85,14 @@ impl LocalRuntime {
         })
     }
 
-    fn resolve_program(program: &Path) -> Result<PathBuf, RuntimeError> {
-        process::find_program(program).ok_or_else(|| {
-            let name = program.to_string_lossy().to_string();
-            let base = program
-                .file_name()
-                .map(|b| b.to_string_lossy().to_string())
-                .unwrap_or_else(|| name.clone());
-            let hint = crate::subjects::registry::REGISTRY
-                .iter()
-                .find_map(|k| k.install_hint(&base))
-                .unwrap_or_else(|| "Install it or give its full path in the config.".to_string());
-            RuntimeError::MissingProgram {
-                program: name,
-                hint,
-            }
+    /// The node's program as found on disk, or why not with the plan's advice.
+    fn resolve_program(spec: &crate::runtime::NodeSpec) -> Result<PathBuf, RuntimeError> {
+        process::find_program(&spec.program).ok_or_else(|| RuntimeError::MissingProgram {
+            program: spec.program.to_string_lossy().to_string(),
+            hint: spec
+                .install_hint
+                .clone()
+                .unwrap_or_else(|| "Install it or give its full path in the config.".to_string()),
         })
     }
 
@@ -305,7 +298,7 @@ impl Runtime for LocalRuntime {
         token::create(&dir).map_err(RuntimeError::io("writing the fault proxy's token"))?;
         for mut spec in plan.nodes {
             token::require(&mut spec, &token::path(&dir).display().to_string());
-            let program = match Self::resolve_program(&spec.program) {
+            let program = match Self::resolve_program(&spec) {
                 Ok(p) => p,
                 Err(e) => {
                     remove_contents(&dir)?;

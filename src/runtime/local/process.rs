@@ -227,6 +227,7 @@ mod tests {
     async fn detached_process_is_paused_resumed_and_killed() {
         let dir = tempfile::tempdir().unwrap();
         let spec = NodeSpec {
+            install_hint: None,
             name: "sleeper".into(),
             role: "test".into(),
             host: "127.0.0.1".into(),

@@ -166,6 +166,7 @@ pub fn plan(
     );
     let etcd = PathBuf::from(&cfg.etcd_bin);
     let members = members.iter().map(|m| NodeSpec {
+        install_hint: None,
         name: m.clone(),
         role: ROLE_MEMBER.into(),
         host: host.into(),
@@ -250,6 +251,7 @@ pub fn plan_docker(
         Some(toolbox_image.to_string()),
     );
     let nodes = members.iter().map(|m| NodeSpec {
+        install_hint: None,
         name: m.clone(),
         role: ROLE_MEMBER.into(),
         host: m.clone(),

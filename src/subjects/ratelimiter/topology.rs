@@ -88,6 +88,7 @@ pub fn plan(
     let addr = |name: &str| format!("{host}:{}", port_of(name));
     let redis_port = port_of(REDIS);
     let redis = NodeSpec {
+        install_hint: None,
         name: REDIS.into(),
         role: ROLE_REDIS.into(),
         host: host.into(),
@@ -140,6 +141,7 @@ pub fn plan(
         env.push(("RATELIMITER_NODE_HOST".into(), host.to_string()));
         env.push(("RATELIMITER_NODE_PORT".into(), port.to_string()));
         NodeSpec {
+            install_hint: None,
             name: name.clone(),
             role: ROLE_LIMITER.into(),
             host: host.into(),
@@ -172,6 +174,7 @@ pub const DOCKER_LIMITER_PORT: u16 = 8000;
 /// is a real failure.
 pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> ClusterPlan {
     let redis = NodeSpec {
+        install_hint: None,
         name: REDIS.into(),
         role: ROLE_REDIS.into(),
         host: REDIS.into(),
@@ -234,6 +237,7 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
             format!("{name}:{DOCKER_LIMITER_PORT}"),
         ));
         NodeSpec {
+            install_hint: None,
             name: name.clone(),
             role: ROLE_LIMITER.into(),
             host: name.clone(),
