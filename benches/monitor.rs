@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use operator::config::Config;
-use operator::subjects::ratelimiter::config::RateLimiterConfig;
 use operator::monitor::Monitor;
 use operator::paths::StateDir;
 use operator::runtime::Runtime;
 use operator::runtime::local::LocalRuntime;
 use operator::store::{Sqlite, Store};
+use operator::subjects::ratelimiter::config::RateLimiterConfig;
 
 struct Bench {
     _dir: tempfile::TempDir,

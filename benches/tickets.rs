@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use operator::clock;
-use operator::store::{Sqlite, TicketDb};
 use operator::invariant::{Severity, Violation};
+use operator::store::{Sqlite, TicketDb};
 use operator::tickets::{CycleInput, Observed};
 
 fn violations(n: usize) -> Vec<Observed> {

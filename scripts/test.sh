@@ -8,19 +8,10 @@ cd "$(dirname "$0")/.."
 
 ./scripts/setup.sh test
 
-# One build cache for every checkout of the project (a fresh clone builds only what
-# changed, not its ~300 dependencies again); CARGO_TARGET_DIR chooses another.
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/operator/target}"
+# One build folder, the one `run-demo.sh` and the README name: ./target (CARGO_TARGET_DIR
+# chooses another). .ci/run links it to a cache that outlives CI's fresh clones.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 mkdir -p "$CARGO_TARGET_DIR"
-# Cargo remembers which files built this project's own crate by their paths: built last from
-# another checkout, it would count this one's sources as unchanged. So when the checkout
-# changes, its own crate is built again (the dependencies stay).
-checkout="$CARGO_TARGET_DIR/.checkout"
-if [ "$(cat "$checkout" 2>/dev/null || true)" != "$PWD" ]; then
-  cargo clean -p operator --quiet 2>/dev/null || true
-  cargo clean -p operator --release --quiet 2>/dev/null || true
-  echo "$PWD" >"$checkout"
-fi
 
 if docker info >/dev/null 2>&1; then
   echo "== Docker images (rebuilt only when their inputs changed)"

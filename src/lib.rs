@@ -1,5 +1,6 @@
 //! Operator watches a distributed system, opens tickets when its invariants break, and lets
-//! an agent repair it under a person's eye. See DESIGN.md for the map of the parts.
+//! an agent repair it under a person's eye. The README's *Architecture* is the map of the
+//! parts and their floors.
 
 // No panics on bad input or a failed call outside tests: errors with context instead (proven
 // invariants say so with `#[expect]`).

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Child, Cluster, text};
-use operator::store::{Sqlite, TicketDb};
 use operator::invariant::{Severity, Violation};
+use operator::store::{Sqlite, TicketDb};
 use operator::tickets::{CycleInput, Observed};
 
 #[test]

@@ -1,8 +1,8 @@
 //! The system prompt and the ticket message. Text that came from the subject is fenced and
 //! labelled as untrusted data.
 
-use crate::policy::Mode;
 use crate::clock;
+use crate::policy::Mode;
 use crate::subjects::SubjectContext;
 use crate::tickets::Ticket;
 

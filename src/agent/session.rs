@@ -19,11 +19,11 @@ use super::llm::{
     AssistantBlock, Conversation, Message, Model, ModelEvent, StopReason, ToolCall, TurnRequest,
     Usage, UserBlock,
 };
-use crate::policy::{Class, Gate, Mode, Policy, gate};
 use super::prompt;
 use super::tools::{self, CallError, Tool};
 use crate::clock::{self, Timestamp};
 use crate::config::{Budgets, Price};
+use crate::policy::{Class, Gate, Mode, Policy, gate};
 use crate::store::Store;
 use crate::subjects::Subject;
 use crate::tickets::{Status, Ticket};

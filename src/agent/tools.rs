@@ -11,7 +11,12 @@ pub const ESCALATE: &str = "escalate";
 pub const NAMES: &[&str] = &[SHELL, OBSERVE, RESOLVE, ESCALATE];
 /// Checks `agent.tools`: each must be one of [`NAMES`].
 pub fn check_config(config: &crate::config::Config) -> Result<(), crate::config::ConfigError> {
-    match config.agent.tools.iter().find(|t| !NAMES.contains(&t.as_str())) {
+    match config
+        .agent
+        .tools
+        .iter()
+        .find(|t| !NAMES.contains(&t.as_str()))
+    {
         Some(t) => Err(config.invalid(
             "agent.tools",
             format!("unknown tool `{t}`; tools: {}", NAMES.join(", ")),

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::llm::anthropic::Thinking;
-use crate::policy::Mode;
 use crate::config::{AgentConfig, Backend, Budgets};
+use crate::policy::Mode;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

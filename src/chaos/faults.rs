@@ -162,7 +162,9 @@ impl FaultKind {
 
     /// A generic fault or one of `subject`'s own, by name.
     pub fn parse_for(s: &str, subject: &dyn SubjectFaults) -> Option<Self> {
-        Self::catalogue(subject).into_iter().find(|k| k.as_str() == s)
+        Self::catalogue(subject)
+            .into_iter()
+            .find(|k| k.as_str() == s)
     }
 
     /// The faults `subject` takes: the generic ones, then its own.

@@ -170,8 +170,7 @@ impl Chaos {
                     let candidates: Vec<_> = status
                         .iter()
                         .filter(|s| {
-                            self.subject.random_target_fits(&s.role)
-                                && s.state == RunState::Running
+                            self.subject.random_target_fits(&s.role) && s.state == RunState::Running
                         })
                         .collect();
                     *candidates

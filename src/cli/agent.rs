@@ -11,11 +11,11 @@ use operator::agent::approval::{Approver, Nobody, Terminal};
 use operator::agent::audit::{Entry, Kind};
 use operator::agent::llm::ModelEvent;
 use operator::agent::local::LocalAgent;
-use operator::policy::Mode;
 use operator::agent::session::{AgentEvent, Outcome};
 use operator::agent::variant::Variant;
 use operator::config::{AgentConfig, Backend};
 use operator::monitor::Monitor;
+use operator::policy::Mode;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

@@ -331,7 +331,10 @@ impl Campaign {
                     invalid(
                         at(&entry.kind),
                         &format!("{key}.type"),
-                        format!("unknown fault `{}`; known faults: {fault_names}", entry.kind),
+                        format!(
+                            "unknown fault `{}`; known faults: {fault_names}",
+                            entry.kind
+                        ),
                     )
                 })?;
             if let Some(owner) = kind.subject() {

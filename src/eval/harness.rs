@@ -57,8 +57,7 @@ pub async fn validate(
             .agent_config(&env.config.agent)
             .map_err(|e| HarnessError::Invalid(format!("{file}: variant `{}`: {e}", v.name)))?;
         for subject in &campaign.subjects {
-            let kind =
-                crate::subjects::registry::kind(subject).map_err(HarnessError::Invalid)?;
+            let kind = crate::subjects::registry::kind(subject).map_err(HarnessError::Invalid)?;
             let model = crate::agent::build_model(&cfg, kind)
                 .map_err(|e| HarnessError::Invalid(format!("{file}: variant `{}`: {e}", v.name)))?;
             models.push(json!({

@@ -16,6 +16,7 @@ use super::model::{TrialOutcome, TrialRow, Verdict};
 use super::score;
 use crate::agent::approval::Nobody;
 use crate::agent::local::LocalAgent;
+use crate::chaos::SubjectFaults;
 use crate::chaos::{Chaos, Fault, FaultStatus};
 use crate::clock::{self, Timestamp};
 use crate::config::Config;
@@ -23,7 +24,6 @@ use crate::monitor::Monitor;
 use crate::paths::StateDir;
 use crate::runtime::{RunState, Runtime, RuntimeError, is_rig};
 use crate::store::Store;
-use crate::chaos::SubjectFaults;
 use crate::subjects::{Snapshot, Subject, launch, registry};
 use crate::tickets::{Status, Ticket};
 
@@ -419,9 +419,13 @@ impl Slot {
                 }
             }
         }
-        let up = launch::up(registry::kind(subject)?, self.runtime.as_ref(), &self.config)
-            .await
-            .map_err(|e| format!("cannot bring instance {} up: {e}", self.instance))?;
+        let up = launch::up(
+            registry::kind(subject)?,
+            self.runtime.as_ref(),
+            &self.config,
+        )
+        .await
+        .map_err(|e| format!("cannot bring instance {} up: {e}", self.instance))?;
         notes.push(format!("started {} nodes", up.nodes.len()));
         Ok(notes.join("; "))
     }
@@ -687,9 +691,7 @@ impl Slot {
                 .collect(),
             None => status
                 .iter()
-                .filter(|s| {
-                    subject.random_target_fits(&s.role) && !is_rig(&s.role)
-                })
+                .filter(|s| subject.random_target_fits(&s.role) && !is_rig(&s.role))
                 .filter(|s| s.state == RunState::Running)
                 .map(|s| s.name.clone())
                 .collect(),

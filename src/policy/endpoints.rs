@@ -273,8 +273,14 @@ mod tests {
         );
         assert_eq!(url_target("example.com", &[]), Some(tcp("example.com", 80)));
         assert_eq!(url_target("user:pw@h:9/x", &[]), Some(tcp("h", 9)));
-        assert_eq!(url_target("http://[::1]:8001/", &[]), Some(tcp("::1", 8001)));
-        assert_eq!(url_target("redis://redis", &[("redis", 6379)]), Some(tcp("redis", 6379)));
+        assert_eq!(
+            url_target("http://[::1]:8001/", &[]),
+            Some(tcp("::1", 8001))
+        );
+        assert_eq!(
+            url_target("redis://redis", &[("redis", 6379)]),
+            Some(tcp("redis", 6379))
+        );
         assert_eq!(url_target("http://h:notaport/", &[]), None);
     }
 }

@@ -423,7 +423,10 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
         return;
     }
     if PROXY_VARIABLES.contains(&name) {
-        let ours = known && policy.url_target(value).is_some_and(|t| policy.endpoints().reaches(&t));
+        let ours = known
+            && policy
+                .url_target(value)
+                .is_some_and(|t| policy.endpoints().reaches(&t));
         if !ours && !value.is_empty() {
             found.mark(
                 Class::Destructive,

@@ -95,7 +95,12 @@ fn allow_rules_skip_the_person_but_never_a_denial() {
 
 #[test]
 fn deny_rules_deny() {
-    let p = Policy::new(&[], &["operator node restart".into()], Protected::default(), crate::subjects::registry::every_subjects_words());
+    let p = Policy::new(
+        &[],
+        &["operator node restart".into()],
+        Protected::default(),
+        crate::subjects::registry::every_subjects_words(),
+    );
     let v = p.classify("nice operator node restart redis");
     assert_eq!(v.class, Class::Denied);
     assert!(v.reason().contains("deny rule"));
@@ -155,7 +160,12 @@ fn where_the_nodes_are_processes_docker_reaches_only_engines_outside_the_instanc
 
 #[test]
 fn with_no_endpoints_known_every_client_reaches_outside() {
-    let p = Policy::new(&[], &[], Protected::default(), crate::subjects::registry::every_subjects_words());
+    let p = Policy::new(
+        &[],
+        &[],
+        Protected::default(),
+        crate::subjects::registry::every_subjects_words(),
+    );
     let v = p.classify("curl -s http://127.0.0.1:8001/health");
     assert_eq!(v.class, Class::Destructive);
     assert!(

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use facts::Facts;
 pub use crate::invariant::{Assessment, InvariantInfo, Scope, Severity, Violation};
+pub use facts::Facts;
 
 use crate::clock::Timestamp;
 use crate::config::{Config, LocalRuntimeConfig};

@@ -168,15 +168,27 @@ mod tests {
             .to_string();
         assert!(msg.contains("line 3") && msg.contains("etcdd"), "{msg}");
         let msg = load("state_dirr = \"x\"\n").unwrap_err().to_string();
-        assert!(msg.contains("line 1") && msg.contains("state_dirr"), "{msg}");
+        assert!(
+            msg.contains("line 1") && msg.contains("state_dirr"),
+            "{msg}"
+        );
         let msg = load("[etcd]\n\nmembrs = 3\n").unwrap_err().to_string();
-        assert!(msg.contains("line 3") && msg.contains("etcd.membrs"), "{msg}");
+        assert!(
+            msg.contains("line 3") && msg.contains("etcd.membrs"),
+            "{msg}"
+        );
         let msg = load("[etcd]\nmembers = 4\n").unwrap_err().to_string();
-        assert!(msg.contains("line 2") && msg.contains("etcd.members"), "{msg}");
+        assert!(
+            msg.contains("line 2") && msg.contains("etcd.members"),
+            "{msg}"
+        );
         let msg = load("[chaos.durations]\nmeltdown = \"1s\"\n")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("node_kill") && msg.contains("nospace"), "{msg}");
+        assert!(
+            msg.contains("node_kill") && msg.contains("nospace"),
+            "{msg}"
+        );
         load("[chaos.durations]\nnospace = \"1s\"\n").unwrap();
     }
 }

@@ -10,13 +10,13 @@ use super::session_view::SessionView;
 use super::theme::Theme;
 use crate::agent::approval::{Answer, ApprovalRequest};
 use crate::agent::audit::Session;
-use crate::policy::Mode;
 use crate::chaos::FaultRecord;
 use crate::clock::Timestamp;
 use crate::eval::model::{CampaignRow, TrialEvent, TrialRow};
+use crate::invariant::InvariantInfo;
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
-use crate::invariant::InvariantInfo;
+use crate::policy::Mode;
 use crate::tickets::{Status, Ticket, TicketEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

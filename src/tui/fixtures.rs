@@ -8,7 +8,6 @@ use super::session_view::SessionView;
 use super::theme::Theme;
 use crate::agent::approval::ApprovalRequest;
 use crate::agent::audit::{Entry, Kind};
-use crate::policy::{Class, Mode};
 use crate::chaos::{FaultKind, FaultRecord, FaultStatus};
 use crate::clock::{self, Timestamp};
 use crate::eval::model::{
@@ -16,6 +15,7 @@ use crate::eval::model::{
 };
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
+use crate::policy::{Class, Mode};
 use crate::subjects::{
     Assessment, InvariantInfo, NodeObservation, NodeState, Observation, Severity, Snapshot,
     Violation,

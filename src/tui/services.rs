@@ -269,11 +269,14 @@ impl Services {
                         keys: 20,
                         limit: None,
                     };
-                    let workload =
-                        match crate::subjects::registry::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
-                            Ok(mut subject) => subject.workload(&options).await,
-                            Err(e) => Err(e),
-                        };
+                    let workload = match crate::subjects::registry::build(
+                        &ctx.subject,
+                        ctx.runtime.clone(),
+                        &ctx.config,
+                    ) {
+                        Ok(mut subject) => subject.workload(&options).await,
+                        Err(e) => Err(e),
+                    };
                     let workload = match workload {
                         Ok(w) => w,
                         Err(e) => {

@@ -2,9 +2,9 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
+use crate::invariant::Severity;
 use crate::policy::Class;
 use crate::runtime::RunState;
-use crate::invariant::Severity;
 use crate::subjects::NodeState;
 use crate::tickets::Status;
 

@@ -330,7 +330,9 @@ impl Cluster {
         let runtime = self.runtime();
         // The subject the instance runs, found through the registry like everywhere else.
         let subject: Box<dyn operator::subjects::Subject> = match runtime.topology() {
-            Ok(t) => operator::subjects::registry::build(&t.subject, runtime, &cfg).expect("subject"),
+            Ok(t) => {
+                operator::subjects::registry::build(&t.subject, runtime, &cfg).expect("subject")
+            }
             Err(_) => Box::new(RateLimiterSubject::new(
                 runtime,
                 cfg.section().expect("the rate limiter's section"),

@@ -33,14 +33,12 @@ fn planned(roles: AdoptedRole<'_>, subject: Option<&str>, role: &str) -> (Health
             1,
         ),
         ROLE_TOOLBOX => (HealthCheck::Running, 3),
-        _ => subject
-            .and_then(|s| roles(s, role))
-            .unwrap_or((
-                HealthCheck::Http {
-                    path: "/health".into(),
-                },
-                2,
-            )),
+        _ => subject.and_then(|s| roles(s, role)).unwrap_or((
+            HealthCheck::Http {
+                path: "/health".into(),
+            },
+            2,
+        )),
     }
 }
 

@@ -3,8 +3,8 @@
 //! defragment, disarm) and writes are mutating; whatever loses data or changes membership
 //! is destructive, so that a person approves it in auto mode.
 
-use crate::policy::{Class, Target, url_target};
 use crate::policy::ProgramVerdict;
+use crate::policy::{Class, Target, url_target};
 
 /// Global flags that take a value (as the next word, when not written `--flag=value`).
 const WITH_VALUE: &[&str] = &[

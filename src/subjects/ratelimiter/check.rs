@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::observe::{NodeProbe, RedisProbe, RlObservation};
 use super::config::RateLimiterConfig;
+use super::observe::{NodeProbe, RedisProbe, RlObservation};
 use crate::subjects::{Assessment, InvariantInfo, NodeState, Severity, Violation};
 
 pub const NODE_DOWN: &str = "node_down";

@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
-use super::topology::{ROLE_LIMITER, ROLE_REDIS};
 use super::config::RateLimiterConfig;
+use super::topology::{ROLE_LIMITER, ROLE_REDIS};
 use crate::runtime::Topology;
 use crate::runtime::commands::{Commands, reach};
 use crate::subjects::{InvariantInfo, SubjectContext};

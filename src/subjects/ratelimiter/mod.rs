@@ -21,9 +21,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
+use self::config::RateLimiterConfig;
 use self::observe::{Observer, RlObservation};
 use crate::chaos::FaultKind;
-use self::config::RateLimiterConfig;
 use crate::config::{Config, ConfigError};
 use crate::runtime::local::LocalRuntime;
 use crate::runtime::{ClusterPlan, Runtime, RuntimeError};

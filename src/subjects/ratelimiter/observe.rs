@@ -7,12 +7,12 @@ use std::time::Instant;
 use hyper::Uri;
 use serde::{Deserialize, Serialize};
 
+use super::config::RateLimiterConfig;
 use super::latency::{LatencyStat, LatencyWindow};
 use super::node_probe::{StateClient, probe_node, state_uri};
 use super::redis_link::RedisLink;
 use super::redis_state::{self, Counter, CounterScan, Defaults, RegistryEntry};
 use super::topology::{ROLE_LIMITER, ROLE_REDIS};
-use super::config::RateLimiterConfig;
 use crate::runtime::{DiskUsage, Topology};
 use crate::subjects::NodeState;
 

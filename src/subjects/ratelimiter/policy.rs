@@ -3,8 +3,8 @@
 //! reconfigures or runs code destructive or denied), `redis-server`, `redis-benchmark` and
 //! the `ratelimiter` binary itself.
 
-use crate::policy::{Class, Target, glob_matches, url_target};
 use crate::policy::ProgramVerdict;
+use crate::policy::{Class, Target, glob_matches, url_target};
 
 pub fn classify(program: &str, args: &[Option<&str>]) -> Option<ProgramVerdict> {
     let starts = |what: &str| Some(ProgramVerdict::one(Class::Mutating, what, Vec::new()));

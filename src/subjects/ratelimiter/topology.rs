@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use crate::chaos::proxy;
 use super::config::RateLimiterConfig;
+use crate::chaos::proxy;
 use crate::config::{DockerRuntimeConfig, LocalRuntimeConfig};
 use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec};
 
