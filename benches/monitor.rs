@@ -25,8 +25,10 @@ struct Bench {
 fn cluster(rt: &tokio::runtime::Runtime, subject: &'static str) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
-    let mut limiter = RateLimiterConfig::default();
-    limiter.ratelimiter_bin = Some(env!("CARGO_BIN_EXE_ratelimiter").into());
+    let limiter = RateLimiterConfig {
+        ratelimiter_bin: Some(env!("CARGO_BIN_EXE_ratelimiter").into()),
+        ..RateLimiterConfig::default()
+    };
     config.set_section(&limiter).unwrap();
     config.runtime.local.operator_bin = Some(env!("CARGO_BIN_EXE_operator").into());
     let runtime = Arc::new(LocalRuntime::new(

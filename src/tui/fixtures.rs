@@ -350,11 +350,9 @@ pub fn load_history(n: usize) -> Vec<LoadStats> {
 pub fn app(down: bool, stage: Option<Stage>) -> App {
     let mut a = App::new(
         "ratelimiter",
-        crate::chaos::FaultKind::catalogue(
-            crate::subjects::registry::kind("ratelimiter")
-                .expect("a known subject")
-                .faults(),
-        ),
+        crate::subjects::registry::kind("ratelimiter")
+            .map(|k| crate::chaos::FaultKind::catalogue(k.faults()))
+            .unwrap_or_default(),
         0,
         Mode::Approve,
         Theme { color: false },
