@@ -24,7 +24,7 @@ pub async fn up(
         // The runtime names what is missing in the subject's words.
         for node in &mut plan.nodes {
             if let Some(name) = node.program.file_name().and_then(|n| n.to_str()) {
-                node.install_hint = node.install_hint.take().or(kind.install_hint(name));
+                node.install_hint = node.install_hint.take().or_else(|| kind.install_hint(name));
             }
         }
         match runtime.up(plan).await {
