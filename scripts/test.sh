@@ -23,7 +23,8 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets -- -D warnings
+# --all-features: the benches' fixtures (feature `fixtures`) are linted too.
+cargo clippy --all-targets --all-features -- -D warnings
 echo "== cargo test (release: one build shared by every test)"
 # Tests that cannot run here (no Docker engine) note why; they are listed at the end.
 skipped="$CARGO_TARGET_DIR/tmp/skipped-tests.txt"

@@ -1,7 +1,7 @@
 //! The floors, checked in the source. Outside `src/subjects/<name>/` (and the rate limiter's own
 //! binary) no code names a subject's node, role, program or config type, nor reaches into a
-//! subject's module; only the top floors read the subject registry; and `config.rs`, on the
-//! ground floor, imports nothing above it. Comments, test modules and the property tests'
+//! subject's module; only the top floors read the subject registry; `config.rs`, on the
+//! ground floor, imports nothing above it; and the store imports none of its callers. Comments, test modules and the property tests'
 //! corpus are aside. What is left, each with why, is listed in `LEFT`; anything else fails.
 
 use std::path::{Path, PathBuf};
@@ -49,6 +49,11 @@ const TOP: &[&str] = &[
 
 /// The ground floor: what `config.rs` may import.
 const GROUND: &[&str] = &["clock", "paths", "invariant", "config"];
+
+/// What the store may import: the ground floor, the tickets' state machine it applies in its
+/// transactions, and itself. Its rows are its own types, so the agent, chaos and the harness
+/// stand above it.
+const BELOW_THE_STORE: &[&str] = &["clock", "paths", "invariant", "config", "tickets", "store"];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
@@ -241,6 +246,26 @@ fn the_config_imports_nothing_above_the_ground_floor() {
     assert!(
         !code.contains("super::"),
         "config.rs reaches up with super::"
+    );
+}
+
+#[test]
+fn the_store_imports_none_of_its_callers() {
+    let above: Vec<String> = sources()
+        .into_iter()
+        .filter(|(rel, _)| rel.starts_with("src/store/"))
+        .flat_map(|(rel, code)| {
+            crate_modules(&code)
+                .into_iter()
+                .filter(|m| !BELOW_THE_STORE.contains(m))
+                .map(|m| format!("{rel}: crate::{m}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        above.is_empty(),
+        "the store imports from its callers (give it a row type of its own):\n{}",
+        above.join("\n")
     );
 }
 

@@ -8,8 +8,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{AuditDb, Cluster, LedgerDb, TicketDb, text, wait_for};
-use operator::eval::model::{CampaignStatus, TrialRow, TrialStatus, Verdict};
 use operator::store::EvalDb;
+use operator::store::eval::{CampaignStatus, TrialRow, TrialStatus, Verdict};
 use serde_json::Value;
 
 /// Quick timeouts: the monitor sees a kill at once (pidfd) and a pause within the 300 ms

@@ -258,15 +258,15 @@ fn a_toxic_left_by_a_crash_mid_injection_is_healed_and_only_it() {
         r#"{"impairment":{"type":"partition","mode":"refuse"}}"#,
     );
     // The crashed process got as far as one link.
-    let proxy = operator::chaos::proxy::ProxyClient::new(c.address("faultproxy")).with_token(
-        operator::chaos::proxy::token::read(&c.state_dir().join("instances/0")),
+    let proxy = operator::runtime::proxy::ProxyClient::new(c.address("faultproxy")).with_token(
+        operator::runtime::proxy::token::read(&c.state_dir().join("instances/0")),
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(proxy.set(
         "clients>ratelimiter-1",
         &format!("fault-{id}"),
-        operator::chaos::proxy::Toxic::Partition {
-            mode: operator::chaos::proxy::PartitionMode::Refuse,
+        operator::runtime::proxy::Toxic::Partition {
+            mode: operator::runtime::proxy::PartitionMode::Refuse,
         },
     ))
     .unwrap();

@@ -902,7 +902,7 @@ impl<'a> Run<'a> {
             outcome: outcome.label().to_string(),
             summary: outcome.reason().map(str::to_string),
             turns: self.turns,
-            usage: self.usage,
+            tokens: self.usage.into(),
             cost_usd: cost.unwrap_or(0.0),
             error: match &outcome {
                 Outcome::GaveBack(r) | Outcome::Interrupted(r) => Some(r.clone()),

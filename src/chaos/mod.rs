@@ -3,8 +3,6 @@
 //! (so a crash never leaves a fault behind).
 
 pub mod faults;
-pub mod ledger;
-pub mod proxy;
 mod subject;
 
 use std::collections::BTreeMap;
@@ -15,10 +13,10 @@ use rand::seq::IndexedRandom;
 use tracing::{info, instrument, warn};
 
 pub use self::faults::{Fault, FaultKind};
-pub use self::ledger::{FaultRecord, FaultStatus, NewFault};
 pub use self::subject::{FaultAction, SubjectFaults};
 use crate::clock;
 use crate::runtime::{NodeAction, RunState, Runtime, RuntimeError, impair, is_rig};
+pub use crate::store::ledger::{FaultRecord, FaultStatus, NewFault};
 use crate::store::{Store, StoreError};
 
 /// A fault left `injecting` or `healing` this long was abandoned by a crashed process.
@@ -208,7 +206,7 @@ impl Chaos {
         let expires_at =
             duration.map(|d| clock::now() + chrono::Duration::from_std(d).unwrap_or_default());
         let new = NewFault {
-            fault: kind,
+            fault: kind.as_str().to_string(),
             subject: topology.subject.clone(),
             instance: topology.instance,
             runtime: self.runtime.kind().to_string(),
@@ -360,7 +358,15 @@ impl Chaos {
 
     /// Undoes a fault and checks that it is undone; says what it did.
     async fn undo(&self, record: &FaultRecord) -> Result<String, ChaosError> {
-        if let FaultKind::Own(name) = record.fault {
+        let Some(kind) = FaultKind::parse_for(&record.fault, self.subject) else {
+            return Err(ChaosError::NotApplicable(format!(
+                "fault #{} is `{}`, which {} does not know",
+                record.id,
+                record.fault,
+                self.subject.name()
+            )));
+        };
+        if let FaultKind::Own(name) = kind {
             return match self.own(name, &record.target, false).await {
                 Ok(note) => Ok(note),
                 Err(_) if matches!(self.runtime.topology(), Err(RuntimeError::NotUp { .. })) => {
@@ -369,7 +375,7 @@ impl Chaos {
                 Err(e) => Err(e.into()),
             };
         }
-        if let Fault::Impair(imp) = Fault::from_record(record.fault, &record.params) {
+        if let Fault::Impair(imp) = Fault::from_record(kind, &record.params) {
             return match self
                 .runtime
                 .restore(&record.target, &imp, &impair::tag(record.id))
@@ -396,7 +402,7 @@ impl Chaos {
             ));
         };
         let target = &record.target;
-        match (record.fault, node.state) {
+        match (kind, node.state) {
             (FaultKind::NodeKill, RunState::Exited) => {
                 let s = self.runtime.act(target, NodeAction::Start).await?;
                 Ok(format!(

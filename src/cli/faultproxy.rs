@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 use color_eyre::eyre::{Result, WrapErr};
-use operator::chaos::proxy::{LinkSpec, server};
+use operator::runtime::proxy::{LinkSpec, server};
 
 #[derive(Debug, Args)]
 #[command(

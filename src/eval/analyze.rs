@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::model::{TrialRow, TrialStatus, Verdict};
 use super::stats::{self, Timed};
+use crate::store::eval::{TrialRow, TrialStatus, Verdict};
 
 /// The fault name of control trials' slices.
 pub const CONTROL: &str = "control";
@@ -405,7 +405,7 @@ pub fn correct(compared: &mut [Compared]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::model::TrialMetrics;
+    use crate::store::eval::TrialMetrics;
 
     fn trial(seq: u32, variant: &str, verdict: Verdict, ttr: Option<u64>) -> TrialRow {
         let at = crate::clock::now();

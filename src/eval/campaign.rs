@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::agent::variant::Variant;
 use crate::chaos::{Fault, FaultKind};
 use crate::config::{AgentConfig, RuntimeKind};
+use crate::store::eval::NewTrial;
 use crate::subjects;
 
 /// The variant name of the agent `operator agent` would run.
@@ -620,6 +621,34 @@ pub struct PlannedTrial {
     pub variant: String,
     pub baseline: bool,
     pub control: bool,
+}
+
+impl PlannedTrial {
+    /// The row the store keeps: the fault by name and its parameters as columns, and the
+    /// whole plan as JSON, read back by `from_row`.
+    pub fn to_row(&self) -> Result<NewTrial, serde_json::Error> {
+        Ok(NewTrial {
+            seq: self.seq,
+            problem: self.problem,
+            subject: self.subject.clone(),
+            fault: self.fault.map(|f| f.kind().as_str().to_string()),
+            params: self
+                .fault
+                .map(|f| serde_json::Value::Object(f.params()))
+                .unwrap_or_else(|| serde_json::json!({})),
+            plan: serde_json::to_value(self)?,
+            target: self.target.clone(),
+            pick: self.pick,
+            variant: self.variant.clone(),
+            baseline: self.baseline,
+            control: self.control,
+        })
+    }
+
+    /// A plan as the store gave it back.
+    pub fn from_row(plan: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(plan)
+    }
 }
 
 /// A small generator whose sequence never changes with a dependency's version: a plan drawn

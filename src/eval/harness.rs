@@ -13,13 +13,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::campaign::{Campaign, DEFAULT_VARIANT};
-use super::model::{CampaignStatus, NewCampaign};
+use super::campaign::{Campaign, DEFAULT_VARIANT, PlannedTrial};
 use super::slot::{self, BASE_INSTANCE, HEARTBEAT, MAX_SLOTS};
 use super::trial::{Progress, Slot, TrialEnd};
 use crate::chaos::Fault;
 use crate::config::Config;
 use crate::paths::StateDir;
+use crate::store::eval::{CampaignStatus, NewCampaign};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +153,12 @@ pub async fn create(
             .map_err(|e| HarnessError::Invalid(format!("the campaign: {e}")))?,
         provenance,
         pid: std::process::id(),
-        trials: campaign.plan(),
+        trials: campaign
+            .plan()
+            .iter()
+            .map(PlannedTrial::to_row)
+            .collect::<Result<_, _>>()
+            .map_err(|e| HarnessError::Invalid(format!("a planned trial: {e}")))?,
     };
     Ok(env.store.call(move |db| db.create_campaign(&new)).await?)
 }
@@ -175,7 +180,7 @@ pub async fn run(
             .call(move |db| db.trials(id))
             .await?
             .iter()
-            .filter(|t| t.status == super::model::TrialStatus::Pending)
+            .filter(|t| t.status == crate::store::eval::TrialStatus::Pending)
             .count();
         let beat = {
             let (store, stop) = (env.store.clone(), stop.clone());
@@ -224,7 +229,7 @@ pub async fn run(
             .call(move |db| db.trials(id))
             .await?
             .iter()
-            .filter(|t| t.status != super::model::TrialStatus::Done)
+            .filter(|t| t.status != crate::store::eval::TrialStatus::Done)
             .count();
         let (status, note) = if left == 0 {
             (CampaignStatus::Finished, String::new())
@@ -330,7 +335,10 @@ async fn worker(
             *current.lock().unwrap_or_else(|e| e.into_inner()) = Some(trial.id);
             let tid = trial.id;
             let plan = match env.store.call(move |db| db.trial_plan(tid)).await {
-                Ok(p) => p,
+                Ok(p) => match PlannedTrial::from_row(p) {
+                    Ok(p) => p,
+                    Err(e) => break Err(format!("trial #{tid}'s plan: {e}")),
+                },
                 Err(e) => break Err(e.to_string()),
             };
             match s.run(&trial, &plan, &stop).await {

@@ -8,11 +8,10 @@
 pub mod analyze;
 pub mod campaign;
 pub mod harness;
-pub mod model;
 pub mod score;
 pub mod slot;
 pub mod stats;
 pub mod trial;
 
+pub use crate::store::eval::{CampaignRow, CampaignStatus, TrialRow, Verdict};
 pub use campaign::Campaign;
-pub use model::{CampaignRow, CampaignStatus, TrialRow, Verdict};

@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::agent::audit::{Entry, Kind, Session};
-use crate::eval::model::TrialMetrics;
+use crate::store::eval::TrialMetrics;
 
 /// The same command this many times within [`THRASH_WINDOW_S`] is thrashing.
 pub const THRASH_COUNT: usize = 3;

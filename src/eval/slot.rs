@@ -10,9 +10,9 @@ use tracing::{info, warn};
 
 use crate::chaos::Chaos;
 use crate::config::{Config, RuntimeKind};
-use crate::eval::model::{CampaignStatus, SlotRow};
 use crate::paths::StateDir;
 use crate::runtime::{Runtime, RuntimeError};
+use crate::store::eval::{CampaignStatus, SlotRow};
 use crate::store::{Store, StoreError};
 use crate::tickets::TicketFilter;
 
@@ -165,7 +165,7 @@ pub async fn sweep(store: &Store, state: &StateDir, config: &Config) -> Result<S
         store
             .call(move |db| {
                 for t in db.trials(id)? {
-                    if t.status == crate::eval::model::TrialStatus::Running {
+                    if t.status == crate::store::eval::TrialStatus::Running {
                         db.unfinish_trial(t.id, "its harness is gone")?;
                     }
                 }

@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::campaign::{Campaign, PlannedTrial};
-use super::model::{TrialOutcome, TrialRow, Verdict};
 use super::score;
 use crate::agent::approval::Nobody;
 use crate::agent::local::LocalAgent;
@@ -24,6 +23,7 @@ use crate::monitor::Monitor;
 use crate::paths::StateDir;
 use crate::runtime::{RunState, Runtime, RuntimeError, is_rig};
 use crate::store::Store;
+use crate::store::eval::{TrialOutcome, TrialRow, Verdict};
 use crate::subjects::{Snapshot, Subject, launch, registry};
 use crate::tickets::{Status, Ticket};
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::chaos::proxy::PartitionMode;
+pub use crate::runtime::proxy::PartitionMode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -33,8 +33,8 @@ impl Impairment {
     }
 
     /// The proxy toxic with the same effect, for the faults a proxy can carry.
-    pub fn toxic(&self) -> Option<crate::chaos::proxy::Toxic> {
-        use crate::chaos::proxy::Toxic;
+    pub fn toxic(&self) -> Option<crate::runtime::proxy::Toxic> {
+        use crate::runtime::proxy::Toxic;
         match *self {
             Self::Latency {
                 delay_ms,

@@ -9,6 +9,7 @@ pub mod health;
 pub mod impair;
 pub mod local;
 pub mod open;
+pub mod proxy;
 pub mod record;
 
 use std::path::PathBuf;

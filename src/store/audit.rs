@@ -1,12 +1,149 @@
-//! The agent's record in SQL: sessions and their steps. What is written here is already
-//! redacted (by `agent::audit::Audit`).
+//! The agent's record: sessions and their steps, as rows and in SQL. What is written here
+//! is already redacted (by `agent::audit::Audit`).
 
 use rusqlite::{OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
 
 use super::sqlite::{exec, row};
 use super::{Sqlite, StoreError};
-use crate::agent::audit::{Ending, Entry, Kind, NewSession, Session};
 use crate::clock::{self, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// What the model said.
+    Text,
+    Thinking,
+    /// The model asked for a tool.
+    ToolCall,
+    /// A person (or the policy) decided about a command.
+    Approval,
+    ToolResult,
+    /// A person's guidance, sent to the model.
+    Guidance,
+    /// The monitor's verdict on a fix.
+    Verify,
+    Error,
+    /// Anything else worth knowing (budgets, retries, stop reasons).
+    Note,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Thinking => "thinking",
+            Self::ToolCall => "tool_call",
+            Self::Approval => "approval",
+            Self::ToolResult => "tool_result",
+            Self::Guidance => "guidance",
+            Self::Verify => "verify",
+            Self::Error => "error",
+            Self::Note => "note",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "text" => Self::Text,
+            "thinking" => Self::Thinking,
+            "tool_call" => Self::ToolCall,
+            "approval" => Self::Approval,
+            "tool_result" => Self::ToolResult,
+            "guidance" => Self::Guidance,
+            "verify" => Self::Verify,
+            "error" => Self::Error,
+            _ => Self::Note,
+        }
+    }
+}
+
+/// One step of a session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: i64,
+    pub at: Option<Timestamp>,
+    pub kind: Option<Kind>,
+    pub content: String,
+    pub tool: Option<String>,
+    pub tool_use_id: Option<String>,
+    pub command: Option<String>,
+    /// The policy class of a command.
+    pub policy: Option<String>,
+    /// run, ask, approved, vetoed, edited, refused, allowed_always.
+    pub decision: Option<String>,
+    /// Who decided: policy, a person (`person:NAME`), the model.
+    pub actor: Option<String>,
+    pub exit_code: Option<i32>,
+    pub duration_ms: Option<i64>,
+    pub detail: serde_json::Value,
+}
+
+impl Entry {
+    pub fn new(kind: Kind, content: impl Into<String>) -> Self {
+        Self {
+            kind: Some(kind),
+            content: content.into(),
+            detail: serde_json::Value::Null,
+            ..Default::default()
+        }
+    }
+}
+
+/// A session as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub agent_id: String,
+    pub backend: String,
+    pub model: String,
+    pub mode: String,
+    pub variant: String,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// resolved, escalated, released, failed (or None while it runs).
+    pub outcome: Option<String>,
+    pub summary: Option<String>,
+    pub turns: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_tokens: i64,
+    pub cache_write_tokens: i64,
+    pub cost_usd: f64,
+    pub error: Option<String>,
+}
+
+/// How a new session is labelled.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub ticket_id: i64,
+    pub agent_id: String,
+    pub backend: String,
+    pub model: String,
+    pub mode: String,
+    pub variant: String,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone)]
+pub struct Ending {
+    pub outcome: String,
+    pub summary: Option<String>,
+    pub turns: u32,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+    pub error: Option<String>,
+}
+
+/// The tokens a session used, by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_write: u64,
+}
 
 /// What the store does with the agent's record.
 pub trait AuditDb {
@@ -139,10 +276,10 @@ impl AuditDb for Sqlite {
                     e.outcome,
                     e.summary,
                     e.turns,
-                    e.usage.input_tokens as i64,
-                    e.usage.output_tokens as i64,
-                    e.usage.cache_read_input_tokens as i64,
-                    e.usage.cache_creation_input_tokens as i64,
+                    e.tokens.input as i64,
+                    e.tokens.output as i64,
+                    e.tokens.cache_read as i64,
+                    e.tokens.cache_write as i64,
                     e.cost_usd,
                     e.error
                 ],

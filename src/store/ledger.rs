@@ -1,13 +1,79 @@
-//! The chaos ledger's SQL: one row per fault, written before the fault is applied.
+//! The chaos ledger: one row per fault, written before the fault is applied, so a crash
+//! never leaves a fault nobody knows about. Its rows and its SQL.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, Row, ToSql, params};
+use serde::{Deserialize, Serialize};
 
 use super::sqlite::{exec, row};
 use super::{Sqlite, StoreError};
-use crate::chaos::FaultKind;
-use crate::chaos::ledger::{FaultRecord, FaultStatus, NewFault};
 use crate::clock::{self, Timestamp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultStatus {
+    /// Recorded; being applied.
+    Injecting,
+    Active,
+    /// Someone is healing it.
+    Healing,
+    Healed,
+    /// Could not be applied.
+    Failed,
+}
+
+impl FaultStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Injecting => "injecting",
+            Self::Active => "active",
+            Self::Healing => "healing",
+            Self::Healed => "healed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Still (possibly) in effect.
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Injecting | Self::Active | Self::Healing)
+    }
+}
+
+/// One fault in the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub id: i64,
+    /// The fault's name, as its kind spells it (`chaos::FaultKind` reads it back).
+    pub fault: String,
+    pub subject: String,
+    pub instance: u32,
+    pub runtime: String,
+    pub target: String,
+    pub params: serde_json::Value,
+    pub status: FaultStatus,
+    pub injected_at: Timestamp,
+    /// When it heals itself; `None`: only a heal ends it.
+    pub expires_at: Option<Timestamp>,
+    pub healed_at: Option<Timestamp>,
+    pub injected_by: String,
+    pub healed_by: Option<String>,
+    pub note: String,
+    pub updated_at: Timestamp,
+}
+
+/// A fault about to be applied.
+#[derive(Debug, Clone)]
+pub struct NewFault {
+    /// The fault's name.
+    pub fault: String,
+    pub subject: String,
+    pub instance: u32,
+    pub runtime: String,
+    pub target: String,
+    pub params: serde_json::Value,
+    pub expires_at: Option<Timestamp>,
+    pub injected_by: String,
+}
 
 /// What the store does with the chaos ledger.
 pub trait LedgerDb {
@@ -64,7 +130,6 @@ fn parse_ts(s: &str) -> rusqlite::Result<Timestamp> {
 }
 
 fn from_row(row: &Row) -> rusqlite::Result<FaultRecord> {
-    let fault: String = row.get(1)?;
     let params: String = row.get(6)?;
     let opt_ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
         row.get::<_, Option<String>>(i)?
@@ -73,13 +138,7 @@ fn from_row(row: &Row) -> rusqlite::Result<FaultRecord> {
     };
     Ok(FaultRecord {
         id: row.get(0)?,
-        fault: FaultKind::parse(&fault).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                1,
-                rusqlite::types::Type::Text,
-                format!("unknown fault {fault:?}").into(),
-            )
-        })?,
+        fault: row.get(1)?,
         subject: row.get(2)?,
         instance: row.get(3)?,
         runtime: row.get(4)?,
@@ -119,7 +178,7 @@ impl LedgerDb for Sqlite {
                         injected_at, expires_at, injected_by, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'injecting', ?7, ?8, ?9, ?7)",
                 params![
-                    f.fault.as_str(),
+                    f.fault,
                     f.subject,
                     f.instance,
                     f.runtime,

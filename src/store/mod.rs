@@ -7,9 +7,9 @@
 //! async code reaches the DB only through [`Store::call`], which runs it on a blocking thread:
 //! a DB locked by another process stalls that call, never a tokio worker.
 
-mod audit;
-mod eval;
-mod ledger;
+pub mod audit;
+pub mod eval;
+pub mod ledger;
 pub mod schema;
 mod sqlite;
 mod tickets;

@@ -12,11 +12,11 @@ use crate::agent::approval::{Answer, ApprovalRequest};
 use crate::agent::audit::Session;
 use crate::chaos::FaultRecord;
 use crate::clock::Timestamp;
-use crate::eval::model::{CampaignRow, TrialEvent, TrialRow};
 use crate::invariant::InvariantInfo;
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
 use crate::policy::Mode;
+use crate::store::eval::{CampaignRow, TrialEvent, TrialRow};
 use crate::tickets::{Status, Ticket, TicketEvent};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

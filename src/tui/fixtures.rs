@@ -10,12 +10,12 @@ use crate::agent::approval::ApprovalRequest;
 use crate::agent::audit::{Entry, Kind};
 use crate::chaos::{FaultKind, FaultRecord, FaultStatus};
 use crate::clock::{self, Timestamp};
-use crate::eval::model::{
-    CampaignRow, CampaignStatus, TrialEvent, TrialMetrics, TrialRow, TrialStatus, Verdict,
-};
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
 use crate::policy::{Class, Mode};
+use crate::store::eval::{
+    CampaignRow, CampaignStatus, TrialEvent, TrialMetrics, TrialRow, TrialStatus, Verdict,
+};
 use crate::subjects::{
     Assessment, InvariantInfo, NodeObservation, NodeState, Observation, Severity, Snapshot,
     Violation,
@@ -432,7 +432,7 @@ pub fn big(tickets: usize, lines: usize) -> App {
     a.sessions = vec![s];
     a.faults = vec![FaultRecord {
         id: 1,
-        fault: FaultKind::Pause,
+        fault: FaultKind::Pause.as_str().into(),
         subject: "ratelimiter".into(),
         instance: 0,
         runtime: "local".into(),

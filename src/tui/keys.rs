@@ -3,7 +3,7 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::app::Tab;
+use super::app::{App, Tab};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -69,24 +69,42 @@ pub enum When {
     Fault,
     /// A campaign runs.
     Campaign,
+    /// The demo has steps left.
+    DemoRunning,
+    /// The demo is at its last step.
+    DemoEnd,
 }
 
-/// The state the footer's keys depend on.
+/// The state that decides which keys can act: the same for the keys, the footer and the
+/// help, so a key does what the footer offers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context {
     pub demo: bool,
+    pub demo_end: bool,
     pub approval: bool,
     pub fault: bool,
     pub campaign: bool,
 }
 
 impl Context {
+    pub fn of(app: &App) -> Self {
+        Self {
+            demo: app.demo.is_some(),
+            demo_end: app.demo.as_ref().is_some_and(|d| d.finished()),
+            approval: !app.approvals.is_empty(),
+            fault: app.live_faults() > 0,
+            campaign: app.campaigns.running(),
+        }
+    }
+
     fn holds(&self, w: When) -> bool {
         match w {
             When::Always => true,
             When::Approval => self.approval,
             When::Fault => self.fault,
             When::Campaign => self.campaign,
+            When::DemoRunning => self.demo && !self.demo_end,
+            When::DemoEnd => self.demo && self.demo_end,
         }
     }
 }
@@ -341,19 +359,28 @@ pub const CAMPAIGNS: &[Binding] = &[
     ),
 ];
 
+/// The demo's one key, Space, goes on: to the next step, and at the last one, to a new run.
+/// It is no key of any tab, so it means the same on every screen.
 pub const DEMO: &[Binding] = &[
-    f(
-        &[Ch(' '), Code(KeyCode::Right)],
-        "Space",
-        "next step of the demo",
-        DemoNext,
-        "next step",
+    only(
+        When::DemoRunning,
+        f(
+            &[Ch(' ')],
+            "Space",
+            "next step of the demo",
+            DemoNext,
+            "next step",
+        ),
     ),
-    b(
-        &[Ch('r')],
-        "r",
-        "run the demo again (at its end)",
-        DemoAgain,
+    only(
+        When::DemoEnd,
+        f(
+            &[Ch(' ')],
+            "Space",
+            "at the demo's last step: run it again",
+            DemoAgain,
+            "demo again",
+        ),
     ),
 ];
 
@@ -377,24 +404,35 @@ fn matches(k: &K, ev: &KeyEvent) -> bool {
     }
 }
 
-/// What a key does on `tab` (demo keys first when a demo runs, then the tab's, then global).
-pub fn action(tab: Tab, demo: bool, ev: &KeyEvent) -> Option<Action> {
-    let tables: [&[Binding]; 3] = [if demo { DEMO } else { &[] }, tab_bindings(tab), GLOBAL];
-    tables
-        .iter()
-        .flat_map(|t| t.iter())
-        .find(|bnd| bnd.keys.iter().any(|k| matches(k, ev)))
-        .map(|bnd| bnd.action)
+/// q, Esc or Ctrl-C leave a screen that shows only an error; a plain `c` does not.
+pub fn quits_a_fatal_screen(ev: &KeyEvent) -> bool {
+    matches(&Ch('q'), ev) || matches(&Ctrl('c'), ev) || ev.code == KeyCode::Esc
+}
+
+/// The bindings of `tab`: the demo's (while it runs), the tab's, then the global ones.
+fn bindings(tab: Tab, demo: bool) -> impl Iterator<Item = &'static Binding> {
+    let demo: &'static [Binding] = if demo { DEMO } else { &[] };
+    demo.iter().chain(tab_bindings(tab)).chain(GLOBAL)
+}
+
+/// The bindings that can act on `tab` now.
+fn live(tab: Tab, now: Context) -> impl Iterator<Item = &'static Binding> {
+    bindings(tab, now.demo).filter(move |b| now.holds(b.when))
+}
+
+/// What a key does on `tab` now: the binding that can act; else the one that cannot yet, so
+/// that its handler says why (`y` with nothing waiting says so).
+pub fn action(tab: Tab, now: Context, ev: &KeyEvent) -> Option<Action> {
+    let has = |b: &&Binding| b.keys.iter().any(|k| matches(k, ev));
+    live(tab, now)
+        .find(has)
+        .or_else(|| bindings(tab, now.demo).find(has))
+        .map(|b| b.action)
 }
 
 /// The footer's keys for a tab, those that can act now: `(label, what)`.
 pub fn footer(tab: Tab, now: Context) -> Vec<(&'static str, &'static str)> {
-    let demo_keys: &[Binding] = if now.demo { DEMO } else { &[] };
-    demo_keys
-        .iter()
-        .chain(tab_bindings(tab))
-        .chain(GLOBAL)
-        .filter(|b| now.holds(b.when))
+    live(tab, now)
         .filter_map(|b| b.footer.map(|s| (b.label, s)))
         .collect()
 }
@@ -432,24 +470,85 @@ mod tests {
         KeyEvent::new(c, KeyModifiers::NONE)
     }
 
+    /// Every state the keys depend on.
+    fn every_context() -> Vec<Context> {
+        (0..32u8)
+            .map(|bits| Context {
+                demo: bits & 1 != 0 || bits & 2 != 0,
+                demo_end: bits & 2 != 0,
+                approval: bits & 4 != 0,
+                fault: bits & 8 != 0,
+                campaign: bits & 16 != 0,
+            })
+            .collect()
+    }
+
     #[test]
-    fn tab_keys_win_over_global_and_help_lists_what_works() {
+    fn a_key_means_one_thing_on_every_screen() {
+        for tab in Tab::ALL {
+            for now in every_context() {
+                let live: Vec<&Binding> = live(tab, now).collect();
+                for (i, a) in live.iter().enumerate() {
+                    for b in &live[i + 1..] {
+                        let shared: Vec<_> = a.keys.iter().filter(|k| b.keys.contains(k)).collect();
+                        assert!(
+                            shared.is_empty(),
+                            "on {tab:?} with {now:?}, {shared:?} is both {:?} and {:?}",
+                            a.action,
+                            b.action
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_key_that_can_act_wins() {
+        let approval = Context {
+            approval: true,
+            ..Context::default()
+        };
         assert_eq!(
-            action(Tab::Agent, false, &key(KeyCode::Char('y'))),
+            action(Tab::Agent, approval, &key(KeyCode::Char('y'))),
             Some(Approve)
         );
-        assert_eq!(action(Tab::Cluster, false, &key(KeyCode::Char('y'))), None);
+        // With nothing waiting, y still reaches its handler, which says so.
         assert_eq!(
-            action(Tab::Chaos, false, &key(KeyCode::Char('3'))),
+            action(Tab::Agent, Context::default(), &key(KeyCode::Char('y'))),
+            Some(Approve)
+        );
+        let idle = Context::default();
+        assert_eq!(action(Tab::Cluster, idle, &key(KeyCode::Char('y'))), None);
+        assert_eq!(
+            action(Tab::Chaos, idle, &key(KeyCode::Char('3'))),
             Some(GoTo(Tab::Agent))
         );
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(action(Tab::Tickets, false, &ctrl_c), Some(Quit));
+        assert_eq!(action(Tab::Tickets, idle, &ctrl_c), Some(Quit));
+        let demo = Context {
+            demo: true,
+            ..Context::default()
+        };
+        let space = key(KeyCode::Char(' '));
+        assert_eq!(action(Tab::Cluster, demo, &space), Some(DemoNext));
+        assert_eq!(action(Tab::Cluster, idle, &space), None);
+        // At the demo's end on the Campaigns tab, Space runs the demo again and r a campaign.
+        let end = Context {
+            demo: true,
+            demo_end: true,
+            ..Context::default()
+        };
+        assert_eq!(action(Tab::Campaigns, end, &space), Some(DemoAgain));
         assert_eq!(
-            action(Tab::Cluster, true, &key(KeyCode::Char(' '))),
-            Some(DemoNext)
+            action(Tab::Campaigns, end, &key(KeyCode::Char('r'))),
+            Some(StartCampaign)
         );
-        assert_eq!(action(Tab::Cluster, false, &key(KeyCode::Char(' '))), None);
+        assert!(quits_a_fatal_screen(&ctrl_c));
+        assert!(quits_a_fatal_screen(&key(KeyCode::Char('q'))));
+        assert!(!quits_a_fatal_screen(&key(KeyCode::Char('c'))));
+        // → chooses on the Chaos tab, demo or not.
+        assert_eq!(action(Tab::Chaos, demo, &key(KeyCode::Right)), Some(Right));
         // Every action the help lists for a tab is one its keys reach.
         for tab in Tab::ALL {
             for (_, label, _) in help(tab, false) {

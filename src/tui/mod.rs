@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod demo;
+/// Screens of made-up data for the tests and benches; not in the binary.
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod keys;
 pub mod msg;
@@ -47,7 +49,7 @@ fn restore() {
 /// Shows an error the app cannot start past (a DB it cannot open) in the app's own frame,
 /// until the person presses q (or Esc, or Ctrl-C).
 pub async fn show_error(title: &str, body: &str) -> std::io::Result<()> {
-    use crossterm::event::{Event, EventStream, KeyCode};
+    use crossterm::event::{Event, EventStream};
     use futures::StreamExt;
     let mut terminal = ratatui::init();
     let mut app = App::new(
@@ -60,7 +62,7 @@ pub async fn show_error(title: &str, body: &str) -> std::io::Result<()> {
     );
     app.overlay = Some(app::Overlay::Fatal {
         title: format!(" {title} "),
-        body: format!("{body}\n\nq: quit"),
+        body: format!("{body}\n\nq or Ctrl-C: quit"),
     });
     let mut events = EventStream::new();
     let result = loop {
@@ -68,14 +70,7 @@ pub async fn show_error(title: &str, body: &str) -> std::io::Result<()> {
         app.size = (size.width, size.height);
         terminal.draw(|f| views::draw(f, &app))?;
         match events.next().await {
-            Some(Ok(Event::Key(k)))
-                if matches!(
-                    k.code,
-                    KeyCode::Char('q') | KeyCode::Char('c') | KeyCode::Esc
-                ) =>
-            {
-                break Ok(());
-            }
+            Some(Ok(Event::Key(k))) if keys::quits_a_fatal_screen(&k) => break Ok(()),
             Some(Err(e)) => break Err(e),
             None => break Ok(()),
             _ => {}
@@ -108,7 +103,7 @@ async fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     launch: Launch,
 ) -> std::io::Result<()> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(services::MSG_QUEUE);
     let ctx = launch.ctx;
     let mut app = App::new(
         &ctx.subject,

@@ -8,9 +8,9 @@ use crate::agent::approval::{Answer, ApprovalRequest};
 use crate::agent::audit::{Entry, Session};
 use crate::agent::session::AgentEvent;
 use crate::chaos::{FaultKind, FaultRecord};
-use crate::eval::model::{CampaignRow, TrialRow};
 use crate::load::LoadStats;
 use crate::monitor::CycleReport;
+use crate::store::eval::{CampaignRow, TrialRow};
 use crate::tickets::{Ticket, TicketEvent};
 
 pub enum Msg {

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crossterm::event::{Event, EventStream};
 use futures::StreamExt;
-use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{self, Sender};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -45,18 +46,34 @@ pub struct Context {
 
 pub struct Services {
     ctx: Arc<Context>,
-    tx: UnboundedSender<Msg>,
+    tx: Sender<Msg>,
     stop: CancellationToken,
     chaos: Arc<Chaos>,
     load: Option<CancellationToken>,
     guidance: Option<mpsc::UnboundedSender<String>>,
 }
 
+/// How many messages wait for the app at most. A sender that can wait (a key, an approval,
+/// a DB read) waits for room; nothing is dropped.
+pub const MSG_QUEUE: usize = 32;
+
+/// Sends to the app from code that cannot wait: the UI's own path, or a callback that is not
+/// async (the monitor's report, the load's figures). When the queue is full the message goes
+/// to a task that waits for room, so it is delayed, never dropped.
+fn post(tx: &Sender<Msg>, msg: Msg) {
+    if let Err(TrySendError::Full(msg)) = tx.try_send(msg) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(msg).await;
+        });
+    }
+}
+
 /// How often the DB is checked for other processes' writes.
 const DB_POLL: Duration = Duration::from_millis(300);
 
 impl Services {
-    pub fn new(ctx: Context, tx: UnboundedSender<Msg>) -> Self {
+    pub fn new(ctx: Context, tx: Sender<Msg>) -> Self {
         let chaos = Arc::new(Chaos::new(
             ctx.store.clone(),
             ctx.runtime.clone(),
@@ -103,7 +120,7 @@ impl Services {
                     }
                     None => break,
                 };
-                if tx.send(msg).is_err() {
+                if tx.send(msg).await.is_err() {
                     break;
                 }
             }
@@ -125,7 +142,7 @@ impl Services {
                     _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => Msg::Terminate,
                     _ = tokio::signal::ctrl_c() => Msg::Terminate,
                 };
-                if tx.send(msg).is_err() {
+                if tx.send(msg).await.is_err() {
                     break;
                 }
             }
@@ -139,10 +156,13 @@ impl Services {
             self.loops();
             return;
         }
-        let _ = self.tx.send(Msg::ClusterUp(Ok(format!(
-            "instance {} was down: starting it",
-            self.ctx.instance
-        ))));
+        post(
+            &self.tx,
+            Msg::ClusterUp(Ok(format!(
+                "instance {} was down: starting it",
+                self.ctx.instance
+            ))),
+        );
         self.bring_up();
     }
 
@@ -153,11 +173,13 @@ impl Services {
             match launch::up(ctx.kind, ctx.runtime.as_ref(), &ctx.config).await {
                 Ok(r) => {
                     let names: Vec<String> = r.nodes.iter().map(|n| n.name.clone()).collect();
-                    let _ = tx.send(Msg::ClusterUp(Ok(format!("started {}", names.join(", ")))));
+                    let _ = tx
+                        .send(Msg::ClusterUp(Ok(format!("started {}", names.join(", ")))))
+                        .await;
                     start_loops();
                 }
                 Err(e) => {
-                    let _ = tx.send(Msg::ClusterUp(Err(e.to_string())));
+                    let _ = tx.send(Msg::ClusterUp(Err(e.to_string()))).await;
                 }
             }
         });
@@ -183,10 +205,14 @@ impl Services {
                 let chaos = self.chaos.clone();
                 tokio::spawn(async move {
                     let r = chaos.inject(fault, Some(&target), None).await;
-                    let _ = tx.send(Msg::Chaos(
-                        r.map(|f| format!("fault #{} injected: {} on {}", f.id, f.fault, f.target))
+                    let _ = tx
+                        .send(Msg::Chaos(
+                            r.map(|f| {
+                                format!("fault #{} injected: {} on {}", f.id, f.fault, f.target)
+                            })
                             .map_err(|e| e.to_string()),
-                    ));
+                        ))
+                        .await;
                 });
             }
             Effect::DemoInject => {
@@ -197,14 +223,16 @@ impl Services {
                         .await
                     {
                         Ok(f) => {
-                            let _ = tx.send(Msg::Chaos(Ok(format!(
-                                "fault #{} injected: {} on {}",
-                                f.id, f.fault, f.target
-                            ))));
-                            let _ = tx.send(Msg::DemoFault(Box::new(f)));
+                            let _ = tx
+                                .send(Msg::Chaos(Ok(format!(
+                                    "fault #{} injected: {} on {}",
+                                    f.id, f.fault, f.target
+                                ))))
+                                .await;
+                            let _ = tx.send(Msg::DemoFault(Box::new(f))).await;
                         }
                         Err(e) => {
-                            let _ = tx.send(Msg::Chaos(Err(e.to_string())));
+                            let _ = tx.send(Msg::Chaos(Err(e.to_string()))).await;
                         }
                     }
                 });
@@ -213,20 +241,24 @@ impl Services {
                 let chaos = self.chaos.clone();
                 tokio::spawn(async move {
                     let r = chaos.heal(id).await;
-                    let _ = tx.send(Msg::Chaos(
-                        r.map(|h| format!("fault #{} healed: {}", h.fault.id, h.fault.note))
-                            .map_err(|e| e.to_string()),
-                    ));
+                    let _ = tx
+                        .send(Msg::Chaos(
+                            r.map(|h| format!("fault #{} healed: {}", h.fault.id, h.fault.note))
+                                .map_err(|e| e.to_string()),
+                        ))
+                        .await;
                 });
             }
             Effect::HealAll => {
                 let chaos = self.chaos.clone();
                 tokio::spawn(async move {
                     let r = chaos.heal_all().await;
-                    let _ = tx.send(Msg::Chaos(
-                        r.map(|h| format!("{} fault(s) healed", h.len()))
-                            .map_err(|e| e.to_string()),
-                    ));
+                    let _ = tx
+                        .send(Msg::Chaos(
+                            r.map(|h| format!("{} fault(s) healed", h.len()))
+                                .map_err(|e| e.to_string()),
+                        ))
+                        .await;
                 });
             }
             Effect::Answer { reply, answer } => {
@@ -237,9 +269,10 @@ impl Services {
                     let _ = g.send(text);
                 }
                 None => {
-                    let _ = tx.send(Msg::AgentDown(
-                        "no agent is running to take guidance".into(),
-                    ));
+                    post(
+                        &tx,
+                        Msg::AgentDown("no agent is running to take guidance".into()),
+                    );
                 }
             },
             Effect::LoadTicketDetail(id) => {
@@ -249,11 +282,13 @@ impl Services {
                         .call(move |db| Ok((db.ticket_events(id)?, db.sessions(Some(id), 20)?)))
                         .await;
                     if let Ok((events, sessions)) = r {
-                        let _ = tx.send(Msg::TicketDetail {
-                            ticket_id: id,
-                            events,
-                            sessions,
-                        });
+                        let _ = tx
+                            .send(Msg::TicketDetail {
+                                ticket_id: id,
+                                events,
+                                sessions,
+                            })
+                            .await;
                     }
                 });
             }
@@ -280,8 +315,8 @@ impl Services {
                     let workload = match workload {
                         Ok(w) => w,
                         Err(e) => {
-                            let _ = tx.send(Msg::Chaos(Err(format!("no load: {e}"))));
-                            let _ = tx.send(Msg::LoadStopped);
+                            let _ = tx.send(Msg::Chaos(Err(format!("no load: {e}")))).await;
+                            let _ = tx.send(Msg::LoadStopped).await;
                             return;
                         }
                     };
@@ -293,10 +328,10 @@ impl Services {
                     };
                     let t2 = tx.clone();
                     load::run(spec, stop, move |s| {
-                        let _ = t2.send(Msg::Load(s.clone()));
+                        post(&t2, Msg::Load(s.clone()));
                     })
                     .await;
-                    let _ = tx.send(Msg::LoadStopped);
+                    let _ = tx.send(Msg::LoadStopped).await;
                 });
             }
             Effect::StopLoad => {
@@ -311,18 +346,20 @@ impl Services {
                     let started = tokio::task::spawn_blocking(move || start_campaign(&ctx, &file))
                         .await
                         .unwrap_or_else(|e| Err(e.to_string()));
-                    let _ = tx.send(Msg::Chaos(started));
+                    let _ = tx.send(Msg::Chaos(started)).await;
                 });
             }
             Effect::StopCampaign(id) => {
                 let store = self.ctx.store.clone();
                 tokio::spawn(async move {
                     let r = store.call(move |db| db.request_stop(id)).await;
-                    let _ = tx.send(Msg::Chaos(match r {
-                        Ok(true) => Ok(format!("campaign #{id} is stopping")),
-                        Ok(false) => Err(format!("campaign #{id} is not running")),
-                        Err(e) => Err(e.to_string()),
-                    }));
+                    let _ = tx
+                        .send(Msg::Chaos(match r {
+                            Ok(true) => Ok(format!("campaign #{id} is stopping")),
+                            Ok(false) => Err(format!("campaign #{id} is not running")),
+                            Err(e) => Err(e.to_string()),
+                        }))
+                        .await;
                 });
             }
             Effect::LoadTrial(id) => {
@@ -352,11 +389,13 @@ impl Services {
                             }
                             v
                         });
-                        let _ = tx.send(Msg::Trial(Box::new(super::app::TrialTimeline {
-                            trial,
-                            events,
-                            session,
-                        })));
+                        let _ = tx
+                            .send(Msg::Trial(Box::new(super::app::TrialTimeline {
+                                trial,
+                                events,
+                                session,
+                            })))
+                            .await;
                     }
                 });
             }
@@ -375,7 +414,7 @@ impl Services {
                             Err(e) => warn!(error = %e, "could not stop the cluster on quit"),
                         }
                     }
-                    let _ = tx.send(Msg::Exit);
+                    let _ = tx.send(Msg::Exit).await;
                 });
             }
         }
@@ -384,7 +423,7 @@ impl Services {
 
 fn start_loops(
     ctx: Arc<Context>,
-    tx: UnboundedSender<Msg>,
+    tx: Sender<Msg>,
     stop: CancellationToken,
     guidance: mpsc::UnboundedReceiver<String>,
 ) {
@@ -396,15 +435,18 @@ fn start_loops(
             let tx = tx.clone();
             tokio::spawn(
                 monitor.run(ctx.config.monitor.interval, stop.clone(), move |r| {
-                    let _ = tx.send(match r {
-                        Ok(report) => Msg::Cycle(Box::new(report)),
-                        Err(e) => Msg::CycleFailed(e.to_string()),
-                    });
+                    post(
+                        &tx,
+                        match r {
+                            Ok(report) => Msg::Cycle(Box::new(report)),
+                            Err(e) => Msg::CycleFailed(e.to_string()),
+                        },
+                    );
                 }),
             );
         }
         Err(e) => {
-            let _ = tx.send(Msg::CycleFailed(e));
+            post(&tx, Msg::CycleFailed(e));
         }
     }
     // The agent, asking the app for approvals.
@@ -436,18 +478,18 @@ fn start_loops(
             let down = tx.clone();
             tokio::spawn(async move {
                 agent.run(stop, false).await;
-                let _ = down.send(Msg::AgentDown("the agent stopped".into()));
+                let _ = down.send(Msg::AgentDown("the agent stopped".into())).await;
             });
         }
         Err(e) => {
-            let _ = tx.send(Msg::AgentDown(e));
+            post(&tx, Msg::AgentDown(e));
         }
     }
     {
         let tx = tx.clone();
         tokio::spawn(async move {
             while let Some((req, reply)) = qrx.recv().await {
-                let _ = tx.send(Msg::Approval(req, reply));
+                let _ = tx.send(Msg::Approval(req, reply)).await;
             }
         });
     }
@@ -455,7 +497,7 @@ fn start_loops(
         let tx = tx.clone();
         tokio::spawn(async move {
             while let Some(ev) = erx.recv().await {
-                if tx.send(Msg::Agent(ev)).is_err() {
+                if tx.send(Msg::Agent(ev)).await.is_err() {
                     break;
                 }
             }
@@ -504,7 +546,7 @@ fn campaign_files() -> Vec<String> {
 }
 
 /// Follows the DB: on every commit (by this process or another) sends what changed.
-async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: CancellationToken) {
+async fn watch_db(ctx: Arc<Context>, tx: Sender<Msg>, stop: CancellationToken) {
     // The store reads on a connection of its own, whose data_version moves with every commit
     // but its own reads: this process's writes as much as another's.
     let store = ctx.store.clone();
@@ -573,6 +615,7 @@ async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: Cancellatio
                         trials,
                         files,
                     })
+                    .await
                     .is_err()
                 {
                     break;
@@ -583,6 +626,7 @@ async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: Cancellatio
                         faults,
                         sessions,
                     })
+                    .await
                     .is_err()
                 {
                     break;
@@ -592,17 +636,21 @@ async fn watch_db(ctx: Arc<Context>, tx: UnboundedSender<Msg>, stop: Cancellatio
                     let e = seen.entry(session).or_insert(0);
                     *e = (*e).max(top);
                     if !list.is_empty() {
-                        let _ = tx.send(Msg::Entries {
-                            session,
-                            entries: list,
-                        });
+                        let _ = tx
+                            .send(Msg::Entries {
+                                session,
+                                entries: list,
+                            })
+                            .await;
                     }
                 }
             }
             Ok(None) => {}
             // Shown in the app; the next tick tries again.
             Err(e) => {
-                let _ = tx.send(Msg::CycleFailed(format!("reading the DB: {e}")));
+                let _ = tx
+                    .send(Msg::CycleFailed(format!("reading the DB: {e}")))
+                    .await;
             }
         }
     }
@@ -647,4 +695,36 @@ fn start_campaign(ctx: &Context, file: &str) -> Result<String, String> {
         "campaign {file} started (pid {pid}; its log: {})",
         log_path.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full queue delays what cannot wait; it never loses it, and what can wait waits.
+    #[tokio::test]
+    async fn a_full_queue_loses_nothing() {
+        let (tx, mut rx) = mpsc::channel(2);
+        for _ in 0..5 {
+            post(&tx, Msg::Tick);
+        }
+        let waiting = tokio::spawn({
+            let tx = tx.clone();
+            async move { tx.send(Msg::Paste("a key".into())).await.is_ok() }
+        });
+        let mut got = 0;
+        let mut paste = false;
+        while got < 6 {
+            match rx.recv().await {
+                Some(Msg::Tick) => got += 1,
+                Some(Msg::Paste(p)) => {
+                    paste = p == "a key";
+                    got += 1;
+                }
+                _ => panic!("only what was sent arrives"),
+            }
+        }
+        assert!(paste && waiting.await.unwrap());
+        assert!(rx.try_recv().is_err(), "nothing more");
+    }
 }

@@ -250,19 +250,30 @@ fn the_demo_moves_step_by_step_and_starts_its_actions() {
         [Effect::StartLoad { rate: 50 }]
     ));
     assert!(matches!(
-        update(&mut a, code(KeyCode::Right)).as_slice(),
+        update(&mut a, key(' ')).as_slice(),
         [Effect::DemoInject]
     ));
     assert_eq!(a.demo.as_ref().unwrap().step, 2);
-    for _ in 0..10 {
+    let steps = a.demo.as_ref().unwrap().steps();
+    for _ in 3..steps {
         update(&mut a, key(' '));
     }
     assert!(a.demo.as_ref().unwrap().finished());
+    // At the end, r on the Campaigns tab asks about a campaign, as its footer says; the
+    // demo stays where it is.
+    a.tab = Tab::Campaigns;
+    a.campaigns = fixtures::campaigns();
+    assert!(update(&mut a, key('r')).is_empty());
+    assert!(matches!(a.overlay, Some(Overlay::Confirm(_))));
+    assert!(a.demo.as_ref().unwrap().finished());
+    update(&mut a, code(KeyCode::Esc));
+    // Space runs the demo again.
     assert!(matches!(
-        update(&mut a, key('r')).as_slice(),
+        update(&mut a, key(' ')).as_slice(),
         [Effect::StopLoad, Effect::HealAll]
     ));
     assert_eq!(a.demo.as_ref().unwrap().step, 0);
+    assert_eq!(a.demo.as_ref().unwrap().runs, 2);
 }
 
 #[test]
@@ -483,7 +494,7 @@ fn demo_steps() {
         d.step = step;
         if step >= 2 {
             d.fault = fixtures::big(0, 0).faults.pop().map(|mut f| {
-                f.fault = FaultKind::NodeKill;
+                f.fault = FaultKind::NodeKill.as_str().into();
                 f.target = "ratelimiter-2".into();
                 f.injected_at = at(-31);
                 f

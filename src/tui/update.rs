@@ -8,7 +8,6 @@ use super::app::{
     App, Ask, ChaosPane, InputPurpose, LOAD_KEPT, Level, Overlay, PendingApproval, Tab,
     TicketDetail,
 };
-use super::demo;
 use super::keys::{self, Action};
 use super::msg::{Effect, Msg};
 use super::session_view::{Item, SessionView};
@@ -70,7 +69,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             events,
             sessions,
         } => {
-            let demo_ticket = app.demo.as_ref().and_then(|d| d.ticket(app)).map(|t| t.id);
+            let demo_ticket = app
+                .demo
+                .as_ref()
+                .and_then(|d| d.ticket(&app.tickets))
+                .map(|t| t.id);
             if let Some(d) = app.demo.as_mut() {
                 if demo_ticket == Some(ticket_id) {
                     let after = d.fault.as_ref().map(|f| f.injected_at);
@@ -210,7 +213,7 @@ fn on_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         },
         Some(Overlay::Help) => vec![],
         Some(Overlay::Fatal { title, body }) => match k.code {
-            KeyCode::Char('q') => quit(app, true),
+            _ if keys::quits_a_fatal_screen(&k) => quit(app, true),
             KeyCode::Char('r') if body.contains("r: try again") => {
                 app.push_log(Level::Info, "starting the cluster again");
                 vec![Effect::RetryClusterUp]
@@ -220,7 +223,7 @@ fn on_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
                 vec![]
             }
         },
-        None => match keys::action(app.tab, app.demo.is_some(), &k) {
+        None => match keys::action(app.tab, keys::Context::of(app), &k) {
             Some(a) => act(app, a),
             None => vec![],
         },
@@ -378,10 +381,10 @@ fn act(app: &mut App, a: Action) -> Vec<Effect> {
             app.session_focus = None;
             app.item_sel = None;
         }
-        Action::DemoNext => return demo::advance(app),
+        Action::DemoNext => return demo_advance(app),
         Action::DemoAgain => {
             if app.demo.as_ref().is_some_and(|d| d.finished()) {
-                return demo::again(app);
+                return demo_again(app);
             }
         }
         _ => {
@@ -395,6 +398,37 @@ fn act(app: &mut App, a: Action) -> Vec<Effect> {
         }
     }
     vec![]
+}
+
+/// Moves to the next step: the tab to show and what to start.
+fn demo_advance(app: &mut App) -> Vec<Effect> {
+    let Some(demo) = app.demo.as_mut() else {
+        return vec![];
+    };
+    if demo.finished() {
+        return vec![];
+    }
+    demo.step += 1;
+    let step = demo.step;
+    let (tab, effects) = match step {
+        1 => (Tab::Cluster, vec![Effect::StartLoad { rate: 50 }]),
+        2 => (Tab::Chaos, vec![Effect::DemoInject]),
+        3 => (Tab::Tickets, vec![]),
+        4 | 5 => (Tab::Agent, vec![]),
+        _ => (Tab::Tickets, vec![]),
+    };
+    app.tab = tab;
+    effects
+}
+
+/// Back to the first step, healing what the last run left.
+fn demo_again(app: &mut App) -> Vec<Effect> {
+    let Some(demo) = app.demo.as_mut() else {
+        return vec![];
+    };
+    *demo = demo.again();
+    app.tab = Tab::Cluster;
+    vec![Effect::StopLoad, Effect::HealAll]
 }
 
 fn cluster_action(app: &mut App, a: Action) -> Vec<Effect> {
@@ -514,7 +548,7 @@ fn on_campaigns(
     }
     // An open timeline follows its trial while it runs.
     match &c.timeline {
-        Some(t) if t.trial.status != crate::eval::model::TrialStatus::Done => {
+        Some(t) if t.trial.status != crate::store::eval::TrialStatus::Done => {
             vec![Effect::LoadTrial(t.trial.id)]
         }
         _ => vec![],
@@ -752,7 +786,7 @@ fn on_db(
     let mut effects = Vec::new();
     // The demo follows its ticket's history for the times it shows.
     if let Some(d) = &app.demo {
-        if let Some(t) = d.ticket(app) {
+        if let Some(t) = d.ticket(&app.tickets) {
             let stale = (d.opened_at.is_none() && t.status != crate::tickets::Status::Resolved)
                 || (d.resolved_at.is_none() && t.status == crate::tickets::Status::Resolved);
             if stale {

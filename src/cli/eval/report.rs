@@ -3,8 +3,8 @@
 use color_eyre::eyre::{Result, eyre};
 use operator::clock;
 use operator::eval::analyze::{self, Compared, Side, Slice, SliceKey};
-use operator::eval::model::{CampaignRow, TrialRow};
 use operator::store::Store;
+use operator::store::eval::{CampaignRow, TrialRow};
 
 use super::super::Context;
 use super::super::output::{self, opt, say, say_part};

@@ -9,9 +9,9 @@ use std::time::Duration;
 use color_eyre::eyre::{Result, WrapErr, eyre};
 use indicatif::{ProgressBar, ProgressStyle};
 use operator::eval::harness::{self, Env};
-use operator::eval::model::CampaignStatus;
 use operator::eval::trial::Progress;
 use operator::eval::{Campaign, TrialRow};
+use operator::store::eval::CampaignStatus;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -146,7 +146,7 @@ pub async fn run(ctx: &Context, a: RunArgs) -> Result<()> {
         .call(move |db| db.trials(id))
         .await?
         .iter()
-        .filter(|t| t.status != operator::eval::model::TrialStatus::Done)
+        .filter(|t| t.status != operator::store::eval::TrialStatus::Done)
         .count();
     let stop = CancellationToken::new();
     {

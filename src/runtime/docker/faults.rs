@@ -13,8 +13,8 @@ use tracing::instrument;
 use super::DockerRuntime;
 use super::engine::{Helper, engine_error, run_helper};
 use super::record::{ContainerRecord, DockerRecord};
-use crate::chaos::proxy::{ProxyClient, token};
 use crate::runtime::impair::PartitionMode;
+use crate::runtime::proxy::{ProxyClient, token};
 use crate::runtime::{DiskUsage, FAULTPROXY, Impairment, RunState, RuntimeError};
 
 /// The interface every container has on its network.

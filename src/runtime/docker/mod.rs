@@ -43,9 +43,9 @@ use super::{
     ClusterPlan, DownReport, Impairment, NodeAction, NodeSpec, NodeStatus, ROLE_FAULTPROXY,
     ROLE_TOOLBOX, RunState, Runtime, RuntimeError, TOOLBOX, Topology, TopologyNode, UpReport,
 };
-use crate::chaos::proxy::token;
 use crate::config::{DockerRuntimeConfig, Reach};
 use crate::paths::StateDir;
+use crate::runtime::proxy::token;
 
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// Where the fault proxy's token appears inside its container.

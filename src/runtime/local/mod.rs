@@ -21,9 +21,9 @@ use super::{
     ClusterPlan, DownReport, FAULTPROXY, Impairment, NodeAction, NodeStatus, ROLE_FAULTPROXY,
     RunState, Runtime, RuntimeError, Topology, TopologyNode, UpReport,
 };
-use crate::chaos::proxy::{ProxyClient, token};
 use crate::config::LocalRuntimeConfig;
 use crate::paths::StateDir;
+use crate::runtime::proxy::{ProxyClient, token};
 
 const HOST: &str = "127.0.0.1";
 /// How long a command waits for another one changing the same instance.
@@ -536,7 +536,7 @@ impl Runtime for LocalRuntime {
 
 const NO_BOUNDED_DISK: &str = "the local runtime has no size-bounded data volume (its Redis keeps no data on disk), and filling a folder would fill the host's own disk; use `--runtime docker`";
 
-fn impair_error(target: &str, e: crate::chaos::proxy::ProxyError) -> RuntimeError {
+fn impair_error(target: &str, e: crate::runtime::proxy::ProxyError) -> RuntimeError {
     RuntimeError::Impair {
         target: target.into(),
         message: e.to_string(),

@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use super::config::EtcdConfig;
-use crate::chaos::proxy;
 use crate::config::LocalRuntimeConfig;
+use crate::runtime::proxy;
 use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec};
 
 pub const SUBJECT: &str = "etcd";

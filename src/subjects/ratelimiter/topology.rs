@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use super::config::RateLimiterConfig;
-use crate::chaos::proxy;
 use crate::config::{DockerRuntimeConfig, LocalRuntimeConfig};
+use crate::runtime::proxy;
 use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec};
 
 pub const SUBJECT: &str = "ratelimiter";

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, TableState, Wrap};
 
 use super::agent::draw_transcript;
-use crate::eval::model::{CampaignStatus, TrialRow, TrialStatus, Verdict};
 use crate::eval::stats;
+use crate::store::eval::{CampaignStatus, TrialRow, TrialStatus, Verdict};
 use crate::tui::app::{App, TrialTimeline};
 use crate::tui::theme::Theme;
 

@@ -5,6 +5,7 @@ mod agent;
 mod campaigns;
 mod chaos;
 mod cluster;
+mod demo;
 mod overlays;
 mod tickets;
 
@@ -14,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::app::{App, Level, Tab};
-use super::{demo, keys};
+use super::keys;
 
 /// Where each tab's title sits in the header, for mouse clicks: ` 1 Cluster │ 2 Tickets …`.
 fn tab_spans() -> Vec<(Tab, u16, u16)> {
@@ -141,7 +142,7 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
     f.render_widget(Paragraph::new(status), line);
 }
 
-fn draw_narration(f: &mut Frame, app: &App, d: &demo::Demo, area: Rect) {
+fn draw_narration(f: &mut Frame, app: &App, d: &crate::tui::demo::Demo, area: Rect) {
     let th = app.theme;
     let (title, text) = d.script.steps[d.step];
     let mut lines = vec![
@@ -152,9 +153,9 @@ fn draw_narration(f: &mut Frame, app: &App, d: &demo::Demo, area: Rect) {
             ),
             Span::styled(
                 if d.finished() {
-                    "   r: again · q: quit"
+                    "   Space: again · q: quit"
                 } else {
-                    "   Space or →: next step"
+                    "   Space: next step"
                 },
                 th.dim(),
             ),
@@ -187,13 +188,10 @@ fn draw_footer(f: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let mut spans = vec![Span::raw(" ")];
-    let now = keys::Context {
-        demo: app.demo.is_some(),
-        approval: !app.approvals.is_empty(),
-        fault: app.live_faults() > 0,
-        campaign: app.campaigns.running(),
-    };
-    for (i, (key, what)) in keys::footer(app.tab, now).into_iter().enumerate() {
+    for (i, (key, what)) in keys::footer(app.tab, keys::Context::of(app))
+        .into_iter()
+        .enumerate()
+    {
         if i > 0 {
             spans.push(Span::styled("  ", th.dim()));
         }

@@ -8,6 +8,10 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use crate::tui::app::{App, Ask, Overlay};
 use crate::tui::keys;
 
+/// The help overlay's width, and the column its keys take.
+const HELP_WIDTH: u16 = 72;
+const HELP_KEY_COLUMN: u16 = 12;
+
 fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let [v] = Layout::vertical([Constraint::Length(h.min(area.height))])
         .flex(Flex::Center)
@@ -24,6 +28,9 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
         None => {}
         Some(Overlay::Help) => {
             let rows = keys::help(app.tab, app.demo.is_some());
+            let width = HELP_WIDTH.min(area.width);
+            // The key in a column of its own; a long help wraps under its first words.
+            let text_width = usize::from(width.saturating_sub(2 + HELP_KEY_COLUMN)).max(10);
             let mut lines = Vec::new();
             let mut section = "";
             for (sec, key, help) in &rows {
@@ -34,17 +41,21 @@ pub fn draw(f: &mut Frame, app: &App, area: Rect) {
                     lines.push(Line::from(Span::styled(*sec, th.title())));
                     section = sec;
                 }
-                lines.push(Line::from(vec![
-                    Span::styled(format!("  {key:<10}"), th.bold()),
-                    Span::raw(*help),
-                ]));
+                let pad = usize::from(HELP_KEY_COLUMN);
+                for (i, part) in textwrap::wrap(help, text_width).into_iter().enumerate() {
+                    let key = if i == 0 { *key } else { "" };
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  {key:<w$}", w = pad - 2), th.bold()),
+                        Span::raw(part.into_owned()),
+                    ]));
+                }
             }
             lines.push(Line::from(""));
             lines.push(Line::from(Span::styled(
                 "any key closes this help",
                 th.dim(),
             )));
-            let r = centered(area, 72, lines.len() as u16 + 2);
+            let r = centered(area, width, lines.len() as u16 + 2);
             f.render_widget(Clear, r);
             f.render_widget(
                 Paragraph::new(lines).block(

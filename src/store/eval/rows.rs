@@ -1,4 +1,4 @@
-//! What the harness stores: campaigns, trials, their timelines and slots (`--json` prints
+//! The evaluation's rows: campaigns, trials, their timelines and slots (`--json` prints
 //! these shapes).
 
 use serde::{Deserialize, Serialize};
@@ -240,5 +240,24 @@ pub struct NewCampaign {
     pub spec: serde_json::Value,
     pub provenance: serde_json::Value,
     pub pid: u32,
-    pub trials: Vec<crate::eval::campaign::PlannedTrial>,
+    pub trials: Vec<NewTrial>,
+}
+
+/// A planned trial, to be stored pending.
+#[derive(Debug, Clone)]
+pub struct NewTrial {
+    pub seq: u32,
+    pub problem: u32,
+    pub subject: String,
+    /// The fault's name; `None` for a control trial.
+    pub fault: Option<String>,
+    pub params: serde_json::Value,
+    /// The whole plan as the harness reads it back (`trial_plan`).
+    pub plan: serde_json::Value,
+    /// A target fixed by the campaign.
+    pub target: Option<String>,
+    pub pick: u64,
+    pub variant: String,
+    pub baseline: bool,
+    pub control: bool,
 }

@@ -4,14 +4,16 @@
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, Row, ToSql, params};
 
+mod rows;
+
+pub use rows::{
+    CampaignRow, CampaignStatus, NewCampaign, NewTrial, SlotRow, TrialEvent, TrialMetrics,
+    TrialOutcome, TrialRow, TrialStatus, Verdict,
+};
+
 use super::sqlite::{exec, row};
 use super::{Sqlite, StoreError};
 use crate::clock::{self, Timestamp};
-use crate::eval::campaign::PlannedTrial;
-use crate::eval::model::{
-    CampaignRow, CampaignStatus, NewCampaign, SlotRow, TrialEvent, TrialOutcome, TrialRow,
-    TrialStatus, Verdict,
-};
 
 /// What the store does for the evaluation harness.
 pub trait EvalDb {
@@ -30,8 +32,8 @@ pub trait EvalDb {
     fn request_stop(&self, id: i64) -> Result<bool, StoreError>;
     fn trials(&self, campaign: i64) -> Result<Vec<TrialRow>, StoreError>;
     fn trial(&self, id: i64) -> Result<Option<TrialRow>, StoreError>;
-    /// The trial's plan as the campaign drew it.
-    fn trial_plan(&self, id: i64) -> Result<PlannedTrial, StoreError>;
+    /// The trial's plan as the campaign drew it (the harness's JSON, read back by it).
+    fn trial_plan(&self, id: i64) -> Result<serde_json::Value, StoreError>;
     /// Takes the campaign's next pending trial for `slot`, atomically.
     fn next_trial(
         &self,
@@ -221,12 +223,6 @@ impl EvalDb for Sqlite {
             )?;
             let id = tx.last_insert_rowid();
             for t in &c.trials {
-                let plan = serde_json::to_string(t)
-                    .map_err(|e| StoreError::Corrupt(format!("a planned trial: {e}")))?;
-                let params = t
-                    .fault
-                    .map(|f| serde_json::Value::Object(f.params()))
-                    .unwrap_or_else(|| serde_json::json!({}));
                 exec(
                     tx,
                     "INSERT INTO eval_trials (campaign_id, seq, problem, subject, fault, params,
@@ -238,9 +234,9 @@ impl EvalDb for Sqlite {
                         t.seq,
                         t.problem,
                         t.subject,
-                        t.fault.map(|f| f.kind().as_str()),
-                        params.to_string(),
-                        plan,
+                        t.fault,
+                        t.params.to_string(),
+                        t.plan.to_string(),
                         t.target,
                         t.pick.to_string(),
                         t.variant,
@@ -371,7 +367,7 @@ impl EvalDb for Sqlite {
         })
     }
 
-    fn trial_plan(&self, id: i64) -> Result<PlannedTrial, StoreError> {
+    fn trial_plan(&self, id: i64) -> Result<serde_json::Value, StoreError> {
         self.read(|c| {
             let plan: String = row(c, "SELECT plan FROM eval_trials WHERE id = ?1", [id], |r| {
                 r.get(0)
@@ -634,7 +630,6 @@ impl EvalDb for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::Campaign;
 
     fn db() -> (tempfile::TempDir, Sqlite) {
         let dir = tempfile::tempdir().unwrap();
@@ -643,17 +638,25 @@ mod tests {
     }
 
     fn campaign(db: &Sqlite) -> i64 {
-        let c = Campaign::parse(
-            "name: t\nsubjects: [ratelimiter]\nchaos_types: [{type: node_kill}, {type: pause}]\nseed: 3\n",
-            std::path::Path::new("t.yaml"),
-        )
-        .unwrap();
+        let trial = |seq: u32, fault: &str| NewTrial {
+            seq,
+            problem: seq,
+            subject: "ratelimiter".into(),
+            fault: Some(fault.into()),
+            params: serde_json::json!({}),
+            plan: serde_json::json!({ "seq": seq }),
+            target: None,
+            pick: 7,
+            variant: "default".into(),
+            baseline: false,
+            control: false,
+        };
         db.create_campaign(&NewCampaign {
-            name: c.name.clone(),
-            spec: serde_json::to_value(&c).unwrap(),
+            name: "t".into(),
+            spec: serde_json::json!({ "name": "t" }),
             provenance: serde_json::json!({}),
             pid: 1,
-            trials: c.plan(),
+            trials: vec![trial(0, "node_kill"), trial(1, "pause")],
         })
         .unwrap()
     }
@@ -682,7 +685,7 @@ mod tests {
         assert_eq!((first.seq, second.seq, first.attempt), (0, 1, 1));
         assert!(db.next_trial(id, 0, 100).unwrap().is_none());
         let plan = db.trial_plan(first.id).unwrap();
-        assert_eq!(plan.seq, 0);
+        assert_eq!(plan, serde_json::json!({ "seq": 0 }));
         db.trial_step(first.id, 1, "reset", "cleared").unwrap();
         db.finish_trial(
             first.id,
