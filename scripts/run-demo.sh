@@ -2,7 +2,7 @@
 # Runs the product on its embedded defaults: builds, then opens the guided demo in the
 # full-screen app — a 3-node rate limiter with Redis on loopback (started if it is down),
 # load, a fault, detection, the agent's diagnosis and repair, and the monitor's proof.
-# Space or → moves to the next step; q quits (offering to heal and stop what it started).
+# Space moves to the next step (at the last one, runs the demo again); q quits (offering to heal and stop what it started).
 # Without an API key the agent is the offline runbook agent; with ANTHROPIC_API_KEY, Claude.
 # With OPERATOR_RUNTIME=docker the cluster runs as containers (the images are built first)
 # and the agent works from its sandbox.

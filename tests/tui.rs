@@ -203,7 +203,7 @@ fn the_guided_demo_walks_through_etcd_to_a_verified_repair() {
     t.wait("member_down etcd-", 15);
     t.keys(&["Space", "Space", "Space"]);
     let s = t.wait("resolved (verified)", 60);
-    assert!(s.contains("Step 7/7"), "{s}");
+    assert!(s.contains("Step 7/7") && s.contains("Space: again"), "{s}");
     t.keys(&["q"]);
     t.wait("Before quitting", 5);
     t.keys(&["y"]);

@@ -33,7 +33,7 @@ pub struct TuiArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Space or → moves to the next step; each step runs in the background and shows what
+    after_help = "Space moves to the next step, and at the last one runs the demo again; each step runs in the background and shows what
 really happened. Works without an API key (the runbook agent) and with one (Claude)."
 )]
 pub struct DemoArgs {
