@@ -60,6 +60,8 @@ pub fn corpus_policy() -> Policy {
             state_dir: "/state".into(),
             db: "/state/operator.db".into(),
             cwd: "/state/instances/0".into(),
+            config_dir: "/home/op/.config/operator".into(),
+            home: "/home/op".into(),
         },
         crate::subjects::registry::every_subjects_words(),
     )

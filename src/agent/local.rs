@@ -85,6 +85,7 @@ pub fn policy(
     instance: u32,
     subjects: Vec<&'static dyn SubjectWords>,
 ) -> Policy {
+    let (config_dir, home) = Protected::user_dirs();
     Policy::new(
         &cfg.policy.allow,
         &cfg.policy.deny,
@@ -92,6 +93,8 @@ pub fn policy(
             state_dir: absolute(state.root()),
             db: absolute(db),
             cwd: absolute(&state.instance(instance)),
+            config_dir,
+            home,
         },
         subjects,
     )

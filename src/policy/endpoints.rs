@@ -84,6 +84,12 @@ impl Endpoints {
     }
 
     /// Whether a TCP or unix target is one of the instance's.
+    /// Whether `host` is one of the instance's hosts (at any of its ports).
+    pub fn knows_host(&self, host: &str) -> bool {
+        let host = canonical_host(host);
+        self.addresses.iter().any(|(h, _)| *h == host)
+    }
+
     pub fn reaches(&self, target: &Target) -> bool {
         match target {
             Target::Tcp { host, port } => {

@@ -10,10 +10,14 @@ mod endpoints;
 pub use endpoints::{Target, url_target};
 mod environment;
 pub use environment::glob_matches;
+mod http;
 mod reach;
+mod readers;
 mod rules;
 mod subject;
-pub use subject::{ProgramVerdict, SubjectWords};
+pub use subject::{ProgramVerdict, Route, SubjectWords};
+mod verbs;
+pub use verbs::{VERBS, Verb, verb_of};
 mod walk;
 
 pub use endpoints::Endpoints;
@@ -122,6 +126,22 @@ pub struct Protected {
     pub db: PathBuf,
     /// The working directory commands run in, to resolve relative paths.
     pub cwd: PathBuf,
+    /// The operator's configuration folder (its allow list, its model settings): read or
+    /// written only by a person.
+    pub config_dir: PathBuf,
+    /// The home folder `~` stands for.
+    pub home: PathBuf,
+}
+
+impl Protected {
+    /// The configuration folder and home of the user running the operator.
+    pub fn user_dirs() -> (PathBuf, PathBuf) {
+        let home = dirs::home_dir().unwrap_or_default();
+        let config = dirs::config_dir()
+            .unwrap_or_else(|| home.join(".config"))
+            .join("operator");
+        (config, home)
+    }
 }
 
 /// Allow and deny rules, what to protect, and the subjects whose words it knows.
@@ -270,6 +290,12 @@ impl Policy {
 
     /// Resolves a path argument as the command will see it.
     pub(crate) fn resolve(&self, path: &str) -> PathBuf {
+        let home_relative = path
+            .strip_prefix("~/")
+            .or(path.strip_prefix('~').filter(|r| r.is_empty()));
+        if let Some(rest) = home_relative {
+            return normalize(&self.protected.home.join(rest));
+        }
         let p = Path::new(path);
         let joined = if p.is_absolute() {
             p.to_path_buf()

@@ -3,188 +3,9 @@
 //! (`DOCKER_HOST`, `https_proxy`, …). Anything not the instance's is outside it.
 
 use super::endpoints::{Target, canonical_host};
-use super::rules::{Ctx, any_dyn, lits, redirect_target};
+use super::rules::{Ctx, lits};
 use super::walk::{self, Arg, Findings};
 use super::{Class, Policy};
-
-/// curl's options that take a value (the next word), so that every other word is a URL.
-const CURL_WITH_VALUE: &[&str] = &[
-    "-X",
-    "--request",
-    "-H",
-    "--header",
-    "-d",
-    "--data",
-    "--data-raw",
-    "--data-binary",
-    "--data-urlencode",
-    "--data-ascii",
-    "--json",
-    "-F",
-    "--form",
-    "--form-string",
-    "-T",
-    "--upload-file",
-    "-o",
-    "--output",
-    "-u",
-    "--user",
-    "-A",
-    "--user-agent",
-    "-e",
-    "--referer",
-    "-b",
-    "--cookie",
-    "-c",
-    "--cookie-jar",
-    "-w",
-    "--write-out",
-    "-m",
-    "--max-time",
-    "--connect-timeout",
-    "-x",
-    "--proxy",
-    "--preproxy",
-    "--socks4",
-    "--socks4a",
-    "--socks5",
-    "--socks5-hostname",
-    "-U",
-    "--proxy-user",
-    "-K",
-    "--config",
-    "-r",
-    "--range",
-    "-Y",
-    "--speed-limit",
-    "-y",
-    "--speed-time",
-    "-z",
-    "--time-cond",
-    "-E",
-    "--cert",
-    "--key",
-    "--cacert",
-    "--capath",
-    "--resolve",
-    "--connect-to",
-    "--unix-socket",
-    "--abstract-unix-socket",
-    "--interface",
-    "--retry",
-    "--retry-delay",
-    "--retry-max-time",
-    "-C",
-    "--continue-at",
-    "--limit-rate",
-    "--url",
-    "--max-filesize",
-    "--max-redirs",
-    "--output-dir",
-    "-D",
-    "--dump-header",
-    "--trace",
-    "--trace-ascii",
-    "--stderr",
-    "-Q",
-    "--quote",
-    "--dns-servers",
-    "--doh-url",
-    "--local-port",
-    "--noproxy",
-    "--oauth2-bearer",
-    "--variable",
-    "--expand-url",
-];
-
-pub(super) fn curl(ctx: &mut Ctx, args: &[Arg]) {
-    let l = lits(args);
-    let mut method: Option<String> = None;
-    let mut writes_body = false;
-    let mut output_file = false;
-    let mut urls: Vec<&str> = Vec::new();
-    // Through one of the instance's sockets, the URL's host is only a name for it.
-    let mut via_socket = false;
-    let mut i = 0;
-    while i < l.len() {
-        let a = l[i];
-        // `--opt=value` is one word; `-Xvalue` too for short options.
-        let (opt, inline) = match a.split_once('=') {
-            Some((o, v)) if o.starts_with("--") => (o, Some(v)),
-            _ => (a, None),
-        };
-        let value = || inline.or_else(|| l.get(i + 1).copied());
-        let takes = CURL_WITH_VALUE.contains(&opt);
-        match opt {
-            "-X" | "--request" => method = value().map(str::to_ascii_uppercase),
-            _ if opt.starts_with("-X") && opt.len() > 2 && !opt.starts_with("--") => {
-                method = Some(opt[2..].to_ascii_uppercase())
-            }
-            "-d" | "--data" | "--data-raw" | "--data-binary" | "--data-urlencode"
-            | "--data-ascii" | "--json" | "-F" | "--form" | "--form-string" | "-T"
-            | "--upload-file" => writes_body = true,
-            "-o" | "--output" => {
-                if let Some(f) = value().filter(|f| *f != "/dev/null" && *f != "-") {
-                    output_file = true;
-                    redirect_target(ctx.policy, &Arg::Lit(f.to_string()), true, ctx.found);
-                }
-            }
-            "-O" | "--remote-name" | "--remote-name-all" | "-J" | "--remote-header-name" => {
-                output_file = true
-            }
-            "-K" | "--config" => ctx.mark(Class::Destructive, "curl reads its options from a file"),
-            "-x" | "--proxy" | "--preproxy" | "--socks4" | "--socks4a" | "--socks5"
-            | "--socks5-hostname" => {
-                if let Some(v) = value() {
-                    let target = ctx.policy.url_target(v);
-                    outside(ctx, "curl's proxy", target);
-                }
-            }
-            "--resolve" | "--connect-to" | "--dns-servers" | "--doh-url" => ctx.mark(
-                Class::Destructive,
-                format!("curl {opt} sends a request to another address than its URL names"),
-            ),
-            "--unix-socket" | "--abstract-unix-socket" => {
-                let target = value().map(|v| Target::Unix(v.to_string()));
-                via_socket = target
-                    .as_ref()
-                    .is_some_and(|t| ctx.policy.endpoints().reaches(t));
-                if !via_socket {
-                    ctx.mark(
-                        Class::Denied,
-                        format!(
-                            "curl {opt} {} talks to a socket outside the instance (an engine's, say)",
-                            value().unwrap_or("?")
-                        ),
-                    );
-                }
-            }
-            "--url" => urls.extend(value()),
-            _ if a.starts_with('-') && a.len() > 1 => {}
-            _ => urls.push(a),
-        }
-        i += if takes && inline.is_none() { 2 } else { 1 };
-    }
-    for url in urls.into_iter().filter(|_| !via_socket) {
-        let target = ctx.policy.url_target(url);
-        outside(ctx, "curl", target);
-    }
-    match method.as_deref() {
-        Some("DELETE") => ctx.mark(Class::Destructive, "sends an HTTP DELETE"),
-        Some("GET" | "HEAD" | "OPTIONS") | None if !writes_body => {}
-        Some(m) => ctx.mark(Class::Mutating, format!("sends an HTTP {m}")),
-        None => ctx.mark(Class::Mutating, "sends an HTTP POST"),
-    }
-    if output_file {
-        ctx.mark(Class::Mutating, "curl saves a file");
-    }
-    if any_dyn(args) {
-        ctx.mark(
-            Class::Destructive,
-            "curl with arguments only known at run time",
-        );
-    }
-}
 
 /// Marks a client's target that is not one of the instance's endpoints. Inside one of the
 /// instance's containers (`docker exec NODE …`), loopback is that node.
@@ -205,86 +26,6 @@ pub(super) fn outside(ctx: &mut Ctx, what: &str, target: Option<Target>) {
         Class::Destructive,
         format!("{what} reaches {target}, outside the instance"),
     );
-}
-
-pub(super) fn wget(ctx: &mut Ctx, args: &[Arg]) {
-    const WITH_VALUE: &[&str] = &[
-        "-O",
-        "--output-document",
-        "-o",
-        "--output-file",
-        "-a",
-        "--append-output",
-        "-t",
-        "--tries",
-        "-T",
-        "--timeout",
-        "-w",
-        "--wait",
-        "-U",
-        "--user-agent",
-        "--header",
-        "--post-data",
-        "--post-file",
-        "--body-data",
-        "--body-file",
-        "--method",
-        "-P",
-        "--directory-prefix",
-        "--user",
-        "--password",
-        "-Q",
-        "--quota",
-        "--limit-rate",
-        "--bind-address",
-        "--ca-certificate",
-        "--certificate",
-        "--private-key",
-    ];
-    let l = lits(args);
-    let to_stdout = l
-        .windows(2)
-        .any(|w| matches!(w[0], "-O" | "--output-document") && w[1] == "-")
-        || l.iter()
-            .any(|a| *a == "-qO-" || *a == "-O-" || *a == "--output-document=-");
-    if l.iter()
-        .any(|a| a.starts_with("--post") || a.starts_with("--method"))
-    {
-        ctx.mark(Class::Mutating, "sends an HTTP POST");
-    }
-    if !to_stdout && !l.contains(&"--spider") {
-        ctx.mark(Class::Mutating, "wget saves a file");
-    }
-    let mut i = 0;
-    while i < l.len() {
-        let a = l[i];
-        match a {
-            "-e" | "--execute" | "-i" | "--input-file" | "--config" => {
-                ctx.mark(
-                    Class::Destructive,
-                    format!("wget {a} takes settings or URLs the policy cannot read"),
-                );
-                i += 1;
-            }
-            _ if a.starts_with("-e") && !a.starts_with("--") && a.len() > 2 => ctx.mark(
-                Class::Destructive,
-                "wget -e takes settings the policy cannot read",
-            ),
-            _ if WITH_VALUE.contains(&a) => i += 1,
-            _ if a.starts_with('-') => {}
-            url => {
-                let target = ctx.policy.url_target(url);
-                outside(ctx, "wget", target)
-            }
-        }
-        i += 1;
-    }
-    if any_dyn(args) {
-        ctx.mark(
-            Class::Destructive,
-            "wget with arguments only known at run time",
-        );
-    }
 }
 
 /// Whether the docker client reaches the instance's engine endpoint (the one its commands
@@ -370,6 +111,30 @@ const ENDPOINT_VARIABLES: &[(&str, &str)] = &[
     ("WGETRC", "wget's configuration"),
 ];
 
+/// Variables that make a reader run a program of their choosing (a pager, a preprocessor,
+/// an editor, git's hooks and transports): judged like the program they name would be,
+/// they go to a person.
+const PROGRAM_VARIABLES: &[&str] = &[
+    "PAGER",
+    "MANPAGER",
+    "SYSTEMD_PAGER",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "LESSKEY",
+    "EDITOR",
+    "VISUAL",
+    "BROWSER",
+    "SSH_ASKPASS",
+    "SUDO_ASKPASS",
+    "TAR_OPTIONS",
+    "GZIP",
+    "XZ_OPT",
+    "PYTHONSTARTUP",
+    "PERL5OPT",
+    "NODE_OPTIONS",
+    "RUBYOPT",
+];
+
 /// Variables that send traffic through a proxy.
 const PROXY_VARIABLES: &[&str] = &[
     "http_proxy",
@@ -393,6 +158,16 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
         found.mark(
             Class::Denied,
             format!("sets {name}, which changes what runs"),
+        );
+        return;
+    }
+    if PROGRAM_VARIABLES.contains(&name)
+        || name.starts_with("GIT_")
+        || name.starts_with("BASH_FUNC_")
+    {
+        found.mark(
+            Class::Destructive,
+            format!("sets {name}, which makes a program run another of its choosing"),
         );
         return;
     }
@@ -431,6 +206,73 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
             found.mark(
                 Class::Destructive,
                 format!("sets {name}: traffic would go through a proxy outside the instance"),
+            );
+        }
+    }
+}
+
+/// Name and route tools (`dig`, `host`, `nslookup`, `getent hosts`, `ping`, `traceroute`):
+/// a name looked up is a message to whoever answers for its domain, so they may name only
+/// the instance's own hosts, asked of the system's resolver.
+pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
+    const RECORD_TYPES: &[&str] = &[
+        "A", "AAAA", "TXT", "MX", "NS", "SOA", "SRV", "CNAME", "PTR", "ANY", "CAA",
+    ];
+    if super::rules::any_dyn(args) {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} looks up a name only known at run time (a name can carry data out)"),
+        );
+        return;
+    }
+    let l = lits(args);
+    let with_value: &[&str] = match prog {
+        "dig" => &["-t", "-c", "-p", "-q", "-x", "-b", "-f", "-k", "-y"],
+        "host" => &["-t", "-c", "-W", "-R", "-N", "-m"],
+        "ping" | "ping6" => &["-c", "-i", "-W", "-w", "-s", "-t", "-I", "-p", "-Q", "-l"],
+        "traceroute" | "tracepath" | "mtr" => &["-m", "-q", "-w", "-p", "-c", "-i", "-s", "-f"],
+        _ => &[],
+    };
+    if prog.starts_with("ping") && l.iter().any(|a| a.starts_with("-p")) {
+        ctx.mark(Class::Destructive, "ping -p carries data in its packets");
+    }
+    if prog == "dig" && l.iter().any(|a| matches!(*a, "-f" | "-k" | "-y")) {
+        ctx.mark(Class::Destructive, "dig reads names or keys from a file");
+    }
+    let mut names = Vec::new();
+    let mut i = 0;
+    while i < l.len() {
+        let a = l[i];
+        if with_value.contains(&a) {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') || (prog == "dig" && a.starts_with('+')) {
+            i += 1;
+            continue;
+        }
+        if let Some(server) = a.strip_prefix('@') {
+            names.push(server);
+        } else if !(matches!(prog, "dig" | "host")
+            && RECORD_TYPES.contains(&a.to_ascii_uppercase().as_str()))
+        {
+            names.push(a);
+        }
+        i += 1;
+    }
+    if prog == "getent" {
+        // `getent hosts|ahosts… NAME`: the first word is the database.
+        match names.split_first() {
+            Some((db, rest)) if db.contains("host") || *db == "networks" => names = rest.to_vec(),
+            _ => return,
+        }
+    }
+    for name in names {
+        let loopback = canonical_host(name) == "127.0.0.1" || name == "localhost";
+        if !loopback && !ctx.policy.endpoints().knows_host(name) {
+            ctx.mark(
+                Class::Destructive,
+                format!("{prog} names {name}, not one of the instance's hosts (a lookup can carry data out)"),
             );
         }
     }

@@ -5,9 +5,12 @@
 //! privileges, reads credentials or the environment, or touches the operator's own state is
 //! denied.
 
+use std::path::Path;
+
 use super::endpoints::Target;
 use super::environment::{glob_matches, process_dir, reads_environment, reads_recursively};
-use super::reach::{assignment, curl, docker_engine, outside, wget};
+use super::http::{curl, wget};
+use super::reach::{assignment, docker_engine, names, outside};
 use super::walk::{self, Arg, Findings, Invocation};
 use super::{Class, Policy};
 
@@ -74,10 +77,6 @@ const READ_ONLY: &[&str] = &[
     "ss",
     "netstat",
     "lsof",
-    "ping",
-    "dig",
-    "nslookup",
-    "host",
     "test",
     "[",
     "true",
@@ -139,14 +138,10 @@ const READ_ONLY: &[&str] = &[
     "unset",
     "wait",
     "jobs",
-    "getent",
     "whereis",
     "time",
     "timedatectl",
     "hostnamectl",
-    "traceroute",
-    "tracepath",
-    "mtr",
     "arp",
     "yes",
     "look",
@@ -154,6 +149,7 @@ const READ_ONLY: &[&str] = &[
     "sum",
     "tput",
     "clear",
+    "who",
 ];
 
 /// Destroy a device or the host: never.
@@ -221,7 +217,7 @@ impl Ctx<'_> {
     }
 
     /// Classifies shell source that a program runs (`sh -c`, `eval`, `watch`).
-    fn source(&mut self, arg: Option<&Arg>, what: &str) {
+    pub(super) fn source(&mut self, arg: Option<&Arg>, what: &str) {
         match arg {
             Some(Arg::Lit(src)) => walk::walk_source(self.policy, src, self.depth + 1, self.found),
             Some(Arg::Dyn) => self.mark(
@@ -246,16 +242,74 @@ pub fn classify(policy: &Policy, inv: &Invocation, depth: u32, found: &mut Findi
     };
     let prog = program_name(arg0);
     let args = &inv.argv[1..];
+    if arg0.contains('/') && !system_program(arg0) {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "runs {arg0}: a program named by a path outside the system's folders may be any program, whatever its name"
+            ),
+        );
+        return;
+    }
     if prog != "operator" {
         check_paths(&mut ctx, args);
     }
     if inv.after_download
         && (SHELLS.contains(&prog.as_str()) || INTERPRETERS.contains(&prog.as_str()))
+        && !json_tool(&prog, args)
     {
         ctx.mark(Class::Denied, "pipes a download into a shell");
         return;
     }
     program(&mut ctx, &prog, args, inv);
+}
+
+/// `python3 -m json.tool [options]`: the standard library's pretty-printer, which reads
+/// JSON from its input and runs nothing of it.
+fn json_tool(prog: &str, args: &[Arg]) -> bool {
+    let l = lits(args);
+    matches!(prog, "python3" | "python")
+        && l.len() == args.len()
+        && l.starts_with(&["-m", "json.tool"])
+        && l[2..].iter().all(|a| {
+            matches!(
+                *a,
+                "--sort-keys"
+                    | "--compact"
+                    | "--no-ensure-ascii"
+                    | "--json-lines"
+                    | "--tab"
+                    | "--no-indent"
+                    | "--indent"
+            ) || a.parse::<u8>().is_ok()
+        })
+}
+
+/// The folders whose programs are what their names say: the system's own.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr/bin",
+    "/usr/sbin",
+    "/bin",
+    "/sbin",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+];
+
+/// Whether a program named by its path is the system's program of that name, or the
+/// operator's own binary (the one running this policy).
+fn system_program(path: &str) -> bool {
+    let p = std::path::Path::new(path);
+    if !p.is_absolute() {
+        return false;
+    }
+    let p = super::normalize(p);
+    if p.parent()
+        .and_then(|d| d.to_str())
+        .is_some_and(|d| SYSTEM_DIRS.contains(&d))
+    {
+        return true;
+    }
+    std::env::current_exe().is_ok_and(|exe| exe == p)
 }
 
 pub(super) fn lits(args: &[Arg]) -> Vec<&str> {
@@ -291,11 +345,16 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
                 ctx.mark(Class::Denied, format!("reads credentials ({why}: {c})"));
                 return;
             }
-            if touches_db(ctx.policy, c) {
+            let globbed = ctx.found.globs.contains(a);
+            if touches_db(ctx.policy, c, globbed) {
                 ctx.mark(
                     Class::Denied,
                     format!("touches the operator's own DB ({c}); use `operator tickets …`"),
                 );
+                return;
+            }
+            if let Some(why) = operator_private(ctx.policy, c, globbed) {
+                ctx.mark(Class::Denied, format!("{why} ({c})"));
                 return;
             }
         }
@@ -342,7 +401,13 @@ fn credential(path: &str) -> Option<&'static str> {
             "system passwords",
         ),
         (
-            glob_matches(base, "environ") || p == "/etc/environment",
+            // A glob names `environ` only in a folder that may be /proc's: `logs/*` and a
+            // lone `*` (Redis's KEYS) do not.
+            (glob_matches(base, "environ")
+                && (base == "environ"
+                    || p.rsplit_once('/')
+                        .is_some_and(|(dir, _)| dir.split('/').any(|c| glob_matches(c, "proc")))))
+                || p == "/etc/environment",
             "a process's environment",
         ),
         (
@@ -366,7 +431,7 @@ fn credential(path: &str) -> Option<&'static str> {
     checks.into_iter().find(|(hit, _)| *hit).map(|(_, why)| why)
 }
 
-fn touches_db(policy: &Policy, path: &str) -> bool {
+fn touches_db(policy: &Policy, path: &str, globbed: bool) -> bool {
     let db = &policy.protected().db;
     if db.as_os_str().is_empty() {
         return false;
@@ -376,7 +441,97 @@ fn touches_db(policy: &Policy, path: &str) -> bool {
         .and_then(|n| n.to_str())
         .unwrap_or("operator.db");
     let base = path.rsplit('/').next().unwrap_or(path);
-    base.starts_with(name) || policy.resolve(path).starts_with(db)
+    let resolved = policy.resolve(path);
+    base.starts_with(name)
+        || resolved.starts_with(db)
+        || (globbed
+            && ["", "-wal", "-shm", "-journal"].iter().any(|suffix| {
+                let mut file = db.as_os_str().to_owned();
+                file.push(suffix);
+                could_name(&resolved, Path::new(&file), false, true)
+            }))
+}
+
+/// The operator's own files the agent must not read or change by hand: its configuration
+/// (the allow list, model settings), its state outside this instance's folder (its log,
+/// other instances), and the SSH and cloud credentials in the home folder, also when a glob
+/// could name them.
+fn operator_private(policy: &Policy, path: &str, globbed: bool) -> Option<&'static str> {
+    let p = path.trim_matches(['\'', '"']);
+    let prot = policy.protected();
+    let resolved = policy.resolve(p);
+    if could_name(&resolved, &prot.config_dir, true, globbed) {
+        return Some("the operator's configuration is changed and read by a person only");
+    }
+    if could_name(&resolved, &prot.state_dir, true, globbed)
+        && !prot.cwd.as_os_str().is_empty()
+        && !resolved.starts_with(&prot.cwd)
+    {
+        return Some("the operator's state outside this instance's folder is off limits");
+    }
+    if globbed {
+        for (dir, why) in [
+            (".ssh", "SSH keys"),
+            (".aws", "cloud credentials"),
+            (".kube", "cluster credentials"),
+            (".docker", "registry credentials"),
+            (".gnupg", "GPG keys"),
+            (".netrc", "stored passwords"),
+            (".git-credentials", "stored passwords"),
+        ] {
+            if could_name(&resolved, &prot.home.join(dir), true, true)
+                || could_name(&resolved, &Path::new("/root").join(dir), true, true)
+            {
+                return Some(why);
+            }
+        }
+        if could_name(&resolved, &prot.cwd.join("faultproxy.token"), false, true) {
+            return Some("the fault proxy's token");
+        }
+    }
+    None
+}
+
+/// Whether a path (already resolved) could name `target`, or with `inside` anything under
+/// it: compared folder by folder, each name as a glob when the shell expands it (`globbed`),
+/// else as written.
+fn could_name(pattern: &Path, target: &Path, inside: bool, globbed: bool) -> bool {
+    if target.as_os_str().is_empty() {
+        return false;
+    }
+    let names = |p: &Path| -> Vec<String> {
+        p.components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (p, t) = (names(pattern), names(target));
+    let fits = if inside {
+        p.len() >= t.len()
+    } else {
+        p.len() == t.len()
+    };
+    fits && p
+        .iter()
+        .zip(&t)
+        .all(|(g, n)| if globbed { glob_matches(g, n) } else { g == n })
+}
+
+/// A file or folder of the home folder whose name starts with a dot (`~/.bashrc`,
+/// `~/.config/…`), or of root's.
+fn home_dotfile(policy: &Policy, path: &str) -> bool {
+    let resolved = policy.resolve(path);
+    let home = &policy.protected().home;
+    [home.as_path(), Path::new("/root")].iter().any(|h| {
+        !h.as_os_str().is_empty()
+            && resolved
+                .strip_prefix(h)
+                .ok()
+                .and_then(|rest| rest.components().next())
+                .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+    })
 }
 
 /// True when writing `path` would change the operator's own state (records, node data).
@@ -426,6 +581,11 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
                 Class::Destructive,
                 "writes to a file only known at run time",
             );
+        } else {
+            found.mark(
+                Class::Destructive,
+                "reads a file only known at run time (it could hold secrets)",
+            );
         }
         return;
     };
@@ -433,11 +593,16 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
         found.mark(Class::Denied, format!("reads credentials ({why}: {path})"));
         return;
     }
-    if touches_db(policy, path) {
+    let globbed = found.globs.contains(path);
+    if touches_db(policy, path, globbed) {
         found.mark(
             Class::Denied,
             format!("touches the operator's own DB ({path})"),
         );
+        return;
+    }
+    if let Some(why) = operator_private(policy, path, globbed) {
+        found.mark(Class::Denied, format!("{why} ({path})"));
         return;
     }
     if !write
@@ -457,6 +622,13 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
         found.mark(
             Class::Denied,
             format!("writes into the operator's state ({path})"),
+        );
+    } else if home_dotfile(policy, path) {
+        found.mark(
+            Class::Denied,
+            format!(
+                "writes a file of the home folder's settings ({path}): shells and tools run it"
+            ),
         );
     } else if path.starts_with("/etc/") || path.starts_with("/boot/") || path.starts_with("/usr/") {
         found.mark(Class::Denied, format!("overwrites a system file ({path})"));
@@ -503,6 +675,26 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             return;
         }
     }
+    if reads_recursively(prog, args) {
+        let prot = ctx.policy.protected();
+        let guarded = [&prot.state_dir, &prot.config_dir, &prot.home];
+        if let Some(dir) = lits(args)
+            .into_iter()
+            .filter(|a| !a.starts_with('-'))
+            .find(|a| {
+                let r = ctx.policy.resolve(a);
+                guarded
+                    .iter()
+                    .any(|g| !g.as_os_str().is_empty() && g.starts_with(&r))
+            })
+        {
+            ctx.mark(
+                Class::Denied,
+                format!("{prog} reads {dir} recursively, the operator's state, configuration or home with it"),
+            );
+            return;
+        }
+    }
     if matches!(prog, "cd" | "pushd") && lits(args).iter().any(|a| a.starts_with("/proc")) {
         ctx.mark(
             Class::Denied,
@@ -528,6 +720,9 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         for t in v.targets {
             outside(ctx, prog, t);
         }
+        return;
+    }
+    if super::readers::reader(ctx, prog, args) {
         return;
     }
     match prog {
@@ -576,7 +771,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             .iter()
             .any(|i| p == *i || p.starts_with(&format!("{i}."))) =>
         {
-            if has(args, &["--version", "-V", "-v"]) && args.len() == 1 {
+            if has(args, &["--version", "-V"]) && args.len() == 1 || json_tool(p, args) {
                 return;
             }
             ctx.mark(
@@ -623,36 +818,15 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 );
             }
         }
-        "sed" => {
-            if has(args, &["-i", "--in-place"])
-                || lits(args)
-                    .iter()
-                    .any(|a| a.starts_with("-i") && !a.starts_with("--"))
-            {
-                ctx.mark(Class::Mutating, "edits files in place");
-            }
-        }
-        "awk" | "gawk" | "mawk" | "nawk" => {
-            if lits(args).iter().any(|a| a.contains("ENVIRON")) {
-                ctx.mark(
-                    Class::Denied,
-                    "the awk program reads the environment (ENVIRON)",
-                );
-            }
-            if lits(args).iter().any(|a| {
-                a.contains("system(")
-                    || a.contains("| getline")
-                    || a.contains("print >")
-                    || a.contains("printf >")
-                    || a.contains("|&")
-            }) {
-                ctx.mark(
-                    Class::Destructive,
-                    "the awk program runs commands or writes files",
-                );
-            }
-        }
+        "dig" | "host" | "nslookup" | "getent" | "ping" | "ping6" | "traceroute" | "tracepath"
+        | "mtr" | "arping" => names(ctx, prog, args),
         "find" => find(ctx, args, inv),
+        // Limits of the shell the command runs in, and of nothing else.
+        "ulimit" => {
+            if lits(args).iter().any(|a| !a.starts_with('-')) || any_dyn(args) {
+                ctx.mark(Class::Mutating, "ulimit changes this shell's limits");
+            }
+        }
         "tee" => {
             for a in args {
                 if let Some(p) = a.lit().filter(|p| !p.starts_with('-')) {
@@ -820,36 +994,6 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 );
             }
         }
-        "git" => {
-            let l = lits(args);
-            let sub = l
-                .iter()
-                .find(|a| !a.starts_with('-'))
-                .copied()
-                .unwrap_or("");
-            if [
-                "status",
-                "log",
-                "diff",
-                "show",
-                "branch",
-                "remote",
-                "rev-parse",
-                "describe",
-                "blame",
-                "ls-files",
-                "grep",
-            ]
-            .contains(&sub)
-            {
-                return;
-            }
-            if (sub == "reset" && l.contains(&"--hard")) || sub == "clean" {
-                ctx.mark(Class::Destructive, "git throws away work");
-            } else {
-                ctx.mark(Class::Mutating, "git changes the repository");
-            }
-        }
         "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "chattr" | "setfacl"
         | "setcap" => ctx.mark(
             Class::Destructive,
@@ -899,6 +1043,8 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "timeout" => &["-s", "--signal", "-k", "--kill-after"],
         "stdbuf" => &["-i", "-o", "-e"],
         "chrt" | "taskset" => &["-p"],
+        // `exec -a NAME prog`: prog runs, whatever it is called.
+        "exec" => &["-a"],
         _ => &[],
     };
     let mut rest = skip_options(args, with_value);
@@ -918,7 +1064,27 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
     let mut i = 0;
     while i < args.len() {
         match args[i].lit() {
-            Some("-u" | "--unset" | "-C" | "--chdir" | "-S" | "--split-string") => i += 2,
+            // `-a NAME` (argv0): the program runs under another name; it is judged as what
+            // it is.
+            Some("-u" | "--unset" | "-C" | "--chdir" | "-a" | "--argv0") => i += 2,
+            Some("-S" | "--split-string") => {
+                let line = args.get(i + 1..).map(|rest| {
+                    rest.iter()
+                        .map(|a| a.lit().unwrap_or("\u{0}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                });
+                match line {
+                    Some(l) if !l.contains('\u{0}') && !l.is_empty() => {
+                        ctx.source(Some(&Arg::Lit(l)), "env -S")
+                    }
+                    _ => ctx.mark(
+                        Class::Denied,
+                        "env -S runs a command only known at run time",
+                    ),
+                }
+                return;
+            }
             Some(a) if a.starts_with('-') => i += 1,
             Some(a) if a.contains('=') => {
                 assignment(ctx.policy, ctx.found, a, true);
@@ -1006,6 +1172,8 @@ fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
         match args[i].lit() {
             Some("-delete") => ctx.mark(Class::Destructive, "find deletes what it finds"),
             Some("-fprint" | "-fprint0" | "-fprintf" | "-fls") => {
+                let target = args.get(i + 1).cloned().unwrap_or(Arg::Dyn);
+                redirect_target(ctx.policy, &target, true, ctx.found);
                 ctx.mark(Class::Mutating, "find writes a file")
             }
             Some("-exec" | "-execdir" | "-ok" | "-okdir") => {
@@ -1204,47 +1372,24 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
             "operator with arguments only known at run time",
         );
     }
+    // `--help` prints the usage of any verb and does nothing else.
+    if l.iter().any(|a| matches!(*a, "--help" | "-h")) {
+        return;
+    }
     let words: Vec<&str> = l.iter().copied().filter(|a| !a.starts_with('-')).collect();
-    match words.as_slice() {
-        []
-        | ["help", ..]
-        | ["status", ..]
-        | ["tickets", "list" | "show", ..]
-        | ["audit", ..]
-        | ["node", "logs", ..] => {}
-        ["monitor", ..] => {}
-        ["node", "start" | "resume" | "restart", ..] => {
-            ctx.mark(Class::Mutating, "starts or resumes a node")
-        }
-        ["node", "stop" | "kill" | "pause", ..] => {
-            ctx.mark(Class::Destructive, "takes a node out of service")
-        }
-        ["node", "reset", ..] => ctx.mark(
+    // `load --verify` only checks what an earlier load wrote.
+    if words.first() == Some(&"load") && l.contains(&"--verify") {
+        return;
+    }
+    match super::verbs::verb_of(&words) {
+        Some(v) if v.class > Class::ReadOnly => ctx.mark(v.class, v.why),
+        Some(_) => {}
+        None => ctx.mark(
             Class::Destructive,
-            "re-makes a node from empty: its data is not carried over",
-        ),
-        ["load", ..] if l.contains(&"--verify") => {}
-        ["up", ..] => ctx.mark(Class::Mutating, "starts a cluster"),
-        ["load", ..] => ctx.mark(Class::Mutating, "sends traffic to the cluster"),
-        ["down", ..] => ctx.mark(
-            Class::Denied,
-            "operator down stops the cluster and deletes its data",
-        ),
-        ["tickets", ..] => ctx.mark(
-            Class::Denied,
-            "tickets are resolved by evidence: use the resolve tool, not the CLI",
-        ),
-        ["chaos", ..] => ctx.mark(
-            Class::Denied,
-            "the agent neither reads nor touches the fault ledger",
-        ),
-        ["agent", ..] | ["eval", ..] | ["tui", ..] | ["demo", ..] => ctx.mark(
-            Class::Denied,
-            "the agent does not start agents, evaluations or the TUI",
-        ),
-        [other, ..] => ctx.mark(
-            Class::Destructive,
-            format!("operator {other} is not a command the policy knows"),
+            format!(
+                "operator {} is not a command the policy knows",
+                words.first().unwrap_or(&"?")
+            ),
         ),
     }
 }

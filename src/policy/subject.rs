@@ -26,6 +26,12 @@ pub trait SubjectWords: Send + Sync {
     fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {
         &[]
     }
+    /// The routes of this subject's HTTP API, each with the class of a request to it; the
+    /// first that matches a request decides. A write (any method but GET, HEAD or OPTIONS)
+    /// to a route no subject declares goes to a person.
+    fn http_routes(&self) -> &'static [Route] {
+        &[]
+    }
     /// Words in a path that say it holds this subject's data (`redis`, `etcd`): the policy
     /// guards such folders as it guards `/var/lib`.
     fn data_words(&self) -> &'static [&'static str] {
@@ -49,5 +55,43 @@ impl ProgramVerdict {
             marks: vec![(class, reason.into())],
             targets,
         }
+    }
+}
+
+/// One route of a subject's HTTP API.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// `GET` (which also matches HEAD and OPTIONS), `POST`, `PUT`, `DELETE`, or `*` for any.
+    pub method: &'static str,
+    /// The path as a shell glob (`/v3*/kv/range`, `/api/limits/*`), matched against the
+    /// path the server routes: percent-decoded, dot segments resolved.
+    pub path: &'static str,
+    pub class: Class,
+    /// What a request to it does, for the reason.
+    pub what: &'static str,
+}
+
+impl Route {
+    pub const fn new(
+        method: &'static str,
+        path: &'static str,
+        class: Class,
+        what: &'static str,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            class,
+            what,
+        }
+    }
+
+    pub fn matches(&self, method: &str, path: &str) -> bool {
+        let method_ok = match self.method {
+            "*" => true,
+            "GET" => matches!(method, "GET" | "HEAD" | "OPTIONS"),
+            m => m == method,
+        };
+        method_ok && super::glob_matches(self.path, path)
     }
 }

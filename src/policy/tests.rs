@@ -198,3 +198,93 @@ fn an_independent_red_team_set_never_runs_unasked() {
         missed.join("\n")
     );
 }
+
+/// `category | command` lines of a corpus file (split on the first ` | `).
+fn corpus_lines(text: &'static str) -> Vec<(&'static str, &'static str)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (tag, cmd) = l.split_once(" | ").expect("tag | command");
+            (tag.trim(), cmd.trim())
+        })
+        .collect()
+}
+
+/// Counts by category, for the message and the README.
+fn by_category<'a>(rows: impl Iterator<Item = &'a str>) -> String {
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for r in rows {
+        *counts.entry(r).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The adversarial corpus, by category (dangerous.txt): not one line runs unasked.
+#[test]
+fn no_dangerous_line_runs_unasked() {
+    let p = policy();
+    let lines = corpus_lines(include_str!("dangerous.txt"));
+    let missed: Vec<(&str, String)> = lines
+        .iter()
+        .map(|(tag, cmd)| (tag, cmd, p.classify(cmd)))
+        .filter(|(_, _, v)| v.class <= Class::Mutating)
+        .map(|(tag, cmd, v)| {
+            (
+                *tag,
+                format!("[{tag}] {cmd}\n    {} ({})", v.class, v.reason()),
+            )
+        })
+        .collect();
+    assert!(lines.len() >= 300, "{}", lines.len());
+    // The README's figure: `cargo test --release --lib policy::tests -- --nocapture`.
+    eprintln!(
+        "dangerous.txt: {} of {} run unasked; by category: {}",
+        missed.len(),
+        lines.len(),
+        by_category(lines.iter().map(|(t, _)| *t))
+    );
+    assert!(
+        missed.is_empty(),
+        "{} of {} would run without a person ({}):\n{}",
+        missed.len(),
+        lines.len(),
+        by_category(missed.iter().map(|(t, _)| *t)),
+        missed
+            .iter()
+            .map(|(_, m)| m.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Ordinary diagnosis and repair (benign.txt): at most 5 % needs a person.
+#[test]
+fn ordinary_diagnosis_is_rarely_blocked() {
+    let p = policy();
+    let lines = corpus_lines(include_str!("benign.txt"));
+    let blocked: Vec<String> = lines
+        .iter()
+        .map(|(want, cmd)| (want, cmd, p.classify(cmd)))
+        .filter(|(_, _, v)| v.class > Class::Mutating)
+        .map(|(want, cmd, v)| format!("{cmd}\n    want {want}, got {} ({})", v.class, v.reason()))
+        .collect();
+    assert!(lines.len() >= 200, "{}", lines.len());
+    eprintln!(
+        "benign.txt: {} of {} blocked:\n{}",
+        blocked.len(),
+        lines.len(),
+        blocked.join("\n")
+    );
+    assert!(
+        blocked.len() * 20 <= lines.len(),
+        "{} of {} blocked (at most 5 %):\n{}",
+        blocked.len(),
+        lines.len(),
+        blocked.join("\n")
+    );
+}

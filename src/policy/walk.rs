@@ -56,6 +56,9 @@ pub struct Findings {
     /// Walking a command run inside one of the instance's containers (`docker exec`): there,
     /// loopback is that container.
     pub in_container: bool,
+    /// Words with a glob character outside quotes, which the shell expands into file names
+    /// (`'*'` quoted is just a star).
+    pub globs: std::collections::HashSet<String>,
 }
 
 impl Findings {
@@ -202,10 +205,31 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
         CompoundCommand::BraceGroup(b) => walk_list(policy, &b.list, depth, found),
         CompoundCommand::Subshell(s) => walk_list(policy, &s.list, depth, found),
         CompoundCommand::ForClause(f) => {
-            for w in f.values.iter().flatten() {
-                word(policy, w, depth, found);
+            let values: Vec<Arg> = f
+                .values
+                .iter()
+                .flatten()
+                .map(|w| word(policy, w, depth, found))
+                .collect();
+            // A loop over a short literal list runs its body once per value: judged so.
+            let literal: Option<Vec<String>> = values
+                .iter()
+                .map(|v| v.lit().filter(|t| plain_value(t)).map(str::to_string))
+                .collect();
+            match literal {
+                Some(list) if f.values.is_some() && !list.is_empty() && list.len() <= MAX_LOOP => {
+                    let body = f.body.list.to_string();
+                    for value in &list {
+                        walk_source(
+                            policy,
+                            &substitute(&body, &f.variable_name, value),
+                            depth,
+                            found,
+                        );
+                    }
+                }
+                _ => walk_list(policy, &f.body.list, depth, found),
             }
-            walk_list(policy, &f.body.list, depth, found);
         }
         CompoundCommand::ArithmeticForClause(f) => walk_list(policy, &f.body.list, depth, found),
         CompoundCommand::CaseClause(c) => {
@@ -228,13 +252,86 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
         }
         CompoundCommand::WhileClause(w) | CompoundCommand::UntilClause(w) => {
             walk_list(policy, &w.0, depth, found);
-            walk_list(policy, &w.1.list, depth, found);
+            // A change repeated until some condition, maybe never: a flood, not a repair.
+            let mut body = Findings {
+                in_container: found.in_container,
+                globs: found.globs.clone(),
+                ..Findings::default()
+            };
+            walk_list(policy, &w.1.list, depth, &mut body);
+            if body.marks.iter().any(|(c, _)| *c >= Class::Mutating) {
+                found.mark(
+                    Class::Destructive,
+                    "repeats a change in a loop that may not end",
+                );
+            }
+            found.marks.append(&mut body.marks);
+            found.invocations.append(&mut body.invocations);
+            found.globs.extend(body.globs);
         }
         CompoundCommand::Arithmetic(_) => {}
         CompoundCommand::Coprocess(_) => {
             found.mark(Class::Denied, "starts a coprocess, which cannot be checked");
         }
     }
+}
+
+/// The longest literal list a `for` loop is unrolled over.
+const MAX_LOOP: usize = 16;
+
+/// A loop value that reads the same unquoted, in double quotes and as a word: no spaces,
+/// quotes, expansions or operators (glob characters may stay: the loop would expand them).
+fn plain_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:/@%+=,*?[]".contains(c))
+}
+
+/// The loop body with `$var` and `${var}` replaced by `value`, outside single quotes (where
+/// the shell does not expand them either).
+fn substitute(body: &str, var: &str, value: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let chars: Vec<char> = body.chars().collect();
+    let (mut single, mut double) = (false, false);
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' if !single => {
+                out.push(c);
+                if let Some(n) = chars.get(i + 1) {
+                    out.push(*n);
+                }
+                i += 2;
+                continue;
+            }
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '$' if !single => {
+                let rest: String = chars[i + 1..].iter().collect();
+                let braced = format!("{{{var}}}");
+                if rest.starts_with(&braced) {
+                    out.push_str(value);
+                    i += 1 + braced.chars().count();
+                    continue;
+                }
+                if rest.starts_with(var)
+                    && !rest[var.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|n| n.is_ascii_alphanumeric() || n == '_')
+                {
+                    out.push_str(value);
+                    i += 1 + var.chars().count();
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// Variables that change what a program is or how it loads: never set by the agent.
@@ -366,6 +463,12 @@ fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
         Ok(pieces) => {
             let mut text = String::new();
             if pieces_text(policy, &w.value, &pieces, depth, found, &mut text) {
+                let unquoted_glob = pieces
+                    .iter()
+                    .any(|p| matches!(&p.piece, WordPiece::Text(t) if t.contains(['*', '?', '['])));
+                if unquoted_glob {
+                    found.globs.insert(text.clone());
+                }
                 Arg::Lit(text)
             } else {
                 Arg::Dyn

@@ -163,11 +163,19 @@ impl crate::policy::SubjectWords for Etcd {
         program: &str,
         args: &[Option<&str>],
     ) -> Option<crate::policy::ProgramVerdict> {
-        (program == "etcdctl").then(|| policy::classify(args))
+        match program {
+            "etcdctl" => Some(policy::classify(args)),
+            "etcd" => Some(policy::server(args)),
+            _ => None,
+        }
     }
 
     fn data_words(&self) -> &'static [&'static str] {
         &["etcd"]
+    }
+
+    fn http_routes(&self) -> &'static [crate::policy::Route] {
+        &policy::ROUTES
     }
 
     fn endpoint_variables(&self) -> &'static [(&'static str, &'static str)] {

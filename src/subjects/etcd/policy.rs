@@ -4,7 +4,50 @@
 //! is destructive, so that a person approves it in auto mode.
 
 use crate::policy::ProgramVerdict;
-use crate::policy::{Class, Target, url_target};
+use crate::policy::{Class, Route, Target, url_target};
+
+/// etcd's HTTP gateway (grpc-gateway; every call a POST, `/v3beta/` and `/v3alpha/` aliases
+/// of `/v3/`) and its plain endpoints. The method cannot tell a read from a write here: the
+/// path does. Reads are read-only; a put is what `etcdctl put` is; everything else under
+/// `/v3` (deletes, transactions, compaction, members, auth, leases, alarms, defragment,
+/// snapshots) goes to a person, and what no route names is refused a write.
+pub const ROUTES: [Route; 10] = [
+    Route::new("GET", "/health", Class::ReadOnly, "etcd's health"),
+    Route::new("GET", "/metrics", Class::ReadOnly, "etcd's metrics"),
+    Route::new("GET", "/version", Class::ReadOnly, "etcd's version"),
+    Route::new("*", "/v3*/kv/range", Class::ReadOnly, "reads keys"),
+    Route::new(
+        "*",
+        "/v3*/maintenance/status",
+        Class::ReadOnly,
+        "a member's status",
+    ),
+    Route::new(
+        "*",
+        "/v3*/cluster/member/list",
+        Class::ReadOnly,
+        "lists members",
+    ),
+    Route::new("*", "/v3*/kv/put", Class::Mutating, "writes a key"),
+    Route::new(
+        "*",
+        "/v3*/maintenance/defragment",
+        Class::Mutating,
+        "rewrites a member's backend file (as `etcdctl defrag`)",
+    ),
+    Route::new(
+        "*",
+        "/v3*/kv/compaction",
+        Class::Mutating,
+        "compacts the history (as `etcdctl compact`)",
+    ),
+    Route::new(
+        "*",
+        "/v3*",
+        Class::Destructive,
+        "etcd's API beyond reads and puts: deletes, transactions, members, auth, leases, alarms",
+    ),
+];
 
 /// Global flags that take a value (as the next word, when not written `--flag=value`).
 const WITH_VALUE: &[&str] = &[
@@ -86,8 +129,36 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             port: 2379,
         })]
     });
+    // `version`, `help`, `--version` and `--help` print without reaching any endpoint.
+    let offline = matches!(words.first(), None | Some(Some("version" | "help")))
+        || args
+            .iter()
+            .any(|a| matches!(a, Some("--version" | "--help" | "-h")));
+    let targets = if offline { Vec::new() } else { targets };
     let (class, reason) = command(&words);
     ProgramVerdict::one(class, reason, targets)
+}
+
+/// `etcd` itself: printing its version or usage reads; starting a member by hand is for a
+/// person (the operator starts members: `operator node start`).
+pub fn server(args: &[Option<&str>]) -> ProgramVerdict {
+    let prints = !args.is_empty()
+        && args
+            .iter()
+            .all(|a| matches!(a, Some("--version" | "--help" | "-h")));
+    if prints {
+        ProgramVerdict::one(
+            Class::ReadOnly,
+            "prints etcd's version or usage",
+            Vec::new(),
+        )
+    } else {
+        ProgramVerdict::one(
+            Class::Destructive,
+            "starts an etcd member by hand (the operator starts members: `operator node start`)",
+            Vec::new(),
+        )
+    }
 }
 
 fn endpoint(url: &str) -> Option<Target> {
@@ -127,7 +198,10 @@ fn command(words: &[Option<&str>]) -> (Class, String) {
         ("defrag", _) => why(Class::Mutating, "defrag rewrites a member's backend file"),
         ("alarm", "disarm") => why(Class::Mutating, "alarm disarm clears the alarms"),
         ("lease", "grant" | "keep-alive") => why(Class::Mutating, "lease grants a lease"),
-        ("check", _) => why(Class::Mutating, "check writes test load into the cluster"),
+        ("check", _) => why(
+            Class::Destructive,
+            "check puts heavy test load on the cluster (and can fill it)",
+        ),
         ("snapshot", "save") => why(Class::Mutating, "snapshot save writes a file"),
         ("move-leader", _) => why(Class::Mutating, "move-leader hands leadership over"),
         ("del", _) => why(Class::Destructive, "del deletes keys"),

@@ -134,6 +134,10 @@ impl crate::policy::SubjectWords for RateLimiter {
     fn data_words(&self) -> &'static [&'static str] {
         &["redis"]
     }
+
+    fn http_routes(&self) -> &'static [crate::policy::Route] {
+        &policy::ROUTES
+    }
 }
 
 /// What chaos is told of the rate limiter: its own faults through Redis, and Redis kept out of

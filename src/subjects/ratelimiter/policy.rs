@@ -4,15 +4,63 @@
 //! the `ratelimiter` binary itself.
 
 use crate::policy::ProgramVerdict;
-use crate::policy::{Class, Target, glob_matches, url_target};
+use crate::policy::{Class, Route, Target, glob_matches, url_target};
+
+/// The rate limiter's HTTP API: its reads; a check (one request counted, as a client does);
+/// resetting one named counter and setting one named limit, the repairs its runbook uses.
+/// Any other write goes to a person.
+pub const ROUTES: [Route; 7] = [
+    Route::new(
+        "GET",
+        "/health",
+        Class::ReadOnly,
+        "the rate limiter's health",
+    ),
+    Route::new(
+        "GET",
+        "/metrics",
+        Class::ReadOnly,
+        "the rate limiter's metrics",
+    ),
+    Route::new("GET", "/api/*", Class::ReadOnly, "the rate limiter's reads"),
+    Route::new("POST", "/check", Class::Mutating, "counts one request"),
+    Route::new(
+        "POST",
+        "/api/counters/*/reset",
+        Class::Mutating,
+        "resets one counter",
+    ),
+    Route::new(
+        "PUT",
+        "/api/limits/*",
+        Class::Mutating,
+        "sets one key's limit",
+    ),
+    Route::new(
+        "*",
+        "/api/*",
+        Class::Destructive,
+        "a write to the rate limiter's API",
+    ),
+];
 
 pub fn classify(program: &str, args: &[Option<&str>]) -> Option<ProgramVerdict> {
     let starts = |what: &str| Some(ProgramVerdict::one(Class::Mutating, what, Vec::new()));
+    let version = args.iter().any(|a| matches!(a, Some("--version" | "-v"))) && args.len() == 1;
     match program {
         "redis-cli" => Some(redis_cli(args)),
+        "redis-server" | "ratelimiter" if version => Some(ProgramVerdict::one(
+            Class::ReadOnly,
+            "prints its version",
+            Vec::new(),
+        )),
         "redis-server" => starts("starts a Redis server"),
         "ratelimiter" => starts("starts a rate-limiter node"),
-        "redis-benchmark" => starts("loads Redis with traffic"),
+        "redis-benchmark" => Some(ProgramVerdict::one(
+            Class::Destructive,
+            "redis-benchmark runs the commands it is given, many times over",
+            Vec::new(),
+        )),
         _ => None,
     }
 }
@@ -60,11 +108,18 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
     let mut i = 0;
     let mut special: Option<&str> = None;
     let (mut host, mut port, mut uri, mut socket) = ("127.0.0.1", "6379", None, None);
+    let mut explicit_address = false;
     while i < l.len() {
         let value = l.get(i + 1).copied().flatten();
         match l[i] {
-            Some("-h") => host = value.unwrap_or(host),
-            Some("-p") => port = value.unwrap_or(port),
+            Some("-h") => {
+                host = value.unwrap_or(host);
+                explicit_address = true;
+            }
+            Some("-p") => {
+                port = value.unwrap_or(port);
+                explicit_address = true;
+            }
             Some("-u") => uri = value,
             Some("-s") => socket = value,
             _ => {}
@@ -108,15 +163,25 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
             _ => break,
         }
     }
-    let target = match (socket, uri) {
-        (Some(s), _) => Some(Target::Unix(s.to_string())),
-        (None, Some(u)) => url_target(u, &super::URL_SCHEMES),
-        (None, None) => port.parse().ok().map(|port| Target::Tcp {
+    if l.iter()
+        .any(|a| matches!(a, Some("--version" | "-v" | "--help")))
+    {
+        // Prints its version or usage and reaches no server.
+        return v;
+    }
+    // Every address it is given counts: `-u URL -h HOST` connects to the last one parsed.
+    if let Some(s) = socket {
+        v.targets.push(Some(Target::Unix(s.to_string())));
+    }
+    if let Some(u) = uri {
+        v.targets.push(url_target(u, &super::URL_SCHEMES));
+    }
+    if (socket.is_none() && uri.is_none()) || explicit_address {
+        v.targets.push(port.parse().ok().map(|port| Target::Tcp {
             host: host.to_string(),
             port,
-        }),
-    };
-    v.targets.push(target);
+        }));
+    }
     let rest = &l[i.min(l.len())..];
     let Some(first) = rest.first() else {
         if special.is_none() {
@@ -155,6 +220,68 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
         );
     }
     v
+}
+
+/// `CONFIG SET p v [p v …]`: only tuning known to lose no data and lock no client out
+/// needs no person (the slow log, latency monitoring, the log level, and lifting the memory
+/// limit); every other setting (passwords, `bind`, `port`, `maxclients`, persistence, files,
+/// eviction) goes to a person, and those that write files where they should not are denied.
+fn config_set(args: &[Option<&str>]) -> (Class, String) {
+    const FILES: &[&str] = &[
+        "dir",
+        "dbfilename",
+        "logfile",
+        "appenddirname",
+        "appendfilename",
+    ];
+    const TUNING: &[&str] = &[
+        "slowlog-log-slower-than",
+        "slowlog-max-len",
+        "latency-monitor-threshold",
+        "loglevel",
+    ];
+    let pairs: Vec<(Option<&str>, Option<&str>)> = args[1..]
+        .chunks(2)
+        .map(|c| (c[0], c.get(1).copied().flatten()))
+        .collect();
+    if pairs.is_empty() || args[1..].len() % 2 != 0 {
+        return (
+            Class::Destructive,
+            "Redis CONFIG SET without a value for each setting".into(),
+        );
+    }
+    let mut worst = (Class::Mutating, String::new());
+    for (param, value) in pairs {
+        let (Some(param), Some(value)) = (param, value) else {
+            return (
+                Class::Destructive,
+                "Redis CONFIG SET of a setting only known at run time".into(),
+            );
+        };
+        let param = param.to_ascii_lowercase();
+        let verdict = if FILES.contains(&param.as_str()) {
+            (
+                Class::Denied,
+                format!("Redis CONFIG SET {param} writes files where it should not"),
+            )
+        } else if TUNING.contains(&param.as_str()) || (param == "maxmemory" && value == "0") {
+            (
+                Class::Mutating,
+                format!("changes the Redis setting {param}"),
+            )
+        } else {
+            (
+                Class::Destructive,
+                format!(
+                    "Redis CONFIG SET {param} can lock clients out or lose data; a person decides"
+                ),
+            )
+        };
+        if verdict.0 > worst.0 || worst.1.is_empty() {
+            worst = verdict;
+        }
+    }
+    worst
 }
 
 /// What one Redis command does, by its name (and subcommand).
@@ -356,33 +483,7 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
                 (Class::ReadOnly, String::new())
             }
         }
-        ("CONFIG", "SET") => {
-            let param = args
-                .get(1)
-                .copied()
-                .flatten()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            if [
-                "dir",
-                "dbfilename",
-                "logfile",
-                "appenddirname",
-                "appendfilename",
-            ]
-            .contains(&param.as_str())
-            {
-                (
-                    Class::Denied,
-                    format!("Redis CONFIG SET {param} writes files where it should not"),
-                )
-            } else {
-                (
-                    Class::Mutating,
-                    format!("changes the Redis setting {param}"),
-                )
-            }
-        }
+        ("CONFIG", "SET") => config_set(args),
         ("CONFIG", "RESETSTAT") => (Class::Mutating, "resets Redis statistics".into()),
         ("CONFIG", _) => (Class::Destructive, format!("Redis CONFIG {sub}")),
         ("CLIENT", "LIST" | "INFO" | "GETNAME" | "ID") => (Class::ReadOnly, String::new()),

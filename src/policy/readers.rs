@@ -1,0 +1,501 @@
+//! Programs that read, until an argument makes them run a program, write a file or change the
+//! host: `sed`'s `e` and `w`, awk's pipes, `tar --to-command`, `less +!`, git's hooks and
+//! pagers, `sort -o`, `date -s`. Each is read-only only in a form proven to do nothing more;
+//! any other form goes to a person.
+
+use super::Class;
+use super::rules::{Ctx, has, has_short, lits, redirect_target};
+use super::walk::Arg;
+
+/// Judges `prog` if it is one of the readers above; false when it is not.
+pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
+    match prog {
+        "sed" => sed(ctx, args),
+        "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => awk(ctx, args),
+        "tar" => tar(ctx, args),
+        "less" | "more" | "most" => {
+            if lits(args).iter().any(|a| a.starts_with('+')) {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} runs the commands given with +"),
+                );
+            }
+        }
+        "man" => {
+            if lits(args).iter().any(|a| {
+                a.starts_with("-P")
+                    || a.starts_with("--pager")
+                    || a.starts_with("-H")
+                    || a.starts_with("--html")
+                    || a.starts_with("-l")
+                    || a.starts_with("--local-file")
+            }) {
+                ctx.mark(
+                    Class::Destructive,
+                    "man runs the pager or browser it is given",
+                );
+            }
+        }
+        "git" => git(ctx, args),
+        "rg" => {
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with("--pre") || a.starts_with("--search-zip") || *a == "-z")
+            {
+                ctx.mark(Class::Destructive, "rg runs a preprocessor program");
+            }
+        }
+        "sort" => {
+            if lits(args).iter().any(|a| {
+                a.starts_with("--compress-program")
+                    || a.starts_with("-o")
+                    || a.starts_with("--output")
+                    || a.starts_with("-T")
+                    || a.starts_with("--temporary-directory")
+            }) {
+                ctx.mark(
+                    Class::Destructive,
+                    "sort runs a compressor or writes a file",
+                );
+            }
+        }
+        "tree" => {
+            if has(args, &["-o", "-R"]) {
+                ctx.mark(Class::Destructive, "tree writes a file");
+            }
+        }
+        "yq" => {
+            if has(args, &["-i", "--inplace"]) || has_short(args, 'i') {
+                ctx.mark(Class::Destructive, "yq edits a file in place");
+            }
+        }
+        "date" => {
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with("-s") || a.starts_with("--set"))
+            {
+                ctx.mark(Class::Destructive, "date sets the host's clock");
+            }
+        }
+        "dmesg" => {
+            if lits(args).iter().any(|a| {
+                matches!(
+                    *a,
+                    "-c" | "-C"
+                        | "-D"
+                        | "-E"
+                        | "--clear"
+                        | "--read-clear"
+                        | "--console-off"
+                        | "--console-on"
+                ) || a.starts_with("-n")
+                    || a.starts_with("--console-level")
+            }) {
+                ctx.mark(
+                    Class::Destructive,
+                    "dmesg clears the kernel log or its console",
+                );
+            }
+        }
+        "ss" => {
+            if has(args, &["-K", "--kill"]) || has_short(args, 'K') {
+                ctx.mark(Class::Destructive, "ss -K closes connections");
+            }
+        }
+        "arp" => {
+            if has(args, &["-s", "-d", "-f", "--set", "--delete", "--file"]) {
+                ctx.mark(Class::Destructive, "arp changes the host's neighbour table");
+            }
+        }
+        "hostname" => {
+            if lits(args).iter().any(|a| !a.starts_with('-'))
+                || has(args, &["-F", "--file", "-b", "--boot"])
+            {
+                ctx.mark(Class::Destructive, "hostname renames the host");
+            }
+        }
+        "timedatectl" | "hostnamectl" => {
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with("set-") || *a == "hostname")
+            {
+                ctx.mark(Class::Destructive, format!("{prog} changes the host"));
+            }
+        }
+        "trap" => {
+            // `trap CMD SIGNAL…` runs CMD later: judged as if it ran now. `trap -p`,
+            // `trap -l` and `trap - SIG` (reset) only read or undo.
+            let rest: Vec<&Arg> = args
+                .iter()
+                .skip_while(|a| a.lit().is_some_and(|s| s == "--"))
+                .collect();
+            match rest.first() {
+                None => {}
+                Some(Arg::Lit(a)) if matches!(a.as_str(), "-p" | "-l" | "-") => {}
+                Some(cmd) if rest.len() > 1 => ctx.source(Some(cmd), "trap"),
+                Some(_) => {}
+            }
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// sed: a script that only prints. `e` runs commands, `w`/`W` and `s///w` write files, `-i`
+/// edits in place, `-f` reads a script the policy cannot see.
+fn sed(ctx: &mut Ctx, args: &[Arg]) {
+    let l = lits(args);
+    let in_place = l.iter().any(|a| {
+        *a == "--in-place"
+            || a.starts_with("--in-place=")
+            || (a.starts_with('-')
+                && !a.starts_with("--")
+                && a.len() > 1
+                && a[1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .any(|c| c == 'i'))
+    });
+    if l.iter().any(|a| {
+        matches!(*a, "-f" | "--file")
+            || a.starts_with("--file=")
+            || (a.starts_with("-f") && a.len() > 2)
+    }) {
+        ctx.mark(Class::Destructive, "sed reads its script from a file");
+    }
+    // The script: the first word that is not an option (or each `-e` value).
+    let mut scripts = Vec::new();
+    let mut i = 0;
+    let mut explicit = false;
+    while i < l.len() {
+        let a = l[i];
+        if matches!(a, "-e" | "--expression") {
+            scripts.extend(l.get(i + 1));
+            explicit = true;
+            i += 2;
+            continue;
+        }
+        if let Some(s) = a.strip_prefix("--expression=") {
+            scripts.push(s);
+            explicit = true;
+        } else if !explicit && !a.starts_with('-') {
+            scripts.push(a);
+            break;
+        }
+        i += 1;
+    }
+    if in_place {
+        // The files after the script are rewritten: judged as writes to them.
+        let files: Vec<&str> = l
+            .iter()
+            .skip(i + 1)
+            .filter(|a| !a.starts_with('-'))
+            .copied()
+            .collect();
+        if files.is_empty() || args.iter().any(|a| a.lit().is_none()) {
+            ctx.mark(Class::Destructive, "sed edits files only known at run time");
+        }
+        for f in files {
+            redirect_target(ctx.policy, &Arg::Lit(f.to_string()), true, ctx.found);
+        }
+        ctx.mark(Class::Mutating, "sed edits files in place");
+    }
+    if scripts.iter().any(|s| sed_runs_or_writes(s)) {
+        ctx.mark(
+            Class::Destructive,
+            "the sed script runs commands (e) or writes files (w)",
+        );
+    }
+}
+
+/// Whether a sed script may hold `e`, `w`, `W` or `r`-like commands, or an `e`/`w` flag. A
+/// script is trusted only when every letter in a command position is one that prints, moves
+/// or substitutes without those flags.
+fn sed_runs_or_writes(script: &str) -> bool {
+    // The commands and flags that only read: print, delete from the output, quit, next,
+    // labels and branches, holds, substitution and transliteration with plain flags.
+    let mut chars = script.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            's' | 'y' => {
+                // s/re/rep/flags: find the delimiter and skip two fields.
+                let Some(delim) = chars.next() else {
+                    return true;
+                };
+                let mut fields = 0;
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if d == '\\' {
+                        escaped = true;
+                    } else if d == delim {
+                        fields += 1;
+                        if fields == 2 {
+                            break;
+                        }
+                    }
+                }
+                // Flags until a separator.
+                while let Some(&f) = chars.peek() {
+                    if f == ';' || f == '\n' || f == '}' {
+                        break;
+                    }
+                    chars.next();
+                    if matches!(f, 'e' | 'w' | 'W' | 'r' | 'R') {
+                        return true;
+                    }
+                }
+            }
+            'e' | 'w' | 'W' | 'r' | 'R' | 'F' | 'z' => return true,
+            '/' | '\\' => {
+                // An address regex: skip to its end.
+                let delim = if c == '\\' {
+                    chars.next().unwrap_or('/')
+                } else {
+                    '/'
+                };
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if d == '\\' {
+                        escaped = true;
+                    } else if d == delim {
+                        break;
+                    }
+                }
+            }
+            ':' | 'b' | 't' | 'T' => {
+                // A label runs to the end of the command.
+                for d in chars.by_ref() {
+                    if d == ';' || d == '\n' {
+                        break;
+                    }
+                }
+            }
+            'a' | 'i' | 'c' => {
+                // Text commands: the rest of the line is text.
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// awk: a program that only reads its input and prints. `system()`, pipes to or from
+/// commands, `getline` from a file, and output redirected to a file all go to a person.
+fn awk(ctx: &mut Ctx, args: &[Arg]) {
+    let l = lits(args);
+    if l.iter()
+        .any(|a| a.contains("ENVIRON") || a.contains("PROCINFO"))
+    {
+        ctx.mark(
+            Class::Denied,
+            "the awk program reads the environment (ENVIRON)",
+        );
+    }
+    if l.iter().any(|a| {
+        matches!(
+            *a,
+            "-f" | "--file" | "-i" | "--include" | "-l" | "--load" | "-E" | "--exec"
+        ) || a.starts_with("--file=")
+            || a.starts_with("--include=")
+            || a.starts_with("--load=")
+    }) {
+        ctx.mark(Class::Destructive, "awk loads a program from a file");
+    }
+    // The program text: the first word that is not an option or an option's value.
+    let program = {
+        let mut i = 0;
+        let mut found = None;
+        while i < l.len() {
+            let a = l[i];
+            if matches!(a, "-F" | "-v" | "--assign" | "--field-separator") {
+                i += 2;
+                continue;
+            }
+            if a.starts_with('-') {
+                i += 1;
+                continue;
+            }
+            found = Some(a);
+            break;
+        }
+        found
+    };
+    let Some(program) = program else {
+        return;
+    };
+    let code = awk_code(program);
+    if code.contains("system")
+        || code.contains('|')
+        || code.contains("getline")
+        || code.contains('>')
+        || code.contains("fflush")
+        || code.contains("close")
+        || code.contains("@load")
+        || code.contains("@include")
+    {
+        ctx.mark(
+            Class::Destructive,
+            "the awk program runs commands, reads other files or writes files",
+        );
+    }
+}
+
+/// An awk program without its string and regex literals, so `/a|b/` and `"x > y"` do not
+/// look like pipes or redirections.
+fn awk_code(program: &str) -> String {
+    let mut out = String::new();
+    let mut chars = program.chars().peekable();
+    let mut last_significant = ' ';
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if d == '\\' {
+                        escaped = true;
+                    } else if d == '"' {
+                        break;
+                    }
+                }
+                out.push_str("\"\"");
+                last_significant = '"';
+            }
+            // A regex literal starts where an operand may start.
+            '/' if matches!(
+                last_significant,
+                ' ' | '(' | ',' | '!' | '~' | '{' | ';' | '&' | '|' | '\n'
+            ) =>
+            {
+                let mut escaped = false;
+                for d in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if d == '\\' {
+                        escaped = true;
+                    } else if d == '/' {
+                        break;
+                    }
+                }
+                out.push_str("//");
+                last_significant = '/';
+            }
+            _ => {
+                // `>=` and `>` as comparison inside a condition are rare in diagnosis; a
+                // person decides (fail closed).
+                out.push(c);
+                if !c.is_whitespace() {
+                    last_significant = c;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// tar: listing and extracting into the working folder's own paths. `--to-command`, `-I`
+/// (a compressor program), checkpoint actions, `-C` elsewhere and `--remove-files` go to a
+/// person.
+fn tar(ctx: &mut Ctx, args: &[Arg]) {
+    let l = lits(args);
+    if l.iter().any(|a| {
+        a.starts_with("--to-command")
+            || a.starts_with("--use-compress-program")
+            || a.starts_with("--checkpoint-action")
+            || a.starts_with("--info-script")
+            || a.starts_with("--new-volume-script")
+            || a.starts_with("--rsh-command")
+            || *a == "-F"
+            || *a == "-I"
+            || (a.starts_with("-I") && a.len() > 2)
+            || a.starts_with("--remove-files")
+            || a.starts_with("--directory")
+            || *a == "-C"
+            || a.starts_with("--absolute-names")
+            || *a == "-P"
+    }) {
+        ctx.mark(
+            Class::Destructive,
+            "tar runs a program, removes files or writes outside its folder",
+        );
+    }
+}
+
+/// git: reading a repository here. Settings from the command line or the environment can
+/// run programs (`-c core.pager=…`, aliases with `!`), `-C` moves elsewhere, `ext::` remotes
+/// run commands, and fetching or cloning reaches another host.
+fn git(ctx: &mut Ctx, args: &[Arg]) {
+    let l = lits(args);
+    if l.iter().any(|a| {
+        matches!(
+            *a,
+            "-c" | "-C" | "--exec-path" | "--git-dir" | "--work-tree" | "--config-env"
+        ) || a.starts_with("--exec-path=")
+            || a.starts_with("--git-dir=")
+            || a.starts_with("--work-tree=")
+            || a.starts_with("--config-env=")
+            || (a.starts_with("-c") && a.len() > 2 && !a.starts_with("--"))
+            || (a.starts_with("-C") && a.len() > 2)
+    }) {
+        ctx.mark(
+            Class::Destructive,
+            "git with settings or a folder from the command line (they can run programs)",
+        );
+        return;
+    }
+    let sub = l
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .copied()
+        .unwrap_or("");
+    let reading = [
+        "status",
+        "log",
+        "diff",
+        "show",
+        "branch",
+        "rev-parse",
+        "describe",
+        "blame",
+        "ls-files",
+        "shortlog",
+        "reflog",
+    ];
+    if !reading.contains(&sub) {
+        if matches!(
+            sub,
+            "reset" | "clean" | "checkout" | "restore" | "rebase" | "push"
+        ) {
+            ctx.mark(Class::Destructive, "git throws away or rewrites work");
+        } else {
+            ctx.mark(
+                Class::Destructive,
+                format!("git {sub} is not a read the policy knows"),
+            );
+        }
+        return;
+    }
+    if l.iter().any(|a| {
+        a.starts_with("--output")
+            || a.starts_with("--ext-diff")
+            || a.starts_with("--textconv")
+            || a.starts_with("--exec")
+            || a.starts_with("-O")
+            || a.starts_with("--open-files-in-pager")
+    }) {
+        ctx.mark(
+            Class::Destructive,
+            "git writes a file or runs a program it is given",
+        );
+    }
+}
