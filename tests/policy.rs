@@ -32,10 +32,11 @@ fn the_policy_judges_clients_by_the_instances_own_endpoints() {
     let (code, v) = check(&c, &[&ours]);
     assert_eq!((code, class(&v, 0)), (0, "read_only"), "{v}");
     assert_eq!(v["runtime"], "local");
+    assert!(v["topology"].is_string(), "{v}");
     // The same loopback, a port that is not the instance's: someone else's service.
     let (code, v) = check(&c, &["curl -s http://127.0.0.1:2375/containers/json"]);
-    assert_eq!((code, class(&v, 0)), (1, "destructive"), "{v}");
-    assert_eq!(v["commands"][0]["decision"], "ask");
+    assert_eq!((code, class(&v, 0)), (1, "denied"), "{v}");
+    assert_eq!(v["commands"][0]["decision"], "refuse");
     let (_, v) = check(
         &c,
         &[
@@ -43,11 +44,7 @@ fn the_policy_judges_clients_by_the_instances_own_endpoints() {
             "redis-cli -p 1 PING",
         ],
     );
-    assert_eq!(
-        (class(&v, 0), class(&v, 1)),
-        ("read_only", "destructive"),
-        "{v}"
-    );
+    assert_eq!((class(&v, 0), class(&v, 1)), ("read_only", "denied"), "{v}");
     // Processes, not containers: any docker would reach the host's engine.
     let (code, v) = check(
         &c,
@@ -148,4 +145,17 @@ fn a_reader_that_goes_away_ends_a_command_quietly() {
         assert_eq!(out.status.code(), Some(141), "{args:?}: {out:?}");
         assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
     }
+}
+
+/// With no instance up the policy knows no endpoint: `policy check` says so, and every client
+/// command is refused as reaching outside.
+#[test]
+fn with_no_instance_up_the_check_says_it_knows_no_endpoint() {
+    let c = Cluster::prepare("");
+    let (code, v) = check(&c, &["curl -s http://127.0.0.1:8001/health"]);
+    assert_eq!((code, class(&v, 0)), (1, "denied"), "{v}");
+    assert!(v["topology"].is_null(), "{v}");
+    let out = c.cmd(&["policy", "check", "redis-cli -p 6379 PING"]);
+    let said = text(&out.stdout);
+    assert!(said.contains("is not up"), "{said}");
 }

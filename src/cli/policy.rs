@@ -73,6 +73,9 @@ struct Report {
     instance: u32,
     runtime: &'static str,
     docker_endpoint: Option<String>,
+    /// `None` when no instance is up: then no endpoint is the instance's, and every client
+    /// command is judged as reaching outside.
+    topology: Option<String>,
     all_run: bool,
     commands: Vec<Judged>,
 }
@@ -112,9 +115,10 @@ pub async fn run(ctx: &Context, c: PolicyCommand) -> Result<()> {
     let endpoints = tokio::task::spawn_blocking(move || local::endpoints(rt.as_ref(), d)).await?;
     // An instance that is up is judged by its subject's words alone (another subject's
     // client is unknown there); with none up, by every subject's.
-    let subjects = match runtime.topology() {
-        Ok(t) => vec![registry::kind(&t.subject).map_err(|e| eyre!(e))?.words()],
-        Err(_) => registry::every_subjects_words(),
+    let topology = runtime.topology().ok();
+    let subjects = match &topology {
+        Some(t) => vec![registry::kind(&t.subject).map_err(|e| eyre!(e))?.words()],
+        None => registry::every_subjects_words(),
     };
     let policy =
         local::policy(cfg, &ctx.state, &ctx.db, ctx.instance, subjects).with_endpoints(endpoints);
@@ -144,12 +148,23 @@ pub async fn run(ctx: &Context, c: PolicyCommand) -> Result<()> {
         instance: ctx.instance,
         runtime: runtime.kind(),
         docker_endpoint: docker,
+        topology: topology
+            .as_ref()
+            .map(|t| format!("{} instance {}", t.subject, t.instance)),
         all_run,
         commands: judged,
     };
     if a.json {
         output::json(&report)?;
     } else {
+        if report.topology.is_none() {
+            say!(
+                "note: instance {} is not up, so the policy knows none of its endpoints: every \
+                 client command is judged as reaching outside the instance (start it with \
+                 `operator up`), and commands are judged by every subject's words\n",
+                report.instance
+            );
+        }
         for (i, j) in report.commands.iter().enumerate() {
             if i > 0 {
                 say!();

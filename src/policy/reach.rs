@@ -22,8 +22,9 @@ pub(super) fn outside(ctx: &mut Ctx, what: &str, target: Option<Target>) {
     if (ctx.found.in_container && loopback) || ctx.policy.endpoints().reaches(&target) {
         return;
     }
+    // Outside the instance is refused in every mode: the agent's work is its instance.
     ctx.mark(
-        Class::Destructive,
+        Class::Denied,
         format!("{what} reaches {target}, outside the instance"),
     );
 }

@@ -340,7 +340,11 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
             a.trim_start_matches('@'),
             a.rsplit(['=', '@']).next().unwrap_or(a),
         ];
-        for c in candidates {
+        for (i, c) in candidates.into_iter().enumerate() {
+            // Most words are one path, the same three times: judged once.
+            if candidates[..i].contains(&c) {
+                continue;
+            }
             if let Some(why) = credential(c) {
                 ctx.mark(Class::Denied, format!("reads credentials ({why}: {c})"));
                 return;
@@ -498,6 +502,13 @@ fn operator_private(policy: &Policy, path: &str, globbed: bool) -> Option<&'stat
 fn could_name(pattern: &Path, target: &Path, inside: bool, globbed: bool) -> bool {
     if target.as_os_str().is_empty() {
         return false;
+    }
+    if !globbed {
+        return if inside {
+            pattern.starts_with(target)
+        } else {
+            pattern == target
+        };
     }
     let names = |p: &Path| -> Vec<String> {
         p.components()

@@ -154,7 +154,7 @@ fn where_the_nodes_are_processes_docker_reaches_only_engines_outside_the_instanc
     // The containers' names mean nothing here.
     assert_eq!(
         p.classify("curl -s http://ratelimiter-1:8000/health").class,
-        Class::Destructive
+        Class::Denied
     );
 }
 
@@ -167,7 +167,7 @@ fn with_no_endpoints_known_every_client_reaches_outside() {
         crate::subjects::registry::every_subjects_words(),
     );
     let v = p.classify("curl -s http://127.0.0.1:8001/health");
-    assert_eq!(v.class, Class::Destructive);
+    assert_eq!(v.class, Class::Denied);
     assert!(
         v.reason().contains("outside the instance"),
         "{}",
@@ -286,5 +286,59 @@ fn ordinary_diagnosis_is_rarely_blocked() {
         blocked.len(),
         lines.len(),
         blocked.join("\n")
+    );
+}
+
+/// Each dangerous line stays dangerous inside every shell construction the policy follows:
+/// `sh -c`, substitutions, groups, subshells, conditionals, loops, wrappers and pipelines.
+#[test]
+fn dangerous_lines_stay_dangerous_however_they_are_wrapped() {
+    let p = policy();
+    let lines = corpus_lines(include_str!("dangerous.txt"));
+    let quoted = |l: &str| format!("'{}'", l.replace('\'', r"'\''"));
+    let wraps: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+        ("sh -c", Box::new(move |l| format!("sh -c {}", quoted(l)))),
+        (
+            "bash -c",
+            Box::new(move |l| format!("bash -c {}", quoted(l))),
+        ),
+        ("eval", Box::new(move |l| format!("eval {}", quoted(l)))),
+        ("group", Box::new(|l| format!("{{ {l}; }}"))),
+        ("subshell", Box::new(|l| format!("( {l} )"))),
+        ("and", Box::new(|l| format!("true && {l}"))),
+        ("or", Box::new(|l| format!("false || {l}"))),
+        ("after", Box::new(|l| format!("operator status; {l}"))),
+        ("if", Box::new(|l| format!("if true; then {l}; fi"))),
+        ("for", Box::new(|l| format!("for i in 1; do {l}; done"))),
+        (
+            "while",
+            Box::new(|l| format!("while false; do :; done; {l}")),
+        ),
+        ("substitution", Box::new(|l| format!("echo \"$({l})\""))),
+        (
+            "timeout",
+            Box::new(|l| format!("timeout 5 sh -c {}", quoted(l))),
+        ),
+        ("pipe", Box::new(|l| format!("echo x | {l}"))),
+    ];
+    let mut missed = Vec::new();
+    for (tag, line) in &lines {
+        for (name, wrap) in &wraps {
+            let cmd = wrap(line);
+            let v = p.classify(&cmd);
+            if v.class <= Class::Mutating {
+                missed.push(format!(
+                    "[{tag}, {name}] {cmd}\n    {} ({})",
+                    v.class,
+                    v.reason()
+                ));
+            }
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "{} wrapped lines would run without a person:\n{}",
+        missed.len(),
+        missed.join("\n")
     );
 }
