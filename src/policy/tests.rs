@@ -296,7 +296,8 @@ fn dangerous_lines_stay_dangerous_however_they_are_wrapped() {
     let p = policy();
     let lines = corpus_lines(include_str!("dangerous.txt"));
     let quoted = |l: &str| format!("'{}'", l.replace('\'', r"'\''"));
-    let wraps: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+    type Wrap = Box<dyn Fn(&str) -> String>;
+    let wraps: Vec<(&str, Wrap)> = vec![
         ("sh -c", Box::new(move |l| format!("sh -c {}", quoted(l)))),
         (
             "bash -c",
