@@ -295,15 +295,14 @@ fn ordinary_diagnosis_is_rarely_blocked() {
 fn dangerous_lines_stay_dangerous_however_they_are_wrapped() {
     let p = policy();
     let lines = corpus_lines(include_str!("dangerous.txt"));
-    let quoted = |l: &str| format!("'{}'", l.replace('\'', r"'\''"));
+    fn quoted(l: &str) -> String {
+        format!("'{}'", l.replace('\'', r"'\''"))
+    }
     type Wrap = Box<dyn Fn(&str) -> String>;
     let wraps: Vec<(&str, Wrap)> = vec![
-        ("sh -c", Box::new(move |l| format!("sh -c {}", quoted(l)))),
-        (
-            "bash -c",
-            Box::new(move |l| format!("bash -c {}", quoted(l))),
-        ),
-        ("eval", Box::new(move |l| format!("eval {}", quoted(l)))),
+        ("sh -c", Box::new(|l| format!("sh -c {}", quoted(l)))),
+        ("bash -c", Box::new(|l| format!("bash -c {}", quoted(l)))),
+        ("eval", Box::new(|l| format!("eval {}", quoted(l)))),
         ("group", Box::new(|l| format!("{{ {l}; }}"))),
         ("subshell", Box::new(|l| format!("( {l} )"))),
         ("and", Box::new(|l| format!("true && {l}"))),
