@@ -139,9 +139,6 @@ pub(super) fn curl(ctx: &mut Ctx, args: &[Arg]) {
     let l = lits(args);
     let mut r = Request::default();
     let mut i = 0;
-    let take = |opt: &str, value: Option<&str>, ctx: &mut Ctx, r: &mut Request| {
-        curl_option(ctx, r, opt, value);
-    };
     let mut rest: Vec<&str> = Vec::new();
     while i < l.len() {
         let a = l[i];
@@ -159,9 +156,9 @@ pub(super) fn curl(ctx: &mut Ctx, args: &[Arg]) {
                 if inline.is_none() {
                     i += 1;
                 }
-                take(&name, value, ctx, &mut r);
+                curl_option(ctx, &mut r, &name, value);
             } else if CURL_LONG_PLAIN.contains(&name.as_str()) && inline.is_none() {
-                take(&name, None, ctx, &mut r);
+                curl_option(ctx, &mut r, &name, None);
             } else {
                 ctx.mark(
                     Class::Destructive,
@@ -182,10 +179,10 @@ pub(super) fn curl(ctx: &mut Ctx, args: &[Arg]) {
                     } else {
                         Some(attached)
                     };
-                    take(&format!("-{c}"), value.as_deref(), ctx, &mut r);
+                    curl_option(ctx, &mut r, &format!("-{c}"), value.as_deref());
                     break;
                 } else if CURL_SHORT_PLAIN.contains(c) {
-                    take(&format!("-{c}"), None, ctx, &mut r);
+                    curl_option(ctx, &mut r, &format!("-{c}"), None);
                 } else {
                     ctx.mark(
                         Class::Destructive,

@@ -12,7 +12,12 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
     match prog {
         "sed" => sed(ctx, args),
         "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => awk(ctx, args),
-        "tar" => tar(ctx, args),
+        // tar's program-running forms here; what it writes is judged with the other
+        // writers (`rules::program`).
+        "tar" => {
+            tar(ctx, args);
+            return false;
+        }
         "less" | "more" | "most" => {
             if lits(args).iter().any(|a| a.starts_with('+')) {
                 ctx.mark(
@@ -403,11 +408,27 @@ fn awk_code(program: &str) -> String {
     out
 }
 
-/// tar: listing and extracting into the working folder's own paths. `--to-command`, `-I`
-/// (a compressor program), checkpoint actions, `-C` elsewhere and `--remove-files` go to a
-/// person.
+/// tar: listing and creating archives. Extracting (the archive decides which files it
+/// writes), `--to-command`, `-I` (a compressor program), checkpoint actions, `-C` and
+/// `--remove-files` go to a person.
 fn tar(ctx: &mut Ctx, args: &[Arg]) {
     let l = lits(args);
+    // Extracting writes whatever names the archive holds, over the working folder.
+    let extracts = l.iter().enumerate().any(|(i, a)| {
+        matches!(*a, "--extract" | "--get")
+            || (a.starts_with('-') && !a.starts_with("--") && a.contains('x'))
+            || (i == 0
+                && !a.starts_with('-')
+                && a.contains('x')
+                && !a.contains('/')
+                && !a.contains('.'))
+    });
+    if extracts {
+        ctx.mark(
+            Class::Destructive,
+            "tar extracts the files its archive names, over what is there",
+        );
+    }
     if l.iter().any(|a| {
         a.starts_with("--to-command")
             || a.starts_with("--use-compress-program")

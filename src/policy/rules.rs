@@ -1384,7 +1384,10 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
         );
     }
     // `--help` prints the usage of any verb and does nothing else.
-    if l.iter().any(|a| matches!(*a, "--help" | "-h")) {
+    if l.iter()
+        .take_while(|a| **a != "--")
+        .any(|a| matches!(*a, "--help" | "-h"))
+    {
         return;
     }
     let words: Vec<&str> = l.iter().copied().filter(|a| !a.starts_with('-')).collect();

@@ -205,6 +205,8 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
         CompoundCommand::BraceGroup(b) => walk_list(policy, &b.list, depth, found),
         CompoundCommand::Subshell(s) => walk_list(policy, &s.list, depth, found),
         CompoundCommand::ForClause(f) => {
+            // The loop assigns its variable: `for PATH in /tmp` is `PATH=/tmp`.
+            super::reach::assignment(policy, found, &format!("{}=", f.variable_name), false);
             let values: Vec<Arg> = f
                 .values
                 .iter()
