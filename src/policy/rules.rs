@@ -604,6 +604,14 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
         found.mark(Class::Denied, format!("reads credentials ({why}: {path})"));
         return;
     }
+    // bash opens a connection for these names, whichever way they are redirected.
+    if path.starts_with("/dev/tcp/") || path.starts_with("/dev/udp/") {
+        found.mark(
+            Class::Denied,
+            format!("opens a network connection through the shell ({path})"),
+        );
+        return;
+    }
     let globbed = found.globs.contains(path);
     if touches_db(policy, path, globbed) {
         found.mark(
