@@ -74,11 +74,22 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
                 ctx.mark(Class::Destructive, "yq edits a file in place");
             }
         }
+        "uniq" | "xxd" => {
+            // `uniq IN OUT` and `xxd IN OUT` write their second file.
+            let files: Vec<&str> = lits(args)
+                .into_iter()
+                .filter(|a| !a.starts_with('-'))
+                .collect();
+            if let Some(out) = files.get(1) {
+                redirect_target(ctx.policy, &Arg::Lit(out.to_string()), true, ctx.found);
+            }
+            return false;
+        }
         "date" => {
-            if lits(args)
-                .iter()
-                .any(|a| a.starts_with("-s") || a.starts_with("--set"))
-            {
+            if lits(args).iter().any(|a| {
+                a.starts_with("--set")
+                    || (a.starts_with('-') && !a.starts_with("--") && a.contains('s'))
+            }) {
                 ctx.mark(Class::Destructive, "date sets the host's clock");
             }
         }
@@ -86,15 +97,11 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
             if lits(args).iter().any(|a| {
                 matches!(
                     *a,
-                    "-c" | "-C"
-                        | "-D"
-                        | "-E"
-                        | "--clear"
-                        | "--read-clear"
-                        | "--console-off"
-                        | "--console-on"
-                ) || a.starts_with("-n")
-                    || a.starts_with("--console-level")
+                    "--clear" | "--read-clear" | "--console-off" | "--console-on"
+                ) || a.starts_with("--console-level")
+                    || (a.starts_with('-')
+                        && !a.starts_with("--")
+                        && a[1..].contains(['c', 'C', 'D', 'E', 'n']))
             }) {
                 ctx.mark(
                     Class::Destructive,
@@ -174,6 +181,10 @@ fn sed(ctx: &mut Ctx, args: &[Arg]) {
     let mut explicit = false;
     while i < l.len() {
         let a = l[i];
+        if matches!(a, "-l" | "--line-length") {
+            i += 2;
+            continue;
+        }
         if matches!(a, "-e" | "--expression") {
             scripts.extend(l.get(i + 1));
             explicit = true;
@@ -312,6 +323,8 @@ fn awk(ctx: &mut Ctx, args: &[Arg]) {
         ) || a.starts_with("--file=")
             || a.starts_with("--include=")
             || a.starts_with("--load=")
+            // mawk's `-W exec FILE` and other `-W` settings.
+            || a.starts_with("-W")
     }) {
         ctx.mark(Class::Destructive, "awk loads a program from a file");
     }

@@ -139,7 +139,6 @@ const READ_ONLY: &[&str] = &[
     "wait",
     "jobs",
     "whereis",
-    "time",
     "timedatectl",
     "hostnamectl",
     "arp",
@@ -649,7 +648,23 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
                 "writes a file of the home folder's settings ({path}): shells and tools run it"
             ),
         );
-    } else if path.starts_with("/etc/") || path.starts_with("/boot/") || path.starts_with("/usr/") {
+    } else if [
+        "/etc/",
+        "/boot/",
+        "/usr/",
+        "/bin/",
+        "/sbin/",
+        "/lib/",
+        "/lib64/",
+        "/lib32/",
+        "/opt/",
+        "/var/spool/",
+        "/var/lib/",
+        "/root/",
+    ]
+    .iter()
+    .any(|d| policy.resolve(path).starts_with(d.trim_end_matches('/')))
+    {
         found.mark(Class::Denied, format!("overwrites a system file ({path})"));
     } else {
         found.mark(Class::Mutating, format!("writes {path}"));
@@ -741,6 +756,34 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
         return;
     }
+    if matches!(
+        prog,
+        "test"
+            | "["
+            | "let"
+            | "unset"
+            | "printf"
+            | "declare"
+            | "typeset"
+            | "local"
+            | "export"
+            | "readonly"
+            | "kill"
+            | "wait"
+            | "exit"
+            | "return"
+            | "shift"
+    ) && lits(args).iter().any(|a| {
+        a.contains('[')
+            && super::walk::runs_in_arithmetic(a)
+            && (a.contains("$(") || a.contains('`'))
+    }) {
+        ctx.mark(
+            Class::Denied,
+            format!("{prog} evaluates an array index that runs a command"),
+        );
+        return;
+    }
     if super::readers::reader(ctx, prog, args) {
         return;
     }
@@ -760,7 +803,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         p if READ_ONLY.contains(&p) => {}
         "env" => wrap_env(ctx, args, inv),
         "nice" | "ionice" | "nohup" | "stdbuf" | "setsid" | "exec" | "builtin" | "chrt"
-        | "taskset" => wrap(ctx, prog, args, inv),
+        | "time" | "taskset" => wrap(ctx, prog, args, inv),
         "timeout" => wrap(ctx, prog, args, inv),
         "command" => {
             if has(args, &["-v", "-V"]) {
@@ -898,7 +941,13 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
         }
         "kill" | "pkill" | "killall" => {
-            if prog == "kill" && (has(args, &["-l", "-L"]) || has(args, &["-0"])) {
+            // `kill -l` lists signals; `kill -0 PID…` only asks whether they live (and
+            // nothing else may follow: `-s KILL` would send).
+            let l = lits(args);
+            let probe = l.first() == Some(&"-0")
+                && l[1..].iter().all(|a| a.parse::<i64>().is_ok_and(|n| n > 0))
+                && !any_dyn(args);
+            if prog == "kill" && (probe || matches!(l.as_slice(), ["-l" | "-L", ..])) {
                 return;
             }
             ctx.mark(Class::Destructive, format!("{prog} stops processes"));

@@ -271,11 +271,54 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
             found.invocations.append(&mut body.invocations);
             found.globs.extend(body.globs);
         }
-        CompoundCommand::Arithmetic(_) => {}
+        CompoundCommand::Arithmetic(a) => {
+            let text = a.to_string();
+            if runs_in_arithmetic(&text) {
+                found.mark(
+                    Class::Denied,
+                    format!("runs a command inside arithmetic ({text})"),
+                );
+            }
+        }
         CompoundCommand::Coprocess(_) => {
             found.mark(Class::Denied, "starts a coprocess, which cannot be checked");
         }
     }
+}
+
+/// Whether arithmetic text can run a command: a substitution, or an array index (bash
+/// evaluates `a[…]` indexes, and `$(…)` inside them runs).
+pub(super) fn runs_in_arithmetic(text: &str) -> bool {
+    text.contains("$(") || text.contains('`') || text.contains('[')
+}
+
+/// Whether unquoted text holds a brace expansion (`{a,b}`, `{1..3}`), which bash turns into
+/// several words before anything runs.
+fn brace_expands(text: &str) -> bool {
+    let mut depth = 0usize;
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => {
+                depth += 1;
+                start.get_or_insert(i);
+            }
+            '}' if depth > 0 => {
+                depth -= 1;
+                if let Some(s) = start {
+                    let inner = &text[s + 1..i];
+                    if inner.contains(',') || inner.contains("..") {
+                        return true;
+                    }
+                }
+                if depth == 0 {
+                    start = None;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The longest literal list a `for` loop is unrolled over.
@@ -440,7 +483,17 @@ fn redirect(policy: &Policy, r: &IoRedirect, depth: u32, found: &mut Findings) {
             IoFileRedirectTarget::ProcessSubstitution(_, sub) => {
                 walk_list(policy, &sub.list, depth, found);
             }
-            IoFileRedirectTarget::Fd(_) | IoFileRedirectTarget::Duplicate(_) => {}
+            IoFileRedirectTarget::Fd(_) => {}
+            // `>& 2` copies a descriptor; `>& file` writes the file.
+            IoFileRedirectTarget::Duplicate(w) => {
+                let arg = word(policy, w, depth, found);
+                let copies = arg
+                    .lit()
+                    .is_some_and(|t| t == "-" || t.trim_end_matches('-').parse::<u32>().is_ok());
+                if !copies {
+                    rules::redirect_target(policy, &arg, true, found);
+                }
+            }
         },
         IoRedirect::OutputAndError(w, _) => {
             let arg = word(policy, w, depth, found);
@@ -463,6 +516,24 @@ fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
     };
     match parsed {
         Ok(pieces) => {
+            // Brace expansion spans quoted parts too: `{0,"a b"}` is two words.
+            let unquoted: String = pieces
+                .iter()
+                .map(|p| match &p.piece {
+                    WordPiece::Text(t) => t.as_str(),
+                    _ => "x",
+                })
+                .collect();
+            if brace_expands(&unquoted) {
+                found.mark(
+                    Class::Destructive,
+                    format!(
+                        "brace expansion ({}) makes words the policy does not see",
+                        w.value
+                    ),
+                );
+                return Arg::Dyn;
+            }
             let mut text = String::new();
             if pieces_text(policy, &w.value, &pieces, depth, found, &mut text) {
                 let unquoted_glob = pieces
@@ -526,7 +597,16 @@ fn pieces_text(
                 walk_source(policy, src, depth + 1, found);
                 known = false;
             }
-            WordPiece::ArithmeticExpression(_) => known = false,
+            WordPiece::ArithmeticExpression(_) => {
+                let text = source.get(p.start_index..p.end_index).unwrap_or("$((…))");
+                if runs_in_arithmetic(text) {
+                    found.mark(
+                        Class::Denied,
+                        format!("runs a command inside arithmetic ({text})"),
+                    );
+                }
+                known = false;
+            }
         }
     }
     known
