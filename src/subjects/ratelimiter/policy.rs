@@ -104,6 +104,26 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
         "-t",
         "--replica",
     ];
+    /// Options that take no value and only shape the output or the connection.
+    const PLAIN: &[&str] = &[
+        "-c",
+        "-e",
+        "-3",
+        "-2",
+        "--raw",
+        "--no-raw",
+        "--csv",
+        "--json",
+        "--quoted-json",
+        "--quoted-input",
+        "--verbose",
+        "--no-auth-warning",
+        "--tls",
+        "--insecure",
+        "--version",
+        "-v",
+        "--help",
+    ];
     let l = args;
     let mut i = 0;
     let mut special: Option<&str> = None;
@@ -159,7 +179,17 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
                 i += if a == "--intrinsic-latency" { 2 } else { 1 };
             }
             Some(a) if WITH_VALUE.contains(&a) => i += 2,
-            Some(a) if a.starts_with('-') && a.len() > 1 => i += 1,
+            Some(a) if PLAIN.contains(&a) => i += 1,
+            // An option it does not know may take the next word as its value, and so hide
+            // the command that really runs (`-X GET FLUSHALL`): a person decides.
+            Some(a) if a.starts_with('-') && a.len() > 1 => {
+                mark(
+                    &mut v,
+                    Class::Destructive,
+                    format!("redis-cli {a} is an option the policy does not read"),
+                );
+                return v;
+            }
             _ => break,
         }
     }
