@@ -1,5 +1,6 @@
-//! What a subject tells the policy about itself: how its own programs read, the URL schemes
-//! of its clients, the variables that point them elsewhere, and the words of its data folders.
+//! What a subject tells the policy about itself: how its own programs read, its HTTP
+//! routes, the URL schemes of its clients, the variables that point them elsewhere, and the
+//! words of its data folders.
 //!
 //! The policy owns this small trait and each subject implements it; the policy is handed the
 //! instance's subject (or, to judge a command with no instance, every subject) and never looks

@@ -1,5 +1,6 @@
 //! The operator's own verbs as the agent may use them: one list, by words, with each one's
-//! class. The policy judges `operator …` by it; the sandbox's verb socket serves the same.
+//! class. The policy judges `operator …` by it; the Sandbox issue's verb socket is to serve
+//! the same list.
 
 use super::Class;
 
