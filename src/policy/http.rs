@@ -339,12 +339,7 @@ fn judge_urls(ctx: &mut Ctx, client: &str, r: &Request) {
             continue;
         }
         let target = ctx.policy.url_target(url);
-        let inside = target
-            .as_ref()
-            .is_some_and(|t| ctx.policy.endpoints().reaches(t))
-            || (ctx.found.in_container
-                && matches!(&target, Some(super::Target::Tcp { host, .. }) if super::endpoints::canonical_host(host) == "127.0.0.1"));
-        outside(ctx, client, target);
+        let inside = outside(ctx, client, target);
         if inside {
             route(ctx, &method, &path);
         } else if !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {

@@ -9,24 +9,26 @@ use super::{Class, Policy};
 
 /// Marks a client's target that is not one of the instance's endpoints. Inside one of the
 /// instance's containers (`docker exec NODE …`), loopback is that node.
-pub(super) fn outside(ctx: &mut Ctx, what: &str, target: Option<Target>) {
+/// Returns whether the target is the instance's.
+pub(super) fn outside(ctx: &mut Ctx, what: &str, target: Option<Target>) -> bool {
     let Some(target) = target else {
         ctx.mark(
             Class::Destructive,
             format!("{what}: an address the policy cannot read"),
         );
-        return;
+        return false;
     };
     let loopback =
         matches!(&target, Target::Tcp { host, .. } if canonical_host(host) == "127.0.0.1");
     if (ctx.found.in_container && loopback) || ctx.policy.endpoints().reaches(&target) {
-        return;
+        return true;
     }
     // Outside the instance is refused in every mode: the agent's work is its instance.
     ctx.mark(
         Class::Denied,
         format!("{what} reaches {target}, outside the instance"),
     );
+    false
 }
 
 /// Whether the docker client reaches the instance's engine endpoint (the one its commands

@@ -4,7 +4,7 @@
 //! any other form goes to a person.
 
 use super::Class;
-use super::rules::{Ctx, has, has_short, lits, redirect_target};
+use super::rules::{Ctx, has, lits, redirect_target};
 use super::walk::Arg;
 
 /// Judges `prog` if it is one of the readers above; false when it is not.
@@ -18,62 +18,7 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
             tar(ctx, args);
             return false;
         }
-        "less" | "more" | "most" => {
-            if lits(args).iter().any(|a| a.starts_with('+')) {
-                ctx.mark(
-                    Class::Destructive,
-                    format!("{prog} runs the commands given with +"),
-                );
-            }
-        }
-        "man" => {
-            if lits(args).iter().any(|a| {
-                a.starts_with("-P")
-                    || a.starts_with("--pager")
-                    || a.starts_with("-H")
-                    || a.starts_with("--html")
-                    || a.starts_with("-l")
-                    || a.starts_with("--local-file")
-            }) {
-                ctx.mark(
-                    Class::Destructive,
-                    "man runs the pager or browser it is given",
-                );
-            }
-        }
         "git" => git(ctx, args),
-        "rg" => {
-            if lits(args)
-                .iter()
-                .any(|a| a.starts_with("--pre") || a.starts_with("--search-zip") || *a == "-z")
-            {
-                ctx.mark(Class::Destructive, "rg runs a preprocessor program");
-            }
-        }
-        "sort" => {
-            if lits(args).iter().any(|a| {
-                a.starts_with("--compress-program")
-                    || a.starts_with("-o")
-                    || a.starts_with("--output")
-                    || a.starts_with("-T")
-                    || a.starts_with("--temporary-directory")
-            }) {
-                ctx.mark(
-                    Class::Destructive,
-                    "sort runs a compressor or writes a file",
-                );
-            }
-        }
-        "tree" => {
-            if has(args, &["-o", "-R"]) {
-                ctx.mark(Class::Destructive, "tree writes a file");
-            }
-        }
-        "yq" => {
-            if has(args, &["-i", "--inplace"]) || has_short(args, 'i') {
-                ctx.mark(Class::Destructive, "yq edits a file in place");
-            }
-        }
         "uniq" | "xxd" => {
             // `uniq IN OUT` and `xxd IN OUT` write their second file.
             let files: Vec<&str> = lits(args)
@@ -84,40 +29,6 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
                 redirect_target(ctx.policy, &Arg::Lit(out.to_string()), true, ctx.found);
             }
             return false;
-        }
-        "date" => {
-            if lits(args).iter().any(|a| {
-                a.starts_with("--set")
-                    || (a.starts_with('-') && !a.starts_with("--") && a.contains('s'))
-            }) {
-                ctx.mark(Class::Destructive, "date sets the host's clock");
-            }
-        }
-        "dmesg" => {
-            if lits(args).iter().any(|a| {
-                matches!(
-                    *a,
-                    "--clear" | "--read-clear" | "--console-off" | "--console-on"
-                ) || a.starts_with("--console-level")
-                    || (a.starts_with('-')
-                        && !a.starts_with("--")
-                        && a[1..].contains(['c', 'C', 'D', 'E', 'n']))
-            }) {
-                ctx.mark(
-                    Class::Destructive,
-                    "dmesg clears the kernel log or its console",
-                );
-            }
-        }
-        "ss" => {
-            if has(args, &["-K", "--kill"]) || has_short(args, 'K') {
-                ctx.mark(Class::Destructive, "ss -K closes connections");
-            }
-        }
-        "arp" => {
-            if has(args, &["-s", "-d", "-f", "--set", "--delete", "--file"]) {
-                ctx.mark(Class::Destructive, "arp changes the host's neighbour table");
-            }
         }
         "hostname" => {
             if lits(args).iter().any(|a| !a.starts_with('-'))
@@ -148,10 +59,113 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
                 Some(_) => {}
             }
         }
-        _ => return false,
+        _ => {
+            let Some(acting) = ACTING.iter().find(|a| a.programs.contains(&prog)) else {
+                return false;
+            };
+            let acts = lits(args).iter().any(|a| {
+                acting.prefixes.iter().any(|p| a.starts_with(p))
+                    || (a.starts_with('-')
+                        && !a.starts_with("--")
+                        && a[1..].contains(|c| acting.letters.contains(c)))
+            });
+            if acts {
+                ctx.mark(Class::Destructive, format!("{prog} {}", acting.why));
+            }
+        }
     }
     true
 }
+
+/// A reader's arguments that make it act: words starting with one of `prefixes`, or short
+/// option bundles holding one of `letters`.
+struct Acting {
+    programs: &'static [&'static str],
+    prefixes: &'static [&'static str],
+    letters: &'static str,
+    why: &'static str,
+}
+
+const ACTING: &[Acting] = &[
+    Acting {
+        programs: &["less", "more", "most"],
+        prefixes: &["+"],
+        letters: "",
+        why: "runs the commands given with +",
+    },
+    Acting {
+        programs: &["man"],
+        prefixes: &["-P", "--pager", "-H", "--html", "-l", "--local-file"],
+        letters: "",
+        why: "runs the pager or browser it is given",
+    },
+    Acting {
+        programs: &["rg"],
+        prefixes: &["--pre", "--search-zip", "-z"],
+        letters: "",
+        why: "runs a preprocessor program",
+    },
+    Acting {
+        programs: &["sort"],
+        prefixes: &[
+            "--compress-program",
+            "-o",
+            "--output",
+            "-T",
+            "--temporary-directory",
+        ],
+        letters: "",
+        why: "runs a compressor or writes a file",
+    },
+    Acting {
+        programs: &["tree"],
+        prefixes: &["-o", "-R"],
+        letters: "",
+        why: "writes a file",
+    },
+    Acting {
+        programs: &["yq"],
+        prefixes: &["--inplace"],
+        letters: "i",
+        why: "edits a file in place",
+    },
+    Acting {
+        programs: &["date"],
+        prefixes: &["--set"],
+        letters: "s",
+        why: "sets the host's clock",
+    },
+    Acting {
+        programs: &["dmesg"],
+        prefixes: &[
+            "--clear",
+            "--read-clear",
+            "--console-off",
+            "--console-on",
+            "--console-level",
+        ],
+        letters: "cCDEn",
+        why: "clears the kernel log or its console",
+    },
+    Acting {
+        programs: &["ss"],
+        prefixes: &["--kill"],
+        letters: "K",
+        why: "closes connections",
+    },
+    Acting {
+        programs: &["arp"],
+        prefixes: &["-s", "-d", "-f", "--set", "--delete", "--file"],
+        letters: "",
+        why: "changes the host's neighbour table",
+    },
+    Acting {
+        programs: &["timedatectl", "hostnamectl"],
+        prefixes: &["set-", "hostname"],
+        letters: "",
+        why: "changes the host",
+    },
+];
 
 /// sed: a script that only prints. `e` runs commands, `w`/`W` and `s///w` write files, `-i`
 /// edits in place, `-f` reads a script the policy cannot see.
