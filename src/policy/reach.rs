@@ -174,6 +174,13 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
         );
         return;
     }
+    if matches!(name, "CDPATH" | "HOME" | "OLDPWD" | "PWD") {
+        found.mark(
+            Class::Destructive,
+            format!("sets {name}, which moves where `cd` (or `~`) goes"),
+        );
+        return;
+    }
     if name.starts_with("OPERATOR_") {
         found.mark(
             Class::Denied,

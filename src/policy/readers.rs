@@ -72,9 +72,33 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
             if acts {
                 ctx.mark(Class::Destructive, format!("{prog} {}", acting.why));
             }
+            if loads_files(prog, &lits(args)) {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog}'s program reads files by a name the policy cannot judge"),
+                );
+            }
         }
     }
     true
+}
+
+/// jq's `import`/`include` and yq's `load…()` read the files they name, from inside the
+/// program text, where no path check sees them.
+fn loads_files(prog: &str, args: &[&str]) -> bool {
+    let calls = |text: &str, name: &str| {
+        text.match_indices(name).any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '$')
+        })
+    };
+    match prog {
+        "jq" | "gojq" | "jaq" => args
+            .iter()
+            .any(|a| calls(a, "import") || calls(a, "include")),
+        "yq" => args.iter().any(|a| calls(a, "load")),
+        _ => false,
+    }
 }
 
 /// A reader's arguments that make it act: words starting with one of `prefixes`, or short
@@ -113,9 +137,22 @@ const ACTING: &[Acting] = &[
             "--output",
             "-T",
             "--temporary-directory",
+            "--files0-from",
         ],
         letters: "",
-        why: "runs a compressor or writes a file",
+        why: "runs a compressor, writes a file or reads file names from one",
+    },
+    Acting {
+        programs: &["wc", "du"],
+        prefixes: &["--files0-from"],
+        letters: "",
+        why: "reads the names of the files it reads from a file",
+    },
+    Acting {
+        programs: &["jq", "gojq", "jaq"],
+        prefixes: &["--from-file", "-L", "--library-path"],
+        letters: "fL",
+        why: "reads its program or modules from files the policy cannot see",
     },
     Acting {
         programs: &["tree"],
@@ -479,9 +516,9 @@ fn tar(ctx: &mut Ctx, args: &[Arg]) {
     }
 }
 
-/// git: reading a repository here. Settings from the command line or the environment can
-/// run programs (`-c core.pager=…`, aliases with `!`), `-C` moves elsewhere, `ext::` remotes
-/// run commands, and fetching or cloning reaches another host.
+/// git: only its version and help are proven reads. Settings from the command line can run
+/// programs (`-c core.pager=…`, aliases with `!`), `-C` moves elsewhere, and every other
+/// subcommand reads a repository config that can name programs.
 fn git(ctx: &mut Ctx, args: &[Arg]) {
     let l = lits(args);
     if l.iter().any(|a| {
@@ -506,44 +543,20 @@ fn git(ctx: &mut Ctx, args: &[Arg]) {
         .find(|a| !a.starts_with('-'))
         .copied()
         .unwrap_or("");
-    let reading = [
-        "status",
-        "log",
-        "diff",
-        "show",
-        "branch",
-        "rev-parse",
-        "describe",
-        "blame",
-        "ls-files",
-        "shortlog",
-        "reflog",
-    ];
-    if !reading.contains(&sub) {
-        if matches!(
-            sub,
-            "reset" | "clean" | "checkout" | "restore" | "rebase" | "push"
-        ) {
-            ctx.mark(Class::Destructive, "git throws away or rewrites work");
-        } else {
-            ctx.mark(
-                Class::Destructive,
-                format!("git {sub} is not a read the policy knows"),
-            );
-        }
+    if matches!(sub, "version" | "help") || l.as_slice() == ["--version"] {
         return;
     }
-    if l.iter().any(|a| {
-        a.starts_with("--output")
-            || a.starts_with("--ext-diff")
-            || a.starts_with("--textconv")
-            || a.starts_with("--exec")
-            || a.starts_with("-O")
-            || a.starts_with("--open-files-in-pager")
-    }) {
-        ctx.mark(
-            Class::Destructive,
-            "git writes a file or runs a program it is given",
-        );
-    }
+    // Even `git status` reads the repository's own config, whose fsmonitor, hooks, pager and
+    // diff drivers are programs; the repository may be one the agent wrote a moment ago.
+    let why = if matches!(
+        sub,
+        "reset" | "clean" | "checkout" | "restore" | "rebase" | "push"
+    ) {
+        "git throws away or rewrites work".to_string()
+    } else {
+        format!(
+            "git {sub} runs the programs its repository's config names (fsmonitor, hooks, pagers)"
+        )
+    };
+    ctx.mark(Class::Destructive, why);
 }

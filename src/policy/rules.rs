@@ -344,11 +344,32 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
             if candidates[..i].contains(&c) {
                 continue;
             }
-            if let Some(why) = credential(c) {
+            let globbed = ctx.found.globs.contains(a);
+            // As written, and as the kernel will see it (`/etc//shadow`, `/etc/./shadow`).
+            let resolved = ctx.policy.resolve(c.trim_matches(['\'', '"']));
+            let as_seen = resolved.to_string_lossy();
+            // The instance's own folder and the state are judged below, not as the home
+            // folder they may sit in (a state dir under /root).
+            let own = [
+                &ctx.policy.protected().cwd,
+                &ctx.policy.protected().state_dir,
+            ]
+            .iter()
+            .any(|d| !d.as_os_str().is_empty() && resolved.starts_with(d));
+            if let Some(why) = credential(c)
+                .or_else(|| (!own).then(|| credential(&as_seen)).flatten())
+                .or_else(|| globbed.then(|| system_secret(&resolved)).flatten())
+            {
                 ctx.mark(Class::Denied, format!("reads credentials ({why}: {c})"));
                 return;
             }
-            let globbed = ctx.found.globs.contains(a);
+            if let Some(door) = proc_door(&resolved, globbed) {
+                ctx.mark(
+                    Class::Denied,
+                    format!("reaches files through /proc/…/{door}, another door to any file or process ({c})"),
+                );
+                return;
+            }
             if touches_db(ctx.policy, c, globbed) {
                 ctx.mark(
                     Class::Denied,
@@ -432,6 +453,54 @@ fn credential(path: &str) -> Option<&'static str> {
         (p.starts_with("/root/"), "the root user's files"),
     ];
     checks.into_iter().find(|(hit, _)| *hit).map(|(_, why)| why)
+}
+
+/// The system's secrets a glob could name (`/etc/shado?`, `/etc/sudoers*`).
+fn system_secret(pattern: &Path) -> Option<&'static str> {
+    [
+        ("/etc/shadow", false, "system passwords"),
+        ("/etc/gshadow", false, "system passwords"),
+        ("/etc/sudoers", false, "system passwords"),
+        ("/etc/sudoers.d", true, "system passwords"),
+        ("/etc/environment", false, "a process's environment"),
+        ("/run/secrets", true, "mounted secrets"),
+        ("/var/run/secrets", true, "mounted secrets"),
+    ]
+    .into_iter()
+    .find(|(target, inside, _)| could_name(pattern, Path::new(target), *inside, true))
+    .map(|(_, _, why)| why)
+}
+
+/// A path through /proc that reaches another process's files or memory, or the whole file
+/// system again: `/proc/PID/root/…`, `…/cwd/…`, `…/fd/N`, `…/map_files/…`, `…/mem`, also
+/// under `task/TID/`. Listing `/proc/PID/fd` itself (counting open files) is no such door.
+fn proc_door(path: &Path, globbed: bool) -> Option<&'static str> {
+    let names: Vec<String> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    let is = |pattern: &str, name: &str| {
+        if globbed {
+            glob_matches(pattern, name)
+        } else {
+            pattern == name
+        }
+    };
+    if !names.first().is_some_and(|n| is(n, "proc")) {
+        return None;
+    }
+    let mut i = 2;
+    if names.get(i).is_some_and(|n| is(n, "task")) && names.len() > 4 {
+        i = 4;
+    }
+    let entry = names.get(i)?;
+    let deeper = names.len() > i + 1;
+    ["root", "cwd", "map_files", "mem", "fd"]
+        .into_iter()
+        .find(|door| is(entry, door) && (deeper || *door != "fd"))
 }
 
 fn touches_db(policy: &Policy, path: &str, globbed: bool) -> bool {
@@ -544,6 +613,12 @@ fn home_dotfile(policy: &Policy, path: &str) -> bool {
     })
 }
 
+/// Under the operator's user's home folder (where the commands' own HOME is not).
+fn in_home(policy: &Policy, path: &str) -> bool {
+    let home = &policy.protected().home;
+    !home.as_os_str().is_empty() && policy.resolve(path).starts_with(home)
+}
+
 /// True when writing `path` would change the operator's own state (records, node data).
 fn in_state(policy: &Policy, path: &str) -> bool {
     let state = &policy.protected().state_dir;
@@ -632,6 +707,12 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
     {
         return;
     }
+    written_file(policy, path, found);
+}
+
+/// A file the command writes: refused where the operator's state, the system or the shells'
+/// settings live, a change anywhere else.
+fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
     if path.starts_with("/dev/") {
         found.mark(Class::Denied, format!("writes to a device ({path})"));
     } else if path.starts_with("/proc/") || path.starts_with("/sys/") {
@@ -646,6 +727,13 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
             Class::Denied,
             format!(
                 "writes a file of the home folder's settings ({path}): shells and tools run it"
+            ),
+        );
+    } else if in_home(policy, path) {
+        found.mark(
+            Class::Denied,
+            format!(
+                "writes into the home folder of the user who runs the operator ({path}): its bin folders are on that user's PATH"
             ),
         );
     } else if [
@@ -802,8 +890,15 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
         p if READ_ONLY.contains(&p) => {}
         "env" => wrap_env(ctx, args, inv),
-        "nice" | "ionice" | "nohup" | "stdbuf" | "setsid" | "exec" | "builtin" | "chrt"
-        | "time" | "taskset" => wrap(ctx, prog, args, inv),
+        "setsid" => {
+            ctx.mark(
+                Class::Destructive,
+                "setsid starts a process in a session of its own, which outlives the command and its time limit",
+            );
+            wrap(ctx, prog, args, inv)
+        }
+        "nice" | "ionice" | "nohup" | "stdbuf" | "exec" | "builtin" | "chrt" | "time"
+        | "taskset" => wrap(ctx, prog, args, inv),
         "timeout" => wrap(ctx, prog, args, inv),
         "command" => {
             if has(args, &["-v", "-V"]) {
@@ -813,6 +908,20 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
         "xargs" => xargs(ctx, args, inv),
         "watch" => {
+            // More than once a second is a flood of whatever it repeats.
+            let l = lits(args);
+            let interval = l.iter().enumerate().find_map(|(i, a)| match *a {
+                "-n" | "--interval" => l.get(i + 1).copied(),
+                a => a
+                    .strip_prefix("--interval=")
+                    .or(a.strip_prefix("-n").filter(|v| !v.is_empty())),
+            });
+            if interval.is_some_and(|v| v.parse::<f64>().map_or(true, |n| n.is_nan() || n < 1.0)) {
+                ctx.mark(
+                    Class::Destructive,
+                    "watch repeats its command more than once a second",
+                );
+            }
             let rest: Vec<&str> = skip_options(args, &["-n", "--interval", "-d"])
                 .iter()
                 .filter_map(|a| a.lit())
@@ -1025,7 +1134,10 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
         "ip" => ip(ctx, args, inv),
         "sysctl" => {
-            if has(args, &["-w", "--write", "-p", "--load"])
+            if has(args, &["-w", "--write", "-p", "--load", "-f", "--system"])
+                || lits(args)
+                    .iter()
+                    .any(|a| a.starts_with("-p") || a.starts_with("--load="))
                 || lits(args).iter().any(|a| a.contains('='))
             {
                 ctx.mark(Class::Destructive, "changes kernel settings");
@@ -1118,6 +1230,31 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     let mut rest = skip_options(args, with_value);
     if prog == "timeout" && !rest.is_empty() {
         rest = &rest[1..]; // the duration
+    }
+    // With `-p`, on a running process: showing its policy or mask is a read, setting it a
+    // change (`chrt -p 99 PID`, `taskset -p MASK PID`, `ionice -c 3 -p PID`).
+    let opts = &args[..args.len() - rest.len()];
+    if matches!(prog, "chrt" | "taskset" | "ionice")
+        && (has_short(opts, 'p')
+            || has(opts, &["--pid"])
+            || lits(opts).iter().any(|a| a.starts_with("--pid=")))
+    {
+        let sets = match prog {
+            "ionice" => {
+                has(args, &["-c", "-n", "--class", "--classdata", "-t"])
+                    || lits(args)
+                        .iter()
+                        .any(|a| a.starts_with("-c") || a.starts_with("-n"))
+            }
+            _ => lits(args).iter().filter(|a| !a.starts_with('-')).count() > 1 || any_dyn(args),
+        };
+        if sets {
+            ctx.mark(
+                Class::Destructive,
+                format!("{prog} -p changes how a running process is scheduled"),
+            );
+        }
+        return;
     }
     if matches!(prog, "chrt" | "taskset") && !rest.is_empty() {
         rest = &rest[1..]; // the priority or mask
@@ -1313,13 +1450,49 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         .iter()
         .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
         .collect();
-    // cp, ln and install only write their last path (the destination); mv empties its sources.
+    // cp, ln and install only write their last path (the destination), or the folder of
+    // `-t`; mv empties its sources too.
+    let copies = matches!(
+        prog,
+        "cp" | "ln" | "install" | "rsync" | "tar" | "zip" | "mv"
+    );
+    let target_dir = has(args, &["-t", "--target-directory"])
+        || lits(args)
+            .iter()
+            .any(|a| a.starts_with("--target-directory=") || a.starts_with("-t") && a.len() > 2);
     let written: &[&Arg] = match prog {
-        "cp" | "ln" | "install" | "rsync" | "tar" | "zip" => {
+        "cp" | "ln" | "install" | "rsync" | "tar" | "zip" if !target_dir => {
             &paths[paths.len().saturating_sub(1)..]
         }
         _ => &paths,
     };
+    if copies && matches!(prog, "cp" | "ln" | "install" | "mv") {
+        // What lands in the destination: the destination itself, or each source's name in it
+        // (`cp evil .bashrc ~`), or `--target-directory=DIR`'s.
+        let mut dests: Vec<String> = lits(args)
+            .iter()
+            .filter_map(|a| a.strip_prefix("--target-directory="))
+            .map(str::to_string)
+            .collect();
+        if let Some(Arg::Lit(d)) = paths.last() {
+            dests.push(d.clone());
+        }
+        let sources = &paths[..paths.len().saturating_sub(1)];
+        for d in &dests {
+            let mut landed = vec![d.clone()];
+            landed.extend(sources.iter().filter_map(|s| s.lit()).filter_map(|s| {
+                let name = s.trim_end_matches('/').rsplit('/').next()?;
+                Some(format!("{}/{name}", d.trim_end_matches('/')))
+            }));
+            for l in landed {
+                let mut f = Findings::default();
+                written_file(ctx.policy, &l, &mut f);
+                for (class, why) in f.marks.into_iter().filter(|(c, _)| *c == Class::Denied) {
+                    ctx.mark(class, format!("{prog}: {why}"));
+                }
+            }
+        }
+    }
     for a in written {
         match a.lit() {
             Some(p) if p.starts_with('-') => {}
@@ -1395,10 +1568,67 @@ fn iptables(ctx: &mut Ctx, args: &[Arg]) {
 }
 
 fn ip(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
-    let l: Vec<&str> = lits(args)
-        .into_iter()
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    // Options that take a value; a value left in place would be read as the object (`ip -f
+    // inet addr del …`).
+    const WITH_VALUE: &[&str] = &[
+        "-f", "-family", "-n", "-netns", "-l", "-loops", "-rc", "-rcvbuf",
+    ];
+    const FLAGS: &[&str] = &[
+        "-s",
+        "-stats",
+        "-statistics",
+        "-d",
+        "-details",
+        "-j",
+        "-json",
+        "-p",
+        "-pretty",
+        "-4",
+        "-6",
+        "-0",
+        "-o",
+        "-oneline",
+        "-r",
+        "-resolve",
+        "-br",
+        "-brief",
+        "-c",
+        "-color",
+        "-h",
+        "-human",
+        "-human-readable",
+        "-t",
+        "-timestamp",
+        "-ts",
+        "-tshort",
+        "-a",
+        "-all",
+        "-V",
+        "-Version",
+    ];
+    let mut l: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let Some(a) = args[i].lit() else {
+            ctx.mark(Class::Destructive, "ip with words only known at run time");
+            return;
+        };
+        i += 1;
+        if !l.is_empty() || !a.starts_with('-') {
+            l.push(a);
+        } else if WITH_VALUE.contains(&a) {
+            i += 1;
+        } else if matches!(a, "-b" | "-batch" | "-force") {
+            ctx.mark(Class::Destructive, "ip -batch runs the commands of a file");
+            return;
+        } else if !FLAGS.contains(&a) && !a.starts_with("-color=") && !a.starts_with("-c=") {
+            ctx.mark(
+                Class::Destructive,
+                format!("ip {a}: an option the policy does not know"),
+            );
+            return;
+        }
+    }
     if l.len() >= 4 && l[0] == "netns" && l[1] == "exec" {
         let pos = args
             .iter()
@@ -1411,9 +1641,10 @@ fn ip(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
         ctx.nested(args[pos..].to_vec(), inv.after_download);
         return;
     }
+    // Only the verbs that read; `ip OBJECT` alone shows.
     let verb = l.get(1).copied().unwrap_or("show");
-    if [
-        "add", "del", "delete", "set", "flush", "change", "replace", "append", "exec",
+    if ![
+        "show", "list", "lst", "ls", "sh", "s", "l", "get", "save", "monitor", "help",
     ]
     .contains(&verb)
     {
@@ -1451,6 +1682,20 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
     // `load --verify` only checks what an earlier load wrote.
     if words.first() == Some(&"load") && l.contains(&"--verify") {
         return;
+    }
+    if let ["node", "restart" | "stop" | "kill" | "reset", node, ..] = words.as_slice()
+        && ctx
+            .policy
+            .subjects()
+            .iter()
+            .any(|s| s.memory_nodes().contains(node))
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "{node} keeps its data only in memory: stopping or restarting it loses the data"
+            ),
+        );
     }
     match super::verbs::verb_of(&words) {
         Some(v) if v.class > Class::ReadOnly => ctx.mark(v.class, v.why),

@@ -38,6 +38,11 @@ pub trait SubjectWords: Send + Sync {
     fn data_words(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Nodes that keep their data only in memory (Redis run without persistence): stopping
+    /// or restarting one loses it, so a person decides.
+    fn memory_nodes(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// What a subject's policy extension says of one command.

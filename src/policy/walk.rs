@@ -59,6 +59,20 @@ pub struct Findings {
     /// Words with a glob character outside quotes, which the shell expands into file names
     /// (`'*'` quoted is just a star).
     pub globs: std::collections::HashSet<String>,
+    /// Where an earlier `cd` left the commands that follow it.
+    pub moved: Moved,
+}
+
+/// Where the shell stands after the commands walked so far: the policy resolves relative
+/// paths against the instance's folder, so after a `cd` they mean something else.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    #[default]
+    No,
+    /// Into a folder inside the instance's: paths that stay below it stay inside.
+    Inside,
+    /// Anywhere else, or somewhere the policy cannot tell (`cd -`, `cd "$x"`, `popd`).
+    Away,
 }
 
 impl Findings {
@@ -439,9 +453,53 @@ fn walk_simple(
         after_download,
     };
     let program = inv.argv[0].lit().map(rules::program_name);
+    after_cd(policy, &inv, found);
     rules::classify(policy, &inv, depth, found);
     found.invocations.push(inv);
     program
+}
+
+/// Judges a command that runs after a `cd`, and follows a `cd` itself: its paths are judged
+/// against the instance's folder, which is right only while the shell stays below it.
+fn after_cd(policy: &Policy, inv: &Invocation, found: &mut Findings) {
+    let words: Vec<&str> = inv.argv.iter().filter_map(Arg::lit).collect();
+    match found.moved {
+        Moved::No => {}
+        Moved::Away => found.mark(
+            Class::Destructive,
+            "runs after a `cd` out of the instance's folder, where its paths cannot be judged",
+        ),
+        Moved::Inside => {
+            if words.iter().any(|w| w.contains("..")) {
+                found.mark(
+                    Class::Destructive,
+                    "climbs out (`..`) of the folder an earlier `cd` went to",
+                );
+            }
+        }
+    }
+    let Some(program) = words.first().map(|w| rules::program_name(w)) else {
+        return;
+    };
+    if !matches!(program.as_str(), "cd" | "pushd" | "popd" | "chdir") {
+        return;
+    }
+    let targets: Vec<&Arg> = inv.argv[1..]
+        .iter()
+        .filter(|a| a.lit().is_none_or(|w| !w.starts_with('-')))
+        .collect();
+    let inside = program != "popd"
+        && match targets.as_slice() {
+            [Arg::Lit(t)] => {
+                !t.starts_with('~') && policy.resolve(t).starts_with(&policy.protected().cwd)
+            }
+            _ => false,
+        };
+    if !inside || found.moved == Moved::Away {
+        found.moved = Moved::Away;
+    } else {
+        found.moved = Moved::Inside;
+    }
 }
 
 fn simple_item(

@@ -1012,6 +1012,7 @@ impl Runtime for DockerRuntime {
         if record.adopted {
             // Not ours to remove: let go of it, and say who stops it.
             let _ = std::fs::remove_dir_all(&dir);
+            token::remove(&dir);
             report.removed.push(dir);
             report.notes.push(format!(
                 "instance {} was adopted, not started here: its containers run on; stop them where they were started (docker compose -f compose/ratelimiter.yml down)",
@@ -1048,6 +1049,7 @@ impl Runtime for DockerRuntime {
         let _ = std::fs::remove_file(dir.join(super::record::RECORD_FILE));
         std::fs::remove_dir_all(&dir)
             .map_err(RuntimeError::io(format!("removing {}", dir.display())))?;
+        token::remove(&dir);
         report.removed.push(dir);
         Ok(report)
     }

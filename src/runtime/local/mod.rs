@@ -356,6 +356,7 @@ impl Runtime for LocalRuntime {
         // The lock goes last, while still held; the folder with it.
         std::fs::remove_dir_all(&dir)
             .map_err(RuntimeError::io(format!("removing {}", dir.display())))?;
+        token::remove(&dir);
         report.removed.push(dir);
         Ok(report)
     }

@@ -135,6 +135,12 @@ impl crate::policy::SubjectWords for RateLimiter {
         &["redis"]
     }
 
+    /// Redis runs with no snapshot and no append-only file (topology.rs): its keys live only
+    /// in memory.
+    fn memory_nodes(&self) -> &'static [&'static str] {
+        &["redis"]
+    }
+
     fn http_routes(&self) -> &'static [crate::policy::Route] {
         &policy::ROUTES
     }

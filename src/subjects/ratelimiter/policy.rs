@@ -178,6 +178,19 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
                 special = Some(a);
                 i += if a == "--intrinsic-latency" { 2 } else { 1 };
             }
+            // `-r N` repeats the command N times, forever when N is negative: past a few, a
+            // flood.
+            Some("-r") => {
+                let repeats = value.and_then(|n| n.parse::<i64>().ok());
+                if !repeats.is_some_and(|n| (0..=100).contains(&n)) {
+                    mark(
+                        &mut v,
+                        Class::Destructive,
+                        "redis-cli -r repeats its command more than a hundred times, or forever",
+                    );
+                }
+                i += 2;
+            }
             Some(a) if WITH_VALUE.contains(&a) => i += 2,
             Some(a) if PLAIN.contains(&a) => i += 1,
             // An option it does not know may take the next word as its value, and so hide
