@@ -155,8 +155,25 @@ const PROXY_VARIABLES: &[&str] = &[
 /// An assignment `NAME=value` (a command's prefix, `env`, `export`, `printf -v`): some
 /// variables change what runs, or where a client connects. `known` is false when the value
 /// is only known at run time.
-pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, known: bool) {
+pub(super) fn assignment(
+    policy: &Policy,
+    found: &mut Findings,
+    text: &str,
+    known: bool,
+    exported: bool,
+) {
     let (name, value) = text.split_once('=').unwrap_or((text, ""));
+    // `BASH_CMDS[cat]=…` sets an element of BASH_CMDS.
+    let name = name.split('[').next().unwrap_or(name);
+    // A value that holds a command substitution as text (single-quoted) runs it wherever
+    // bash evaluates the variable as arithmetic (`[[ 1 -eq a ]]`, `(( a ))`).
+    if known && (value.contains("$(") || value.contains('`')) {
+        found.mark(
+            Class::Denied,
+            format!("stores a command in {name}, which arithmetic on it would run"),
+        );
+        return;
+    }
     if walk::DANGEROUS_VARIABLES.contains(&name) {
         found.mark(
             Class::Denied,
@@ -207,6 +224,15 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
         );
         return;
     }
+    if exported && !PROXY_VARIABLES.contains(&name) && !harmless_for_programs(name) {
+        found.mark(
+            Class::Destructive,
+            format!(
+                "sets {name} for the programs it runs; only a few variables are known to do nothing more than format"
+            ),
+        );
+        return;
+    }
     if PROXY_VARIABLES.contains(&name) {
         let ours = known
             && policy
@@ -219,6 +245,31 @@ pub(super) fn assignment(policy: &Policy, found: &mut Findings, text: &str, know
             );
         }
     }
+}
+
+/// Variables a program may be given that only shape its output or locale (many others
+/// name files it loads, programs it runs or where it connects: `OPENSSL_CONF`, `CURL_HOME`,
+/// `XDG_CONFIG_HOME`, `RIPGREP_CONFIG_PATH`, `SSLKEYLOGFILE`).
+fn harmless_for_programs(name: &str) -> bool {
+    matches!(
+        name,
+        "LANG"
+            | "LANGUAGE"
+            | "TZ"
+            | "TERM"
+            | "COLUMNS"
+            | "LINES"
+            | "NO_COLOR"
+            | "CLICOLOR"
+            | "TIMEFORMAT"
+            | "POSIXLY_CORRECT"
+            | "ETCDCTL_API"
+            | "ETCDCTL_WRITE_OUT"
+            | "ETCDCTL_DIAL_TIMEOUT"
+            | "ETCDCTL_COMMAND_TIMEOUT"
+            | "RUST_LOG"
+            | "RUST_BACKTRACE"
+    ) || name.starts_with("LC_")
 }
 
 /// Name and route tools (`dig`, `host`, `nslookup`, `getent hosts`, `ping`, `traceroute`):

@@ -880,7 +880,9 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             // `printf -v NAME …` assigns NAME.
             if let Some(i) = args.iter().position(|a| a.lit() == Some("-v")) {
                 match args.get(i + 1).and_then(Arg::lit) {
-                    Some(name) => assignment(ctx.policy, ctx.found, &format!("{name}="), false),
+                    Some(name) => {
+                        assignment(ctx.policy, ctx.found, &format!("{name}="), false, false)
+                    }
                     None => ctx.mark(
                         Class::Denied,
                         "printf -v sets a variable only known at run time",
@@ -955,6 +957,14 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             if args.is_empty() {
                 ctx.mark(Class::Denied, "set without arguments dumps the environment");
             }
+            // Job control puts background jobs in process groups of their own, which the
+            // executor's kill at the end of the command does not reach.
+            if has_short(args, 'm') || lits(args).contains(&"monitor") {
+                ctx.mark(
+                    Class::Destructive,
+                    "set -m gives background jobs process groups that outlive the command",
+                );
+            }
         }
         "export" | "declare" | "typeset" | "local" | "readonly" => {
             let names = lits(args)
@@ -970,8 +980,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                     format!("{prog} without a value, or with -p, prints the environment"),
                 );
             }
+            let exported = prog == "export"
+                || lits(args)
+                    .iter()
+                    .any(|a| a.starts_with('-') && a.contains('x'));
             for a in lits(args).into_iter().filter(|a| a.contains('=')) {
-                assignment(ctx.policy, ctx.found, a, true);
+                assignment(ctx.policy, ctx.found, a, true, exported);
             }
         }
         "compgen" => {
@@ -1292,7 +1306,7 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             }
             Some(a) if a.starts_with('-') => i += 1,
             Some(a) if a.contains('=') => {
-                assignment(ctx.policy, ctx.found, a, true);
+                assignment(ctx.policy, ctx.found, a, true, true);
                 i += 1;
             }
             _ => break,
@@ -1306,6 +1320,46 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
 }
 
 fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    // `… | xargs -I R CMD` over lines known from the words before it: CMD once per line, R
+    // replaced, each judged as it will run.
+    if let Some(lines) = ctx.found.piped.take() {
+        let mut i = 0;
+        let mut replace = None;
+        while let Some(a) = args.get(i).and_then(Arg::lit) {
+            match a {
+                "-I" => {
+                    replace = args.get(i + 1).and_then(Arg::lit).map(str::to_string);
+                    i += 2;
+                }
+                "-r" | "--no-run-if-empty" | "-t" | "--verbose" => i += 1,
+                a if a.starts_with("-I") => {
+                    replace = Some(a[2..].to_string());
+                    i += 1;
+                }
+                a if a.starts_with("--replace=") => {
+                    replace = Some(a["--replace=".len()..].to_string());
+                    i += 1;
+                }
+                _ => break,
+            }
+        }
+        let command = &args[i..];
+        if let Some(r) = replace.filter(|r| !r.is_empty())
+            && !command.is_empty()
+        {
+            for line in lines {
+                let argv = command
+                    .iter()
+                    .map(|a| match a {
+                        Arg::Lit(w) => Arg::Lit(w.replace(&r, &line)),
+                        Arg::Dyn => Arg::Dyn,
+                    })
+                    .collect();
+                ctx.nested(argv, inv.after_download);
+            }
+            return;
+        }
+    }
     let rest = skip_options(
         args,
         &[

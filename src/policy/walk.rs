@@ -61,6 +61,12 @@ pub struct Findings {
     pub globs: std::collections::HashSet<String>,
     /// Where an earlier `cd` left the commands that follow it.
     pub moved: Moved,
+    /// Variables set from what read-only commands printed (`rev=$(etcdctl … status …)`):
+    /// expanding one is no more than running that substitution in its place.
+    pub read_vars: std::collections::HashSet<String>,
+    /// The lines the previous stage of this pipeline prints, when its words alone say
+    /// (`printf '%s\n' a b`, `seq 1 3`): what `xargs -I` hands on.
+    pub piped: Option<Vec<String>>,
 }
 
 /// Where the shell stands after the commands walked so far: the policy resolves relative
@@ -169,12 +175,54 @@ fn walk_list(policy: &Policy, list: &CompoundList, depth: u32, found: &mut Findi
 
 fn walk_pipeline(policy: &Policy, p: &Pipeline, depth: u32, found: &mut Findings) {
     let mut download = false;
+    let mut lines = None;
     for cmd in &p.seq {
+        found.piped = lines.take();
         let program = walk_command(policy, cmd, depth, download, found);
         if program.as_deref().is_some_and(rules::is_download) {
             download = true;
         }
+        if matches!(cmd, Command::Simple(_)) {
+            lines = found
+                .invocations
+                .last()
+                .and_then(|inv| literal_output(&inv.argv));
+        }
     }
+    found.piped = None;
+}
+
+/// What a command prints, when its words alone say: `echo WORDS`, `printf 'FMT%s…\n' ARGS`
+/// with one `%s`, `seq [FIRST [STEP]] LAST`; at most `MAX_LOOP` lines.
+fn literal_output(argv: &[Arg]) -> Option<Vec<String>> {
+    let words: Vec<&str> = argv.iter().map(Arg::lit).collect::<Option<_>>()?;
+    let lines = match words.as_slice() {
+        ["echo", rest @ ..] if rest.iter().all(|w| !w.starts_with('-')) => vec![rest.join(" ")],
+        ["printf", fmt, args @ ..] if !args.is_empty() => {
+            let body = fmt.strip_suffix("\\n")?;
+            if body.matches("%s").count() != 1 || body.replace("%s", "").contains(['%', '\\']) {
+                return None;
+            }
+            args.iter().map(|a| body.replace("%s", a)).collect()
+        }
+        ["seq", nums @ ..] if (1..=3).contains(&nums.len()) => {
+            let n: Vec<i64> = nums.iter().map(|w| w.parse().ok()).collect::<Option<_>>()?;
+            let (first, step, last) = match n.as_slice() {
+                [l] => (1, 1, *l),
+                [f, l] => (*f, 1, *l),
+                [f, s, l] => (*f, *s, *l),
+                _ => return None,
+            };
+            if step <= 0 || last < first || (last - first) / step >= MAX_LOOP as i64 {
+                return None;
+            }
+            (0..=(last - first) / step)
+                .map(|i| (first + i * step).to_string())
+                .collect()
+        }
+        _ => return None,
+    };
+    (lines.len() <= MAX_LOOP && lines.iter().all(|l| !l.contains('\n'))).then_some(lines)
 }
 
 /// Walks one command; returns the program it runs, when it is a known simple command.
@@ -220,7 +268,13 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
         CompoundCommand::Subshell(s) => walk_list(policy, &s.list, depth, found),
         CompoundCommand::ForClause(f) => {
             // The loop assigns its variable: `for PATH in /tmp` is `PATH=/tmp`.
-            super::reach::assignment(policy, found, &format!("{}=", f.variable_name), false);
+            super::reach::assignment(
+                policy,
+                found,
+                &format!("{}=", f.variable_name),
+                false,
+                false,
+            );
             let values: Vec<Arg> = f
                 .values
                 .iter()
@@ -251,6 +305,10 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
         CompoundCommand::CaseClause(c) => {
             word(policy, &c.value, depth, found);
             for item in &c.cases {
+                // The shell expands each pattern: a substitution in one runs.
+                for pattern in &item.patterns {
+                    word(policy, pattern, depth, found);
+                }
                 if let Some(list) = &item.cmd {
                     walk_list(policy, list, depth, found);
                 }
@@ -400,6 +458,13 @@ pub(super) const DANGEROUS_VARIABLES: &[&str] = &[
     "LD_LIBRARY_PATH",
     "LD_AUDIT",
     "BASH_ENV",
+    "BASH_CMDS",
+    "BASH_ALIASES",
+    "BASH_LOADABLES_PATH",
+    "BASH_XTRACEFD",
+    "HISTFILE",
+    "EXECIGNORE",
+    "PS0",
     "ENV",
     "IFS",
     "PS4",
@@ -430,11 +495,35 @@ fn walk_simple(
             suffix_items.push(item);
         }
     }
+    let standalone = sc.word_or_name.is_none() && suffix_items.is_empty();
     for item in prefix_items {
         match item {
             CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {
+                let before = found.marks.len();
                 let text = word(policy, w, depth, found);
-                super::reach::assignment(policy, found, &a.to_string(), text.lit().is_some());
+                let assigned = a.to_string();
+                super::reach::assignment(
+                    policy,
+                    found,
+                    &assigned,
+                    text.lit().is_some(),
+                    !standalone,
+                );
+                let (name, value) = assigned.split_once('=').unwrap_or((&assigned, ""));
+                let name = name.to_string();
+                let value = value.trim_matches('"');
+                let substitution = value.starts_with("$(") && value.ends_with(')')
+                    || value.len() > 1 && value.starts_with('`') && value.ends_with('`');
+                if standalone
+                    && substitution
+                    && found.marks[before..]
+                        .iter()
+                        .all(|(c, _)| *c == Class::ReadOnly)
+                {
+                    found.read_vars.insert(name);
+                } else {
+                    found.read_vars.remove(&name);
+                }
             }
             other => simple_item(policy, other, depth, &mut argv, found),
         }
@@ -560,6 +649,21 @@ fn redirect(policy: &Policy, r: &IoRedirect, depth: u32, found: &mut Findings) {
         IoRedirect::HereString(_, w) => {
             word(policy, w, depth, found);
         }
+        // An unquoted delimiter expands the body as a double-quoted string would.
+        IoRedirect::HereDocument(_, doc) if doc.requires_expansion => {
+            let body = &doc.doc.value;
+            if body.contains("$(") || body.contains('`') {
+                found.mark(
+                    Class::Denied,
+                    "a here-document that runs commands in its body",
+                );
+            } else if body.contains('$') {
+                found.mark(
+                    Class::Destructive,
+                    "a here-document that expands variables the policy cannot see",
+                );
+            }
+        }
         IoRedirect::HereDocument(..) => {}
     }
 }
@@ -643,6 +747,15 @@ fn pieces_text(
             WordPiece::TildeExpansion(_) => out.push('~'),
             WordPiece::ParameterExpansion(_) => {
                 let text = source.get(p.start_index..p.end_index).unwrap_or("$…");
+                let name = text
+                    .strip_prefix("${")
+                    .and_then(|t| t.strip_suffix('}'))
+                    .or(text.strip_prefix('$'))
+                    .unwrap_or("");
+                if found.read_vars.contains(name) {
+                    known = false;
+                    continue;
+                }
                 found.mark(
                     Class::Denied,
                     format!(
