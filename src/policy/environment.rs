@@ -67,6 +67,26 @@ pub(super) fn reads_environment(prog: &str, args: &[Arg]) -> Option<String> {
     hit.then(|| format!("{prog} {} reads the environment", l.join(" ")))
 }
 
+/// Where a bracket expression holding a class (`[:alpha:]`, `[=a=]`, `[.a.]`) ends: the index
+/// of its closing `]` in `tail` (what follows the opening `[`).
+fn class_end(tail: &[char]) -> Option<usize> {
+    let mut i = 0;
+    let mut class = false;
+    while i < tail.len() {
+        match (tail[i], tail.get(i + 1)) {
+            ('[', Some(&k @ (':' | '=' | '.'))) => {
+                let end = (i + 2..tail.len().saturating_sub(1))
+                    .find(|&j| tail[j] == k && tail[j + 1] == ']')?;
+                class = true;
+                i = end + 2;
+            }
+            (']', _) if i > 0 => return class.then_some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// Whether a shell glob (`*`, `?`, `[…]`) matches `name`: `envir?n` and `e*` name `environ`.
 pub fn glob_matches(pattern: &str, name: &str) -> bool {
     /// Whether `p[pi..]` matches `n[ni..]`; each pair decided once (`seen`), so a pattern of
@@ -81,6 +101,12 @@ pub fn glob_matches(pattern: &str, name: &str) -> bool {
             None => name.is_empty(),
             Some(('*', _)) => (ni..=n.len()).any(|i| go(p, n, pi + 1, i, seen)),
             Some(('?', _)) => !name.is_empty() && go(p, n, pi + 1, ni + 1, seen),
+            // A class (`[[:alpha:]]`, `[[=a=]]`, `[[.a.]]`) may match any one character: the
+            // policy does not know the locale's classes, and "could match" is the safe side.
+            Some(('[', tail)) if class_end(tail).is_some() => {
+                let close = class_end(tail).unwrap_or(0);
+                !name.is_empty() && go(p, n, pi + close + 2, ni + 1, seen)
+            }
             Some(('[', tail)) => match tail.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) {
                 None => name.first() == Some(&'[') && go(p, n, pi + 1, ni + 1, seen),
                 Some(close) => {

@@ -129,7 +129,8 @@ pub struct Protected {
     /// The operator's configuration folder (its allow list, its model settings): read or
     /// written only by a person.
     pub config_dir: PathBuf,
-    /// The home folder `~` stands for.
+    /// The home folder of the user running the operator (its dot-files and credentials are
+    /// guarded); the commands themselves get their folder as HOME.
     pub home: PathBuf,
 }
 
@@ -293,8 +294,15 @@ impl Policy {
         let home_relative = path
             .strip_prefix("~/")
             .or(path.strip_prefix('~').filter(|r| r.is_empty()));
+        // The executor gives commands their folder as HOME: `~` is that folder, not the home
+        // of the user running the operator (whose files are guarded by their own rules).
         if let Some(rest) = home_relative {
-            return normalize(&self.protected.home.join(rest));
+            let home = if self.protected.cwd.as_os_str().is_empty() {
+                &self.protected.home
+            } else {
+                &self.protected.cwd
+            };
+            return normalize(&home.join(rest));
         }
         let p = Path::new(path);
         let joined = if p.is_absolute() {

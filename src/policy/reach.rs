@@ -325,6 +325,10 @@ pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         // `getent hosts|ahosts… NAME`: the first word is the database.
         match names.split_first() {
             Some((db, rest)) if db.contains("host") || *db == "networks" => names = rest.to_vec(),
+            Some((db, _)) if db.contains("shadow") => {
+                ctx.mark(Class::Denied, "getent shadow prints the password hashes");
+                return;
+            }
             _ => return,
         }
     }

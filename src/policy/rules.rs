@@ -363,7 +363,11 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
                 ctx.mark(Class::Denied, format!("reads credentials ({why}: {c})"));
                 return;
             }
-            if let Some(door) = proc_door(&resolved, globbed) {
+            // Before `..` is resolved too: `/proc/1/root/../etc/shadow` goes through the door.
+            let raw = Path::new(c.trim_matches(['\'', '"']));
+            if let Some(door) = proc_door(&resolved, globbed)
+                .or_else(|| raw.is_absolute().then(|| proc_door(raw, globbed)).flatten())
+            {
                 ctx.mark(
                     Class::Denied,
                     format!("reaches files through /proc/…/{door}, another door to any file or process ({c})"),
@@ -388,7 +392,7 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
 fn credential(path: &str) -> Option<&'static str> {
     let p = path.trim_matches(['\'', '"']);
     let base = p.rsplit('/').next().unwrap_or(p);
-    let checks: [(bool, &'static str); 12] = [
+    let checks: [(bool, &'static str); 15] = [
         (
             p.contains(".ssh/")
                 || p.ends_with(".ssh")
@@ -421,8 +425,41 @@ fn credential(path: &str) -> Option<&'static str> {
             "cluster or registry credentials",
         ),
         (
-            p == "/etc/shadow" || p == "/etc/gshadow" || p.starts_with("/etc/sudoers"),
+            p.starts_with("/etc/") && (base.starts_with("shadow") || base.starts_with("gshadow"))
+                || p.starts_with("/etc/sudoers")
+                || p.starts_with("/var/backups/")
+                    && (base.contains("shadow") || base.contains("passwd"))
+                || p == "/etc/security/opasswd",
             "system passwords",
+        ),
+        (
+            p.starts_with("/etc/ssh/") && base.contains("key") && !base.ends_with(".pub")
+                || base.ends_with(".keytab"),
+            "the host's private keys",
+        ),
+        (
+            matches!(p, "/proc/kcore" | "/dev/mem" | "/dev/kmem" | "/dev/port")
+                || base.starts_with("swap") && !p.starts_with("/proc/"),
+            "memory, where every secret is",
+        ),
+        (
+            [
+                "/dev/sd",
+                "/dev/vd",
+                "/dev/xvd",
+                "/dev/nvme",
+                "/dev/hd",
+                "/dev/mmcblk",
+                "/dev/dm-",
+                "/dev/mapper/",
+                "/dev/disk/",
+                "/dev/loop",
+                "/dev/md",
+                "/dev/sr",
+            ]
+            .iter()
+            .any(|d| p.starts_with(d)),
+            "a disk, where every file is",
         ),
         (
             // A glob names `environ` only in a folder that may be /proc's: `logs/*` and a
@@ -532,7 +569,8 @@ fn operator_private(policy: &Policy, path: &str, globbed: bool) -> Option<&'stat
     let p = path.trim_matches(['\'', '"']);
     let prot = policy.protected();
     let resolved = policy.resolve(p);
-    if could_name(&resolved, &prot.config_dir, true, globbed) {
+    // By name too: wherever `~` or a copy of the home puts it.
+    if could_name(&resolved, &prot.config_dir, true, globbed) || p.contains(".config/operator") {
         return Some("the operator's configuration is changed and read by a person only");
     }
     if could_name(&resolved, &prot.state_dir, true, globbed)
@@ -551,8 +589,10 @@ fn operator_private(policy: &Policy, path: &str, globbed: bool) -> Option<&'stat
             (".netrc", "stored passwords"),
             (".git-credentials", "stored passwords"),
         ] {
-            if could_name(&resolved, &prot.home.join(dir), true, true)
-                || could_name(&resolved, &Path::new("/root").join(dir), true, true)
+            // The operator's user's home, root's, and the commands' own HOME (their folder).
+            if [prot.home.as_path(), Path::new("/root"), prot.cwd.as_path()]
+                .iter()
+                .any(|home| could_name(&resolved, &home.join(dir), true, true))
             {
                 return Some(why);
             }

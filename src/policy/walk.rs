@@ -744,7 +744,22 @@ fn pieces_text(
             | WordPiece::GettextDoubleQuotedSequence(inner) => {
                 known &= pieces_text(policy, source, inner, depth, found, out);
             }
-            WordPiece::TildeExpansion(_) => out.push('~'),
+            // `~` is the commands' HOME, which the executor sets to their folder; `~+` that
+            // folder; the others (`~user`, `~-`, the directory stack) the policy does not
+            // follow.
+            WordPiece::TildeExpansion(t) => match t {
+                brush_parser::word::TildeExpr::Home => out.push('~'),
+                brush_parser::word::TildeExpr::WorkingDir => {
+                    out.push_str(&policy.protected().cwd.to_string_lossy())
+                }
+                _ => {
+                    found.mark(
+                        Class::Destructive,
+                        "a ~ form (~user, ~-, ~N) names a folder the policy does not follow",
+                    );
+                    known = false;
+                }
+            },
             WordPiece::ParameterExpansion(_) => {
                 let text = source.get(p.start_index..p.end_index).unwrap_or("$…");
                 let name = text

@@ -90,8 +90,15 @@ const WITH_VALUE: &[&str] = &[
 pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
     let mut endpoints: Option<Vec<Option<Target>>> = None;
     let mut words: Vec<Option<&str>> = Vec::new();
+    let mut flags: Vec<&str> = Vec::new();
+    // `watch … -- CMD` runs CMD on every change.
+    let mut runs = false;
     let mut i = 0;
     while i < args.len() {
+        if args[i] == Some("--") {
+            runs = args.len() > i + 1;
+            break;
+        }
         let Some(a) = args[i] else {
             words.push(None);
             i += 1;
@@ -102,6 +109,7 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             _ => (a, None),
         };
         if flag.starts_with('-') && flag.len() > 1 {
+            flags.push(flag);
             let value = match inline {
                 Some(v) => Some(Some(v)),
                 None if WITH_VALUE.contains(&flag) => {
@@ -135,7 +143,27 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             .iter()
             .any(|a| matches!(a, Some("--version" | "--help" | "-h")));
     let targets = if offline { Vec::new() } else { targets };
-    let (class, reason) = command(&words);
+    let (class, reason) = if runs {
+        (
+            Class::Destructive,
+            "etcdctl watch -- runs a command on every change".into(),
+        )
+    } else if flags
+        .iter()
+        .any(|f| matches!(*f, "--discovery-srv" | "-d" | "--discovery-srv-name"))
+    {
+        (
+            Class::Denied,
+            "etcdctl --discovery-srv finds its endpoints by DNS, outside the instance".into(),
+        )
+    } else if flags.contains(&"--lease") && words.first() == Some(&Some("put")) {
+        (
+            Class::Destructive,
+            "etcdctl put --lease ties a key to a lease, which deletes it when it ends".into(),
+        )
+    } else {
+        command(&words)
+    };
     ProgramVerdict::one(class, reason, targets)
 }
 
@@ -202,7 +230,10 @@ fn command(words: &[Option<&str>]) -> (Class, String) {
             Class::Destructive,
             "check puts heavy test load on the cluster (and can fill it)",
         ),
-        ("snapshot", "save") => why(Class::Mutating, "snapshot save writes a file"),
+        ("snapshot", "save") => why(
+            Class::Destructive,
+            "snapshot save writes a file wherever it is told (over a member's own)",
+        ),
         ("move-leader", _) => why(Class::Mutating, "move-leader hands leadership over"),
         ("del", _) => why(Class::Destructive, "del deletes keys"),
         ("member", "remove" | "add" | "update" | "promote") => why(

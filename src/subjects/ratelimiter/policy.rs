@@ -54,7 +54,12 @@ pub fn classify(program: &str, args: &[Option<&str>]) -> Option<ProgramVerdict> 
             "prints its version",
             Vec::new(),
         )),
-        "redis-server" => starts("starts a Redis server"),
+        // Modules, replication into any folder, `--daemonize`: a person decides.
+        "redis-server" => Some(ProgramVerdict::one(
+            Class::Destructive,
+            "starts a Redis server by hand (the operator starts nodes: `operator node start`)",
+            Vec::new(),
+        )),
         "ratelimiter" => starts("starts a rate-limiter node"),
         "redis-benchmark" => Some(ProgramVerdict::one(
             Class::Destructive,
