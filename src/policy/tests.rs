@@ -342,3 +342,14 @@ fn dangerous_lines_stay_dangerous_however_they_are_wrapped() {
         missed.join("\n")
     );
 }
+
+/// A here-document's body is expanded unless its delimiter is quoted: a substitution in it
+/// runs (one line of a corpus cannot hold one).
+#[test]
+fn a_here_document_that_runs_commands_is_refused() {
+    let p = policy();
+    let runs = "cat <<EOF\n$(redis-cli -p 6379 FLUSHALL)\nEOF";
+    assert_eq!(p.classify(runs).class, Class::Denied);
+    let quoted = "cat <<'EOF'\n$(redis-cli -p 6379 FLUSHALL)\nEOF";
+    assert_eq!(p.classify(quoted).class, Class::ReadOnly);
+}
