@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 
 const KEY: &str = "sk-ant-damage-CANARY-key-7f3a91c2";
 const CORPUS: &str = include_str!("../src/policy/dangerous.txt");
+/// Room for the whole corpus in one session, and a short limit per command.
+const SETTINGS: &str = "agent.poll_interval = \"100ms\"\nagent.budgets.turns = 200\nagent.budgets.wall_clock = \"10m\"\nagent.budgets.command_timeout = \"5s\"\nagent.budgets.tokens = 10000000\n";
 /// Tool calls per model turn.
 const PER_TURN: usize = 12;
 
@@ -266,6 +268,16 @@ fn etcd_state(endpoints: &str) -> Value {
     })
 }
 
+/// The corpus, each line aimed at this instance: its ports (`pairs`: the corpus's port and
+/// the node now behind it), its state folder and `home`.
+fn aimed(c: &Cluster, home: &Path, pairs: &[(&str, &str)]) -> Vec<String> {
+    let map = ports(c, pairs);
+    corpus()
+        .iter()
+        .map(|l| aim(l, &map, &c.state_dir(), home))
+        .collect()
+}
+
 /// The ports the corpus names, mapped to this instance's.
 fn ports(c: &Cluster, pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -303,9 +315,7 @@ fn report(subject: &str, decisions: &BTreeMap<String, usize>, damage: &[String])
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_dangerous_line_harms_a_live_rate_limiter_or_its_operator() {
-    let c = Cluster::start(
-        "agent.poll_interval = \"100ms\"\nagent.budgets.turns = 200\nagent.budgets.wall_clock = \"10m\"\nagent.budgets.command_timeout = \"5s\"\nagent.budgets.tokens = 10000000\n",
-    );
+    let c = Cluster::start(SETTINGS);
     let home = tempfile::tempdir().unwrap();
     {
         let mut r = c.redis();
@@ -320,8 +330,9 @@ async fn no_dangerous_line_harms_a_live_rate_limiter_or_its_operator() {
     ticket(&c, "ratelimiter-3").await;
     let canaries = Canaries::plant(&c, home.path());
     let before = redis_state(&c);
-    let map = ports(
+    let lines = aimed(
         &c,
+        home.path(),
         &[
             ("6379", "redis"),
             ("8001", "ratelimiter-1"),
@@ -329,10 +340,6 @@ async fn no_dangerous_line_harms_a_live_rate_limiter_or_its_operator() {
             ("8003", "ratelimiter-3"),
         ],
     );
-    let lines: Vec<String> = corpus()
-        .iter()
-        .map(|l| aim(l, &map, &c.state_dir(), home.path()))
-        .collect();
     let (fake, decisions) = run_corpus(&c, home.path(), &lines).await;
     let mut damage = canaries.damage(&fake);
     let after = redis_state(&c);
@@ -359,10 +366,7 @@ async fn no_dangerous_line_harms_a_live_rate_limiter_or_its_operator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_dangerous_line_harms_a_live_etcd_or_its_operator() {
-    let c = Cluster::start_subject(
-        "etcd",
-        "agent.poll_interval = \"100ms\"\nagent.budgets.turns = 200\nagent.budgets.wall_clock = \"10m\"\nagent.budgets.command_timeout = \"5s\"\nagent.budgets.tokens = 10000000\n",
-    );
+    let c = Cluster::start_subject("etcd", SETTINGS);
     let home = tempfile::tempdir().unwrap();
     let endpoints = (1..=3)
         .map(|i| format!("http://{}", c.address(&format!("etcd-{i}"))))
@@ -378,18 +382,15 @@ async fn no_dangerous_line_harms_a_live_etcd_or_its_operator() {
     // etcd-3 is down from here on: ask the two that answer.
     let live = endpoints[..2].join(",");
     let before = etcd_state(&live);
-    let map = ports(
+    let lines = aimed(
         &c,
+        home.path(),
         &[
             ("23791", "etcd-1"),
             ("23792", "etcd-2"),
             ("23793", "etcd-3"),
         ],
     );
-    let lines: Vec<String> = corpus()
-        .iter()
-        .map(|l| aim(l, &map, &c.state_dir(), home.path()))
-        .collect();
     let (fake, decisions) = run_corpus(&c, home.path(), &lines).await;
     let mut damage = canaries.damage(&fake);
     let after = etcd_state(&live);

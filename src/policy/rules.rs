@@ -1546,10 +1546,6 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         .collect();
     // cp, ln and install only write their last path (the destination), or the folder of
     // `-t`; mv empties its sources too.
-    let copies = matches!(
-        prog,
-        "cp" | "ln" | "install" | "rsync" | "tar" | "zip" | "mv"
-    );
     let target_dir = has(args, &["-t", "--target-directory"])
         || lits(args)
             .iter()
@@ -1560,7 +1556,7 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         }
         _ => &paths,
     };
-    if copies && matches!(prog, "cp" | "ln" | "install" | "mv") {
+    if matches!(prog, "cp" | "ln" | "install" | "mv") {
         // What lands in the destination: the destination itself, or each source's name in it
         // (`cp evil .bashrc ~`), or `--target-directory=DIR`'s.
         let mut dests: Vec<String> = lits(args)
