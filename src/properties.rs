@@ -39,15 +39,20 @@ pub fn model_stream(data: &[u8]) {
 /// :6379 (local), or `ratelimiter-N:8000` and `redis:6379` on the containers' network, with
 /// the agent's Docker API proxy as the docker endpoint.
 pub fn corpus_endpoints() -> Endpoints {
-    let mut addresses: Vec<(String, u16)> =
-        vec![("127.0.0.1".into(), 6379), ("redis".into(), 6379)];
+    let node = |n: &str, h: &str, p: u16| (n.to_string(), h.to_string(), p);
+    let mut nodes = vec![
+        node("redis", "127.0.0.1", 6379),
+        node("redis", "redis", 6379),
+    ];
     for n in 1..=3u16 {
-        addresses.push(("127.0.0.1".into(), 8000 + n));
-        addresses.push((format!("ratelimiter-{n}"), 8000));
-        addresses.push(("127.0.0.1".into(), 23790 + n));
-        addresses.push((format!("etcd-{n}"), 2379));
+        let limiter = format!("ratelimiter-{n}");
+        let member = format!("etcd-{n}");
+        nodes.push(node(&limiter, "127.0.0.1", 8000 + n));
+        nodes.push(node(&limiter, &limiter, 8000));
+        nodes.push(node(&member, "127.0.0.1", 23790 + n));
+        nodes.push(node(&member, &member, 2379));
     }
-    Endpoints::new(addresses, Some("unix:///run/operator/agent.sock".into()))
+    Endpoints::of_nodes(nodes, Some("unix:///run/operator/agent.sock".into()))
 }
 
 /// The policy the corpus is judged by: no allow or deny rules, the corpus's state dir, every

@@ -18,6 +18,8 @@ pub struct Endpoints {
     /// instance runs on containers; `None` where its nodes are processes, so that `docker`
     /// could only reach the host's engine.
     docker: Option<String>,
+    /// Which node each address belongs to: `(host, port, node)`.
+    owners: Vec<(String, u16, String)>,
 }
 
 /// Where a client connects.
@@ -44,12 +46,13 @@ impl Endpoints {
                 .map(|(h, p)| (canonical_host(&h), p))
                 .collect(),
             docker,
+            owners: Vec::new(),
         }
     }
 
     /// Every address of every node of the topology, and the Docker endpoint commands get.
     pub fn from_topology(t: &Topology, docker: Option<String>) -> Self {
-        let mut addresses = Vec::new();
+        let mut nodes = Vec::new();
         for n in &t.nodes {
             for a in [
                 Some(n.address.as_str()),
@@ -61,7 +64,7 @@ impl Endpoints {
             {
                 if let Some((h, p)) = a.rsplit_once(':') {
                     if let Ok(p) = p.parse() {
-                        addresses.push((h.to_string(), p));
+                        nodes.push((n.name.clone(), h.to_string(), p));
                     }
                 }
             }
@@ -69,14 +72,43 @@ impl Endpoints {
             if t.runtime != "local" {
                 if let Some((_, p)) = n.advertised_address().rsplit_once(':') {
                     if let Ok(p) = p.parse() {
-                        addresses.push((n.name.clone(), p));
+                        nodes.push((n.name.clone(), n.name.clone(), p));
                     }
                 }
             }
         }
+        Self::of_nodes(nodes, docker)
+    }
+
+    /// Endpoints from `(node, host, port)`: each address, and which node it reaches.
+    pub fn of_nodes(
+        nodes: impl IntoIterator<Item = (String, String, u16)>,
+        docker: Option<String>,
+    ) -> Self {
+        let nodes: Vec<(String, String, u16)> = nodes.into_iter().collect();
+        let mut addresses: Vec<(String, u16)> =
+            nodes.iter().map(|(_, h, p)| (h.clone(), *p)).collect();
         addresses.sort();
         addresses.dedup();
-        Self::new(addresses, docker)
+        Self {
+            owners: nodes
+                .into_iter()
+                .map(|(n, h, p)| (canonical_host(&h), p, n))
+                .collect(),
+            ..Self::new(addresses, docker)
+        }
+    }
+
+    /// The node a TCP target reaches, by the topology's addresses.
+    pub fn node_at(&self, target: &Target) -> Option<&str> {
+        let Target::Tcp { host, port } = target else {
+            return None;
+        };
+        let host = canonical_host(host);
+        self.owners
+            .iter()
+            .find(|(h, p, _)| *h == host && p == port)
+            .map(|(_, _, n)| n.as_str())
     }
 
     pub fn docker(&self) -> Option<&str> {

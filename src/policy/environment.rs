@@ -165,7 +165,8 @@ pub(super) fn process_dir(p: &str) -> bool {
 pub(super) fn reads_recursively(prog: &str, args: &[Arg]) -> bool {
     match prog {
         "rg" | "tar" | "zip" | "rsync" | "ag" | "ack" => true,
-        "grep" | "egrep" | "fgrep" | "zgrep" | "cp" => {
+        "grep" | "egrep" | "fgrep" | "zgrep" | "cp" | "diff" => {
+            let l: Vec<&str> = args.iter().filter_map(Arg::lit).collect();
             has_short(args, 'r')
                 || has_short(args, 'R')
                 || has_short(args, 'a')
@@ -173,6 +174,8 @@ pub(super) fn reads_recursively(prog: &str, args: &[Arg]) -> bool {
                     args,
                     &["--recursive", "--dereference-recursive", "--archive"],
                 )
+                // grep's `-d recurse`, `-drecurse`, `--directories=recurse`.
+                || l.iter().any(|a| a.ends_with("recurse"))
         }
         _ => false,
     }

@@ -38,7 +38,7 @@ impl Request {
 /// curl's short options that take a value; the rest of the word, or the next word.
 const CURL_SHORT_VALUE: &str = "XHdFTouAebcwmxUrYyzECDKQt";
 /// curl's short options that only shape how the request is sent or its answer printed.
-const CURL_SHORT_PLAIN: &str = "sSfLviIkgGN46#Rjq0123VhZ";
+const CURL_SHORT_PLAIN: &str = "sSfLviIkgGN46#Rjq0123Vh";
 
 /// curl's long options that only shape the request or its output, by whether they take a
 /// value. Every other option goes to a person.
@@ -73,7 +73,6 @@ const CURL_LONG_PLAIN: &[&str] = &[
     "--help",
     "--retry-connrefused",
     "--retry-all-errors",
-    "--parallel",
     "--tlsv1.2",
     "--tlsv1.3",
     "--styled-output",
@@ -285,6 +284,10 @@ fn curl_option(ctx: &mut Ctx, r: &mut Request, opt: &str, value: Option<&str>) {
             }
         }
         "--url" => r.urls.push(value.unwrap_or_default().to_string()),
+        "--retry" if value.is_none_or(|v| v.parse::<u8>().map_or(true, |n| n > 5)) => ctx.mark(
+            Class::Destructive,
+            "curl retries more than five times, a flood against a failing node",
+        ),
         "-E" | "--cert" | "--key" | "--cacert" | "--capath" => {
             if let Some(v) = value {
                 redirect_target(ctx.policy, &Arg::Lit(v.to_string()), false, ctx.found);
@@ -327,7 +330,14 @@ fn judge_urls(ctx: &mut Ctx, client: &str, r: &Request) {
             continue;
         }
         let path = url_path(url);
-        if !r.globoff && (path.contains('{') || path.contains('[')) && client == "curl" {
+        // curl expands `{a,b}` and `[1-9]` anywhere after the host (an IPv6 host's brackets
+        // aside), the query too.
+        let after_scheme = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+        let after_host = match after_scheme.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map_or("", |(_, r)| r),
+            None => after_scheme,
+        };
+        if !r.globoff && after_host.contains(['{', '[']) && client == "curl" {
             ctx.mark(
                 Class::Destructive,
                 "curl expands {…} and […] in a URL into several requests",
@@ -339,6 +349,22 @@ fn judge_urls(ctx: &mut Ctx, client: &str, r: &Request) {
             continue;
         }
         let target = ctx.policy.url_target(url);
+        if let Some(node) = target
+            .as_ref()
+            .and_then(|t| ctx.policy.endpoints().node_at(t))
+            .filter(|n| {
+                ctx.policy
+                    .subjects()
+                    .iter()
+                    .any(|k| k.non_http_nodes().contains(n))
+            })
+        {
+            ctx.mark(
+                Class::Denied,
+                format!("{client} speaks HTTP to {node}, which would read the request's lines as its own commands"),
+            );
+            continue;
+        }
         let inside = outside(ctx, client, target);
         if inside {
             route(ctx, &method, &path);

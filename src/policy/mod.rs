@@ -6,14 +6,17 @@
 //! them. What the policy cannot see through (a variable, a script read from stdin) is denied
 //! or left to a person, never assumed harmless.
 
+mod awk;
 mod endpoints;
 pub use endpoints::{Target, url_target};
 mod environment;
 pub use environment::glob_matches;
 mod http;
+mod options;
 mod reach;
 mod readers;
 mod rules;
+mod sed;
 mod subject;
 pub use subject::{ProgramVerdict, Route, SubjectWords};
 mod verbs;

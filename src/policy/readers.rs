@@ -4,14 +4,14 @@
 //! any other form goes to a person.
 
 use super::Class;
-use super::rules::{Ctx, has, lits, redirect_target};
+use super::rules::{Ctx, any_dyn, has, lits, redirect_target};
 use super::walk::Arg;
 
 /// Judges `prog` if it is one of the readers above; false when it is not.
 pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
     match prog {
-        "sed" => sed(ctx, args),
-        "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => awk(ctx, args),
+        "sed" => super::sed::sed(ctx, args),
+        "awk" | "gawk" | "mawk" | "nawk" | "busybox-awk" => super::awk::awk(ctx, args),
         // tar's program-running forms here; what it writes is judged with the other
         // writers (`rules::program`).
         "tar" => {
@@ -38,11 +38,49 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
             }
         }
         "timedatectl" | "hostnamectl" => {
-            if lits(args)
-                .iter()
-                .any(|a| a.starts_with("set-") || *a == "hostname")
-            {
-                ctx.mark(Class::Destructive, format!("{prog} changes the host"));
+            // Only the verbs that show; options only those that shape the output.
+            let l = lits(args);
+            let reads = l.iter().all(|a| {
+                matches!(
+                    *a,
+                    "status"
+                        | "show"
+                        | "list-timezones"
+                        | "timesync-status"
+                        | "show-timesync"
+                        | "--no-pager"
+                        | "--no-ask-password"
+                        | "--all"
+                        | "-a"
+                        | "--json=short"
+                        | "--json=pretty"
+                        | "--monitor"
+                        | "--value"
+                        | "--help"
+                        | "--version"
+                )
+            });
+            if !reads || any_dyn(args) {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} changes the host, or reaches another (-H)"),
+                );
+            }
+        }
+        "date" => {
+            // Short bundles up to the first letter that takes a value (`-d`, `-f`, `-r`,
+            // `-I`): the rest of the word is that value (`-Iseconds`).
+            let sets = lits(args).iter().any(|a| {
+                a.starts_with("--set")
+                    || (a.starts_with('-')
+                        && !a.starts_with("--")
+                        && a[1..]
+                            .chars()
+                            .take_while(|c| !"dfrI".contains(*c))
+                            .any(|c| c == 's'))
+            });
+            if sets {
+                ctx.mark(Class::Destructive, "date sets the host's clock");
             }
         }
         "trap" => {
@@ -133,13 +171,11 @@ const ACTING: &[Acting] = &[
         programs: &["sort"],
         prefixes: &[
             "--compress-program",
-            "-o",
             "--output",
-            "-T",
             "--temporary-directory",
             "--files0-from",
         ],
-        letters: "",
+        letters: "oT",
         why: "runs a compressor, writes a file or reads file names from one",
     },
     Acting {
@@ -162,15 +198,14 @@ const ACTING: &[Acting] = &[
     },
     Acting {
         programs: &["yq"],
-        prefixes: &["--inplace"],
-        letters: "i",
-        why: "edits a file in place",
-    },
-    Acting {
-        programs: &["date"],
-        prefixes: &["--set"],
-        letters: "s",
-        why: "sets the host's clock",
+        prefixes: &[
+            "--inplace",
+            "--split-exp",
+            "--from-file",
+            "--expression-file",
+        ],
+        letters: "is",
+        why: "edits files in place, writes files or reads its expression from one",
     },
     Acting {
         programs: &["dmesg"],
@@ -186,332 +221,84 @@ const ACTING: &[Acting] = &[
     },
     Acting {
         programs: &["ss"],
-        prefixes: &["--kill"],
-        letters: "K",
-        why: "closes connections",
+        prefixes: &["--kill", "--diag"],
+        letters: "KD",
+        why: "closes connections or writes a file",
     },
     Acting {
         programs: &["arp"],
-        prefixes: &["-s", "-d", "-f", "--set", "--delete", "--file"],
-        letters: "",
+        prefixes: &["--set", "--delete", "--file"],
+        letters: "sdDf",
         why: "changes the host's neighbour table",
-    },
-    Acting {
-        programs: &["timedatectl", "hostnamectl"],
-        prefixes: &["set-", "hostname"],
-        letters: "",
-        why: "changes the host",
     },
 ];
 
-/// sed: a script that only prints. `e` runs commands, `w`/`W` and `s///w` write files, `-i`
-/// edits in place, `-f` reads a script the policy cannot see.
-fn sed(ctx: &mut Ctx, args: &[Arg]) {
-    let l = lits(args);
-    let in_place = l.iter().any(|a| {
-        *a == "--in-place"
-            || a.starts_with("--in-place=")
-            || (a.starts_with('-')
-                && !a.starts_with("--")
-                && a.len() > 1
-                && a[1..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphabetic())
-                    .any(|c| c == 'i'))
-    });
-    if l.iter().any(|a| {
-        matches!(*a, "-f" | "--file")
-            || a.starts_with("--file=")
-            || (a.starts_with("-f") && a.len() > 2)
-    }) {
-        ctx.mark(Class::Destructive, "sed reads its script from a file");
-    }
-    // The script: the first word that is not an option (or each `-e` value).
-    let mut scripts = Vec::new();
-    let mut i = 0;
-    let mut explicit = false;
-    while i < l.len() {
-        let a = l[i];
-        if matches!(a, "-l" | "--line-length") {
-            i += 2;
-            continue;
-        }
-        if matches!(a, "-e" | "--expression") {
-            scripts.extend(l.get(i + 1));
-            explicit = true;
-            i += 2;
-            continue;
-        }
-        if let Some(s) = a.strip_prefix("--expression=") {
-            scripts.push(s);
-            explicit = true;
-        } else if !explicit && !a.starts_with('-') {
-            scripts.push(a);
-            break;
-        }
-        i += 1;
-    }
-    if in_place {
-        // The files after the script are rewritten: judged as writes to them.
-        let files: Vec<&str> = l
-            .iter()
-            .skip(i + 1)
-            .filter(|a| !a.starts_with('-'))
-            .copied()
-            .collect();
-        if files.is_empty() || args.iter().any(|a| a.lit().is_none()) {
-            ctx.mark(Class::Destructive, "sed edits files only known at run time");
-        }
-        for f in files {
-            redirect_target(ctx.policy, &Arg::Lit(f.to_string()), true, ctx.found);
-        }
-        ctx.mark(Class::Mutating, "sed edits files in place");
-    }
-    if scripts.iter().any(|s| sed_runs_or_writes(s)) {
-        ctx.mark(
-            Class::Destructive,
-            "the sed script runs commands (e) or writes files (w)",
-        );
-    }
-}
-
-/// Whether a sed script may hold `e`, `w`, `W` or `r`-like commands, or an `e`/`w` flag. A
-/// script is trusted only when every letter in a command position is one that prints, moves
-/// or substitutes without those flags.
-fn sed_runs_or_writes(script: &str) -> bool {
-    // The commands and flags that only read: print, delete from the output, quit, next,
-    // labels and branches, holds, substitution and transliteration with plain flags.
-    let mut chars = script.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            's' | 'y' => {
-                // s/re/rep/flags: find the delimiter and skip two fields.
-                let Some(delim) = chars.next() else {
-                    return true;
-                };
-                let mut fields = 0;
-                let mut escaped = false;
-                for d in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if d == '\\' {
-                        escaped = true;
-                    } else if d == delim {
-                        fields += 1;
-                        if fields == 2 {
-                            break;
-                        }
-                    }
-                }
-                // Flags until a separator.
-                while let Some(&f) = chars.peek() {
-                    if f == ';' || f == '\n' || f == '}' {
-                        break;
-                    }
-                    chars.next();
-                    if matches!(f, 'e' | 'w' | 'W' | 'r' | 'R') {
-                        return true;
-                    }
-                }
-            }
-            'e' | 'w' | 'W' | 'r' | 'R' | 'F' | 'z' => return true,
-            '/' | '\\' => {
-                // An address regex: skip to its end.
-                let delim = if c == '\\' {
-                    chars.next().unwrap_or('/')
-                } else {
-                    '/'
-                };
-                let mut escaped = false;
-                for d in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if d == '\\' {
-                        escaped = true;
-                    } else if d == delim {
-                        break;
-                    }
-                }
-            }
-            ':' | 'b' | 't' | 'T' => {
-                // A label runs to the end of the command.
-                for d in chars.by_ref() {
-                    if d == ';' || d == '\n' {
-                        break;
-                    }
-                }
-            }
-            'a' | 'i' | 'c' => {
-                // Text commands: the rest of the line is text.
-                for d in chars.by_ref() {
-                    if d == '\n' {
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    false
-}
-
-/// awk: a program that only reads its input and prints. `system()`, pipes to or from
-/// commands, `getline` from a file, and output redirected to a file all go to a person.
-fn awk(ctx: &mut Ctx, args: &[Arg]) {
-    let l = lits(args);
-    if l.iter()
-        .any(|a| a.contains("ENVIRON") || a.contains("PROCINFO"))
-    {
-        ctx.mark(
-            Class::Denied,
-            "the awk program reads the environment (ENVIRON)",
-        );
-    }
-    if l.iter().any(|a| {
-        matches!(
-            *a,
-            "-f" | "--file" | "-i" | "--include" | "-l" | "--load" | "-E" | "--exec"
-        ) || a.starts_with("--file=")
-            || a.starts_with("--include=")
-            || a.starts_with("--load=")
-            // mawk's `-W exec FILE` and other `-W` settings.
-            || a.starts_with("-W")
-    }) {
-        ctx.mark(Class::Destructive, "awk loads a program from a file");
-    }
-    // The program text: the first word that is not an option or an option's value.
-    let program = {
-        let mut i = 0;
-        let mut found = None;
-        while i < l.len() {
-            let a = l[i];
-            if matches!(a, "-F" | "-v" | "--assign" | "--field-separator") {
-                i += 2;
-                continue;
-            }
-            if a.starts_with('-') {
-                i += 1;
-                continue;
-            }
-            found = Some(a);
-            break;
-        }
-        found
-    };
-    let Some(program) = program else {
-        return;
-    };
-    let code = awk_code(program);
-    if code.contains("system")
-        || code.contains('|')
-        || code.contains("getline")
-        || code.contains('>')
-        || code.contains("fflush")
-        || code.contains("close")
-        || code.contains("@load")
-        || code.contains("@include")
-    {
-        ctx.mark(
-            Class::Destructive,
-            "the awk program runs commands, reads other files or writes files",
-        );
-    }
-}
-
-/// An awk program without its string and regex literals, so `/a|b/` and `"x > y"` do not
-/// look like pipes or redirections.
-fn awk_code(program: &str) -> String {
-    let mut out = String::new();
-    let mut chars = program.chars().peekable();
-    let mut last_significant = ' ';
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                let mut escaped = false;
-                for d in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if d == '\\' {
-                        escaped = true;
-                    } else if d == '"' {
-                        break;
-                    }
-                }
-                out.push_str("\"\"");
-                last_significant = '"';
-            }
-            // A regex literal starts where an operand may start.
-            '/' if matches!(
-                last_significant,
-                ' ' | '(' | ',' | '!' | '~' | '{' | ';' | '&' | '|' | '\n'
-            ) =>
-            {
-                let mut escaped = false;
-                for d in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if d == '\\' {
-                        escaped = true;
-                    } else if d == '/' {
-                        break;
-                    }
-                }
-                out.push_str("//");
-                last_significant = '/';
-            }
-            _ => {
-                // `>=` and `>` as comparison inside a condition are rare in diagnosis; a
-                // person decides (fail closed).
-                out.push(c);
-                if !c.is_whitespace() {
-                    last_significant = c;
-                }
-            }
-        }
-    }
-    out
-}
-
 /// tar: listing and creating archives. Extracting (the archive decides which files it
-/// writes), `--to-command`, `-I` (a compressor program), checkpoint actions, `-C` and
-/// `--remove-files` go to a person.
+/// writes), programs it runs (`--to-command`, `-I`, checkpoint actions, scripts, rsh), files
+/// it removes or writes beside the archive, `-C`, `-P`, names read from a file (`-T`) and
+/// archives on another host (`host:file`) go to a person. Short options are read in
+/// bundles, old style (`tar cxf`) too; a letter of these anywhere in a bundle counts.
 fn tar(ctx: &mut Ctx, args: &[Arg]) {
     let l = lits(args);
-    // Extracting writes whatever names the archive holds, over the working folder.
-    let extracts = l.iter().enumerate().any(|(i, a)| {
-        matches!(*a, "--extract" | "--get")
-            || (a.starts_with('-') && !a.starts_with("--") && a.contains('x'))
-            || (i == 0
-                && !a.starts_with('-')
-                && a.contains('x')
-                && !a.contains('/')
-                && !a.contains('.'))
-    });
-    if extracts {
+    let bundles: Vec<&str> = l
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| match a.strip_prefix('-') {
+            Some(b) if !b.starts_with('-') => Some(b),
+            // The first word without a dash is a bundle, old style.
+            None if i == 0 && !a.contains(['/', '.']) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let letter = |set: &str| bundles.iter().any(|b| b.contains(|c| set.contains(c)));
+    let long = |names: &[&str]| {
+        l.iter().any(|a| {
+            names
+                .iter()
+                .any(|n| *a == *n || a.strip_prefix(n).is_some_and(|r| r.starts_with('=')))
+        })
+    };
+    if letter("x") || long(&["--extract", "--get"]) {
         ctx.mark(
             Class::Destructive,
             "tar extracts the files its archive names, over what is there",
         );
     }
-    if l.iter().any(|a| {
-        a.starts_with("--to-command")
-            || a.starts_with("--use-compress-program")
-            || a.starts_with("--checkpoint-action")
-            || a.starts_with("--info-script")
-            || a.starts_with("--new-volume-script")
-            || a.starts_with("--rsh-command")
-            || *a == "-F"
-            || *a == "-I"
-            || (a.starts_with("-I") && a.len() > 2)
-            || a.starts_with("--remove-files")
-            || a.starts_with("--directory")
-            || *a == "-C"
-            || a.starts_with("--absolute-names")
-            || *a == "-P"
-    }) {
+    if letter("IFCPTgU")
+        || long(&[
+            "--to-command",
+            "--use-compress-program",
+            "--checkpoint-action",
+            "--info-script",
+            "--new-volume-script",
+            "--rsh-command",
+            "--rmt-command",
+            "--remove-files",
+            "--directory",
+            "--absolute-names",
+            "--files-from",
+            "--listed-incremental",
+            "--index-file",
+            "--volno-file",
+            "--unlink-first",
+            "--recursive-unlink",
+        ])
+    {
         ctx.mark(
             Class::Destructive,
-            "tar runs a program, removes files or writes outside its folder",
+            "tar runs a program, removes files, reads names from a file or writes outside its folder",
+        );
+    }
+    // `-f host:file` reaches the host through rsh, unless `--force-local`.
+    if !l.contains(&"--force-local")
+        && l.iter().any(|a| {
+            let value = a.strip_prefix("--file=").unwrap_or(a);
+            !value.starts_with("--") && value.contains(':')
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            "tar reaches an archive on another host (host:file)",
         );
     }
 }

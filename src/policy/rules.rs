@@ -240,7 +240,13 @@ pub fn classify(policy: &Policy, inv: &Invocation, depth: u32, found: &mut Findi
         return;
     };
     let prog = program_name(arg0);
-    let args = &inv.argv[1..];
+    let spelled = super::options::spell_out(&prog, &inv.argv[1..]);
+    if let Some(why) = spelled.as_ref().and_then(|s| s.doubt.clone()) {
+        ctx.mark(Class::Destructive, why);
+    }
+    let args = spelled
+        .as_ref()
+        .map_or(&inv.argv[1..], |s| s.args.as_slice());
     if arg0.contains('/') && !system_program(arg0) {
         ctx.mark(
             Class::Destructive,
@@ -776,28 +782,58 @@ fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
                 "writes into the home folder of the user who runs the operator ({path}): its bin folders are on that user's PATH"
             ),
         );
-    } else if [
-        "/etc/",
-        "/boot/",
-        "/usr/",
-        "/bin/",
-        "/sbin/",
-        "/lib/",
-        "/lib64/",
-        "/lib32/",
-        "/opt/",
-        "/var/spool/",
-        "/var/lib/",
-        "/root/",
-    ]
-    .iter()
-    .any(|d| policy.resolve(path).starts_with(d.trim_end_matches('/')))
+    } else if SYSTEM_WRITE_DIRS
+        .iter()
+        .any(|d| policy.resolve(path).starts_with(d))
     {
         found.mark(Class::Denied, format!("overwrites a system file ({path})"));
+    } else if policy.resolve(path) == Path::new("/") {
+        found.mark(
+            Class::Denied,
+            format!("writes over the root folder ({path})"),
+        );
     } else {
         found.mark(Class::Mutating, format!("writes {path}"));
     }
 }
+
+/// Folders where the system keeps credentials (keys, password hashes, tokens): read or
+/// copied whole only with a person's yes.
+const CREDENTIAL_DIRS: &[&str] = &[
+    "/etc",
+    "/root",
+    "/home",
+    "/var/lib",
+    "/var/backups",
+    "/run",
+    "/proc",
+    "/srv",
+];
+
+/// Folders the system's programs, settings, logs and users live in: never written.
+const SYSTEM_WRITE_DIRS: &[&str] = &[
+    "/etc",
+    "/boot",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/opt",
+    "/var/spool",
+    "/var/lib",
+    "/var/log",
+    "/var/backups",
+    "/var/mail",
+    "/root",
+    "/home",
+    "/run",
+    "/var/run",
+    "/srv",
+    "/mnt",
+    "/media",
+];
 
 /// Programs that print the content of the files they are given.
 const FILE_READERS: &[&str] = &[
@@ -855,6 +891,23 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 format!("{prog} reads {dir} recursively, the operator's state, configuration or home with it"),
             );
             return;
+        }
+    }
+    if reads_recursively(prog, args) {
+        if let Some(dir) = lits(args)
+            .into_iter()
+            .filter(|a| !a.starts_with('-'))
+            .find(|a| {
+                let r = ctx.policy.resolve(a);
+                CREDENTIAL_DIRS.iter().any(|d| Path::new(d).starts_with(&r))
+            })
+        {
+            ctx.mark(
+                Class::Destructive,
+                format!(
+                    "{prog} reads {dir} recursively, and the credentials the system keeps there"
+                ),
+            );
         }
     }
     if matches!(prog, "cd" | "pushd") && lits(args).iter().any(|a| a.starts_with("/proc")) {
@@ -930,6 +983,10 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 }
             }
         }
+        "yes" => ctx.mark(
+            Class::Destructive,
+            "yes prints without end (a redirect fills the disk)",
+        ),
         p if READ_ONLY.contains(&p) => {}
         "env" => wrap_env(ctx, args, inv),
         "setsid" => {
@@ -1068,14 +1125,43 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "curl" => curl(ctx, args),
         "wget" => wget(ctx, args),
         "nc" | "ncat" | "netcat" => {
-            if !has_short(args, 'z') {
+            // Only a port probe: `-z`, with `-v`, `-n`, `-4`, `-6` and a `-w` time; any other
+            // option (a proxy with -x, a program with -e, a source with -s) goes to a person.
+            let l = lits(args);
+            let mut words: Vec<&str> = Vec::new();
+            let mut probe = false;
+            let mut other = any_dyn(args);
+            let mut i = 0;
+            while i < l.len() {
+                let a = l[i];
+                if let Some(letters) = a.strip_prefix('-').filter(|b| !b.is_empty()) {
+                    for (k, c) in letters.char_indices() {
+                        match c {
+                            'z' => probe = true,
+                            'v' | 'n' | '4' | '6' => {}
+                            'w' => {
+                                let attached = &letters[k + 1..];
+                                let value = if attached.is_empty() {
+                                    i += 1;
+                                    l.get(i).copied()
+                                } else {
+                                    Some(attached)
+                                };
+                                other |= value.and_then(|v| v.parse::<u32>().ok()).is_none();
+                                break;
+                            }
+                            _ => other = true,
+                        }
+                    }
+                } else {
+                    words.push(a);
+                }
+                i += 1;
+            }
+            if !probe || other {
                 ctx.mark(Class::Destructive, "opens a raw network connection");
                 return;
             }
-            let words: Vec<&str> = lits(args)
-                .into_iter()
-                .filter(|a| !a.starts_with('-'))
-                .collect();
             let target = match words.as_slice() {
                 [host, port] => port.parse().ok().map(|port| Target::Tcp {
                     host: (*host).to_string(),
@@ -1096,20 +1182,36 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "kubectl" => kubectl(ctx, args),
         "systemctl" | "service" => systemctl(ctx, prog, args),
         "journalctl" => {
-            if lits(args)
+            if lits(args).iter().any(|a| {
+                [
+                    "--vacuum",
+                    "--rotate",
+                    "--flush",
+                    "--sync",
+                    "--relinquish-var",
+                    "--smart-relinquish-var",
+                    "--cursor-file",
+                    "--setup-keys",
+                    "--update-catalog",
+                ]
                 .iter()
-                .any(|a| a.starts_with("--vacuum") || *a == "--rotate" || *a == "--flush")
-            {
-                ctx.mark(Class::Destructive, "removes or rotates system logs");
+                .any(|o| a.starts_with(o))
+            }) {
+                ctx.mark(
+                    Class::Destructive,
+                    "removes, rotates or moves system logs, or writes a file",
+                );
             }
         }
         "kill" | "pkill" | "killall" => {
             // `kill -l` lists signals; `kill -0 PID…` only asks whether they live (and
             // nothing else may follow: `-s KILL` would send).
             let l = lits(args);
+            // A substituted word (`$(pidof redis-server)`) is harmless after `-0` too: bash's
+            // kill reads options only before the first process, and signal 0 is never sent.
             let probe = l.first() == Some(&"-0")
-                && l[1..].iter().all(|a| a.parse::<i64>().is_ok_and(|n| n > 0))
-                && !any_dyn(args);
+                && args.first().and_then(Arg::lit) == Some("-0")
+                && l[1..].iter().all(|a| a.parse::<i64>().is_ok_and(|n| n > 0));
             if prog == "kill" && (probe || matches!(l.as_slice(), ["-l" | "-L", ..])) {
                 return;
             }
@@ -1270,6 +1372,22 @@ fn skip_options<'a>(args: &'a [Arg], with_value: &[&str]) -> &'a [Arg] {
     &args[i.min(args.len())..]
 }
 
+/// How long a command may run before the executor stops it, by default.
+const COMMAND_SECONDS: f64 = 60.0;
+
+/// A duration as `timeout` and `sleep` read it: a number with `s`, `m`, `h` or `d`.
+fn seconds(word: &str) -> Option<f64> {
+    let (number, unit) = match word.char_indices().last()? {
+        (i, 's') => (&word[..i], 1.0),
+        (i, 'm') => (&word[..i], 60.0),
+        (i, 'h') => (&word[..i], 3600.0),
+        (i, 'd') => (&word[..i], 86400.0),
+        _ => (word, 1.0),
+    };
+    let n: f64 = number.parse().ok()?;
+    (n.is_finite() && n >= 0.0).then_some(n * unit)
+}
+
 fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     let with_value: &[&str] = match prog {
         "nice" => &["-n", "--adjustment"],
@@ -1282,12 +1400,58 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         _ => &[],
     };
     let mut rest = skip_options(args, with_value);
+    let opts = &args[..args.len() - rest.len()];
     if prog == "timeout" && !rest.is_empty() {
+        // timeout puts itself in a process group of its own (unless --foreground), which
+        // the executor's kill at the command's time limit does not reach: it may run only as
+        // long as a command may.
+        let limit = rest[0].lit().and_then(seconds);
+        if !has(opts, &["--foreground"]) && limit.is_none_or(|s| s > COMMAND_SECONDS) {
+            ctx.mark(
+                Class::Destructive,
+                "timeout runs its command in a process group of its own for longer than a command may run",
+            );
+        }
         rest = &rest[1..]; // the duration
+    }
+    if prog == "nice" {
+        let raises = lits(opts).iter().enumerate().any(|(i, a)| {
+            let value = match *a {
+                "-n" | "--adjustment" => lits(opts).get(i + 1).copied(),
+                a => a.strip_prefix("--adjustment=").or(a.strip_prefix("-n")),
+            };
+            value.is_some_and(|v| v.parse::<i32>().map_or(true, |n| n < 0))
+        });
+        if raises || any_dyn(opts) {
+            ctx.mark(
+                Class::Destructive,
+                "nice raises a command's priority over the host's other work",
+            );
+        }
+    }
+    if prog == "chrt"
+        && (lits(opts)
+            .iter()
+            .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(['f', 'r', 'd']))
+            || has(opts, &["--fifo", "--rr", "--deadline"]))
+    {
+        ctx.mark(
+            Class::Destructive,
+            "chrt runs a command in real time, ahead of everything else on the host",
+        );
+    }
+    if prog == "time"
+        && lits(opts)
+            .iter()
+            .any(|a| !matches!(*a, "-p" | "--portability"))
+    {
+        ctx.mark(
+            Class::Destructive,
+            "time with options other than -p writes or appends to files",
+        );
     }
     // With `-p`, on a running process: showing its policy or mask is a read, setting it a
     // change (`chrt -p 99 PID`, `taskset -p MASK PID`, `ionice -c 3 -p PID`).
-    let opts = &args[..args.len() - rest.len()];
     if matches!(prog, "chrt" | "taskset" | "ionice")
         && (has_short(opts, 'p')
             || has(opts, &["--pid"])
@@ -1320,31 +1484,69 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
 }
 
 fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    // `-S LINE` (or `-SLINE`, `--split-string=LINE`): LINE and the words after it are the
+    // command, split as a shell would.
+    let split = |ctx: &mut Ctx, first: Option<Arg>, rest: &[Arg]| {
+        let words: Vec<Arg> = first.into_iter().chain(rest.iter().cloned()).collect();
+        if words.is_empty() || any_dyn(&words) {
+            ctx.mark(
+                Class::Denied,
+                "env -S runs a command only known at run time",
+            );
+        } else {
+            let line = lits(&words).join(" ");
+            ctx.source(Some(&Arg::Lit(line)), "env -S");
+        }
+    };
     let mut i = 0;
     while i < args.len() {
         match args[i].lit() {
-            // `-a NAME` (argv0): the program runs under another name; it is judged as what
-            // it is.
-            Some("-u" | "--unset" | "-C" | "--chdir" | "-a" | "--argv0") => i += 2,
-            Some("-S" | "--split-string") => {
-                let line = args.get(i + 1..).map(|rest| {
-                    rest.iter()
-                        .map(|a| a.lit().unwrap_or("\u{0}"))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                });
-                match line {
-                    Some(l) if !l.contains('\u{0}') && !l.is_empty() => {
-                        ctx.source(Some(&Arg::Lit(l)), "env -S")
-                    }
-                    _ => ctx.mark(
-                        Class::Denied,
-                        "env -S runs a command only known at run time",
-                    ),
-                }
+            Some("--") => {
+                i += 1;
+                break;
+            }
+            // `-C DIR`: the command's relative paths then name files elsewhere, which the
+            // checks made against this folder did not judge.
+            Some(a) if a == "--chdir" || a.starts_with("--chdir=") => {
+                ctx.mark(
+                    Class::Destructive,
+                    "env -C runs its command in another folder, where its paths name other files",
+                );
                 return;
             }
-            Some(a) if a.starts_with('-') => i += 1,
+            Some("--split-string") => return split(ctx, None, &args[i + 1..]),
+            Some(a) if a.starts_with("--split-string=") => {
+                let line = Arg::Lit(a["--split-string=".len()..].to_string());
+                return split(ctx, Some(line), &args[i + 1..]);
+            }
+            // `-a NAME` (argv0): the program runs under another name; it is judged as what
+            // it is.
+            Some("--unset" | "--argv0") => i += 2,
+            Some(a) if a.starts_with("--") => i += 1,
+            Some(a) if a.starts_with('-') && a.len() > 1 => {
+                // A bundle: `-i`, `-0`, `-v`, then perhaps one letter that takes a value,
+                // attached or in the next word.
+                let letters = &a[1..];
+                match letters.find(['u', 'a', 'C', 'S']) {
+                    None => i += 1,
+                    Some(at) => {
+                        let value = &letters[at + 1..];
+                        let value = (!value.is_empty()).then(|| Arg::Lit(value.to_string()));
+                        let next = if value.is_none() { i + 2 } else { i + 1 };
+                        match letters.as_bytes()[at] {
+                            b'C' => {
+                                ctx.mark(
+                                    Class::Destructive,
+                                    "env -C runs its command in another folder, where its paths name other files",
+                                );
+                                return;
+                            }
+                            b'S' => return split(ctx, value, args.get(i + 1..).unwrap_or(&[])),
+                            _ => i = next,
+                        }
+                    }
+                }
+            }
             Some(a) if a.contains('=') => {
                 assignment(ctx.policy, ctx.found, a, true, true);
                 i += 1;
@@ -1399,6 +1601,19 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             }
             return;
         }
+    }
+    let l = lits(args);
+    let procs = l.iter().enumerate().find_map(|(i, a)| match *a {
+        "-P" | "--max-procs" => Some(l.get(i + 1).copied().unwrap_or("")),
+        a => a
+            .strip_prefix("--max-procs=")
+            .or(a.strip_prefix("-P").filter(|v| !v.is_empty())),
+    });
+    if procs.is_some_and(|p| p.parse::<u32>().map_or(true, |n| n == 0 || n > 4)) {
+        ctx.mark(
+            Class::Destructive,
+            "xargs -P runs many commands at once (0 is as many as it can)",
+        );
     }
     let rest = skip_options(
         args,
@@ -1475,7 +1690,14 @@ fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
                 redirect_target(ctx.policy, &target, true, ctx.found);
                 ctx.mark(Class::Mutating, "find writes a file")
             }
-            Some("-exec" | "-execdir" | "-ok" | "-okdir") => {
+            Some("-execdir" | "-okdir") => {
+                ctx.mark(
+                    Class::Destructive,
+                    "find -execdir runs its command in each found file's folder, where its paths name other files",
+                );
+                return;
+            }
+            Some("-exec" | "-ok") => {
                 let end = args[i + 1..]
                     .iter()
                     .position(|a| matches!(a.lit(), Some(";" | "+" | "\\;")))
@@ -1554,6 +1776,10 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         "cp" | "ln" | "install" | "rsync" | "tar" | "zip" if !target_dir => {
             &paths[paths.len().saturating_sub(1)..]
         }
+        // The first word is the mode (`644`, `u+x`) or the owner (`user:group`).
+        "chmod" | "chown" | "chgrp" if !lits(args).iter().any(|a| a.starts_with("--reference")) => {
+            paths.get(1..).unwrap_or(&[])
+        }
         _ => &paths,
     };
     if matches!(prog, "cp" | "ln" | "install" | "mv") {
@@ -1583,25 +1809,51 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
             }
         }
     }
+    if prog == "ln"
+        || (prog == "cp" && (has_short(args, 's') || has_short(args, 'l')))
+        || has(args, &["--symbolic-link", "--link"])
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "{prog} links a name to another file, which later reads would judge by the name"
+            ),
+        );
+    }
+    // Permissions that run as the file's owner (setuid, setgid).
+    if matches!(prog, "chmod" | "install")
+        && lits(args).iter().any(|a| {
+            let mode = a
+                .strip_prefix("--mode=")
+                .or(a.strip_prefix("-m"))
+                .unwrap_or(a);
+            (mode.len() == 4
+                && mode.starts_with(['2', '4', '6'])
+                && mode.chars().all(|c| c.is_digit(8)))
+                || (!mode.starts_with('/')
+                    && mode.contains(['s', 't'])
+                    && mode.contains(['+', '=']))
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} gives a file setuid or setgid rights"),
+        );
+    }
     for a in written {
         match a.lit() {
             Some(p) if p.starts_with('-') => {}
             Some(p) => {
-                if in_state(ctx.policy, p) && prog != "ls" {
-                    ctx.mark(
-                        Class::Denied,
-                        format!("{prog} in the operator's state ({p})"),
-                    );
-                } else if recursive
+                if recursive
                     && matches!(prog, "chmod" | "chown" | "chgrp")
                     && precious(ctx.policy, p).is_some()
                 {
                     ctx.mark(Class::Denied, format!("{prog} -R of {p}"));
-                } else if p.starts_with("/etc/")
-                    || p.starts_with("/usr/")
-                    || p.starts_with("/boot/")
-                {
-                    ctx.mark(Class::Denied, format!("{prog} of a system file ({p})"));
+                }
+                let mut f = Findings::default();
+                written_file(ctx.policy, p, &mut f);
+                for (class, why) in f.marks.into_iter().filter(|(c, _)| *c != Class::Mutating) {
+                    ctx.mark(class, format!("{prog}: {why}"));
                 }
             }
             None => ctx.mark(
@@ -1773,6 +2025,27 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
     if words.first() == Some(&"load") && l.contains(&"--verify") {
         return;
     }
+    if words.first() == Some(&"load") {
+        let value = |flag: &str| {
+            l.iter().enumerate().find_map(|(i, a)| {
+                if *a == flag {
+                    l.get(i + 1).copied()
+                } else {
+                    a.strip_prefix(flag).and_then(|r| r.strip_prefix('='))
+                }
+            })
+        };
+        let rate = value("--rate").map(|r| r.parse::<u32>().ok());
+        let duration = value("--duration").map(seconds);
+        if rate.is_some_and(|r| r.is_none_or(|r| r > 500))
+            || duration.is_some_and(|d| d.is_none_or(|d| d > COMMAND_SECONDS))
+        {
+            ctx.mark(
+                Class::Destructive,
+                "operator load at more than 500 requests a second, or for longer than a command may run, floods the cluster",
+            );
+        }
+    }
     if let ["node", "restart" | "stop" | "kill" | "reset", node, ..] = words.as_slice()
         && ctx
             .policy
@@ -1906,6 +2179,33 @@ fn docker(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
 }
 
 fn kubectl(ctx: &mut Ctx, args: &[Arg]) {
+    // Options that choose the cluster or the credentials may point anywhere.
+    if let Some(a) = lits(args).into_iter().find(|a| {
+        a.starts_with("-s")
+            || [
+                "--server",
+                "--kubeconfig",
+                "--context",
+                "--cluster",
+                "--token",
+                "--as",
+                "--user",
+                "--insecure-skip-tls-verify",
+                "--certificate-authority",
+                "--client-certificate",
+                "--client-key",
+                "--username",
+                "--password",
+                "--tls-server-name",
+            ]
+            .iter()
+            .any(|o| a.starts_with(o))
+    }) {
+        ctx.mark(
+            Class::Destructive,
+            format!("kubectl {a} chooses which cluster it talks to, or as whom"),
+        );
+    }
     let rest = skip_options(
         args,
         &[
@@ -1940,6 +2240,15 @@ fn systemctl(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         .into_iter()
         .filter(|a| !a.starts_with('-'))
         .collect();
+    if lits(args).iter().any(|a| {
+        ["--host", "--machine"].iter().any(|o| a.starts_with(o))
+            || (a.starts_with('-') && !a.starts_with("--") && a.contains(['H', 'M']))
+    }) {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} -H/-M reaches another host or machine"),
+        );
+    }
     let verb = if prog == "service" {
         l.get(1).copied().unwrap_or("status")
     } else {

@@ -43,6 +43,11 @@ pub trait SubjectWords: Send + Sync {
     fn memory_nodes(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Nodes that do not speak HTTP (Redis): an HTTP client sent to one smuggles the node's
+    /// own protocol in the request's lines, so it is refused.
+    fn non_http_nodes(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// What a subject's policy extension says of one command.

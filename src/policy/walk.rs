@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use brush_parser::ast::{
     Command, CommandPrefixOrSuffixItem, CompoundCommand, CompoundList, IoFileRedirectKind,
-    IoFileRedirectTarget, IoRedirect, Pipeline, SimpleCommand, Word,
+    IoFileRedirectTarget, IoRedirect, Pipeline, ProcessSubstitutionKind, SimpleCommand, Word,
 };
 use brush_parser::word::{WordPiece, WordPieceWithSource};
 use brush_parser::{Parser, ParserOptions};
@@ -601,9 +601,14 @@ fn simple_item(
     match item {
         CommandPrefixOrSuffixItem::Word(w) => argv.push(word(policy, w, depth, found)),
         CommandPrefixOrSuffixItem::IoRedirect(r) => redirect(policy, r, depth, found),
-        CommandPrefixOrSuffixItem::ProcessSubstitution(_, sub) => {
+        // `<(cmd)`: the program reads cmd's output (judged on its own) through a pipe the
+        // shell names /dev/fd/N, as a pipeline's next stage would.
+        CommandPrefixOrSuffixItem::ProcessSubstitution(kind, sub) => {
             walk_list(policy, &sub.list, depth, found);
-            argv.push(Arg::Dyn);
+            argv.push(match kind {
+                ProcessSubstitutionKind::Read => Arg::Lit("/dev/fd/63".into()),
+                ProcessSubstitutionKind::Write => Arg::Dyn,
+            });
         }
         // `export A=b` and the like: the text itself is the argument.
         CommandPrefixOrSuffixItem::AssignmentWord(a, w) => {

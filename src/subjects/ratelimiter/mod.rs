@@ -141,6 +141,11 @@ impl crate::policy::SubjectWords for RateLimiter {
         &["redis"]
     }
 
+    /// Redis reads an HTTP request's lines as commands of its own protocol.
+    fn non_http_nodes(&self) -> &'static [&'static str] {
+        &["redis"]
+    }
+
     fn http_routes(&self) -> &'static [crate::policy::Route] {
         &policy::ROUTES
     }
