@@ -1376,7 +1376,7 @@ fn skip_options<'a>(args: &'a [Arg], with_value: &[&str]) -> &'a [Arg] {
 const COMMAND_SECONDS: f64 = 60.0;
 
 /// A duration as `timeout` and `sleep` read it: a number with `s`, `m`, `h` or `d`.
-fn seconds(word: &str) -> Option<f64> {
+pub(super) fn seconds(word: &str) -> Option<f64> {
     let (number, unit) = match word.char_indices().last()? {
         (i, 's') => (&word[..i], 1.0),
         (i, 'm') => (&word[..i], 60.0),

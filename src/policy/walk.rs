@@ -298,10 +298,15 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
                         );
                     }
                 }
+                // Over words only known at run time (`$(seq 1 100000)`): as many times as
+                // they say.
+                _ if values.contains(&Arg::Dyn) => {
+                    repeat(policy, depth, found, &[&f.body.list]);
+                }
                 _ => walk_list(policy, &f.body.list, depth, found),
             }
         }
-        CompoundCommand::ArithmeticForClause(f) => walk_list(policy, &f.body.list, depth, found),
+        CompoundCommand::ArithmeticForClause(f) => repeat(policy, depth, found, &[&f.body.list]),
         CompoundCommand::CaseClause(c) => {
             word(policy, &c.value, depth, found);
             for item in &c.cases {
@@ -325,23 +330,7 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
             }
         }
         CompoundCommand::WhileClause(w) | CompoundCommand::UntilClause(w) => {
-            walk_list(policy, &w.0, depth, found);
-            // A change repeated until some condition, maybe never: a flood, not a repair.
-            let mut body = Findings {
-                in_container: found.in_container,
-                globs: found.globs.clone(),
-                ..Findings::default()
-            };
-            walk_list(policy, &w.1.list, depth, &mut body);
-            if body.marks.iter().any(|(c, _)| *c >= Class::Mutating) {
-                found.mark(
-                    Class::Destructive,
-                    "repeats a change in a loop that may not end",
-                );
-            }
-            found.marks.append(&mut body.marks);
-            found.invocations.append(&mut body.invocations);
-            found.globs.extend(body.globs);
+            repeat(policy, depth, found, &[&w.0, &w.1.list]);
         }
         CompoundCommand::Arithmetic(a) => {
             let text = a.to_string();
@@ -616,6 +605,39 @@ fn simple_item(
             argv.push(Arg::Lit(a.to_string()));
         }
     }
+}
+
+/// A loop that may run any number of times (`while`, `until`, `for ((…))`, `for` over
+/// substituted words): a change repeated is a flood, not a repair, and so are reads repeated
+/// with no pause of half a second or more (`sleep 1`) until the time limit ends them.
+fn repeat(policy: &Policy, depth: u32, found: &mut Findings, parts: &[&CompoundList]) {
+    let mut body = Findings {
+        in_container: found.in_container,
+        globs: found.globs.clone(),
+        ..Findings::default()
+    };
+    for list in parts {
+        walk_list(policy, list, depth, &mut body);
+    }
+    let paused = body.invocations.iter().any(|i| {
+        matches!(i.argv.as_slice(), [Arg::Lit(p), Arg::Lit(d)]
+            if rules::program_name(p) == "sleep"
+                && rules::seconds(d).is_some_and(|s| s >= 0.5))
+    });
+    if body.marks.iter().any(|(c, _)| *c >= Class::Mutating) {
+        found.mark(
+            Class::Destructive,
+            "repeats a change in a loop that may not end",
+        );
+    } else if !paused {
+        found.mark(
+            Class::Destructive,
+            "repeats commands in a loop with no pause (sleep), a flood until the time limit",
+        );
+    }
+    found.marks.append(&mut body.marks);
+    found.invocations.append(&mut body.invocations);
+    found.globs.extend(body.globs);
 }
 
 fn redirect(policy: &Policy, r: &IoRedirect, depth: u32, found: &mut Findings) {
