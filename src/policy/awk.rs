@@ -104,7 +104,10 @@ pub(super) fn awk(ctx: &mut Ctx, args: &[Arg]) {
             .strip_prefix("--source=")
             .or_else(|| text.strip_prefix("-e"))
             .unwrap_or(text);
-        if let Some(why) = acts(&code(text)) {
+        // Words that act are looked for in the whole text too, in case a literal was read
+        // wrongly (a string in a string, a regex taken for a division).
+        let raw = acts(text).filter(|w| !w.contains("pipes") && !w.contains("writes"));
+        if let Some(why) = raw.or_else(|| acts(&code(text))) {
             ctx.mark(Class::Destructive, format!("the awk program {why}"));
         }
     }
@@ -197,13 +200,15 @@ fn code(program: &str) -> String {
                 out.push_str("\"\"");
                 last_significant = '"';
             }
-            // A regex literal starts where an operand may start.
-            '/' if matches!(
-                last_significant,
-                ' ' | '(' | ',' | '!' | '~' | '{' | ';' | '&' | '|' | '\n'
-            ) =>
+            // A regex literal starts where an operand may start: after anything but an
+            // operand's end (a name, a number, `)`, `]`, a string). One holding a quote is
+            // where awk and this reading could part: kept as code, so that what follows is
+            // judged as code too.
+            '/' if !(last_significant.is_alphanumeric()
+                || matches!(last_significant, '_' | ')' | ']' | '"' | '.' | '$')) =>
             {
                 let mut escaped = false;
+                let mut literal = String::new();
                 for d in chars.by_ref() {
                     if escaped {
                         escaped = false;
@@ -212,8 +217,13 @@ fn code(program: &str) -> String {
                     } else if d == '/' {
                         break;
                     }
+                    literal.push(d);
                 }
-                out.push_str("//");
+                if literal.contains('"') {
+                    out.push_str("| a regex holding a quote |");
+                } else {
+                    out.push_str("//");
+                }
                 last_significant = '/';
             }
             _ => {

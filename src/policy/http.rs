@@ -6,7 +6,6 @@
 use super::Class;
 use super::reach::outside;
 use super::rules::{Ctx, any_dyn, lits, redirect_target};
-use super::subject::Route;
 use super::walk::Arg;
 
 /// What one request does, as far as its options say.
@@ -14,6 +13,8 @@ use super::walk::Arg;
 struct Request {
     method: Option<String>,
     body: bool,
+    /// The bodies given literally (`-d '{…}'`), for routes whose class depends on the body.
+    bodies: Vec<String>,
     /// `-G`: the data goes in the query of a GET.
     get: bool,
     head: bool,
@@ -221,9 +222,14 @@ fn curl_option(ctx: &mut Ctx, r: &mut Request, opt: &str, value: Option<&str>) {
                     Class::Destructive,
                     format!("curl sends a body read from {value_or_unknown}, which the policy cannot read"),
                 );
+            } else if matches!(opt, "-d" | "--data" | "--data-binary" | "--json") {
+                r.bodies.push(value.unwrap_or_default().to_string());
             }
         }
-        "--data-raw" => r.body = true,
+        "--data-raw" => {
+            r.body = true;
+            r.bodies.push(value.unwrap_or_default().to_string());
+        }
         "-F" | "--form" | "--form-string" => {
             r.body = true;
             if opt != "--form-string" && value.is_some_and(|v| v.contains("=@") || v.contains("=<"))
@@ -300,6 +306,11 @@ fn curl_option(ctx: &mut Ctx, r: &mut Request, opt: &str, value: Option<&str>) {
 /// Judges each URL of a request: its scheme, its address, and the route it reaches.
 fn judge_urls(ctx: &mut Ctx, client: &str, r: &Request) {
     let method = r.method();
+    // One body sent as written; with `-G` it goes in the query instead.
+    let body = match r.bodies.as_slice() {
+        [one] if !r.get => Some(one.as_str()),
+        _ => None,
+    };
     for url in &r.urls {
         if url.is_empty() {
             ctx.mark(
@@ -345,7 +356,7 @@ fn judge_urls(ctx: &mut Ctx, client: &str, r: &Request) {
             continue;
         }
         if r.via_socket {
-            route(ctx, &method, &path);
+            route(ctx, &method, &path, body);
             continue;
         }
         let target = ctx.policy.url_target(url);
@@ -367,7 +378,7 @@ fn judge_urls(ctx: &mut Ctx, client: &str, r: &Request) {
         }
         let inside = outside(ctx, client, target);
         if inside {
-            route(ctx, &method, &path);
+            route(ctx, &method, &path, body);
         } else if !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             ctx.mark(
                 Class::Destructive,
@@ -422,18 +433,19 @@ fn percent_decode(s: &str) -> String {
 
 /// The class of `method path` on the instance, as the subject's first matching route says;
 /// a write no subject declares goes to a person.
-fn route(ctx: &mut Ctx, method: &str, path: &str) {
+fn route(ctx: &mut Ctx, method: &str, path: &str, body: Option<&str>) {
     // Each subject's first matching route; of several subjects (a check with no
     // instance), the worst.
-    let declared: Option<&Route> = ctx
+    let declared = ctx
         .policy
         .subjects()
         .iter()
         .filter_map(|k| k.http_routes().iter().find(|r| r.matches(method, path)))
-        .max_by_key(|r| r.class);
+        .map(|r| r.judge(body))
+        .max_by_key(|(class, _)| *class);
     match declared {
-        Some(r) if r.class > Class::ReadOnly => {
-            ctx.mark(r.class, format!("{method} {path}: {}", r.what))
+        Some((class, what)) if class > Class::ReadOnly => {
+            ctx.mark(class, format!("{method} {path}: {what}"))
         }
         Some(_) => {}
         None if matches!(method, "GET" | "HEAD" | "OPTIONS") => {}

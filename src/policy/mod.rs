@@ -305,7 +305,7 @@ impl Policy {
             } else {
                 &self.protected.cwd
             };
-            return normalize(&home.join(rest));
+            return through_links(&home.join(rest));
         }
         let p = Path::new(path);
         let joined = if p.is_absolute() {
@@ -313,12 +313,76 @@ impl Policy {
         } else {
             self.protected.cwd.join(p)
         };
-        normalize(&joined)
+        through_links(&joined)
     }
 }
 
 fn starts_with(inv: &[String], prefix: &[String]) -> bool {
     inv.len() >= prefix.len() && inv.iter().zip(prefix).all(|(a, b)| a == b)
+}
+
+/// A path as the kernel walks it: each symbolic link on the way is followed before a `..`
+/// after it applies (`/var/run/../etc` is `/etc`, since /var/run is a link to /run;
+/// `/dev/fd/..` is a process's folder in /proc). Inside a process's folder in /proc the
+/// links (`cwd`, `root`, `fd/N`) are the command's, not this process's: they are kept as
+/// written, for the /proc checks to judge. What does not exist is taken as written.
+fn through_links(p: &Path) -> PathBuf {
+    use std::path::Component;
+    if !p.is_absolute() {
+        return normalize(p);
+    }
+    let mut pending: Vec<std::ffi::OsString> = p
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut out = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            out.pop();
+            continue;
+        }
+        out.push(&name);
+        let in_process = out.starts_with("/proc") && out.components().count() > 3;
+        // Past a process's own link (`cwd`, `root`, `exe`, `fd/N`), the rest is relative to
+        // the command's folders, not this process's: kept as written, `..` and all.
+        let door = in_process
+            && (matches!(name.to_str(), Some("cwd" | "root" | "exe"))
+                || out
+                    .parent()
+                    .and_then(Path::file_name)
+                    .is_some_and(|p| p == "fd" || p == "map_files"));
+        if door {
+            while let Some(rest) = pending.pop() {
+                out.push(rest);
+            }
+            break;
+        }
+        if in_process || hops >= 40 {
+            continue;
+        }
+        let Ok(target) = std::fs::read_link(&out) else {
+            continue;
+        };
+        hops += 1;
+        out.pop();
+        if target.is_absolute() {
+            out = PathBuf::from("/");
+        }
+        for c in target.components().rev() {
+            match c {
+                Component::Normal(n) => pending.push(n.to_os_string()),
+                Component::ParentDir => pending.push("..".into()),
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// `a/b/../c` → `a/c`, without touching the file system.

@@ -332,9 +332,25 @@ pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
             _ => return,
         }
     }
+    // A server other than the system's resolver (`dig @…`, `nslookup NAME SERVER`, a port
+    // of its own) may be anyone's, on any port.
+    let operands = names.len();
+    if l.iter().any(|a| {
+        a.starts_with('@') || a.starts_with("-port") || a.starts_with("-p") && prog != "ping"
+    }) || (matches!(prog, "nslookup" | "host") && operands > 1)
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} asks a name server of its own choosing"),
+        );
+    }
     for name in names {
-        let loopback = canonical_host(name) == "127.0.0.1" || name == "localhost";
-        if !loopback && !ctx.policy.endpoints().knows_host(name) {
+        // `x.localhost` resolves to loopback, but the question may still travel: only the
+        // word itself, or an address, is loopback.
+        let lower = name.to_ascii_lowercase();
+        let spelled = lower.trim_end_matches('.') == "localhost" || !lower.contains("localhost");
+        let loopback = spelled && (canonical_host(name) == "127.0.0.1" || lower == "localhost");
+        if !spelled || (!loopback && !ctx.policy.endpoints().knows_host(name)) {
             ctx.mark(
                 Class::Destructive,
                 format!("{prog} names {name}, not one of the instance's hosts (a lookup can carry data out)"),

@@ -4,7 +4,7 @@
 //! any other form goes to a person.
 
 use super::Class;
-use super::rules::{Ctx, any_dyn, has, lits, redirect_target};
+use super::rules::{Ctx, any_dyn, lits, redirect_target};
 use super::walk::Arg;
 
 /// Judges `prog` if it is one of the readers above; false when it is not.
@@ -31,9 +31,28 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
             return false;
         }
         "hostname" => {
-            if lits(args).iter().any(|a| !a.starts_with('-'))
-                || has(args, &["-F", "--file", "-b", "--boot"])
-            {
+            // Only the options that print; anything else (`-F FILE`, `-b`, a name, and
+            // their long forms by any beginning) may rename the host.
+            let prints = lits(args).iter().all(|a| {
+                matches!(
+                    *a,
+                    "--short"
+                        | "--fqdn"
+                        | "--long"
+                        | "--domain"
+                        | "--ip-address"
+                        | "--all-ip-addresses"
+                        | "--all-fqdns"
+                        | "--alias"
+                        | "--nis"
+                        | "--version"
+                        | "--help"
+                ) || (a.len() > 1
+                    && a.starts_with('-')
+                    && !a.starts_with("--")
+                    && a[1..].chars().all(|c| "sfdiIAayVh".contains(c)))
+            });
+            if !prints || any_dyn(args) {
                 ctx.mark(Class::Destructive, "hostname renames the host");
             }
         }
@@ -93,6 +112,11 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
             match rest.first() {
                 None => {}
                 Some(Arg::Lit(a)) if matches!(a.as_str(), "-p" | "-l" | "-") => {}
+                // `trap '' TERM` ignores the signal that ends a command at its time limit.
+                Some(Arg::Lit(a)) if a.trim().is_empty() && rest.len() > 1 => ctx.mark(
+                    Class::Destructive,
+                    "trap '' ignores signals, so the command may outlive its time limit",
+                ),
                 Some(cmd) if rest.len() > 1 => ctx.source(Some(cmd), "trap"),
                 Some(_) => {}
             }
@@ -102,13 +126,32 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
                 return false;
             };
             let acts = lits(args).iter().any(|a| {
-                acting.prefixes.iter().any(|p| a.starts_with(p))
+                // A long option by any beginning of its name (`--se` for `--set`), as GNU
+                // getopt reads it.
+                let abbreviated = a.strip_prefix("--").is_some_and(|long| {
+                    let name = long.split('=').next().unwrap_or(long);
+                    !name.is_empty()
+                        && acting.prefixes.iter().any(|p| {
+                            p.strip_prefix("--")
+                                .is_some_and(|full| full.starts_with(name))
+                        })
+                });
+                abbreviated
+                    || acting.prefixes.iter().any(|p| a.starts_with(p))
                     || (a.starts_with('-')
                         && !a.starts_with("--")
                         && a[1..].contains(|c| acting.letters.contains(c)))
             });
             if acts {
                 ctx.mark(Class::Destructive, format!("{prog} {}", acting.why));
+            }
+            if matches!(prog, "jq" | "gojq" | "jaq" | "yq")
+                && lits(args).iter().any(|a| reads_env(a))
+            {
+                ctx.mark(
+                    Class::Denied,
+                    format!("{prog}'s program reads the environment (env, $ENV)"),
+                );
             }
             if loads_files(prog, &lits(args)) {
                 ctx.mark(
@@ -119,6 +162,17 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
         }
     }
     true
+}
+
+/// jq's `env` and `$ENV` (and yq's, where yq wraps jq) hold every variable of the process.
+fn reads_env(program: &str) -> bool {
+    program.contains("$ENV")
+        || program.match_indices("env").any(|(i, _)| {
+            let before = program[..i].chars().next_back();
+            let after = program[i + 3..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.' || c == '$')
+                && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
 }
 
 /// jq's `import`/`include` and yq's `load…()` read the files they name, from inside the
@@ -157,7 +211,20 @@ const ACTING: &[Acting] = &[
     },
     Acting {
         programs: &["man"],
-        prefixes: &["-P", "--pager", "-H", "--html", "-l", "--local-file"],
+        prefixes: &[
+            "-P",
+            "--pager",
+            "-H",
+            "--html",
+            "-l",
+            "--local-file",
+            "-C",
+            "--config-file",
+            "-M",
+            "--manpath",
+            "-p",
+            "--preprocessor",
+        ],
         letters: "",
         why: "runs the pager or browser it is given",
     },

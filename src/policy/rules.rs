@@ -346,8 +346,12 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
             a.rsplit(['=', '@']).next().unwrap_or(a),
         ];
         for (i, c) in candidates.into_iter().enumerate() {
-            // Most words are one path, the same three times: judged once.
-            if candidates[..i].contains(&c) {
+            // Most words are one path, the same three times: judged once. `/dev/fd/N` is
+            // the pipe of a process substitution (`diff <(…) <(…)`).
+            if candidates[..i].contains(&c)
+                || c.strip_prefix("/dev/fd/")
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+            {
                 continue;
             }
             let globbed = ctx.found.globs.contains(a);
@@ -364,7 +368,7 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
             .any(|d| !d.as_os_str().is_empty() && resolved.starts_with(d));
             if let Some(why) = credential(c)
                 .or_else(|| (!own).then(|| credential(&as_seen)).flatten())
-                .or_else(|| globbed.then(|| system_secret(&resolved)).flatten())
+                .or_else(|| globbed.then(|| system_secret(&resolved, own)).flatten())
             {
                 ctx.mark(Class::Denied, format!("reads credentials ({why}: {c})"));
                 return;
@@ -398,7 +402,7 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
 fn credential(path: &str) -> Option<&'static str> {
     let p = path.trim_matches(['\'', '"']);
     let base = p.rsplit('/').next().unwrap_or(p);
-    let checks: [(bool, &'static str); 15] = [
+    let checks: [(bool, &'static str); 16] = [
         (
             p.contains(".ssh/")
                 || p.ends_with(".ssh")
@@ -486,8 +490,29 @@ fn credential(path: &str) -> Option<&'static str> {
             "mounted secrets",
         ),
         (
-            base == ".bash_history" || base == ".zsh_history",
-            "shell history",
+            base.ends_with("_history") || base.ends_with("histfile") || base == ".lesshst",
+            "a history of commands typed, passwords among them",
+        ),
+        (
+            [
+                ".claude/",
+                ".cargo/credentials",
+                ".config/gh/",
+                ".config/gcloud/",
+                ".local/share/keyrings",
+                ".password-store",
+                "/etc/mysql/debian.cnf",
+                "/etc/NetworkManager/system-connections",
+                "/etc/wpa_supplicant",
+                "/etc/ppp/chap-secrets",
+                "/etc/ppp/pap-secrets",
+                "/etc/ssl/private",
+                "/etc/letsencrypt",
+                "/etc/docker/",
+            ]
+            .iter()
+            .any(|d| p.contains(d) || p.ends_with(d.trim_end_matches('/'))),
+            "stored credentials",
         ),
         (
             base.contains("api_key") || base.contains("apikey") || base.contains("token"),
@@ -498,20 +523,34 @@ fn credential(path: &str) -> Option<&'static str> {
     checks.into_iter().find(|(hit, _)| *hit).map(|(_, why)| why)
 }
 
-/// The system's secrets a glob could name (`/etc/shado?`, `/etc/sudoers*`).
-fn system_secret(pattern: &Path) -> Option<&'static str> {
-    [
-        ("/etc/shadow", false, "system passwords"),
-        ("/etc/gshadow", false, "system passwords"),
-        ("/etc/sudoers", false, "system passwords"),
-        ("/etc/sudoers.d", true, "system passwords"),
-        ("/etc/environment", false, "a process's environment"),
-        ("/run/secrets", true, "mounted secrets"),
-        ("/var/run/secrets", true, "mounted secrets"),
-    ]
-    .into_iter()
-    .find(|(target, inside, _)| could_name(pattern, Path::new(target), *inside, true))
-    .map(|(_, _, why)| why)
+/// The system's secrets a glob could name (`/etc/shado?`, `/etc/sudoers*`,
+/// `/etc/ssh/ssh_host_*`), and other users' files (`/home/*/.ss?/id_*`) unless the glob is
+/// in the instance's own folder (`own`), which may sit under a home folder.
+fn system_secret(pattern: &Path, own: bool) -> Option<&'static str> {
+    let homes: &[(&str, bool, &str)] = if own {
+        &[]
+    } else {
+        &[
+            ("/root", true, "the root user's files"),
+            ("/home", true, "the users' files, their keys among them"),
+        ]
+    };
+    homes
+        .iter()
+        .copied()
+        .chain([
+            ("/etc/ssh", true, "the host's private keys"),
+            ("/etc/ssl/private", true, "the host's private keys"),
+            ("/etc/shadow", false, "system passwords"),
+            ("/etc/gshadow", false, "system passwords"),
+            ("/etc/sudoers", false, "system passwords"),
+            ("/etc/sudoers.d", true, "system passwords"),
+            ("/etc/environment", false, "a process's environment"),
+            ("/run/secrets", true, "mounted secrets"),
+            ("/var/run/secrets", true, "mounted secrets"),
+        ])
+        .find(|(target, inside, _)| could_name(pattern, Path::new(target), *inside, true))
+        .map(|(_, _, why)| why)
 }
 
 /// A path through /proc that reaches another process's files or memory, or the whole file
@@ -720,7 +759,14 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
         }
         return;
     };
-    if let Some(why) = credential(path) {
+    let resolved = policy.resolve(path);
+    let globbed = found.globs.contains(path);
+    let cwd = &policy.protected().cwd;
+    let own = !cwd.as_os_str().is_empty() && resolved.starts_with(cwd);
+    if let Some(why) = credential(path)
+        .or_else(|| credential(&resolved.to_string_lossy()))
+        .or_else(|| globbed.then(|| system_secret(&resolved, own)).flatten())
+    {
         found.mark(Class::Denied, format!("reads credentials ({why}: {path})"));
         return;
     }
@@ -732,7 +778,15 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
         );
         return;
     }
-    let globbed = found.globs.contains(path);
+    if let Some(door) = proc_door(&resolved, globbed) {
+        found.mark(
+            Class::Denied,
+            format!(
+                "reaches files through /proc/…/{door}, another door to any file or process ({path})"
+            ),
+        );
+        return;
+    }
     if touches_db(policy, path, globbed) {
         found.mark(
             Class::Denied,
@@ -744,14 +798,28 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
         found.mark(Class::Denied, format!("{why} ({path})"));
         return;
     }
+    if !write && endless(&resolved) {
+        found.mark(
+            Class::Destructive,
+            format!("reads {path}, a device that never ends"),
+        );
+    }
     if !write
         || matches!(
             path,
             "/dev/null" | "/dev/stdout" | "/dev/stderr" | "/dev/tty"
         )
-        || path.starts_with("/dev/fd/")
+        || path
+            .strip_prefix("/dev/fd/")
+            .is_some_and(|n| n.parse::<u32>().is_ok())
     {
         return;
+    }
+    if globbed {
+        found.mark(
+            Class::Destructive,
+            format!("writes to a path a glob chooses ({path})"),
+        );
     }
     written_file(policy, path, found);
 }
@@ -759,9 +827,14 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
 /// A file the command writes: refused where the operator's state, the system or the shells'
 /// settings live, a change anywhere else.
 fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
-    if path.starts_with("/dev/") {
+    let resolved = policy.resolve(path);
+    if path.starts_with("/dev/") || resolved.starts_with("/dev") {
         found.mark(Class::Denied, format!("writes to a device ({path})"));
-    } else if path.starts_with("/proc/") || path.starts_with("/sys/") {
+    } else if path.starts_with("/proc/")
+        || path.starts_with("/sys/")
+        || resolved.starts_with("/proc")
+        || resolved.starts_with("/sys")
+    {
         found.mark(Class::Denied, format!("writes a kernel setting ({path})"));
     } else if in_state(policy, path) {
         found.mark(
@@ -787,14 +860,45 @@ fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
         .any(|d| policy.resolve(path).starts_with(d))
     {
         found.mark(Class::Denied, format!("overwrites a system file ({path})"));
-    } else if policy.resolve(path) == Path::new("/") {
+    } else if resolved == Path::new("/") {
         found.mark(
             Class::Denied,
             format!("writes over the root folder ({path})"),
         );
-    } else {
+    } else if std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .is_some_and(|dir| resolved.starts_with(dir))
+    {
+        found.mark(
+            Class::Denied,
+            format!("writes beside the operator's binary, whose folder is first on the commands' PATH ({path})"),
+        );
+    } else if scratch(policy, &resolved) {
         found.mark(Class::Mutating, format!("writes {path}"));
+    } else {
+        found.mark(
+            Class::Destructive,
+            format!("writes {path}, outside the instance's folder and /tmp"),
+        );
     }
+}
+
+/// `/dev/zero`, `/dev/urandom` and the like: endless to a reader.
+fn endless(resolved: &Path) -> bool {
+    ["/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"]
+        .iter()
+        .any(|d| resolved == Path::new(d))
+}
+
+/// Where a command may write without a person: the instance's folder (the commands' HOME)
+/// and the temporary folders.
+fn scratch(policy: &Policy, resolved: &Path) -> bool {
+    let cwd = &policy.protected().cwd;
+    (!cwd.as_os_str().is_empty() && resolved.starts_with(cwd))
+        || ["/tmp", "/var/tmp", "/dev/shm"]
+            .iter()
+            .any(|d| resolved.starts_with(d))
 }
 
 /// Folders where the system keeps credentials (keys, password hashes, tokens): read or
@@ -842,11 +946,41 @@ const FILE_READERS: &[&str] = &[
     "sed", "jq", "paste", "join", "comm", "fold", "fmt", "rev", "expand",
 ];
 
+/// Read-only programs whose words known only at run time name no file they print: names,
+/// numbers, patterns, metadata.
+const DYN_SAFE: &[&str] = &[
+    "echo", "printf", "test", "[", "true", "false", ":", "sleep", "basename", "dirname", "expr",
+    "seq", "ls", "stat", "du", "df", "wc", "realpath", "readlink", "id", "whoami", "uname",
+    "pidof", "pgrep", "ps", "wait", "exit", "return", "unset", "jobs", "nproc", "cd", "which",
+    "type", "trap", "hostname",
+];
+
 fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
-    if FILE_READERS.contains(&prog) && any_dyn(args) {
+    let date_reads = prog == "date"
+        && lits(args).iter().any(|a| {
+            a.starts_with("--file")
+                || a.starts_with("--reference")
+                || (a.starts_with('-') && !a.starts_with("--") && a.contains(['f', 'r']))
+        });
+    if any_dyn(args)
+        && (READ_ONLY.contains(&prog) || FILE_READERS.contains(&prog))
+        && !(DYN_SAFE.contains(&prog) || prog == "date" && !date_reads)
+    {
         ctx.mark(
             Class::Destructive,
             format!("{prog} of files only known at run time (they could hold secrets)"),
+        );
+    }
+    // Devices that never end: a reader of one runs (and fills memory or a disk) until its
+    // time limit; `head -c N` takes a bounded piece.
+    let bounded = prog == "head"
+        && lits(args)
+            .windows(2)
+            .any(|w| w[0] == "-c" && w[1].parse::<u64>().is_ok_and(|n| n <= 1 << 20));
+    if !bounded && lits(args).iter().any(|a| endless(&ctx.policy.resolve(a))) {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} reads a device that never ends"),
         );
     }
     if let Some((_, why)) = DENIED
@@ -898,8 +1032,14 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             .into_iter()
             .filter(|a| !a.starts_with('-'))
             .find(|a| {
+                // Above one of those folders or in it; the instance's own folder (which may
+                // sit under a home folder) is the instance's.
                 let r = ctx.policy.resolve(a);
-                CREDENTIAL_DIRS.iter().any(|d| Path::new(d).starts_with(&r))
+                let cwd = &ctx.policy.protected().cwd;
+                let own = !cwd.as_os_str().is_empty() && r.starts_with(cwd);
+                CREDENTIAL_DIRS
+                    .iter()
+                    .any(|d| Path::new(d).starts_with(&r) || (!own && r.starts_with(d)))
             })
         {
             ctx.mark(
@@ -1009,11 +1149,20 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "watch" => {
             // More than once a second is a flood of whatever it repeats.
             let l = lits(args);
+            // `-n 0.1`, `-n0.1`, `--interval=0.1`, or `n` in a bundle (`-tn0`).
             let interval = l.iter().enumerate().find_map(|(i, a)| match *a {
-                "-n" | "--interval" => l.get(i + 1).copied(),
-                a => a
-                    .strip_prefix("--interval=")
-                    .or(a.strip_prefix("-n").filter(|v| !v.is_empty())),
+                "--interval" => l.get(i + 1).copied(),
+                a if a.starts_with("--interval=") => Some(&a["--interval=".len()..]),
+                a if a.starts_with('-') && !a.starts_with("--") => {
+                    let at = a.find('n')?;
+                    let attached = &a[at + 1..];
+                    if attached.is_empty() {
+                        l.get(i + 1).copied()
+                    } else {
+                        Some(attached)
+                    }
+                }
+                _ => None,
             });
             if interval.is_some_and(|v| v.parse::<f64>().map_or(true, |n| n.is_nan() || n < 1.0)) {
                 ctx.mark(
@@ -1056,6 +1205,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
             // Job control puts background jobs in process groups of their own, which the
             // executor's kill at the end of the command does not reach.
+            if has_short(args, 'a') || lits(args).contains(&"allexport") {
+                ctx.mark(
+                    Class::Destructive,
+                    "set -a hands every variable set after it to the programs that run",
+                );
+            }
             if has_short(args, 'm') || lits(args).contains(&"monitor") {
                 ctx.mark(
                     Class::Destructive,
@@ -1081,8 +1236,13 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 || lits(args)
                     .iter()
                     .any(|a| a.starts_with('-') && a.contains('x'));
-            for a in lits(args).into_iter().filter(|a| a.contains('=')) {
-                assignment(ctx.policy, ctx.found, a, true, exported);
+            for a in lits(args).into_iter().filter(|a| !a.starts_with('-')) {
+                if a.contains('=') {
+                    assignment(ctx.policy, ctx.found, a, true, exported);
+                } else if exported {
+                    // `X=…; export X`: X reaches the programs that follow, whatever it holds.
+                    assignment(ctx.policy, ctx.found, &format!("{a}="), true, true);
+                }
             }
         }
         "compgen" => {
@@ -1218,15 +1378,47 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             ctx.mark(Class::Destructive, format!("{prog} stops processes"));
         }
         "rm" | "rmdir" | "unlink" | "shred" | "truncate" => remove(ctx, prog, args),
+        "rsync" => ctx.mark(
+            Class::Destructive,
+            "rsync copies, deletes and logs wherever its options say",
+        ),
         "mv" | "cp" | "ln" | "mkdir" | "touch" | "chmod" | "chown" | "chgrp" | "install"
-        | "rsync" | "mkfifo" => write_paths(ctx, prog, args),
-        "tar" | "gzip" | "gunzip" | "zip" | "unzip" | "xz" | "bzip2" => {
-            let listing = prog == "tar"
+        | "mkfifo" => write_paths(ctx, prog, args),
+        "tar" | "zip" => {
+            // What an archiver writes is its archive; what it archives it only reads.
+            match archive(prog, args) {
+                Some(Arg::Lit(a)) if a == "-" => {}
+                Some(a) => {
+                    redirect_target(ctx.policy, &a, true, ctx.found);
+                    ctx.mark(Class::Mutating, format!("{prog} writes an archive"));
+                }
+                None => {}
+            }
+            if prog == "zip"
                 && lits(args).iter().any(|a| {
-                    (a.starts_with('-') || !a.contains('/'))
-                        && a.trim_start_matches('-').starts_with('t')
-                });
-            if !listing {
+                    a.starts_with("-TT") || a.starts_with("--unzip-command") || *a == "--tt"
+                })
+            {
+                ctx.mark(Class::Destructive, "zip -TT runs the command it is given");
+            }
+        }
+        "unzip" => {
+            let lists = lits(args).iter().any(|a| {
+                a.starts_with('-') && a.len() > 1 && a[1..].chars().all(|c| "lvtZpqz".contains(c))
+            });
+            if !lists {
+                ctx.mark(
+                    Class::Destructive,
+                    "unzip writes the files its archive names, over what is there",
+                );
+            }
+        }
+        "gzip" | "gunzip" | "xz" | "bzip2" => {
+            let to_stdout = lits(args).iter().any(|a| {
+                matches!(*a, "--stdout" | "--to-stdout" | "--list" | "--test")
+                    || (a.starts_with('-') && !a.starts_with("--") && a.contains(['c', 'l', 't']))
+            });
+            if !to_stdout {
                 write_paths(ctx, prog, args);
             }
         }
@@ -1255,16 +1447,57 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
         "iptables" | "ip6tables" | "iptables-legacy" | "iptables-nft" | "ip6tables-legacy"
         | "ip6tables-nft" => iptables(ctx, args),
-        "iptables-save" | "ip6tables-save" => {}
+        "iptables-save" | "ip6tables-save" => {
+            let l = lits(args);
+            let plain = l.iter().enumerate().all(|(i, a)| {
+                matches!(*a, "-c" | "--counters" | "-t" | "--table")
+                    || i > 0 && matches!(l[i - 1], "-t" | "--table") && !a.starts_with('-')
+            });
+            if !plain || any_dyn(args) {
+                ctx.mark(
+                    Class::Destructive,
+                    "iptables-save with options other than -c and -t (it writes files with -f)",
+                );
+            }
+        }
         "iptables-restore" | "ip6tables-restore" => {
             ctx.mark(Class::Destructive, "replaces every firewall rule")
         }
         "nft" => {
+            // Only `nft [-a -n -s -j -t] list …`, one command of plain words: nft runs
+            // several commands split by `;`, and reads more from files (-f).
             let l = lits(args);
-            if l.first() == Some(&"list") || l.contains(&"-a") && l.contains(&"list") {
+            let options = l.iter().take_while(|a| a.starts_with('-'));
+            let plain_options = options.clone().all(|a| {
+                matches!(
+                    *a,
+                    "-a" | "-n"
+                        | "-nn"
+                        | "-nnn"
+                        | "-s"
+                        | "-j"
+                        | "-t"
+                        | "-y"
+                        | "--handle"
+                        | "--numeric"
+                        | "--stateless"
+                        | "--json"
+                        | "--terse"
+                )
+            });
+            let words: Vec<&&str> = l.iter().skip(options.count()).collect();
+            let plain_words = words.iter().all(|w| {
+                w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            });
+            if plain_options
+                && plain_words
+                && !any_dyn(args)
+                && words.first().is_some_and(|w| **w == "list")
+            {
                 return;
             }
-            if l.contains(&"flush") {
+            if l.iter().any(|a| a.contains("flush")) {
                 ctx.mark(Class::Denied, "flushes the firewall");
             } else {
                 ctx.mark(Class::Destructive, "changes the firewall");
@@ -1278,13 +1511,40 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
         }
         "tc" => {
+            // Only `tc [-s -d -j -p] qdisc|class|filter [show|list|ls] [dev IF]`: tc takes
+            // any beginning of a verb (`ad`, `de`) and runs batch files (-b).
             let l = lits(args);
-            if l.iter()
-                .any(|a| ["add", "del", "delete", "change", "replace", "link"].contains(a))
-            {
+            let options = l.iter().take_while(|a| a.starts_with('-'));
+            let plain_options = options.clone().all(|a| {
+                matches!(
+                    *a,
+                    "-s" | "-d"
+                        | "-j"
+                        | "-p"
+                        | "-stats"
+                        | "-statistics"
+                        | "-details"
+                        | "-json"
+                        | "-pretty"
+                )
+            });
+            let words: Vec<&str> = l.iter().skip(options.count()).copied().collect();
+            let shows = match words.as_slice() {
+                [object, rest @ ..] if matches!(*object, "qdisc" | "class" | "filter") => {
+                    match rest {
+                        [] | ["show" | "list" | "ls"] => true,
+                        ["show" | "list" | "ls", "dev", iface] | ["dev", iface] => {
+                            !iface.starts_with('-')
+                        }
+                        _ => false,
+                    }
+                }
+                _ => false,
+            };
+            if !(plain_options && shows) || any_dyn(args) {
                 ctx.mark(
                     Class::Destructive,
-                    "changes traffic control (latency, loss)",
+                    "changes traffic control (latency, loss), or runs a batch of tc commands",
                 );
             }
         }
@@ -1406,6 +1666,27 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         // the executor's kill at the command's time limit does not reach: it may run only as
         // long as a command may.
         let limit = rest[0].lit().and_then(seconds);
+        // A signal that may not end the command (CONT, 0, one a trap ignores) leaves it
+        // running in timeout's group: only the ones that end a process by default.
+        let l = lits(opts);
+        let signal = l.iter().enumerate().find_map(|(i, a)| match *a {
+            "-s" | "--signal" => Some(l.get(i + 1).copied().unwrap_or("")),
+            a => a
+                .strip_prefix("--signal=")
+                .or(a.strip_prefix("-s").filter(|v| !v.is_empty())),
+        });
+        if signal.is_some_and(|s| {
+            let s = s.to_ascii_uppercase();
+            !matches!(
+                s.trim_start_matches("SIG"),
+                "TERM" | "KILL" | "INT" | "HUP" | "QUIT" | "9" | "15" | "2" | "1" | "3"
+            )
+        }) {
+            ctx.mark(
+                Class::Destructive,
+                "timeout sends a signal that may not end its command",
+            );
+        }
         if !has(opts, &["--foreground"]) && limit.is_none_or(|s| s > COMMAND_SECONDS) {
             ctx.mark(
                 Class::Destructive,
@@ -1430,14 +1711,41 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
     }
     if prog == "chrt"
-        && (lits(opts)
-            .iter()
-            .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(['f', 'r', 'd']))
-            || has(opts, &["--fifo", "--rr", "--deadline"]))
+        && lits(opts).iter().any(|a| {
+            a.starts_with('-')
+                && !matches!(
+                    *a,
+                    "-b" | "--batch"
+                        | "-i"
+                        | "--idle"
+                        | "-o"
+                        | "--other"
+                        | "-v"
+                        | "--verbose"
+                        | "-m"
+                        | "--max"
+                        | "-p"
+                        | "--pid"
+                )
+        })
     {
         ctx.mark(
             Class::Destructive,
             "chrt runs a command in real time, ahead of everything else on the host",
+        );
+    }
+    if prog == "ionice"
+        && lits(opts).iter().enumerate().any(|(i, a)| {
+            let class = match *a {
+                "-c" | "--class" => lits(opts).get(i + 1).copied(),
+                a => a.strip_prefix("--class=").or(a.strip_prefix("-c")),
+            };
+            class.is_some_and(|c| matches!(c, "1" | "realtime"))
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            "ionice gives a command real-time disk access, ahead of the host's other work",
         );
     }
     if prog == "time"
@@ -1603,13 +1911,14 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
         }
     }
     let l = lits(args);
-    let procs = l.iter().enumerate().find_map(|(i, a)| match *a {
+    // Every `-P` (the last one wins).
+    let mut procs = l.iter().enumerate().filter_map(|(i, a)| match *a {
         "-P" | "--max-procs" => Some(l.get(i + 1).copied().unwrap_or("")),
         a => a
             .strip_prefix("--max-procs=")
             .or(a.strip_prefix("-P").filter(|v| !v.is_empty())),
     });
-    if procs.is_some_and(|p| p.parse::<u32>().map_or(true, |n| n == 0 || n > 4)) {
+    if procs.any(|p| p.parse::<u32>().map_or(true, |n| n == 0 || n > 4)) {
         ctx.mark(
             Class::Destructive,
             "xargs -P runs many commands at once (0 is as many as it can)",
@@ -1724,10 +2033,17 @@ fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
 fn remove(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     let recursive = prog == "rm"
         && (has_short(args, 'r') || has_short(args, 'R') || has(args, &["--recursive"]));
-    let targets: Vec<&Arg> = args
-        .iter()
-        .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
-        .collect();
+    // truncate's `-s SIZE` and `-r FILE` take the next word.
+    let mut targets: Vec<&Arg> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].lit() {
+            Some("-s" | "--size" | "-r" | "--reference") if prog == "truncate" => i += 1,
+            Some(l) if l.starts_with('-') => {}
+            _ => targets.push(&args[i]),
+        }
+        i += 1;
+    }
     for t in &targets {
         match t.lit() {
             None => {
@@ -1761,6 +2077,14 @@ fn remove(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
 }
 
 fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
+    if any_dyn(args) {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "{prog} of files only known at run time (they could be secrets, or the system's)"
+            ),
+        );
+    }
     let recursive = has_short(args, 'R') || has_short(args, 'r') || has(args, &["--recursive"]);
     let paths: Vec<&Arg> = args
         .iter()
@@ -1768,10 +2092,26 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         .collect();
     // cp, ln and install only write their last path (the destination), or the folder of
     // `-t`; mv empties its sources too.
-    let target_dir = has(args, &["-t", "--target-directory"])
-        || lits(args)
-            .iter()
-            .any(|a| a.starts_with("--target-directory=") || a.starts_with("-t") && a.len() > 2);
+    // `-t DIR`, `-tDIR`, in a bundle (`-vt DIR`), or `--target-directory`.
+    let target_dir = matches!(prog, "cp" | "mv" | "ln" | "install")
+        && lits(args).iter().any(|a| {
+            a.starts_with("--target-directory")
+                || (a.starts_with('-') && !a.starts_with("--") && a.contains('t'))
+        });
+    // A copy of a system program runs, by its new name, what the name does not say.
+    if matches!(prog, "cp" | "install" | "ln" | "mv")
+        && paths.iter().filter_map(|a| a.lit()).any(|p| {
+            let r = ctx.policy.resolve(p);
+            r.parent()
+                .and_then(|d| d.to_str())
+                .is_some_and(|d| SYSTEM_DIRS.contains(&d))
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} copies a system program, which may then run under another name"),
+        );
+    }
     let written: &[&Arg] = match prog {
         "cp" | "ln" | "install" | "rsync" | "tar" | "zip" if !target_dir => {
             &paths[paths.len().saturating_sub(1)..]
@@ -1827,9 +2167,7 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
                 .strip_prefix("--mode=")
                 .or(a.strip_prefix("-m"))
                 .unwrap_or(a);
-            (mode.len() == 4
-                && mode.starts_with(['2', '4', '6'])
-                && mode.chars().all(|c| c.is_digit(8)))
+            u32::from_str_radix(mode, 8).is_ok_and(|m| m & 0o7000 != 0)
                 || (!mode.starts_with('/')
                     && mode.contains(['s', 't'])
                     && mode.contains(['+', '=']))
@@ -1865,6 +2203,67 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     ctx.mark(Class::Mutating, format!("{prog} changes files"));
 }
 
+/// The archive tar or zip writes: tar's `-f` value when it creates, appends or updates
+/// (`tar czf X …`, `--file=X`), zip's first word; `None` when it writes none (listing,
+/// extracting, which tar's own rule judges, or a tar without `-f`, which writes to its
+/// output).
+fn archive(prog: &str, args: &[Arg]) -> Option<Arg> {
+    if prog == "zip" {
+        return args
+            .iter()
+            .find(|a| a.lit().is_none_or(|w| !w.starts_with('-')))
+            .cloned();
+    }
+    let words: Vec<&Arg> = args.iter().collect();
+    let mut creates = false;
+    let mut file: Option<Arg> = None;
+    let mut i = 0;
+    while i < words.len() {
+        let Some(w) = words[i].lit() else {
+            i += 1;
+            continue;
+        };
+        if let Some(long) = w.strip_prefix("--") {
+            match long.split_once('=') {
+                Some(("file", v)) => file = Some(Arg::Lit(v.to_string())),
+                None if long == "file" => {
+                    file = words.get(i + 1).map(|a| (*a).clone());
+                    i += 1;
+                }
+                _ => {}
+            }
+            creates |= matches!(
+                long,
+                "create" | "append" | "update" | "catenate" | "concatenate"
+            );
+        } else if let Some(bundle) = w
+            .strip_prefix('-')
+            .or((i == 0 && !w.contains(['/', '.'])).then_some(w))
+        {
+            creates |= bundle.contains(['c', 'r', 'u', 'A']);
+            if let Some(at) = bundle.find('f') {
+                let attached = &bundle[at + 1..];
+                if attached.is_empty() || !w.starts_with('-') {
+                    // `-f X`, or old style `czf X`: the next word.
+                    file = words.get(i + 1).map(|a| (*a).clone());
+                    i += 1;
+                } else {
+                    file = Some(Arg::Lit(attached.to_string()));
+                }
+            }
+        }
+        i += 1;
+    }
+    if creates { file } else { None }
+}
+
+/// Whether iptables lists: `-L`, `-S` or their long names, alone or in a bundle (`-nvL`).
+fn has_list(l: &[&str], list: &[&str]) -> bool {
+    l.iter().any(|a| {
+        list.contains(a) || (!a.starts_with("--") && a.starts_with('-') && a.contains(['L', 'S']))
+    })
+}
+
 fn iptables(ctx: &mut Ctx, args: &[Arg]) {
     const FLUSH: &[&str] = &[
         "-F",
@@ -1886,9 +2285,41 @@ fn iptables(ctx: &mut Ctx, args: &[Arg]) {
         "--version",
         "-V",
     ];
+    // Only the options that list, spelt in full: iptables takes any beginning of a long
+    // option (`--zer` is `--zero`).
+    let l = lits(args);
+    let unread = l.iter().enumerate().any(|(i, a)| {
+        let value = i > 0 && matches!(l[i - 1], "-t" | "--table" | "-w" | "--wait");
+        !value
+            && a.starts_with('-')
+            && !matches!(
+                *a,
+                "-L" | "--list"
+                    | "-S"
+                    | "--list-rules"
+                    | "-n"
+                    | "--numeric"
+                    | "-v"
+                    | "--verbose"
+                    | "-x"
+                    | "--exact"
+                    | "--line-numbers"
+                    | "-t"
+                    | "--table"
+                    | "-w"
+                    | "--wait"
+                    | "--version"
+                    | "-V"
+                    | "-h"
+                    | "--help"
+            )
+            && (a.len() <= 2 || a.starts_with("--") || !a[1..].chars().all(|c| "LSnvx".contains(c)))
+    });
     if has(args, FLUSH) {
         ctx.mark(Class::Denied, "flushes or rewrites the firewall");
-    } else if !has(args, LIST)
+    } else if unread
+        || any_dyn(args)
+        || !has_list(&l, LIST)
         || has(
             args,
             &[
@@ -1986,7 +2417,7 @@ fn ip(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
     // Only the verbs that read; `ip OBJECT` alone shows.
     let verb = l.get(1).copied().unwrap_or("show");
     if ![
-        "show", "list", "lst", "ls", "sh", "s", "l", "get", "save", "monitor", "help",
+        "show", "list", "lst", "ls", "sh", "get", "save", "monitor", "help",
     ]
     .contains(&verb)
     {
@@ -2257,9 +2688,12 @@ fn systemctl(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     match verb {
         "status" | "is-active" | "is-enabled" | "is-failed" | "list-units" | "list-timers"
         | "show" | "cat" | "list-unit-files" => {}
-        "start" | "restart" | "reload" | "try-restart" | "reload-or-restart" => {
-            ctx.mark(Class::Mutating, format!("{prog} {verb}"))
-        }
+        // The instance's nodes are not the host's services: starting or restarting one of
+        // those (a target, sshd, the engine, the journal) changes the host.
+        "start" | "restart" | "reload" | "try-restart" | "reload-or-restart" => ctx.mark(
+            Class::Destructive,
+            format!("{prog} {verb} changes the host's services"),
+        ),
         "reboot" | "poweroff" | "halt" | "kexec" | "suspend" | "hibernate" | "emergency"
         | "rescue" => ctx.mark(Class::Denied, format!("{prog} {verb} takes the host down")),
         _ => ctx.mark(Class::Destructive, format!("{prog} {verb}")),

@@ -55,7 +55,12 @@ pub(super) fn sed(ctx: &mut Ctx, args: &[Arg]) {
                 "file" => {
                     doubt.get_or_insert("sed reads its script from a file".into());
                 }
-                "in-place" => in_place = true,
+                "in-place" => {
+                    in_place = true;
+                    if attached.is_some_and(|v| v.contains('/')) {
+                        doubt.get_or_insert("sed -i writes its backup into another folder".into());
+                    }
+                }
                 "line-length" => {
                     value(&mut i, attached);
                 }
@@ -76,8 +81,16 @@ pub(super) fn sed(ctx: &mut Ctx, args: &[Arg]) {
                 let attached = (!rest.is_empty()).then_some(rest);
                 match c {
                     'n' | 'r' | 'E' | 's' | 'u' | 'z' | 'b' => continue,
-                    // The rest of the word is the backup's suffix.
-                    'i' => in_place = true,
+                    // The rest of the word is the backup's suffix; with a `/` it names a
+                    // folder the backup is written to.
+                    'i' => {
+                        in_place = true;
+                        if rest.contains('/') {
+                            doubt.get_or_insert(
+                                "sed -i writes its backup into another folder".into(),
+                            );
+                        }
+                    }
                     'e' => {
                         explicit = true;
                         match value(&mut i, attached) {

@@ -69,6 +69,9 @@ impl ProgramVerdict {
     }
 }
 
+/// What a request's body makes of a route: another class and what it does, or `None`.
+pub type BodyRule = fn(Option<&serde_json::Value>) -> Option<(Class, &'static str)>;
+
 /// One route of a subject's HTTP API.
 #[derive(Debug, Clone, Copy)]
 pub struct Route {
@@ -80,6 +83,11 @@ pub struct Route {
     pub class: Class,
     /// What a request to it does, for the reason.
     pub what: &'static str,
+    /// What a body makes of a request to this route, where it decides (etcd's alarm route
+    /// reads with `{"action":"GET"}`): given the body sent (parsed as JSON; `None` when
+    /// there is none, or it is not exactly one literal JSON text), another class and what
+    /// it does, or `None` for the route's own.
+    pub body: Option<BodyRule>,
 }
 
 impl Route {
@@ -94,6 +102,33 @@ impl Route {
             path,
             class,
             what,
+            body: None,
+        }
+    }
+
+    /// The route, with a body that may change its class.
+    pub const fn with_body(self, rule: BodyRule) -> Self {
+        Self {
+            body: Some(rule),
+            ..self
+        }
+    }
+
+    /// The class and reason of a request with `body` (one literal body, if the request has
+    /// exactly one) to this route.
+    pub fn judge(&self, body: Option<&str>) -> (Class, &'static str) {
+        let sent = body.map(serde_json::from_str::<serde_json::Value>);
+        let Some(rule) = self.body else {
+            return (self.class, self.what);
+        };
+        match sent {
+            // A body that is not JSON: the route's own class, or worse.
+            Some(Err(_)) => (
+                self.class.max(Class::Destructive),
+                "a body that is not JSON",
+            ),
+            Some(Ok(v)) => rule(Some(&v)).unwrap_or((self.class, self.what)),
+            None => rule(None).unwrap_or((self.class, self.what)),
         }
     }
 

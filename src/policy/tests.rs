@@ -353,3 +353,38 @@ fn a_here_document_that_runs_commands_is_refused() {
     let quoted = "cat <<'EOF'\n$(redis-cli -p 6379 FLUSHALL)\nEOF";
     assert_eq!(p.classify(quoted).class, Class::ReadOnly);
 }
+
+/// The operator's own folder is first on the commands' PATH: a program planted there would
+/// run in place of the one its name says, so writing there is refused however it is done.
+#[test]
+fn nothing_is_written_beside_the_operators_binary() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let dir = exe.parent().expect("its folder").display().to_string();
+    let p = policy();
+    for cmd in [
+        format!("cp /bin/sh {dir}/cat"),
+        format!("echo x > {dir}/ls"),
+        format!("install -m 755 /tmp/x {dir}/grep"),
+        format!("tee {dir}/jq"),
+    ] {
+        let v = p.classify(&cmd);
+        assert!(v.class >= Class::Destructive, "{cmd}: {}", v.class);
+    }
+}
+
+/// Paths are walked as the kernel walks them: a link on the way is followed before the
+/// `..` after it (/var/run is a link to /run; /dev/fd to a process's folder in /proc).
+#[test]
+fn links_on_the_way_are_followed_before_dot_dot() {
+    let p = policy();
+    for cmd in [
+        "cat /var/run/../etc/shadow",
+        "cat /dev/fd/../root/etc/hostname",
+        "cat /dev/fd/../cwd/../x",
+        "echo x > /var/run/../etc/cron.d/x",
+    ] {
+        let v = p.classify(cmd);
+        assert_eq!(v.class, Class::Denied, "{cmd}: {}", v.reason());
+    }
+    assert_eq!(p.classify("diff <(ls) <(ls logs)").class, Class::ReadOnly);
+}

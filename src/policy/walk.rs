@@ -222,7 +222,13 @@ fn literal_output(argv: &[Arg]) -> Option<Vec<String>> {
         }
         _ => return None,
     };
-    (lines.len() <= MAX_LOOP && lines.iter().all(|l| !l.contains('\n'))).then_some(lines)
+    // xargs reads quotes and backslashes in its input, and drops blanks around words: only
+    // plain lines are taken as they are printed.
+    (lines.len() <= MAX_LOOP
+        && lines.iter().all(|l| {
+            !l.contains(['\n', '\'', '"', '\\']) && l.trim() == l.as_str() && !l.is_empty()
+        }))
+    .then_some(lines)
 }
 
 /// Walks one command; returns the program it runs, when it is a known simple command.
@@ -541,6 +547,15 @@ fn walk_simple(
 /// against the instance's folder, which is right only while the shell stays below it.
 fn after_cd(policy: &Policy, inv: &Invocation, found: &mut Findings) {
     let words: Vec<&str> = inv.argv.iter().filter_map(Arg::lit).collect();
+    // `builtin cd`, `command cd`: the same move by another name.
+    if words.len() > 1
+        && matches!(words[0], "builtin" | "command" | "exec")
+        && words[1..]
+            .iter()
+            .any(|w| matches!(*w, "cd" | "pushd" | "popd" | "chdir"))
+    {
+        found.moved = Moved::Away;
+    }
     match found.moved {
         Moved::No => {}
         Moved::Away => found.mark(
@@ -618,6 +633,22 @@ fn repeat(policy: &Policy, depth: u32, found: &mut Findings, parts: &[&CompoundL
     };
     for list in parts {
         walk_list(policy, list, depth, &mut body);
+    }
+    // A job sent to the background each time round (`sleep 1000 &`) piles up.
+    let background = parts.iter().any(|list| {
+        let text = list.to_string();
+        let b = text.as_bytes();
+        b.iter().enumerate().any(|(i, c)| {
+            *c == b'&'
+                && !matches!(b.get(i + 1), Some(b'&' | b'>'))
+                && !matches!(i.checked_sub(1).map(|j| b[j]), Some(b'&' | b'>' | b'<'))
+        })
+    });
+    if background {
+        found.mark(
+            Class::Destructive,
+            "starts a background job each time round a loop",
+        );
     }
     let paused = body.invocations.iter().any(|i| {
         matches!(i.argv.as_slice(), [Arg::Lit(p), Arg::Lit(d)]

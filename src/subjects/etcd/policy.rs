@@ -11,7 +11,7 @@ use crate::policy::{Class, Route, Target, url_target};
 /// path does. Reads are read-only; a put is what `etcdctl put` is; everything else under
 /// `/v3` (deletes, transactions, compaction, members, auth, leases, alarms, defragment,
 /// snapshots) goes to a person, and what no route names is refused a write.
-pub const ROUTES: [Route; 10] = [
+pub const ROUTES: [Route; 11] = [
     Route::new("GET", "/health", Class::ReadOnly, "etcd's health"),
     Route::new("GET", "/metrics", Class::ReadOnly, "etcd's metrics"),
     Route::new("GET", "/version", Class::ReadOnly, "etcd's version"),
@@ -28,7 +28,7 @@ pub const ROUTES: [Route; 10] = [
         Class::ReadOnly,
         "lists members",
     ),
-    Route::new("*", "/v3*/kv/put", Class::Mutating, "writes a key"),
+    Route::new("*", "/v3*/kv/put", Class::Mutating, "writes a key").with_body(plain_put),
     Route::new(
         "*",
         "/v3*/maintenance/defragment",
@@ -41,6 +41,15 @@ pub const ROUTES: [Route; 10] = [
         Class::Mutating,
         "compacts the history (as `etcdctl compact`)",
     ),
+    // `etcdctl alarm list` and `alarm disarm` by the gateway; raising an alarm, or a body
+    // the policy does not know, goes to a person.
+    Route::new(
+        "*",
+        "/v3*/maintenance/alarm",
+        Class::Destructive,
+        "raises or clears an alarm",
+    )
+    .with_body(alarm),
     Route::new(
         "*",
         "/v3*",
@@ -48,6 +57,40 @@ pub const ROUTES: [Route; 10] = [
         "etcd's API beyond reads and puts: deletes, transactions, members, auth, leases, alarms",
     ),
 ];
+
+/// A put by the gateway is what `etcdctl put` is only with a key and a value: a lease (which
+/// deletes the key when it ends) or any other field goes to a person.
+fn plain_put(body: Option<&serde_json::Value>) -> Option<(Class, &'static str)> {
+    let plain = body.is_none_or(|b| {
+        b.as_object()
+            .is_some_and(|o| o.keys().all(|k| k == "key" || k == "value"))
+    });
+    (!plain).then_some((
+        Class::Destructive,
+        "writes a key with a lease or options the policy does not read",
+    ))
+}
+
+/// etcd's alarm route reads with `{"action":"GET"}` and disarms the out-of-space alarm of
+/// every member with `{"action":"DEACTIVATE","memberID":"0","alarm":"NOSPACE"}`; raising one,
+/// or a body the policy does not read, goes to a person.
+fn alarm(body: Option<&serde_json::Value>) -> Option<(Class, &'static str)> {
+    let o = body?.as_object()?;
+    let action = o.get("action")?;
+    if (action == "GET" || action == 0) && o.len() == 1 {
+        return Some((Class::ReadOnly, "lists the alarms"));
+    }
+    let member = o.get("memberID");
+    let all = member.is_none_or(|m| m == "0" || m == 0);
+    (action == "DEACTIVATE"
+        && o.get("alarm").is_some_and(|a| a == "NOSPACE")
+        && all
+        && o.len() <= 3)
+        .then_some((
+            Class::Mutating,
+            "disarms the out-of-space alarm (as `etcdctl alarm disarm`)",
+        ))
+}
 
 /// Global flags that take a value (as the next word, when not written `--flag=value`).
 const WITH_VALUE: &[&str] = &[
@@ -87,8 +130,34 @@ const WITH_VALUE: &[&str] = &[
     "--load",
 ];
 
+/// Flags etcdctl's root command knows: cobra finds the command by skipping these, and reads
+/// any other flag before it as taking the next word (`etcdctl --prefix get del x` runs
+/// `del`).
+const GLOBAL: &[&str] = &[
+    "--endpoints",
+    "--dial-timeout",
+    "--command-timeout",
+    "--keepalive-time",
+    "--keepalive-timeout",
+    "--cacert",
+    "--cert",
+    "--key",
+    "--user",
+    "--password",
+    "-w",
+    "--write-out",
+    "--insecure-transport",
+    "--insecure-skip-tls-verify",
+    "--debug",
+    "--hex",
+    "--version",
+    "--help",
+    "-h",
+];
+
 pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
     let mut endpoints: Option<Vec<Option<Target>>> = None;
+    let mut unread: Option<String> = None;
     let mut words: Vec<Option<&str>> = Vec::new();
     let mut flags: Vec<&str> = Vec::new();
     // `watch … -- CMD` runs CMD on every change.
@@ -110,6 +179,16 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
         };
         if flag.starts_with('-') && flag.len() > 1 {
             flags.push(flag);
+            if words.is_empty() && !GLOBAL.contains(&flag) && !WITH_VALUE.contains(&flag) {
+                unread.get_or_insert(format!(
+                    "etcdctl {flag} before its command: etcdctl would take the next word as its value"
+                ));
+            }
+            if !flag.starts_with("--") && flag.len() > 2 {
+                unread.get_or_insert(format!(
+                    "etcdctl {flag}: a short flag with a value attached, which the policy does not read"
+                ));
+            }
             let value = match inline {
                 Some(v) => Some(Some(v)),
                 None if WITH_VALUE.contains(&flag) => {
@@ -118,11 +197,13 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
                 }
                 None => None,
             };
+            // Each `--endpoints` adds to the list.
             if flag == "--endpoints" {
-                endpoints = Some(match value.flatten() {
-                    Some(list) => list.split(',').map(endpoint).collect(),
-                    None => vec![None],
-                });
+                let list = endpoints.get_or_insert_with(Vec::new);
+                match value.flatten() {
+                    Some(l) => list.extend(l.split(',').map(endpoint)),
+                    None => list.push(None),
+                }
             }
             i += 1;
             continue;
@@ -155,6 +236,15 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
         (
             Class::Denied,
             "etcdctl --discovery-srv finds its endpoints by DNS, outside the instance".into(),
+        )
+    } else if let Some(why) = unread {
+        (Class::Destructive, why)
+    } else if words.first() == Some(&Some("watch"))
+        && flags.iter().any(|f| matches!(*f, "-i" | "--interactive"))
+    {
+        (
+            Class::Destructive,
+            "etcdctl watch -i reads commands from its input, which may run programs".into(),
         )
     } else if flags.contains(&"--lease") && words.first() == Some(&Some("put")) {
         (
@@ -215,6 +305,7 @@ fn command(words: &[Option<&str>]) -> (Class, String) {
         | ("endpoint", "status" | "health" | "hashkv")
         | ("member", "list")
         | ("alarm", "list")
+        | ("snapshot", "status")
         | ("lease", "list" | "timetolive")
         | ("user" | "role", "get" | "list")
         | ("auth", "status") => why(Class::ReadOnly, "reads the cluster's state"),

@@ -187,11 +187,19 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
             // flood.
             Some("-r") => {
                 let repeats = value.and_then(|n| n.parse::<i64>().ok());
-                if !repeats.is_some_and(|n| (0..=100).contains(&n)) {
+                // Paced by `-i` (a tenth of a second or more), a hundred; unpaced, ten.
+                let paced = l.windows(2).any(|w| {
+                    w[0] == Some("-i")
+                        && w[1]
+                            .and_then(|s| s.parse::<f64>().ok())
+                            .is_some_and(|s| s >= 0.1)
+                });
+                let most = if paced { 100 } else { 10 };
+                if !repeats.is_some_and(|n| (0..=most).contains(&n)) {
                     mark(
                         &mut v,
                         Class::Destructive,
-                        "redis-cli -r repeats its command more than a hundred times, or forever",
+                        "redis-cli -r repeats its command more than ten times unpaced (a hundred with -i 0.1 or more), or forever",
                     );
                 }
                 i += 2;
@@ -424,8 +432,6 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
     ];
     const WRITE: &[&str] = &[
         "SET",
-        "SETEX",
-        "PSETEX",
         "SETNX",
         "MSET",
         "MSETNX",
@@ -466,6 +472,8 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
     ];
     /// Commands that delete keys, members or their lifetimes: what they take is gone.
     const LOSES: &[&str] = &[
+        "SETEX",
+        "PSETEX",
         "GETDEL",
         "GETEX",
         "DEL",
@@ -519,9 +527,13 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
                         "masterauth",
                         "masteruser",
                         "tls-key-file-pass",
+                        "tls-client-key-file-pass",
                     ]
                     .iter()
                     .any(|s| glob_matches(&p, s))
+                        || ["pass", "auth", "user", "key"]
+                            .iter()
+                            .any(|w| p.contains(w))
                 }
                 None => true,
             });
@@ -561,6 +573,24 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
             format!("Redis {cmd} changes replication, data placement or access"),
         ),
         (c, _) if READ.contains(&c) => (Class::ReadOnly, String::new()),
+        // Writes whose options delete: an expiry (SET … PX 1), a trim (XADD … MAXLEN 0), a
+        // replaced destination (COPY … REPLACE, SORT … STORE).
+        ("SET" | "XADD" | "COPY" | "SORT", _)
+            if args.iter().skip(1).any(|a| {
+                a.is_none_or(|a| {
+                    let a = a.to_ascii_uppercase();
+                    matches!(
+                        a.as_str(),
+                        "EX" | "PX" | "EXAT" | "PXAT" | "MAXLEN" | "MINID" | "REPLACE" | "STORE"
+                    )
+                })
+            }) =>
+        {
+            (
+                Class::Destructive,
+                format!("Redis {cmd} with an option that expires, trims or replaces keys"),
+            )
+        }
         (c, _) if LOSES.contains(&c) => (
             Class::Destructive,
             format!("Redis {c} deletes keys, members or their lifetimes"),
