@@ -1467,34 +1467,29 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             // Only `nft [-a -n -s -j -t] list …`, one command of plain words: nft runs
             // several commands split by `;`, and reads more from files (-f).
             let l = lits(args);
-            let options = l.iter().take_while(|a| a.starts_with('-'));
-            let plain_options = options.clone().all(|a| {
-                matches!(
-                    *a,
-                    "-a" | "-n"
-                        | "-nn"
-                        | "-nnn"
-                        | "-s"
-                        | "-j"
-                        | "-t"
-                        | "-y"
-                        | "--handle"
-                        | "--numeric"
-                        | "--stateless"
-                        | "--json"
-                        | "--terse"
-                )
-            });
-            let words: Vec<&&str> = l.iter().skip(options.count()).collect();
+            let (plain_options, words) = options_then_words(
+                &l,
+                &[
+                    "-a",
+                    "-n",
+                    "-nn",
+                    "-nnn",
+                    "-s",
+                    "-j",
+                    "-t",
+                    "-y",
+                    "--handle",
+                    "--numeric",
+                    "--stateless",
+                    "--json",
+                    "--terse",
+                ],
+            );
             let plain_words = words.iter().all(|w| {
                 w.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
             });
-            if plain_options
-                && plain_words
-                && !any_dyn(args)
-                && words.first().is_some_and(|w| **w == "list")
-            {
+            if plain_options && plain_words && !any_dyn(args) && words.first() == Some(&"list") {
                 return;
             }
             if l.iter().any(|a| a.contains("flush")) {
@@ -1514,21 +1509,20 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             // Only `tc [-s -d -j -p] qdisc|class|filter [show|list|ls] [dev IF]`: tc takes
             // any beginning of a verb (`ad`, `de`) and runs batch files (-b).
             let l = lits(args);
-            let options = l.iter().take_while(|a| a.starts_with('-'));
-            let plain_options = options.clone().all(|a| {
-                matches!(
-                    *a,
-                    "-s" | "-d"
-                        | "-j"
-                        | "-p"
-                        | "-stats"
-                        | "-statistics"
-                        | "-details"
-                        | "-json"
-                        | "-pretty"
-                )
-            });
-            let words: Vec<&str> = l.iter().skip(options.count()).copied().collect();
+            let (plain_options, words) = options_then_words(
+                &l,
+                &[
+                    "-s",
+                    "-d",
+                    "-j",
+                    "-p",
+                    "-stats",
+                    "-statistics",
+                    "-details",
+                    "-json",
+                    "-pretty",
+                ],
+            );
             let shows = match words.as_slice() {
                 [object, rest @ ..] if matches!(*object, "qdisc" | "class" | "filter") => {
                     match rest {
@@ -2201,6 +2195,13 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         }
     }
     ctx.mark(Class::Mutating, format!("{prog} changes files"));
+}
+
+/// A command line's leading options and the words after them; whether every option is one
+/// of `allowed`.
+fn options_then_words<'a>(l: &[&'a str], allowed: &[&str]) -> (bool, Vec<&'a str>) {
+    let n = l.iter().take_while(|a| a.starts_with('-')).count();
+    (l[..n].iter().all(|a| allowed.contains(a)), l[n..].to_vec())
 }
 
 /// The archive tar or zip writes: tar's `-f` value when it creates, appends or updates

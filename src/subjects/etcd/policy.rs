@@ -92,8 +92,10 @@ fn alarm(body: Option<&serde_json::Value>) -> Option<(Class, &'static str)> {
         ))
 }
 
-/// Global flags that take a value (as the next word, when not written `--flag=value`).
-const WITH_VALUE: &[&str] = &[
+/// The root command's flags that take a value (as the next word, when not written
+/// `--flag=value`). cobra finds the command by skipping the root's flags, and reads any other
+/// flag before it as taking the next word (`etcdctl --prefix get del x` runs `del`).
+const GLOBAL_WITH_VALUE: &[&str] = &[
     "--endpoints",
     "--dial-timeout",
     "--command-timeout",
@@ -109,6 +111,22 @@ const WITH_VALUE: &[&str] = &[
     "--discovery-srv",
     "-d",
     "--discovery-srv-name",
+];
+
+/// The root command's flags that take no value.
+const GLOBAL_SWITCHES: &[&str] = &[
+    "--insecure-transport",
+    "--insecure-skip-tls-verify",
+    "--insecure-discovery",
+    "--debug",
+    "--hex",
+    "--version",
+    "--help",
+    "-h",
+];
+
+/// The commands' own flags that take a value.
+const COMMAND_WITH_VALUE: &[&str] = &[
     "--prefix-range-end",
     "--rev",
     "--limit",
@@ -130,30 +148,9 @@ const WITH_VALUE: &[&str] = &[
     "--load",
 ];
 
-/// Flags etcdctl's root command knows: cobra finds the command by skipping these, and reads
-/// any other flag before it as taking the next word (`etcdctl --prefix get del x` runs
-/// `del`).
-const GLOBAL: &[&str] = &[
-    "--endpoints",
-    "--dial-timeout",
-    "--command-timeout",
-    "--keepalive-time",
-    "--keepalive-timeout",
-    "--cacert",
-    "--cert",
-    "--key",
-    "--user",
-    "--password",
-    "-w",
-    "--write-out",
-    "--insecure-transport",
-    "--insecure-skip-tls-verify",
-    "--debug",
-    "--hex",
-    "--version",
-    "--help",
-    "-h",
-];
+fn takes_value(flag: &str) -> bool {
+    GLOBAL_WITH_VALUE.contains(&flag) || COMMAND_WITH_VALUE.contains(&flag)
+}
 
 pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
     let mut endpoints: Option<Vec<Option<Target>>> = None;
@@ -179,7 +176,10 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
         };
         if flag.starts_with('-') && flag.len() > 1 {
             flags.push(flag);
-            if words.is_empty() && !GLOBAL.contains(&flag) && !WITH_VALUE.contains(&flag) {
+            if words.is_empty()
+                && !GLOBAL_WITH_VALUE.contains(&flag)
+                && !GLOBAL_SWITCHES.contains(&flag)
+            {
                 unread.get_or_insert(format!(
                     "etcdctl {flag} before its command: etcdctl would take the next word as its value"
                 ));
@@ -191,7 +191,7 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             }
             let value = match inline {
                 Some(v) => Some(Some(v)),
-                None if WITH_VALUE.contains(&flag) => {
+                None if takes_value(flag) => {
                     i += 1;
                     Some(args.get(i).copied().flatten())
                 }
