@@ -165,7 +165,8 @@ pub(super) fn process_dir(p: &str) -> bool {
 pub(super) fn reads_recursively(prog: &str, args: &[Arg]) -> bool {
     match prog {
         "rg" | "tar" | "zip" | "rsync" | "ag" | "ack" => true,
-        "grep" | "egrep" | "fgrep" | "zgrep" | "cp" | "diff" => {
+        "grep" | "egrep" | "fgrep" | "zgrep" | "cp" | "diff" | "gzip" | "gunzip" | "zcat"
+        | "xz" | "bzip2" => {
             let l: Vec<&str> = args.iter().filter_map(Arg::lit).collect();
             has_short(args, 'r')
                 || has_short(args, 'R')

@@ -360,6 +360,18 @@ fn judge_urls(ctx: &mut Ctx, client: &str, r: &Request) {
             continue;
         }
         let target = ctx.policy.url_target(url);
+        // The fault proxy's control API shows and changes the faults: refused.
+        if let Some(node) = target
+            .as_ref()
+            .and_then(|t| ctx.policy.endpoints().node_at(t))
+            .filter(|n| *n == crate::runtime::FAULTPROXY)
+        {
+            ctx.mark(
+                Class::Denied,
+                format!("{client} reaches the {node}, whose API holds the faults under test"),
+            );
+            continue;
+        }
         if let Some(node) = target
             .as_ref()
             .and_then(|t| ctx.policy.endpoints().node_at(t))

@@ -297,6 +297,17 @@ pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     if prog.starts_with("ping") && l.iter().any(|a| a.starts_with("-p")) {
         ctx.mark(Class::Destructive, "ping -p carries data in its packets");
     }
+    // `-f` floods; `-i` below a second sends faster than one a second.
+    if prog.starts_with("ping")
+        && l.iter().enumerate().any(|(i, a)| {
+            (a.starts_with('-') && !a.starts_with("--") && a.contains('f'))
+                || (*a == "-i"
+                    && l.get(i + 1)
+                        .is_none_or(|v| v.parse::<f64>().map_or(true, |n| n < 1.0)))
+        })
+    {
+        ctx.mark(Class::Destructive, "ping floods (-f, or -i under a second)");
+    }
     if prog == "dig" && l.iter().any(|a| matches!(*a, "-f" | "-k" | "-y")) {
         ctx.mark(Class::Destructive, "dig reads names or keys from a file");
     }

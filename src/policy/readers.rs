@@ -20,12 +20,14 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
         }
         "git" => git(ctx, args),
         "uniq" | "xxd" => {
-            // `uniq IN OUT` and `xxd IN OUT` write their second file.
+            // `uniq IN OUT` and `xxd IN OUT` write their second file. Which word that is
+            // depends on which options take a value (`-f 1`, `-c 16`): every word after the
+            // first is judged as written.
             let files: Vec<&str> = lits(args)
                 .into_iter()
                 .filter(|a| !a.starts_with('-'))
                 .collect();
-            if let Some(out) = files.get(1) {
+            for out in files.iter().skip(1) {
                 redirect_target(ctx.policy, &Arg::Lit(out.to_string()), true, ctx.found);
             }
             return false;
@@ -85,6 +87,22 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
                     format!("{prog} changes the host, or reaches another (-H)"),
                 );
             }
+        }
+        // `date MMDDhhmm…` (a word that is not a `+FORMAT`) sets the clock.
+        "date"
+            if lits(args).iter().enumerate().any(|(i, a)| {
+                let value = i > 0
+                    && matches!(
+                        lits(args)[i - 1],
+                        "-d" | "--date" | "-f" | "--file" | "-r" | "--reference" | "-I"
+                    );
+                !a.starts_with(['-', '+']) && !value
+            }) =>
+        {
+            ctx.mark(
+                Class::Destructive,
+                "date with a date as its word sets the host's clock",
+            );
         }
         "date" => {
             // Short bundles up to the first letter that takes a value (`-d`, `-f`, `-r`,
@@ -205,7 +223,7 @@ struct Acting {
 const ACTING: &[Acting] = &[
     Acting {
         programs: &["less", "more", "most"],
-        prefixes: &["+"],
+        prefixes: &["+", "--lesskey", "-k", "--LESSOPEN", "--init"],
         letters: "",
         why: "runs the commands given with +",
     },
@@ -224,6 +242,9 @@ const ACTING: &[Acting] = &[
             "--manpath",
             "-p",
             "--preprocessor",
+            // A page file by its path: its `.so` lines inline any file.
+            "/",
+            ".",
         ],
         letters: "",
         why: "runs the pager or browser it is given",
@@ -259,8 +280,8 @@ const ACTING: &[Acting] = &[
     },
     Acting {
         programs: &["tree"],
-        prefixes: &["-o", "-R"],
-        letters: "",
+        prefixes: &["-o", "-R", "--fromfile"],
+        letters: "o",
         why: "writes a file",
     },
     Acting {

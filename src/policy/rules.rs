@@ -149,6 +149,7 @@ const READ_ONLY: &[&str] = &[
     "tput",
     "clear",
     "who",
+    "pidstat",
 ];
 
 /// Destroy a device or the host: never.
@@ -276,17 +277,20 @@ fn json_tool(prog: &str, args: &[Arg]) -> bool {
     matches!(prog, "python3" | "python")
         && l.len() == args.len()
         && l.starts_with(&["-m", "json.tool"])
+        && l[2..].iter().filter(|a| !a.starts_with('-')).count() <= 1
         && l[2..].iter().all(|a| {
-            matches!(
-                *a,
-                "--sort-keys"
-                    | "--compact"
-                    | "--no-ensure-ascii"
-                    | "--json-lines"
-                    | "--tab"
-                    | "--no-indent"
-                    | "--indent"
-            ) || a.parse::<u8>().is_ok()
+            !a.starts_with('-')
+                || matches!(
+                    *a,
+                    "--sort-keys"
+                        | "--compact"
+                        | "--no-ensure-ascii"
+                        | "--json-lines"
+                        | "--tab"
+                        | "--no-indent"
+                        | "--indent"
+                )
+                || a.parse::<u8>().is_ok()
         })
 }
 
@@ -351,6 +355,7 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
             if candidates[..i].contains(&c)
                 || c.strip_prefix("/dev/fd/")
                     .is_some_and(|n| n.parse::<u32>().is_ok())
+                || matches!(c, "/dev/stdin" | "/dev/stdout" | "/dev/stderr")
             {
                 continue;
             }
@@ -490,7 +495,14 @@ fn credential(path: &str) -> Option<&'static str> {
             "mounted secrets",
         ),
         (
-            base.ends_with("_history") || base.ends_with("histfile") || base == ".lesshst",
+            base.ends_with("_history")
+                || base.ends_with("histfile")
+                || base == ".lesshst"
+                || base == ".my.cnf"
+                || base == ".s3cfg"
+                || base == "rclone.conf"
+                || base == "auth.json"
+                || base == "user-data",
             "a history of commands typed, passwords among them",
         ),
         (
@@ -509,6 +521,12 @@ fn credential(path: &str) -> Option<&'static str> {
                 "/etc/ssl/private",
                 "/etc/letsencrypt",
                 "/etc/docker/",
+                "/etc/kubernetes",
+                "/etc/wireguard",
+                "/etc/ceph",
+                "/etc/apt/auth.conf",
+                "/etc/redis/",
+                "/var/lib/cloud",
             ]
             .iter()
             .any(|d| p.contains(d) || p.ends_with(d.trim_end_matches('/'))),
@@ -801,7 +819,7 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
     if !write && endless(&resolved) {
         found.mark(
             Class::Destructive,
-            format!("reads {path}, a device that never ends"),
+            format!("reads {path}, a device (endless, or one that acts when opened)"),
         );
     }
     if !write
@@ -884,21 +902,28 @@ fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
     }
 }
 
-/// `/dev/zero`, `/dev/urandom` and the like: endless to a reader.
+/// A device other than the few every shell uses: `/dev/zero` and `/dev/urandom` never end,
+/// `/dev/watchdog` arms the host's watchdog when opened, input devices hold keystrokes.
 fn endless(resolved: &Path) -> bool {
-    ["/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"]
+    resolved.starts_with("/dev")
+        && ![
+            "/dev/null",
+            "/dev/stdin",
+            "/dev/stdout",
+            "/dev/stderr",
+            "/dev/tty",
+        ]
         .iter()
         .any(|d| resolved == Path::new(d))
+        && !resolved.starts_with("/dev/fd")
+        && !resolved.starts_with("/dev/pts")
 }
 
 /// Where a command may write without a person: the instance's folder (the commands' HOME)
 /// and the temporary folders.
 fn scratch(policy: &Policy, resolved: &Path) -> bool {
     let cwd = &policy.protected().cwd;
-    (!cwd.as_os_str().is_empty() && resolved.starts_with(cwd))
-        || ["/tmp", "/var/tmp", "/dev/shm"]
-            .iter()
-            .any(|d| resolved.starts_with(d))
+    (!cwd.as_os_str().is_empty() && resolved.starts_with(cwd)) || resolved.starts_with("/tmp")
 }
 
 /// Folders where the system keeps credentials (keys, password hashes, tokens): read or
@@ -980,7 +1005,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     if !bounded && lits(args).iter().any(|a| endless(&ctx.policy.resolve(a))) {
         ctx.mark(
             Class::Destructive,
-            format!("{prog} reads a device that never ends"),
+            format!("{prog} opens a device (endless, or one that acts when opened)"),
         );
     }
     if let Some((_, why)) = DENIED
@@ -1025,6 +1050,24 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 format!("{prog} reads {dir} recursively, the operator's state, configuration or home with it"),
             );
             return;
+        }
+    }
+    // `diff FILE DIR` and `cmp` read DIR/FILE's name: judged as that path.
+    if matches!(prog, "diff" | "cmp") {
+        let operands: Vec<&str> = lits(args)
+            .into_iter()
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        if let [a, b] = operands.as_slice() {
+            for (file, dir) in [(a, b), (b, a)] {
+                let d = ctx.policy.resolve(dir);
+                if dir.ends_with('/') || d.is_dir() {
+                    if let Some(name) = Path::new(file).file_name() {
+                        let implied = d.join(name).to_string_lossy().into_owned();
+                        check_paths(ctx, &[Arg::Lit(implied)]);
+                    }
+                }
+            }
         }
     }
     if reads_recursively(prog, args) {
@@ -1105,6 +1148,25 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         );
         return;
     }
+    // A host name in a filter is looked up in the DNS, which can carry data out.
+    if matches!(prog, "ss" | "lsof")
+        && lits(args).iter().enumerate().any(|(i, a)| {
+            let host = if prog == "lsof" {
+                a.split_once('@').map(|(_, h)| h)
+            } else {
+                (i > 0 && matches!(lits(args)[i - 1], "dst" | "src")).then_some(*a)
+            };
+            host.is_some_and(|h| {
+                let h = h.split(':').next().unwrap_or(h);
+                h.chars().any(|c| c.is_ascii_alphabetic()) && h != "localhost"
+            })
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} looks a host name up (a lookup can carry data out)"),
+        );
+    }
     if super::readers::reader(ctx, prog, args) {
         return;
     }
@@ -1121,6 +1183,17 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                         "printf -v sets a variable only known at run time",
                     ),
                 }
+            }
+        }
+        "let" => {
+            for a in lits(args) {
+                walk::arithmetic_assignments(ctx.policy, a, ctx.found);
+            }
+        }
+        // Unsetting a variable the executor set (OPERATOR_INSTANCE) changes what follows.
+        "unset" => {
+            for a in lits(args).into_iter().filter(|a| !a.starts_with('-')) {
+                assignment(ctx.policy, ctx.found, &format!("{a}="), true, false);
             }
         }
         "yes" => ctx.mark(
@@ -1150,7 +1223,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             // More than once a second is a flood of whatever it repeats.
             let l = lits(args);
             // `-n 0.1`, `-n0.1`, `--interval=0.1`, or `n` in a bundle (`-tn0`).
-            let interval = l.iter().enumerate().find_map(|(i, a)| match *a {
+            let mut intervals = l.iter().enumerate().filter_map(|(i, a)| match *a {
                 "--interval" => l.get(i + 1).copied(),
                 a if a.starts_with("--interval=") => Some(&a["--interval=".len()..]),
                 a if a.starts_with('-') && !a.starts_with("--") => {
@@ -1164,13 +1237,13 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 }
                 _ => None,
             });
-            if interval.is_some_and(|v| v.parse::<f64>().map_or(true, |n| n.is_nan() || n < 1.0)) {
+            if intervals.any(|v| v.parse::<f64>().map_or(true, |n| n.is_nan() || n < 1.0)) {
                 ctx.mark(
                     Class::Destructive,
                     "watch repeats its command more than once a second",
                 );
             }
-            let rest: Vec<&str> = skip_options(args, &["-n", "--interval", "-d"])
+            let rest: Vec<&str> = skip_options(args, &["-n", "--interval", "-q", "--equexit"])
                 .iter()
                 .filter_map(|a| a.lit())
                 .collect();
@@ -1205,6 +1278,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
             // Job control puts background jobs in process groups of their own, which the
             // executor's kill at the end of the command does not reach.
+            if has_short(args, 'k') || lits(args).contains(&"keyword") {
+                ctx.mark(
+                    Class::Destructive,
+                    "set -k makes NAME=value words anywhere on a line variables of the program",
+                );
+            }
             if has_short(args, 'a') || lits(args).contains(&"allexport") {
                 ctx.mark(
                     Class::Destructive,
@@ -1230,6 +1309,16 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 ctx.mark(
                     Class::Denied,
                     format!("{prog} without a value, or with -p, prints the environment"),
+                );
+            }
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('n'))
+                && prog != "export"
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} -n makes a name another variable's (PATH, HOME, …)"),
                 );
             }
             let exported = prog == "export"
@@ -1339,7 +1428,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
         "operator" => operator(ctx, args),
         "docker" | "podman" => docker(ctx, prog, args, inv),
-        "kubectl" => kubectl(ctx, args),
+        "kubectl" => {
+            if lits(args).iter().any(|a| a.starts_with("secret")) {
+                ctx.mark(Class::Denied, "kubectl reads the cluster's secrets");
+            }
+            kubectl(ctx, args)
+        }
         "systemctl" | "service" => systemctl(ctx, prog, args),
         "journalctl" => {
             if lits(args).iter().any(|a| {
@@ -1394,9 +1488,15 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 }
                 None => {}
             }
+            // zip takes any beginning of a long option's name (`--unzip-c`).
             if prog == "zip"
                 && lits(args).iter().any(|a| {
-                    a.starts_with("-TT") || a.starts_with("--unzip-command") || *a == "--tt"
+                    a.starts_with("-TT")
+                        || *a == "--tt"
+                        || a.strip_prefix("--").is_some_and(|l| {
+                            let name = l.split('=').next().unwrap_or(l);
+                            name.len() >= 2 && "unzip-command".starts_with(name)
+                        })
                 })
             {
                 ctx.mark(Class::Destructive, "zip -TT runs the command it is given");
@@ -1412,6 +1512,17 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                     "unzip writes the files its archive names, over what is there",
                 );
             }
+        }
+        "gzip" | "gunzip" | "xz" | "bzip2"
+            if lits(args).iter().any(|a| {
+                a.starts_with("--suffix")
+                    || (a.starts_with('-') && !a.starts_with("--") && a.contains('S'))
+            }) =>
+        {
+            ctx.mark(
+                Class::Destructive,
+                format!("{prog} -S renames the files it is given"),
+            );
         }
         "gzip" | "gunzip" | "xz" | "bzip2" => {
             let to_stdout = lits(args).iter().any(|a| {
@@ -1563,20 +1674,35 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "apt" | "apt-get" | "dpkg" | "yum" | "dnf" | "apk" | "pip" | "pip3" | "npm" | "cargo"
         | "gem" | "snap" => {
             let l = lits(args);
-            let reading = l.first().is_some_and(|a| {
-                [
-                    "list",
-                    "show",
-                    "search",
-                    "-l",
-                    "--list",
-                    "info",
-                    "policy",
-                    "--version",
-                    "version",
-                ]
-                .contains(a)
-            });
+            // pip, npm, cargo, gem and snap ask their indexes, whose addresses options can
+            // change: only their version is read. dpkg and apt read the host's own lists.
+            let local = matches!(prog, "apt" | "apt-get" | "dpkg" | "yum" | "dnf" | "apk");
+            let reading = (local
+                && l.iter().all(|a| {
+                    !a.contains("://") && !a.starts_with("-o") && !a.starts_with("--option")
+                })
+                && l.first().is_some_and(|a| {
+                    matches!(
+                        *a,
+                        "-L" | "--listfiles" | "-S" | "--search" | "-s" | "--status"
+                    )
+                }))
+                || (!local && l.as_slice() == ["--version"])
+                || local
+                    && l.first().is_some_and(|a| {
+                        [
+                            "list",
+                            "show",
+                            "search",
+                            "-l",
+                            "--list",
+                            "info",
+                            "policy",
+                            "--version",
+                            "version",
+                        ]
+                        .contains(a)
+                    });
             if !reading {
                 ctx.mark(
                     Class::Destructive,
@@ -1643,6 +1769,18 @@ pub(super) fn seconds(word: &str) -> Option<f64> {
 }
 
 fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
+    // Some programs act by the name they are run as (pgrep as `pkill`, pidof as
+    // `killall5`, systemctl as `reboot`).
+    if prog == "exec"
+        && lits(args)
+            .iter()
+            .any(|a| a.starts_with("-a") || a.starts_with("-ca") || a.starts_with("-la"))
+    {
+        ctx.mark(
+            Class::Destructive,
+            "exec -a runs a program under another name, which some programs act on",
+        );
+    }
     let with_value: &[&str] = match prog {
         "nice" => &["-n", "--adjustment"],
         "ionice" => &["-c", "-n", "-p", "--class", "--classdata"],
@@ -1663,13 +1801,13 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         // A signal that may not end the command (CONT, 0, one a trap ignores) leaves it
         // running in timeout's group: only the ones that end a process by default.
         let l = lits(opts);
-        let signal = l.iter().enumerate().find_map(|(i, a)| match *a {
+        let mut signals = l.iter().enumerate().filter_map(|(i, a)| match *a {
             "-s" | "--signal" => Some(l.get(i + 1).copied().unwrap_or("")),
             a => a
                 .strip_prefix("--signal=")
                 .or(a.strip_prefix("-s").filter(|v| !v.is_empty())),
         });
-        if signal.is_some_and(|s| {
+        if signals.any(|s| {
             let s = s.to_ascii_uppercase();
             !matches!(
                 s.trim_start_matches("SIG"),
@@ -1681,7 +1819,20 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 "timeout sends a signal that may not end its command",
             );
         }
-        if !has(opts, &["--foreground"]) && limit.is_none_or(|s| s > COMMAND_SECONDS) {
+        // Its command must end when it does: not a shell (which may leave a job behind or
+        // trap the signal), nor another wrapper; `0` is no limit at all.
+        let command = rest.get(1).and_then(Arg::lit).map(program_name);
+        let leaf = command.as_deref().is_some_and(|c| {
+            (READ_ONLY.contains(&c) && c != "trap")
+                || matches!(c, "redis-cli" | "etcdctl" | "curl" | "wget" | "operator")
+        });
+        if !leaf && !has(opts, &["--foreground"]) {
+            ctx.mark(
+                Class::Destructive,
+                "timeout runs a shell or wrapper in a process group of its own, where what it leaves behind outlives the command",
+            );
+        }
+        if !has(opts, &["--foreground"]) && limit.is_none_or(|s| s > COMMAND_SECONDS || s == 0.0) {
             ctx.mark(
                 Class::Destructive,
                 "timeout runs its command in a process group of its own for longer than a command may run",
@@ -1703,6 +1854,19 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 "nice raises a command's priority over the host's other work",
             );
         }
+    }
+    if prog == "chrt"
+        && !lits(opts).iter().any(|a| {
+            matches!(
+                *a,
+                "-b" | "--batch" | "-i" | "--idle" | "-o" | "--other" | "-p" | "--pid"
+            )
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            "chrt without -b, -i or -o runs a command in real time (its default)",
+        );
     }
     if prog == "chrt"
         && lits(opts).iter().any(|a| {
@@ -1732,9 +1896,19 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         && lits(opts).iter().enumerate().any(|(i, a)| {
             let class = match *a {
                 "-c" | "--class" => lits(opts).get(i + 1).copied(),
-                a => a.strip_prefix("--class=").or(a.strip_prefix("-c")),
+                a if a.starts_with("--class=") => Some(&a["--class=".len()..]),
+                // `-c1`, `-c01`, `-tc1`.
+                a if a.starts_with('-') && !a.starts_with("--") => a.find('c').map(|at| {
+                    let v = &a[at + 1..];
+                    if v.is_empty() {
+                        lits(opts).get(i + 1).copied().unwrap_or("")
+                    } else {
+                        v
+                    }
+                }),
+                _ => None,
             };
-            class.is_some_and(|c| matches!(c, "1" | "realtime"))
+            class.is_some_and(|c| c.parse::<u32>().is_ok_and(|n| n == 1) || c == "realtime")
         })
     {
         ctx.mark(
@@ -1823,7 +1997,20 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             }
             // `-a NAME` (argv0): the program runs under another name; it is judged as what
             // it is.
-            Some("--unset" | "--argv0") => i += 2,
+            Some("--argv0") => {
+                ctx.mark(
+                    Class::Destructive,
+                    "env -a runs a program under another name, which some programs act on",
+                );
+                i += 2;
+            }
+            // Unsetting a variable the executor set (OPERATOR_INSTANCE) changes it too.
+            Some("--unset") => {
+                if let Some(name) = args.get(i + 1).and_then(Arg::lit) {
+                    assignment(ctx.policy, ctx.found, &format!("{name}="), true, true);
+                }
+                i += 2;
+            }
             Some(a) if a.starts_with("--") => i += 1,
             Some(a) if a.starts_with('-') && a.len() > 1 => {
                 // A bundle: `-i`, `-0`, `-v`, then perhaps one letter that takes a value,
@@ -1844,7 +2031,29 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
                                 return;
                             }
                             b'S' => return split(ctx, value, args.get(i + 1..).unwrap_or(&[])),
-                            _ => i = next,
+                            b'a' => {
+                                ctx.mark(
+                                    Class::Destructive,
+                                    "env -a runs a program under another name, which some programs act on",
+                                );
+                                i = next;
+                            }
+                            _ => {
+                                let name = value
+                                    .as_ref()
+                                    .and_then(Arg::lit)
+                                    .or_else(|| args.get(i + 1).and_then(Arg::lit));
+                                if let Some(name) = name {
+                                    assignment(
+                                        ctx.policy,
+                                        ctx.found,
+                                        &format!("{name}="),
+                                        true,
+                                        true,
+                                    );
+                                }
+                                i = next;
+                            }
                         }
                     }
                 }
@@ -1907,10 +2116,19 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
     let l = lits(args);
     // Every `-P` (the last one wins).
     let mut procs = l.iter().enumerate().filter_map(|(i, a)| match *a {
-        "-P" | "--max-procs" => Some(l.get(i + 1).copied().unwrap_or("")),
-        a => a
-            .strip_prefix("--max-procs=")
-            .or(a.strip_prefix("-P").filter(|v| !v.is_empty())),
+        "--max-procs" => Some(l.get(i + 1).copied().unwrap_or("")),
+        a if a.starts_with("--max-procs=") => Some(&a["--max-procs=".len()..]),
+        // `-P N`, `-PN`, or in a bundle (`-rP0`).
+        a if a.starts_with('-') && !a.starts_with("--") => {
+            let at = a.find('P')?;
+            let attached = &a[at + 1..];
+            Some(if attached.is_empty() {
+                l.get(i + 1).copied().unwrap_or("")
+            } else {
+                attached
+            })
+        }
+        _ => None,
     });
     if procs.any(|p| p.parse::<u32>().map_or(true, |n| n == 0 || n > 4)) {
         ctx.mark(
@@ -1935,13 +2153,47 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             "--arg-file",
         ],
     );
+    // A word holding the replace string (`-I{}`: `sh -c 'echo {}'`, `/{}`) is only known
+    // at run time, and so is whatever a shell makes of it.
+    let replace = l.iter().enumerate().find_map(|(i, a)| match *a {
+        "-I" | "--replace" => l.get(i + 1).copied(),
+        "-i" => Some("{}"),
+        a => a
+            .strip_prefix("--replace=")
+            .or(a.strip_prefix("-I").filter(|v| !v.is_empty()))
+            .or(a.strip_prefix("-i").filter(|v| !v.is_empty())),
+    });
     let mut argv: Vec<Arg> = if rest.is_empty() {
         vec![Arg::Lit("echo".into())]
     } else {
-        rest.to_vec()
+        rest.iter()
+            .map(|a| match (a, replace) {
+                (Arg::Lit(w), Some(r)) if !r.is_empty() && w.contains(r) => Arg::Dyn,
+                _ => a.clone(),
+            })
+            .collect()
     };
     argv.push(Arg::Dyn);
-    ctx.nested(argv, inv.after_download);
+    // Once per line of input it does not know: a change repeated that many times is a flood.
+    let mut each = Findings {
+        in_container: ctx.found.in_container,
+        globs: ctx.found.globs.clone(),
+        ..Findings::default()
+    };
+    let mut inner = Ctx {
+        policy: ctx.policy,
+        depth: ctx.depth,
+        found: &mut each,
+    };
+    inner.nested(argv, inv.after_download);
+    if each.marks.iter().any(|(c, _)| *c >= Class::Mutating) {
+        ctx.mark(
+            Class::Destructive,
+            "xargs repeats a change once per line of an input the policy does not know",
+        );
+    }
+    ctx.found.marks.append(&mut each.marks);
+    ctx.found.invocations.append(&mut each.invocations);
 }
 
 fn shell(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
@@ -1958,6 +2210,18 @@ fn shell(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
                 },
             );
         }
+    }
+    // A login or interactive shell, or one given an rc file, runs the profile and rc files
+    // (the commands' HOME is their own folder, which they may write).
+    if let Some(a) = lits(args).into_iter().find(|a| {
+        a.starts_with("--") && !matches!(*a, "--norc" | "--noprofile" | "--posix")
+            || (a.starts_with('-') && !a.starts_with("--") && a.contains(['i', 'l', 's', 'O']))
+            || a.starts_with('+')
+    }) {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} {a} runs profile or rc files, or reads commands the policy cannot see"),
+        );
     }
     // `-c` may be bundled with other flags (`-ec`, `-lc`).
     let c = args.iter().position(|a| {
@@ -2008,7 +2272,7 @@ fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
                 let argv: Vec<Arg> = args[i + 1..end]
                     .iter()
                     .map(|a| {
-                        if a.lit() == Some("{}") {
+                        if a.lit().is_some_and(|w| w.contains("{}")) {
                             Arg::Dyn
                         } else {
                             a.clone()
@@ -2106,6 +2370,16 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
             format!("{prog} copies a system program, which may then run under another name"),
         );
     }
+    // `-vt/etc`: the folder attached to `t` in a bundle is written too.
+    let attached: Vec<Arg> = lits(args)
+        .iter()
+        .filter(|a| a.starts_with('-') && !a.starts_with("--") && target_dir)
+        .filter_map(|a| a.find('t').map(|at| &a[at + 1..]))
+        .filter(|v| !v.is_empty())
+        .map(|v| Arg::Lit(v.to_string()))
+        .collect();
+    let mut paths = paths;
+    paths.extend(attached.iter());
     let written: &[&Arg] = match prog {
         "cp" | "ln" | "install" | "rsync" | "tar" | "zip" if !target_dir => {
             &paths[paths.len().saturating_sub(1)..]
@@ -2159,8 +2433,14 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         && lits(args).iter().any(|a| {
             let mode = a
                 .strip_prefix("--mode=")
-                .or(a.strip_prefix("-m"))
+                .or_else(|| {
+                    // `-m MODE` attached, or in a bundle (`-Dm4755`).
+                    a.strip_prefix('-')
+                        .filter(|b| !b.starts_with('-'))
+                        .and_then(|b| b.find('m').map(|at| &b[at + 1..]))
+                })
                 .unwrap_or(a);
+            let mode = mode.trim_start_matches(['=', '+']);
             u32::from_str_radix(mode, 8).is_ok_and(|m| m & 0o7000 != 0)
                 || (!mode.starts_with('/')
                     && mode.contains(['s', 't'])
@@ -2688,7 +2968,24 @@ fn systemctl(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     };
     match verb {
         "status" | "is-active" | "is-enabled" | "is-failed" | "list-units" | "list-timers"
-        | "show" | "cat" | "list-unit-files" => {}
+        | "list-unit-files" => {}
+        // One property by name (`-p ActiveState`), not the environment.
+        "show"
+            if lits(args).iter().enumerate().any(|(i, a)| {
+                let property = match *a {
+                    "-p" | "--property" => lits(args).get(i + 1).copied(),
+                    a => a
+                        .strip_prefix("--property=")
+                        .or(a.strip_prefix("-p").filter(|v| !v.is_empty())),
+                };
+                property.is_some_and(|p| !p.to_ascii_lowercase().contains("env"))
+            }) && !lits(args)
+                .iter()
+                .any(|a| a.to_ascii_lowercase().contains("env")) => {}
+        "show" | "cat" => ctx.mark(
+            Class::Destructive,
+            format!("{prog} {verb} prints the units' settings, their secrets among them"),
+        ),
         // The instance's nodes are not the host's services: starting or restarting one of
         // those (a target, sshd, the engine, the journal) changes the host.
         "start" | "restart" | "reload" | "try-restart" | "reload-or-restart" => ctx.mark(

@@ -394,3 +394,32 @@ fn links_on_the_way_are_followed_before_dot_dot() {
     }
     assert_eq!(p.classify("diff <(ls) <(ls logs)").class, Class::ReadOnly);
 }
+
+/// HTTP clients reach only nodes that speak HTTP and are not the fault proxy: Redis reads a
+/// request's lines as commands, and the proxy's API holds the faults under test.
+#[test]
+fn http_clients_reach_neither_redis_nor_the_fault_proxy() {
+    let node = |n: &str, p: u16| (n.to_string(), "127.0.0.1".to_string(), p);
+    let endpoints = Endpoints::of_nodes(
+        [
+            node("redis", 6379),
+            node("ratelimiter-1", 8001),
+            node(crate::runtime::FAULTPROXY, 7000),
+        ],
+        None,
+    );
+    let p = policy().with_endpoints(endpoints);
+    for cmd in [
+        "curl -s http://127.0.0.1:6379/",
+        "curl -s -H 'FLUSHALL' http://localhost:6379/x",
+        "wget -qO- http://127.0.0.1:7000/links",
+        "curl -s http://127.0.0.1:7000/links",
+    ] {
+        let v = p.classify(cmd);
+        assert_eq!(v.class, Class::Denied, "{cmd}: {}", v.reason());
+    }
+    assert_eq!(
+        p.classify("curl -s http://127.0.0.1:8001/health").class,
+        Class::ReadOnly
+    );
+}

@@ -178,6 +178,10 @@ fn walk_pipeline(policy: &Policy, p: &Pipeline, depth: u32, found: &mut Findings
     let mut lines = None;
     for cmd in &p.seq {
         found.piped = lines.take();
+        // An input of its own (`< file`, a here-string) replaces the pipe's.
+        if cmd.to_string().contains('<') {
+            found.piped = None;
+        }
         let program = walk_command(policy, cmd, depth, download, found);
         if program.as_deref().is_some_and(rules::is_download) {
             download = true;
@@ -346,6 +350,7 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
                     format!("runs a command inside arithmetic ({text})"),
                 );
             }
+            arithmetic_assignments(policy, &text, found);
         }
         CompoundCommand::Coprocess(_) => {
             found.mark(Class::Denied, "starts a coprocess, which cannot be checked");
@@ -357,6 +362,41 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
 /// evaluates `a[…]` indexes, and `$(…)` inside them runs).
 pub(super) fn runs_in_arithmetic(text: &str) -> bool {
     text.contains("$(") || text.contains('`') || text.contains('[')
+}
+
+/// Arithmetic assigns too (`((OPERATOR_INSTANCE=6))`, `let i++`): each name it assigns is
+/// judged as a `NAME=` would be.
+pub(super) fn arithmetic_assignments(policy: &Policy, text: &str, found: &mut Findings) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_alphabetic() || chars[i] == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let name: String = chars[start..i].iter().collect();
+            let before: String = chars[start.saturating_sub(2)..start].iter().collect();
+            let after: String = chars[i..]
+                .iter()
+                .skip_while(|c| c.is_whitespace())
+                .take(3)
+                .collect();
+            let assigns = before.ends_with("++")
+                || before.ends_with("--")
+                || after.starts_with("++")
+                || after.starts_with("--")
+                || (after.starts_with('=') && !after.starts_with("=="))
+                || ["+=", "-=", "*=", "/=", "%=", "&=", "^=", "|=", "<<=", ">>="]
+                    .iter()
+                    .any(|op| after.starts_with(op));
+            if assigns {
+                super::reach::assignment(policy, found, &format!("{name}="), false, false);
+            }
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// Whether unquoted text holds a brace expansion (`{a,b}`, `{1..3}`), which bash turns into
@@ -843,7 +883,12 @@ fn pieces_text(
             }
             WordPiece::ArithmeticExpression(_) => {
                 let text = source.get(p.start_index..p.end_index).unwrap_or("$((…))");
-                if runs_in_arithmetic(text) {
+                let inner = text
+                    .strip_prefix("$((")
+                    .and_then(|t| t.strip_suffix("))"))
+                    .unwrap_or(text);
+                arithmetic_assignments(policy, inner, found);
+                if runs_in_arithmetic(inner) {
                     found.mark(
                         Class::Denied,
                         format!("runs a command inside arithmetic ({text})"),

@@ -309,6 +309,11 @@ fn command(words: &[Option<&str>]) -> (Class, String) {
         | ("lease", "list" | "timetolive")
         | ("user" | "role", "get" | "list")
         | ("auth", "status") => why(Class::ReadOnly, "reads the cluster's state"),
+        // Without the value as a word, put reads it from its input: any size, unseen.
+        ("put", _) if words.len() < 3 => why(
+            Class::Destructive,
+            "put reads its value from its input, which the policy cannot see",
+        ),
         ("put", _) => why(Class::Mutating, "put writes a key"),
         ("compaction" | "compact", _) => why(
             Class::Mutating,

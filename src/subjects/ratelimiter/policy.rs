@@ -166,7 +166,11 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
                 return v;
             }
             Some("--rdb" | "--functions-rdb") => {
-                mark(&mut v, Class::Mutating, "redis-cli writes a dump file");
+                mark(
+                    &mut v,
+                    Class::Destructive,
+                    "redis-cli writes a dump file wherever it is told",
+                );
                 i += 2;
             }
             Some(
@@ -390,6 +394,10 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
         "LPOS",
         "XLEN",
         "XRANGE",
+        "XREAD",
+        "LCS",
+        "GEORADIUS_RO",
+        "GEORADIUSBYMEMBER_RO",
         "XREVRANGE",
         "XINFO",
         "XPENDING",
@@ -462,8 +470,6 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
         "XACK",
         "PUBLISH",
         "PFADD",
-        "SETBIT",
-        "SETRANGE",
         "GEOADD",
         "BGSAVE",
         "SAVE",
@@ -472,6 +478,9 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
     ];
     /// Commands that delete keys, members or their lifetimes: what they take is gone.
     const LOSES: &[&str] = &[
+        // An offset far out makes a value of hundreds of megabytes.
+        "SETBIT",
+        "SETRANGE",
         "SETEX",
         "PSETEX",
         "GETDEL",
@@ -531,9 +540,7 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
                     ]
                     .iter()
                     .any(|s| glob_matches(&p, s))
-                        || ["pass", "auth", "user", "key"]
-                            .iter()
-                            .any(|w| p.contains(w))
+                        || ["pass", "auth"].iter().any(|w| p.contains(w))
                 }
                 None => true,
             });
@@ -564,6 +571,7 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
         ("EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" | "FUNCTION", _) => {
             (Class::Destructive, "runs a Lua script in Redis".into())
         }
+        ("ACL", "WHOAMI" | "LOG" | "CAT" | "USERS") => (Class::ReadOnly, String::new()),
         (
             "REPLICAOF" | "SLAVEOF" | "MIGRATE" | "MOVE" | "SWAPDB" | "FAILOVER" | "RESTORE"
             | "CLUSTER" | "ACL" | "MODULE" | "SYNC" | "PSYNC",
