@@ -164,6 +164,9 @@ pub struct Policy {
     subjects: Vec<&'static dyn SubjectWords>,
     /// Their clients' URL schemes with default ports.
     schemes: Vec<(&'static str, u16)>,
+    /// The commands' folder with its links followed, once: relative paths are walked from
+    /// here.
+    cwd_walked: PathBuf,
 }
 
 impl std::fmt::Debug for Policy {
@@ -205,6 +208,7 @@ impl Policy {
                 .map(|r| prefix_words(r))
                 .filter(|w| !w.is_empty())
                 .collect(),
+            cwd_walked: through_links(Path::new("/"), &protected.cwd),
             protected,
             endpoints: Endpoints::default(),
             schemes: subjects
@@ -299,21 +303,22 @@ impl Policy {
             .or(path.strip_prefix('~').filter(|r| r.is_empty()));
         // The executor gives commands their folder as HOME: `~` is that folder, not the home
         // of the user running the operator (whose files are guarded by their own rules).
+        let own = !self.protected.cwd.as_os_str().is_empty();
         if let Some(rest) = home_relative {
-            let home = if self.protected.cwd.as_os_str().is_empty() {
-                &self.protected.home
+            return if own {
+                through_links(&self.cwd_walked, Path::new(rest))
             } else {
-                &self.protected.cwd
+                through_links(Path::new("/"), &self.protected.home.join(rest))
             };
-            return through_links(&home.join(rest));
         }
         let p = Path::new(path);
-        let joined = if p.is_absolute() {
-            p.to_path_buf()
+        if p.is_absolute() {
+            through_links(Path::new("/"), p)
+        } else if own {
+            through_links(&self.cwd_walked, p)
         } else {
-            self.protected.cwd.join(p)
-        };
-        through_links(&joined)
+            normalize(p)
+        }
     }
 }
 
@@ -326,10 +331,10 @@ fn starts_with(inv: &[String], prefix: &[String]) -> bool {
 /// `/dev/fd/..` is a process's folder in /proc). Inside a process's folder in /proc the
 /// links (`cwd`, `root`, `fd/N`) are the command's, not this process's: they are kept as
 /// written, for the /proc checks to judge. What does not exist is taken as written.
-fn through_links(p: &Path) -> PathBuf {
+fn through_links(start: &Path, p: &Path) -> PathBuf {
     use std::path::Component;
-    if !p.is_absolute() {
-        return normalize(p);
+    if !start.is_absolute() {
+        return normalize(&start.join(p));
     }
     let mut pending: Vec<std::ffi::OsString> = p
         .components()
@@ -340,7 +345,7 @@ fn through_links(p: &Path) -> PathBuf {
             _ => None,
         })
         .collect();
-    let mut out = PathBuf::from("/");
+    let mut out = start.to_path_buf();
     let mut hops = 0;
     while let Some(name) = pending.pop() {
         if name == ".." {

@@ -1002,7 +1002,13 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         && lits(args)
             .windows(2)
             .any(|w| w[0] == "-c" && w[1].parse::<u64>().is_ok_and(|n| n <= 1 << 20));
-    if !bounded && lits(args).iter().any(|a| endless(&ctx.policy.resolve(a))) {
+    // A word reaches /dev only from the root or by climbing.
+    if !bounded
+        && lits(args)
+            .iter()
+            .filter(|a| a.starts_with('/') || a.contains(".."))
+            .any(|a| endless(&ctx.policy.resolve(a)))
+    {
         ctx.mark(
             Class::Destructive,
             format!("{prog} opens a device (endless, or one that acts when opened)"),
