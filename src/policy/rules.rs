@@ -2102,7 +2102,7 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
                 _ => break,
             }
         }
-        let command = &args[i..];
+        let command = args.get(i..).unwrap_or(&[]);
         if let Some(r) = replace.filter(|r| !r.is_empty())
             && !command.is_empty()
         {

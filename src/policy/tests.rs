@@ -423,3 +423,40 @@ fn http_clients_reach_neither_redis_nor_the_fault_proxy() {
         Class::ReadOnly
     );
 }
+
+/// No beginning of any corpus line, and no line with a stray character put in, makes the
+/// policy panic (a truncated `xargs -I` once indexed past its words).
+#[test]
+fn no_cut_or_altered_corpus_line_panics() {
+    let p = policy();
+    let strays = [
+        "-", "=", "/", "..", "[", "{", "\"", "'", "\\", "é", "$", "`", "(", "&", "<", "@", ":", "*",
+    ];
+    let mut n = 0;
+    for text in [
+        include_str!("dangerous.txt"),
+        include_str!("benign.txt"),
+        include_str!("corpus.txt"),
+    ] {
+        for (_, line) in corpus_lines(text) {
+            let chars: Vec<char> = line.chars().collect();
+            for end in 1..chars.len() {
+                let cut: String = chars[..end].iter().collect();
+                p.classify(&cut);
+                n += 1;
+            }
+            for (k, stray) in strays.iter().enumerate() {
+                let at = (k * 7) % chars.len().max(1);
+                let altered: String = chars[..at]
+                    .iter()
+                    .copied()
+                    .chain(stray.chars())
+                    .chain(chars[at..].iter().copied())
+                    .collect();
+                p.classify(&altered);
+                n += 1;
+            }
+        }
+    }
+    println!("classified {n} cut or altered lines");
+}
