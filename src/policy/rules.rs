@@ -2354,8 +2354,6 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         .iter()
         .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
         .collect();
-    // cp, ln and install only write their last path (the destination), or the folder of
-    // `-t`; mv empties its sources too.
     // `-t DIR`, `-tDIR`, in a bundle (`-vt DIR`), or `--target-directory`.
     let target_dir = matches!(prog, "cp" | "mv" | "ln" | "install")
         && lits(args).iter().any(|a| {
@@ -2386,6 +2384,8 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         .collect();
     let mut paths = paths;
     paths.extend(attached.iter());
+    // cp, ln and install only write their last path (the destination), or, with `-t`, every
+    // path is judged as written; mv empties its sources too.
     let written: &[&Arg] = match prog {
         "cp" | "ln" | "install" | "rsync" | "tar" | "zip" if !target_dir => {
             &paths[paths.len().saturating_sub(1)..]
