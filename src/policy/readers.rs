@@ -223,9 +223,9 @@ struct Acting {
 const ACTING: &[Acting] = &[
     Acting {
         programs: &["less", "more", "most"],
-        prefixes: &["+", "--lesskey", "-k", "--LESSOPEN", "--init"],
+        prefixes: &["+", "--lesskey", "-k"],
         letters: "",
-        why: "runs the commands given with +",
+        why: "runs the commands given with + or a lesskey file names",
     },
     Acting {
         programs: &["man"],
