@@ -167,6 +167,8 @@ pub struct Policy {
     /// The commands' folder with its links followed, once: relative paths are walked from
     /// here.
     cwd_walked: PathBuf,
+    /// The folder of the operator's binary (first on the commands' PATH), looked up once.
+    exe_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -209,6 +211,9 @@ impl Policy {
                 .filter(|w| !w.is_empty())
                 .collect(),
             cwd_walked: through_links(Path::new("/"), &protected.cwd),
+            exe_dir: std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(Path::to_path_buf)),
             protected,
             endpoints: Endpoints::default(),
             schemes: subjects
@@ -217,6 +222,11 @@ impl Policy {
                 .collect(),
             subjects,
         }
+    }
+
+    /// The folder of the operator's own binary.
+    pub(crate) fn exe_dir(&self) -> Option<&Path> {
+        self.exe_dir.as_deref()
     }
 
     /// The subjects whose words it judges by.

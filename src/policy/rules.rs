@@ -883,9 +883,8 @@ fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
             Class::Denied,
             format!("writes over the root folder ({path})"),
         );
-    } else if std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+    } else if policy
+        .exe_dir()
         .is_some_and(|dir| resolved.starts_with(dir))
     {
         found.mark(
