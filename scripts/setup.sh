@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need and this machine lacks: a C compiler, redis-server,
-# redis-cli, etcd and etcdctl, tmux, and docker compose beside a Docker engine. Shared by run-demo.sh and test.sh, so the
+# redis-cli, etcd and etcdctl, bubblewrap, tmux, and docker compose beside a Docker engine. Shared by run-demo.sh and test.sh, so the
 # first command of the README does all of its own set-up.
 #   ./scripts/setup.sh [demo|test]      (test also wants tmux and docker compose)
 # Uses apt-get (through sudo when not root); where there is no apt-get, it says exactly what
@@ -18,6 +18,8 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # The etcd subject: three members of Debian's etcd, and etcdctl for the agent.
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+# The local sandbox of the agent's commands (user namespaces, read-only binds).
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 # A durable volume on Docker is an ext4 image on a loop device.
 if command -v docker >/dev/null 2>&1; then
   PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)

@@ -9,6 +9,14 @@ mod cli;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    // Inside the agent's sandbox `operator` is only a client of the agent's socket: it reads
+    // no config and no DB.
+    if let Some(socket) =
+        std::env::var_os(operator::agent::sandbox::protocol::SOCKET_VAR).filter(|s| !s.is_empty())
+    {
+        let code = operator::agent::sandbox::protocol::client(&socket.to_string_lossy());
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let _ = color_eyre::config::HookBuilder::default()
         .display_env_section(false)
         .install();

@@ -576,6 +576,7 @@ async fn the_runbook_agent_repairs_kill_and_pause_from_its_sandbox() {
 async fn the_sandbox_has_no_secrets_and_ends_what_runs_too_long() {
     use operator::agent::executor::Executor;
     use operator::agent::toolbox::ToolboxExecutor;
+    use operator::policy::Class;
     let Some(c) = Cluster::start_docker(50, "") else {
         return;
     };
@@ -583,7 +584,7 @@ async fn the_sandbox_has_no_secrets_and_ends_what_runs_too_long() {
     let exec = ToolboxExecutor::new(sandbox, 4096);
     // Only what the executor gives it, whatever this process holds.
     let o = exec
-        .run("env; pwd; id -u", Duration::from_secs(10))
+        .run("env; pwd; id -u", Duration::from_secs(10), Class::ReadOnly)
         .await
         .unwrap();
     assert_eq!(o.exit_code, Some(0), "{o:?}");
@@ -616,6 +617,7 @@ async fn the_sandbox_has_no_secrets_and_ends_what_runs_too_long() {
         .run(
             "docker inspect -f '{{.State.Status}}' redis && curl -s ratelimiter-1:8000/health",
             Duration::from_secs(10),
+            Class::ReadOnly,
         )
         .await
         .unwrap();
@@ -627,7 +629,11 @@ async fn the_sandbox_has_no_secrets_and_ends_what_runs_too_long() {
     // A command past its time is killed with what it started; the result comes back on time.
     let start = std::time::Instant::now();
     let o = exec
-        .run("sleep 30 & sleep 31; echo never", Duration::from_secs(1))
+        .run(
+            "sleep 30 & sleep 31; echo never",
+            Duration::from_secs(1),
+            Class::ReadOnly,
+        )
         .await
         .unwrap();
     assert!(o.timed_out && o.exit_code.is_none(), "{o:?}");
@@ -644,7 +650,7 @@ async fn the_sandbox_has_no_secrets_and_ends_what_runs_too_long() {
     }));
     // Big output is bounded.
     let o = exec
-        .run("seq 1 100000", Duration::from_secs(10))
+        .run("seq 1 100000", Duration::from_secs(10), Class::ReadOnly)
         .await
         .unwrap();
     assert!(

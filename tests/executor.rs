@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use operator::agent::executor::{Executor, LocalEnv, LocalExecutor};
+use operator::policy::Class;
 
 const AS_AGENT: &str = "OPERATOR_TEST_EXECUTOR_AGENT";
 
@@ -46,6 +47,7 @@ fn helper_agent_running_a_long_command() {
     let _ = rt.block_on(e.run(
         "sleep 300 & echo $! > bg.pid; echo $$ > sh.pid; sleep 300",
         Duration::from_secs(600),
+        Class::ReadOnly,
     ));
 }
 
@@ -114,12 +116,19 @@ async fn the_exit_status_is_the_commands_own() {
         output_limit: 4096,
     });
     let out = e
-        .run("echo out; echo err >&2; exit 7", Duration::from_secs(10))
+        .run(
+            "echo out; echo err >&2; exit 7",
+            Duration::from_secs(10),
+            Class::ReadOnly,
+        )
         .await
         .unwrap();
     assert_eq!(out.exit_code, Some(7));
     assert_eq!(out.stdout.trim(), "out");
     assert_eq!(out.stderr.trim(), "err");
-    let out = e.run("sleep 30", Duration::from_millis(300)).await.unwrap();
+    let out = e
+        .run("sleep 30", Duration::from_millis(300), Class::ReadOnly)
+        .await
+        .unwrap();
     assert!(out.timed_out);
 }

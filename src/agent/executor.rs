@@ -6,6 +6,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,6 +15,11 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::instrument;
+
+use super::sandbox::protocol::{SOCKET_VAR, TOKEN_VAR};
+use super::sandbox::server::{Host, Served, serve};
+use super::sandbox::{Grants, Plan, SOCKET_INSIDE};
+use crate::policy::Class;
 
 /// What a command did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,8 +73,20 @@ pub enum ExecError {
 
 #[async_trait]
 pub trait Executor: Send + Sync {
-    /// Runs a shell command; a failing command is an `Ok` with its exit code.
-    async fn run(&self, command: &str, timeout: Duration) -> Result<ExecOutput, ExecError>;
+    /// Runs a shell command that the policy (and, where asked, a person) allowed at
+    /// `grant`; a failing command is an `Ok` with its exit code. The grant bounds what the
+    /// command may change through the operator's own verbs.
+    async fn run(
+        &self,
+        command: &str,
+        timeout: Duration,
+        grant: Class,
+    ) -> Result<ExecOutput, ExecError>;
+    /// Why commands run without a sandbox, where they do: the app's header and every
+    /// audited step say so.
+    fn unsandboxed(&self) -> Option<String> {
+        None
+    }
     /// Where and how commands run, for the prompt and the audit.
     fn describe(&self) -> String;
     /// The Docker endpoint commands' `docker` reaches when they name none (`DOCKER_HOST`),
@@ -149,7 +167,7 @@ impl Drop for KillGroup {
     }
 }
 
-/// Runs commands as local subprocesses.
+/// Runs commands as local subprocesses, in bubblewrap's sandbox where it has one.
 #[derive(Debug, Clone)]
 pub struct LocalExecutor {
     cwd: PathBuf,
@@ -157,6 +175,104 @@ pub struct LocalExecutor {
     /// Bytes kept at each end of stdout and of stderr.
     limit: usize,
     shell: PathBuf,
+    sandbox: Option<Arc<Sandboxed>>,
+    /// Why there is no sandbox, when one was wanted.
+    unsandboxed: Option<String>,
+}
+
+/// The sandbox of a local executor: its plan, the tokens of the commands running, and the
+/// verb socket, served from the first command on.
+#[derive(Debug)]
+struct Sandboxed {
+    plan: Plan,
+    grants: Grants,
+    host: Host,
+    served: tokio::sync::Mutex<Option<Served>>,
+}
+
+impl Sandboxed {
+    /// Serves the verb socket if it is not served (first command, or `down` removed it).
+    async fn ensure_served(&self) -> Result<(), ExecError> {
+        let mut served = self.served.lock().await;
+        if served.as_ref().is_some_and(Served::alive) {
+            return Ok(());
+        }
+        *served = None;
+        self.plan
+            .prepare()
+            .map_err(|e| ExecError::Sandbox(format!("{}: {e}", self.plan.cwd.display())))?;
+        let s = serve(
+            &self.plan.socket,
+            self.host.clone(),
+            self.grants.clone(),
+            self.plan.run_as,
+        )
+        .map_err(|e| {
+            ExecError::Sandbox(format!(
+                "cannot serve the operator's verbs at {}: {e}",
+                self.plan.socket.display()
+            ))
+        })?;
+        *served = Some(s);
+        Ok(())
+    }
+
+    /// The environment inside: no state dir, DB or config; the socket instead.
+    fn env(&self, host: &[(String, String)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = host
+            .iter()
+            .filter(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "OPERATOR_STATE_DIR"
+                        | "OPERATOR_DB"
+                        | "OPERATOR_CONFIG"
+                        | "DOCKER_HOST"
+                        | "HOME"
+                        | "PATH"
+                )
+            })
+            .cloned()
+            .collect();
+        // The system's folders, after the operator's: the caller's own PATH names folders
+        // that are not there.
+        let path = self
+            .plan
+            .exe_dir
+            .iter()
+            .map(|d| d.display().to_string())
+            .chain(
+                [
+                    "/usr/local/bin",
+                    "/usr/bin",
+                    "/bin",
+                    "/usr/local/sbin",
+                    "/usr/sbin",
+                    "/sbin",
+                ]
+                .map(String::from),
+            )
+            .collect::<Vec<_>>()
+            .join(":");
+        env.push(("PATH".into(), path));
+        env.push(("HOME".into(), self.plan.scratch.display().to_string()));
+        env.push((SOCKET_VAR.into(), SOCKET_INSIDE.into()));
+        env
+    }
+}
+
+/// The folders holding the `operator` binary beside this one (test binaries live in
+/// `target/*/deps`, `operator` one folder up), first the nearest, each without `..`.
+pub fn operator_dirs() -> Vec<PathBuf> {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    exe_dir
+        .iter()
+        .flat_map(|d| [d.clone(), d.join("..")])
+        .filter(|d| d.join("operator").is_file())
+        .map(|d| d.canonicalize().unwrap_or(d))
+        .collect()
 }
 
 /// What the environment of the agent's commands is made of: nothing else gets in.
@@ -171,15 +287,7 @@ pub struct LocalEnv<'a> {
 
 impl LocalExecutor {
     pub fn new(e: LocalEnv) -> Self {
-        let exe_dir = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf));
-        // Test binaries live in target/*/deps; `operator` one folder up.
-        let op_dirs: Vec<PathBuf> = exe_dir
-            .iter()
-            .flat_map(|d| [d.clone(), d.join("..")])
-            .filter(|d| d.join("operator").is_file())
-            .collect();
+        let op_dirs = operator_dirs();
         let system =
             std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
         let path = op_dirs
@@ -219,7 +327,36 @@ impl LocalExecutor {
             env,
             limit: e.output_limit,
             shell,
+            sandbox: None,
+            unsandboxed: None,
         }
+    }
+
+    /// The same executor, every command in bubblewrap's sandbox of `plan`, the operator's
+    /// verbs served to it over the plan's socket.
+    pub fn sandboxed(mut self, plan: Plan) -> Self {
+        let operator = operator_dirs()
+            .first()
+            .map(|d| d.join("operator"))
+            .unwrap_or_else(|| PathBuf::from("operator"));
+        self.sandbox = Some(Arc::new(Sandboxed {
+            plan,
+            grants: Grants::default(),
+            host: Host {
+                operator,
+                env: self.env.clone(),
+                cwd: self.cwd.clone(),
+                output_limit: self.limit,
+            },
+            served: tokio::sync::Mutex::new(None),
+        }));
+        self
+    }
+
+    /// The same executor, saying why its commands run unsandboxed.
+    pub fn unsandboxed_because(mut self, why: String) -> Self {
+        self.unsandboxed = Some(why);
+        self
     }
 
     /// The environment commands get (for tests and the audit).
@@ -230,22 +367,53 @@ impl LocalExecutor {
 
 #[async_trait]
 impl Executor for LocalExecutor {
-    #[instrument(skip(self), fields(timeout_ms = timeout.as_millis() as u64))]
-    async fn run(&self, command: &str, timeout: Duration) -> Result<ExecOutput, ExecError> {
+    #[instrument(skip(self), fields(timeout_ms = timeout.as_millis() as u64, sandboxed = self.sandbox.is_some()))]
+    async fn run(
+        &self,
+        command: &str,
+        timeout: Duration,
+        grant: Class,
+    ) -> Result<ExecOutput, ExecError> {
         let start = Instant::now();
-        let mut cmd = tokio::process::Command::new(&self.shell);
         let bash = self.shell.ends_with("bash");
+        let mut shell: Vec<std::ffi::OsString> = vec![self.shell.clone().into()];
         if bash {
-            cmd.args(["--noprofile", "--norc"]);
+            shell.extend(["--noprofile".into(), "--norc".into()]);
         }
-        cmd.arg("-c")
-            .arg(if bash { GUARD_BASH } else { GUARD_SH })
-            .arg(&self.shell)
-            .arg(command)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
+        // Revoked when the command ends.
+        let mut _token = None;
+        let mut cmd = match &self.sandbox {
+            Some(s) => {
+                s.ensure_served().await?;
+                let mut env = s.env(&self.env);
+                _token = s.grants.mint(grant);
+                if let Some(t) = &_token {
+                    env.push((TOKEN_VAR.into(), t.token.clone()));
+                }
+                shell.extend(["-c".into(), command.into()]);
+                let mut cmd = tokio::process::Command::new(&s.plan.bwrap);
+                // bubblewrap is PID 1 of the command's namespace: when it goes, so does
+                // everything the command started.
+                cmd.args(s.plan.args(&shell))
+                    .env_clear()
+                    .envs(env)
+                    .current_dir("/");
+                cmd
+            }
+            None => {
+                let mut cmd = tokio::process::Command::new(&self.shell);
+                cmd.args(&shell[1..])
+                    .arg("-c")
+                    .arg(if bash { GUARD_BASH } else { GUARD_SH })
+                    .arg(&self.shell)
+                    .arg(command)
+                    .env_clear()
+                    .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .current_dir(&self.cwd);
+                cmd
+            }
+        };
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -312,11 +480,27 @@ impl Executor for LocalExecutor {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "local subprocesses ({} -c) in {}",
-            self.shell.display(),
-            self.cwd.display()
-        )
+        match (&self.sandbox, &self.unsandboxed) {
+            (Some(_), _) => format!(
+                "local subprocesses ({} -c) in bubblewrap's sandbox, in a view of {}: ./logs (read-only) and ./scratch (the one writable folder, with /tmp); `operator` reaches the cluster through the agent",
+                self.shell.display(),
+                self.cwd.display()
+            ),
+            (None, Some(why)) => format!(
+                "local subprocesses ({} -c) in {}, UNSANDBOXED: {why}",
+                self.shell.display(),
+                self.cwd.display()
+            ),
+            (None, None) => format!(
+                "local subprocesses ({} -c) in {}",
+                self.shell.display(),
+                self.cwd.display()
+            ),
+        }
+    }
+
+    fn unsandboxed(&self) -> Option<String> {
+        self.unsandboxed.clone()
     }
 
     fn docker_host(&self) -> Option<String> {
@@ -360,7 +544,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = exec(dir.path(), 8192);
         let o = e
-            .run("pwd; echo oops >&2; exit 3", Duration::from_secs(5))
+            .run(
+                "pwd; echo oops >&2; exit 3",
+                Duration::from_secs(5),
+                Class::ReadOnly,
+            )
             .await
             .unwrap();
         assert_eq!(o.exit_code, Some(3));
@@ -373,7 +561,10 @@ mod tests {
     async fn a_command_sees_only_the_allowlisted_environment() {
         let dir = tempfile::tempdir().unwrap();
         let e = exec(dir.path(), 8192);
-        let o = e.run("env", Duration::from_secs(5)).await.unwrap();
+        let o = e
+            .run("env", Duration::from_secs(5), Class::ReadOnly)
+            .await
+            .unwrap();
         let mut seen: Vec<&str> = o
             .stdout
             .lines()
@@ -401,7 +592,10 @@ mod tests {
         let e = exec(dir.path(), 8192);
         let marker = dir.path().join("child.pid");
         let cmd = format!("sleep 30 & echo $! > {}; wait", marker.display());
-        let o = e.run(&cmd, Duration::from_millis(500)).await.unwrap();
+        let o = e
+            .run(&cmd, Duration::from_millis(500), Class::ReadOnly)
+            .await
+            .unwrap();
         assert!(o.timed_out);
         assert_eq!(o.exit_code, None);
         let pid: i32 = std::fs::read_to_string(&marker)
@@ -423,7 +617,11 @@ mod tests {
         let e = exec(dir.path(), 8192);
         let t = Instant::now();
         let o = e
-            .run("sleep 30 & echo started", Duration::from_secs(10))
+            .run(
+                "sleep 30 & echo started",
+                Duration::from_secs(10),
+                Class::ReadOnly,
+            )
             .await
             .unwrap();
         assert_eq!(o.exit_code, Some(0));
@@ -436,7 +634,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = exec(dir.path(), 1024);
         let o = e
-            .run("seq 1 100000", Duration::from_secs(10))
+            .run("seq 1 100000", Duration::from_secs(10), Class::ReadOnly)
             .await
             .unwrap();
         assert!(o.stdout.len() < 3000);

@@ -11,14 +11,15 @@ use tokio::sync::{Mutex, mpsc};
 
 use super::approval::Approver;
 use super::audit::Audit;
-use super::executor::{Executor, LocalEnv, LocalExecutor};
+use super::executor::{Executor, LocalEnv, LocalExecutor, operator_dirs};
 use super::llm::ModelError;
 use super::redact::Redactor;
+use super::sandbox::{Plan, probe};
 use super::session::{AgentEvent, Deps, Settings};
 use super::toolbox::ToolboxExecutor;
 use super::variant::Variant;
 use super::{Agent, build_model, prompt};
-use crate::config::{AgentConfig, Config};
+use crate::config::{AgentConfig, Config, Mode};
 use crate::paths::StateDir;
 use crate::policy::{Endpoints, Policy, Protected, SubjectWords};
 use crate::runtime::Runtime;
@@ -50,28 +51,63 @@ pub enum BuildError {
     Model(#[from] ModelError),
     #[error("the agent's sandbox: {0}")]
     Sandbox(#[from] crate::runtime::RuntimeError),
+    #[error(
+        "auto mode runs commands only in a sandbox, and {0}. Run with --mode approve (a person sees every command that is not read-only, and each is marked unsandboxed), or set `agent.sandbox = false` in the config to run commands unsandboxed"
+    )]
+    NoSandbox(String),
 }
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Where an agent's commands run: the runtime's sandbox (the toolbox container on Docker),
-/// or subprocesses in the instance's folder.
+/// Where an agent's commands run: the runtime's sandbox (the toolbox container on Docker);
+/// locally, subprocesses in bubblewrap's sandbox of the instance's folder when `local_sandbox`
+/// (an agent's commands; `policy check` runs none). Where bubblewrap cannot run, auto mode
+/// refuses and the other modes run commands unsandboxed, saying so; `agent.sandbox = false`
+/// is the explicit way out.
 pub fn executor(
     cfg: &AgentConfig,
     runtime: &dyn Runtime,
     local: LocalEnv,
-) -> Result<Arc<dyn Executor>, crate::runtime::RuntimeError> {
-    let sandbox = if cfg.sandbox {
-        runtime.sandbox()?
-    } else {
-        None
-    };
-    Ok(match sandbox {
-        Some(sandbox) => Arc::new(ToolboxExecutor::new(sandbox, cfg.budgets.output_bytes)),
-        None => Arc::new(LocalExecutor::new(local)),
-    })
+    local_sandbox: bool,
+) -> Result<Arc<dyn Executor>, BuildError> {
+    if !cfg.sandbox {
+        return Ok(Arc::new(LocalExecutor::new(local)));
+    }
+    if let Some(sandbox) = runtime.sandbox()? {
+        return Ok(Arc::new(ToolboxExecutor::new(
+            sandbox,
+            cfg.budgets.output_bytes,
+        )));
+    }
+    let cwd = local.cwd.to_path_buf();
+    let exec = LocalExecutor::new(local);
+    if !local_sandbox {
+        return Ok(Arc::new(exec));
+    }
+    let plan = Plan::for_instance(&cwd, operator_dirs().into_iter().next(), verb_socket(&cwd))
+        .and_then(|p| probe(&p).map(|()| p));
+    match plan {
+        Ok(plan) => Ok(Arc::new(exec.sandboxed(plan))),
+        Err(why) if cfg.mode == Mode::Auto => Err(BuildError::NoSandbox(why)),
+        Err(why) => {
+            tracing::warn!(why = %why, "the agent's commands run unsandboxed");
+            Ok(Arc::new(exec.unsandboxed_because(why)))
+        }
+    }
+}
+
+/// The verb socket of this agent process, beside the instance's folder (not in it: the
+/// folder is what commands see): `instances/0.sandbox/agent-PID.sock`.
+fn verb_socket(instance_dir: &Path) -> PathBuf {
+    let name = instance_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    instance_dir
+        .with_file_name(format!("{name}.sandbox"))
+        .join(format!("agent-{}.sock", std::process::id()))
 }
 
 /// The policy an agent of `instance` works under: the configured allow and deny rules, the
@@ -141,6 +177,7 @@ impl LocalAgent<'_> {
                 config: self.config_path.as_deref(),
                 output_limit: cfg.budgets.output_bytes,
             },
+            true,
         )?;
         let policy = policy(cfg, self.state, self.db, self.instance, vec![kind.words()]);
         let docker = docker_endpoint(self.runtime.as_ref(), executor.as_ref());

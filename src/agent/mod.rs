@@ -12,6 +12,7 @@ pub mod llm;
 pub mod local;
 pub mod prompt;
 pub mod redact;
+pub mod sandbox;
 pub mod session;
 pub mod toolbox;
 pub mod tools;

@@ -586,6 +586,8 @@ impl<'a> Run<'a> {
             ..base.clone()
         };
         let mut to_run = command.clone();
+        // The class the command runs at: what it may change through the operator's verbs.
+        let mut grant = verdict.class;
         let mut note = String::new();
         match gate(self.s.mode, &verdict) {
             Gate::Run => {
@@ -673,6 +675,7 @@ impl<'a> Run<'a> {
                             "A person ({}) edited your command; ran `{edited}` instead.\n",
                             answer.by
                         );
+                        grant = v.class;
                         to_run = edited;
                     }
                     Decision::AlwaysAllow { prefix } => {
@@ -699,7 +702,8 @@ impl<'a> Run<'a> {
             return (why.clone(), true, Step::End(Outcome::Interrupted(why)));
         }
         let timeout = self.s.budgets.command_timeout;
-        match self.deps.executor.run(&to_run, timeout).await {
+        let unsandboxed = self.deps.executor.unsandboxed();
+        match self.deps.executor.run(&to_run, timeout, grant).await {
             Ok(out) => {
                 self.log(Entry {
                     kind: Some(Kind::ToolResult),
@@ -707,7 +711,7 @@ impl<'a> Run<'a> {
                     command: Some(to_run.clone()),
                     exit_code: out.exit_code,
                     duration_ms: Some(out.duration_ms as i64),
-                    detail: json!({ "timed_out": out.timed_out, "omitted_bytes": out.omitted_bytes, "signal": out.signal }),
+                    detail: json!({ "timed_out": out.timed_out, "omitted_bytes": out.omitted_bytes, "signal": out.signal, "unsandboxed": unsandboxed }),
                     ..base
                 });
                 let text = format!(

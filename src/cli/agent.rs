@@ -138,6 +138,9 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
         guidance: None,
     }
     .build()?;
+    if let Some(why) = agent.deps.executor.unsandboxed() {
+        eprintln!("warning: the agent's commands run UNSANDBOXED: {why}");
+    }
     let agent_id = agent.settings.agent_id.clone();
     let model = agent.deps.model.clone();
     let stop = CancellationToken::new();

@@ -108,6 +108,7 @@ pub async fn run(ctx: &Context, c: PolicyCommand) -> Result<()> {
             config: ctx.config_path.as_deref(),
             output_limit: cfg.budgets.output_bytes,
         },
+        false,
     )?;
     let docker = local::docker_endpoint(runtime.as_ref(), executor.as_ref());
     let rt = runtime.clone();

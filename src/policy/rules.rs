@@ -1827,9 +1827,15 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         // Its command must end when it does: not a shell (which may leave a job behind or
         // trap the signal), nor another wrapper; `0` is no limit at all.
         let command = rest.get(1).and_then(Arg::lit).map(program_name);
+        // A subject's own client is one process too.
         let leaf = command.as_deref().is_some_and(|c| {
             (READ_ONLY.contains(&c) && c != "trap")
-                || matches!(c, "redis-cli" | "etcdctl" | "curl" | "wget" | "operator")
+                || matches!(c, "curl" | "wget" | "operator")
+                || ctx
+                    .policy
+                    .subjects()
+                    .iter()
+                    .any(|s| s.classify_program(c, &[]).is_some())
         });
         if !leaf && !has(opts, &["--foreground"]) {
             ctx.mark(

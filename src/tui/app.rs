@@ -233,6 +233,8 @@ pub struct App {
     pub mode: Mode,
     /// `runbook`, `anthropic claude-sonnet-5`, or why there is no agent.
     pub agent_label: String,
+    /// Why the agent's commands run without a sandbox, where they do.
+    pub unsandboxed: Option<String>,
     pub invariants: Vec<InvariantInfo>,
     pub cycle: Option<Box<CycleReport>>,
     pub cluster_note: Option<String>,
@@ -291,6 +293,7 @@ impl App {
             instance,
             mode,
             agent_label: String::new(),
+            unsandboxed: None,
             invariants: Vec::new(),
             cycle: None,
             cluster_note: None,

@@ -58,6 +58,8 @@ pub enum Msg {
     ClusterUp(Result<String, String>),
     /// The agent could not start, or stopped.
     AgentDown(String),
+    /// The agent's commands run without a sandbox, and why.
+    Unsandboxed(String),
     /// SIGTERM: leave now.
     Terminate,
     /// The quit work (healing, stopping) is done.

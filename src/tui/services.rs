@@ -474,6 +474,9 @@ fn start_loops(
         });
     match agent {
         Ok(mut agent) => {
+            if let Some(why) = agent.deps.executor.unsandboxed() {
+                post(&tx, Msg::Unsandboxed(why));
+            }
             let stop = stop.clone();
             let down = tx.clone();
             tokio::spawn(async move {

@@ -163,6 +163,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             }
             vec![]
         }
+        Msg::Unsandboxed(why) => {
+            app.push_log(
+                Level::Warn,
+                format!("agent: commands run UNSANDBOXED: {why}"),
+            );
+            app.unsandboxed = Some(why);
+            vec![]
+        }
         Msg::AgentDown(why) => {
             app.push_log(Level::Error, format!("agent: {why}"));
             app.agent_label = format!("no agent: {why}");

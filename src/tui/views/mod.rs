@@ -124,6 +124,9 @@ fn draw_header(f: &mut Frame, app: &App, area: Rect) {
         format!(" · mode {}", app.mode.as_str()),
         th.dim(),
     ));
+    if app.unsandboxed.is_some() {
+        status.push(Span::styled(" · UNSANDBOXED", th.bad()));
+    }
     // The agent's label goes first when the line is too narrow: the rest says what is wrong.
     let room = usize::from(area.width).saturating_sub(Line::from(status.clone()).width());
     let backend = app.agent_label.split(' ').next().unwrap_or_default();
