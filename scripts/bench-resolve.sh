@@ -5,8 +5,9 @@
 # state dir. Also prints the overhead the agent adds to each shell tool call outside the
 # command itself (policy, audit writes, approvals), from the audit's own timestamps.
 # RUNTIME is local (processes) or docker (containers; build the images first); on docker,
-# EVENTS=off makes the monitor poll only, without the engine's event stream.
-#   [SUBJECT=etcd] ./scripts/bench-resolve.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
+# EVENTS=off makes the monitor poll only, without the engine's event stream. Locally the
+# agent's commands run in bubblewrap's sandbox; SANDBOX=off runs them without (for comparison).
+#   [SUBJECT=etcd] [SANDBOX=off] ./scripts/bench-resolve.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills="${1:-20}"
@@ -25,6 +26,7 @@ cargo build --release --bins --quiet
 op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
 state="$(mktemp -d)"
 printf '[runtime.docker]\nevents = %s\n' "$([ "$events" = off ] && echo false || echo true)" >"$state/config.toml"
+if [ "${SANDBOX:-on}" = off ]; then printf '[agent]\nsandbox = false\n' >>"$state/config.toml"; fi
 export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG="$state/config.toml" OPERATOR_RUNTIME="$runtime"
 unset ANTHROPIC_API_KEY
 pids=()

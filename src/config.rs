@@ -348,9 +348,12 @@ pub struct AgentConfig {
     pub policy: PolicyConfig,
     /// Folder of runbooks replacing the built-in ones (`<subject>.yaml`).
     pub runbooks_dir: Option<PathBuf>,
-    /// Run commands in the runtime's sandbox where it has one (Docker: the toolbox). False
-    /// for an agent that itself runs in such a container (`compose/agent.yml`).
+    /// Run commands in a sandbox: bubblewrap locally, the toolbox on Docker. False for an
+    /// agent that itself runs in such a container (`compose/agent.yml`), or to run commands
+    /// with the operator's own rights, knowingly.
     pub sandbox: bool,
+    /// bubblewrap's program, where it is not `/usr/bin/bwrap` or `/bin/bwrap`.
+    pub bwrap: Option<PathBuf>,
     /// Prices in USD per million tokens, by model, for cost estimates.
     pub prices: BTreeMap<String, Price>,
 }
@@ -373,6 +376,7 @@ impl Default for AgentConfig {
             policy: PolicyConfig::default(),
             runbooks_dir: None,
             sandbox: true,
+            bwrap: None,
             prices: BTreeMap::new(),
         }
     }

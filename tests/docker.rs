@@ -1138,3 +1138,103 @@ fn a_missing_engine_is_a_visible_skip_or_when_required_a_failure() {
         "{all}"
     );
 }
+
+/// A listener of the test's own on this machine, at `ip`: whether anything ever connected.
+struct Listener {
+    socket: std::net::TcpListener,
+    port: u16,
+}
+
+impl Listener {
+    fn at(ip: &str) -> Self {
+        let socket = std::net::TcpListener::bind((ip, 0)).expect("listen at the gateway");
+        socket.set_nonblocking(true).unwrap();
+        let port = socket.local_addr().unwrap().port();
+        Self { socket, port }
+    }
+    fn reached(&self) -> bool {
+        self.socket.accept().is_ok()
+    }
+}
+
+/// The gateway (this machine) of a Docker network.
+fn gateway_of(network: &str) -> String {
+    let (ok, out) = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+        network,
+    ]);
+    assert!(ok, "{out}");
+    out.trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_toolbox_reaches_its_nodes_and_resolver_and_nothing_else() {
+    use operator::agent::executor::Executor;
+    use operator::agent::toolbox::ToolboxExecutor;
+    use operator::policy::Class;
+    let Some(c) = Cluster::start_docker(55, "") else {
+        return;
+    };
+    let sandbox = c.runtime().sandbox().unwrap().expect("a sandbox on docker");
+    assert_eq!(sandbox.egress_open, None, "the rules were not set");
+    let exec = ToolboxExecutor::new(sandbox, 4096);
+    let network = format!("operator-{}", c.instance);
+    // This machine at the instance network's gateway, and at another network's.
+    let host = Listener::at(&gateway_of(&network));
+    let other_net = format!("operator-test-other-{}", std::process::id());
+    let (ok, out) = docker(&["network", "create", &other_net]);
+    assert!(ok, "{out}");
+    let other = Listener::at(&gateway_of(&other_net));
+    let o = exec
+        .run(
+            &format!(
+                "getent hosts ratelimiter-1 && curl -s --max-time 5 ratelimiter-1:8000/health; \
+                 curl -s --max-time 3 http://{}:{}/ ; echo host=$?; \
+                 curl -s --max-time 3 http://{}:{}/ ; echo other=$?",
+                gateway_of(&network),
+                host.port,
+                gateway_of(&other_net),
+                other.port
+            ),
+            Duration::from_secs(30),
+            Class::ReadOnly,
+        )
+        .await
+        .unwrap();
+    let _ = docker(&["network", "rm", &other_net]);
+    // Its resolver and its nodes answer.
+    assert!(o.stdout.contains("\"status\":\"ok\""), "{o:?}");
+    // Nothing reached either listener.
+    assert!(
+        !o.stdout.contains("host=0") && !o.stdout.contains("other=0"),
+        "{o:?}"
+    );
+    assert!(
+        !host.reached(),
+        "the toolbox reached this machine at its gateway"
+    );
+    assert!(
+        !other.reached(),
+        "the toolbox reached another network's gateway"
+    );
+    // A toolbox started again is confined again.
+    c.ok(&["node", "restart", "toolbox"]);
+    let host2 = Listener::at(&gateway_of(&network));
+    let o = exec
+        .run(
+            &format!(
+                "curl -s --max-time 3 http://{}:{}/ ; echo host=$?",
+                gateway_of(&network),
+                host2.port
+            ),
+            Duration::from_secs(30),
+            Class::ReadOnly,
+        )
+        .await
+        .unwrap();
+    assert!(!o.stdout.contains("host=0"), "{o:?}");
+    assert!(!host2.reached(), "a restarted toolbox reached this machine");
+}

@@ -44,6 +44,7 @@ impl State {
             &inst,
             operator_dirs().into_iter().next(),
             self.state().join("instances/0.sandbox/agent-test.sock"),
+            None,
         )
         .expect("bubblewrap is installed (scripts/setup.sh installs it)");
         probe(&plan).expect("bubblewrap makes a sandbox here");
@@ -302,6 +303,7 @@ async fn a_sandboxed_operator_node_start_repairs_a_killed_node() {
         &inst,
         operator_dirs().into_iter().next(),
         state.join("instances/0.sandbox/agent-test.sock"),
+        None,
     )
     .unwrap();
     probe(&plan).unwrap();
@@ -365,4 +367,58 @@ async fn a_sandboxed_operator_node_start_repairs_a_killed_node() {
         .unwrap()["healthy"]
         .as_bool();
     assert_eq!(healthy, Some(true), "{status}");
+    // A pause is lifted the same way.
+    c.ok(&["node", "pause", "ratelimiter-2"]);
+    let nodes: serde_json::Value = serde_json::from_str(&c.ok(&["status", "--json"])).unwrap();
+    assert_eq!(state_of(&nodes, "ratelimiter-2"), "paused");
+    let o = e
+        .run(
+            "operator node resume ratelimiter-2",
+            Duration::from_secs(60),
+            Class::Mutating,
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.exit_code, Some(0), "{o:?}");
+    let nodes: serde_json::Value = serde_json::from_str(&c.ok(&["status", "--json"])).unwrap();
+    assert_eq!(state_of(&nodes, "ratelimiter-2"), "running");
+}
+
+/// Where bubblewrap cannot run, auto mode refuses to start and says why and what to do; approve
+/// mode starts, saying its commands run unsandboxed.
+#[test]
+fn without_bubblewrap_auto_refuses_and_approve_says_unsandboxed() {
+    use std::io::{BufRead, BufReader};
+    let c = common::Cluster::prepare("agent.bwrap = \"/nonexistent/bwrap\"\n");
+    let out = c.cmd(&["agent", "--once", "--backend", "runbook"]);
+    let err = common::text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("auto mode runs commands only in a sandbox")
+            && err.contains("/nonexistent/bwrap")
+            && err.contains("--mode approve")
+            && err.contains("agent.sandbox = false"),
+        "{err}"
+    );
+    let mut agent = c
+        .command(&["agent", "--backend", "runbook", "--mode", "approve"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    for line in BufReader::new(agent.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("Ctrl-C stops") {
+            break;
+        }
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        said.contains("UNSANDBOXED") && said.contains("/nonexistent/bwrap"),
+        "{said}"
+    );
 }

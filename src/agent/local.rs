@@ -76,6 +76,9 @@ pub fn executor(
         return Ok(Arc::new(LocalExecutor::new(local)));
     }
     if let Some(sandbox) = runtime.sandbox()? {
+        if let (Some(why), Mode::Auto) = (&sandbox.egress_open, cfg.mode) {
+            return Err(BuildError::NoSandbox(why.clone()));
+        }
         return Ok(Arc::new(ToolboxExecutor::new(
             sandbox,
             cfg.budgets.output_bytes,
@@ -86,8 +89,13 @@ pub fn executor(
     if !local_sandbox {
         return Ok(Arc::new(exec));
     }
-    let plan = Plan::for_instance(&cwd, operator_dirs().into_iter().next(), verb_socket(&cwd))
-        .and_then(|p| probe(&p).map(|()| p));
+    let plan = Plan::for_instance(
+        &cwd,
+        operator_dirs().into_iter().next(),
+        verb_socket(&cwd),
+        cfg.bwrap.as_deref(),
+    )
+    .and_then(|p| probe(&p).map(|()| p));
     match plan {
         Ok(plan) => Ok(Arc::new(exec.sandboxed(plan))),
         Err(why) if cfg.mode == Mode::Auto => Err(BuildError::NoSandbox(why)),

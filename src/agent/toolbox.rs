@@ -209,6 +209,10 @@ impl Executor for ToolboxExecutor {
         })
     }
 
+    fn unsandboxed(&self) -> Option<String> {
+        self.sandbox.egress_open.clone()
+    }
+
     fn describe(&self) -> String {
         format!(
             "bash -c in the toolbox container {} on the subject's network; `docker` there reaches only the operator's filtering proxy",

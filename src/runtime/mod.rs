@@ -340,6 +340,8 @@ pub struct Sandbox {
     pub instance: u32,
     /// The label value that marks this state dir's containers.
     pub owner: String,
+    /// Why the toolbox may reach more than its instance, or `None` when it cannot.
+    pub egress_open: Option<String>,
 }
 
 /// What `up` did.

@@ -519,3 +519,25 @@ fn demo_steps() {
         snap!(format!("demo_step_{}", step + 1), a);
     }
 }
+
+#[test]
+fn an_unsandboxed_agent_is_named_in_the_header_in_the_bad_colour() {
+    use ratatui::style::Color;
+    let mut a = fixtures::app(false, None);
+    assert!(!render(&a).contains("UNSANDBOXED"));
+    update(
+        &mut a,
+        Msg::Unsandboxed("bubblewrap cannot make a sandbox here".into()),
+    );
+    let text = render(&a);
+    assert!(text.contains("UNSANDBOXED"), "{text}");
+    // Its colour is the one that says something is wrong.
+    let mut t = Terminal::new(TestBackend::new(a.size.0, a.size.1)).unwrap();
+    t.draw(|f| views::draw(f, &a)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let row: Vec<&str> = (0..a.size.0).map(|x| buf[(x, 1)].symbol()).collect();
+    let at = (0..row.len())
+        .find(|&i| row[i..].concat().starts_with("UNSANDBOXED"))
+        .expect("on the header's second line");
+    assert_eq!(buf[(at as u16, 1)].fg, Color::Red);
+}

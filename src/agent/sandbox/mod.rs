@@ -86,15 +86,26 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan for an instance folder, with bubblewrap found on this machine.
+    /// The plan for an instance folder, with bubblewrap found on this machine (or at
+    /// `bwrap`, where the configuration names it).
     pub fn for_instance(
         cwd: &Path,
         exe_dir: Option<PathBuf>,
         socket: PathBuf,
+        bwrap: Option<&Path>,
     ) -> Result<Self, String> {
-        let bwrap = find_program("bwrap").ok_or_else(|| {
-            "bubblewrap (`bwrap`) is not installed: `apt-get install bubblewrap`".to_string()
-        })?;
+        let bwrap = match bwrap {
+            Some(p) if p.is_file() => p.to_path_buf(),
+            Some(p) => {
+                return Err(format!(
+                    "agent.bwrap names {}, which is not a file",
+                    p.display()
+                ));
+            }
+            None => find_program("bwrap").ok_or_else(|| {
+                "bubblewrap (`bwrap`) is not installed: `apt-get install bubblewrap`".to_string()
+            })?,
+        };
         Ok(Self {
             bwrap,
             cwd: cwd.to_path_buf(),

@@ -166,5 +166,9 @@ pub async fn adopt(
         api_dir,
     };
     record.save(&dir)?;
+    // Its toolbox was started by compose, not by us: its way out is closed here.
+    if let Some(toolbox) = record.nodes.iter().find(|n| n.spec.role == ROLE_TOOLBOX) {
+        super::egress::confine(rt, docker, &record, toolbox).await;
+    }
     Ok(record)
 }

@@ -91,7 +91,7 @@ fn handle(tag: &str) -> Result<String, RuntimeError> {
     Ok(format!("{:x}", id % 0xfffe + 1))
 }
 
-async fn helper_in_netns(
+pub(super) async fn helper_in_netns(
     rt: &DockerRuntime,
     docker: &Docker,
     record: &DockerRecord,
@@ -125,7 +125,10 @@ async fn helper_in_netns(
 
 /// The instance network's subnet and gateway: every peer is in the one, and the other is
 /// how this machine (the monitor's probes) reaches a published port.
-async fn subnet(docker: &Docker, record: &DockerRecord) -> Result<(String, String), RuntimeError> {
+pub(super) async fn subnet(
+    docker: &Docker,
+    record: &DockerRecord,
+) -> Result<(String, String), RuntimeError> {
     let net = docker
         .inspect_network(&record.network, None)
         .await

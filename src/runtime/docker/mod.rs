@@ -8,6 +8,7 @@
 pub mod adopt;
 pub mod api_proxy;
 pub mod disk;
+pub mod egress;
 pub mod engine;
 pub mod events;
 mod faults;
@@ -536,6 +537,12 @@ impl DockerRuntime {
             .start_container(&node.container, None)
             .await
             .map_err(engine_error(format!("starting {}", node.container)))?;
+        // Its network namespace is new: its way out is closed again before anything runs.
+        if node.spec.role == ROLE_TOOLBOX {
+            if let Ok(record) = self.load() {
+                egress::confine(self, docker, &record, node).await;
+            }
+        }
         let node = self.refresh_port(docker, node).await?;
         self.wait_healthy(docker, &node).await
     }
@@ -1274,6 +1281,7 @@ impl Runtime for DockerRuntime {
             api_dir_inside: TOOLBOX_API_DIR.into(),
             instance: self.instance,
             owner: self.owner()?,
+            egress_open: egress::open_because(&self.dir()),
         }))
     }
 
