@@ -422,3 +422,57 @@ fn without_bubblewrap_auto_refuses_and_approve_says_unsandboxed() {
         "{said}"
     );
 }
+
+/// The socket's calls run outside the sandbox, so a command cannot start more than a few at
+/// once, a call ends with the command that made it, and help shows none of the operator's
+/// paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verb_calls_are_few_at_once_end_with_their_command_and_hide_the_state() {
+    let s = State::new();
+    let e = s.executor();
+    let o = run(&e, "operator status --help").await;
+    let state = s.state().display().to_string();
+    assert!(o.stdout.contains("--state-dir"), "{o:?}");
+    assert!(
+        !o.stdout.contains(&state),
+        "help showed the state dir: {}",
+        o.stdout
+    );
+    // Forty calls at once from one command: the operator's processes on this machine never
+    // pass the limit (four), and none outlives the command.
+    let running = tokio::spawn({
+        let e = e.clone();
+        async move {
+            e.run(
+                "for i in $(seq 40); do operator policy check -- 'ls' >/dev/null & done; sleep 1",
+                Duration::from_millis(1500),
+                Class::ReadOnly,
+            )
+            .await
+        }
+    });
+    let needle = "policy\0check\0--\0ls";
+    // The calls' processes are this user's; the clients in the sandbox are nobody's.
+    let calls = || {
+        use std::os::unix::fs::MetadataExt;
+        let me = std::fs::metadata("/proc/self").unwrap().uid();
+        processes_with(needle)
+            .into_iter()
+            .filter(|p| std::fs::metadata(format!("/proc/{p}")).is_ok_and(|m| m.uid() == me))
+            .count()
+    };
+    let mut most = 0;
+    while !running.is_finished() {
+        most = most.max(calls());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.await.unwrap().unwrap();
+    assert!(most >= 1, "no call was seen running");
+    assert!(most <= 4, "{most} operator processes at once");
+    let gone = common::wait_for(Duration::from_secs(5), || processes_with(needle).is_empty());
+    assert!(
+        gone,
+        "calls outlived their command: {:?}",
+        processes_with(needle)
+    );
+}

@@ -38,6 +38,26 @@ async fn list_show_hold_unhold_and_resolve() {
     assert_eq!(t["held"], false);
     assert_eq!(t["resolution"], serde_json::Value::Null);
     let id = t["id"].as_i64().unwrap().to_string();
+    // Asked for this instance's tickets only (as the sandbox's `operator` always asks), another
+    // instance sees none of this one's.
+    assert!(
+        c.ok(&["tickets", "show", &id, "--this-instance"])
+            .contains("ratelimiter-2")
+    );
+    let other = std::process::Command::new(common::OPERATOR)
+        .args(["--config"])
+        .arg(c.config_path())
+        .arg("--state-dir")
+        .arg(c.state_dir())
+        .args(["--instance", "3", "tickets", "show", &id, "--this-instance"])
+        .env_remove("OPERATOR_INSTANCE")
+        .output()
+        .unwrap();
+    let err = common::text(&other.stderr);
+    assert!(
+        !other.status.success() && err.contains("not this instance's"),
+        "{err}"
+    );
 
     let table = c.ok(&["tickets", "list"]);
     assert!(

@@ -13,12 +13,12 @@ use async_trait::async_trait;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tracing::instrument;
 
-use super::sandbox::protocol::{SOCKET_VAR, TOKEN_VAR};
-use super::sandbox::server::{Host, Served, serve};
-use super::sandbox::{Grants, Plan, SOCKET_INSIDE};
+use super::output::{HeadTail, drain};
+use super::sandbox::protocol::TOKEN_VAR;
+use super::sandbox::server::Host;
+use super::sandbox::{Plan, Sandboxed};
 use crate::policy::Class;
 
 /// What a command did.
@@ -94,63 +94,6 @@ pub trait Executor: Send + Sync {
     fn docker_host(&self) -> Option<String>;
 }
 
-/// Keeps the first and last `limit` bytes of a stream, and counts what it drops.
-#[derive(Debug)]
-pub struct HeadTail {
-    limit: usize,
-    head: Vec<u8>,
-    tail: std::collections::VecDeque<u8>,
-    total: u64,
-}
-
-impl HeadTail {
-    pub fn new(limit: usize) -> Self {
-        Self {
-            limit,
-            head: Vec::new(),
-            tail: std::collections::VecDeque::new(),
-            total: 0,
-        }
-    }
-
-    pub fn push(&mut self, mut bytes: &[u8]) {
-        self.total += bytes.len() as u64;
-        let room = self.limit.saturating_sub(self.head.len());
-        let take = room.min(bytes.len());
-        self.head.extend_from_slice(&bytes[..take]);
-        bytes = &bytes[take..];
-        self.tail.extend(bytes);
-        while self.tail.len() > self.limit {
-            self.tail.pop_front();
-        }
-    }
-
-    /// The text, with a marker where the middle was left out; and how much was left out.
-    pub fn finish(self) -> (String, u64) {
-        let kept = (self.head.len() + self.tail.len()) as u64;
-        let omitted = self.total - kept;
-        let mut out = String::from_utf8_lossy(&self.head).into_owned();
-        if omitted > 0 {
-            out.push_str(&format!("\n[… {omitted} bytes omitted …]\n"));
-        }
-        let tail: Vec<u8> = self.tail.into_iter().collect();
-        out.push_str(&String::from_utf8_lossy(&tail));
-        (out, omitted)
-    }
-}
-
-pub(crate) async fn drain(mut r: impl AsyncRead + Unpin, limit: usize) -> HeadTail {
-    let mut buf = HeadTail::new(limit);
-    let mut chunk = [0u8; 8192];
-    loop {
-        match r.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.push(&chunk[..n]),
-        }
-    }
-    buf
-}
-
 /// The shell the command runs under: it leads the command's process group and waits for it;
 /// told that the agent died (the kernel sends it SIGTERM, `PR_SET_PDEATHSIG`), it kills the
 /// whole group, so no command an agent started outlives the agent, even one killed with
@@ -178,87 +121,6 @@ pub struct LocalExecutor {
     sandbox: Option<Arc<Sandboxed>>,
     /// Why there is no sandbox, when one was wanted.
     unsandboxed: Option<String>,
-}
-
-/// The sandbox of a local executor: its plan, the tokens of the commands running, and the
-/// verb socket, served from the first command on.
-#[derive(Debug)]
-struct Sandboxed {
-    plan: Plan,
-    grants: Grants,
-    host: Host,
-    served: tokio::sync::Mutex<Option<Served>>,
-}
-
-impl Sandboxed {
-    /// Serves the verb socket if it is not served (first command, or `down` removed it).
-    async fn ensure_served(&self) -> Result<(), ExecError> {
-        let mut served = self.served.lock().await;
-        if served.as_ref().is_some_and(Served::alive) {
-            return Ok(());
-        }
-        *served = None;
-        self.plan
-            .prepare()
-            .map_err(|e| ExecError::Sandbox(format!("{}: {e}", self.plan.cwd.display())))?;
-        let s = serve(
-            &self.plan.socket,
-            self.host.clone(),
-            self.grants.clone(),
-            self.plan.run_as,
-        )
-        .map_err(|e| {
-            ExecError::Sandbox(format!(
-                "cannot serve the operator's verbs at {}: {e}",
-                self.plan.socket.display()
-            ))
-        })?;
-        *served = Some(s);
-        Ok(())
-    }
-
-    /// The environment inside: no state dir, DB or config; the socket instead.
-    fn env(&self, host: &[(String, String)]) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = host
-            .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "OPERATOR_STATE_DIR"
-                        | "OPERATOR_DB"
-                        | "OPERATOR_CONFIG"
-                        | "DOCKER_HOST"
-                        | "HOME"
-                        | "PATH"
-                )
-            })
-            .cloned()
-            .collect();
-        // The system's folders, after the operator's: the caller's own PATH names folders
-        // that are not there.
-        let path = self
-            .plan
-            .exe_dir
-            .iter()
-            .map(|d| d.display().to_string())
-            .chain(
-                [
-                    "/usr/local/bin",
-                    "/usr/bin",
-                    "/bin",
-                    "/usr/local/sbin",
-                    "/usr/sbin",
-                    "/sbin",
-                ]
-                .map(String::from),
-            )
-            .collect::<Vec<_>>()
-            .join(":");
-        env.push(("PATH".into(), path));
-        env.push(("HOME".into(), self.plan.scratch.display().to_string()));
-        env.push((SOCKET_VAR.into(), SOCKET_INSIDE.into()));
-        env
-    }
 }
 
 /// The folders holding the `operator` binary beside this one (test binaries live in
@@ -339,17 +201,13 @@ impl LocalExecutor {
             .first()
             .map(|d| d.join("operator"))
             .unwrap_or_else(|| PathBuf::from("operator"));
-        self.sandbox = Some(Arc::new(Sandboxed {
-            plan,
-            grants: Grants::default(),
-            host: Host {
-                operator,
-                env: self.env.clone(),
-                cwd: self.cwd.clone(),
-                output_limit: self.limit,
-            },
-            served: tokio::sync::Mutex::new(None),
-        }));
+        let host = Host {
+            operator,
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+            output_limit: self.limit,
+        };
+        self.sandbox = Some(Arc::new(Sandboxed::new(plan, host)));
         self
     }
 
@@ -384,9 +242,9 @@ impl Executor for LocalExecutor {
         let mut _token = None;
         let mut cmd = match &self.sandbox {
             Some(s) => {
-                s.ensure_served().await?;
+                s.ensure_served().await.map_err(ExecError::Sandbox)?;
                 let mut env = s.env(&self.env);
-                _token = s.grants.mint(grant);
+                _token = s.mint(grant);
                 if let Some(t) = &_token {
                     env.push((TOKEN_VAR.into(), t.token.clone()));
                 }
@@ -524,19 +382,6 @@ mod tests {
             config: None,
             output_limit: limit,
         })
-    }
-
-    #[test]
-    fn head_and_tail_are_kept_with_a_marker() {
-        let mut h = HeadTail::new(4);
-        h.push(b"0123456789");
-        h.push(b"abc");
-        let (text, omitted) = h.finish();
-        assert_eq!(omitted, 5);
-        assert_eq!(text, "0123\n[… 5 bytes omitted …]\n9abc");
-        let mut h = HeadTail::new(100);
-        h.push(b"short");
-        assert_eq!(h.finish(), ("short".to_string(), 0));
     }
 
     #[tokio::test]

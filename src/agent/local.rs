@@ -174,6 +174,13 @@ impl LocalAgent<'_> {
         let instance_dir = self.state.instance(self.instance);
         // Commands run there; it exists once the cluster is up, but must exist regardless.
         let _ = std::fs::create_dir_all(&instance_dir);
+        // The file this agent was configured from, also when it is the default one: the
+        // `operator` its commands call (in the sandbox, through its socket) reads the same.
+        let config_file = self
+            .config_path
+            .clone()
+            .or_else(Config::default_path)
+            .filter(|p| p.is_file());
         let executor = executor(
             cfg,
             self.runtime.as_ref(),
@@ -182,7 +189,7 @@ impl LocalAgent<'_> {
                 state_dir: self.state.root(),
                 db: self.db,
                 instance: self.instance,
-                config: self.config_path.as_deref(),
+                config: config_file.as_deref(),
                 output_limit: cfg.budgets.output_bytes,
             },
             true,

@@ -10,6 +10,7 @@ pub mod executor;
 pub mod lease;
 pub mod llm;
 pub mod local;
+pub mod output;
 pub mod prompt;
 pub mod redact;
 pub mod sandbox;

@@ -16,7 +16,8 @@ use futures::StreamExt;
 use tokio::sync::Mutex;
 use tracing::instrument;
 
-use super::executor::{ExecError, ExecOutput, Executor, HeadTail};
+use super::executor::{ExecError, ExecOutput, Executor};
+use super::output::HeadTail;
 use crate::runtime::Sandbox;
 use crate::runtime::docker::api_proxy::{ApiProxy, Scope};
 use crate::runtime::docker::engine;

@@ -57,13 +57,31 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Config file (TOML). Default: ~/.config/operator/config.toml when it exists.
-    #[arg(long, global = true, env = "OPERATOR_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "OPERATOR_CONFIG",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
     /// Where pids, node logs and the DB live. Default: ~/.local/state/operator.
-    #[arg(long, global = true, env = "OPERATOR_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "OPERATOR_STATE_DIR",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub state_dir: Option<PathBuf>,
     /// The ticket DB. Default: <state dir>/operator.db.
-    #[arg(long, global = true, env = "OPERATOR_DB", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        env = "OPERATOR_DB",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
     pub db: Option<PathBuf>,
     /// Which copy of the cluster: each instance has its own ports and state.
     #[arg(long, global = true, env = "OPERATOR_INSTANCE", default_value_t = 0)]

@@ -44,6 +44,9 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     pub id: i64,
+    /// Refuse a ticket of another instance (the sandbox's `operator` always asks this).
+    #[arg(long)]
+    pub this_instance: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -128,6 +131,13 @@ pub async fn run(ctx: &Context, cmd: TicketsCommand) -> Result<()> {
             let (ticket, events) = store
                 .call(move |db| Ok((db.ticket(id)?, db.ticket_events(id)?)))
                 .await?;
+            if a.this_instance && ticket.instance != ctx.instance {
+                color_eyre::eyre::bail!(
+                    "ticket {id} is instance {}'s, not this instance's ({})",
+                    ticket.instance,
+                    ctx.instance
+                );
+            }
             if a.json {
                 let mut v = serde_json::to_value(&ticket)?;
                 v["events"] = serde_json::to_value(&events)?;

@@ -6,21 +6,26 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tracing::{Instrument, info_span, warn};
 
 use super::protocol::{Answer, Request};
 use super::verbs::call_of;
 use super::{Grants, RunAs};
-use crate::agent::executor::drain;
+use crate::agent::output::{HeadTail, drain};
 
 /// Longest request read: a call is a few words.
 const MAX_REQUEST: u64 = 64 * 1024;
 /// Longest a call may run (a node's start waits for its health).
 const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+/// Calls run at once: each is an operator process on this machine, outside the sandbox, so a
+/// command cannot start hundreds.
+const AT_ONCE: usize = 4;
 
 /// What the socket runs a call with: the operator binary and the environment today's
 /// unsandboxed commands have (this instance's state dir, DB and config).
@@ -86,6 +91,7 @@ pub fn serve(
         )?;
     }
     let span = info_span!("verb_socket", path = %path.display());
+    let at_once = Arc::new(Semaphore::new(AT_ONCE));
     let task = tokio::spawn(
         async move {
             loop {
@@ -98,8 +104,9 @@ pub fn serve(
                 };
                 let host = host.clone();
                 let grants = grants.clone();
+                let at_once = at_once.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = answer(stream, &host, &grants).await {
+                    if let Err(e) = answer(stream, &host, &grants, &at_once).await {
                         warn!(error = %e, "a verb call failed");
                     }
                 });
@@ -113,7 +120,12 @@ pub fn serve(
     })
 }
 
-async fn answer(stream: UnixStream, host: &Host, grants: &Grants) -> std::io::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    host: &Host,
+    grants: &Grants,
+    at_once: &Semaphore,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST));
@@ -121,13 +133,33 @@ async fn answer(stream: UnixStream, host: &Host, grants: &Grants) -> std::io::Re
         .await
         .map_err(|_| std::io::Error::other("no request within 5s"))??;
     let reply = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => run(&req, host, grants).await,
+        Ok(req) => {
+            let Ok(_turn) = at_once.acquire().await else {
+                return Ok(());
+            };
+            // A client that goes away (its command ended or was killed) ends its call: the
+            // operator process is killed with the future that waits on it.
+            tokio::select! {
+                reply = run(&req, host, grants) => reply,
+                () = gone(&mut reader) => return Ok(()),
+            }
+        }
         Err(e) => refused(format!("not a request: {e}")),
     };
     let mut out = serde_json::to_vec(&reply)?;
     out.push(b'\n');
     write.write_all(&out).await?;
     write.shutdown().await
+}
+
+/// Returns when the client has closed its end: it sends nothing after its request.
+async fn gone(reader: &mut (impl tokio::io::AsyncRead + Unpin)) {
+    let mut byte = [0u8; 64];
+    while let Ok(n) = reader.read(&mut byte).await {
+        if n == 0 {
+            return;
+        }
+    }
 }
 
 fn refused(why: String) -> Answer {
@@ -185,7 +217,7 @@ async fn run(req: &Request, host: &Host, grants: &Grants) -> Answer {
             124
         }
     };
-    let text = |h: Option<tokio::task::JoinHandle<super::super::executor::HeadTail>>| async move {
+    let text = |h: Option<tokio::task::JoinHandle<HeadTail>>| async move {
         match h {
             Some(h) => h.await.map(|b| b.finish().0).unwrap_or_default(),
             None => String::new(),

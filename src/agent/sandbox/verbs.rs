@@ -75,7 +75,9 @@ pub fn call_of(words: &[String]) -> Result<Call, Refusal> {
             Ok(call(&["tickets", "list"], opts, words))
         }
         ["tickets", "show", rest @ ..] => {
-            let (opts, words) = options("tickets show", rest, &["--json"], &[])?;
+            let (mut opts, words) = options("tickets show", rest, &["--json"], &[])?;
+            // Only this instance's.
+            opts.push("--this-instance".into());
             if words.len() != 1 || !words[0].bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Refusal::Usage {
                     verb: "tickets show".into(),
