@@ -155,6 +155,23 @@ async fn writes_go_only_to_scratch_and_nothing_remounts() {
         pattern,
         "the sandbox changed a kernel setting"
     );
+    // No user namespace (every capability over mounts of its own), no keyring (nobody's is
+    // shared by every sandbox and outlives each command): refused by the seccomp filter.
+    let o = run(
+        &e,
+        "unshare -r true; echo unshare=$?; python3 -c 'import ctypes; l = ctypes.CDLL(None); print(\"add_key=%d\" % l.syscall(248, b\"user\", b\"operator-test\", b\"v\", 1, -4))'; cat /proc/keys",
+    )
+    .await;
+    assert!(o.stdout.contains("unshare=1"), "{o:?}");
+    assert!(o.stdout.contains("add_key=-1"), "{o:?}");
+    assert!(!o.stdout.contains("operator-test"), "{o:?}");
+    // Ordinary programs (which fork, spawn threads, and use clone3 where the C library has
+    // it) still run.
+    let o = run(&e, "sort logs/redis.log | head -1; python3 -c 'import threading; t = threading.Thread(target=print, args=(\"thread\",)); t.start(); t.join()'").await;
+    assert!(
+        o.stdout.contains("ready") && o.stdout.contains("thread"),
+        "{o:?}"
+    );
     // Scratch is the one writable folder, and /tmp a private one.
     let o = run(
         &e,

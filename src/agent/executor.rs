@@ -3,6 +3,7 @@
 //! state dir as working directory and `operator` on its PATH. Output is bounded (head and
 //! tail) and a command that outlives its timeout is killed with everything it started.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,7 +19,7 @@ use tracing::instrument;
 use super::output::{HeadTail, drain};
 use super::sandbox::protocol::TOKEN_VAR;
 use super::sandbox::server::Host;
-use super::sandbox::{Plan, Sandboxed};
+use super::sandbox::{Plan, Sandboxed, keep_open_across_exec, seccomp};
 use crate::policy::Class;
 
 /// What a command did.
@@ -240,6 +241,8 @@ impl Executor for LocalExecutor {
         }
         // Revoked when the command ends.
         let mut _token = None;
+        // The sandbox's seccomp program, open until bubblewrap has read it.
+        let mut filter = None;
         let mut cmd = match &self.sandbox {
             Some(s) => {
                 s.ensure_served().await.map_err(ExecError::Sandbox)?;
@@ -249,10 +252,14 @@ impl Executor for LocalExecutor {
                     env.push((TOKEN_VAR.into(), t.token.clone()));
                 }
                 shell.extend(["-c".into(), command.into()]);
+                filter = seccomp::memfd()
+                    .map_err(|e| ExecError::Sandbox(format!("the seccomp filter: {e}")))?;
+                let fd = filter.as_ref().map(AsRawFd::as_raw_fd);
                 let mut cmd = tokio::process::Command::new(&s.plan.bwrap);
+                keep_open_across_exec(cmd.as_std_mut(), fd);
                 // bubblewrap is PID 1 of the command's namespace: when it goes, so does
                 // everything the command started.
-                cmd.args(s.plan.args(&shell))
+                cmd.args(s.plan.args(&shell, fd))
                     .env_clear()
                     .envs(env)
                     .current_dir("/");
@@ -291,6 +298,7 @@ impl Executor for LocalExecutor {
             });
         }
         let mut child = cmd.spawn().map_err(ExecError::Spawn)?;
+        drop(filter);
         let pgid = child.id().map(|p| Pid::from_raw(p as i32));
         // Dropped before the end (the session stopped): the whole group goes, not the guard.
         let _group = pgid.map(KillGroup);

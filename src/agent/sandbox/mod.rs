@@ -9,11 +9,12 @@
 pub mod grants;
 pub mod plan;
 pub mod protocol;
+pub mod seccomp;
 pub mod server;
 pub mod verbs;
 
 pub use grants::{Grants, Token};
-pub use plan::{Plan, RunAs, SOCKET_INSIDE, probe};
+pub use plan::{Plan, RunAs, SOCKET_INSIDE, keep_open_across_exec, probe};
 
 use self::protocol::SOCKET_VAR;
 use self::server::{Host, Served, serve};

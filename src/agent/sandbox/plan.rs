@@ -2,6 +2,8 @@
 //! the command runs; and a probe that the plan works on this machine.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 /// Files of `/etc` that ordinary programs read: names, addresses, certificates, libraries,
@@ -121,7 +123,8 @@ impl Plan {
     }
 
     /// bubblewrap's words for running `argv`, in the environment bubblewrap is given.
-    pub fn args(&self, argv: &[OsString]) -> Vec<OsString> {
+    /// `seccomp` is a descriptor holding [`super::seccomp`]'s program, left open across exec.
+    pub fn args(&self, argv: &[OsString], seccomp: Option<RawFd>) -> Vec<OsString> {
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |words: &[&str]| a.extend(words.iter().map(OsString::from));
         // `--clearenv` is not used: see below.
@@ -203,6 +206,9 @@ impl Plan {
         bind(&mut a, "--ro-bind", &self.socket, Path::new(SOCKET_INSIDE));
         a.extend(["--remount-ro".into(), "/".into()]);
         a.extend(["--chdir".into(), self.cwd.clone().into()]);
+        if let Some(fd) = seccomp {
+            a.extend(["--seccomp".into(), fd.to_string().into()]);
+        }
         a.push("--".into());
         if let Some(d) = self.run_as {
             a.extend(
@@ -245,10 +251,14 @@ pub fn probe(plan: &Plan) -> Result<(), String> {
         }
         std::fs::write(&plan.socket, b"").map_err(|e| format!("{}: {e}", plan.socket.display()))?;
     }
-    let out = std::process::Command::new(&plan.bwrap)
-        .args(plan.args(&["/usr/bin/true".into()]))
+    let filter = super::seccomp::memfd().map_err(|e| format!("the seccomp filter: {e}"))?;
+    let fd = filter.as_ref().map(AsRawFd::as_raw_fd);
+    let mut cmd = std::process::Command::new(&plan.bwrap);
+    cmd.args(plan.args(&["/usr/bin/true".into()], fd))
         .env_clear()
-        .stdin(std::process::Stdio::null())
+        .stdin(std::process::Stdio::null());
+    keep_open_across_exec(&mut cmd, fd);
+    let out = cmd
         .output()
         .map_err(|e| format!("cannot run {}: {e}", plan.bwrap.display()))?;
     if out.status.success() {
@@ -258,5 +268,22 @@ pub fn probe(plan: &Plan) -> Result<(), String> {
             "bubblewrap cannot make a sandbox here: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
+    }
+}
+
+/// Leaves `fd` open in the child (it is opened close-on-exec, so that no other child of this
+/// process inherits it).
+pub fn keep_open_across_exec(cmd: &mut impl CommandExt, fd: Option<RawFd>) {
+    let Some(fd) = fd else {
+        return;
+    };
+    // SAFETY: between fork and exec only fcntl, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
