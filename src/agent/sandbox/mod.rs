@@ -1,8 +1,8 @@
 //! The local sandbox of the agent's commands: bubblewrap, with a file system of only what
 //! commands need (read-only), the instance's logs read-only, one writable scratch folder, new
-//! PID, IPC and UTS namespaces, a session of its own, no capabilities and, where the operator
-//! runs as root, the command itself as `nobody` (root without capabilities still owns root's
-//! files and the kernel's writable settings). The operator's own verbs reach the cluster
+//! PID, IPC and UTS namespaces, a session of its own, no capabilities, a seccomp filter
+//! ([`seccomp`]) and, where the operator runs as root, the command itself as `nobody` (root
+//! without capabilities still owns root's files and the kernel's writable settings). The operator's own verbs reach the cluster
 //! through a socket this process serves ([`server`]); a command that may change something
 //! carries a token minted for it alone ([`Grants`]).
 
@@ -46,16 +46,17 @@ impl Sandboxed {
         self.grants.mint(class)
     }
 
-    /// Serves the verb socket if it is not served (first command, or `down` removed it).
+    /// Makes the folders the plan binds (`down` removes them with the instance's folder) and
+    /// serves the verb socket if it is not served (first command, or `down` removed it).
     pub async fn ensure_served(&self) -> Result<(), String> {
+        self.plan
+            .prepare()
+            .map_err(|e| format!("{}: {e}", self.plan.cwd.display()))?;
         let mut served = self.served.lock().await;
         if served.as_ref().is_some_and(Served::alive) {
             return Ok(());
         }
         *served = None;
-        self.plan
-            .prepare()
-            .map_err(|e| format!("{}: {e}", self.plan.cwd.display()))?;
         let s = serve(
             &self.plan.socket,
             self.host.clone(),
