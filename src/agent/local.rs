@@ -106,16 +106,19 @@ pub fn executor(
     }
 }
 
-/// The verb socket of this agent process, beside the instance's folder (not in it: the
-/// folder is what commands see): `instances/0.sandbox/agent-PID.sock`.
+/// The verb socket of one agent, beside the instance's folder (not in it: the folder is
+/// what commands see): `instances/0.sandbox/agent-PID-N.sock`, N counting this process's
+/// agents, so that one going away never removes the socket of the next.
 fn verb_socket(instance_dir: &Path) -> PathBuf {
+    static AGENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = AGENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = instance_dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     instance_dir
         .with_file_name(format!("{name}.sandbox"))
-        .join(format!("agent-{}.sock", std::process::id()))
+        .join(format!("agent-{}-{n}.sock", std::process::id()))
 }
 
 /// The policy an agent of `instance` works under: the configured allow and deny rules, the
