@@ -524,6 +524,7 @@ fn demo_steps() {
 fn an_unsandboxed_agent_is_named_in_the_header_in_the_bad_colour() {
     use ratatui::style::Color;
     let mut a = fixtures::app(false, None);
+    a.theme.color = true;
     assert!(!render(&a).contains("UNSANDBOXED"));
     update(
         &mut a,

@@ -245,12 +245,22 @@ pub fn probe(plan: &Plan) -> Result<(), String> {
     plan.prepare()
         .map_err(|e| format!("cannot prepare {}: {e}", plan.scratch.display()))?;
     // The socket is bound into every sandbox: a placeholder stands in until it is served.
-    if !plan.socket.exists() {
+    let placeholder = !plan.socket.exists();
+    if placeholder {
         if let Some(dir) = plan.socket.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         std::fs::write(&plan.socket, b"").map_err(|e| format!("{}: {e}", plan.socket.display()))?;
     }
+    let tried = try_true(plan);
+    if placeholder {
+        let _ = std::fs::remove_file(&plan.socket);
+    }
+    tried
+}
+
+/// Runs `true` in the plan's sandbox.
+fn try_true(plan: &Plan) -> Result<(), String> {
     let filter = super::seccomp::memfd().map_err(|e| format!("the seccomp filter: {e}"))?;
     let fd = filter.as_ref().map(AsRawFd::as_raw_fd);
     let mut cmd = std::process::Command::new(&plan.bwrap);
