@@ -125,9 +125,10 @@ impl Plan {
     /// bubblewrap's words for running `argv`, in the environment bubblewrap is given.
     /// `seccomp` is a descriptor holding [`super::seccomp`]'s program, left open across exec.
     pub fn args(&self, argv: &[OsString], seccomp: Option<RawFd>) -> Vec<OsString> {
+        // No `--clearenv` or `--setenv`: the environment is bubblewrap's own (the caller
+        // clears it and sets the command's), since a command line is readable by every user.
         let mut a: Vec<OsString> = Vec::new();
         let mut push = |words: &[&str]| a.extend(words.iter().map(OsString::from));
-        // `--clearenv` is not used: see below.
         push(&[
             "--unshare-pid",
             "--unshare-ipc",
@@ -151,8 +152,6 @@ impl Plan {
                 "CAP_SETPCAP",
             ]);
         }
-        // The environment is bubblewrap's own (the caller clears it and sets `env`): given as
-        // `--setenv`, it would be on the command line, which every user of the host can read.
         // bubblewrap makes the folders above a bind's destination readable by root alone:
         // made first, they are readable by the command's user too.
         let mut made = std::collections::BTreeSet::new();

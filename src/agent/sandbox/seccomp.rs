@@ -108,7 +108,8 @@ pub fn memfd() -> std::io::Result<Option<std::os::fd::OwnedFd>> {
     Ok(Some(f.into()))
 }
 
-#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(test)]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod tests {
     use super::arch::*;
     use super::*;
