@@ -14,9 +14,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tracing::{Instrument, info_span, warn};
 
+use super::grants::Grants;
+use super::plan::RunAs;
 use super::protocol::{Answer, Request};
 use super::verbs::call_of;
-use super::{Grants, RunAs};
 use crate::agent::output::{HeadTail, drain};
 
 /// Longest request read: a call is a few words.
