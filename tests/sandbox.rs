@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::alive;
 use operator::agent::executor::{ExecOutput, Executor, LocalEnv, LocalExecutor, operator_dirs};
 use operator::agent::sandbox::{Plan, probe};
 use operator::policy::Class;
@@ -184,16 +185,6 @@ async fn writes_go_only_to_scratch_and_nothing_remounts() {
         "kept\n"
     );
     assert!(!Path::new("/tmp/t").exists() || std::fs::read_to_string("/tmp/t").unwrap() != "t\n");
-}
-
-fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .is_some_and(|r| !r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
 }
 
 /// Processes on this machine whose command line holds `needle`.

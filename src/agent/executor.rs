@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
 
-use super::output::{HeadTail, drain};
+use super::output::Drained;
 use super::sandbox::protocol::TOKEN_VAR;
 use super::sandbox::server::Host;
 use super::sandbox::{Plan, Sandboxed, keep_open_across_exec, seccomp};
@@ -302,14 +302,7 @@ impl Executor for LocalExecutor {
         let pgid = child.id().map(|p| Pid::from_raw(p as i32));
         // Dropped before the end (the session stopped): the whole group goes, not the guard.
         let _group = pgid.map(KillGroup);
-        let out = child
-            .stdout
-            .take()
-            .map(|o| tokio::spawn(drain(o, self.limit)));
-        let err = child
-            .stderr
-            .take()
-            .map(|e| tokio::spawn(drain(e, self.limit)));
+        let drained = Drained::start(&mut child, self.limit);
         let (status, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
             Ok(s) => (s.ok(), false),
             Err(_) => {
@@ -323,17 +316,7 @@ impl Executor for LocalExecutor {
         if let Some(g) = pgid {
             let _ = killpg(g, Signal::SIGKILL);
         }
-        let collect = |h: Option<tokio::task::JoinHandle<HeadTail>>| async move {
-            match h {
-                Some(h) => match tokio::time::timeout(Duration::from_secs(2), h).await {
-                    Ok(Ok(buf)) => buf.finish(),
-                    _ => (String::new(), 0),
-                },
-                None => (String::new(), 0),
-            }
-        };
-        let (stdout, o1) = collect(out).await;
-        let (stderr, o2) = collect(err).await;
+        let ((stdout, stderr), omitted_bytes) = drained.finish(Duration::from_secs(2)).await;
         Ok(ExecOutput {
             exit_code: status.and_then(|s| s.code()),
             signal: status.and_then(|s| s.signal()),
@@ -341,7 +324,7 @@ impl Executor for LocalExecutor {
             stderr,
             duration_ms: start.elapsed().as_millis() as u64,
             timed_out,
-            omitted_bytes: o1 + o2,
+            omitted_bytes,
         })
     }
 

@@ -60,6 +60,39 @@ pub async fn drain(mut r: impl AsyncRead + Unpin, limit: usize) -> HeadTail {
     buf
 }
 
+/// A child's stdout and stderr, each drained into a bounded buffer by a task of its own, so
+/// that a child writing more than a pipe holds never blocks on its way to the end.
+pub struct Drained {
+    out: Option<tokio::task::JoinHandle<HeadTail>>,
+    err: Option<tokio::task::JoinHandle<HeadTail>>,
+}
+
+impl Drained {
+    pub fn start(child: &mut tokio::process::Child, limit: usize) -> Self {
+        Self {
+            out: child.stdout.take().map(|o| tokio::spawn(drain(o, limit))),
+            err: child.stderr.take().map(|e| tokio::spawn(drain(e, limit))),
+        }
+    }
+
+    /// Both texts and the bytes left out of them, once the pipes close; what a pipe still
+    /// open after `wait` held (a grandchild keeps it) is given up.
+    pub async fn finish(self, wait: std::time::Duration) -> ((String, String), u64) {
+        let text = |h: Option<tokio::task::JoinHandle<HeadTail>>| async move {
+            match h {
+                Some(h) => match tokio::time::timeout(wait, h).await {
+                    Ok(Ok(buf)) => buf.finish(),
+                    _ => (String::new(), 0),
+                },
+                None => (String::new(), 0),
+            }
+        };
+        let (stdout, o1) = text(self.out).await;
+        let (stderr, o2) = text(self.err).await;
+        ((stdout, stderr), o1 + o2)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

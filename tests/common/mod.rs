@@ -756,3 +756,15 @@ pub async fn etcd_latency_slows_writes(c: &Cluster) {
         "healed, a write took {after:?}"
     );
 }
+
+/// Whether `pid` is a process that has not exited (a zombie has: only its parent has not
+/// looked yet).
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}

@@ -18,7 +18,7 @@ use super::grants::Grants;
 use super::plan::RunAs;
 use super::protocol::{Answer, Request};
 use super::verbs::call_of;
-use crate::agent::output::{HeadTail, drain};
+use crate::agent::output::Drained;
 
 /// Longest request read: a call is a few words.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -202,14 +202,7 @@ async fn run(req: &Request, host: &Host, grants: &Grants) -> Answer {
         Ok(c) => c,
         Err(e) => return refused(format!("cannot run {}: {e}", host.operator.display())),
     };
-    let out = child
-        .stdout
-        .take()
-        .map(|o| tokio::spawn(drain(o, host.output_limit)));
-    let err = child
-        .stderr
-        .take()
-        .map(|e| tokio::spawn(drain(e, host.output_limit)));
+    let drained = Drained::start(&mut child, host.output_limit);
     let code = match tokio::time::timeout(CALL_TIMEOUT, child.wait()).await {
         Ok(Ok(s)) => s.code().unwrap_or(1),
         Ok(Err(e)) => return refused(format!("the call failed: {e}")),
@@ -218,15 +211,10 @@ async fn run(req: &Request, host: &Host, grants: &Grants) -> Answer {
             124
         }
     };
-    let text = |h: Option<tokio::task::JoinHandle<HeadTail>>| async move {
-        match h {
-            Some(h) => h.await.map(|b| b.finish().0).unwrap_or_default(),
-            None => String::new(),
-        }
-    };
+    let ((stdout, stderr), _) = drained.finish(Duration::from_secs(2)).await;
     Answer {
-        stdout: text(out).await,
-        stderr: text(err).await,
+        stdout,
+        stderr,
         code,
     }
 }
