@@ -57,7 +57,7 @@ fn monitor(b: &Bench) -> Monitor {
     Monitor::new(
         kind.build(runtime, &b.config).unwrap(),
         b.store.clone(),
-        b.config.tickets.flap_window,
+        &b.config.tickets,
     )
 }
 

@@ -33,6 +33,8 @@ fn apply(store: &Sqlite, seen: &[Observed]) {
             flap_window: Duration::ZERO,
             violations: seen.to_vec(),
             unknown: Vec::new(),
+            consequences: &[],
+            correlation_window: std::time::Duration::from_secs(30),
         })
         .unwrap();
 }

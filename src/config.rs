@@ -199,12 +199,18 @@ pub struct TicketsConfig {
     /// ticket (and counts an occurrence) instead of opening a new one.
     #[serde(with = "humantime_serde")]
     pub flap_window: Duration,
+    /// Related tickets (a member down, the quorum it took with it) that open within this
+    /// time of an incident's last ticket join that incident; while an agent works an
+    /// incident, related tickets join it however late.
+    #[serde(with = "humantime_serde")]
+    pub correlation_window: Duration,
 }
 
 impl Default for TicketsConfig {
     fn default() -> Self {
         Self {
             flap_window: Duration::from_secs(300),
+            correlation_window: Duration::from_secs(30),
         }
     }
 }

@@ -77,6 +77,35 @@ pub fn catalogue(
         .collect()
 }
 
+/// One invariant's violations follow from another's: two members down take the quorum with
+/// them, so their tickets are one incident. A subject declares these; the monitor hands them
+/// to the store as data, and the store groups tickets by them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Consequence {
+    pub invariant: &'static str,
+    /// The invariants whose violations cause this one.
+    pub follows_from: &'static [&'static str],
+    /// Only from a violation on the same entity (a node degraded because that node is down),
+    /// not from one anywhere in the instance (a quorum lost because some member is down).
+    pub same_entity: bool,
+}
+
+impl Consequence {
+    /// Whether a violation of `invariant` on `entity` follows from one of `cause` on
+    /// `cause_entity` under these declarations.
+    pub fn follows(
+        declared: &[Consequence],
+        (invariant, entity): (&str, &str),
+        (cause, cause_entity): (&str, &str),
+    ) -> bool {
+        declared.iter().any(|c| {
+            c.invariant == invariant
+                && c.follows_from.contains(&cause)
+                && (!c.same_entity || entity == cause_entity)
+        })
+    }
+}
+
 /// One broken promise about one entity (a node, a key, the subject).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Violation {

@@ -70,6 +70,8 @@ fn monitor_cli_and_a_second_writer_share_one_db() {
                         flap_window: Duration::from_secs(60),
                         violations: seen,
                         unknown: Vec::new(),
+                        consequences: &[],
+                        correlation_window: std::time::Duration::from_secs(30),
                     })
                     .expect("second writer");
                 writes += 1;

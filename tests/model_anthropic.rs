@@ -63,6 +63,8 @@ fn ticket() -> operator::tickets::Ticket {
         lease_expires_at: None,
         attempts: 1,
         updated_at: now,
+        incident_id: Some(1),
+        root: true,
     }
 }
 
@@ -85,13 +87,13 @@ async fn turn(
     Vec<ModelEvent>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let t = ticket();
+    let t = operator::tickets::Claimed::of_one(ticket());
     let facts = Value::Null;
     let r = m
         .turn(
             &TurnRequest {
                 conversation: conv,
-                ticket: &t,
+                incident: &t,
                 facts: &facts,
             },
             &tx,

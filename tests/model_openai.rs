@@ -68,11 +68,13 @@ async fn turn(m: &OpenAi, conv: &Conversation) -> Result<operator::agent::llm::T
         lease_expires_at: None,
         attempts: 1,
         updated_at: now,
+        incident_id: Some(1),
+        root: true,
     };
     m.turn(
         &TurnRequest {
             conversation: conv,
-            ticket: &t,
+            incident: &operator::tickets::Claimed::of_one(t.clone()),
             facts: &Value::Null,
         },
         &tx,

@@ -78,6 +78,8 @@ fn another_processs_tickets_and_sessions_show_up_live_and_sigterm_restores_the_t
             flap_window: Duration::from_secs(60),
             violations: vec![v],
             unknown: Vec::new(),
+            consequences: &[],
+            correlation_window: std::time::Duration::from_secs(30),
         })
         .unwrap();
     t.wait("ghost-node", 10);
@@ -89,6 +91,7 @@ fn another_processs_tickets_and_sessions_show_up_live_and_sigterm_restores_the_t
     let session = store
         .start_session(&NewSession {
             ticket_id: ticket.id,
+            incident_id: ticket.incident_id.unwrap(),
             agent_id: "elsewhere".into(),
             backend: "runbook".into(),
             model: "runbook".into(),

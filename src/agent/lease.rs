@@ -1,18 +1,23 @@
-//! A ticket's claim, kept alive: the lease is short (a crashed agent's ticket is claimed
+//! An incident's claim, kept alive: the lease is short (a crashed agent's incident is claimed
 //! again within seconds) and renewed on a heartbeat for as long as the session runs — while
-//! the model streams, a command runs, an approval waits or the fix is being verified.
+//! the model streams, a command runs, an approval waits or the fix is being verified. Each
+//! renewal takes in the tickets that joined the incident since, and the session sees them.
 
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span, warn};
 
 use crate::store::{Store, StoreError};
+use crate::tickets::Claimed;
 
 /// The heartbeat of one session's claim; it stops when dropped.
 pub struct Lease {
     store: Store,
-    ticket: i64,
+    incident: i64,
+    /// The incident as the last renewal found it.
+    latest: watch::Sender<Claimed>,
     agent: String,
     duration: Duration,
     stop: CancellationToken,
@@ -20,22 +25,25 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Renews the claim every third of `duration` until dropped, or until the ticket is no
-    /// longer this agent's (then [`Lease::lost`] fires).
-    pub fn keep(store: Store, ticket: i64, agent: &str, duration: Duration) -> Self {
+    /// Renews the claim every third of `duration` until dropped, or until the incident is
+    /// no longer this agent's (then [`Lease::lost`] fires).
+    pub fn keep(store: Store, claimed: Claimed, agent: &str, duration: Duration) -> Self {
+        let incident = claimed.incident.id;
         let lease = Self {
             store,
-            ticket,
+            incident,
+            latest: watch::Sender::new(claimed),
             agent: agent.to_string(),
             duration,
             stop: CancellationToken::new(),
             lost: CancellationToken::new(),
         };
-        let (store, agent, stop, lost) = (
+        let (store, agent, stop, lost, latest) = (
             lease.store.clone(),
             lease.agent.clone(),
             lease.stop.clone(),
             lease.lost.clone(),
+            lease.latest.clone(),
         );
         let beat = (duration / 3).max(Duration::from_millis(100));
         tokio::spawn(
@@ -45,9 +53,11 @@ impl Lease {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(beat) => {}
                     }
-                    match renew(&store, ticket, &agent, duration).await {
-                        Ok(()) => {}
-                        Err(e @ StoreError::Transition { .. }) => {
+                    match renew(&store, incident, &agent, duration).await {
+                        Ok(c) => {
+                            latest.send_replace(c);
+                        }
+                        Err(e) if e.is_lost_claim() => {
                             warn!(error = %e, "the lease is lost");
                             lost.cancel();
                             break;
@@ -57,9 +67,14 @@ impl Lease {
                     }
                 }
             }
-            .instrument(info_span!("lease", ticket)),
+            .instrument(info_span!("lease", incident)),
         );
         lease
+    }
+
+    /// The incident and its tickets as of the last renewal.
+    pub fn claimed(&self) -> Claimed {
+        self.latest.borrow().clone()
     }
 
     pub fn is_lost(&self) -> bool {
@@ -71,19 +86,25 @@ impl Lease {
         self.lost.cancelled().await
     }
 
-    /// Renews now: proof that this agent holds the ticket at this moment, or why not.
+    /// Renews now: proof that this agent holds the incident at this moment, or why not.
     pub async fn confirm(&self) -> Result<(), String> {
         if self.is_lost() {
-            return Err("this agent no longer holds the ticket (its lease was lost)".into());
+            return Err("this agent no longer holds the incident (its lease was lost)".into());
         }
-        renew(&self.store, self.ticket, &self.agent, self.duration)
-            .await
-            .map_err(|e| {
-                if matches!(e, StoreError::Transition { .. }) {
+        match renew(&self.store, self.incident, &self.agent, self.duration).await {
+            Ok(c) => {
+                self.latest.send_replace(c);
+                Ok(())
+            }
+            Err(e) => {
+                if e.is_lost_claim() {
                     self.lost.cancel();
                 }
-                format!("this agent cannot confirm it still holds the ticket: {e}")
-            })
+                Err(format!(
+                    "this agent cannot confirm it still holds the incident: {e}"
+                ))
+            }
+        }
     }
 }
 
@@ -93,9 +114,14 @@ impl Drop for Lease {
     }
 }
 
-async fn renew(store: &Store, id: i64, agent: &str, lease: Duration) -> Result<(), StoreError> {
+async fn renew(
+    store: &Store,
+    id: i64,
+    agent: &str,
+    lease: Duration,
+) -> Result<Claimed, StoreError> {
     let agent = agent.to_string();
     store
-        .call(move |db| db.renew_lease(id, &agent, lease).map(|_| ()))
+        .call(move |db| db.renew_lease(id, &agent, lease))
         .await
 }

@@ -1,7 +1,7 @@
-//! The agent: claims a ticket with a lease, talks to a model, runs every tool call through
-//! one policy and one executor (asking a person where the mode says so), and leaves a full
-//! record. A ticket is resolved when the monitor sees the violation gone, never on the
-//! model's word.
+//! The agent: claims an incident (the tickets of one cause) with a lease, talks to a model,
+//! runs every tool call through one policy and one executor (asking a person where the mode
+//! says so), and leaves a full record. A ticket is resolved when the monitor sees the
+//! violation gone, never on the model's word.
 
 pub mod approval;
 pub mod audit;
@@ -138,7 +138,8 @@ async fn refresh_endpoints(
 }
 
 impl Agent {
-    /// Claims and works tickets until `stop`; with `once`, after the first session.
+    /// Claims and works incidents until `stop`; with `once`, after the first session. Each
+    /// outcome is named by the incident's lead ticket.
     pub async fn run(&mut self, stop: CancellationToken, once: bool) -> Vec<(i64, Outcome)> {
         let scope = (self.subject.name().to_string(), self.subject.instance());
         let mut done = Vec::new();
@@ -157,9 +158,16 @@ impl Agent {
                 .call(move |db| db.claim_next(&agent, lease, Some((&s.0, s.1)), attempts))
                 .await;
             match claimed {
-                Ok(Some(ticket)) => {
-                    let id = ticket.id;
-                    info!(ticket = id, invariant = %ticket.invariant, entity = %ticket.entity, "claimed");
+                Ok(Some(claimed)) => {
+                    let id = claimed.lead().id;
+                    info!(
+                        incident = claimed.incident.id,
+                        tickets = claimed.tickets.len(),
+                        ticket = id,
+                        invariant = %claimed.lead().invariant,
+                        entity = %claimed.lead().entity,
+                        "claimed"
+                    );
                     refresh_endpoints(
                         self.runtime.clone(),
                         self.docker.clone(),
@@ -171,7 +179,7 @@ impl Agent {
                         &self.deps,
                         &self.settings,
                         self.subject.as_mut(),
-                        ticket,
+                        claimed,
                         &stop,
                     )
                     .await;

@@ -4,7 +4,7 @@
 use crate::clock;
 use crate::policy::Mode;
 use crate::subjects::SubjectContext;
-use crate::tickets::Ticket;
+use crate::tickets::{Claimed, Ticket};
 
 pub const DEFAULT_SYSTEM: &str = include_str!("../../assets/prompts/system.md");
 
@@ -43,24 +43,49 @@ pub fn system(template: &str, mode: Mode, executor: &str, subject: &SubjectConte
         .replace("{subject}", &subject.description)
 }
 
-/// The first user message: the ticket, its evidence fenced.
-pub fn ticket_message(t: &Ticket) -> String {
+/// The first user message: the incident's tickets, roots first, each with its evidence
+/// fenced.
+pub fn incident_message(c: &Claimed) -> String {
+    let i = &c.incident;
+    let tickets: Vec<String> = c.active().map(ticket_part).collect();
+    let shape = if tickets.len() == 1 {
+        "one ticket".to_string()
+    } else {
+        format!(
+            "{} tickets of one cause: the roots come first, and the others follow from them (they often clear when the roots are repaired)",
+            tickets.len()
+        )
+    };
+    format!(
+        "Incident #{id} needs you: {shape}.\nattempt: {attempt}\n\n{tickets}\n\n\
+         Investigate, repair the roots with the least invasive commands, verify with `observe` \
+         that every ticket's violation is gone, then call `resolve` with a summary — or \
+         `escalate` if you cannot fix it safely.",
+        id = i.id,
+        attempt = i.attempts,
+        tickets = tickets.join("\n\n"),
+    )
+}
+
+/// One ticket of an incident, its evidence fenced.
+fn ticket_part(t: &Ticket) -> String {
     let detail = serde_json::to_string_pretty(&t.detail).unwrap_or_default();
     format!(
-        "Ticket #{id} needs you.\n\n\
-         invariant: {inv}\nentity: {entity}\nseverity: {sev}\nstatus: {status}\nopened: {opened}\n\
-         occurrences: {occ}\nattempt: {attempt}\n\n\
-         What the monitor saw:\n{evidence}\n\n\
-         Investigate, repair with the least invasive command, verify with `observe`, then call \
-         `resolve` with a summary — or `escalate` if you cannot fix it safely.",
+        "Ticket #{id} ({role})\ninvariant: {inv}\nentity: {entity}\nseverity: {sev}\n\
+         status: {status}\nopened: {opened}\noccurrences: {occ}\n\
+         What the monitor saw:\n{evidence}",
         id = t.id,
+        role = if t.root {
+            "root"
+        } else {
+            "follows from a root"
+        },
         inv = t.invariant,
         entity = t.entity,
         sev = t.severity.as_str(),
         status = t.status,
         opened = clock::format(t.opened_at),
         occ = t.occurrences,
-        attempt = t.attempts,
         evidence = untrusted(
             "monitor",
             &format!("summary: {}\ndetail: {detail}", t.summary)

@@ -1,6 +1,7 @@
-//! One session: one ticket, one conversation with a model, every tool call through the
-//! policy, the approver and the executor, every step in the audit — until the monitor
-//! confirms the fix, the agent escalates, or a budget or an error ends it.
+//! One session: one incident (its tickets, roots first), one conversation with a model,
+//! every tool call through the policy, the approver and the executor, every step in the
+//! audit — until the monitor confirms the fix of every ticket, the agent escalates, or a
+//! budget or an error ends it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ use crate::config::{Budgets, Price};
 use crate::policy::{Class, Gate, Mode, Policy, gate};
 use crate::store::Store;
 use crate::subjects::Subject;
-use crate::tickets::{Status, Ticket};
+use crate::tickets::{Claimed, Status, Ticket};
 
 /// How a session ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -70,7 +71,11 @@ impl Outcome {
 pub enum AgentEvent {
     Started {
         session_id: i64,
+        /// The incident's lead ticket (its first root).
         ticket: Box<Ticket>,
+        incident_id: i64,
+        /// How many tickets the incident holds when the session starts.
+        tickets: usize,
     },
     /// A model event as it streams.
     Model { session_id: i64, event: ModelEvent },
@@ -130,7 +135,9 @@ struct Run<'a> {
     deps: &'a Deps,
     s: &'a Settings,
     subject: &'a mut dyn Subject,
+    /// The incident's lead ticket, which names the session.
     ticket: Ticket,
+    incident: i64,
     session_id: i64,
     /// Steps go to the audit in order, without holding up the session.
     audit: AuditWriter,
@@ -189,21 +196,25 @@ impl AuditWriter {
     }
 }
 
-/// Runs one session on a ticket this agent has claimed, until it ends or `stop`.
+/// Runs one session on an incident this agent has claimed, until it ends or `stop`.
 pub async fn run(
     deps: &Deps,
     s: &Settings,
     subject: &mut dyn Subject,
-    ticket: Ticket,
+    claimed: Claimed,
     stop: &CancellationToken,
 ) -> Outcome {
-    let span = info_span!("agent_session", ticket = ticket.id, agent = %s.agent_id);
+    let ticket = claimed.lead().clone();
+    let incident = claimed.incident.id;
+    let span = info_span!("agent_session", incident, ticket = ticket.id, agent = %s.agent_id);
     async move {
-        let lease = Lease::keep(deps.store.clone(), ticket.id, &s.agent_id, s.lease);
+        let count = claimed.tickets.len();
+        let lease = Lease::keep(deps.store.clone(), claimed.clone(), &s.agent_id, s.lease);
         let session_id = match deps
             .audit
             .start(NewSession {
                 ticket_id: ticket.id,
+                incident_id: incident,
                 agent_id: s.agent_id.clone(),
                 backend: deps.model.backend().to_string(),
                 model: deps.model.model().to_string(),
@@ -215,7 +226,7 @@ pub async fn run(
             Ok(id) => id,
             Err(e) => {
                 let why = format!("cannot write the audit: {e}");
-                give_back(deps, s, ticket.id, &why).await;
+                give_back(deps, s, incident, &why).await;
                 return Outcome::GaveBack(why);
             }
         };
@@ -224,13 +235,23 @@ pub async fn run(
             let _ = tx.send(AgentEvent::Started {
                 session_id,
                 ticket: Box::new(ticket.clone()),
+                incident_id: incident,
+                tickets: count,
             });
         }
         let context = match subject.context() {
             Ok(c) => c,
             Err(e) => {
                 let why = format!("cannot describe the subject: {e}");
-                let run = Run::bare(deps, s, subject, ticket, session_id, audit, lease);
+                let run = Run::bare(
+                    deps,
+                    s,
+                    subject,
+                    (ticket, incident),
+                    session_id,
+                    audit,
+                    lease,
+                );
                 return run.finish(Outcome::GaveBack(why)).await;
             }
         };
@@ -244,7 +265,7 @@ pub async fn run(
             system,
             tools: tools::definitions(&s.tools),
             messages: vec![Message::User(vec![UserBlock::Text {
-                text: prompt::ticket_message(&ticket),
+                text: prompt::incident_message(&claimed),
             }])],
         };
         let mut run = Run {
@@ -252,6 +273,7 @@ pub async fn run(
             s,
             subject,
             ticket,
+            incident,
             session_id,
             audit,
             lease,
@@ -271,14 +293,14 @@ pub async fn run(
     .await
 }
 
-async fn give_back(deps: &Deps, s: &Settings, ticket: i64, why: &str) {
+async fn give_back(deps: &Deps, s: &Settings, incident: i64, why: &str) {
     let (agent, why, attempts) = (s.agent_id.clone(), why.to_string(), s.budgets.attempts);
     if let Err(e) = deps
         .store
-        .call(move |db| db.give_back(ticket, &agent, &why, attempts))
+        .call(move |db| db.give_back(incident, &agent, &why, attempts))
         .await
     {
-        warn!(ticket, error = %e, "could not give the ticket back");
+        warn!(incident, error = %e, "could not give the incident back");
     }
 }
 
@@ -287,7 +309,7 @@ impl<'a> Run<'a> {
         deps: &'a Deps,
         s: &'a Settings,
         subject: &'a mut dyn Subject,
-        ticket: Ticket,
+        (ticket, incident): (Ticket, i64),
         session_id: i64,
         audit: AuditWriter,
         lease: Lease,
@@ -297,6 +319,7 @@ impl<'a> Run<'a> {
             s,
             subject,
             ticket,
+            incident,
             session_id,
             audit,
             lease,
@@ -351,7 +374,7 @@ impl<'a> Run<'a> {
             }
             if self.lease.is_lost() {
                 return Outcome::Interrupted(
-                    "this agent no longer holds the ticket (its lease was lost)".into(),
+                    "this agent no longer holds the incident (its lease was lost)".into(),
                 );
             }
             self.deliver_guidance().await;
@@ -365,9 +388,10 @@ impl<'a> Run<'a> {
                     }
                 })
             });
+            let claimed = self.lease.claimed();
             let req = TurnRequest {
                 conversation: &self.conv,
-                ticket: &self.ticket,
+                incident: &claimed,
                 facts: &self.facts,
             };
             let result = self.deps.model.turn(&req, &tx).await;
@@ -737,16 +761,41 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// A fresh observation, and whether this ticket's violation is in it.
+    /// A fresh observation, and whether each ticket's violation of the incident is in it.
     async fn observe(&mut self) -> String {
         let snap = self.subject.observe().await;
-        let t = &self.ticket;
-        let mine = snap
-            .assessment
-            .violations
+        let claimed = self.lease.claimed();
+        let a = &snap.assessment;
+        let tickets: Vec<_> = claimed
+            .active()
+            .map(|t| {
+                let present = if a.is_unknown(&t.invariant, &t.entity) {
+                    serde_json::Value::Null
+                } else {
+                    json!(
+                        a.violations
+                            .iter()
+                            .any(|v| v.invariant == t.invariant && v.entity == t.entity)
+                    )
+                };
+                json!({
+                    "id": t.id, "invariant": t.invariant, "entity": t.entity,
+                    "root": t.root, "violation_present": present,
+                })
+            })
+            .collect();
+        let presence: Vec<Option<bool>> = tickets
             .iter()
-            .find(|v| v.invariant == t.invariant && v.entity == t.entity);
-        let unknown = snap.assessment.is_unknown(&t.invariant, &t.entity);
+            .map(|t| t["violation_present"].as_bool())
+            .collect();
+        // Gone only when every ticket's violation is known to be gone.
+        let all_gone = if presence.contains(&Some(true)) {
+            json!(false)
+        } else if presence.contains(&None) {
+            serde_json::Value::Null
+        } else {
+            json!(true)
+        };
         let nodes: Vec<_> = snap
             .observation
             .nodes
@@ -755,15 +804,15 @@ impl<'a> Run<'a> {
                 |n| json!({ "name": n.name, "role": n.role, "state": n.state, "detail": n.detail }),
             )
             .collect();
-        let all: Vec<_> = snap
-            .assessment
+        let all: Vec<_> = a
             .violations
             .iter()
             .map(|v| json!({ "invariant": v.invariant, "entity": v.entity, "summary": v.summary }))
             .collect();
         let v = json!({
-            "ticket_violation_present": if unknown { serde_json::Value::Null } else { json!(mine.is_some()) },
-            "ticket_violation": mine.map(|v| &v.summary),
+            "incident": claimed.incident.id,
+            "all_gone": all_gone,
+            "tickets": tickets,
             "observation_error": snap.observation.error,
             "nodes": nodes,
             "violations": all,
@@ -771,36 +820,54 @@ impl<'a> Run<'a> {
         serde_json::to_string_pretty(&v).unwrap_or_default()
     }
 
-    /// The agent says it is fixed: wait for the monitor's verdict.
+    /// The agent says the incident is fixed: every ticket goes to verifying, and the session
+    /// waits for the monitor's verdict on each.
     async fn resolve(&mut self, base: Entry, summary: &str) -> (String, bool, Step) {
-        let id = self.ticket.id;
+        let id = self.incident;
         let agent = self.s.agent_id.clone();
+        let session = self.session_id;
         let (a, text) = (agent.clone(), summary.to_string());
         if let Err(e) = self
             .deps
             .store
-            .call(move |db| db.mark_verifying(id, &a, &text))
+            .call(move |db| db.mark_verifying(id, &a, session, &text))
             .await
         {
-            let why = format!("cannot mark the ticket as verifying: {e}");
+            let why = format!("cannot mark the incident as verifying: {e}");
             return (why, true, Step::Continue);
         }
         let since: Timestamp = clock::now();
         let deadline = Instant::now() + self.s.verify_window;
         let verdict = loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let t = match self.deps.store.call(move |db| db.ticket(id)).await {
-                Ok(t) => t,
-                Err(e) => break Err(format!("cannot read the ticket: {e}")),
+            let c = match self.deps.store.call(move |db| db.incident(id)).await {
+                Ok(c) => c,
+                Err(e) => break Err(format!("cannot read the incident: {e}")),
             };
-            match t.status {
-                Status::Resolved => break Ok(t),
-                Status::Verifying if t.last_seen_at > since => {
-                    break Err(format!(
-                        "the monitor still sees the violation: {}",
-                        t.summary
-                    ));
-                }
+            if c.incident.status == Status::Resolved {
+                break Ok(c);
+            }
+            let still = c
+                .tickets
+                .iter()
+                .find(|t| t.status == Status::Verifying && t.last_seen_at > since);
+            let joined = c
+                .tickets
+                .iter()
+                .find(|t| matches!(t.status, Status::Open | Status::InProgress));
+            if let Some(t) = still {
+                break Err(format!(
+                    "the monitor still sees {} on {}: {}",
+                    t.invariant, t.entity, t.summary
+                ));
+            }
+            if let Some(t) = joined {
+                break Err(format!(
+                    "ticket #{} ({} on {}) joined the incident meanwhile: {}",
+                    t.id, t.invariant, t.entity, t.summary
+                ));
+            }
+            match c.incident.status {
                 Status::Verifying if Instant::now() >= deadline => {
                     break Err(format!(
                         "the monitor did not confirm the fix within {} (is a monitor running?)",
@@ -808,19 +875,33 @@ impl<'a> Run<'a> {
                     ));
                 }
                 Status::Verifying => {}
-                other => break Err(format!("the ticket became {other} meanwhile")),
+                other => break Err(format!("the incident became {other} meanwhile")),
             }
         };
         match verdict {
-            Ok(t) => {
-                let how = t.resolution.map_or("resolved", |r| r.as_str());
+            Ok(c) => {
+                let how: Vec<String> = c
+                    .tickets
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "#{} {}",
+                            t.id,
+                            t.resolution.map_or("resolved", |r| r.as_str())
+                        )
+                    })
+                    .collect();
                 self.log(Entry {
                     kind: Some(Kind::Verify),
-                    content: format!("the monitor saw the violation gone: resolved ({how})"),
+                    content: format!(
+                        "the monitor saw every violation of incident #{id} gone: {}",
+                        how.join(", ")
+                    ),
                     ..base
                 });
                 (
-                    "The monitor confirmed the fix; the ticket is resolved.".into(),
+                    "The monitor confirmed the fix; every ticket of the incident is resolved."
+                        .into(),
                     false,
                     Step::End(Outcome::Resolved),
                 )
@@ -831,9 +912,9 @@ impl<'a> Run<'a> {
                     content: why.clone(),
                     ..base
                 });
-                let status = self.deps.store.call(move |db| db.ticket(id)).await;
-                match status.map(|t| t.status) {
-                    Ok(Status::Verifying) => {
+                let status = self.deps.store.call(move |db| db.incident(id)).await;
+                match status.map(|c| c.incident.status) {
+                    Ok(Status::Verifying | Status::InProgress) => {
                         let (a, w) = (agent.clone(), why.clone());
                         let failed = self
                             .deps
@@ -861,7 +942,7 @@ impl<'a> Run<'a> {
 
     async fn escalate(&mut self, reason: &str) -> Outcome {
         let actor = format!("agent:{}", self.s.agent_id);
-        let (id, why) = (self.ticket.id, reason.to_string());
+        let (id, why) = (self.incident, reason.to_string());
         match self
             .deps
             .store
@@ -875,7 +956,7 @@ impl<'a> Run<'a> {
 
     async fn fail(&mut self, why: &str) -> Outcome {
         self.note(Kind::Error, why);
-        give_back(self.deps, self.s, self.ticket.id, why).await;
+        give_back(self.deps, self.s, self.incident, why).await;
         Outcome::GaveBack(why.to_string())
     }
 
@@ -884,20 +965,23 @@ impl<'a> Run<'a> {
             // `fail` gave it back already unless the session never started talking.
             if self.turns == 0 {
                 self.note(Kind::Error, why.clone());
-                give_back(self.deps, self.s, self.ticket.id, why).await;
+                give_back(self.deps, self.s, self.incident, why).await;
             }
         }
         if outcome == Outcome::Stopped {
             // Let go at once: another agent may claim it now, not when the lease runs out.
-            self.note(Kind::Note, "the agent was stopped; it let go of the ticket");
-            let (id, agent) = (self.ticket.id, self.s.agent_id.clone());
+            self.note(
+                Kind::Note,
+                "the agent was stopped; it let go of the incident",
+            );
+            let (id, agent) = (self.incident, self.s.agent_id.clone());
             let released = self
                 .deps
                 .store
                 .call(move |db| db.release(id, &agent, "the agent was stopped"))
                 .await;
             if let Err(e) = released {
-                warn!(ticket = id, error = %e, "could not release the ticket");
+                warn!(incident = id, error = %e, "could not release the incident");
             }
         }
         let cost = self.cost();

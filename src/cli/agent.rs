@@ -153,12 +153,8 @@ pub async fn run(ctx: &Context, args: AgentArgs) -> Result<()> {
         });
     }
     if args.with_monitor {
-        let monitor = Monitor::new(
-            ctx.subject(&name)?,
-            store.clone(),
-            ctx.config.tickets.flap_window,
-        )
-        .with_events(ctx.runtime()?.events());
+        let monitor = Monitor::new(ctx.subject(&name)?, store.clone(), &ctx.config.tickets)
+            .with_events(ctx.runtime()?.events());
         let interval = args.interval.unwrap_or(ctx.config.monitor.interval);
         tokio::spawn(monitor.run(interval, stop.clone(), |_| {}));
     }
@@ -212,13 +208,24 @@ async fn print_events(mut rx: mpsc::UnboundedReceiver<AgentEvent>, json: bool) {
             continue;
         }
         match ev {
-            AgentEvent::Started { session_id, ticket } => say!(
-                "\n#{} {} {} — session {session_id}\n  {}",
-                ticket.id,
-                ticket.invariant,
-                ticket.entity,
-                ticket.summary
-            ),
+            AgentEvent::Started {
+                session_id,
+                ticket,
+                incident_id,
+                tickets,
+            } => {
+                let more = match tickets {
+                    0 | 1 => String::new(),
+                    n => format!(" (and {} more of its tickets)", n - 1),
+                };
+                say!(
+                    "\nincident #{incident_id}: #{} {} {}{more} — session {session_id}\n  {}",
+                    ticket.id,
+                    ticket.invariant,
+                    ticket.entity,
+                    ticket.summary
+                )
+            }
             AgentEvent::Model {
                 event: ModelEvent::Retrying { attempt, reason },
                 ..

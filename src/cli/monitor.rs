@@ -50,7 +50,7 @@ pub async fn run(ctx: &Context, args: MonitorArgs) -> Result<()> {
             humantime::format_duration(interval)
         );
     }
-    let mut monitor = Monitor::new(subject, store, ctx.config.tickets.flap_window);
+    let mut monitor = Monitor::new(subject, store, &ctx.config.tickets);
     if args.once {
         print(&monitor.cycle().await, args.json)?;
         return Ok(());

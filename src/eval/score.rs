@@ -110,6 +110,7 @@ mod tests {
         Session {
             id: 1,
             ticket_id: 1,
+            incident_id: Some(1),
             agent_id: "a".into(),
             backend: "runbook".into(),
             model: "runbook".into(),

@@ -134,7 +134,7 @@ impl Slot {
         let monitor = Monitor::new(
             self.subject(subject)?,
             self.store.clone(),
-            self.config.tickets.flap_window,
+            &self.config.tickets,
         )
         .with_events(events);
         let stop = CancellationToken::new();

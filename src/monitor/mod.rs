@@ -18,6 +18,7 @@ use tracing::{Instrument, info, info_span, warn};
 use self::grace::Grace;
 use self::ticker::Ticker;
 use crate::clock::Timestamp;
+use crate::config::TicketsConfig;
 use crate::runtime::NodeEvent;
 use crate::store::{Store, StoreError};
 use crate::subjects::{NodeState, Snapshot, Subject};
@@ -77,6 +78,7 @@ pub struct Monitor {
     subject: Box<dyn Subject>,
     store: Store,
     flap_window: Duration,
+    correlation_window: Duration,
     grace: Grace,
     graces: HashMap<String, Duration>,
     cycle: u64,
@@ -102,7 +104,7 @@ const QUIET_RECHECK: Duration = Duration::from_secs(5);
 const EVENT_GATHER: Duration = Duration::from_millis(20);
 
 impl Monitor {
-    pub fn new(subject: Box<dyn Subject>, store: Store, flap_window: Duration) -> Self {
+    pub fn new(subject: Box<dyn Subject>, store: Store, tickets: &TicketsConfig) -> Self {
         let graces = subject
             .invariants()
             .iter()
@@ -111,7 +113,8 @@ impl Monitor {
         Self {
             subject,
             store,
-            flap_window,
+            flap_window: tickets.flap_window,
+            correlation_window: tickets.correlation_window,
             grace: Grace::default(),
             graces,
             cycle: 0,
@@ -218,6 +221,8 @@ impl Monitor {
                     flap_window: self.flap_window,
                     violations: observed,
                     unknown: snapshot.assessment.unknown.clone(),
+                    consequences: self.subject.kind().consequences(),
+                    correlation_window: self.correlation_window,
                 });
                 self.pending.push_back(write);
                 self.collect(&mut changes)?;

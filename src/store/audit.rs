@@ -94,7 +94,9 @@ impl Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub id: i64,
+    /// The lead ticket of the incident it worked.
     pub ticket_id: i64,
+    pub incident_id: Option<i64>,
     pub agent_id: String,
     pub backend: String,
     pub model: String,
@@ -118,6 +120,7 @@ pub struct Session {
 #[derive(Debug, Clone)]
 pub struct NewSession {
     pub ticket_id: i64,
+    pub incident_id: i64,
     pub agent_id: String,
     pub backend: String,
     pub model: String,
@@ -151,7 +154,8 @@ pub trait AuditDb {
     /// Appends one step; returns its sequence number and time.
     fn log_entry(&self, session: i64, e: &Entry) -> Result<(i64, Timestamp), StoreError>;
     fn end_session(&self, session: i64, e: &Ending) -> Result<(), StoreError>;
-    /// Sessions, newest first; of one ticket if given.
+    /// Sessions, newest first; of one ticket if given (every session that worked its
+    /// incident).
     fn sessions(&self, ticket: Option<i64>, limit: usize) -> Result<Vec<Session>, StoreError>;
     fn session(&self, id: i64) -> Result<Option<Session>, StoreError>;
     /// A session's steps in order, from `after` (exclusive) on.
@@ -160,7 +164,7 @@ pub trait AuditDb {
 
 const SESSION_COLUMNS: &str = "id, ticket_id, agent_id, backend, model, mode, variant, started_at, \
     ended_at, outcome, summary, turns, input_tokens, output_tokens, cache_read_tokens, \
-    cache_write_tokens, cost_usd, error";
+    cache_write_tokens, cost_usd, error, incident_id";
 
 fn ts(s: String) -> rusqlite::Result<Timestamp> {
     clock::parse(&s).map_err(|e| {
@@ -188,6 +192,7 @@ fn session_from_row(r: &Row) -> rusqlite::Result<Session> {
         cache_write_tokens: r.get(15)?,
         cost_usd: r.get(16)?,
         error: r.get(17)?,
+        incident_id: r.get(18)?,
     })
 }
 
@@ -214,9 +219,9 @@ impl AuditDb for Sqlite {
     fn start_session(&self, s: &NewSession) -> Result<i64, StoreError> {
         self.write(|tx| {
             exec(tx,
-                "INSERT INTO agent_sessions (ticket_id, agent_id, backend, model, mode, variant, started_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![s.ticket_id, s.agent_id, s.backend, s.model, s.mode, s.variant, clock::format(clock::now())],
+                "INSERT INTO agent_sessions (ticket_id, agent_id, backend, model, mode, variant, started_at, incident_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![s.ticket_id, s.agent_id, s.backend, s.model, s.mode, s.variant, clock::format(clock::now()), s.incident_id],
             )?;
             Ok(tx.last_insert_rowid())
         })
@@ -292,7 +297,9 @@ impl AuditDb for Sqlite {
     fn sessions(&self, ticket: Option<i64>, limit: usize) -> Result<Vec<Session>, StoreError> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM agent_sessions WHERE (?1 IS NULL OR ticket_id = ?1)
+                "SELECT {SESSION_COLUMNS} FROM agent_sessions
+                 WHERE (?1 IS NULL OR ticket_id = ?1
+                        OR incident_id = (SELECT incident_id FROM tickets WHERE id = ?1))
                  ORDER BY id DESC LIMIT ?2"
             ))?;
             let rows = stmt.query_map(params![ticket, limit as i64], session_from_row)?;

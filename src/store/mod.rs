@@ -2,13 +2,15 @@
 //! evaluation's campaigns and trials in one DB — SQLite today, one file that monitors, agents, the CLI
 //! and the app share across processes.
 //!
-//! SQL lives only here, behind typed operations ([`TicketDb`], [`AuditDb`], [`LedgerDb`], [`EvalDb`]);
+//! SQL lives only here, behind typed operations ([`TicketDb`], [`IncidentDb`], [`AuditDb`],
+//! [`LedgerDb`], [`EvalDb`]);
 //! a PostgreSQL store later is one more implementation of [`Db`]. Every operation blocks, so
 //! async code reaches the DB only through [`Store::call`], which runs it on a blocking thread:
 //! a DB locked by another process stalls that call, never a tokio worker.
 
 pub mod audit;
 pub mod eval;
+mod incidents;
 pub mod ledger;
 pub mod schema;
 mod sqlite;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 
 pub use audit::AuditDb;
 pub use eval::EvalDb;
+pub use incidents::IncidentDb;
 pub use ledger::LedgerDb;
 pub use sqlite::Sqlite;
 pub use tickets::TicketDb;
@@ -26,8 +29,8 @@ pub use tickets::TicketDb;
 use crate::tickets::Status;
 
 /// Everything the store does.
-pub trait Db: TicketDb + AuditDb + LedgerDb + EvalDb + Send + Sync + 'static {}
-impl<T: TicketDb + AuditDb + LedgerDb + EvalDb + Send + Sync + 'static> Db for T {}
+pub trait Db: TicketDb + IncidentDb + AuditDb + LedgerDb + EvalDb + Send + Sync + 'static {}
+impl<T: TicketDb + IncidentDb + AuditDb + LedgerDb + EvalDb + Send + Sync + 'static> Db for T {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -65,6 +68,16 @@ pub enum StoreError {
         status: Status,
         message: String,
     },
+    #[error("no incident #{0}")]
+    NoIncident(i64),
+    /// An agent's operation on an incident it does not hold (its lease was lost, a person
+    /// resolved it).
+    #[error("incident #{id} is {status}: {message}")]
+    IncidentTransition {
+        id: i64,
+        status: Status,
+        message: String,
+    },
     #[error("ticket DB: a stored value is invalid: {0}")]
     Corrupt(String),
     #[error("ticket DB: the thread doing the work failed: {0}")]
@@ -72,6 +85,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The agent no longer holds what it worked on: its lease ran out or someone else moved
+    /// it on. Trying again will not help.
+    pub fn is_lost_claim(&self) -> bool {
+        matches!(
+            self,
+            Self::Transition { .. } | Self::IncidentTransition { .. } | Self::NoIncident(_)
+        )
+    }
+
     /// Another process holds the DB's lock past the busy timeout: worth trying again.
     pub fn is_busy(&self) -> bool {
         let code = match self {
@@ -133,3 +155,7 @@ impl Store {
 #[cfg(test)]
 #[path = "tickets_tests.rs"]
 mod tickets_tests;
+
+#[cfg(test)]
+#[path = "incidents_tests.rs"]
+mod incidents_tests;

@@ -216,6 +216,39 @@ CREATE TABLE eval_slots (
     trial_id     INTEGER
 );
 ",
+    // 4: incidents: the tickets of one cause, worked together. A DB from before them gets
+    // one incident per ticket, with the ticket's own state, claim and attempts.
+    r"
+CREATE TABLE incidents (
+    id               INTEGER PRIMARY KEY,
+    subject          TEXT NOT NULL,
+    instance         INTEGER NOT NULL,
+    status           TEXT NOT NULL
+                     CHECK (status IN ('open', 'in_progress', 'verifying', 'resolved', 'escalated')),
+    opened_at        TEXT NOT NULL,
+    last_joined_at   TEXT NOT NULL,
+    resolved_at      TEXT,
+    claimed_by       TEXT,
+    lease_expires_at TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    worked_by        TEXT,
+    session_id       INTEGER,
+    updated_at       TEXT NOT NULL
+);
+CREATE INDEX incidents_by_instance ON incidents (subject, instance, status);
+ALTER TABLE tickets ADD COLUMN incident_id INTEGER REFERENCES incidents (id);
+ALTER TABLE tickets ADD COLUMN incident_root INTEGER NOT NULL DEFAULT 1;
+CREATE INDEX tickets_by_incident ON tickets (incident_id);
+INSERT INTO incidents (id, subject, instance, status, opened_at, last_joined_at, resolved_at,
+                       claimed_by, lease_expires_at, attempts, worked_by, updated_at)
+    SELECT id, subject, instance, status, opened_at, opened_at, resolved_at,
+           claimed_by, lease_expires_at, attempts, claimed_by, updated_at
+    FROM tickets;
+UPDATE tickets SET incident_id = id;
+ALTER TABLE agent_sessions ADD COLUMN incident_id INTEGER;
+UPDATE agent_sessions SET incident_id = ticket_id;
+CREATE INDEX agent_sessions_by_incident ON agent_sessions (incident_id);
+",
 ];
 
 /// The schema version this build writes.
@@ -344,6 +377,89 @@ mod tests {
         let err = open(&p).unwrap_err();
         assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
         assert!(err.to_string().contains("t.db"));
+    }
+
+    /// A DB from before incidents (schema 3, with tickets in every state and a session)
+    /// upgrades in place: every ticket kept, each its own incident with its state, claim and
+    /// attempts, and the session names it.
+    #[test]
+    fn a_db_from_before_incidents_upgrades_with_every_ticket_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.db");
+        {
+            let c = Connection::open(&p).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 3).unwrap();
+            let t = "2026-01-01T00:00:00.000Z";
+            for (id, status, resolution, claimed) in [
+                (1, "resolved", Some("self_healed"), None),
+                (2, "in_progress", None, Some("agent-1")),
+                (3, "open", None, None),
+                (4, "escalated", None, None),
+            ] {
+                c.execute(
+                    "INSERT INTO tickets (id, violation_key, subject, instance, invariant, entity,
+                        severity, status, summary, opened_at, last_seen_at, updated_at,
+                        resolved_at, resolution, claimed_by, lease_expires_at, attempts)
+                     VALUES (?1, 'k' || ?1, 'etcd', 0, 'member_down', 'etcd-' || ?1, 'critical',
+                        ?2, 's', ?3, ?3, ?3, CASE WHEN ?4 IS NULL THEN NULL ELSE ?3 END, ?4, ?5,
+                        CASE WHEN ?5 IS NULL THEN NULL ELSE ?3 END, 2)",
+                    rusqlite::params![id, status, t, resolution, claimed],
+                )
+                .unwrap();
+            }
+            c.execute(
+                "INSERT INTO agent_sessions (ticket_id, agent_id, backend, model, mode, started_at)
+                 VALUES (2, 'agent-1', 'runbook', 'runbook', 'auto', ?1)",
+                [t],
+            )
+            .unwrap();
+        }
+        let c = open(&p).unwrap();
+        let v: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, latest());
+        let rows: Vec<(i64, i64, String, String, Option<String>, i64)> = c
+            .prepare(
+                "SELECT t.id, t.incident_id, t.status, i.status, i.claimed_by, i.attempts
+                 FROM tickets t JOIN incidents i ON i.id = t.incident_id ORDER BY t.id",
+            )
+            .unwrap()
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), 4, "every ticket kept: {rows:?}");
+        for (id, incident, status, incident_status, _, attempts) in &rows {
+            assert_eq!(id, incident);
+            assert_eq!(status, incident_status);
+            assert_eq!(*attempts, 2);
+        }
+        assert_eq!(rows[1].4.as_deref(), Some("agent-1"));
+        let session_incident: i64 = c
+            .query_row("SELECT incident_id FROM agent_sessions", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(session_incident, 2);
+        // New incidents number after the old ones.
+        c.execute(
+            "INSERT INTO incidents (subject, instance, status, opened_at, last_joined_at, updated_at)
+             VALUES ('etcd', 0, 'open', 'x', 'x', 'x')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(c.last_insert_rowid(), 5);
     }
 
     #[test]

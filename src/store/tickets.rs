@@ -3,12 +3,12 @@
 //! never open two tickets for one violation.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{OptionalExtension, Row, ToSql, Transaction, params};
 use tracing::debug;
 
+use super::incidents;
 use super::sqlite::{exec, row};
 use super::{Sqlite, StoreError};
 use crate::clock::{self, Timestamp};
@@ -38,37 +38,6 @@ pub trait TicketDb {
         actor: &str,
         reason: &str,
     ) -> Result<Ticket, StoreError>;
-    /// An agent takes the oldest open ticket (most severe first) of `scope` (subject,
-    /// instance) for `lease`. Tickets whose agent's lease ran out are given back first;
-    /// tickets that already had `max_attempts` sessions are escalated instead of claimed.
-    /// Never two agents on one ticket.
-    fn claim_next(
-        &self,
-        agent: &str,
-        lease: Duration,
-        scope: Option<(&str, u32)>,
-        max_attempts: u32,
-    ) -> Result<Option<Ticket>, StoreError>;
-    /// Extends an agent's lease; an error if the agent no longer holds the ticket.
-    fn renew_lease(&self, id: i64, agent: &str, lease: Duration) -> Result<Ticket, StoreError>;
-    /// The monitor still sees the violation after the agent said it was fixed.
-    fn verify_failed(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError>;
-    /// An agent gives a ticket back (its session failed): open again for another attempt,
-    /// or escalated when the attempts are spent.
-    fn give_back(
-        &self,
-        id: i64,
-        agent: &str,
-        reason: &str,
-        max_attempts: u32,
-    ) -> Result<Ticket, StoreError>;
-    /// An agent that stops lets go of its ticket at once: open again, and the cut session
-    /// does not count as an attempt.
-    fn release(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError>;
-    /// An agent says the ticket is fixed: the monitor's next look decides.
-    fn mark_verifying(&self, id: i64, agent: &str, summary: &str) -> Result<Ticket, StoreError>;
-    /// The agent gives up, or its budget is spent: a person decides.
-    fn escalate(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError>;
     /// A number that changes whenever another connection commits: cheap change detection.
     fn data_version(&self) -> Result<i64, StoreError>;
     /// Tickets of an instance that opened or reopened at or after `since`, with the time
@@ -82,11 +51,12 @@ pub trait TicketDb {
 }
 
 /// Not resolved, spelled so that SQLite can use the status indexes (`!=` cannot).
-const ACTIVE: &str = "status IN ('open', 'in_progress', 'verifying', 'escalated')";
+pub(super) const ACTIVE: &str = "status IN ('open', 'in_progress', 'verifying', 'escalated')";
 
-const COLUMNS: &str = "id, violation_key, subject, instance, invariant, entity, severity, status, \
+pub(super) const COLUMNS: &str = "id, violation_key, subject, instance, invariant, entity, severity, status, \
     held, summary, detail, occurrences, observations, opened_at, last_seen_at, cleared_at, \
-    resolved_at, resolution, claimed_by, lease_expires_at, attempts, updated_at";
+    resolved_at, resolution, claimed_by, lease_expires_at, attempts, updated_at, incident_id, \
+    incident_root";
 
 impl ToSql for Status {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -134,15 +104,15 @@ impl FromSql for Ts {
     }
 }
 
-fn ts(row: &Row, i: usize) -> rusqlite::Result<Timestamp> {
+pub(super) fn ts(row: &Row, i: usize) -> rusqlite::Result<Timestamp> {
     row.get::<_, Ts>(i).map(|t| t.0)
 }
 
-fn ts_opt(row: &Row, i: usize) -> rusqlite::Result<Option<Timestamp>> {
+pub(super) fn ts_opt(row: &Row, i: usize) -> rusqlite::Result<Option<Timestamp>> {
     row.get::<_, Option<Ts>>(i).map(|t| t.map(|t| t.0))
 }
 
-fn ticket_from_row(row: &Row) -> rusqlite::Result<Ticket> {
+pub(super) fn ticket_from_row(row: &Row) -> rusqlite::Result<Ticket> {
     let detail: String = row.get(10)?;
     Ok(Ticket {
         id: row.get(0)?,
@@ -167,6 +137,8 @@ fn ticket_from_row(row: &Row) -> rusqlite::Result<Ticket> {
         lease_expires_at: ts_opt(row, 19)?,
         attempts: row.get(20)?,
         updated_at: ts(row, 21)?,
+        incident_id: row.get(22)?,
+        root: row.get(23)?,
     })
 }
 
@@ -184,7 +156,7 @@ fn event_from_row(row: &Row) -> rusqlite::Result<TicketEvent> {
 }
 
 /// Writes one event row.
-fn event(
+pub(super) fn event(
     tx: &Transaction,
     ticket: i64,
     at: Timestamp,
@@ -202,7 +174,7 @@ fn event(
     Ok(())
 }
 
-fn get_in(tx: &Transaction, id: i64) -> Result<Ticket, StoreError> {
+pub(super) fn get_in(tx: &Transaction, id: i64) -> Result<Ticket, StoreError> {
     row(
         tx,
         &format!("SELECT {COLUMNS} FROM tickets WHERE id = ?1"),
@@ -213,7 +185,7 @@ fn get_in(tx: &Transaction, id: i64) -> Result<Ticket, StoreError> {
     .ok_or(StoreError::NotFound(id))
 }
 
-fn check(t: &Ticket, transition: Transition) -> Result<Status, StoreError> {
+pub(super) fn check(t: &Ticket, transition: Transition) -> Result<Status, StoreError> {
     state::next(t.status, transition).map_err(|m| StoreError::Transition {
         id: t.id,
         status: t.status,
@@ -330,7 +302,11 @@ impl TicketDb for Sqlite {
     fn resolve_manual(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError> {
         self.write(|tx| {
             let t = get_in(tx, id)?;
-            resolve_in(tx, &t, Resolution::Manual, clock::now(), actor, reason)?;
+            let now = clock::now();
+            resolve_in(tx, &t, Resolution::Manual, now, actor, reason)?;
+            if let Some(incident) = t.incident_id {
+                incidents::refresh_in(tx, incident, now)?;
+            }
             get_in(tx, id)
         })
     }
@@ -375,229 +351,6 @@ impl TicketDb for Sqlite {
         })
     }
 
-    /// An agent takes the oldest open ticket (most severe first) of `scope` (subject,
-    /// instance) for `lease`. Tickets whose agent's lease ran out are given back first;
-    /// tickets that already had `max_attempts` sessions are escalated instead of claimed.
-    /// Never two agents on one ticket.
-    fn claim_next(
-        &self,
-        agent: &str,
-        lease: Duration,
-        scope: Option<(&str, u32)>,
-        max_attempts: u32,
-    ) -> Result<Option<Ticket>, StoreError> {
-        self.write(|tx| {
-            let now = clock::now();
-            release_expired_in(tx, now)?;
-            let (subject, instance) = scope.map_or((None, None), |(s, i)| (Some(s), Some(i)));
-            let candidates: Vec<i64> = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT id FROM tickets WHERE status = 'open'
-                       AND (?1 IS NULL OR subject = ?1) AND (?2 IS NULL OR instance = ?2)
-                     ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END,
-                              opened_at, id",
-                )?;
-                let rows = stmt.query_map(params![subject, instance], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
-            for id in candidates {
-                let t = get_in(tx, id)?;
-                if t.attempts >= max_attempts {
-                    let to = check(&t, Transition::Escalate)?;
-                    exec(tx,
-                        "UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                        params![id, to, clock::format(now)],
-                    )?;
-                    let reason = format!("{} agent sessions did not fix it; a person decides", t.attempts);
-                    event(tx, id, now, "escalated", (Some(t.status), Some(to)), MONITOR, &reason)?;
-                    continue;
-                }
-                let to = check(&t, Transition::Claim)?;
-                let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
-                exec(tx,
-                    "UPDATE tickets SET status = ?2, claimed_by = ?3, lease_expires_at = ?4,
-                            attempts = attempts + 1, cleared_at = NULL, updated_at = ?5 WHERE id = ?1",
-                    params![id, to, agent, clock::format(until), clock::format(now)],
-                )?;
-                event(tx, id, now, "claimed", (Some(t.status), Some(to)), &format!("agent:{agent}"), "claimed with a lease")?;
-                return get_in(tx, id).map(Some);
-            }
-            Ok(None)
-        })
-    }
-
-    /// Extends an agent's lease; an error if the agent no longer holds the ticket.
-    fn renew_lease(&self, id: i64, agent: &str, lease: Duration) -> Result<Ticket, StoreError> {
-        self.write(|tx| {
-            let t = get_in(tx, id)?;
-            let held = t.claimed_by.as_deref() == Some(agent)
-                && matches!(t.status, Status::InProgress | Status::Verifying);
-            if !held {
-                return Err(StoreError::Transition {
-                    id,
-                    status: t.status,
-                    message: format!("agent {agent} no longer holds it"),
-                });
-            }
-            let until = clock::now() + chrono::Duration::from_std(lease).unwrap_or_default();
-            exec(
-                tx,
-                "UPDATE tickets SET lease_expires_at = ?2 WHERE id = ?1",
-                params![id, clock::format(until)],
-            )?;
-            get_in(tx, id)
-        })
-    }
-
-    /// The monitor still sees the violation after the agent said it was fixed.
-    fn verify_failed(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError> {
-        self.agent_transition(id, agent, Transition::VerifyFailed, "verify_failed", reason)
-    }
-
-    /// An agent gives a ticket back (its session failed): open again for another attempt,
-    /// or escalated when the attempts are spent.
-    fn give_back(
-        &self,
-        id: i64,
-        agent: &str,
-        reason: &str,
-        max_attempts: u32,
-    ) -> Result<Ticket, StoreError> {
-        self.write(|tx| {
-            let t = get_in(tx, id)?;
-            if t.claimed_by.as_deref() != Some(agent) {
-                return Err(StoreError::Transition {
-                    id,
-                    status: t.status,
-                    message: format!("it is not claimed by agent {agent}"),
-                });
-            }
-            let now = clock::now();
-            let actor = format!("agent:{agent}");
-            let mut status = t.status;
-            if status == Status::Verifying {
-                let to = check(&t, Transition::VerifyFailed)?;
-                event(
-                    tx,
-                    id,
-                    now,
-                    "verify_failed",
-                    (Some(status), Some(to)),
-                    &actor,
-                    reason,
-                )?;
-                status = to;
-            }
-            let (transition, kind) = if t.attempts >= max_attempts {
-                (Transition::Escalate, "escalated")
-            } else {
-                (Transition::Release, "released")
-            };
-            let to = state::next(status, transition).map_err(|m| StoreError::Transition {
-                id,
-                status,
-                message: m.into(),
-            })?;
-            exec(
-                tx,
-                "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
-                        updated_at = ?3 WHERE id = ?1",
-                params![id, to, clock::format(now)],
-            )?;
-            let why = if kind == "escalated" {
-                format!(
-                    "{reason} (attempt {} of {max_attempts}: a person decides)",
-                    t.attempts
-                )
-            } else {
-                reason.to_string()
-            };
-            event(tx, id, now, kind, (Some(status), Some(to)), &actor, &why)?;
-            get_in(tx, id)
-        })
-    }
-
-    /// An agent says the ticket is fixed: the monitor's next look decides.
-    fn mark_verifying(&self, id: i64, agent: &str, summary: &str) -> Result<Ticket, StoreError> {
-        self.agent_transition(id, agent, Transition::Verify, "verifying", summary)
-    }
-
-    /// The agent gives up, or its budget is spent: a person decides.
-    fn escalate(&self, id: i64, actor: &str, reason: &str) -> Result<Ticket, StoreError> {
-        self.write(|tx| {
-            let t = get_in(tx, id)?;
-            let to = check(&t, Transition::Escalate)?;
-            let now = clock::now();
-            exec(
-                tx,
-                "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
-                        updated_at = ?3 WHERE id = ?1",
-                params![id, to, clock::format(now)],
-            )?;
-            event(
-                tx,
-                id,
-                now,
-                "escalated",
-                (Some(t.status), Some(to)),
-                actor,
-                reason,
-            )?;
-            get_in(tx, id)
-        })
-    }
-
-    fn release(&self, id: i64, agent: &str, reason: &str) -> Result<Ticket, StoreError> {
-        self.write(|tx| {
-            let t = get_in(tx, id)?;
-            if t.claimed_by.as_deref() != Some(agent) {
-                return Err(StoreError::Transition {
-                    id,
-                    status: t.status,
-                    message: format!("it is not claimed by agent {agent}"),
-                });
-            }
-            let now = clock::now();
-            let actor = format!("agent:{agent}");
-            let mut status = t.status;
-            if status == Status::Verifying {
-                let to = check(&t, Transition::VerifyFailed)?;
-                event(
-                    tx,
-                    id,
-                    now,
-                    "verify_failed",
-                    (Some(status), Some(to)),
-                    &actor,
-                    reason,
-                )?;
-                status = to;
-            }
-            let to =
-                state::next(status, Transition::Release).map_err(|m| StoreError::Transition {
-                    id,
-                    status,
-                    message: m.into(),
-                })?;
-            exec(
-                tx,
-                "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
-                        attempts = MAX(attempts - 1, 0), updated_at = ?3 WHERE id = ?1",
-                params![id, to, clock::format(now)],
-            )?;
-            event(
-                tx,
-                id,
-                now,
-                "released",
-                (Some(status), Some(to)),
-                &actor,
-                reason,
-            )?;
-            get_in(tx, id)
-        })
-    }
-
     fn tickets_since(
         &self,
         subject: &str,
@@ -618,7 +371,7 @@ impl TicketDb for Sqlite {
                  GROUP BY t.id ORDER BY MIN(e.at), t.id"
             ))?;
             let rows = stmt.query_map(params![subject, instance, clock::format(since)], |r| {
-                Ok((ticket_from_row(r)?, ts(r, 22)?))
+                Ok((ticket_from_row(r)?, ts(r, 24)?))
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -627,90 +380,6 @@ impl TicketDb for Sqlite {
     fn data_version(&self) -> Result<i64, StoreError> {
         self.read(|c| Ok(c.pragma_query_value(None, "data_version", |r| r.get(0))?))
     }
-}
-
-impl Sqlite {
-    fn agent_transition(
-        &self,
-        id: i64,
-        agent: &str,
-        transition: Transition,
-        kind: &str,
-        reason: &str,
-    ) -> Result<Ticket, StoreError> {
-        self.write(|tx| {
-            let t = get_in(tx, id)?;
-            if t.claimed_by.as_deref() != Some(agent) {
-                return Err(StoreError::Transition {
-                    id,
-                    status: t.status,
-                    message: format!("it is not claimed by agent {agent}"),
-                });
-            }
-            let to = check(&t, transition)?;
-            let now = clock::now();
-            exec(
-                tx,
-                "UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, to, clock::format(now)],
-            )?;
-            event(
-                tx,
-                id,
-                now,
-                kind,
-                (Some(t.status), Some(to)),
-                &format!("agent:{agent}"),
-                reason,
-            )?;
-            get_in(tx, id)
-        })
-    }
-}
-
-/// Gives back tickets whose agent's lease ran out (the agent crashed or hung).
-fn release_expired_in(tx: &Transaction, now: Timestamp) -> Result<(), StoreError> {
-    let expired: Vec<i64> = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT id FROM tickets WHERE status IN ('in_progress', 'verifying') AND lease_expires_at < ?1",
-        )?;
-        let rows = stmt.query_map([clock::format(now)], |r| r.get(0))?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    for id in expired {
-        let mut t = get_in(tx, id)?;
-        if t.status == Status::Verifying {
-            let to = check(&t, Transition::VerifyFailed)?;
-            event(
-                tx,
-                id,
-                now,
-                "verify_failed",
-                (Some(t.status), Some(to)),
-                MONITOR,
-                "the agent's lease expired before the fix was confirmed",
-            )?;
-            t.status = to;
-        }
-        let to = check(&t, Transition::Release)?;
-        exec(
-            tx,
-            "UPDATE tickets SET status = ?2, claimed_by = NULL, lease_expires_at = NULL,
-                    updated_at = ?3 WHERE id = ?1",
-            params![id, to, clock::format(now)],
-        )?;
-        let who = t.claimed_by.as_deref().unwrap_or("?");
-        event(
-            tx,
-            id,
-            now,
-            "released",
-            (Some(t.status), Some(to)),
-            MONITOR,
-            &format!("lease of agent {who} expired"),
-        )?;
-    }
-    Ok(())
 }
 
 fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError> {
@@ -732,7 +401,10 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
         entity: t.entity.clone(),
         change: kind,
         summary: summary.to_string(),
+        incident_id: t.incident_id,
     };
+    // Tickets that opened or reopened this cycle: they join incidents below.
+    let mut joined = Vec::new();
 
     for seen in &input.violations {
         let v = &seen.violation;
@@ -798,6 +470,7 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
                 &reason,
             )?;
             changes.push(change(&t, ChangeKind::Reopened, &v.summary));
+            joined.push(t.id);
             continue;
         }
         exec(
@@ -829,7 +502,9 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
         )?;
         let t = get_in(tx, id)?;
         changes.push(change(&t, ChangeKind::Opened, &v.summary));
+        joined.push(id);
     }
+    let mut touched = incidents::group_in(tx, input, &joined)?;
 
     // What is left was not seen this cycle: gone, unless the observation could not tell.
     for t in active.into_values() {
@@ -840,28 +515,39 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
         if unknown {
             continue;
         }
-        let lease_live = t.lease_expires_at.is_some_and(|l| l > at);
+        // Someone acts on it while an agent holds its incident: what clears meanwhile is
+        // that agent's doing (or not yet), never "by itself".
+        let work = incidents::work_in(tx, t.incident_id)?;
+        let worked = work.as_ref().is_some_and(|w| w.lease_live(at));
         let resolution = match t.status {
             _ if t.held => None,
             Status::Verifying => Some(Resolution::Verified),
-            Status::InProgress if lease_live => None,
+            Status::Open | Status::InProgress if worked => None,
             Status::Open | Status::Escalated | Status::InProgress => Some(Resolution::SelfHealed),
             Status::Resolved => None,
         };
         match resolution {
             Some(r) => {
-                let reason = match r {
-                    Resolution::Verified => "the monitor saw the violation gone after the fix",
-                    _ => "the violation went away by itself",
+                let reason = match (r, &work) {
+                    (Resolution::Verified, Some(w)) => w.verified_reason(),
+                    (Resolution::Verified, None) => {
+                        "the monitor saw the violation gone after the fix".to_string()
+                    }
+                    _ => "the violation went away by itself, while nobody worked on it".to_string(),
                 };
-                resolve_in(tx, &t, r, at, MONITOR, reason)?;
-                changes.push(change(&t, ChangeKind::Resolved(r), reason));
+                resolve_in(tx, &t, r, at, MONITOR, &reason)?;
+                touched.extend(t.incident_id);
+                changes.push(change(&t, ChangeKind::Resolved(r), &reason));
             }
             None if t.cleared_at.is_none() => {
-                let reason = if t.held {
-                    "the violation is gone; the ticket is held, so it stays until unheld"
-                } else {
-                    "the violation is gone; an agent holds the ticket"
+                let reason = match &work {
+                    _ if t.held => {
+                        "the violation is gone; the ticket is held, so it stays until unheld"
+                    }
+                    Some(_) if worked && t.status == Status::Open => {
+                        "the violation is gone; an agent works its incident"
+                    }
+                    _ => "the violation is gone; an agent holds the ticket",
                 };
                 exec(
                     tx,
@@ -881,6 +567,12 @@ fn apply_in(tx: &Transaction, input: &CycleInput) -> Result<Applied, StoreError>
             }
             None => {}
         }
+    }
+    for incident in touched {
+        incidents::refresh_in(tx, incident, at)?;
+    }
+    for c in &mut changes {
+        c.incident_id = incidents::of_ticket_in(tx, c.ticket_id)?;
     }
     let active: i64 = tx
         .prepare_cached(&format!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Sqlite, StoreError, TicketDb};
+use super::{IncidentDb, Sqlite, StoreError, TicketDb};
 use crate::clock::{self, Timestamp};
 use crate::invariant::{Scope, Severity, Violation};
 use crate::tickets::*;
@@ -41,9 +41,47 @@ fn cycle(s: &Sqlite, t: i64, seen: &[Observed], unknown: &[Scope]) -> Vec<Ticket
         flap_window: Duration::from_secs(60),
         violations: seen.to_vec(),
         unknown: unknown.to_vec(),
+        consequences: &[],
+        correlation_window: Duration::from_secs(30),
     })
     .unwrap()
     .changes
+}
+
+/// An agent claims the next incident, seen through its lead ticket (each incident of these
+/// tests holds one).
+trait ClaimLead {
+    fn claim_lead(
+        &self,
+        agent: &str,
+        lease: Duration,
+        scope: Option<(&str, u32)>,
+        max: u32,
+    ) -> Result<Option<Ticket>, StoreError>;
+}
+
+impl ClaimLead for Sqlite {
+    fn claim_lead(
+        &self,
+        agent: &str,
+        lease: Duration,
+        scope: Option<(&str, u32)>,
+        max: u32,
+    ) -> Result<Option<Ticket>, StoreError> {
+        Ok(self
+            .claim_next(agent, lease, scope, max)?
+            .map(|c| c.lead().clone()))
+    }
+}
+
+fn claim(
+    s: &Sqlite,
+    agent: &str,
+    lease: Duration,
+    scope: Option<(&str, u32)>,
+    max: u32,
+) -> Option<Ticket> {
+    s.claim_lead(agent, lease, scope, max).unwrap()
 }
 
 fn kinds(changes: &[TicketChange]) -> Vec<ChangeKind> {
@@ -204,14 +242,18 @@ fn an_agents_fix_is_verified_by_the_monitor_not_by_its_word() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(600), None, 3)
+        .claim_lead("a1", Duration::from_secs(600), None, 3)
         .unwrap()
         .unwrap();
     assert_eq!(
         (t.status, t.claimed_by.as_deref(), t.attempts),
         (Status::InProgress, Some("a1"), 1)
     );
-    let t = s.mark_verifying(t.id, "a1", "restarted n2").unwrap();
+    let t = s
+        .mark_verifying(t.incident_id.unwrap(), "a1", 1, "restarted n2")
+        .unwrap()
+        .lead()
+        .clone();
     assert_eq!(t.status, Status::Verifying);
     // Still violated: it stays in verifying, not resolved.
     assert!(cycle(&s, 1, &[v("node_down", "n2")], &[]).is_empty());
@@ -230,11 +272,16 @@ fn only_the_claiming_agent_may_say_verifying() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(600), None, 3)
+        .claim_lead("a1", Duration::from_secs(600), None, 3)
         .unwrap()
         .unwrap();
-    let err = s.mark_verifying(t.id, "a2", "me too").unwrap_err();
-    assert!(matches!(err, StoreError::Transition { .. }), "{err}");
+    let err = s
+        .mark_verifying(t.incident_id.unwrap(), "a2", 1, "me too")
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::IncidentTransition { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -244,7 +291,7 @@ fn clearing_under_a_live_lease_waits_for_the_agent_and_an_expired_lease_heals() 
     let t0 = (now - at(0)).num_seconds();
     cycle(&s, t0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(3600), None, 3)
+        .claim_lead("a1", Duration::from_secs(3600), None, 3)
         .unwrap()
         .unwrap();
     assert_eq!(kinds(&cycle(&s, t0 + 1, &[], &[])), [ChangeKind::Cleared]);
@@ -259,17 +306,13 @@ fn two_agents_never_share_a_ticket_and_a_dead_agents_lease_runs_out() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let first = s
-        .claim_next("a1", Duration::from_millis(50), None, 3)
+        .claim_lead("a1", Duration::from_millis(50), None, 3)
         .unwrap();
     assert!(first.is_some());
-    assert!(
-        s.claim_next("a2", Duration::from_secs(60), None, 3)
-            .unwrap()
-            .is_none()
-    );
+    assert!(claim(&s, "a2", Duration::from_secs(60), None, 3).is_none());
     std::thread::sleep(Duration::from_millis(80));
     let again = s
-        .claim_next("a2", Duration::from_secs(60), None, 3)
+        .claim_lead("a2", Duration::from_secs(60), None, 3)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -293,7 +336,7 @@ fn critical_tickets_are_claimed_first() {
     cycle(&s, 0, &[warn.clone()], &[]);
     cycle(&s, 1, &[warn, v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(60), None, 3)
+        .claim_lead("a1", Duration::from_secs(60), None, 3)
         .unwrap()
         .unwrap();
     assert_eq!(t.invariant, "node_down");
@@ -304,16 +347,16 @@ fn escalated_tickets_wait_for_a_person_and_may_heal_by_themselves() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a1", Duration::from_secs(60), None, 3)
+        .claim_lead("a1", Duration::from_secs(60), None, 3)
         .unwrap()
         .unwrap();
-    let t = s.escalate(t.id, "agent:a1", "budget spent").unwrap();
+    let t = s
+        .escalate(t.incident_id.unwrap(), "agent:a1", "budget spent")
+        .unwrap()
+        .lead()
+        .clone();
     assert_eq!(t.status, Status::Escalated);
-    assert!(
-        s.claim_next("a2", Duration::from_secs(60), None, 3)
-            .unwrap()
-            .is_none()
-    );
+    assert!(claim(&s, "a2", Duration::from_secs(60), None, 3).is_none());
     assert_eq!(
         kinds(&cycle(&s, 1, &[], &[])),
         [ChangeKind::Resolved(Resolution::SelfHealed)]
@@ -348,6 +391,8 @@ fn instances_keep_their_own_tickets() {
         flap_window: Duration::from_secs(60),
         violations: Vec::new(),
         unknown: Vec::new(),
+        consequences: &[],
+        correlation_window: Duration::from_secs(30),
     })
     .unwrap();
     assert_eq!(all(&s)[0].status, Status::Open);
@@ -387,21 +432,29 @@ fn claims_stay_in_their_scope_and_spent_attempts_escalate() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     assert!(
-        s.claim_next("a", Duration::from_secs(60), Some(("ratelimiter", 1)), 3)
+        s.claim_lead("a", Duration::from_secs(60), Some(("ratelimiter", 1)), 3)
             .unwrap()
             .is_none()
     );
     let t = s
-        .claim_next("a", Duration::from_secs(60), Some(("ratelimiter", 0)), 2)
+        .claim_lead("a", Duration::from_secs(60), Some(("ratelimiter", 0)), 2)
         .unwrap()
         .unwrap();
-    let t = s.give_back(t.id, "a", "model error", 2).unwrap();
+    let t = s
+        .give_back(t.incident_id.unwrap(), "a", "model error", 2)
+        .unwrap()
+        .lead()
+        .clone();
     assert_eq!((t.status, t.attempts), (Status::Open, 1));
     let t = s
-        .claim_next("b", Duration::from_secs(60), None, 2)
+        .claim_lead("b", Duration::from_secs(60), None, 2)
         .unwrap()
         .unwrap();
-    let t = s.give_back(t.id, "b", "model error again", 2).unwrap();
+    let t = s
+        .give_back(t.incident_id.unwrap(), "b", "model error again", 2)
+        .unwrap()
+        .lead()
+        .clone();
     assert_eq!(t.status, Status::Escalated);
     let ev: Vec<String> = s
         .ticket_events(t.id)
@@ -416,12 +469,12 @@ fn claims_stay_in_their_scope_and_spent_attempts_escalate() {
     // A ticket whose agents died with it is escalated at the next claim.
     cycle(&s, 1, &[v("node_down", "n3")], &[]);
     let t = s
-        .claim_next("c", Duration::from_millis(10), None, 1)
+        .claim_lead("c", Duration::from_millis(10), None, 1)
         .unwrap()
         .unwrap();
     std::thread::sleep(Duration::from_millis(30));
     assert!(
-        s.claim_next("d", Duration::from_secs(60), None, 1)
+        s.claim_lead("d", Duration::from_secs(60), None, 1)
             .unwrap()
             .is_none()
     );
@@ -433,13 +486,18 @@ fn leases_are_renewed_by_their_holder_only_and_failed_verification_returns_the_t
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a", Duration::from_secs(60), None, 3)
+        .claim_lead("a", Duration::from_secs(60), None, 3)
         .unwrap()
         .unwrap();
-    assert!(s.renew_lease(t.id, "a", Duration::from_secs(120)).is_ok());
-    assert!(s.renew_lease(t.id, "b", Duration::from_secs(120)).is_err());
-    s.mark_verifying(t.id, "a", "fixed").unwrap();
-    let t = s.verify_failed(t.id, "a", "still down").unwrap();
+    let i = t.incident_id.unwrap();
+    assert!(s.renew_lease(i, "a", Duration::from_secs(120)).is_ok());
+    assert!(s.renew_lease(i, "b", Duration::from_secs(120)).is_err());
+    s.mark_verifying(i, "a", 1, "fixed").unwrap();
+    let t = s
+        .verify_failed(i, "a", "still down")
+        .unwrap()
+        .lead()
+        .clone();
     assert_eq!(t.status, Status::InProgress);
 }
 
@@ -448,14 +506,15 @@ fn a_reopened_ticket_gets_fresh_attempts() {
     let (_d, s) = store();
     cycle(&s, 0, &[v("node_down", "n2")], &[]);
     let t = s
-        .claim_next("a", Duration::from_secs(60), None, 1)
+        .claim_lead("a", Duration::from_secs(60), None, 1)
         .unwrap()
         .unwrap();
-    s.mark_verifying(t.id, "a", "fixed").unwrap();
+    s.mark_verifying(t.incident_id.unwrap(), "a", 1, "fixed")
+        .unwrap();
     cycle(&s, 1, &[], &[]);
     cycle(&s, 2, &[v("node_down", "n2")], &[]);
     assert_eq!(s.ticket(t.id).unwrap().attempts, 0);
-    let again = s.claim_next("a", Duration::from_secs(60), None, 1).unwrap();
+    let again = s.claim_lead("a", Duration::from_secs(60), None, 1).unwrap();
     assert_eq!(
         again.map(|t| t.id),
         Some(t.id),

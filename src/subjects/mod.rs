@@ -49,6 +49,9 @@ pub trait SubjectKind: Sync {
     fn words(&self) -> &'static dyn crate::policy::SubjectWords;
     /// The built-in runbook (YAML) of the offline agent.
     fn runbook(&self) -> &'static str;
+    /// Which of its violations are consequences of which: the tickets of one cause are one
+    /// incident.
+    fn consequences(&self) -> &'static [crate::invariant::Consequence];
     /// What chaos is told of this subject: its own faults, and where faults aim.
     fn faults(&self) -> &'static dyn crate::chaos::SubjectFaults;
     /// How `up` would have planned a node of `role`, for containers adopted rather than

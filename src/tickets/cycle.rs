@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::model::{Resolution, Status};
 use crate::clock::Timestamp;
-use crate::invariant::{Scope, Violation};
+use crate::invariant::{Consequence, Scope, Violation};
 
 /// The monitor's name in event rows.
 pub const MONITOR: &str = "monitor";
@@ -30,6 +30,11 @@ pub struct CycleInput {
     pub violations: Vec<Observed>,
     /// What the observation could not decide: tickets in there are left alone.
     pub unknown: Vec<Scope>,
+    /// The subject's declarations of which violations follow from which: they group
+    /// tickets into incidents.
+    pub consequences: &'static [Consequence],
+    /// Tickets that open within this time of an incident's last one join it, if related.
+    pub correlation_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -53,6 +58,8 @@ pub struct TicketChange {
     pub entity: String,
     pub change: ChangeKind,
     pub summary: String,
+    /// The ticket's incident after the change.
+    pub incident_id: Option<i64>,
 }
 
 /// What applying a cycle did.
@@ -68,6 +75,16 @@ pub struct Applied {
 pub struct TicketFilter {
     pub status: Option<Status>,
     /// Only tickets that are not resolved.
+    pub active: bool,
+    pub subject: Option<String>,
+    pub instance: Option<u32>,
+    pub limit: Option<usize>,
+}
+
+/// Which incidents to list.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    /// Only incidents that are not resolved.
     pub active: bool,
     pub subject: Option<String>,
     pub instance: Option<u32>,

@@ -9,8 +9,10 @@ pub mod cycle;
 pub mod model;
 pub mod state;
 
-pub use cycle::{Applied, ChangeKind, CycleInput, MONITOR, Observed, TicketChange, TicketFilter};
-pub use model::{Resolution, Status, Ticket, TicketEvent};
+pub use cycle::{
+    Applied, ChangeKind, CycleInput, IncidentFilter, MONITOR, Observed, TicketChange, TicketFilter,
+};
+pub use model::{Claimed, Incident, Resolution, Status, Ticket, TicketEvent};
 
 /// The key that makes a violation one ticket: subject, instance, invariant and entity.
 pub fn violation_key(subject: &str, instance: u32, invariant: &str, entity: &str) -> String {

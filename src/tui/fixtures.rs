@@ -143,7 +143,25 @@ pub fn ticket(id: i64, entity: &str, status: Status) -> Ticket {
         lease_expires_at: None,
         attempts: 1,
         updated_at: at(-1),
+        incident_id: Some(id),
+        root: true,
     }
+}
+
+/// An incident of the given tickets (the first's id is the incident's), as the store
+/// returns it.
+pub fn incident(tickets: Vec<Ticket>) -> crate::tickets::Claimed {
+    let mut rest = tickets.into_iter();
+    let first = rest.next().expect("an incident has a ticket");
+    let mut c = crate::tickets::Claimed::of_one(first);
+    for t in rest {
+        if t.root {
+            c.incident.roots.push(t.id);
+        }
+        c.incident.tickets.push(t.id);
+        c.tickets.push(t);
+    }
+    c
 }
 
 pub fn events(id: i64) -> Vec<TicketEvent> {

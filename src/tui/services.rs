@@ -430,7 +430,7 @@ fn start_loops(
     // The monitor.
     match crate::subjects::registry::build(&ctx.subject, ctx.runtime.clone(), &ctx.config) {
         Ok(subject) => {
-            let monitor = Monitor::new(subject, ctx.store.clone(), ctx.config.tickets.flap_window)
+            let monitor = Monitor::new(subject, ctx.store.clone(), &ctx.config.tickets)
                 .with_events(ctx.runtime.events());
             let tx = tx.clone();
             tokio::spawn(

@@ -52,7 +52,9 @@ pub enum Item {
 #[derive(Debug, Clone)]
 pub struct SessionView {
     pub id: i64,
+    /// The lead ticket of the incident it works.
     pub ticket_id: i64,
+    pub incident_id: Option<i64>,
     pub label: String,
     pub outcome: Option<String>,
     pub reason: Option<String>,
@@ -73,6 +75,7 @@ impl SessionView {
         Self {
             id,
             ticket_id,
+            incident_id: None,
             label,
             outcome: None,
             reason: None,
@@ -93,6 +96,7 @@ impl SessionView {
             format!("{} {}", s.backend, s.model),
             live,
         );
+        v.incident_id = s.incident_id;
         v.outcome = s.outcome.clone();
         v.reason = s.summary.clone();
         v.tokens = (s.input_tokens + s.output_tokens).max(0) as u64;

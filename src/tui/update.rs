@@ -815,22 +815,31 @@ fn on_db(
 
 fn on_agent(app: &mut App, ev: AgentEvent) -> Vec<Effect> {
     match ev {
-        AgentEvent::Started { session_id, ticket } => {
+        AgentEvent::Started {
+            session_id,
+            ticket,
+            incident_id,
+            tickets,
+        } => {
             if !app.sessions.iter().any(|s| s.id == session_id) {
-                app.sessions.push(SessionView::new(
-                    session_id,
-                    ticket.id,
-                    app.agent_label.clone(),
-                    true,
-                ));
+                let mut view =
+                    SessionView::new(session_id, ticket.id, app.agent_label.clone(), true);
+                view.incident_id = Some(incident_id);
+                app.sessions.push(view);
                 app.sessions.sort_by_key(|v| v.id);
             } else if let Some(s) = app.sessions.iter_mut().find(|s| s.id == session_id) {
                 s.live = true;
+                s.incident_id = Some(incident_id);
             }
+            let others = match tickets {
+                0 | 1 => String::new(),
+                2 => " and 1 more ticket".to_string(),
+                n => format!(" and {} more tickets", n - 1),
+            };
             app.push_log(
                 Level::Info,
                 format!(
-                    "agent took ticket #{} ({} {})",
+                    "agent took incident #{incident_id}: ticket #{} ({} {}){others}",
                     ticket.id, ticket.invariant, ticket.entity
                 ),
             );

@@ -338,7 +338,7 @@ impl Cluster {
                 cfg.section().expect("the rate limiter's section"),
             )),
         };
-        Monitor::new(subject, self.async_store(), cfg.tickets.flap_window)
+        Monitor::new(subject, self.async_store(), &cfg.tickets)
     }
 
     pub fn address(&self, node: &str) -> String {

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::tickets::Ticket;
+use crate::tickets::Claimed;
 
 /// A tool the model may call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -221,10 +221,11 @@ pub enum ModelError {
 }
 
 /// What a model is working on, for backends that need more than the conversation (the
-/// runbook reads the ticket).
+/// runbook reads the incident's tickets).
 pub struct TurnRequest<'a> {
     pub conversation: &'a Conversation,
-    pub ticket: &'a Ticket,
+    /// The incident and its tickets, roots first, as of this turn.
+    pub incident: &'a Claimed,
     /// Facts the prompt's templates may use: addresses, ports.
     pub facts: &'a Value,
 }

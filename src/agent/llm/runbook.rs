@@ -16,6 +16,7 @@ use super::{
     TurnRequest, Usage, UserBlock,
 };
 use crate::agent::tools::{ESCALATE, OBSERVE, RESOLVE, SHELL};
+use crate::tickets::{Claimed, Ticket};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,12 +94,10 @@ impl RunbookModel {
         })
     }
 
-    /// The steps for this ticket, placeholders filled.
-    /// The steps for the ticket (say, run), and how many of them diagnose.
-    fn plan(&self, req: &TurnRequest) -> Option<(usize, Vec<(String, String)>)> {
-        let t = req.ticket;
+    /// One ticket's steps (say, run), placeholders filled, and how many of them diagnose;
+    /// `None` when the runbook has no recipe for its invariant.
+    fn steps(&self, t: &Ticket, f: &Value) -> Option<(usize, Vec<(String, String)>)> {
         let recipe = self.book.recipes.get(&t.invariant)?;
-        let f = req.facts;
         let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
         // The ticket's entity and its detail's values (`{detail.revision}`), every named value
         // of the subject's context (addresses, ready-made client commands) and the entity's
@@ -158,46 +157,75 @@ impl RunbookModel {
         ))
     }
 
+    /// The incident's plan: each open ticket's recipe, roots first, a step whose command an
+    /// earlier ticket's recipe already holds left out (a member that one ticket starts is
+    /// not started again for the quorum it brings back).
+    fn plan(&self, req: &TurnRequest) -> Result<Plan, String> {
+        let mut plan = Plan::default();
+        for t in req.incident.active() {
+            let Some((diagnose, steps)) = self.steps(t, req.facts) else {
+                return Err(format!(
+                    "the runbook has no recipe for {}; a person needs to look at {}",
+                    t.invariant, t.entity
+                ));
+            };
+            for (i, (say, run)) in steps.into_iter().enumerate() {
+                if plan.steps.iter().any(|(_, r)| *r == run) {
+                    continue;
+                }
+                if i >= diagnose {
+                    plan.repairs.push(run.clone());
+                }
+                plan.steps.push((say, run));
+            }
+        }
+        Ok(plan)
+    }
+
     fn next(&self, req: &TurnRequest) -> Next {
-        let t = req.ticket;
-        let Some((diagnose, plan)) = self.plan(req) else {
-            return Next::Escalate(format!(
-                "the runbook has no recipe for {}; a person needs to look at {}",
-                t.invariant, t.entity
-            ));
+        let what = describe(req.incident);
+        let plan = match self.plan(req) {
+            Ok(p) => p,
+            Err(why) => return Next::Escalate(why),
         };
         let msgs = &req.conversation.messages;
-        let turns_done = msgs
+        let calls: Vec<(&str, &Value)> = msgs
             .iter()
-            .filter(|m| matches!(m, Message::Assistant(_)))
-            .count();
-        if let Some((say, run)) = plan.get(turns_done) {
+            .filter_map(|m| match m {
+                Message::Assistant(blocks) => Some(blocks),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|b| match b {
+                AssistantBlock::ToolUse { name, input, .. } => Some((name.as_str(), input)),
+                _ => None,
+            })
+            .collect();
+        // Steps already done (by this recipe or another's) are not run again.
+        let ran = |run: &str| {
+            calls
+                .iter()
+                .any(|(name, input)| *name == SHELL && input["command"].as_str() == Some(run))
+        };
+        if let Some((say, run)) = plan.steps.iter().find(|(_, run)| !ran(run)) {
             return Next::Shell(say.clone(), run.clone());
         }
-        if turns_done == plan.len() {
-            return Next::Observe(
-                "Now check, as the monitor does, whether the violation is gone.".into(),
-                0,
-            );
-        }
-        let repaired: Vec<&str> = plan
-            .iter()
-            .skip(diagnose)
-            .map(|(_, run)| run.as_str())
-            .collect();
-        // The monitor was told it is fixed and did not see it so: a person's turn.
-        let last_call = msgs.iter().rev().find_map(|m| match m {
-            Message::Assistant(blocks) => blocks.iter().find_map(|b| match b {
-                AssistantBlock::ToolUse { name, .. } => Some(name.as_str()),
-                _ => None,
-            }),
-            _ => None,
-        });
-        if last_call == Some(RESOLVE) {
-            return Next::Escalate(format!(
-                "the monitor did not confirm the runbook's fix for {} on {}",
-                t.invariant, t.entity
-            ));
+        let last_call = calls.last().map(|(name, _)| *name);
+        match last_call {
+            None | Some(SHELL) => {
+                return Next::Observe(
+                    "Now check, as the monitor does, whether every violation of the incident is gone."
+                        .into(),
+                    0,
+                );
+            }
+            // The monitor was told it is fixed and did not see it so: a person's turn.
+            Some(RESOLVE) => {
+                return Next::Escalate(format!(
+                    "the monitor did not confirm the runbook's fix for {what}"
+                ));
+            }
+            _ => {}
         }
         // After observing: resolve if it held; look again while a repaired node may still be
         // starting; else hand over.
@@ -211,36 +239,49 @@ impl RunbookModel {
         let gone = last
             .as_deref()
             .and_then(|c| serde_json::from_str::<Value>(c).ok())
-            .and_then(|v| v["ticket_violation_present"].as_bool())
-            .map(|present| !present);
-        let looks = turns_done - plan.len();
+            .and_then(|v| v["all_gone"].as_bool());
+        let looks = calls
+            .iter()
+            .rev()
+            .take_while(|(name, _)| *name == OBSERVE)
+            .count();
         match gone {
-            Some(true) => Next::Resolve(if repaired.is_empty() {
-                format!(
-                    "{} on {} is gone; no repair was needed.",
-                    t.invariant, t.entity
-                )
+            Some(true) => Next::Resolve(if plan.repairs.is_empty() {
+                format!("{what}: gone; no repair was needed.")
             } else {
                 format!(
-                    "{} on {}: ran `{}`; the violation is gone.",
-                    t.invariant,
-                    t.entity,
-                    repaired.join("`, `")
+                    "{what}: ran `{}`; every violation is gone.",
+                    plan.repairs.join("`, `")
                 )
             }),
-            _ if !repaired.is_empty() && looks < SETTLE_LOOKS => Next::Observe(
+            _ if !plan.repairs.is_empty() && looks < SETTLE_LOOKS => Next::Observe(
                 format!(
-                    "Not gone yet; {} may still be coming up. Look again in {SETTLE_WAIT_SECONDS}s.",
-                    t.entity
+                    "Not all gone yet; what was repaired may still be coming up. Look again in {SETTLE_WAIT_SECONDS}s."
                 ),
                 SETTLE_WAIT_SECONDS,
             ),
             _ => Next::Escalate(format!(
-                "the runbook's steps for {} did not clear it on {}; a person needs to look",
-                t.invariant, t.entity
+                "the runbook's steps did not clear {what}; a person needs to look"
             )),
         }
     }
+}
+
+/// The incident's plan, in order.
+#[derive(Default)]
+struct Plan {
+    steps: Vec<(String, String)>,
+    /// The commands of its repair steps.
+    repairs: Vec<String>,
+}
+
+/// `member_down on etcd-1, member_down on etcd-2, quorum_lost on cluster`.
+fn describe(incident: &Claimed) -> String {
+    incident
+        .active()
+        .map(|t| format!("{} on {}", t.invariant, t.entity))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[async_trait]
@@ -332,18 +373,15 @@ mod tests {
         assert!(Runbook::parse("subject: x\nrecipes: {a: {diagnose: [{say: s}]}}", "t").is_err());
     }
 
-    /// The runbook's next step for a killed node after `history` (each entry one turn: the
-    /// tool called, and what came back).
-    fn after(history: &[(&str, &str)], facts: &Value) -> Next {
-        let model = RunbookModel::new(builtin("ratelimiter").unwrap());
-        let ticket =
-            crate::tui::fixtures::ticket(1, "ratelimiter-2", crate::tickets::Status::InProgress);
+    /// A conversation of `history`: each entry one turn, the tool called with its input,
+    /// and what came back.
+    fn conversation(history: &[(&str, Value, &str)]) -> Conversation {
         let mut messages = vec![Message::User(vec![UserBlock::Text { text: "t".into() }])];
-        for (i, (tool, result)) in history.iter().enumerate() {
+        for (i, (tool, input, result)) in history.iter().enumerate() {
             messages.push(Message::Assistant(vec![AssistantBlock::ToolUse {
                 id: format!("t{i}"),
                 name: (*tool).into(),
-                input: json!({}),
+                input: input.clone(),
             }]));
             messages.push(Message::User(vec![UserBlock::ToolResult {
                 tool_use_id: format!("t{i}"),
@@ -351,56 +389,149 @@ mod tests {
                 is_error: false,
             }]));
         }
-        let conversation = Conversation {
+        Conversation {
             system: String::new(),
             tools: vec![],
             messages,
-        };
-        model.next(&TurnRequest {
-            conversation: &conversation,
-            ticket: &ticket,
-            facts,
-        })
+        }
+    }
+
+    /// Runs the runbook's shell steps for `incident` until it asks for something else:
+    /// the commands it ran, the history, and what it asked.
+    fn run_steps(
+        model: &RunbookModel,
+        incident: &Claimed,
+        facts: &Value,
+        mut history: Vec<(&'static str, Value, &'static str)>,
+    ) -> (Vec<String>, Vec<(&'static str, Value, &'static str)>, Next) {
+        let mut ran = Vec::new();
+        loop {
+            let conversation = conversation(&history);
+            let next = model.next(&TurnRequest {
+                conversation: &conversation,
+                incident,
+                facts,
+            });
+            match next {
+                Next::Shell(_, run) => {
+                    history.push((SHELL, json!({ "command": run }), "exit code 0"));
+                    ran.push(run);
+                    assert!(ran.len() < 50, "the runbook loops: {ran:?}");
+                }
+                other => return (ran, history, other),
+            }
+        }
     }
 
     #[test]
     fn a_repaired_node_gets_a_few_looks_before_the_runbook_gives_up() {
+        let model = RunbookModel::new(builtin("ratelimiter").unwrap());
+        let incident = crate::tui::fixtures::incident(vec![crate::tui::fixtures::ticket(
+            1,
+            "ratelimiter-2",
+            crate::tickets::Status::InProgress,
+        )]);
         let facts = json!({"commands": {"status": "docker ps -a", "logs": "docker logs --tail 20", "start": "docker start"}});
-        let present = r#"{"ticket_violation_present": true}"#;
-        let gone = r#"{"ticket_violation_present": false}"#;
-        let steps = [(SHELL, "exit code 0"); 3];
-        match after(&steps[..0], &facts) {
-            Next::Shell(_, run) => assert_eq!(run, "docker ps -a"),
-            _ => panic!("diagnosis first"),
-        }
-        match after(&steps[..2], &facts) {
-            Next::Shell(_, run) => assert_eq!(
-                run, "docker start ratelimiter-2",
-                "the runtime's own command"
-            ),
-            _ => panic!("then the repair"),
-        }
-        assert!(matches!(after(&steps, &facts), Next::Observe(_, 0)));
-        let mut h = steps.to_vec();
-        h.push((OBSERVE, present));
+        let present = r#"{"all_gone": false}"#;
+        let gone = r#"{"all_gone": true}"#;
+        let (ran, steps, next) = run_steps(&model, &incident, &facts, vec![]);
+        assert_eq!(
+            ran.first().map(String::as_str),
+            Some("docker ps -a"),
+            "diagnosis first"
+        );
+        assert_eq!(
+            ran.last().map(String::as_str),
+            Some("docker start ratelimiter-2"),
+            "then the repair, with the runtime's own command"
+        );
+        assert!(matches!(next, Next::Observe(_, 0)));
+        let next = |h: &[(&str, Value, &str)]| {
+            model.next(&TurnRequest {
+                conversation: &conversation(h),
+                incident: &incident,
+                facts: &facts,
+            })
+        };
+        let mut h = steps.clone();
+        h.push((OBSERVE, json!({}), present));
         assert!(
-            matches!(after(&h, &facts), Next::Observe(_, SETTLE_WAIT_SECONDS)),
+            matches!(next(&h), Next::Observe(_, SETTLE_WAIT_SECONDS)),
             "still starting: look again"
         );
-        h.push((OBSERVE, gone));
-        assert!(matches!(after(&h, &facts), Next::Resolve(_)));
-        let mut h = steps.to_vec();
-        h.extend([(OBSERVE, present); SETTLE_LOOKS]);
-        assert!(
-            matches!(after(&h, &facts), Next::Escalate(_)),
-            "then a person"
-        );
-        let mut h = steps.to_vec();
-        h.extend([(OBSERVE, gone), (RESOLVE, "the monitor still sees it")]);
-        match after(&h, &facts) {
+        h.push((OBSERVE, json!({}), gone));
+        assert!(matches!(next(&h), Next::Resolve(_)));
+        let mut h = steps.clone();
+        h.extend(std::iter::repeat_n(
+            (OBSERVE, json!({}), present),
+            SETTLE_LOOKS,
+        ));
+        assert!(matches!(next(&h), Next::Escalate(_)), "then a person");
+        let mut h = steps.clone();
+        h.extend([
+            (OBSERVE, json!({}), gone),
+            (RESOLVE, json!({}), "the monitor still sees it"),
+        ]);
+        match next(&h) {
             Next::Escalate(why) => assert!(why.contains("did not confirm"), "{why}"),
             _ => panic!("a rejected resolve goes to a person"),
         }
+    }
+
+    #[test]
+    fn an_incident_runs_each_tickets_recipe_roots_first_and_each_step_once() {
+        use crate::tickets::Status::InProgress;
+        let model = RunbookModel::new(builtin("etcd").unwrap());
+        let member = |id, entity: &str| {
+            let mut t = crate::tui::fixtures::ticket(id, entity, InProgress);
+            t.invariant = "member_down".into();
+            t.incident_id = Some(1);
+            t
+        };
+        let mut quorum = crate::tui::fixtures::ticket(3, "cluster", InProgress);
+        quorum.invariant = "quorum_lost".into();
+        quorum.root = false;
+        quorum.incident_id = Some(1);
+        quorum.detail = json!({"first_down": "etcd-1"});
+        let incident =
+            crate::tui::fixtures::incident(vec![member(1, "etcd-1"), member(2, "etcd-2"), quorum]);
+        let facts = json!({
+            "runtime": "local",
+            "etcdctl": "etcdctl --endpoints=E",
+            "commands": {"status": "operator status", "logs": "operator node logs", "start": "operator node start"},
+        });
+        let (ran, _, next) = run_steps(&model, &incident, &facts, vec![]);
+        let starts: Vec<&str> = ran
+            .iter()
+            .map(String::as_str)
+            .filter(|r| r.starts_with("operator node start"))
+            .collect();
+        assert_eq!(
+            starts,
+            ["operator node start etcd-1", "operator node start etcd-2"],
+            "each member started once, though the quorum's recipe starts etcd-1 too: {ran:?}"
+        );
+        let mut sorted = ran.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ran.len(), "no step twice: {ran:?}");
+        assert!(
+            ran.iter().position(|r| r.contains("endpoint status"))
+                > ran.iter().position(|r| r == "operator node start etcd-2"),
+            "the consequence's steps after the roots': {ran:?}"
+        );
+        assert!(matches!(next, Next::Observe(_, 0)));
+        // A step done already (a member the session just started) is not run again when a
+        // ticket that holds it joins later.
+        let first = crate::tui::fixtures::incident(vec![member(1, "etcd-1")]);
+        let (ran_first, history, _) = run_steps(&model, &first, &facts, vec![]);
+        assert!(ran_first.contains(&"operator node start etcd-1".to_string()));
+        let (ran_after, _, _) = run_steps(&model, &incident, &facts, history);
+        assert!(
+            !ran_after.contains(&"operator node start etcd-1".to_string()),
+            "{ran_after:?}"
+        );
+        assert!(ran_after.contains(&"operator node start etcd-2".to_string()));
     }
 
     #[test]
@@ -416,19 +547,14 @@ mod tests {
             "peer_urls": {"etcd-1": "http://faultproxy:12381", "etcd-2": "http://faultproxy:12382"},
             "commands": {"start": "docker start"},
         });
-        let conversation = Conversation {
-            system: String::new(),
-            tools: vec![],
-            messages: vec![],
-        };
-        let (_, steps) = model
+        let plan = model
             .plan(&TurnRequest {
-                conversation: &conversation,
-                ticket: &ticket,
+                conversation: &conversation(&[]),
+                incident: &crate::tui::fixtures::incident(vec![ticket]),
                 facts: &facts,
             })
             .unwrap();
-        let runs: Vec<&str> = steps.iter().map(|(_, run)| run.as_str()).collect();
+        let runs: Vec<&str> = plan.steps.iter().map(|(_, run)| run.as_str()).collect();
         assert!(
             runs.contains(
                 &"etcdctl --endpoints=E member add etcd-2 --peer-urls=http://faultproxy:12382"

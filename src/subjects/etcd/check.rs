@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::config::EtcdConfig;
 use super::observe::{EtcdObservation, MemberProbe};
+use crate::invariant::Consequence;
 use crate::subjects::{Assessment, InvariantInfo, Severity, Violation};
 
 pub const MEMBER_DOWN: &str = "member_down";
@@ -40,6 +41,31 @@ pub const NAMES: &[&str] = &[
     SLOW_COMMITS,
     LOW_DISK_SPACE,
     SUBJECT_UNREACHABLE,
+];
+
+/// What follows from what: members down, or cut off from the list, take the quorum, the
+/// leader and the others' progress with them.
+pub const CONSEQUENCES: &[Consequence] = &[
+    Consequence {
+        invariant: QUORUM_LOST,
+        follows_from: &[MEMBER_DOWN, MEMBERSHIP_MISMATCH],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: NO_LEADER,
+        follows_from: &[MEMBER_DOWN, MEMBERSHIP_MISMATCH, QUORUM_LOST],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: MEMBER_LAGGING,
+        follows_from: &[MEMBER_DOWN, MEMBERSHIP_MISMATCH],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: LEADER_FLAPPING,
+        follows_from: &[MEMBER_DOWN, MEMBERSHIP_MISMATCH, QUORUM_LOST],
+        same_entity: false,
+    },
 ];
 
 /// The invariants with their defaults, overridden by the config.

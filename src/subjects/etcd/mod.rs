@@ -120,6 +120,10 @@ impl SubjectKind for Etcd {
         include_str!("../../../assets/runbooks/etcd.yaml")
     }
 
+    fn consequences(&self) -> &'static [crate::invariant::Consequence] {
+        check::CONSEQUENCES
+    }
+
     fn words(&self) -> &'static dyn crate::policy::SubjectWords {
         &Etcd
     }

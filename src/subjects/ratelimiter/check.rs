@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::config::RateLimiterConfig;
 use super::observe::{NodeProbe, RedisProbe, RlObservation};
+use crate::invariant::Consequence;
 use crate::subjects::{Assessment, InvariantInfo, NodeState, Severity, Violation};
 
 pub const NODE_DOWN: &str = "node_down";
@@ -25,6 +26,48 @@ pub const LOW_DISK_SPACE: &str = "low_disk_space";
 
 /// The entity of `subject_unreachable`.
 pub const CLUSTER: &str = "cluster";
+
+/// What follows from what. A node is unhealthy, slow, or miscounting because Redis is
+/// down; a node's own symptoms follow from that node being down. (The check already folds
+/// "unhealthy only because Redis is down" into Redis's violation; this groups what it does
+/// not fold.)
+pub const CONSEQUENCES: &[Consequence] = &[
+    Consequence {
+        invariant: NODE_DEGRADED,
+        follows_from: &[REDIS_DOWN],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: NODE_DEGRADED,
+        follows_from: &[NODE_DOWN],
+        same_entity: true,
+    },
+    Consequence {
+        invariant: HIGH_LATENCY,
+        follows_from: &[REDIS_DOWN],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: HIGH_LATENCY,
+        follows_from: &[NODE_DOWN, NODE_DEGRADED],
+        same_entity: true,
+    },
+    Consequence {
+        invariant: COUNTER_DRIFT,
+        follows_from: &[REDIS_DOWN],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: REGISTRY_MISMATCH,
+        follows_from: &[REDIS_DOWN],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: REGISTRY_MISMATCH,
+        follows_from: &[NODE_DOWN],
+        same_entity: true,
+    },
+];
 
 /// The invariants with their defaults, overridden by the config.
 pub fn catalogue(cfg: &RateLimiterConfig) -> Vec<InvariantInfo> {

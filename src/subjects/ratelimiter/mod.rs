@@ -106,6 +106,10 @@ impl SubjectKind for RateLimiter {
     fn runbook(&self) -> &'static str {
         include_str!("../../../assets/runbooks/ratelimiter.yaml")
     }
+
+    fn consequences(&self) -> &'static [crate::invariant::Consequence] {
+        check::CONSEQUENCES
+    }
 }
 
 /// What the policy is told of the rate limiter: `redis-cli` and its URLs, its rc file, and

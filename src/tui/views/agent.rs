@@ -69,7 +69,10 @@ fn draw_head(f: &mut Frame, app: &App, s: &SessionView, area: Rect) {
     };
     let mut spans = vec![
         Span::styled(format!(" session {} ({pos} of {n})", s.id), th.bold()),
-        Span::raw(format!(" · ticket #{} · ", s.ticket_id)),
+        Span::raw(match s.incident_id {
+            Some(i) => format!(" · incident #{i} · ticket #{} · ", s.ticket_id),
+            None => format!(" · ticket #{} · ", s.ticket_id),
+        }),
         state,
         Span::styled(format!(" · {} tokens{cost}{follow}", s.tokens), th.dim()),
     ];
