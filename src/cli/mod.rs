@@ -7,6 +7,7 @@ mod cluster;
 mod docker_api;
 mod eval;
 mod faultproxy;
+mod incidents;
 mod load;
 mod monitor;
 mod output;
@@ -37,6 +38,7 @@ Examples:
   operator monitor                     watch them; open and resolve tickets
   operator chaos inject node_kill      break one node (in another terminal)
   operator tickets list                see what the monitor found
+  operator incidents list              the same, grouped by cause
   operator eval run campaign campaigns/smoke.yaml   score the agent over many faults
   operator down                        stop everything and clean up
 
@@ -112,6 +114,9 @@ pub enum Command {
     /// List, show, resolve and hold tickets.
     #[command(subcommand)]
     Tickets(tickets::TicketsCommand),
+    /// List and show incidents: the tickets of one cause, worked together.
+    #[command(subcommand)]
+    Incidents(incidents::IncidentsCommand),
     /// Inject and heal faults.
     #[command(subcommand)]
     Chaos(chaos::ChaosCommand),
@@ -300,6 +305,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Node(a) => cluster::node(&ctx, a).await,
         Command::Monitor(a) => monitor::run(&ctx, a).await,
         Command::Tickets(c) => tickets::run(&ctx, c).await,
+        Command::Incidents(c) => incidents::run(&ctx, c).await,
         Command::Chaos(c) => chaos::run(&ctx, c).await,
         Command::Load(a) => load::run(&ctx, a).await,
         Command::Agent(a) => agent::run(&ctx, a).await,

@@ -24,6 +24,8 @@ pub const VERBS: &[Verb] = &[
     verb(&["status"], Class::ReadOnly, "reads the cluster's state"),
     verb(&["tickets", "list"], Class::ReadOnly, "reads tickets"),
     verb(&["tickets", "show"], Class::ReadOnly, "reads a ticket"),
+    verb(&["incidents", "list"], Class::ReadOnly, "reads incidents"),
+    verb(&["incidents", "show"], Class::ReadOnly, "reads an incident"),
     verb(&["audit"], Class::ReadOnly, "reads the agent's record"),
     verb(&["node", "logs"], Class::ReadOnly, "reads a node's log"),
     verb(&["monitor"], Class::ReadOnly, "looks at the cluster"),
@@ -71,6 +73,11 @@ pub const VERBS: &[Verb] = &[
         &["chaos"],
         Class::Denied,
         "the agent neither reads nor touches the fault ledger",
+    ),
+    verb(
+        &["incidents"],
+        Class::Denied,
+        "incidents are resolved by evidence: use the resolve tool, not the CLI",
     ),
     verb(&["agent"], Class::Denied, "the agent does not start agents"),
     verb(

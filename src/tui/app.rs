@@ -336,11 +336,63 @@ impl App {
         });
     }
 
+    /// The tickets the filter keeps, grouped by incident (the newest incident first), each
+    /// incident's roots first, then its consequences in the order they opened.
     pub fn visible_tickets(&self) -> Vec<&Ticket> {
-        self.tickets
+        let mut newest: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        for t in &self.tickets {
+            let n = newest.entry(incident_key(t)).or_insert(t.id);
+            *n = (*n).max(t.id);
+        }
+        let mut v: Vec<&Ticket> = self
+            .tickets
             .iter()
             .filter(|t| self.filter.keeps(t))
-            .collect()
+            .collect();
+        v.sort_by_key(|t| {
+            let key = incident_key(t);
+            (
+                std::cmp::Reverse(newest.get(&key).copied().unwrap_or(t.id)),
+                key,
+                !t.root,
+                t.opened_at,
+                t.id,
+            )
+        });
+        v
+    }
+
+    /// The incident of `t` as the app's tickets tell it: its id, its state taken together
+    /// (as the store takes it), when its first ticket opened, and how many tickets it has.
+    pub fn incident_of(&self, t: &Ticket) -> Option<IncidentLine> {
+        let id = t.incident_id?;
+        let members: Vec<&Ticket> = self
+            .tickets
+            .iter()
+            .filter(|u| u.incident_id == Some(id))
+            .collect();
+        let active: Vec<&&Ticket> = members
+            .iter()
+            .filter(|u| u.status != Status::Resolved)
+            .collect();
+        let has = |s: Status| active.iter().any(|u| u.status == s);
+        let status = if active.is_empty() {
+            Status::Resolved
+        } else if has(Status::Escalated) {
+            Status::Escalated
+        } else if active.iter().all(|u| u.status == Status::Verifying) {
+            Status::Verifying
+        } else if has(Status::InProgress) || has(Status::Verifying) {
+            Status::InProgress
+        } else {
+            Status::Open
+        };
+        Some(IncidentLine {
+            id,
+            status,
+            opened_at: members.iter().map(|u| u.opened_at).min()?,
+            tickets: members.len(),
+        })
     }
 
     pub fn selected_ticket(&self) -> Option<&Ticket> {
@@ -377,4 +429,18 @@ impl App {
     pub fn too_small(&self) -> bool {
         self.size.0 < 80 || self.size.1 < 24
     }
+}
+
+/// An incident as the Tickets tab shows it above its tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncidentLine {
+    pub id: i64,
+    pub status: Status,
+    pub opened_at: Timestamp,
+    pub tickets: usize,
+}
+
+/// What groups a ticket: its incident, or itself when it has none.
+fn incident_key(t: &Ticket) -> i64 {
+    t.incident_id.unwrap_or(-t.id)
 }

@@ -328,6 +328,38 @@ fn tickets_views() {
     snap!("tickets_resolved", a);
 }
 
+/// Two members down and the quorum they took are one incident: roots first, the consequence
+/// indented under them, the incident's line on its first row; an unrelated ticket apart.
+#[test]
+fn tickets_are_grouped_by_incident() {
+    use crate::tickets::Status::{InProgress, Open};
+    let mut a = fixtures::app(false, None);
+    let mut t = |id, entity: &str, invariant: &str, incident, root, status| {
+        let mut t = fixtures::ticket(id, entity, status);
+        t.invariant = invariant.into();
+        t.incident_id = Some(incident);
+        t.root = root;
+        t
+    };
+    a.tickets = vec![
+        t(4, "ratelimiter-3", "node_down", 4, true, Open),
+        t(3, "cluster", "quorum_lost", 1, false, InProgress),
+        t(2, "etcd-2", "member_down", 1, true, InProgress),
+        t(1, "etcd-1", "member_down", 1, true, InProgress),
+    ];
+    a.tab = Tab::Tickets;
+    let order: Vec<i64> = a.visible_tickets().iter().map(|t| t.id).collect();
+    assert_eq!(order, [4, 1, 2, 3], "newest incident first, roots first");
+    let screen = render(&a);
+    assert!(screen.contains("↳ quorum_lost"), "{screen}");
+    assert_eq!(
+        screen.matches("#1 in_progress 30s").count(),
+        1,
+        "the incident's line once, on its first row: {screen}"
+    );
+    snap!("tickets_grouped_by_incident", a);
+}
+
 #[test]
 fn agent_views() {
     for (name, stage) in [

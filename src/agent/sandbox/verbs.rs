@@ -26,7 +26,7 @@ pub enum Refusal {
 }
 
 /// What the socket serves, for messages.
-pub const SERVED: &str = "status, node start|stop|restart|kill|pause|resume|reset|logs, tickets list|show, policy check, help";
+pub const SERVED: &str = "status, node start|stop|restart|kill|pause|resume|reset|logs, tickets list|show, incidents list|show, policy check, help";
 
 const NODE_VERBS: &[&str] = &[
     "start", "stop", "restart", "kill", "pause", "resume", "reset", "logs",
@@ -85,6 +85,29 @@ pub fn call_of(words: &[String]) -> Result<Call, Refusal> {
                 });
             }
             Ok(call(&["tickets", "show"], opts, words))
+        }
+        ["incidents", "list", rest @ ..] => {
+            let (mut opts, words) = options(
+                "incidents list",
+                rest,
+                &["--json", "--active"],
+                &["--limit"],
+            )?;
+            no_words("incidents list", &words, "no words")?;
+            // Only this instance's incidents.
+            opts.push("--this-instance".into());
+            Ok(call(&["incidents", "list"], opts, words))
+        }
+        ["incidents", "show", rest @ ..] => {
+            let (mut opts, words) = options("incidents show", rest, &["--json"], &[])?;
+            opts.push("--this-instance".into());
+            if words.len() != 1 || !words[0].bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Refusal::Usage {
+                    verb: "incidents show".into(),
+                    want: "one incident number",
+                });
+            }
+            Ok(call(&["incidents", "show"], opts, words))
         }
         ["policy", "check", rest @ ..] => {
             let (opts, words) = options("policy check", rest, &["--json"], &[])?;
@@ -200,6 +223,12 @@ mod tests {
         assert_eq!(c.class, Class::ReadOnly);
         let c = call_of(&words("tickets list --limit=5")).unwrap();
         assert_eq!(c.argv, words("tickets list --limit 5 --this-instance"));
+        let c = call_of(&words("incidents show 4 --json")).unwrap();
+        assert_eq!(c.argv, words("incidents show --json --this-instance -- 4"));
+        assert_eq!(c.class, Class::ReadOnly);
+        let c = call_of(&words("incidents list --active")).unwrap();
+        assert_eq!(c.argv, words("incidents list --active --this-instance"));
+        assert!(call_of(&words("incidents show ../4")).is_err());
         assert_eq!(call_of(&[]).unwrap().class, Class::ReadOnly);
     }
 

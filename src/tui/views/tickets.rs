@@ -1,4 +1,5 @@
-//! The Tickets tab: the list, filtered by status, and the selected ticket's history.
+//! The Tickets tab: the list, filtered by status and grouped by incident (roots first, the
+//! tickets that follow from them indented), and the selected ticket's history.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -51,23 +52,57 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
     let id_w = widest(&mut visible.iter().map(|t| t.id.to_string().len() + 1), 2);
     let status_w = widest(&mut statuses.iter().map(|s| s.chars().count()), 6);
     let entity_w = widest(&mut visible.iter().map(|t| t.entity.chars().count()), 6);
-    let fixed = id_w + status_w + 8 + entity_w + 4 + 3 + 6;
-    let invariant_w = widest(&mut visible.iter().map(|t| t.invariant.len()), 9)
+    // The incident's line on its first ticket shown: its id, state and age; the tickets
+    // that follow from a root are indented under it.
+    let incidents: Vec<Option<String>> = visible
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let first = i == 0 || visible[i - 1].incident_id != t.incident_id;
+            let line = app.incident_of(t).filter(|_| first)?;
+            Some(format!(
+                "#{} {} {}",
+                line.id,
+                line.status,
+                ago(app, line.opened_at)
+            ))
+        })
+        .collect();
+    let incident_w = widest(
+        &mut incidents.iter().map(|s| s.as_deref().map_or(0, str::len)),
+        8,
+    );
+    let invariant = |t: &crate::tickets::Ticket| {
+        if t.root {
+            t.invariant.clone()
+        } else {
+            format!("↳ {}", t.invariant)
+        }
+    };
+    let fixed = incident_w + id_w + status_w + 8 + entity_w + 4 + 3 + 7;
+    let invariant_w = widest(&mut visible.iter().map(|t| invariant(t).chars().count()), 9)
         .min(block.inner(area).width.saturating_sub(fixed).max(9));
-    let rows = visible.iter().zip(statuses).map(|(t, status)| {
-        Row::new(vec![
-            Cell::from(format!("#{}", t.id)),
-            Cell::from(status).style(th.status(t.status)),
-            Cell::from(t.severity.as_str()).style(th.severity(t.severity)),
-            Cell::from(super::cut(&t.invariant, usize::from(invariant_w))),
-            Cell::from(t.entity.clone()),
-            Cell::from(ago(app, t.opened_at)).style(th.dim()),
-            Cell::from(t.occurrences.to_string()).style(th.dim()),
-        ])
-    });
+    let rows = visible
+        .iter()
+        .zip(statuses)
+        .zip(incidents)
+        .map(|((t, status), incident)| {
+            let incident_status = app.incident_of(t).map_or(t.status, |i| i.status);
+            Row::new(vec![
+                Cell::from(incident.unwrap_or_default()).style(th.status(incident_status)),
+                Cell::from(format!("#{}", t.id)),
+                Cell::from(status).style(th.status(t.status)),
+                Cell::from(t.severity.as_str()).style(th.severity(t.severity)),
+                Cell::from(super::cut(&invariant(t), usize::from(invariant_w))),
+                Cell::from(t.entity.clone()),
+                Cell::from(ago(app, t.opened_at)).style(th.dim()),
+                Cell::from(t.occurrences.to_string()).style(th.dim()),
+            ])
+        });
     let table = Table::new(
         rows,
         [
+            Constraint::Length(incident_w),
             Constraint::Length(id_w),
             Constraint::Length(status_w),
             Constraint::Length(8),
@@ -79,6 +114,7 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
     )
     .header(
         Row::new([
+            "incident",
             "id",
             "status",
             "severity",
@@ -121,6 +157,21 @@ fn draw_detail(f: &mut Frame, app: &App, area: Rect) {
             th.dim(),
         )),
     ];
+    if let Some(i) = app.incident_of(t) {
+        let role = if t.root {
+            "a root"
+        } else {
+            "follows from a root"
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("incident #{} ", i.id), th.bold()),
+            Span::styled(i.status.to_string(), th.status(i.status)),
+            Span::styled(
+                format!(" · {} ticket(s) · this one {role}", i.tickets),
+                th.dim(),
+            ),
+        ]));
+    }
     if let Some(by) = &t.claimed_by {
         lines.push(Line::from(Span::styled(
             format!("claimed by {by} · attempt {}", t.attempts),
