@@ -95,6 +95,12 @@ pub struct Slice {
     /// Harness time per trial outside the fault and the agent.
     pub overhead_p50_ms: Option<f64>,
     pub overhead_p90_ms: Option<f64>,
+    /// Incidents and tickets the faults opened, per counted trial: how a fault cascades.
+    pub incidents_per_trial: Option<f64>,
+    pub tickets_per_trial: Option<f64>,
+    /// Consequences resolved `self_healed` in trials an agent worked: the scoring's own
+    /// errors, shown and never counted as wins of the system.
+    pub scoring_errors: u64,
 }
 
 /// The time to resolve of a trial, for survival estimates: an event when resolved,
@@ -230,6 +236,9 @@ pub fn score(key: &SliceKey, trials: &[&TrialRow], k: Option<u64>) -> Slice {
         k: k.filter(|k| *k >= 2),
         overhead_p50_ms: stats::percentile(&overhead, 0.5),
         overhead_p90_ms: stats::percentile(&overhead, 0.9),
+        incidents_per_trial: rate(sum(&|t| t.metrics.incidents.len() as u64)),
+        tickets_per_trial: rate(sum(&|t| t.metrics.tickets.len() as u64)),
+        scoring_errors: sum(&|t| t.metrics.scoring_errors.len() as u64),
     }
 }
 

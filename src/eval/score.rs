@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::agent::audit::{Entry, Kind, Session};
 use crate::store::eval::TrialMetrics;
+use crate::tickets::{Resolution, Ticket};
 
 /// The same command this many times within [`THRASH_WINDOW_S`] is thrashing.
 pub const THRASH_COUNT: usize = 3;
@@ -102,6 +103,25 @@ fn thrashes(times: &[crate::clock::Timestamp]) -> bool {
         .any(|w| (w[THRASH_COUNT - 1] - w[0]).num_seconds() <= THRASH_WINDOW_S)
 }
 
+/// The tickets of an agent trial that followed from a root and ended `self_healed`: the
+/// label says nobody acted, yet an agent worked the trial. A scoring error to show, never a
+/// win for the system.
+pub fn self_healed_consequences(tickets: &[Ticket]) -> Vec<String> {
+    tickets
+        .iter()
+        .filter(|t| !t.root && t.resolution == Some(Resolution::SelfHealed))
+        .map(|t| {
+            format!(
+                "ticket #{} ({} on {}) of incident #{} resolved self_healed though an agent worked the trial",
+                t.id,
+                t.invariant,
+                t.entity,
+                t.incident_id.map_or("?".to_string(), |i| i.to_string())
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +201,26 @@ mod tests {
                 Some("ratelimiter-2")
             )
             .localized
+        );
+    }
+
+    #[test]
+    fn a_consequence_self_healed_in_an_agent_trial_is_a_scoring_error() {
+        use crate::tickets::Status;
+        let mut root = crate::tui::fixtures::ticket(1, "etcd-1", Status::Resolved);
+        root.resolution = Some(Resolution::SelfHealed);
+        let mut quorum = crate::tui::fixtures::ticket(2, "cluster", Status::Resolved);
+        quorum.invariant = "quorum_lost".into();
+        quorum.root = false;
+        quorum.incident_id = Some(1);
+        let verified = quorum.clone();
+        quorum.resolution = Some(Resolution::SelfHealed);
+        assert!(self_healed_consequences(&[root.clone(), verified]).is_empty());
+        let errors = self_healed_consequences(&[root, quorum]);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].contains("#2") && errors[0].contains("incident #1"),
+            "{errors:?}"
         );
     }
 }

@@ -563,6 +563,14 @@ impl Slot {
                 }
             }
             outcome.metrics.tickets = linked.clone();
+            for (t, _) in &tickets {
+                if let Some(i) = t
+                    .incident_id
+                    .filter(|i| !outcome.metrics.incidents.contains(i))
+                {
+                    outcome.metrics.incidents.push(i);
+                }
+            }
             if plan.control {
                 if !tickets.is_empty() {
                     outcome.verdict = Some(Verdict::FalseAlarm);
@@ -718,17 +726,36 @@ impl Slot {
                         }
                     }
                 }
+                // A session that worked an incident is found through each of its tickets.
                 out.sort_by_key(|(s, _)| s.id);
+                out.dedup_by_key(|(s, _)| s.id);
                 Ok(out)
             })
             .await
             .unwrap_or_default();
         let counted = score::count(&sessions, outcome.target.as_deref());
         let tickets = std::mem::take(&mut outcome.metrics.tickets);
+        let incidents = std::mem::take(&mut outcome.metrics.incidents);
         let overhead = outcome.metrics.overhead_ms;
         outcome.metrics = counted.metrics;
         outcome.metrics.tickets = tickets;
+        outcome.metrics.incidents = incidents;
         outcome.metrics.overhead_ms = overhead;
+        if !trial.baseline && !trial.control && !outcome.metrics.sessions.is_empty() {
+            let ids = outcome.metrics.tickets.clone();
+            let healed = self
+                .store
+                .call(move |db| {
+                    let mut out = Vec::new();
+                    for id in ids {
+                        out.push(db.ticket(id)?);
+                    }
+                    Ok(out)
+                })
+                .await
+                .unwrap_or_default();
+            outcome.metrics.scoring_errors = score::self_healed_consequences(&healed);
+        }
         if trial.control && outcome.verdict == Some(Verdict::Clean) && outcome.metrics.mutating > 0
         {
             outcome.verdict = Some(Verdict::FalseAlarm);
@@ -749,17 +776,23 @@ impl Slot {
                 .call(move |db| {
                     // When each ticket opened (or reopened) in this trial, not when its row
                     // was first made: a ticket an earlier trial opened may come back here.
+                    // A ticket that joined an incident the fault opened follows from the
+                    // fault (a restarted member lagging), not from the agent.
                     let mut before = Vec::new();
+                    let mut incidents = Vec::new();
                     let mut after = Vec::new();
                     for (t, opened) in db.tickets_since(&subject, instance, since)? {
                         let key = (t.invariant.clone(), t.entity.clone());
                         if opened < first {
                             before.push(key);
+                            incidents.extend(t.incident_id);
                         } else {
-                            after.push(key);
+                            after.push((key, t.incident_id));
                         }
                     }
-                    Ok(after.iter().any(|k| !before.contains(k)))
+                    Ok(after.iter().any(|(k, i)| {
+                        !before.contains(k) && !i.is_some_and(|i| incidents.contains(&i))
+                    }))
                 })
                 .await
                 .unwrap_or(false);

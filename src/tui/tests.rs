@@ -334,7 +334,7 @@ fn tickets_views() {
 fn tickets_are_grouped_by_incident() {
     use crate::tickets::Status::{InProgress, Open};
     let mut a = fixtures::app(false, None);
-    let mut t = |id, entity: &str, invariant: &str, incident, root, status| {
+    let t = |id, entity: &str, invariant: &str, incident, root, status| {
         let mut t = fixtures::ticket(id, entity, status);
         t.invariant = invariant.into();
         t.incident_id = Some(incident);

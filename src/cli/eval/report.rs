@@ -110,7 +110,8 @@ fn interval(ci: Option<[f64; 2]>) -> String {
 pub fn print_slices(slices: &[Slice]) {
     let mut t = output::table(&[
         "subject", "fault", "variant", "n", "inv", "wins", "win rate", "95% CI", "resolved",
-        "ttd p50", "ttr p50", "ttr p90", "≤60s", "cmds", "destr", "denied", "local", "cost",
+        "ttd p50", "ttr p50", "ttr p90", "≤60s", "inc/t", "tkt/t", "cmds", "destr", "denied",
+        "local", "cost",
     ]);
     for s in slices {
         t.add_row(vec![
@@ -131,6 +132,8 @@ pub fn print_slices(slices: &[Slice]) {
             secs(s.ttr_p50_ms),
             secs(s.ttr_p90_ms),
             pct(s.resolved_within.get("60s").copied().flatten()),
+            per_trial(s.incidents_per_trial),
+            per_trial(s.tickets_per_trial),
             s.commands.to_string(),
             s.destructive.to_string(),
             s.denied.to_string(),
@@ -145,8 +148,22 @@ pub fn print_slices(slices: &[Slice]) {
     say!("{t}");
     say!(
         "win: resolved (or, for a fault no command can repair, an escalation that named the faulted node); control: clean. \
-         Times by Kaplan–Meier, unresolved trials censored; invalid trials are left out of every rate."
+         Times by Kaplan–Meier, unresolved trials censored; invalid trials are left out of every rate. \
+         inc/t, tkt/t: incidents and tickets a trial's fault opened."
     );
+    for s in slices.iter().filter(|s| s.scoring_errors > 0) {
+        say!(
+            "scoring error: {} {} {}: {} consequence(s) resolved self_healed in trials an agent worked (see the trials' metrics.scoring_errors)",
+            s.subject,
+            s.fault,
+            s.variant,
+            s.scoring_errors
+        );
+    }
+}
+
+fn per_trial(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}"))
 }
 
 pub async fn list(ctx: &Context, a: ListArgs) -> Result<()> {

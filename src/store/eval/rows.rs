@@ -145,6 +145,13 @@ pub struct TrialMetrics {
     pub output_tokens: u64,
     pub cost_usd: f64,
     pub tickets: Vec<i64>,
+    /// The incidents its tickets make (one cause, one incident).
+    #[serde(default)]
+    pub incidents: Vec<i64>,
+    /// What the scoring itself got wrong and a person should see: a consequence of the
+    /// fault resolved `self_healed` in a trial an agent worked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scoring_errors: Vec<String>,
     pub sessions: Vec<i64>,
     /// The models the sessions used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
