@@ -67,6 +67,7 @@ pub fn corpus_policy() -> Policy {
             cwd: "/state/instances/0".into(),
             config_dir: "/home/op/.config/operator".into(),
             home: "/home/op".into(),
+            config_file: Some("/etc/op/config.toml".into()),
         },
         crate::subjects::registry::every_subjects_words(),
     )

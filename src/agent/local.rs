@@ -127,8 +127,7 @@ fn verb_socket(instance_dir: &Path) -> PathBuf {
 /// endpoints come from the instance's topology ([`endpoints`]), given before each session.
 pub fn policy(
     cfg: &AgentConfig,
-    state: &StateDir,
-    db: &Path,
+    (state, db, config_file): (&StateDir, &Path, Option<&Path>),
     instance: u32,
     subjects: Vec<&'static dyn SubjectWords>,
 ) -> Policy {
@@ -142,6 +141,7 @@ pub fn policy(
             cwd: absolute(&state.instance(instance)),
             config_dir,
             home,
+            config_file: config_file.map(absolute),
         },
         subjects,
     )
@@ -197,7 +197,12 @@ impl LocalAgent<'_> {
             },
             true,
         )?;
-        let policy = policy(cfg, self.state, self.db, self.instance, vec![kind.words()]);
+        let policy = policy(
+            cfg,
+            (self.state, self.db, config_file.as_deref()),
+            self.instance,
+            vec![kind.words()],
+        );
         let docker = docker_endpoint(self.runtime.as_ref(), executor.as_ref());
         let keep_file = self.config_path.clone().or_else(Config::default_path);
         let keep_allowed = Arc::new(move |prefix: &str| match &keep_file {

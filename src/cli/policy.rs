@@ -121,8 +121,13 @@ pub async fn run(ctx: &Context, c: PolicyCommand) -> Result<()> {
         Some(t) => vec![registry::kind(&t.subject).map_err(|e| eyre!(e))?.words()],
         None => registry::every_subjects_words(),
     };
-    let policy =
-        local::policy(cfg, &ctx.state, &ctx.db, ctx.instance, subjects).with_endpoints(endpoints);
+    let policy = local::policy(
+        cfg,
+        (&ctx.state, &ctx.db, ctx.config_path.as_deref()),
+        ctx.instance,
+        subjects,
+    )
+    .with_endpoints(endpoints);
     let judged: Vec<Judged> = commands
         .into_iter()
         .map(|command| {

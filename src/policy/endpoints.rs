@@ -146,14 +146,16 @@ impl Endpoints {
 }
 
 /// A host as a connection would reach it: every spelling of loopback (`localhost`, `127.1`,
-/// `2130706433`, `0x7f.1`, `[::1]`, `0`) is `127.0.0.1`; names are lower-cased.
+/// `2130706433`, `0x7f.1`, `[::1]`, `0`) is `127.0.0.1`; names are lower-cased. A name
+/// under `localhost` (`data.localhost`) is not: the resolver may send the question on, and
+/// the name with it.
 pub fn canonical_host(host: &str) -> String {
     let h = host
         .trim_start_matches('[')
         .trim_end_matches(']')
         .trim_end_matches('.')
         .to_ascii_lowercase();
-    if h == "localhost" || h == "::1" || h == "0:0:0:0:0:0:0:1" || h.ends_with(".localhost") {
+    if h == "localhost" || h == "::1" || h == "0:0:0:0:0:0:0:1" {
         return "127.0.0.1".into();
     }
     if let Some(ip) = inet_aton(&h) {
@@ -276,11 +278,12 @@ mod tests {
             "0.0.0.0",
             "127.9.9.9",
             "localhost.",
-            "a.localhost",
         ] {
             assert_eq!(canonical_host(h), "127.0.0.1", "{h}");
             assert!(ours().reaches(&tcp(h, 8001)), "{h}");
         }
+        assert_eq!(canonical_host("data.localhost"), "data.localhost");
+        assert!(!ours().reaches(&tcp("secret.localhost", 8001)));
         assert_eq!(canonical_host("10.1"), "10.0.0.1");
         assert_eq!(canonical_host("256.1.1.1"), "256.1.1.1");
     }

@@ -222,7 +222,10 @@ fn curl_option(ctx: &mut Ctx, r: &mut Request, opt: &str, value: Option<&str>) {
                     Class::Destructive,
                     format!("curl sends a body read from {value_or_unknown}, which the policy cannot read"),
                 );
-            } else if matches!(opt, "-d" | "--data" | "--data-binary" | "--json") {
+            } else if matches!(
+                opt,
+                "-d" | "--data" | "--data-binary" | "--data-ascii" | "--json"
+            ) {
                 r.bodies.push(value.unwrap_or_default().to_string());
             }
         }
@@ -303,13 +306,24 @@ fn curl_option(ctx: &mut Ctx, r: &mut Request, opt: &str, value: Option<&str>) {
     }
 }
 
+/// The body a request sends, as the routes judge it.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    None,
+    Read(&'a str),
+    Unread,
+}
+
 /// Judges each URL of a request: its scheme, its address, and the route it reaches.
 fn judge_urls(ctx: &mut Ctx, client: &str, r: &Request) {
     let method = r.method();
-    // One body sent as written; with `-G` it goes in the query instead.
+    // One body sent as written; with `-G` it goes in the query instead. Several (curl
+    // joins them with `&`, and a server may read only the first JSON value) or one the
+    // policy did not keep (`--data-urlencode`) cannot be read.
     let body = match r.bodies.as_slice() {
-        [one] if !r.get => Some(one.as_str()),
-        _ => None,
+        [one] if !r.get => Body::Read(one.as_str()),
+        _ if r.body && !r.get => Body::Unread,
+        _ => Body::None,
     };
     for url in &r.urls {
         if url.is_empty() {
@@ -445,7 +459,7 @@ fn percent_decode(s: &str) -> String {
 
 /// The class of `method path` on the instance, as the subject's first matching route says;
 /// a write no subject declares goes to a person.
-fn route(ctx: &mut Ctx, method: &str, path: &str, body: Option<&str>) {
+fn route(ctx: &mut Ctx, method: &str, path: &str, body: Body) {
     // Each subject's first matching route; of several subjects (a check with no
     // instance), the worst.
     let declared = ctx
@@ -453,7 +467,15 @@ fn route(ctx: &mut Ctx, method: &str, path: &str, body: Option<&str>) {
         .subjects()
         .iter()
         .filter_map(|k| k.http_routes().iter().find(|r| r.matches(method, path)))
-        .map(|r| r.judge(body))
+        .map(|r| match body {
+            // A route whose class depends on its body, sent one the policy cannot read.
+            Body::Unread if r.body.is_some() => (
+                Class::Destructive,
+                "a body the policy cannot read as one JSON value",
+            ),
+            Body::Read(b) => r.judge(Some(b)),
+            _ => r.judge(None),
+        })
         .max_by_key(|(class, _)| *class);
     match declared {
         Some((class, what)) if class > Class::ReadOnly => {
@@ -551,7 +573,10 @@ pub(super) fn wget(ctx: &mut Ctx, args: &[Arg]) {
                         redirect_target(ctx.policy, &Arg::Lit(f.to_string()), true, ctx.found);
                     }
                 }
-                "--post-data" | "--body-data" => r.body = true,
+                "--post-data" | "--body-data" => {
+                    r.body = true;
+                    r.bodies.push(value.unwrap_or_default().to_string());
+                }
                 "--post-file" | "--body-file" => {
                     r.body = true;
                     ctx.mark(

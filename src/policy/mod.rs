@@ -120,6 +120,10 @@ pub fn gate(mode: Mode, v: &Verdict) -> Gate {
     }
 }
 
+/// The folder inside the instance's where commands may write (the sandbox binds it
+/// writable; everything else of the state is read-only or absent there).
+pub const SCRATCH: &str = "scratch";
+
 /// Where the operator keeps what the agent must never touch except through `operator`.
 #[derive(Debug, Clone, Default)]
 pub struct Protected {
@@ -135,6 +139,9 @@ pub struct Protected {
     /// The home folder of the user running the operator (its dot-files and credentials are
     /// guarded); the commands themselves get their folder as HOME.
     pub home: PathBuf,
+    /// The config file the operator was started with (`--config`, `OPERATOR_CONFIG`),
+    /// wherever it lies: guarded as the configuration folder is.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Protected {

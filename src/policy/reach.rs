@@ -290,7 +290,9 @@ pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     let with_value: &[&str] = match prog {
         "dig" => &["-t", "-c", "-p", "-q", "-x", "-b", "-f", "-k", "-y"],
         "host" => &["-t", "-c", "-W", "-R", "-N", "-m"],
-        "ping" | "ping6" => &["-c", "-i", "-W", "-w", "-s", "-t", "-I", "-p", "-Q", "-l"],
+        "ping" | "ping6" => &[
+            "-c", "-i", "-W", "-w", "-s", "-t", "-I", "-p", "-Q", "-l", "-M",
+        ],
         "traceroute" | "tracepath" | "mtr" => &["-m", "-q", "-w", "-p", "-c", "-i", "-s", "-f"],
         _ => &[],
     };
@@ -311,10 +313,75 @@ pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     if prog == "dig" && l.iter().any(|a| matches!(*a, "-f" | "-k" | "-y")) {
         ctx.mark(Class::Destructive, "dig reads names or keys from a file");
     }
+    // A search domain is put after the name and travels with the question; a trace asks
+    // the root servers. Only options that shape the answer are read as harmless.
+    const DIG_PLUS: &[&str] = &[
+        "short",
+        "noall",
+        "answer",
+        "noanswer",
+        "nocmd",
+        "nostats",
+        "noquestion",
+        "question",
+        "nocomments",
+        "comments",
+        "multiline",
+        "nomultiline",
+        "tcp",
+        "notcp",
+        "norecurse",
+        "recurse",
+        "time=",
+        "tries=",
+        "retry=",
+        "timeout=",
+    ];
+    let unknown_option = l.iter().find(|a| match prog {
+        "dig" => a.strip_prefix('+').is_some_and(|o| {
+            !DIG_PLUS.iter().any(|k| {
+                if k.ends_with('=') {
+                    o.starts_with(k)
+                } else {
+                    o == *k
+                }
+            })
+        }),
+        "nslookup" => a.strip_prefix('-').is_some_and(|o| {
+            ![
+                "type=", "query=", "q=", "timeout=", "retry=", "debug", "nodebug",
+            ]
+            .iter()
+            .any(|k| {
+                if k.ends_with('=') {
+                    o.starts_with(k)
+                } else {
+                    o == *k
+                }
+            })
+        }),
+        _ => false,
+    });
+    if let Some(o) = unknown_option {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "{prog} {o}: an option that may send the question elsewhere or with more in it"
+            ),
+        );
+    }
     let mut names = Vec::new();
     let mut i = 0;
     while i < l.len() {
         let a = l[i];
+        // `dig -x ADDRESS` asks for ADDRESS's name: the address is in the question.
+        if prog == "dig" && a == "-x" {
+            if let Some(addr) = l.get(i + 1) {
+                names.push(*addr);
+            }
+            i += 2;
+            continue;
+        }
         if with_value.contains(&a) {
             i += 2;
             continue;

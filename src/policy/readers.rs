@@ -135,7 +135,16 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
                     Class::Destructive,
                     "trap '' ignores signals, so the command may outlive its time limit",
                 ),
-                Some(cmd) if rest.len() > 1 => ctx.source(Some(cmd), "trap"),
+                // It runs later, from wherever a `cd` has taken the shell by then, so its
+                // paths may name other files than they seem to: judged now, and a person
+                // decides.
+                Some(cmd) if rest.len() > 1 => {
+                    ctx.source(Some(cmd), "trap");
+                    ctx.mark(
+                        Class::Destructive,
+                        "trap runs its command later (at exit or on a signal), from wherever a cd has taken the shell by then",
+                    );
+                }
                 Some(_) => {}
             }
         }
@@ -222,6 +231,12 @@ struct Acting {
 
 const ACTING: &[Acting] = &[
     Acting {
+        programs: &["shuf"],
+        prefixes: &["-o", "--output", "--random-source"],
+        letters: "o",
+        why: "writes its output to a file, or reads another as its randomness",
+    },
+    Acting {
         programs: &["less", "more", "most"],
         prefixes: &["+", "--lesskey", "-k"],
         letters: "",
@@ -251,7 +266,7 @@ const ACTING: &[Acting] = &[
     },
     Acting {
         programs: &["rg"],
-        prefixes: &["--pre", "--search-zip", "-z"],
+        prefixes: &["--pre", "--search-zip", "-z", "--hostname-bin"],
         letters: "",
         why: "runs a preprocessor program",
     },

@@ -258,7 +258,12 @@ pub fn classify(policy: &Policy, inv: &Invocation, depth: u32, found: &mut Findi
         return;
     }
     if prog != "operator" {
+        // `docker exec C …`: the paths after the container's name are that container's.
+        let exec = prog == "docker" && args.first().and_then(Arg::lit) == Some("exec");
+        let was = ctx.found.in_container;
+        ctx.found.in_container |= exec;
         check_paths(&mut ctx, args);
+        ctx.found.in_container = was;
     }
     if inv.after_download
         && (SHELLS.contains(&prog.as_str()) || INTERPRETERS.contains(&prog.as_str()))
@@ -374,6 +379,8 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
             if let Some(why) = credential(c)
                 .or_else(|| (!own).then(|| credential(&as_seen)).flatten())
                 .or_else(|| globbed.then(|| system_secret(&resolved, own)).flatten())
+                // Inside the instance's own container, its data folder is the instance's.
+                .filter(|why| !(ctx.found.in_container && *why == HOST_DATA))
             {
                 ctx.mark(Class::Denied, format!("reads credentials ({why}: {c})"));
                 return;
@@ -404,10 +411,14 @@ fn check_paths(ctx: &mut Ctx, args: &[Arg]) {
     }
 }
 
+/// Why a read of the host's own etcd or Redis data is refused (the instance's are in its
+/// folder, or in its containers).
+const HOST_DATA: &str = "the data of the host's own etcd or Redis, not the instance's";
+
 fn credential(path: &str) -> Option<&'static str> {
     let p = path.trim_matches(['\'', '"']);
     let base = p.rsplit('/').next().unwrap_or(p);
-    let checks: [(bool, &'static str); 16] = [
+    let checks: [(bool, &'static str); 18] = [
         (
             p.contains(".ssh/")
                 || p.ends_with(".ssh")
@@ -438,6 +449,20 @@ fn credential(path: &str) -> Option<&'static str> {
         (
             p.contains(".kube/config") || p.contains(".docker/config.json"),
             "cluster or registry credentials",
+        ),
+        (
+            [
+                "/run/credentials/",
+                "/etc/credstore/",
+                "/etc/credstore.encrypted/",
+            ]
+            .iter()
+            .any(|d| p.starts_with(d)),
+            "a service's credentials",
+        ),
+        (
+            p.starts_with("/var/lib/etcd/") || p.starts_with("/var/lib/redis/"),
+            HOST_DATA,
         ),
         (
             p.starts_with("/etc/") && (base.starts_with("shadow") || base.starts_with("gshadow"))
@@ -566,6 +591,12 @@ fn system_secret(pattern: &Path, own: bool) -> Option<&'static str> {
             ("/etc/environment", false, "a process's environment"),
             ("/run/secrets", true, "mounted secrets"),
             ("/var/run/secrets", true, "mounted secrets"),
+            ("/run/credentials", true, "a service's credentials"),
+            ("/etc/credstore", true, "a service's credentials"),
+            ("/etc/credstore.encrypted", true, "a service's credentials"),
+            // The host's own etcd and Redis, not the instance's: their whole data.
+            ("/var/lib/etcd", true, "another etcd's data"),
+            ("/var/lib/redis", true, "another Redis's data"),
         ])
         .find(|(target, inside, _)| could_name(pattern, Path::new(target), *inside, true))
         .map(|(_, _, why)| why)
@@ -633,7 +664,13 @@ fn operator_private(policy: &Policy, path: &str, globbed: bool) -> Option<&'stat
     let prot = policy.protected();
     let resolved = policy.resolve(p);
     // By name too: wherever `~` or a copy of the home puts it.
-    if could_name(&resolved, &prot.config_dir, true, globbed) || p.contains(".config/operator") {
+    if could_name(&resolved, &prot.config_dir, true, globbed)
+        || p.contains(".config/operator")
+        || prot
+            .config_file
+            .as_ref()
+            .is_some_and(|f| could_name(&resolved, f, false, globbed))
+    {
         return Some("the operator's configuration is changed and read by a person only");
     }
     if could_name(&resolved, &prot.state_dir, true, globbed)
@@ -854,6 +891,8 @@ fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
         || resolved.starts_with("/sys")
     {
         found.mark(Class::Denied, format!("writes a kernel setting ({path})"));
+    } else if in_scratch(policy, &resolved) {
+        found.mark(Class::Mutating, format!("writes {path}"));
     } else if in_state(policy, path) {
         found.mark(
             Class::Denied,
@@ -920,6 +959,12 @@ fn endless(resolved: &Path) -> bool {
 
 /// Where a command may write without a person: the instance's folder (the commands' HOME)
 /// and the temporary folders.
+/// The instance's scratch folder, the one place of the state commands may write.
+fn in_scratch(policy: &Policy, resolved: &Path) -> bool {
+    let cwd = &policy.protected().cwd;
+    !cwd.as_os_str().is_empty() && resolved.starts_with(cwd.join(super::SCRATCH))
+}
+
 fn scratch(policy: &Policy, resolved: &Path) -> bool {
     let cwd = &policy.protected().cwd;
     (!cwd.as_os_str().is_empty() && resolved.starts_with(cwd)) || resolved.starts_with("/tmp")
@@ -974,12 +1019,15 @@ const FILE_READERS: &[&str] = &[
 /// numbers, patterns, metadata.
 const DYN_SAFE: &[&str] = &[
     "echo", "printf", "test", "[", "true", "false", ":", "sleep", "basename", "dirname", "expr",
-    "seq", "ls", "stat", "du", "df", "wc", "realpath", "readlink", "id", "whoami", "uname",
+    "seq", "shuf", "ls", "stat", "du", "df", "wc", "realpath", "readlink", "id", "whoami", "uname",
     "pidof", "pgrep", "ps", "wait", "exit", "return", "unset", "jobs", "nproc", "cd", "which",
     "type", "trap", "hostname",
 ];
 
 fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
+    if let Some(why) = floods(prog, args) {
+        ctx.mark(Class::Destructive, why);
+    }
     let date_reads = prog == "date"
         && lits(args).iter().any(|a| {
             a.starts_with("--file")
@@ -1039,7 +1087,13 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     }
     if reads_recursively(prog, args) {
         let prot = ctx.policy.protected();
-        let guarded = [&prot.state_dir, &prot.config_dir, &prot.home];
+        let none = std::path::PathBuf::new();
+        let guarded = [
+            &prot.state_dir,
+            &prot.config_dir,
+            &prot.home,
+            prot.config_file.as_ref().unwrap_or(&none),
+        ];
         if let Some(dir) = lits(args)
             .into_iter()
             .filter(|a| !a.starts_with('-'))
@@ -1193,6 +1247,13 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "let" => {
             for a in lits(args) {
                 walk::arithmetic_assignments(ctx.policy, a, ctx.found);
+                walk::arithmetic_reads_variables(a, ctx.found);
+            }
+            if any_dyn(args) {
+                ctx.mark(
+                    Class::Destructive,
+                    "let evaluates words known only when it runs",
+                );
             }
         }
         // Unsetting a variable the executor set (OPERATOR_INSTANCE) changes what follows.
@@ -1206,6 +1267,24 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             "yes prints without end (a redirect fills the disk)",
         ),
         p if READ_ONLY.contains(&p) => {}
+        // A temporary file or folder in /tmp, named by mktemp; a template or folder of its
+        // own may be anywhere.
+        "mktemp" => {
+            let plain = lits(args).iter().all(|a| {
+                matches!(
+                    *a,
+                    "-d" | "-q" | "-u" | "-dq" | "-qd" | "--directory" | "--quiet" | "--dry-run"
+                )
+            }) && !any_dyn(args);
+            if plain {
+                ctx.mark(Class::Mutating, "makes a temporary file in /tmp");
+            } else {
+                ctx.mark(
+                    Class::Destructive,
+                    "mktemp with a template or folder of its own may write anywhere",
+                );
+            }
+        }
         "env" => wrap_env(ctx, args, inv),
         "setsid" => {
             ctx.mark(
@@ -1215,7 +1294,21 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             wrap(ctx, prog, args, inv)
         }
         "nice" | "ionice" | "nohup" | "stdbuf" | "exec" | "builtin" | "chrt" | "time"
-        | "taskset" => wrap(ctx, prog, args, inv),
+        | "taskset" => {
+            // `exec -l`: the program runs as a login shell would, reading profile files.
+            if prog == "exec"
+                && lits(args)
+                    .iter()
+                    .take_while(|a| a.starts_with('-'))
+                    .any(|a| a.contains('l'))
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    "exec -l runs its program as a login shell, which reads profile files",
+                );
+            }
+            wrap(ctx, prog, args, inv)
+        }
         "timeout" => wrap(ctx, prog, args, inv),
         "command" => {
             if has(args, &["-v", "-V"]) {
@@ -1253,7 +1346,18 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 .filter_map(|a| a.lit())
                 .collect();
             let src = rest.join(" ");
+            let before = ctx.found.marks.len();
             ctx.source(Some(&Arg::Lit(src)), "watch");
+            // What it repeats, it repeats every interval for as long as it runs.
+            if ctx.found.marks[before..]
+                .iter()
+                .any(|(c, _)| *c >= Class::Mutating)
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    "watch repeats a change every interval, for as long as it runs",
+                );
+            }
         }
         "eval" => {
             if any_dyn(args) {
@@ -1295,6 +1399,24 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                     "set -a hands every variable set after it to the programs that run",
                 );
             }
+            // History expansion turns `!!` and `!word` of later lines into text the
+            // policy never sees.
+            if has_short(args, 'H')
+                || lits(args)
+                    .iter()
+                    .any(|a| matches!(*a, "histexpand" | "history"))
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    "set -H turns on history expansion: `!…` then stands for text the policy does not see",
+                );
+            }
+            if any_dyn(args) {
+                ctx.mark(
+                    Class::Destructive,
+                    "set is given words known only when it runs, which may be any option",
+                );
+            }
             if has_short(args, 'm') || lits(args).contains(&"monitor") {
                 ctx.mark(
                     Class::Destructive,
@@ -1303,6 +1425,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
         }
         "export" | "declare" | "typeset" | "local" | "readonly" => {
+            if any_dyn(args) {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} is given words known only when it runs, which may set any variable (PATH, BASH_ENV, …)"),
+                );
+            }
             let names = lits(args)
                 .into_iter()
                 .filter(|a| !a.starts_with('-'))
@@ -1434,7 +1562,10 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "operator" => operator(ctx, args),
         "docker" | "podman" => docker(ctx, prog, args, inv),
         "kubectl" => {
-            if lits(args).iter().any(|a| a.starts_with("secret")) {
+            if lits(args).iter().any(|a| {
+                let a = a.to_ascii_lowercase();
+                a.split([',', '/', '=']).any(|w| w.starts_with("secret")) || a.starts_with("--raw")
+            }) {
                 ctx.mark(Class::Denied, "kubectl reads the cluster's secrets");
             }
             kubectl(ctx, args)
@@ -1505,6 +1636,20 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 })
             {
                 ctx.mark(Class::Destructive, "zip -TT runs the command it is given");
+            }
+            // `-m` deletes what it archived; `-O`/`--out` writes somewhere the archive's
+            // name does not say.
+            if prog == "zip"
+                && lits(args).iter().any(|a| {
+                    (a.starts_with('-') && !a.starts_with("--") && a.contains(['m', 'O']))
+                        || a.starts_with("--mo")
+                        || a.starts_with("--ou")
+                })
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    "zip -m deletes the files it archives, and -O writes elsewhere than its archive",
+                );
             }
         }
         "unzip" => {
@@ -1686,6 +1831,8 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 && l.iter().all(|a| {
                     !a.contains("://") && !a.starts_with("-o") && !a.starts_with("--option")
                 })
+                // apt's `-s` simulates only until `--no-simulate` or `--simulate=no`.
+                && l.iter().skip(1).all(|a| !a.starts_with("--"))
                 && l.first().is_some_and(|a| {
                     matches!(
                         *a,
@@ -1971,6 +2118,17 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
 }
 
 fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    // Signals blocked or ignored outlive the command's time limit.
+    if lits(args).iter().any(|a| {
+        ["--ignore-signal", "--block-signal", "--default-signal"]
+            .iter()
+            .any(|o| a.starts_with(o))
+    }) {
+        ctx.mark(
+            Class::Destructive,
+            "env changes how its program takes signals, so it may outlive its time limit",
+        );
+    }
     // `-S LINE` (or `-SLINE`, `--split-string=LINE`): LINE and the words after it are the
     // command, split as a shell would.
     let split = |ctx: &mut Ctx, first: Option<Arg>, rest: &[Arg]| {
@@ -2147,6 +2305,16 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             "xargs -P runs many commands at once (0 is as many as it can)",
         );
     }
+    // `-a FILE`, `-aFILE`, `--arg-file=FILE`: a file read that the path rules do not see.
+    if l.iter().any(|a| {
+        a.starts_with("--arg-file")
+            || (a.starts_with('-') && !a.starts_with("--") && a.contains('a'))
+    }) {
+        ctx.mark(
+            Class::Destructive,
+            "xargs -a reads its arguments from a file, which the policy does not judge",
+        );
+    }
     let rest = skip_options(
         args,
         &[
@@ -2226,8 +2394,10 @@ fn shell(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     // (the commands' HOME is their own folder, which they may write).
     if let Some(a) = lits(args).into_iter().find(|a| {
         a.starts_with("--") && !matches!(*a, "--norc" | "--noprofile" | "--posix")
-            || (a.starts_with('-') && !a.starts_with("--") && a.contains(['i', 'l', 's', 'O']))
+            || (a.starts_with('-') && !a.starts_with("--") && a.contains(['i', 'l', 's', 'O', 'H']))
             || a.starts_with('+')
+            // `-o history`: history expansion, `!…` standing for text the policy never sees.
+            || matches!(*a, "history" | "histexpand")
     }) {
         ctx.mark(
             Class::Destructive,
@@ -2377,6 +2547,35 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         ctx.mark(
             Class::Destructive,
             format!("{prog} copies a system program, which may then run under another name"),
+        );
+    }
+    // A copy that keeps links as links (`-d`, `-P`, `-a`, and `-r` for the sources it is
+    // given) makes a new door to what a link points at (`cp -d /var/run /tmp/vr; cat
+    // /tmp/vr/../etc/shadow`): a source that is a link here goes to a person.
+    let keeps_links = prog == "cp"
+        && (recursive
+            || lits(args).iter().any(|a| {
+                (a.starts_with('-') && !a.starts_with("--") && a.contains(['d', 'P', 'a']))
+                    || a.starts_with("--no-dereference")
+                    || a.starts_with("--archive")
+                    || a.starts_with("--preserve=links")
+            }));
+    if keeps_links
+        && paths[..paths.len().saturating_sub(1)]
+            .iter()
+            .filter_map(|a| a.lit())
+            .any(|p| {
+                // The source as written (its last name not followed): is it a link?
+                let written = ctx.policy.protected().cwd.join(p.trim_end_matches('/'));
+                let r = ctx.policy.resolve(p);
+                std::fs::symlink_metadata(&written).is_ok_and(|m| m.file_type().is_symlink())
+                    || r.starts_with("/proc")
+                    || r.starts_with("/dev")
+            })
+    {
+        ctx.mark(
+            Class::Destructive,
+            "cp copies a link as a link: a new door to what it points at",
         );
     }
     // `-vt/etc`: the folder attached to `t` in a bundle is written too.
@@ -3007,4 +3206,76 @@ fn systemctl(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         | "rescue" => ctx.mark(Class::Denied, format!("{prog} {verb} takes the host down")),
         _ => ctx.mark(Class::Destructive, format!("{prog} {verb}")),
     }
+}
+
+/// The largest count or width a reader may be asked for before it fills memory or a disk:
+/// `seq inf`, `printf '%*s' 2000000000`.
+const MAX_COUNT: f64 = 1_000_000.0;
+
+/// Readers asked to run without end or to build something huge: memory and `/tmp` (RAM)
+/// are the host's. `None` when the program is not one of them or is asked for little.
+fn floods(prog: &str, args: &[Arg]) -> Option<String> {
+    let l = lits(args);
+    let huge = |a: &str| {
+        let a = a.trim_start_matches(['-', '+']).to_ascii_lowercase();
+        a.starts_with("inf")
+            || a == "nan"
+            || a.parse::<f64>()
+                .is_ok_and(|n| n.is_nan() || n.abs() > MAX_COUNT)
+    };
+    match prog {
+        "seq" if any_dyn(args) || l.iter().any(|a| huge(a)) => {
+            Some("seq counts past a million (or without end)".into())
+        }
+        "printf" if any_dyn(args) && l.first().is_some_and(|f| f.contains('*')) => {
+            Some("printf with a width only known at run time".into())
+        }
+        "printf" if l.iter().skip(1).any(|a| huge(a)) || l.first().is_some_and(|f| wide(f)) => {
+            Some("printf pads to a width past a million".into())
+        }
+        "jq" | "yq" | "gojq"
+            if l.iter().any(|a| {
+                ["range(", "repeat", "until(", "while(", "limit(", "recurse("]
+                    .iter()
+                    .any(|k| a.replace(' ', "").contains(k))
+            }) =>
+        {
+            Some(format!(
+                "{prog} loops (range, repeat, until, while), which may fill memory"
+            ))
+        }
+        "awk" | "gawk" | "mawk" | "nawk"
+            if l.iter().any(|a| {
+                let a = a.replace(' ', "");
+                a.contains("while(") || a.contains("do{") || a.contains("for(;;)")
+            }) =>
+        {
+            Some(format!(
+                "{prog} loops (while, do, for(;;)), which may run without end"
+            ))
+        }
+        "sed" | "gsed" if l.iter().any(|a| sed_label(a)) => {
+            Some("sed branches to a label, a loop that may run without end".into())
+        }
+        _ => None,
+    }
+}
+
+/// A printf format with a literal width past a million (`%2000000000s`).
+fn wide(format: &str) -> bool {
+    format.split('%').skip(1).any(|spec| {
+        let digits: String = spec
+            .trim_start_matches(['-', '+', ' ', '#', '0'])
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.len() > 6
+    })
+}
+
+/// Whether a sed script defines a label (`:a`), the start of a loop.
+fn sed_label(script: &str) -> bool {
+    script
+        .split(['\n', ';'])
+        .any(|cmd| cmd.trim_start().starts_with(':'))
 }

@@ -264,6 +264,14 @@ fn walk_command(
             if text.contains("$(") || text.contains('`') {
                 found.mark(Class::Denied, "runs a command inside [[ ]]");
             }
+            test_arithmetic(&text, found);
+            // `[[ $SECRET == sk-* ]]` answers questions about a variable's value.
+            if text.contains('$') {
+                found.mark(
+                    Class::Destructive,
+                    "tests a variable's value inside [[ ]], which can tell what a secret holds",
+                );
+            }
             for r in redirects.iter().flat_map(|l| &l.0) {
                 redirect(policy, r, depth, found);
             }
@@ -296,8 +304,17 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
                 .iter()
                 .map(|v| v.lit().filter(|t| plain_value(t)).map(str::to_string))
                 .collect();
+            let body_text = f.body.list.to_string();
+            let reassigned = names_bare(&body_text, &f.variable_name);
             match literal {
-                Some(list) if f.values.is_some() && !list.is_empty() && list.len() <= MAX_LOOP => {
+                // A body that may set the variable itself (`c=bash`, `printf -v c`, `read
+                // c`) is not the text with the value put in: judged as it stands.
+                Some(list)
+                    if f.values.is_some()
+                        && !list.is_empty()
+                        && list.len() <= MAX_LOOP
+                        && !reassigned =>
+                {
                     let body = f.body.list.to_string();
                     for value in &list {
                         walk_source(
@@ -351,6 +368,7 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
                 );
             }
             arithmetic_assignments(policy, &text, found);
+            arithmetic_reads_variables(&text, found);
         }
         CompoundCommand::Coprocess(_) => {
             found.mark(Class::Denied, "starts a coprocess, which cannot be checked");
@@ -362,6 +380,35 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
 /// evaluates `a[…]` indexes, and `$(…)` inside them runs).
 pub(super) fn runs_in_arithmetic(text: &str) -> bool {
     text.contains("$(") || text.contains('`') || text.contains('[')
+}
+
+/// Arithmetic that reads a variable (`x`, `$x`) evaluates its value as arithmetic again, and
+/// a value like `a[$(cmd)]` runs `cmd`: whatever set it, a person decides. Only numbers and
+/// operators are read as harmless.
+pub(super) fn arithmetic_reads_variables(text: &str, found: &mut Findings) {
+    if text.contains(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '$') {
+        found.mark(
+            Class::Destructive,
+            format!(
+                "arithmetic on a variable ({}) evaluates its value, which may run a command (a[$(…)])",
+                text.trim()
+            ),
+        );
+    }
+}
+
+/// `[[ A -gt B ]]` evaluates A and B as arithmetic: judged as `(( A > B ))` would be.
+fn test_arithmetic(text: &str, found: &mut Findings) {
+    let tokens: Vec<&str> = text.split_whitespace().collect();
+    for (k, t) in tokens.iter().enumerate() {
+        if matches!(*t, "-eq" | "-ne" | "-lt" | "-le" | "-gt" | "-ge") {
+            for side in [k.checked_sub(1), Some(k + 1)].into_iter().flatten() {
+                if let Some(operand) = tokens.get(side) {
+                    arithmetic_reads_variables(operand, found);
+                }
+            }
+        }
+    }
 }
 
 /// Arithmetic assigns too (`((OPERATOR_INSTANCE=6))`, `let i++`): each name it assigns is
@@ -424,6 +471,26 @@ fn brace_expands(text: &str) -> bool {
             }
             _ => {}
         }
+    }
+    false
+}
+
+/// Whether `text` names `var` other than by expanding it (`$var`, `${var}`): as a word of
+/// its own or at the start of an assignment, where the body may set it.
+fn names_bare(text: &str, var: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(at) = text[from..].find(var) {
+        let start = from + at;
+        let end = start + var.len();
+        let before = text[..start].chars().next_back();
+        let after = text[end..].chars().next();
+        let whole = !before.is_some_and(ident) && !after.is_some_and(ident);
+        let expanded = matches!(before, Some('$')) || text[..start].ends_with("${");
+        if whole && !expanded {
+            return true;
+        }
+        from = end;
     }
     false
 }
@@ -888,6 +955,7 @@ fn pieces_text(
                     .and_then(|t| t.strip_suffix("))"))
                     .unwrap_or(text);
                 arithmetic_assignments(policy, inner, found);
+                arithmetic_reads_variables(inner, found);
                 if runs_in_arithmetic(inner) {
                     found.mark(
                         Class::Denied,

@@ -148,11 +148,9 @@ pub fn ticket(id: i64, entity: &str, status: Status) -> Ticket {
     }
 }
 
-/// An incident of the given tickets (the first's id is the incident's), as the store
-/// returns it.
-pub fn incident(tickets: Vec<Ticket>) -> crate::tickets::Claimed {
-    let mut rest = tickets.into_iter();
-    let first = rest.next().expect("an incident has a ticket");
+/// An incident of `first` and the other tickets (the first's id is the incident's), as the
+/// store returns it.
+pub fn incident(first: Ticket, rest: Vec<Ticket>) -> crate::tickets::Claimed {
     let mut c = crate::tickets::Claimed::of_one(first);
     for t in rest {
         if t.root {

@@ -396,14 +396,17 @@ mod tests {
         }
     }
 
+    /// A turn of a test conversation: the tool, its input, what came back.
+    type Turned = (&'static str, Value, &'static str);
+
     /// Runs the runbook's shell steps for `incident` until it asks for something else:
     /// the commands it ran, the history, and what it asked.
     fn run_steps(
         model: &RunbookModel,
         incident: &Claimed,
         facts: &Value,
-        mut history: Vec<(&'static str, Value, &'static str)>,
-    ) -> (Vec<String>, Vec<(&'static str, Value, &'static str)>, Next) {
+        mut history: Vec<Turned>,
+    ) -> (Vec<String>, Vec<Turned>, Next) {
         let mut ran = Vec::new();
         loop {
             let conversation = conversation(&history);
@@ -426,11 +429,10 @@ mod tests {
     #[test]
     fn a_repaired_node_gets_a_few_looks_before_the_runbook_gives_up() {
         let model = RunbookModel::new(builtin("ratelimiter").unwrap());
-        let incident = crate::tui::fixtures::incident(vec![crate::tui::fixtures::ticket(
-            1,
-            "ratelimiter-2",
-            crate::tickets::Status::InProgress,
-        )]);
+        let incident = crate::tui::fixtures::incident(
+            crate::tui::fixtures::ticket(1, "ratelimiter-2", crate::tickets::Status::InProgress),
+            vec![],
+        );
         let facts = json!({"commands": {"status": "docker ps -a", "logs": "docker logs --tail 20", "start": "docker start"}});
         let present = r#"{"all_gone": false}"#;
         let gone = r#"{"all_gone": true}"#;
@@ -494,7 +496,7 @@ mod tests {
         quorum.incident_id = Some(1);
         quorum.detail = json!({"first_down": "etcd-1"});
         let incident =
-            crate::tui::fixtures::incident(vec![member(1, "etcd-1"), member(2, "etcd-2"), quorum]);
+            crate::tui::fixtures::incident(member(1, "etcd-1"), vec![member(2, "etcd-2"), quorum]);
         let facts = json!({
             "runtime": "local",
             "etcdctl": "etcdctl --endpoints=E",
@@ -523,7 +525,7 @@ mod tests {
         assert!(matches!(next, Next::Observe(_, 0)));
         // A step done already (a member the session just started) is not run again when a
         // ticket that holds it joins later.
-        let first = crate::tui::fixtures::incident(vec![member(1, "etcd-1")]);
+        let first = crate::tui::fixtures::incident(member(1, "etcd-1"), vec![]);
         let (ran_first, history, _) = run_steps(&model, &first, &facts, vec![]);
         assert!(ran_first.contains(&"operator node start etcd-1".to_string()));
         let (ran_after, _, _) = run_steps(&model, &incident, &facts, history);
@@ -550,7 +552,7 @@ mod tests {
         let plan = model
             .plan(&TurnRequest {
                 conversation: &conversation(&[]),
-                incident: &crate::tui::fixtures::incident(vec![ticket]),
+                incident: &crate::tui::fixtures::incident(ticket, vec![]),
                 facts: &facts,
             })
             .unwrap();

@@ -99,7 +99,7 @@ impl Plan {
             bwrap,
             cwd: cwd.to_path_buf(),
             logs: cwd.join("logs"),
-            scratch: cwd.join("scratch"),
+            scratch: cwd.join(crate::policy::SCRATCH),
             exe_dir,
             socket,
             run_as: RunAs::for_this_process(),
@@ -201,7 +201,12 @@ impl Plan {
             bind(&mut a, "--ro-bind", &op, &op);
         }
         bind(&mut a, "--ro-bind", &self.logs, &self.cwd.join("logs"));
-        bind(&mut a, "--bind", &self.scratch, &self.cwd.join("scratch"));
+        bind(
+            &mut a,
+            "--bind",
+            &self.scratch,
+            &self.cwd.join(crate::policy::SCRATCH),
+        );
         bind(&mut a, "--ro-bind", &self.socket, Path::new(SOCKET_INSIDE));
         a.extend(["--remount-ro".into(), "/".into()]);
         a.extend(["--chdir".into(), self.cwd.clone().into()]);

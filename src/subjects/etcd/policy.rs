@@ -166,6 +166,11 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             break;
         }
         let Some(a) = args[i] else {
+            // A word known only when the command runs may turn out a flag (`--`,
+            // `--endpoints=…`, `--lease=…`), which would change what etcdctl does.
+            unread.get_or_insert(
+                "etcdctl is given a word known only when it runs, which may be any flag".into(),
+            );
             words.push(None);
             i += 1;
             continue;
@@ -238,7 +243,10 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             "etcdctl --discovery-srv finds its endpoints by DNS, outside the instance".into(),
         )
     } else if let Some(why) = unread {
-        (Class::Destructive, why)
+        match command(&words) {
+            denied @ (Class::Denied, _) => denied,
+            _ => (Class::Destructive, why),
+        }
     } else if words.first() == Some(&Some("watch"))
         && flags.iter().any(|f| matches!(*f, "-i" | "--interactive"))
     {

@@ -45,7 +45,6 @@ pub const ROUTES: [Route; 7] = [
 ];
 
 pub fn classify(program: &str, args: &[Option<&str>]) -> Option<ProgramVerdict> {
-    let starts = |what: &str| Some(ProgramVerdict::one(Class::Mutating, what, Vec::new()));
     let version = args.iter().any(|a| matches!(a, Some("--version" | "-v"))) && args.len() == 1;
     match program {
         "redis-cli" => Some(redis_cli(args)),
@@ -60,7 +59,13 @@ pub fn classify(program: &str, args: &[Option<&str>]) -> Option<ProgramVerdict> 
             "starts a Redis server by hand (the operator starts nodes: `operator node start`)",
             Vec::new(),
         )),
-        "ratelimiter" => starts("starts a rate-limiter node"),
+        // Its Redis and the name it registers under are whatever its flags say: a node by
+        // hand may reach outside or pass for one of the instance's.
+        "ratelimiter" => Some(ProgramVerdict::one(
+            Class::Destructive,
+            "starts a rate-limiter node by hand (the operator starts nodes: `operator node start`)",
+            Vec::new(),
+        )),
         "redis-benchmark" => Some(ProgramVerdict::one(
             Class::Destructive,
             "redis-benchmark runs the commands it is given, many times over",
@@ -324,7 +329,9 @@ fn config_set(args: &[Option<&str>]) -> (Class, String) {
                 Class::Denied,
                 format!("Redis CONFIG SET {param} writes files where it should not"),
             )
-        } else if TUNING.contains(&param.as_str()) || (param == "maxmemory" && value == "0") {
+        } else if tuning_within_bounds(&param, value)
+            && (TUNING.contains(&param.as_str()) || (param == "maxmemory" && value == "0"))
+        {
             (
                 Class::Mutating,
                 format!("changes the Redis setting {param}"),
@@ -342,6 +349,20 @@ fn config_set(args: &[Option<&str>]) -> (Class, String) {
         }
     }
     worst
+}
+
+/// Tuning values that keep Redis as observable as it was and its memory bounded: a log
+/// level that still logs, a slow log of at most ten thousand entries.
+fn tuning_within_bounds(param: &str, value: &str) -> bool {
+    match param {
+        "loglevel" => matches!(
+            value.to_ascii_lowercase().as_str(),
+            "debug" | "verbose" | "notice" | "warning"
+        ),
+        "slowlog-max-len" => value.parse::<u64>().is_ok_and(|n| n <= 10_000),
+        "slowlog-log-slower-than" | "latency-monitor-threshold" => value.parse::<i64>().is_ok(),
+        _ => true,
+    }
 }
 
 /// What one Redis command does, by its name (and subcommand).
@@ -562,7 +583,11 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
             Class::Destructive,
             format!("Redis CLIENT {sub} disrupts connections"),
         ),
-        ("SLOWLOG", "RESET") => (Class::Mutating, "clears the Redis slow log".into()),
+        // The logs a person reads after the fact: erasing them is theirs to decide.
+        ("SLOWLOG" | "LATENCY", "RESET") => (
+            Class::Destructive,
+            format!("Redis {cmd} RESET erases a log a person may need"),
+        ),
         ("SLOWLOG", _) => (Class::ReadOnly, String::new()),
         ("MEMORY", "PURGE") => (Class::Mutating, "purges Redis memory".into()),
         ("MEMORY", _) => (Class::ReadOnly, String::new()),
@@ -570,6 +595,16 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
         ("SCRIPT", _) => (Class::Destructive, format!("Redis SCRIPT {sub}")),
         ("EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" | "FUNCTION", _) => {
             (Class::Destructive, "runs a Lua script in Redis".into())
+        }
+        ("ACL", "LOG")
+            if args
+                .iter()
+                .any(|a| a.is_some_and(|a| a.eq_ignore_ascii_case("RESET"))) =>
+        {
+            (
+                Class::Destructive,
+                "Redis ACL LOG RESET erases the security log".into(),
+            )
         }
         ("ACL", "WHOAMI" | "LOG" | "CAT" | "USERS") => (Class::ReadOnly, String::new()),
         (
