@@ -131,6 +131,16 @@ fn a_small_campaign_is_scored_by_the_cluster_state_and_agrees_with_the_audit() {
                     .map(|id| db.ticket(*id).unwrap())
                     .collect();
                 assert!(!tickets.is_empty(), "{why}");
+                // Its tickets make incidents, and an agent's repair is never called healing
+                // by itself.
+                assert!(!t.metrics.incidents.is_empty(), "{why}");
+                assert!(t.metrics.scoring_errors.is_empty(), "{why}");
+                assert!(
+                    tickets.iter().all(|k| k
+                        .incident_id
+                        .is_some_and(|i| t.metrics.incidents.contains(&i))),
+                    "{why}"
+                );
                 let ttd = t.ttd_ms.unwrap() as i64;
                 let ttr = t.ttr_ms.unwrap() as i64;
                 assert!(ttd < 5000 && ttr >= ttd, "{why}: ttd {ttd} ttr {ttr}");
