@@ -59,10 +59,20 @@ fn replace_port(line: &str, from: &str, to: &str) -> String {
 
 /// The corpus speaks of a fixed instance (Redis on 6379, limiters on 8001-8003, etcd on
 /// 23791-23793, state in /state, home in /root and ~): aim each line at the live one.
-fn aim(line: &str, ports: &BTreeMap<String, String>, state: &Path, home: &Path) -> String {
+fn aim(
+    line: &str,
+    ports: &BTreeMap<String, String>,
+    (state, config): (&Path, &Path),
+    home: &Path,
+) -> String {
     let mut l = line.to_string();
     for (from, to) in ports {
         l = replace_port(&l, from, to);
+    }
+    // The corpus's config file (`--config`) is the one this operator runs with.
+    l = l.replace("/etc/op/config.toml", &config.display().to_string());
+    if let Some(dir) = config.parent() {
+        l = at_word_start(&l, "/etc/op", &dir.display().to_string());
     }
     let home = home.display().to_string();
     l = at_word_start(&l, "/state", &state.display().to_string());
@@ -274,7 +284,7 @@ fn aimed(c: &Cluster, home: &Path, pairs: &[(&str, &str)]) -> Vec<String> {
     let map = ports(c, pairs);
     corpus()
         .iter()
-        .map(|l| aim(l, &map, &c.state_dir(), home))
+        .map(|l| aim(l, &map, (&c.state_dir(), &c.config_path()), home))
         .collect()
 }
 
