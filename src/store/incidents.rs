@@ -314,12 +314,15 @@ pub(super) fn group_in(
         else {
             let incident = match t.incident_id {
                 // Reopened, and related to nothing newer: its own incident comes back, its
-                // attempts afresh as the ticket's are.
+                // attempts afresh as the ticket's are (unless an agent works it now).
                 Some(own) => {
                     exec(
                         tx,
-                        "UPDATE incidents SET last_joined_at = ?2, attempts = 0, session_id = NULL,
-                                updated_at = ?2 WHERE id = ?1",
+                        "UPDATE incidents SET last_joined_at = ?2, updated_at = ?2,
+                                attempts = CASE WHEN claimed_by IS NULL THEN 0 ELSE attempts END,
+                                session_id = CASE WHEN claimed_by IS NULL THEN NULL
+                                                  ELSE session_id END
+                         WHERE id = ?1",
                         params![own, now],
                     )?;
                     own

@@ -362,8 +362,22 @@ impl App {
         v
     }
 
-    /// The incident of `t` as the app's tickets tell it: its id, its state taken together
-    /// (as the store takes it), when its first ticket opened, and how many tickets it has.
+    /// Every incident of the app's tickets, by id (see [`IncidentLine`]).
+    pub fn incident_lines(&self) -> std::collections::HashMap<i64, IncidentLine> {
+        let mut members: std::collections::HashMap<i64, Vec<&Ticket>> =
+            std::collections::HashMap::new();
+        for t in &self.tickets {
+            if let Some(i) = t.incident_id {
+                members.entry(i).or_default().push(t);
+            }
+        }
+        members
+            .into_iter()
+            .filter_map(|(id, m)| Some((id, incident_line(id, &m)?)))
+            .collect()
+    }
+
+    /// The incident of `t` as the app's tickets tell it.
     pub fn incident_of(&self, t: &Ticket) -> Option<IncidentLine> {
         let id = t.incident_id?;
         let members: Vec<&Ticket> = self
@@ -371,28 +385,7 @@ impl App {
             .iter()
             .filter(|u| u.incident_id == Some(id))
             .collect();
-        let active: Vec<&&Ticket> = members
-            .iter()
-            .filter(|u| u.status != Status::Resolved)
-            .collect();
-        let has = |s: Status| active.iter().any(|u| u.status == s);
-        let status = if active.is_empty() {
-            Status::Resolved
-        } else if has(Status::Escalated) {
-            Status::Escalated
-        } else if active.iter().all(|u| u.status == Status::Verifying) {
-            Status::Verifying
-        } else if has(Status::InProgress) || has(Status::Verifying) {
-            Status::InProgress
-        } else {
-            Status::Open
-        };
-        Some(IncidentLine {
-            id,
-            status,
-            opened_at: members.iter().map(|u| u.opened_at).min()?,
-            tickets: members.len(),
-        })
+        incident_line(id, &members)
     }
 
     pub fn selected_ticket(&self) -> Option<&Ticket> {
@@ -438,6 +431,33 @@ pub struct IncidentLine {
     pub status: Status,
     pub opened_at: Timestamp,
     pub tickets: usize,
+}
+
+/// An incident's line from its tickets: its state taken together (as the store takes it),
+/// when its first ticket opened, and how many tickets it has.
+fn incident_line(id: i64, members: &[&Ticket]) -> Option<IncidentLine> {
+    let active: Vec<&&Ticket> = members
+        .iter()
+        .filter(|u| u.status != Status::Resolved)
+        .collect();
+    let has = |s: Status| active.iter().any(|u| u.status == s);
+    let status = if active.is_empty() {
+        Status::Resolved
+    } else if has(Status::Escalated) {
+        Status::Escalated
+    } else if active.iter().all(|u| u.status == Status::Verifying) {
+        Status::Verifying
+    } else if has(Status::InProgress) || has(Status::Verifying) {
+        Status::InProgress
+    } else {
+        Status::Open
+    };
+    Some(IncidentLine {
+        id,
+        status,
+        opened_at: members.iter().map(|u| u.opened_at).min()?,
+        tickets: members.len(),
+    })
 }
 
 /// What groups a ticket: its incident, or itself when it has none.

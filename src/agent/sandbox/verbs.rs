@@ -62,52 +62,11 @@ pub fn call_of(words: &[String]) -> Result<Call, Refusal> {
             }
             Ok(call(&["node", verb], opts, words))
         }
-        ["tickets", "list", rest @ ..] => {
-            let (mut opts, words) = options(
-                "tickets list",
-                rest,
-                &["--json", "--active"],
-                &["--status", "--limit"],
-            )?;
-            no_words("tickets list", &words, "no words")?;
-            // Only this instance's tickets.
-            opts.push("--this-instance".into());
-            Ok(call(&["tickets", "list"], opts, words))
-        }
-        ["tickets", "show", rest @ ..] => {
-            let (mut opts, words) = options("tickets show", rest, &["--json"], &[])?;
-            // Only this instance's.
-            opts.push("--this-instance".into());
-            if words.len() != 1 || !words[0].bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Refusal::Usage {
-                    verb: "tickets show".into(),
-                    want: "one ticket number",
-                });
-            }
-            Ok(call(&["tickets", "show"], opts, words))
-        }
-        ["incidents", "list", rest @ ..] => {
-            let (mut opts, words) = options(
-                "incidents list",
-                rest,
-                &["--json", "--active"],
-                &["--limit"],
-            )?;
-            no_words("incidents list", &words, "no words")?;
-            // Only this instance's incidents.
-            opts.push("--this-instance".into());
-            Ok(call(&["incidents", "list"], opts, words))
-        }
+        ["tickets", "list", rest @ ..] => this_instances("tickets", rest, &["--status", "--limit"]),
+        ["tickets", "show", rest @ ..] => this_instances_one("tickets", rest, "one ticket number"),
+        ["incidents", "list", rest @ ..] => this_instances("incidents", rest, &["--limit"]),
         ["incidents", "show", rest @ ..] => {
-            let (mut opts, words) = options("incidents show", rest, &["--json"], &[])?;
-            opts.push("--this-instance".into());
-            if words.len() != 1 || !words[0].bytes().all(|b| b.is_ascii_digit()) {
-                return Err(Refusal::Usage {
-                    verb: "incidents show".into(),
-                    want: "one incident number",
-                });
-            }
-            Ok(call(&["incidents", "show"], opts, words))
+            this_instances_one("incidents", rest, "one incident number")
         }
         ["policy", "check", rest @ ..] => {
             let (opts, words) = options("policy check", rest, &["--json"], &[])?;
@@ -115,6 +74,26 @@ pub fn call_of(words: &[String]) -> Result<Call, Refusal> {
         }
         _ => Err(Refusal::NotServed(words.join(" "))),
     }
+}
+
+/// `tickets list` or `incidents list`: this instance's only.
+fn this_instances(what: &str, rest: &[&str], valued: &[&str]) -> Result<Call, Refusal> {
+    let verb = format!("{what} list");
+    let (mut opts, words) = options(&verb, rest, &["--json", "--active"], valued)?;
+    no_words(&verb, &words, "no words")?;
+    opts.push("--this-instance".into());
+    Ok(call(&[what, "list"], opts, words))
+}
+
+/// `tickets show N` or `incidents show N`: one number, refused if another instance's.
+fn this_instances_one(what: &str, rest: &[&str], want: &'static str) -> Result<Call, Refusal> {
+    let verb = format!("{what} show");
+    let (mut opts, words) = options(&verb, rest, &["--json"], &[])?;
+    opts.push("--this-instance".into());
+    if words.len() != 1 || !words[0].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Refusal::Usage { verb, want });
+    }
+    Ok(call(&[what, "show"], opts, words))
 }
 
 /// The call: its verb's class from the policy's list, its options, then `--` and its words.

@@ -54,12 +54,14 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
     let entity_w = widest(&mut visible.iter().map(|t| t.entity.chars().count()), 6);
     // The incident's line on its first ticket shown: its id, state and age; the tickets
     // that follow from a root are indented under it.
+    let lines = app.incident_lines();
+    let line_of = |t: &crate::tickets::Ticket| t.incident_id.and_then(|i| lines.get(&i));
     let incidents: Vec<Option<String>> = visible
         .iter()
         .enumerate()
         .map(|(i, t)| {
             let first = i == 0 || visible[i - 1].incident_id != t.incident_id;
-            let line = app.incident_of(t).filter(|_| first)?;
+            let line = line_of(t).filter(|_| first)?;
             Some(format!(
                 "#{} {} {}",
                 line.id,
@@ -87,7 +89,7 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
         .zip(statuses)
         .zip(incidents)
         .map(|((t, status), incident)| {
-            let incident_status = app.incident_of(t).map_or(t.status, |i| i.status);
+            let incident_status = line_of(t).map_or(t.status, |i| i.status);
             Row::new(vec![
                 Cell::from(incident.unwrap_or_default()).style(th.status(incident_status)),
                 Cell::from(format!("#{}", t.id)),
