@@ -15,7 +15,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 
 use super::sqlite::{exec, row};
-use super::tickets::{COLUMNS, check, event, get_in, ticket_from_row, ts, ts_opt};
+use super::ticket_rows::{COLUMNS, check, event, get_in, ticket_from_row, ts, ts_opt};
 use super::{Sqlite, StoreError};
 use crate::clock::{self, Timestamp};
 use crate::invariant::Consequence;

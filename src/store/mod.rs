@@ -14,6 +14,7 @@ mod incidents;
 pub mod ledger;
 pub mod schema;
 mod sqlite;
+mod ticket_rows;
 mod tickets;
 
 use std::path::{Path, PathBuf};
