@@ -20,8 +20,13 @@ pub(super) fn reads_environment(prog: &str, args: &[Arg]) -> Option<String> {
     };
     let hit = match prog {
         // `env`, `$ENV`, `$__loc__` aside: jq's builtins that read the environment.
-        "jq" | "gojq" | "jaq" => l.iter().any(|a| word(a, "env") || a.contains("$ENV")),
+        // `$ ENV` is `$ENV` to both: spaces are read away first.
+        "jq" | "gojq" | "jaq" => l.iter().any(|a| {
+            let a: String = a.chars().filter(|c| !c.is_whitespace()).collect();
+            word(&a, "env") || a.contains("$ENV")
+        }),
         "yq" => l.iter().any(|a| {
+            let a: String = a.chars().filter(|c| !c.is_whitespace()).collect();
             a.contains("env(")
                 || a.contains("strenv(")
                 || a.contains("envsubst")
@@ -29,7 +34,7 @@ pub(super) fn reads_environment(prog: &str, args: &[Arg]) -> Option<String> {
         }),
         // BSD-style `e` (`ps e`, `ps auxe`, `ps eww`) adds each process's environment.
         "ps" => l.iter().any(|a| {
-            !a.starts_with('-') && a.chars().all(|c| c.is_ascii_alphabetic()) && a.contains('e')
+            !a.starts_with('-') && a.chars().all(|c| c.is_ascii_alphanumeric()) && a.contains('e')
         }),
         "tmux" => l
             .iter()

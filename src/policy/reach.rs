@@ -163,6 +163,17 @@ pub(super) fn assignment(
     exported: bool,
 ) {
     let (name, value) = text.split_once('=').unwrap_or((text, ""));
+    // An element's index is evaluated as arithmetic (`arr[x]=1` reads x's value, and
+    // `a[$(cmd)]` in it runs cmd): only a plain number is read as harmless.
+    if let Some((_, index)) = name.split_once('[') {
+        let index = index.trim_end_matches(['+', ']']);
+        if !index.chars().all(|c| c.is_ascii_digit()) {
+            found.mark(
+                Class::Destructive,
+                format!("sets an element of {name}: its index is evaluated, and may run a command"),
+            );
+        }
+    }
     // `BASH_CMDS[cat]=…` sets an element of BASH_CMDS.
     let name = name.split('[').next().unwrap_or(name);
     // A value that holds a command substitution as text (single-quoted) runs it wherever
@@ -310,6 +321,17 @@ pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     {
         ctx.mark(Class::Destructive, "ping floods (-f, or -i under a second)");
     }
+    // getent's options pick the sources it asks (`-s dns`); nslookup with no name reads
+    // its names from its input, where the policy does not see them.
+    if prog == "getent" && l.iter().any(|a| a.starts_with('-')) {
+        ctx.mark(Class::Destructive, "getent with options of its own");
+    }
+    if prog == "nslookup" && !l.iter().any(|a| !a.starts_with('-')) {
+        ctx.mark(
+            Class::Destructive,
+            "nslookup reads the names to look up from its input",
+        );
+    }
     if prog == "dig" && l.iter().any(|a| matches!(*a, "-f" | "-k" | "-y")) {
         ctx.mark(Class::Destructive, "dig reads names or keys from a file");
     }
@@ -375,7 +397,7 @@ pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     while i < l.len() {
         let a = l[i];
         // `dig -x ADDRESS` asks for ADDRESS's name: the address is in the question.
-        if prog == "dig" && a == "-x" {
+        if prog == "dig" && matches!(a, "-x" | "-q") {
             if let Some(addr) = l.get(i + 1) {
                 names.push(*addr);
             }

@@ -231,6 +231,12 @@ struct Acting {
 
 const ACTING: &[Acting] = &[
     Acting {
+        programs: &["pidstat"],
+        prefixes: &["-e"],
+        letters: "",
+        why: "runs the program it is given",
+    },
+    Acting {
         programs: &["shuf"],
         prefixes: &["-o", "--output", "--random-source"],
         letters: "o",

@@ -141,7 +141,6 @@ const READ_ONLY: &[&str] = &[
     "whereis",
     "timedatectl",
     "hostnamectl",
-    "arp",
     "yes",
     "look",
     "cksum",
@@ -891,6 +890,11 @@ fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
         || resolved.starts_with("/sys")
     {
         found.mark(Class::Denied, format!("writes a kernel setting ({path})"));
+    } else if in_scratch(policy, &resolved) && scratch_dotfile(policy, &resolved) {
+        found.mark(
+            Class::Destructive,
+            format!("writes {path}, a dot-file of the commands' HOME: curl, wget, dig, python, less and jq read their settings and code there"),
+        );
     } else if in_scratch(policy, &resolved) {
         found.mark(Class::Mutating, format!("writes {path}"));
     } else if in_state(policy, path) {
@@ -959,6 +963,16 @@ fn endless(resolved: &Path) -> bool {
 
 /// Where a command may write without a person: the instance's folder (the commands' HOME)
 /// and the temporary folders.
+/// A name under the scratch folder (the commands' HOME in the sandbox) that begins with a
+/// dot: `.curlrc`, `.local/lib/python3/site-packages/x.pth`, `.lesskey`, `.jq`.
+fn scratch_dotfile(policy: &Policy, resolved: &Path) -> bool {
+    let scratch = policy.protected().cwd.join(super::SCRATCH);
+    resolved.strip_prefix(&scratch).is_ok_and(|rest| {
+        rest.components()
+            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+    })
+}
+
 /// The instance's scratch folder, the one place of the state commands may write.
 fn in_scratch(policy: &Policy, resolved: &Path) -> bool {
     let cwd = &policy.protected().cwd;
@@ -1008,39 +1022,88 @@ const SYSTEM_WRITE_DIRS: &[&str] = &[
     "/media",
 ];
 
-/// Programs that print the content of the files they are given.
-const FILE_READERS: &[&str] = &[
-    "cat", "head", "tail", "less", "more", "grep", "egrep", "fgrep", "rg", "strings", "od", "xxd",
-    "hexdump", "base64", "zcat", "zgrep", "tac", "nl", "sort", "uniq", "cut", "diff", "cmp", "awk",
-    "sed", "jq", "paste", "join", "comm", "fold", "fmt", "rev", "expand",
-];
-
 /// Read-only programs whose words known only at run time name no file they print: names,
 /// numbers, patterns, metadata.
 const DYN_SAFE: &[&str] = &[
-    "echo", "printf", "test", "[", "true", "false", ":", "sleep", "basename", "dirname", "expr",
-    "seq", "shuf", "ls", "stat", "du", "df", "wc", "realpath", "readlink", "id", "whoami", "uname",
-    "pidof", "pgrep", "ps", "wait", "exit", "return", "unset", "jobs", "nproc", "cd", "which",
-    "type", "trap", "hostname",
+    "echo", "true", "false", ":", "sleep", "basename", "dirname", "expr", "ls", "stat", "df",
+    "realpath", "readlink", "id", "whoami", "uname", "pidof", "pgrep", "wait", "exit", "return",
+    "jobs", "nproc", "cd", "which", "type",
+];
+
+/// Programs whose own rules judge the words only known at run time that they are given
+/// (the wrappers hand them to the program they run; redis-cli's rule reads them as keys or
+/// commands; a shell or eval given one is refused by its rule).
+const DYN_JUDGED: &[&str] = &[
+    "redis-cli",
+    "xargs",
+    "env",
+    "timeout",
+    "nice",
+    "ionice",
+    "nohup",
+    "stdbuf",
+    "exec",
+    "builtin",
+    "command",
+    "time",
+    "setsid",
+    "sh",
+    "bash",
+    "dash",
+    "zsh",
+    "ksh",
+    "ash",
+    "eval",
+    "curl",
+    "wget",
+    "etcdctl",
+    "operator",
+    "docker",
 ];
 
 fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     if let Some(why) = floods(prog, args) {
         ctx.mark(Class::Destructive, why);
     }
-    let date_reads = prog == "date"
+    // Links followed below the top folder reach what the path rules never saw
+    // (`/usr/lib/ssl/private` is `/etc/ssl/private`).
+    if matches!(prog, "grep" | "egrep" | "fgrep" | "rg")
         && lits(args).iter().any(|a| {
-            a.starts_with("--file")
-                || a.starts_with("--reference")
-                || (a.starts_with('-') && !a.starts_with("--") && a.contains(['f', 'r']))
-        });
-    if any_dyn(args)
-        && (READ_ONLY.contains(&prog) || FILE_READERS.contains(&prog))
-        && !(DYN_SAFE.contains(&prog) || prog == "date" && !date_reads)
+            a.starts_with("--dereference-recursive")
+                || a.starts_with("--follow")
+                || (a.starts_with('-')
+                    && !a.starts_with("--")
+                    && a.contains(['R', 'L'])
+                    && prog == "grep")
+        })
     {
         ctx.mark(
             Class::Destructive,
-            format!("{prog} of files only known at run time (they could hold secrets)"),
+            format!("{prog} follows every link below the folder, to files the policy never sees"),
+        );
+    }
+    // `test -v 'a[x]'`, `printf -v 'a[x]'`: the element's index is evaluated as arithmetic.
+    if matches!(prog, "test" | "[" | "printf")
+        && lits(args)
+            .windows(2)
+            .any(|w| w[0] == "-v" && w[1].contains('['))
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "{prog} -v names an array element, whose index is evaluated and may run a command"
+            ),
+        );
+    }
+    // A word only known at run time may be any option (`$(echo -delete)`, `-s KILL`,
+    // `--output=…`) or any file: only programs that do nothing more with any word, and
+    // those whose rules judge such words themselves, are given one without a person.
+    if any_dyn(args) && !(DYN_SAFE.contains(&prog) || DYN_JUDGED.contains(&prog)) {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "{prog} is given words only known at run time, which may be any option or file (secrets among them)"
+            ),
         );
     }
     // Devices that never end: a reader of one runs (and fills memory or a disk) until its
@@ -1425,6 +1488,16 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
         }
         "export" | "declare" | "typeset" | "local" | "readonly" => {
+            // `-i`: every value given to the name is evaluated as arithmetic.
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('i'))
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} -i evaluates the values it is given as arithmetic, which may run a command"),
+                );
+            }
             if any_dyn(args) {
                 ctx.mark(
                     Class::Destructive,
@@ -1483,7 +1556,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
         }
         "dig" | "host" | "nslookup" | "getent" | "ping" | "ping6" | "traceroute" | "tracepath"
-        | "mtr" | "arping" => names(ctx, prog, args),
+        | "mtr" | "arping" | "arp" => names(ctx, prog, args),
         "find" => find(ctx, args, inv),
         // Limits of the shell the command runs in, and of nothing else.
         "ulimit" => {
@@ -1615,6 +1688,19 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "mv" | "cp" | "ln" | "mkdir" | "touch" | "chmod" | "chown" | "chgrp" | "install"
         | "mkfifo" => write_paths(ctx, prog, args),
         "tar" | "zip" => {
+            if prog == "tar"
+                && lits(args).iter().any(|a| {
+                    a.starts_with("--dereference")
+                        || (!a.starts_with("--")
+                            && a.contains('h')
+                            && (a.starts_with('-') || a.chars().all(|c| c.is_ascii_alphabetic())))
+                })
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    "tar -h follows every link below the folder, to files the policy never sees",
+                );
+            }
             // What an archiver writes is its archive; what it archives it only reads.
             match archive(prog, args) {
                 Some(Arg::Lit(a)) if a == "-" => {}
@@ -1641,7 +1727,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             // name does not say.
             if prog == "zip"
                 && lits(args).iter().any(|a| {
-                    (a.starts_with('-') && !a.starts_with("--") && a.contains(['m', 'O']))
+                    (a.starts_with('-') && !a.starts_with("--") && a.contains(['m', 'O', '@']))
                         || a.starts_with("--mo")
                         || a.starts_with("--ou")
                 })
@@ -1806,9 +1892,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         "ip" => ip(ctx, args, inv),
         "sysctl" => {
             if has(args, &["-w", "--write", "-p", "--load", "-f", "--system"])
-                || lits(args)
-                    .iter()
-                    .any(|a| a.starts_with("-p") || a.starts_with("--load="))
+                || lits(args).iter().any(|a| {
+                    a.starts_with("--load=")
+                        || (a.starts_with('-')
+                            && !a.starts_with("--")
+                            && a.contains(['p', 'w', 'f']))
+                })
                 || lits(args).iter().any(|a| a.contains('='))
             {
                 ctx.mark(Class::Destructive, "changes kernel settings");
@@ -3216,6 +3305,7 @@ const MAX_COUNT: f64 = 1_000_000.0;
 /// are the host's. `None` when the program is not one of them or is asked for little.
 fn floods(prog: &str, args: &[Arg]) -> Option<String> {
     let l = lits(args);
+    let numbers: Vec<f64> = l.iter().filter_map(|a| a.parse::<f64>().ok()).collect();
     let huge = |a: &str| {
         let a = a.trim_start_matches(['-', '+']).to_ascii_lowercase();
         a.starts_with("inf")
@@ -3227,6 +3317,29 @@ fn floods(prog: &str, args: &[Arg]) -> Option<String> {
         "seq" if any_dyn(args) || l.iter().any(|a| huge(a)) => {
             Some("seq counts past a million (or without end)".into())
         }
+        // `seq FIRST STEP LAST`: as many numbers as the step fits in the range.
+        "seq"
+            if numbers.len() == 3
+                && (numbers[1] == 0.0
+                    || ((numbers[2] - numbers[0]) / numbers[1]).abs() > MAX_COUNT) =>
+        {
+            Some("seq counts past a million".into())
+        }
+        "shuf"
+            if l.iter().any(|a| {
+                (a.starts_with('-') && !a.starts_with("--") && a.contains('r'))
+                    || a.starts_with("--repeat")
+            }) || l.iter().any(|a| {
+                a.split_once('-')
+                    .and_then(|(lo, hi)| Some((lo.parse::<f64>().ok()?, hi.parse::<f64>().ok()?)))
+                    .is_some_and(|(lo, hi)| hi - lo > MAX_COUNT)
+            }) =>
+        {
+            Some("shuf repeats without end, or over a range past a million".into())
+        }
+        "bc" | "dc" => Some(format!(
+            "{prog} computes what its input says, as large as it says"
+        )),
         "printf" if any_dyn(args) && l.first().is_some_and(|f| f.contains('*')) => {
             Some("printf with a width only known at run time".into())
         }
@@ -3238,6 +3351,7 @@ fn floods(prog: &str, args: &[Arg]) -> Option<String> {
                 ["range(", "repeat", "until(", "while(", "limit(", "recurse("]
                     .iter()
                     .any(|k| a.replace(' ', "").contains(k))
+                    || big_number(a)
             }) =>
         {
             Some(format!(
@@ -3247,7 +3361,7 @@ fn floods(prog: &str, args: &[Arg]) -> Option<String> {
         "awk" | "gawk" | "mawk" | "nawk"
             if l.iter().any(|a| {
                 let a = a.replace(' ', "");
-                a.contains("while(") || a.contains("do{") || a.contains("for(;;)")
+                a.contains("while(") || a.contains("do{") || a.contains(";;") || big_number(&a)
             }) =>
         {
             Some(format!(
@@ -3261,16 +3375,27 @@ fn floods(prog: &str, args: &[Arg]) -> Option<String> {
     }
 }
 
-/// A printf format with a literal width past a million (`%2000000000s`).
+/// A printf format with a literal width or precision past a million (`%2000000000s`,
+/// `%.2000000000f`).
 fn wide(format: &str) -> bool {
     format.split('%').skip(1).any(|spec| {
-        let digits: String = spec
-            .trim_start_matches(['-', '+', ' ', '#', '0'])
+        let spec = spec.trim_start_matches(['-', '+', ' ', '#', '0']);
+        let width: String = spec.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let precision: String = spec[width.len()..]
+            .strip_prefix('.')
+            .unwrap_or("")
             .chars()
             .take_while(|c| c.is_ascii_digit())
             .collect();
-        digits.len() > 6
+        width.len() > 6 || precision.len() > 6
     })
+}
+
+/// A program text holding a number past a million (`.[1000000000] = 1`, `"x" * 1e9`).
+fn big_number(text: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+        .filter_map(|w| w.parse::<f64>().ok())
+        .any(|n| n.abs() > MAX_COUNT)
 }
 
 /// Whether a sed script defines a label (`:a`), the start of a loop.

@@ -265,6 +265,12 @@ fn walk_command(
                 found.mark(Class::Denied, "runs a command inside [[ ]]");
             }
             test_arithmetic(&text, found);
+            if text.contains("-v") && text.contains('[') {
+                found.mark(
+                    Class::Destructive,
+                    "[[ -v ]] of an array element evaluates its index, which may run a command",
+                );
+            }
             // `[[ $SECRET == sk-* ]]` answers questions about a variable's value.
             if text.contains('$') {
                 found.mark(
@@ -305,7 +311,12 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
                 .map(|v| v.lit().filter(|t| plain_value(t)).map(str::to_string))
                 .collect();
             let body_text = f.body.list.to_string();
-            let reassigned = names_bare(&body_text, &f.variable_name);
+            // The shell sets some names itself (`$_` is the last word of the command before,
+            // `BASH_REMATCH` what `=~` matched): the body's text with the value put in is not
+            // what runs. A loop variable must be a plain lower-case name to be unrolled.
+            let shells_own =
+                f.variable_name == "_" || f.variable_name.chars().any(|c| c.is_ascii_uppercase());
+            let reassigned = shells_own || names_bare(&body_text, &f.variable_name);
             match literal {
                 // A body that may set the variable itself (`c=bash`, `printf -v c`, `read
                 // c`) is not the text with the value put in: judged as it stands.
@@ -316,12 +327,32 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
                         && !reassigned =>
                 {
                     let body = f.body.list.to_string();
+                    let before = found.marks.len();
                     for value in &list {
                         walk_source(
                             policy,
                             &substitute(&body, &f.variable_name, value),
                             depth,
                             found,
+                        );
+                    }
+                    // Each value's run judged alone says nothing of them together: jobs
+                    // left in the background pile up, and a change made over and over (16
+                    // restarts of every member) is a flood of its own.
+                    if background_job(&body) {
+                        found.mark(
+                            Class::Destructive,
+                            "starts a background job each time round a loop",
+                        );
+                    }
+                    if list.len() > MAX_REPEATED_CHANGES
+                        && found.marks[before..]
+                            .iter()
+                            .any(|(c, _)| *c >= Class::Mutating)
+                    {
+                        found.mark(
+                            Class::Destructive,
+                            format!("repeats a change {} times", list.len()),
                         );
                     }
                 }
@@ -493,6 +524,20 @@ fn names_bare(text: &str, var: &str) -> bool {
         from = end;
     }
     false
+}
+
+/// The most values a loop may repeat a change over without a person: one per node of a
+/// three-node cluster.
+const MAX_REPEATED_CHANGES: usize = 3;
+
+/// Whether a loop body sends a job to the background (`cmd &`, not `&&`, `>&`, `&>`).
+fn background_job(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, c)| {
+        *c == b'&'
+            && !matches!(b.get(i + 1), Some(b'&' | b'>'))
+            && !matches!(i.checked_sub(1).map(|j| b[j]), Some(b'&' | b'>' | b'<'))
+    })
 }
 
 /// The longest literal list a `for` loop is unrolled over.
@@ -742,15 +787,7 @@ fn repeat(policy: &Policy, depth: u32, found: &mut Findings, parts: &[&CompoundL
         walk_list(policy, list, depth, &mut body);
     }
     // A job sent to the background each time round (`sleep 1000 &`) piles up.
-    let background = parts.iter().any(|list| {
-        let text = list.to_string();
-        let b = text.as_bytes();
-        b.iter().enumerate().any(|(i, c)| {
-            *c == b'&'
-                && !matches!(b.get(i + 1), Some(b'&' | b'>'))
-                && !matches!(i.checked_sub(1).map(|j| b[j]), Some(b'&' | b'>' | b'<'))
-        })
-    });
+    let background = parts.iter().any(|list| background_job(&list.to_string()));
     if background {
         found.mark(
             Class::Destructive,
