@@ -234,7 +234,8 @@ async fn claude_through_the_api_repairs_it_and_the_key_never_lands_anywhere() {
     let observe =
         &reqs[3].body["messages"].as_array().unwrap().last().unwrap()["content"][0]["content"];
     let observed: Value = serde_json::from_str(observe.as_str().unwrap()).unwrap();
-    assert_eq!(observed["ticket_violation_present"], false);
+    assert_eq!(observed["all_gone"], true);
+    assert_eq!(observed["tickets"][0]["violation_present"], false);
     // Tokens and cost are counted.
     let s = &c.json(&["audit", "list"])[0];
     assert_eq!(

@@ -883,12 +883,9 @@ impl<'a> Run<'a> {
                 let how: Vec<String> = c
                     .tickets
                     .iter()
-                    .map(|t| {
-                        format!(
-                            "#{} {}",
-                            t.id,
-                            t.resolution.map_or("resolved", |r| r.as_str())
-                        )
+                    .map(|t| match t.resolution {
+                        Some(r) => format!("#{} resolved ({})", t.id, r.as_str()),
+                        None => format!("#{} resolved", t.id),
                     })
                     .collect();
                 self.log(Entry {

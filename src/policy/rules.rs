@@ -1031,34 +1031,12 @@ const DYN_SAFE: &[&str] = &[
 ];
 
 /// Programs whose own rules judge the words only known at run time that they are given
-/// (the wrappers hand them to the program they run; redis-cli's rule reads them as keys or
-/// commands; a shell or eval given one is refused by its rule).
+/// (the wrappers hand them to the program they run; a shell or eval given one is refused by
+/// its rule). A subject's own clients judge theirs too (see `program`).
 const DYN_JUDGED: &[&str] = &[
-    "redis-cli",
-    "xargs",
-    "env",
-    "timeout",
-    "nice",
-    "ionice",
-    "nohup",
-    "stdbuf",
-    "exec",
-    "builtin",
-    "command",
-    "time",
-    "setsid",
-    "sh",
-    "bash",
-    "dash",
-    "zsh",
-    "ksh",
-    "ash",
-    "eval",
-    "curl",
-    "wget",
-    "etcdctl",
-    "operator",
-    "docker",
+    "xargs", "env", "timeout", "nice", "ionice", "nohup", "stdbuf", "exec", "builtin", "command",
+    "time", "setsid", "sh", "bash", "dash", "zsh", "ksh", "ash", "eval", "curl", "wget",
+    "operator", "docker",
 ];
 
 fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
@@ -1098,7 +1076,14 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     // A word only known at run time may be any option (`$(echo -delete)`, `-s KILL`,
     // `--output=…`) or any file: only programs that do nothing more with any word, and
     // those whose rules judge such words themselves, are given one without a person.
-    if any_dyn(args) && !(DYN_SAFE.contains(&prog) || DYN_JUDGED.contains(&prog)) {
+    let subjects_own = || {
+        ctx.policy
+            .subjects()
+            .iter()
+            .any(|s| s.classify_program(prog, &[]).is_some())
+    };
+    if any_dyn(args) && !(DYN_SAFE.contains(&prog) || DYN_JUDGED.contains(&prog) || subjects_own())
+    {
         ctx.mark(
             Class::Destructive,
             format!(

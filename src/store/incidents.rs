@@ -295,14 +295,21 @@ pub(super) fn group_in(
                 Err(e) => return Err(e),
             };
             let i = &c.incident;
-            let in_time = i.claimed_by.is_some()
-                || i.last_joined_at >= since
-                || i.resolved_at.is_some_and(|r| r >= since);
-            if in_time
-                && c.tickets
-                    .iter()
-                    .any(|u| u.id != t.id && related(input.consequences, &t, u))
-            {
+            let open = i.status != Status::Resolved;
+            let in_time = open && (i.claimed_by.is_some() || i.last_joined_at >= since);
+            // A resolved incident takes in only what follows from it (a member lagging in
+            // the catch-up after the repair), not a new cause.
+            let catch_up = !open && i.resolved_at.is_some_and(|r| r >= since);
+            let (t_, declared) = (
+                (t.invariant.as_str(), t.entity.as_str()),
+                input.consequences,
+            );
+            let joins = c.tickets.iter().filter(|u| u.id != t.id).any(|u| {
+                let u_ = (u.invariant.as_str(), u.entity.as_str());
+                (in_time && related(declared, &t, u))
+                    || (catch_up && Consequence::follows(declared, t_, u_))
+            });
+            if joins {
                 related_to.push(c.incident);
             }
         }
@@ -325,6 +332,8 @@ pub(super) fn group_in(
                          WHERE id = ?1",
                         params![own, now],
                     )?;
+                    // Open again at once: the tickets after it in this cycle see it so.
+                    refresh_in(tx, own, at)?;
                     own
                 }
                 None => {
@@ -372,6 +381,7 @@ pub(super) fn group_in(
                     ),
                 )?;
             }
+            refresh_in(tx, other.id, at)?;
             touched.insert(other.id);
         }
         exec(
@@ -379,6 +389,10 @@ pub(super) fn group_in(
             "UPDATE incidents SET last_joined_at = ?2, updated_at = ?2 WHERE id = ?1",
             params![survivor.id, now],
         )?;
+        refresh_in(tx, survivor.id, at)?;
+        if let Some(old) = old {
+            refresh_in(tx, old, at)?;
+        }
         touched.extend(old);
         touched.insert(survivor.id);
     }

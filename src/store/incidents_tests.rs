@@ -255,6 +255,53 @@ fn a_related_ticket_merges_the_incidents_it_relates() {
     );
 }
 
+/// Seen in a campaign: a member's ticket reopened (its old incident long resolved), another
+/// member's new one and the quorum's, all in one cycle, are one incident.
+#[test]
+fn a_reopened_root_a_new_root_and_their_consequence_in_one_cycle_are_one_incident() {
+    let (_d, s) = store();
+    cycle(&s, 0, &[v("member_down", "etcd-2")]);
+    cycle(&s, 1, &[]);
+    let down = [
+        v("member_down", "etcd-2"),
+        v("member_down", "etcd-1"),
+        v("quorum_lost", "cluster"),
+    ];
+    // Reopened within the flap window (60 s here), past the correlation window (30 s).
+    cycle(&s, 50, &down);
+    let active: Vec<Incident> = incidents(&s)
+        .into_iter()
+        .filter(|i| i.status != Status::Resolved)
+        .collect();
+    assert_eq!(active.len(), 1, "{active:#?}");
+    assert_eq!(active[0].tickets.len(), 3);
+}
+
+/// A resolved incident takes in what follows from it, not a new cause: a member killed ten
+/// seconds after a quorum loss was repaired is an incident of its own.
+#[test]
+fn a_new_cause_after_an_incident_resolved_is_an_incident_of_its_own() {
+    let (_d, s) = store();
+    cycle(
+        &s,
+        0,
+        &[v("member_down", "etcd-1"), v("quorum_lost", "cluster")],
+    );
+    cycle(&s, 1, &[]);
+    let first = incidents(&s)[0].id;
+    cycle(&s, 10, &[v("member_down", "etcd-3")]);
+    let down3 = ticket(&s, "member_down", "etcd-3");
+    assert_ne!(down3.incident_id, Some(first));
+    // What follows from the first incident's members does join it while it catches up.
+    cycle(
+        &s,
+        12,
+        &[v("member_down", "etcd-3"), v("member_lagging", "etcd-1")],
+    );
+    let lagging = ticket(&s, "member_lagging", "etcd-1");
+    assert_eq!(lagging.incident_id, Some(first));
+}
+
 #[test]
 fn what_clears_while_nobody_works_its_incident_healed_by_itself() {
     let (_d, s) = store();

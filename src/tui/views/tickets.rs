@@ -62,12 +62,13 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
         .map(|(i, t)| {
             let first = i == 0 || visible[i - 1].incident_id != t.incident_id;
             let line = line_of(t).filter(|_| first)?;
-            Some(format!(
-                "#{} {} {}",
-                line.id,
-                line.status,
-                ago(app, line.opened_at)
-            ))
+            // An incident of one ticket is in that ticket's state: its line says only which
+            // and how old, so that the row keeps room for the ticket's own status.
+            Some(if line.tickets > 1 {
+                format!("#{} {} {}", line.id, line.status, ago(app, line.opened_at))
+            } else {
+                format!("#{} {}", line.id, ago(app, line.opened_at))
+            })
         })
         .collect();
     let incident_w = widest(
