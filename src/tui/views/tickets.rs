@@ -82,6 +82,12 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
             format!("↳ {}", t.invariant)
         }
     };
+    // The incident column only when some incident shown holds several tickets: a ticket
+    // alone is its own incident, which the detail pane names.
+    let grouped = visible
+        .iter()
+        .any(|t| line_of(t).is_some_and(|l| l.tickets > 1));
+    let incident_w = if grouped { incident_w } else { 0 };
     let fixed = incident_w + id_w + status_w + 8 + entity_w + 4 + 3 + 7;
     let invariant_w = widest(&mut visible.iter().map(|t| invariant(t).chars().count()), 9)
         .min(block.inner(area).width.saturating_sub(fixed).max(9));
@@ -91,8 +97,9 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
         .zip(incidents)
         .map(|((t, status), incident)| {
             let incident_status = line_of(t).map_or(t.status, |i| i.status);
-            Row::new(vec![
-                Cell::from(incident.unwrap_or_default()).style(th.status(incident_status)),
+            let incident =
+                Cell::from(incident.unwrap_or_default()).style(th.status(incident_status));
+            Row::new(grouped.then_some(incident).into_iter().chain([
                 Cell::from(format!("#{}", t.id)),
                 Cell::from(status).style(th.status(t.status)),
                 Cell::from(t.severity.as_str()).style(th.severity(t.severity)),
@@ -100,24 +107,25 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
                 Cell::from(t.entity.clone()),
                 Cell::from(ago(app, t.opened_at)).style(th.dim()),
                 Cell::from(t.occurrences.to_string()).style(th.dim()),
-            ])
+            ]))
         });
     let table = Table::new(
         rows,
-        [
-            Constraint::Length(incident_w),
-            Constraint::Length(id_w),
-            Constraint::Length(status_w),
-            Constraint::Length(8),
-            Constraint::Length(invariant_w),
-            Constraint::Length(entity_w),
-            Constraint::Length(4),
-            Constraint::Fill(1),
-        ],
+        grouped
+            .then_some(Constraint::Length(incident_w))
+            .into_iter()
+            .chain([
+                Constraint::Length(id_w),
+                Constraint::Length(status_w),
+                Constraint::Length(8),
+                Constraint::Length(invariant_w),
+                Constraint::Length(entity_w),
+                Constraint::Length(4),
+                Constraint::Fill(1),
+            ]),
     )
     .header(
-        Row::new([
-            "incident",
+        Row::new(grouped.then_some("incident").into_iter().chain([
             "id",
             "status",
             "severity",
@@ -125,7 +133,7 @@ fn draw_list(f: &mut Frame, app: &App, area: Rect) {
             "entity",
             "age",
             "occ",
-        ])
+        ]))
         .style(th.bold()),
     )
     .row_highlight_style(th.selected())
