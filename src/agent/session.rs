@@ -90,6 +90,15 @@ pub enum AgentEvent {
     },
 }
 
+/// ` and 2 more tickets` after a session's lead ticket, for the lines that announce it.
+pub fn more_tickets(tickets: usize) -> String {
+    match tickets {
+        0 | 1 => String::new(),
+        2 => " and 1 more ticket".to_string(),
+        n => format!(" and {} more tickets", n - 1),
+    }
+}
+
 /// Keeps a prefix a person chose to always allow (in the config file).
 pub type KeepAllowed = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 

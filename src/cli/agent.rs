@@ -214,10 +214,7 @@ async fn print_events(mut rx: mpsc::UnboundedReceiver<AgentEvent>, json: bool) {
                 incident_id,
                 tickets,
             } => {
-                let more = match tickets {
-                    0 | 1 => String::new(),
-                    n => format!(" (and {} more of its tickets)", n - 1),
-                };
+                let more = operator::agent::session::more_tickets(tickets);
                 say!(
                     "\nincident #{incident_id}: #{} {} {}{more} — session {session_id}\n  {}",
                     ticket.id,

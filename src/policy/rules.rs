@@ -1036,7 +1036,7 @@ const DYN_SAFE: &[&str] = &[
 const DYN_JUDGED: &[&str] = &[
     "xargs", "env", "timeout", "nice", "ionice", "nohup", "stdbuf", "exec", "builtin", "command",
     "time", "setsid", "sh", "bash", "dash", "zsh", "ksh", "ash", "eval", "curl", "wget",
-    "operator", "docker",
+    "operator",
 ];
 
 fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {

@@ -831,11 +831,7 @@ fn on_agent(app: &mut App, ev: AgentEvent) -> Vec<Effect> {
                 s.live = true;
                 s.incident_id = Some(incident_id);
             }
-            let others = match tickets {
-                0 | 1 => String::new(),
-                2 => " and 1 more ticket".to_string(),
-                n => format!(" and {} more tickets", n - 1),
-            };
+            let others = crate::agent::session::more_tickets(tickets);
             app.push_log(
                 Level::Info,
                 format!(
