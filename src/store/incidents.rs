@@ -270,7 +270,14 @@ pub(super) fn group_in(
     let mut touched = BTreeSet::new();
     for &id in joined {
         let t = get_in(tx, id)?;
-        let candidates: Vec<i64> = {
+        // A violation no declaration names relates to nothing: no incident to look through.
+        let declared = input
+            .consequences
+            .iter()
+            .any(|c| c.invariant == t.invariant || c.follows_from.contains(&t.invariant.as_str()));
+        let candidates: Vec<i64> = if !declared {
+            Vec::new()
+        } else {
             let mut stmt = tx.prepare_cached(
                 "SELECT id FROM incidents WHERE subject = ?1 AND instance = ?2 AND id IS NOT ?3
                    AND (status != 'resolved' OR resolved_at >= ?4)
