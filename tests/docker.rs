@@ -648,6 +648,24 @@ async fn the_sandbox_has_no_secrets_and_ends_what_runs_too_long() {
         let (_, ps) = docker(&["exec", &toolbox, "ps", "-eo", "args"]);
         ps.lines().filter(|l| l.starts_with("sleep")).count() == 1
     }));
+    // Memory and processes are bounded, as the engine sees the toolbox; a string that
+    // doubles is ended there, not on the host.
+    let (_, limits) = docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.PidsLimit}}",
+        &toolbox,
+    ]);
+    assert_eq!(limits.trim(), "1073741824 1073741824 256");
+    let o = exec
+        .run(
+            r#"awk 'BEGIN{s="x"; for(i=0;i<40;i++) s=s s; print length(s)}'"#,
+            Duration::from_secs(60),
+            Class::ReadOnly,
+        )
+        .await
+        .unwrap();
+    assert!(!o.success() && !o.timed_out, "{o:?}");
     // Big output is bounded.
     let o = exec
         .run("seq 1 100000", Duration::from_secs(10), Class::ReadOnly)

@@ -484,3 +484,24 @@ async fn verb_calls_are_few_at_once_end_with_their_command_and_hide_the_state() 
         processes_with(needle)
     );
 }
+
+/// A reader that builds a string without end fails at the command's memory bound inside the
+/// sandbox too, and the bound is one the command cannot raise.
+#[tokio::test]
+async fn a_string_that_doubles_stops_at_the_memory_bound_the_command_cannot_raise() {
+    let s = State::new();
+    let e = s.executor();
+    let o = run(
+        &e,
+        r#"awk 'BEGIN{s="x"; for(i=0;i<40;i++) s=s s; print length(s)}'"#,
+    )
+    .await;
+    assert!(!o.success() && !o.timed_out, "{o:?}");
+    assert!(all(&o).to_lowercase().contains("memory"), "{o:?}");
+    let o = run(&e, "ulimit -d; ulimit -d unlimited && echo raised").await;
+    assert_eq!(
+        o.stdout.trim(),
+        (operator::agent::executor::COMMAND_MEMORY / 1024).to_string(),
+        "{o:?}"
+    );
+}

@@ -99,6 +99,14 @@ pub trait Executor: Send + Sync {
 /// told that the agent died (the kernel sends it SIGTERM, `PR_SET_PDEATHSIG`), it kills the
 /// whole group, so no command an agent started outlives the agent, even one killed with
 /// SIGKILL. `wait` gives the command's own status. `$0` is the shell, `$1` the command.
+/// The memory each process of a command may take (its data: heap and private writable
+/// mappings), inherited by all it starts. A reader allowed to run unasked can still build a
+/// string that doubles (`awk 'BEGIN{s="x"; for(;;) s=s s}'`): it fails at this bound instead
+/// of taking the host's memory. RLIMIT_DATA, not RLIMIT_AS: Go clients (etcdctl, docker)
+/// reserve large address ranges they never use, and those are not counted here. In the
+/// sandbox the command cannot raise it (no CAP_SYS_RESOURCE).
+pub const COMMAND_MEMORY: u64 = 1 << 30;
+
 const GUARD_BASH: &str = r#"trap 'kill -KILL 0' TERM; "$0" --noprofile --norc -c "$1" & wait $!"#;
 const GUARD_SH: &str = r#"trap 'kill -KILL 0' TERM; "$0" -c "$1" & wait $!"#;
 
@@ -284,9 +292,17 @@ impl Executor for LocalExecutor {
             .process_group(0)
             .kill_on_drop(true);
         let agent = nix::unistd::getpid().as_raw();
-        // SAFETY: between fork and exec only async-signal-safe calls: prctl and getppid.
+        // SAFETY: between fork and exec only async-signal-safe calls: setrlimit, prctl and
+        // getppid.
         unsafe {
             cmd.pre_exec(move || {
+                let memory = nix::libc::rlimit {
+                    rlim_cur: COMMAND_MEMORY,
+                    rlim_max: COMMAND_MEMORY,
+                };
+                if nix::libc::setrlimit(nix::libc::RLIMIT_DATA, &memory) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 if nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGTERM) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -463,6 +479,29 @@ mod tests {
         assert_eq!(o.exit_code, Some(0));
         assert_eq!(o.stdout.trim(), "started");
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    /// A reader allowed to run unasked that doubles a string fails at the command's memory
+    /// bound, soon, instead of taking the host's memory; the bound is what the shell sees.
+    #[tokio::test]
+    async fn a_command_that_doubles_a_string_stops_at_its_memory_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = exec(dir.path(), 8192);
+        let o = e
+            .run(
+                r#"awk 'BEGIN{s="x"; for(i=0;i<40;i++) s=s s; print length(s)}'"#,
+                Duration::from_secs(60),
+                Class::ReadOnly,
+            )
+            .await
+            .unwrap();
+        assert!(!o.success() && !o.timed_out, "{o:?}");
+        assert!(o.stderr.to_lowercase().contains("memory"), "{o:?}");
+        let o = e
+            .run("ulimit -d", Duration::from_secs(5), Class::ReadOnly)
+            .await
+            .unwrap();
+        assert_eq!(o.stdout.trim(), (COMMAND_MEMORY / 1024).to_string());
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ pub use endpoints::{Target, url_target};
 mod environment;
 pub use environment::glob_matches;
 mod http;
+mod links;
 mod options;
 mod reach;
 mod readers;

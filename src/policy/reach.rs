@@ -305,6 +305,7 @@ pub(super) fn names(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
             "-c", "-i", "-W", "-w", "-s", "-t", "-I", "-p", "-Q", "-l", "-M",
         ],
         "traceroute" | "tracepath" | "mtr" => &["-m", "-q", "-w", "-p", "-c", "-i", "-s", "-f"],
+        "arp" => &["-i", "-H", "-t", "-A"],
         _ => &[],
     };
     if prog.starts_with("ping") && l.iter().any(|a| a.starts_with("-p")) {

@@ -172,6 +172,10 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
             if acts {
                 ctx.mark(Class::Destructive, format!("{prog} {}", acting.why));
             }
+            // arp given a host looks its name up.
+            if prog == "arp" {
+                super::reach::names(ctx, prog, args);
+            }
             if matches!(prog, "jq" | "gojq" | "jaq" | "yq")
                 && lits(args).iter().any(|a| reads_env(a))
             {

@@ -1686,6 +1686,20 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                     "tar -h follows every link below the folder, to files the policy never sees",
                 );
             }
+            // zip follows the links below a folder it archives (unless -y keeps them as
+            // links, which unzip -p then prints as names only).
+            if prog == "zip"
+                && (has_short(args, 'r') || has(args, &["--recurse-paths"]))
+                && !has_short(args, 'y')
+                && !has(args, &["--symlinks"])
+            {
+                let sources: Vec<&Arg> = args
+                    .iter()
+                    .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
+                    .skip(1)
+                    .collect();
+                tree_links(ctx, prog, &sources);
+            }
             // What an archiver writes is its archive; what it archives it only reads.
             match archive(prog, args) {
                 Some(Arg::Lit(a)) if a == "-" => {}
@@ -2589,6 +2603,36 @@ fn remove(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     ctx.mark(Class::Destructive, format!("{prog} deletes files"));
 }
 
+/// A recursive copy or archive of a folder holding links goes to a person (see
+/// [`super::links`]): the copy is a new door to what they point at, or a read of it.
+fn tree_links(ctx: &mut Ctx, prog: &str, sources: &[&Arg]) {
+    use super::links::{Below, below};
+    for source in sources.iter().filter_map(|a| a.lit()) {
+        match below(&ctx.policy.resolve(source)) {
+            Below::Plain => {}
+            Below::Link(link) => {
+                ctx.mark(
+                    Class::Destructive,
+                    format!(
+                        "{prog} copies a folder holding a link ({}): the copy reaches what it points at",
+                        link.display()
+                    ),
+                );
+                return;
+            }
+            Below::TooMany => {
+                ctx.mark(
+                    Class::Destructive,
+                    format!(
+                        "{prog} copies a folder too large to look through for links ({source})"
+                    ),
+                );
+                return;
+            }
+        }
+    }
+}
+
 fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     if any_dyn(args) {
         ctx.mark(
@@ -2651,6 +2695,19 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
             Class::Destructive,
             "cp copies a link as a link: a new door to what it points at",
         );
+    }
+    // A recursive copy takes the links below its sources along, kept or followed.
+    let archive = lits(args).iter().any(|a| {
+        (a.starts_with('-') && !a.starts_with("--") && a.contains('a'))
+            || a.starts_with("--archive")
+    });
+    if prog == "cp" && (recursive || archive) {
+        let sources = if target_dir {
+            &paths[..]
+        } else {
+            &paths[..paths.len().saturating_sub(1)]
+        };
+        tree_links(ctx, prog, sources);
     }
     // `-vt/etc`: the folder attached to `t` in a bundle is written too.
     let attached: Vec<Arg> = lits(args)

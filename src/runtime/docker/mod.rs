@@ -51,6 +51,11 @@ use crate::runtime::proxy::token;
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// Where the fault proxy's token appears inside its container.
 const PROXY_TOKEN: &str = "/run/faultproxy/token";
+/// The memory (bytes, swap included) and processes of the toolbox, where all the agent's
+/// commands on Docker run.
+const TOOLBOX_MEMORY: i64 = 1 << 30;
+const TOOLBOX_PIDS: i64 = 256;
+
 /// Where the filtering Docker API proxy's socket appears inside the toolbox.
 pub const TOOLBOX_API_DIR: &str = "/run/operator";
 
@@ -361,6 +366,12 @@ impl DockerRuntime {
                 binds: Some(binds),
                 network_mode: Some(network.clone()),
                 init: Some(true),
+                // The agent's commands run here: bounded together, as the local sandbox
+                // bounds each, so that a command cannot take the host's memory or fill its
+                // process table.
+                memory: (spec.role == ROLE_TOOLBOX).then_some(TOOLBOX_MEMORY),
+                memory_swap: (spec.role == ROLE_TOOLBOX).then_some(TOOLBOX_MEMORY),
+                pids_limit: (spec.role == ROLE_TOOLBOX).then_some(TOOLBOX_PIDS),
                 restart_policy: Some(RestartPolicy {
                     name: Some(RestartPolicyNameEnum::NO),
                     maximum_retry_count: None,

@@ -615,6 +615,24 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
             Class::Destructive,
             format!("Redis {cmd} changes replication, data placement or access"),
         ),
+        // A negative count repeats members: Redis builds a reply of that many, whatever the
+        // key holds, in its own memory. A count within a page is a reader's.
+        ("SRANDMEMBER" | "ZRANDMEMBER" | "HRANDFIELD", _)
+            if args.get(1).is_some_and(|count| {
+                count.is_none_or(|c| {
+                    c.parse::<i64>()
+                        .map_or(true, |n| !(0..=10_000).contains(&n))
+                })
+            }) =>
+        {
+            (
+                Class::Destructive,
+                format!(
+                    "Redis {cmd} with a negative, large or unknown count builds a reply of that many members"
+                ),
+            )
+        }
+        ("ZRANDMEMBER" | "HRANDFIELD", _) => (Class::ReadOnly, String::new()),
         (c, _) if READ.contains(&c) => (Class::ReadOnly, String::new()),
         // Writes whose options delete: an expiry (SET … PX 1), a trim (XADD … MAXLEN 0), a
         // replaced destination (COPY … REPLACE, SORT … STORE).
