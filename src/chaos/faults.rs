@@ -310,6 +310,15 @@ pub enum ParamError {
     },
 }
 
+/// A delay range from its ends; one end alone is a range of one value.
+fn range(min: Option<u64>, max: Option<u64>) -> Option<(u64, u64)> {
+    match (min, max) {
+        (Some(lo), Some(hi)) => Some((lo, hi)),
+        (Some(v), None) | (None, Some(v)) => Some((v, v)),
+        (None, None) => None,
+    }
+}
+
 fn expected(valid: &[&str]) -> String {
     if valid.is_empty() {
         "none".into()
@@ -323,7 +332,7 @@ impl FaultKind {
     pub fn params(self) -> &'static [&'static str] {
         match self {
             Self::NodeKill | Self::Pause | Self::Own(_) => &[],
-            Self::Latency => &["delay_ms", "jitter_ms"],
+            Self::Latency => &["delay_ms", "jitter_ms", "min_ms", "max_ms"],
             Self::NetworkPartition => &["mode"],
             Self::Bandwidth => &["bytes_per_sec"],
             Self::DiskPressure => &["percent"],
@@ -385,6 +394,22 @@ impl Fault {
                 } => {
                     *delay_ms = number("delay_ms", 1, 600_000)?.unwrap_or(*delay_ms);
                     *jitter_ms = number("jitter_ms", 0, 600_000)?.unwrap_or(*jitter_ms);
+                    let min = number("min_ms", 1, 600_000)?;
+                    let max = number("max_ms", 1, 600_000)?;
+                    if let Some((lo, hi)) = range(min, max) {
+                        if lo > hi {
+                            return Err(bad("min_ms", format!("{lo} is above max_ms {hi}")));
+                        }
+                        if params.contains_key("delay_ms") || params.contains_key("jitter_ms") {
+                            return Err(bad(
+                                "min_ms",
+                                "a range (min_ms, max_ms) is drawn from once per trial; give it or delay_ms and jitter_ms, not both".into(),
+                            ));
+                        }
+                        // Not drawn yet (see `draw_delay`): its low end, steady.
+                        *delay_ms = lo;
+                        *jitter_ms = 0;
+                    }
                 }
                 Impairment::Partition { mode } => {
                     if let Some(v) = params.get("mode") {
@@ -406,6 +431,29 @@ impl Fault {
             }
         }
         Ok(fault)
+    }
+
+    /// Draws a latency's delay from its range (`min_ms`, `max_ms`) with `pick`: the range
+    /// becomes one steady `delay_ms` (and `jitter_ms` 0), so what ran is what is stored and
+    /// shown. Parameters without a range are left as they are.
+    pub fn draw_delay(params: &mut serde_json::Map<String, serde_json::Value>, pick: u64) {
+        let read = |name: &str| {
+            params
+                .get(name)
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok()))
+        };
+        let Some((lo, hi)) = range(read("min_ms"), read("max_ms")) else {
+            return;
+        };
+        let delay = if lo < hi {
+            lo + pick % (hi - lo + 1)
+        } else {
+            lo
+        };
+        params.remove("min_ms");
+        params.remove("max_ms");
+        params.insert("delay_ms".into(), delay.into());
+        params.insert("jitter_ms".into(), 0.into());
     }
 
     /// The parameters of this fault, by the names `with_params` takes.

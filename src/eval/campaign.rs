@@ -367,6 +367,39 @@ impl Campaign {
                 }
                 params.insert(name.clone(), options);
             }
+            // A delay range: every low end at most every high end, and not beside a fixed
+            // delay (each value alone was checked above).
+            if let (Some(lows), Some(highs)) = (params.get("min_ms"), params.get("max_ms")) {
+                let both: Vec<Map<String, Value>> = lows
+                    .iter()
+                    .flat_map(|lo| {
+                        highs.iter().map(move |hi| {
+                            [
+                                ("min_ms".to_string(), lo.clone()),
+                                ("max_ms".to_string(), hi.clone()),
+                            ]
+                            .into_iter()
+                            .collect()
+                        })
+                    })
+                    .collect();
+                for one in &both {
+                    Fault::with_params(kind, one).map_err(|e| {
+                        invalid(at("min_ms"), &format!("{key}.params.min_ms"), e.to_string())
+                    })?;
+                }
+            }
+            if ["min_ms", "max_ms"].iter().any(|n| params.contains_key(*n))
+                && ["delay_ms", "jitter_ms"]
+                    .iter()
+                    .any(|n| params.contains_key(*n))
+            {
+                return Err(invalid(
+                    at("min_ms"),
+                    &format!("{key}.params"),
+                    "a range (min_ms, max_ms) is drawn from once per trial; give it or delay_ms and jitter_ms, not both".into(),
+                ));
+            }
             faults.push(FaultChoice {
                 kind,
                 params,
@@ -529,6 +562,9 @@ impl Campaign {
                     for (name, options) in &f.params {
                         let i = rng.below(options.len());
                         params.insert(name.clone(), options[i].clone());
+                    }
+                    if params.contains_key("min_ms") || params.contains_key("max_ms") {
+                        Fault::draw_delay(&mut params, rng.next_u64());
                     }
                     let fault = Fault::with_params(f.kind, &params).unwrap_or(f.kind.into());
                     problems.push(Problem {
@@ -723,6 +759,45 @@ timeouts: {detect: 10s, resolve: 1m, baseline_resolve: 20s}
         }
     }
 
+    /// The seed's form: a delay drawn from `min_ms..=max_ms` once per trial, stored as the
+    /// trial's steady `delay_ms`, not a delay ± jitter; one seed, the same draws.
+    #[test]
+    fn a_latency_range_is_drawn_once_per_trial_and_stored_as_its_delay() {
+        let text = "name: x\nsubjects: [ratelimiter]\nchaos_types:\n  - type: latency\n    params: {min_ms: 50, max_ms: 150}\ntrials_per_combination: 40\nseed: 3\n";
+        let plan = parse(text).unwrap().plan();
+        let mut delays = std::collections::BTreeSet::new();
+        for t in &plan {
+            let Some(Fault::Impair(crate::runtime::Impairment::Latency {
+                delay_ms,
+                jitter_ms,
+            })) = t.fault
+            else {
+                continue;
+            };
+            assert!((50..=150).contains(&delay_ms), "{delay_ms}");
+            assert_eq!(jitter_ms, 0);
+            let row = t.to_row().unwrap();
+            assert_eq!(row.params["delay_ms"], delay_ms, "{:?}", row.params);
+            assert!(row.params.get("min_ms").is_none(), "{:?}", row.params);
+            delays.insert(delay_ms);
+        }
+        assert!(delays.len() > 10, "drawn, not fixed: {delays:?}");
+        assert_eq!(
+            parse(text).unwrap().plan(),
+            plan,
+            "one seed, the same draws"
+        );
+        for (bad, says) in [
+            ("{min_ms: 150, max_ms: 50}", "150 is above max_ms 50"),
+            ("{min_ms: 50, max_ms: 150, delay_ms: 70}", "not both"),
+            ("{min_ms: 0}", "outside 1..=600000"),
+        ] {
+            let text = text.replace("{min_ms: 50, max_ms: 150}", bad);
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("line 5"), "{bad}: {e}");
+        }
+    }
+
     #[test]
     fn refuses_bad_input_with_line_and_key() {
         let cases = [
@@ -744,7 +819,7 @@ timeouts: {detect: 10s, resolve: 1m, baseline_resolve: 20s}
             (
                 "name: x\nsubjects: [ratelimiter]\nchaos_types:\n  - type: latency\n    params: {delay: 5}\n",
                 "line 5",
-                "takes delay_ms, jitter_ms",
+                "takes delay_ms, jitter_ms, min_ms, max_ms",
             ),
             (
                 "name: x\nsubjects: [ratelimiter]\nchaos_types:\n  - type: disk_pressure\n    params:\n      percent: [50, 150]\n",
