@@ -10,6 +10,7 @@ pub mod histogram;
 pub mod launch;
 pub mod ratelimiter;
 pub mod registry;
+pub mod tikv;
 
 use std::path::PathBuf;
 use std::sync::Arc;

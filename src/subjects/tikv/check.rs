@@ -1,0 +1,370 @@
+//! TiKV's invariants, as a pure function of one observation.
+//!
+//! A store is judged by its own status port first (down at the next look), then by PD's
+//! word (Disconnected, Down). What only PD's leader knows (regions, leaders, schedulers) is
+//! unknown while there is no leader, never healthy.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::config::TikvConfig;
+use super::observe::{StoreProbe, TikvObservation};
+use crate::invariant::Consequence;
+use crate::subjects::{Assessment, InvariantInfo, NodeState, Severity, Violation};
+
+pub const STORE_DOWN: &str = "store_down";
+pub const PD_MEMBER_DOWN: &str = "pd_member_down";
+pub const PD_NO_LEADER: &str = "pd_no_leader";
+pub const REGION_UNHEALTHY: &str = "region_unhealthy";
+pub const LEADER_IMBALANCE: &str = "leader_imbalance";
+pub const LOW_SPACE: &str = "low_space";
+pub const HIGH_LATENCY: &str = "high_latency";
+pub const EVICT_LEADER_LEFT: &str = "evict_leader_left";
+pub const SUBJECT_UNREACHABLE: &str = "subject_unreachable";
+
+/// The entity of cluster-wide invariants.
+pub const CLUSTER: &str = "cluster";
+
+pub const NAMES: &[&str] = &[
+    STORE_DOWN,
+    PD_MEMBER_DOWN,
+    PD_NO_LEADER,
+    REGION_UNHEALTHY,
+    LEADER_IMBALANCE,
+    LOW_SPACE,
+    HIGH_LATENCY,
+    EVICT_LEADER_LEFT,
+    SUBJECT_UNREACHABLE,
+];
+
+/// What follows from what: a dead store leaves its regions short of a peer and, when it
+/// returns, holds no leaders until PD moves some back; a scheduler left behind keeps a
+/// store's leaders away; PD's members down take the leader with them; any of these slows
+/// requests.
+pub const CONSEQUENCES: &[Consequence] = &[
+    Consequence {
+        invariant: PD_NO_LEADER,
+        follows_from: &[PD_MEMBER_DOWN],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: REGION_UNHEALTHY,
+        follows_from: &[STORE_DOWN],
+        same_entity: false,
+    },
+    Consequence {
+        invariant: LEADER_IMBALANCE,
+        follows_from: &[STORE_DOWN, EVICT_LEADER_LEFT],
+        same_entity: true,
+    },
+    Consequence {
+        invariant: HIGH_LATENCY,
+        follows_from: &[STORE_DOWN, PD_MEMBER_DOWN, PD_NO_LEADER],
+        same_entity: false,
+    },
+];
+
+/// The invariants with their defaults, overridden by the config.
+pub fn catalogue(cfg: &TikvConfig) -> Vec<InvariantInfo> {
+    let defaults: [(&'static str, &'static str, Severity, Duration); 9] = [
+        (
+            STORE_DOWN,
+            "every store answers on its status port, and PD hears its heartbeats",
+            Severity::Critical,
+            Duration::ZERO,
+        ),
+        (
+            PD_MEMBER_DOWN,
+            "every PD member answers and calls itself healthy",
+            Severity::Critical,
+            Duration::ZERO,
+        ),
+        (
+            PD_NO_LEADER,
+            "PD has a leader (without one, TiKV's clients get \"PD server timeout\")",
+            Severity::Critical,
+            // An election takes a few seconds.
+            Duration::from_secs(3),
+        ),
+        (
+            REGION_UNHEALTHY,
+            "no region misses a peer, has one down or one pending",
+            Severity::Warning,
+            Duration::from_secs(5),
+        ),
+        (
+            LEADER_IMBALANCE,
+            "each store holds a fair share of the region leaders",
+            Severity::Warning,
+            Duration::from_secs(30),
+        ),
+        (
+            LOW_SPACE,
+            "each store has space left above the threshold (a full store stops taking writes)",
+            Severity::Warning,
+            Duration::ZERO,
+        ),
+        (
+            HIGH_LATENCY,
+            "each store's gRPC p99 stays under the threshold",
+            Severity::Warning,
+            Duration::ZERO,
+        ),
+        (
+            EVICT_LEADER_LEFT,
+            "no evict-leader scheduler is left running (it keeps a store's leaders away)",
+            Severity::Warning,
+            Duration::ZERO,
+        ),
+        (
+            SUBJECT_UNREACHABLE,
+            "the cluster can be observed at all",
+            Severity::Critical,
+            Duration::ZERO,
+        ),
+    ];
+    crate::invariant::catalogue(&defaults, |name| cfg.invariants.get(name).cloned())
+}
+
+struct Checker<'a> {
+    rules: HashMap<&'static str, &'a InvariantInfo>,
+    out: Assessment,
+}
+
+impl Checker<'_> {
+    fn violate(
+        &mut self,
+        invariant: &str,
+        entity: &str,
+        summary: String,
+        detail: serde_json::Value,
+    ) {
+        let Some(rule) = self.rules.get(invariant).filter(|r| r.enabled) else {
+            return;
+        };
+        self.out.violations.push(Violation {
+            invariant: invariant.into(),
+            entity: entity.into(),
+            severity: rule.severity,
+            summary,
+            detail,
+        });
+    }
+}
+
+pub fn assess(obs: &TikvObservation, cfg: &TikvConfig, rules: &[InvariantInfo]) -> Assessment {
+    let mut c = Checker {
+        rules: rules.iter().map(|r| (r.name, r)).collect(),
+        out: Assessment::default(),
+    };
+    let nothing =
+        obs.pd.iter().all(|m| m.state != NodeState::Up) && obs.stores.iter().all(|s| !s.answered());
+    if obs.error.is_some() || nothing {
+        let e = obs
+            .error
+            .clone()
+            .unwrap_or_else(|| "no PD member and no store answered".into());
+        c.violate(
+            SUBJECT_UNREACHABLE,
+            CLUSTER,
+            format!("the TiKV cluster cannot be observed: {e}"),
+            json!({ "error": e }),
+        );
+        for r in rules.iter().filter(|r| r.name != SUBJECT_UNREACHABLE) {
+            c.out
+                .unknown_all(r.name, "the cluster could not be observed");
+        }
+        return c.out;
+    }
+    pd_members(&mut c, obs);
+    for s in &obs.stores {
+        store(&mut c, cfg, s);
+    }
+    if !obs.has_views() {
+        let why = obs
+            .views_error
+            .clone()
+            .or_else(|| obs.leader_error.clone())
+            .unwrap_or_else(|| "PD's leader did not answer".into());
+        for inv in [REGION_UNHEALTHY, LEADER_IMBALANCE, EVICT_LEADER_LEFT] {
+            c.out.unknown_all(inv, &why);
+        }
+        return c.out;
+    }
+    regions(&mut c, obs);
+    leaders(&mut c, obs, cfg);
+    for id in &obs.evicting {
+        let name = obs
+            .stores
+            .iter()
+            .find(|s| s.pd.as_ref().is_some_and(|p| p.id == *id))
+            .map_or(CLUSTER, |s| s.name.as_str());
+        c.violate(
+            EVICT_LEADER_LEFT,
+            name,
+            format!("an evict-leader scheduler keeps store {id} ({name}) free of leaders"),
+            json!({ "store_id": id }),
+        );
+    }
+    c.out
+}
+
+fn pd_members(c: &mut Checker, obs: &TikvObservation) {
+    for m in &obs.pd {
+        if m.state == NodeState::Up && m.healthy {
+            continue;
+        }
+        c.violate(
+            PD_MEMBER_DOWN,
+            &m.name,
+            format!(
+                "PD member {} {}",
+                m.name,
+                match (&m.state, &m.detail) {
+                    (NodeState::Up, _) => "answers but does not call itself healthy".to_string(),
+                    (_, Some(d)) => format!("does not answer: {d}"),
+                    (_, None) => "does not answer".to_string(),
+                }
+            ),
+            json!({ "state": m.state.as_str(), "address": m.address, "detail": m.detail }),
+        );
+    }
+    if obs.leader.is_none() {
+        let answering = obs.pd.iter().filter(|m| m.state == NodeState::Up).count();
+        let why = obs
+            .leader_error
+            .clone()
+            .unwrap_or_else(|| "no member names a leader".into());
+        c.violate(
+            PD_NO_LEADER,
+            CLUSTER,
+            format!(
+                "PD has no leader ({answering} of {} members answer; a quorum needs {}): {why}",
+                obs.pd.len(),
+                obs.majority()
+            ),
+            json!({ "answering": answering, "members": obs.pd.len(), "detail": why }),
+        );
+    }
+}
+
+fn store(c: &mut Checker, cfg: &TikvConfig, s: &StoreProbe) {
+    let pd_state = s.pd.as_ref().map(|p| p.state_name.as_str());
+    let pd_lost = matches!(pd_state, Some("Disconnected" | "Down"));
+    if !s.answered() || pd_lost {
+        let why = match (&s.detail, pd_state) {
+            (Some(d), _) if !s.answered() => format!("does not answer: {d}"),
+            (_, Some(st)) => format!("answers, but PD calls it {st} (no heartbeat reaches PD)"),
+            _ => "does not answer".into(),
+        };
+        c.violate(
+            STORE_DOWN,
+            &s.name,
+            format!("store {} {why}", s.name),
+            json!({ "state": s.state.as_str(), "address": s.address, "detail": s.detail, "pd_state": pd_state }),
+        );
+    }
+    if !s.answered() {
+        for inv in [LOW_SPACE, HIGH_LATENCY] {
+            c.out.unknown_for(inv, &s.name, "the store did not answer");
+        }
+        return;
+    }
+    let t = &cfg.thresholds;
+    // Exact bytes from its metrics; PD's four-digit sizes otherwise.
+    let capacity = s.capacity.or(s.pd.as_ref().and_then(|p| p.capacity));
+    let available = s.available.or(s.pd.as_ref().and_then(|p| p.available));
+    match (capacity, available) {
+        (Some(cap), Some(avail)) if cap > 0 => {
+            let percent = avail as f64 * 100.0 / cap as f64;
+            if percent < t.available_percent {
+                c.violate(
+                    LOW_SPACE,
+                    &s.name,
+                    format!(
+                        "store {} has {percent:.1}% of its space left ({avail} of {cap} bytes); the threshold is {}%",
+                        s.name, t.available_percent
+                    ),
+                    json!({ "available": avail, "capacity": cap, "percent": percent }),
+                );
+            }
+        }
+        _ => c
+            .out
+            .unknown_for(LOW_SPACE, &s.name, "its capacity is not known"),
+    }
+    match s.grpc {
+        Some(l) if l.samples >= t.latency_min_samples => {
+            if l.p99_ms > t.grpc_p99_ms {
+                c.violate(
+                    HIGH_LATENCY,
+                    &s.name,
+                    format!(
+                        "store {}'s gRPC p99 is {:.0} ms over {} requests; the threshold is {} ms",
+                        s.name, l.p99_ms, l.samples, t.grpc_p99_ms
+                    ),
+                    json!({ "p99_ms": l.p99_ms, "samples": l.samples }),
+                );
+            }
+        }
+        _ => c.out.unknown_for(
+            HIGH_LATENCY,
+            &s.name,
+            "too few requests in the window to judge",
+        ),
+    }
+}
+
+fn regions(c: &mut Checker, obs: &TikvObservation) {
+    let count = |kind: &str| obs.regions.get(kind).map_or(0, Vec::len);
+    let (miss, down, pending) = (
+        count("miss-peer"),
+        count("down-peer"),
+        count("pending-peer"),
+    );
+    if miss + down + pending > 0 {
+        c.violate(
+            REGION_UNHEALTHY,
+            CLUSTER,
+            format!("regions short of health: {miss} miss a peer, {down} have one down, {pending} have one pending"),
+            json!({ "miss_peer": miss, "down_peer": down, "pending_peer": pending, "regions": obs.regions }),
+        );
+    }
+}
+
+fn leaders(c: &mut Checker, obs: &TikvObservation, cfg: &TikvConfig) {
+    let t = &cfg.thresholds;
+    let judged: Vec<(&StoreProbe, u64)> = obs
+        .stores
+        .iter()
+        .filter(|s| s.answered())
+        .filter_map(|s| {
+            let p = s.pd.as_ref()?;
+            (p.state_name == "Up").then_some((s, p.leader_count))
+        })
+        .collect();
+    let total: u64 = judged.iter().map(|(_, n)| n).sum();
+    if judged.len() < 2 || total < t.leader_min_regions {
+        c.out.unknown_all(
+            LEADER_IMBALANCE,
+            "too few stores or leaders to judge a share",
+        );
+        return;
+    }
+    let fair = total as f64 / judged.len() as f64;
+    for (s, n) in judged {
+        if (n as f64) < fair * t.leader_share_percent / 100.0 {
+            c.violate(
+                LEADER_IMBALANCE,
+                &s.name,
+                format!(
+                    "store {} holds {n} of {total} leaders; an even share is {fair:.1}",
+                    s.name
+                ),
+                json!({ "leaders": n, "total": total, "fair": fair }),
+            );
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! One look at a TiKV cluster. Each store's status port is probed directly, so a dead store
+//! shows at the next look, not after PD's 20 s without a heartbeat. Each PD member is asked
+//! for its own health (answered locally, leader or not); the leader, then, for what only it
+//! knows: the stores as PD sees them, the region checks and the schedulers. Nothing here
+//! needs a leader: a lost one is seen, not waited on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{Client, ProbeError};
+use super::config::TikvConfig;
+use super::pd::{self, EvictLeaderConfig, Health, Member, RegionList, Stores};
+use super::topology::{ROLE_PD, ROLE_STORE};
+use crate::runtime::{Topology, TopologyNode};
+use crate::subjects::NodeState;
+use crate::subjects::histogram::{self, LatencyStat, LatencyWindow};
+
+/// The histogram of every gRPC request a store serves, by request type.
+pub const GRPC_HISTOGRAM: &str = "tikv_grpc_msg_duration_seconds";
+/// PD's name of the scheduler that moves a store's leaders away.
+pub const EVICT_LEADER: &str = "evict-leader-scheduler";
+
+/// One PD member as probed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PdProbe {
+    pub name: String,
+    pub address: String,
+    pub state: NodeState,
+    pub detail: Option<String>,
+    /// Whether its own health said it is healthy.
+    pub healthy: bool,
+}
+
+/// A store as PD reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PdStore {
+    pub id: u64,
+    pub state_name: String,
+    pub leader_count: u64,
+    pub region_count: u64,
+    pub capacity: Option<u64>,
+    pub available: Option<u64>,
+}
+
+/// One store as probed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreProbe {
+    pub name: String,
+    /// Its status address, as the monitor reaches it.
+    pub address: String,
+    pub state: NodeState,
+    pub detail: Option<String>,
+    pub probe_ms: Option<f64>,
+    /// From its own metrics: capacity, available and used bytes (exact).
+    pub capacity: Option<u64>,
+    pub available: Option<u64>,
+    pub used: Option<u64>,
+    pub grpc: Option<LatencyStat>,
+    /// From PD, when the leader answered and knows the store by its status address.
+    pub pd: Option<PdStore>,
+}
+
+impl StoreProbe {
+    pub fn answered(&self) -> bool {
+        self.state == NodeState::Up
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TikvObservation {
+    /// Set when the cluster could not be observed at all.
+    pub error: Option<String>,
+    pub pd: Vec<PdProbe>,
+    pub stores: Vec<StoreProbe>,
+    /// The PD leader's name; else why none is known.
+    pub leader: Option<String>,
+    pub leader_error: Option<String>,
+    /// Set when PD said no TiKV has joined yet.
+    pub not_bootstrapped: bool,
+    /// Why the leader's views (stores, regions, schedulers) are missing, when they are.
+    pub views_error: Option<String>,
+    /// Regions per check (`miss-peer`, `down-peer`, …) with their ids, from the leader.
+    pub regions: BTreeMap<String, Vec<u64>>,
+    /// The schedulers PD runs, and the stores an evict-leader scheduler empties.
+    pub schedulers: Option<Vec<String>>,
+    pub evicting: Vec<u64>,
+}
+
+impl TikvObservation {
+    pub fn failed(error: String) -> Self {
+        Self {
+            error: Some(error),
+            pd: Vec::new(),
+            stores: Vec::new(),
+            leader: None,
+            leader_error: None,
+            not_bootstrapped: false,
+            views_error: None,
+            regions: BTreeMap::new(),
+            schedulers: None,
+            evicting: Vec::new(),
+        }
+    }
+
+    /// The majority of PD's members.
+    pub fn majority(&self) -> usize {
+        self.pd.len() / 2 + 1
+    }
+
+    /// Whether the leader's views were read.
+    pub fn has_views(&self) -> bool {
+        self.views_error.is_none() && self.leader.is_some()
+    }
+}
+
+/// Looks at one cluster, keeping each store's latency window between looks.
+pub struct Observer {
+    cfg: TikvConfig,
+    client: Client,
+    windows: HashMap<String, LatencyWindow>,
+}
+
+impl Observer {
+    pub fn new(cfg: TikvConfig) -> Self {
+        Self {
+            client: Client::new(cfg.probe_timeout),
+            cfg,
+            windows: HashMap::new(),
+        }
+    }
+
+    pub async fn observe(&mut self, topology: &Topology) -> TikvObservation {
+        let of = |role: &str| -> Vec<&TopologyNode> {
+            topology.nodes.iter().filter(|n| n.role == role).collect()
+        };
+        let (members, stores) = (of(ROLE_PD), of(ROLE_STORE));
+        if members.is_empty() || stores.is_empty() {
+            return TikvObservation::failed(
+                "the recorded topology has no PD member or no TiKV store".into(),
+            );
+        }
+        let client = &self.client;
+        let (pd, probed) = tokio::join!(
+            futures::future::join_all(members.iter().map(|n| probe_pd(client, n))),
+            futures::future::join_all(stores.iter().map(|n| probe_store(client, n))),
+        );
+        let now = Instant::now();
+        let t = &self.cfg.thresholds;
+        let mut store_probes = Vec::with_capacity(probed.len());
+        for (mut probe, metrics) in probed {
+            let w = self.windows.entry(probe.name.clone()).or_default();
+            match metrics.as_deref() {
+                Some(text) => {
+                    let size = |kind: &str| {
+                        sample(text, "tikv_store_size_bytes", ("type", kind)).map(|v| v as u64)
+                    };
+                    probe.capacity = size("capacity");
+                    probe.available = size("available");
+                    probe.used = size("used");
+                    match histogram::read(text, GRPC_HISTOGRAM, None) {
+                        Some(b) => probe.grpc = w.update(now, b, t.latency_window),
+                        None => w.reset(),
+                    }
+                }
+                None => w.reset(),
+            }
+            store_probes.push(probe);
+        }
+        let mut obs = TikvObservation {
+            stores: store_probes,
+            pd,
+            ..TikvObservation::failed(String::new())
+        };
+        obs.error = None;
+        self.leader_views(&mut obs).await;
+        obs
+    }
+
+    /// The leader, from a member that answered; then the leader's views.
+    async fn leader_views(&self, obs: &mut TikvObservation) {
+        let Some(asked) = obs.pd.iter().find(|m| m.state == NodeState::Up) else {
+            obs.leader_error = Some("no PD member answered".into());
+            obs.views_error = obs.leader_error.clone();
+            return;
+        };
+        let leader: Result<Member, ProbeError> =
+            self.client.json(&asked.address, "/pd/api/v1/leader").await;
+        let leader = match leader {
+            Ok(m) => m,
+            Err(e) => {
+                obs.leader_error = Some(format!("{} knows no leader: {e}", asked.name));
+                obs.views_error = obs.leader_error.clone();
+                return;
+            }
+        };
+        // The leader is reached directly, by its name in the topology.
+        let Some(at) = obs.pd.iter().find(|m| m.name == leader.name) else {
+            obs.leader_error = Some(format!(
+                "PD's leader `{}` is not a member of this cluster",
+                leader.name
+            ));
+            obs.views_error = obs.leader_error.clone();
+            return;
+        };
+        obs.leader = Some(leader.name.clone());
+        let at = at.address.clone();
+        let at = at.as_str();
+        let c = &self.client;
+        let (stores, schedulers, checks) = tokio::join!(
+            c.json::<Stores>(at, "/pd/api/v1/stores"),
+            c.json::<Vec<String>>(at, "/pd/api/v1/schedulers"),
+            futures::future::join_all(pd::REGION_CHECKS.iter().map(|kind| async move {
+                let list: Result<RegionList, _> = c
+                    .json(at, &format!("/pd/api/v1/regions/check/{kind}"))
+                    .await;
+                (*kind, list)
+            })),
+        );
+        let stores = match stores {
+            Ok(s) => s,
+            Err(e) => {
+                obs.not_bootstrapped = matches!(&e, ProbeError::Answered { text, .. } if pd::says_not_bootstrapped(text));
+                obs.views_error = Some(format!("PD's stores: {e}"));
+                return;
+            }
+        };
+        for entry in stores.stores {
+            let status = &entry.store.status_address;
+            let Some(probe) = obs.stores.iter_mut().find(|p| &p.address == status) else {
+                continue;
+            };
+            probe.pd = Some(PdStore {
+                id: entry.store.id,
+                state_name: entry.store.state_name.clone(),
+                leader_count: entry.status.leader_count,
+                region_count: entry.status.region_count,
+                capacity: entry.status.capacity.as_deref().and_then(pd::parse_size),
+                available: entry.status.available.as_deref().and_then(pd::parse_size),
+            });
+        }
+        for (kind, list) in checks {
+            match list {
+                Ok(l) => {
+                    obs.regions
+                        .insert(kind.into(), l.regions.iter().map(|r| r.id).collect());
+                }
+                Err(e) => {
+                    obs.views_error = Some(format!("PD's {kind} regions: {e}"));
+                    return;
+                }
+            }
+        }
+        match schedulers {
+            Ok(list) => {
+                if list.iter().any(|s| s == EVICT_LEADER) {
+                    let cfg: Result<EvictLeaderConfig, _> = c
+                        .json(
+                            at,
+                            "/pd/api/v1/scheduler-config/evict-leader-scheduler/list",
+                        )
+                        .await;
+                    match cfg {
+                        Ok(cfg) => obs.evicting = cfg.store_ids(),
+                        Err(e) => obs.views_error = Some(format!("PD's evict-leader stores: {e}")),
+                    }
+                }
+                obs.schedulers = Some(list);
+            }
+            Err(e) => obs.views_error = Some(format!("PD's schedulers: {e}")),
+        }
+    }
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(member = %node.name))]
+async fn probe_pd(client: &Client, node: &TopologyNode) -> PdProbe {
+    let health: Result<Vec<Health>, _> = client.json(&node.address, "/pd/api/v1/health").await;
+    match health {
+        Ok(list) => {
+            let own = list.iter().find(|h| h.name == node.name);
+            PdProbe {
+                name: node.name.clone(),
+                address: node.address.clone(),
+                state: NodeState::Up,
+                detail: own
+                    .is_none()
+                    .then(|| "its health does not list it".to_string()),
+                healthy: own.is_some_and(|h| h.health),
+            }
+        }
+        Err(e) => PdProbe {
+            name: node.name.clone(),
+            address: node.address.clone(),
+            state: e.node_state(),
+            detail: Some(e.to_string()),
+            healthy: false,
+        },
+    }
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(store = %node.name))]
+async fn probe_store(client: &Client, node: &TopologyNode) -> (StoreProbe, Option<String>) {
+    let start = Instant::now();
+    let (status, metrics) = tokio::join!(
+        client.text(&node.address, "/status"),
+        client.text(&node.address, "/metrics"),
+    );
+    let (state, detail) = match &status {
+        Ok(_) => (NodeState::Up, None),
+        Err(e) => (e.node_state(), Some(e.to_string())),
+    };
+    let probe = StoreProbe {
+        name: node.name.clone(),
+        address: node.address.clone(),
+        state,
+        detail,
+        probe_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+        capacity: None,
+        available: None,
+        used: None,
+        grpc: None,
+        pd: None,
+    };
+    (probe, metrics.ok())
+}
+
+/// The value of `family{label="value"}` in a metrics text (the first such series).
+pub fn sample(text: &str, family: &str, (label, value): (&str, &str)) -> Option<f64> {
+    let wanted = format!("{label}=\"{value}\"");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix(family))
+        .filter_map(|rest| rest.strip_prefix('{'))
+        .find_map(|rest| {
+            let (labels, v) = rest.split_once('}')?;
+            labels
+                .split(',')
+                .any(|l| l == wanted)
+                .then(|| v.trim().split(' ').next()?.parse().ok())?
+        })
+}

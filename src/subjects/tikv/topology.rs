@@ -1,0 +1,252 @@
+//! The TiKV cluster's expected topology: PD members `pd-1…` and stores `tikv-1…`, and how
+//! to run them.
+//!
+//! Locally, every node's traffic from the others passes the fault proxy, so network faults
+//! sit in its data path: a PD member's peers reach it by `peers>pd-N`, stores and members
+//! reach PD's clients' port by `clients>pd-N`, and stores reach each other (Raft) and are
+//! reached by clients through `clients>tikv-N`, the address each store advertises. The
+//! monitor reaches PD's and each store's status port directly.
+
+use std::path::PathBuf;
+
+use super::config::TikvConfig;
+use crate::config::LocalRuntimeConfig;
+use crate::runtime::proxy;
+use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec};
+
+pub const SUBJECT: &str = "tikv";
+pub const ROLE_PD: &str = "pd";
+pub const ROLE_STORE: &str = "tikv";
+/// Where a node keeps its data, under its working folder locally.
+pub const LOCAL_DATA_DIR: &str = "data";
+/// The file in a store's working folder holding the settings that have no flag.
+pub const STORE_CONFIG: &str = "tikv.toml";
+/// On Docker: PD's client and peer ports, a store's server and status ports.
+pub const DOCKER_PD_CLIENT_PORT: u16 = 2379;
+pub const DOCKER_PD_PEER_PORT: u16 = 2380;
+pub const DOCKER_STORE_PORT: u16 = 20160;
+pub const DOCKER_STATUS_PORT: u16 = 20180;
+
+/// TiKV's settings that have no command-line flag: an open-file need within the limits a
+/// process gets without root (TiKV refuses to start below 1000 + both `max-open-files`,
+/// 82 920 by default), and a small disk reserve (5 GB by default, more than a test volume
+/// holds, so every store would call itself full).
+pub const STORE_SETTINGS: &str = "\
+[rocksdb]
+max-open-files = 1024
+
+[raftdb]
+max-open-files = 1024
+
+[storage]
+reserve-space = \"64MB\"
+";
+
+/// `pd-1` … `pd-N`.
+pub fn pd_names(cfg: &TikvConfig) -> Vec<String> {
+    (1..=cfg.pd_members).map(|i| format!("pd-{i}")).collect()
+}
+
+/// `tikv-1` … `tikv-N`.
+pub fn store_names(cfg: &TikvConfig) -> Vec<String> {
+    (1..=cfg.stores).map(|i| format!("tikv-{i}")).collect()
+}
+
+/// The link a PD member's peers reach it by.
+pub fn peer_link(member: &str) -> String {
+    proxy::peer_link("peers", member)
+}
+
+fn peer_port_name(member: &str) -> String {
+    format!("{member}/peer")
+}
+
+fn status_port_name(store: &str) -> String {
+    format!("{store}/status")
+}
+
+/// What needs a local port, in order: the fault proxy's control API; per PD member its
+/// client and peer ports and the proxy's two links to it; per store its server and status
+/// ports and the proxy's link to its server.
+pub fn port_names(cfg: &TikvConfig) -> Vec<String> {
+    let mut names = vec![FAULTPROXY.to_string()];
+    for m in pd_names(cfg) {
+        names.push(proxy::client_link(&m));
+        names.push(peer_link(&m));
+        names.push(peer_port_name(&m));
+        names.push(m);
+    }
+    for s in store_names(cfg) {
+        names.push(proxy::client_link(&s));
+        names.push(status_port_name(&s));
+        names.push(s);
+    }
+    names
+}
+
+/// A PD member's flags, whatever the runtime; `initial_cluster` lists every member's
+/// advertised peer URL.
+pub fn pd_args(
+    name: &str,
+    data_dir: &str,
+    listen_client: &str,
+    advertise_client: &str,
+    listen_peer: &str,
+    advertise_peer: &str,
+    initial_cluster: &str,
+) -> Vec<String> {
+    [
+        ("--name", name.to_string()),
+        ("--data-dir", data_dir.to_string()),
+        ("--client-urls", format!("http://{listen_client}")),
+        (
+            "--advertise-client-urls",
+            format!("http://{advertise_client}"),
+        ),
+        ("--peer-urls", format!("http://{listen_peer}")),
+        ("--advertise-peer-urls", format!("http://{advertise_peer}")),
+        ("--initial-cluster", initial_cluster.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect()
+}
+
+/// A store's flags, whatever the runtime. It advertises its status address too: without
+/// it PD records `0.0.0.0:20180`, which nobody else can reach.
+pub fn store_args(
+    data_dir: &str,
+    listen: &str,
+    advertise: &str,
+    status: &str,
+    advertise_status: &str,
+    pd: &str,
+    config: &str,
+) -> Vec<String> {
+    [
+        ("--addr", listen.to_string()),
+        ("--advertise-addr", advertise.to_string()),
+        ("--status-addr", status.to_string()),
+        ("--advertise-status-addr", advertise_status.to_string()),
+        ("--data-dir", data_dir.to_string()),
+        ("--pd", pd.to_string()),
+        ("--config", config.to_string()),
+    ]
+    .into_iter()
+    .flat_map(|(k, v)| [k.to_string(), v])
+    .collect()
+}
+
+/// How to run every node as a local process on `host`, with `ports` in the order of
+/// [`port_names`]; `pd_bin` and `tikv_bin` are the programs as found.
+pub fn plan(
+    cfg: &TikvConfig,
+    local: &LocalRuntimeConfig,
+    host: &str,
+    ports: &[u16],
+    (pd_bin, tikv_bin): (PathBuf, PathBuf),
+) -> ClusterPlan {
+    let names = port_names(cfg);
+    let port_of = |name: &str| {
+        names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| ports.get(i).copied())
+            .unwrap_or(0)
+    };
+    let addr = |name: &str| format!("{host}:{}", port_of(name));
+    let members = pd_names(cfg);
+    let stores = store_names(cfg);
+    let initial_cluster = members
+        .iter()
+        .map(|m| format!("{m}=http://{}", addr(&peer_link(m))))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pd_endpoints = members
+        .iter()
+        .map(|m| addr(&proxy::client_link(m)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut proxy_args = vec![
+        "faultproxy".to_string(),
+        "--control".to_string(),
+        addr(FAULTPROXY),
+    ];
+    let mut links: Vec<(String, String)> = Vec::new();
+    for m in &members {
+        links.push((proxy::client_link(m), addr(m)));
+        links.push((peer_link(m), addr(&peer_port_name(m))));
+    }
+    for s in &stores {
+        links.push((proxy::client_link(s), addr(s)));
+    }
+    for (link, upstream) in links {
+        proxy_args.push("--link".into());
+        proxy_args.push(format!("{link}={}>{upstream}", addr(&link)));
+    }
+    let faultproxy = proxy::node_spec(
+        host,
+        port_of(FAULTPROXY),
+        crate::subjects::operator_program(local),
+        proxy_args,
+        None,
+    );
+    let pd = members.iter().map(|m| NodeSpec {
+        install_hint: None,
+        name: m.clone(),
+        role: ROLE_PD.into(),
+        host: host.into(),
+        port: port_of(m),
+        program: pd_bin.clone(),
+        args: pd_args(
+            m,
+            LOCAL_DATA_DIR,
+            &addr(m),
+            &addr(&proxy::client_link(m)),
+            &addr(&peer_port_name(m)),
+            &addr(&peer_link(m)),
+            &initial_cluster,
+        ),
+        env: vec![],
+        // A member answers its own health once it listens, leader or not.
+        health: HealthCheck::Http {
+            path: "/pd/api/v1/health".into(),
+        },
+        client: Some(addr(&proxy::client_link(m))),
+        image: None,
+        data_dir: None,
+        durable: false,
+    });
+    let tikv = stores.iter().map(|s| NodeSpec {
+        install_hint: None,
+        name: s.clone(),
+        role: ROLE_STORE.into(),
+        host: host.into(),
+        // The monitor's door to a store is its status port.
+        port: port_of(&status_port_name(s)),
+        program: tikv_bin.clone(),
+        args: store_args(
+            LOCAL_DATA_DIR,
+            &addr(s),
+            &addr(&proxy::client_link(s)),
+            &addr(&status_port_name(s)),
+            &addr(&status_port_name(s)),
+            &pd_endpoints,
+            STORE_CONFIG,
+        ),
+        env: vec![],
+        // A store serves its status port before it has joined PD; the store's state is the
+        // observer's to judge.
+        health: HealthCheck::Http {
+            path: "/status".into(),
+        },
+        client: Some(addr(&proxy::client_link(s))),
+        image: None,
+        data_dir: None,
+        durable: false,
+    });
+    ClusterPlan {
+        subject: SUBJECT.into(),
+        nodes: std::iter::once(faultproxy).chain(pd).chain(tikv).collect(),
+    }
+}
