@@ -134,9 +134,27 @@ const CURL_LONG_VALUE: &[&str] = &[
     "--continue-at",
 ];
 
+/// A word holding a line break or another control character: in a header, an agent, a
+/// cookie or a method it ends the request line early, and what follows is a second request
+/// on the same connection, whose route nobody judged.
+fn line_breaks(ctx: &mut Ctx, prog: &str, words: &[&str]) {
+    if words
+        .iter()
+        .any(|w| w.chars().any(|c| c.is_control() && c != '\t'))
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "{prog} is given a word holding a line break, which may carry a second request"
+            ),
+        );
+    }
+}
+
 /// curl: every option read, each URL judged by its scheme, its address and its route.
 pub(super) fn curl(ctx: &mut Ctx, args: &[Arg]) {
     let l = lits(args);
+    line_breaks(ctx, "curl", &l);
     let mut r = Request::default();
     let mut i = 0;
     let mut rest: Vec<&str> = Vec::new();
@@ -541,6 +559,7 @@ const WGET_PLAIN: &[&str] = &[
 
 pub(super) fn wget(ctx: &mut Ctx, args: &[Arg]) {
     let l = lits(args);
+    line_breaks(ctx, "wget", &l);
     let mut r = Request::default();
     let mut to_stdout = l.contains(&"--spider");
     let mut i = 0;

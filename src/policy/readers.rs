@@ -172,6 +172,18 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
             if acts {
                 ctx.mark(Class::Destructive, format!("{prog} {}", acting.why));
             }
+            // man reads a word holding a slash as a file, and follows its `.so` lines to
+            // any other file.
+            if prog == "man"
+                && lits(args)
+                    .iter()
+                    .any(|a| !a.starts_with('-') && a.contains('/'))
+            {
+                ctx.mark(
+                    Class::Destructive,
+                    "man reads a page from a file by its path, whose .so lines may name any file",
+                );
+            }
             // arp given a host looks its name up.
             if prog == "arp" {
                 super::reach::names(ctx, prog, args);
@@ -219,7 +231,9 @@ fn loads_files(prog: &str, args: &[&str]) -> bool {
         "jq" | "gojq" | "jaq" => args
             .iter()
             .any(|a| calls(a, "import") || calls(a, "include")),
-        "yq" => args.iter().any(|a| calls(a, "load")),
+        "yq" => args
+            .iter()
+            .any(|a| calls(a, "load") || calls(a, "import") || calls(a, "include")),
         _ => false,
     }
 }
@@ -311,14 +325,19 @@ const ACTING: &[Acting] = &[
     },
     Acting {
         programs: &["yq"],
+        // Both yqs: Go's (`--inplace`, `--split-exp`) and the jq wrapper (`--in-place`, jq's
+        // `-f` and `-L`).
         prefixes: &[
             "--inplace",
+            "--in-place",
             "--split-exp",
             "--from-file",
             "--expression-file",
+            "-L",
+            "--library-path",
         ],
-        letters: "is",
-        why: "edits files in place, writes files or reads its expression from one",
+        letters: "isfL",
+        why: "edits files in place, writes files or reads its expression or modules from files",
     },
     Acting {
         programs: &["dmesg"],

@@ -1393,7 +1393,20 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 .iter()
                 .filter_map(|a| a.lit())
                 .collect();
-            let src = rest.join(" ");
+            // With `-x` the words are the command's own (no shell joins them): each is
+            // quoted, so that the command judged is the one that runs.
+            let exec = l
+                .iter()
+                .take_while(|a| a.starts_with('-'))
+                .any(|a| *a == "--exec" || (!a.starts_with("--") && a.contains('x')));
+            let src = if exec {
+                rest.iter()
+                    .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            } else {
+                rest.join(" ")
+            };
             let before = ctx.found.marks.len();
             ctx.source(Some(&Arg::Lit(src)), "watch");
             // What it repeats, it repeats every interval for as long as it runs.
@@ -1420,7 +1433,11 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             .iter()
             .any(|i| p == *i || p.starts_with(&format!("{i}."))) =>
         {
-            if has(args, &["--version", "-V"]) && args.len() == 1 || json_tool(p, args) {
+            // `-m` imports from the folder it runs in first: only the instance's own, which
+            // the agent cannot write, not one a `cd` reached (`cd scratch`, holding json/).
+            if has(args, &["--version", "-V"]) && args.len() == 1
+                || json_tool(p, args) && ctx.found.moved == walk::Moved::No
+            {
                 return;
             }
             ctx.mark(
@@ -1729,24 +1746,49 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                     (a.starts_with('-') && !a.starts_with("--") && a.contains(['m', 'O', '@']))
                         || a.starts_with("--mo")
                         || a.starts_with("--ou")
+                        // A log written where it says (`-lf FILE`, `-la`, `--logfile-path`).
+                        || a.starts_with("-lf")
+                        || a.starts_with("-la")
+                        || a.starts_with("--logf")
+                        || a.starts_with("--log-")
                 })
             {
                 ctx.mark(
                     Class::Destructive,
-                    "zip -m deletes the files it archives, and -O writes elsewhere than its archive",
+                    "zip -m deletes the files it archives; -O, and -lf its log, write elsewhere than its archive",
                 );
             }
         }
         "unzip" => {
-            let lists = lits(args).iter().any(|a| {
-                a.starts_with('-') && a.len() > 1 && a[1..].chars().all(|c| "lvtZpqz".contains(c))
-            });
+            // Only listing, testing or printing: every option one of those (or quiet), and
+            // at least one of them; any other (`-o`, `-d`, `-:`) extracts as it says.
+            let opts: Vec<&str> = lits(args)
+                .into_iter()
+                .filter(|a| a.starts_with('-') && a.len() > 1)
+                .collect();
+            let lists = !opts.is_empty()
+                && opts
+                    .iter()
+                    .all(|a| a[1..].chars().all(|c| "lvtZpqz".contains(c)))
+                && opts
+                    .iter()
+                    .any(|a| a[1..].contains(['l', 'v', 't', 'Z', 'p', 'z']));
             if !lists {
                 ctx.mark(
                     Class::Destructive,
                     "unzip writes the files its archive names, over what is there",
                 );
             }
+        }
+        "gzip" | "gunzip" | "xz" | "bzip2" | "zstd" | "lz4"
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with("--files") || a.starts_with("--filelist")) =>
+        {
+            ctx.mark(
+                Class::Destructive,
+                format!("{prog} --files reads the names of the files it compresses (and deletes) from a file"),
+            );
         }
         "gzip" | "gunzip" | "xz" | "bzip2"
             if lits(args).iter().any(|a| {
@@ -1915,34 +1957,46 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             // pip, npm, cargo, gem and snap ask their indexes, whose addresses options can
             // change: only their version is read. dpkg and apt read the host's own lists.
             let local = matches!(prog, "apt" | "apt-get" | "dpkg" | "yum" | "dnf" | "apk");
-            let reading = (local
-                && l.iter().all(|a| {
-                    !a.contains("://") && !a.starts_with("-o") && !a.starts_with("--option")
-                })
-                // apt's `-s` simulates only until `--no-simulate` or `--simulate=no`.
-                && l.iter().skip(1).all(|a| !a.starts_with("--"))
+            // After the verb, only options that shape a listing: any other may name a
+            // configuration (`-o Dir::Bin::dpkg=/bin/sh`, `-c FILE`, `--setopt`), a
+            // repository elsewhere, or simulate only until told not to.
+            const LISTING: &[&str] = &[
+                "--installed",
+                "--upgradable",
+                "-a",
+                "--all-versions",
+                "--full",
+                "--names-only",
+                "-q",
+                "--quiet",
+            ];
+            let plain = l.iter().all(|a| !a.contains("://"))
+                && l.iter()
+                    .skip(1)
+                    .all(|a| !a.starts_with('-') || LISTING.contains(a));
+            let reading = local
+                && plain
                 && l.first().is_some_and(|a| {
-                    matches!(
-                        *a,
-                        "-L" | "--listfiles" | "-S" | "--search" | "-s" | "--status"
-                    )
-                }))
-                || (!local && l.as_slice() == ["--version"])
-                || local
-                    && l.first().is_some_and(|a| {
-                        [
-                            "list",
-                            "show",
-                            "search",
-                            "-l",
-                            "--list",
-                            "info",
-                            "policy",
-                            "--version",
-                            "version",
-                        ]
-                        .contains(a)
-                    });
+                    [
+                        "-L",
+                        "--listfiles",
+                        "-S",
+                        "--search",
+                        "-s",
+                        "--status",
+                        "list",
+                        "show",
+                        "search",
+                        "-l",
+                        "--list",
+                        "info",
+                        "policy",
+                        "--version",
+                        "version",
+                    ]
+                    .contains(a)
+                })
+                || (!local && l.as_slice() == ["--version"]);
             if !reading {
                 ctx.mark(
                     Class::Destructive,
@@ -2330,6 +2384,18 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
 }
 
 fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    // `--process-slot-var=PATH` (or BASH_ENV, LD_PRELOAD) sets a variable of the command
+    // it runs to a number: a file of that name in the folder then runs.
+    if lits(args)
+        .iter()
+        .take_while(|a| a.starts_with('-'))
+        .any(|a| a.starts_with("--process-slot-var") || a.starts_with("--pr"))
+    {
+        ctx.mark(
+            Class::Destructive,
+            "xargs --process-slot-var sets a variable of the command it runs (PATH, BASH_ENV)",
+        );
+    }
     // `… | xargs -I R CMD` over lines known from the words before it: CMD once per line, R
     // replaced, each judged as it will run.
     if let Some(lines) = ctx.found.piped.take() {
@@ -2803,6 +2869,19 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
                 {
                     ctx.mark(Class::Denied, format!("{prog} -R of {p}"));
                 }
+                // Who may do what with a folder outside the instance's (`chmod 000 /tmp`) is
+                // the host's to decide.
+                let resolved = ctx.policy.resolve(p);
+                if matches!(prog, "chmod" | "chown" | "chgrp")
+                    && !ctx.policy.protected().cwd.as_os_str().is_empty()
+                    && !resolved.starts_with(ctx.policy.resolve("."))
+                    && (resolved.is_dir() || recursive)
+                {
+                    ctx.mark(
+                        Class::Destructive,
+                        format!("{prog} of {p}, outside the instance's folder"),
+                    );
+                }
                 let mut f = Findings::default();
                 written_file(ctx.policy, p, &mut f);
                 for (class, why) in f.marks.into_iter().filter(|(c, _)| *c != Class::Mutating) {
@@ -3029,8 +3108,9 @@ fn ip(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             .iter()
             .position(|a| a.lit() == Some(l[2]))
             .map_or(args.len(), |p| p + 1);
+        // Another namespace's loopback holds other services than the instance's own.
         ctx.mark(
-            Class::Mutating,
+            Class::Destructive,
             "runs a command in another network namespace",
         );
         ctx.nested(args[pos..].to_vec(), inv.after_download);
@@ -3098,6 +3178,35 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
                 "operator load at more than 500 requests a second, or for longer than a command may run, floods the cluster",
             );
         }
+    }
+    // The rig is not the subject: the fault proxy holds the faults injected and every
+    // link in its memory, so starting or restarting it lifts them (and drops connections).
+    if let ["node", _, node, ..] = words.as_slice()
+        && words.get(1) != Some(&"logs")
+        && *node == crate::runtime::FAULTPROXY
+    {
+        ctx.mark(
+            Class::Destructive,
+            "the fault proxy holds the faults and links in memory: acting on it lifts them",
+        );
+    }
+    // Several loads in one command (in the background, or piped into each other) run at
+    // once: one flood.
+    let loads = ctx
+        .found
+        .invocations
+        .iter()
+        .filter(|inv| {
+            let w = inv.words();
+            w.first().is_some_and(|p| program_name(p) == "operator")
+                && w.contains(&"load".to_string())
+        })
+        .count();
+    if words.first() == Some(&"load") && loads >= 1 {
+        ctx.mark(
+            Class::Destructive,
+            "several operator loads at once flood the cluster",
+        );
     }
     if let ["node", "restart" | "stop" | "kill" | "reset", node, ..] = words.as_slice()
         && ctx
@@ -3270,14 +3379,21 @@ fn kubectl(ctx: &mut Ctx, args: &[Arg]) {
             "--selector",
         ],
     );
+    if lits(args).iter().any(|a| a.contains("://")) {
+        ctx.mark(
+            Class::Destructive,
+            "kubectl fetches a file from an address (-f URL)",
+        );
+    }
     let verb = rest.first().and_then(Arg::lit).unwrap_or("");
     match verb {
         "get" | "describe" | "logs" | "top" | "explain" | "version" | "api-resources"
         | "cluster-info" | "events" => {}
         "rollout" if rest.get(1).and_then(Arg::lit) == Some("status") => {}
+        // No instance runs on Kubernetes: a change there is to someone else's cluster.
         "rollout" | "annotate" | "label" | "apply" | "patch" => ctx.mark(
-            Class::Mutating,
-            format!("kubectl {verb} changes the cluster"),
+            Class::Destructive,
+            format!("kubectl {verb} changes a Kubernetes cluster, which is not the instance's"),
         ),
         "delete" | "drain" | "cordon" | "scale" | "edit" | "replace" | "exec" | "cp" | "run"
         | "taint" => ctx.mark(Class::Destructive, format!("kubectl {verb}")),
@@ -3289,10 +3405,62 @@ fn kubectl(ctx: &mut Ctx, args: &[Arg]) {
 }
 
 fn systemctl(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
-    let l: Vec<&str> = lits(args)
-        .into_iter()
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    // The verb is the first word that is no option nor an option's value (`-p status
+    // reboot` reboots). Options are read from a list; any other goes to a person.
+    const FLAGS: &[&str] = &[
+        "--no-pager",
+        "--all",
+        "-a",
+        "--full",
+        "-l",
+        "--plain",
+        "--no-legend",
+        "-q",
+        "--quiet",
+        "--failed",
+        "--value",
+        "--status-all",
+    ];
+    const VALUES: &[&str] = &[
+        "-p",
+        "--property",
+        "-P",
+        "-t",
+        "--type",
+        "--state",
+        "-n",
+        "--lines",
+        "-o",
+        "--output",
+    ];
+    let words = lits(args);
+    let mut l: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let a = words[i];
+        if VALUES.contains(&a) {
+            i += 2;
+            continue;
+        }
+        if a.starts_with('-') {
+            let known = FLAGS.contains(&a)
+                || VALUES
+                    .iter()
+                    .any(|v| v.starts_with("--") && a.starts_with(&format!("{v}=")))
+                || ["-p", "-P", "-t", "-n", "-o"]
+                    .iter()
+                    .any(|v| a.starts_with(v) && a.len() > 2);
+            if !known || (prog == "service" && a != "--status-all") {
+                ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} {a}: an option the policy does not know"),
+                );
+            }
+        } else {
+            l.push(a);
+        }
+        i += 1;
+    }
     if lits(args).iter().any(|a| {
         ["--host", "--machine"].iter().any(|o| a.starts_with(o))
             || (a.starts_with('-') && !a.starts_with("--") && a.contains(['H', 'M']))

@@ -460,3 +460,23 @@ fn no_cut_or_altered_corpus_line_panics() {
     }
     println!("classified {n} cut or altered lines");
 }
+
+/// The eighth red-team pass's request smuggling: a header, an agent, a cookie, a token or a
+/// method holding real line breaks ends curl's request early, and a second request to a
+/// route nobody judged rides on the connection. Kept as JSON: the lines hold CR and LF.
+#[test]
+fn a_word_holding_a_line_break_never_reaches_a_client_unasked() {
+    let p = policy();
+    let lines: Vec<String> = serde_json::from_str(include_str!("line-breaks.json")).unwrap();
+    assert_eq!(lines.len(), 7);
+    for cmd in &lines {
+        assert!(cmd.contains('\n'), "{cmd:?}");
+        let v = p.classify(cmd);
+        assert!(
+            v.class >= Class::Destructive,
+            "{cmd:?}: {} ({})",
+            v.class,
+            v.reason()
+        );
+    }
+}

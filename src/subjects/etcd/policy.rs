@@ -148,6 +148,20 @@ const COMMAND_WITH_VALUE: &[&str] = &[
     "--load",
 ];
 
+/// etcdctl's commands that hold commands of their own.
+const GROUPS: &[&str] = &[
+    "member",
+    "user",
+    "role",
+    "alarm",
+    "lease",
+    "auth",
+    "snapshot",
+    "endpoint",
+    "check",
+    "downgrade",
+];
+
 fn takes_value(flag: &str) -> bool {
     GLOBAL_WITH_VALUE.contains(&flag) || COMMAND_WITH_VALUE.contains(&flag)
 }
@@ -187,6 +201,17 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             {
                 unread.get_or_insert(format!(
                     "etcdctl {flag} before its command: etcdctl would take the next word as its value"
+                ));
+            }
+            // Between a command group and its command (`member --learner list add`), etcdctl
+            // may take the next word as the flag's value and run the command after it.
+            if words.len() == 1
+                && words[0].is_some_and(|w| GROUPS.contains(&w))
+                && !GLOBAL_WITH_VALUE.contains(&flag)
+                && !GLOBAL_SWITCHES.contains(&flag)
+            {
+                unread.get_or_insert(format!(
+                    "etcdctl {flag} between a command group and its command: etcdctl may take the next word as its value"
                 ));
             }
             if !flag.starts_with("--") && flag.len() > 2 {

@@ -125,7 +125,6 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
         "--csv",
         "--json",
         "--quoted-json",
-        "--quoted-input",
         "--verbose",
         "--no-auth-warning",
         "--tls",
@@ -239,6 +238,15 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
         v.targets.push(Some(Target::Unix(s.to_string())));
     }
     if let Some(u) = uri {
+        // redis-cli splits a URL's credentials at the first `@`: with several, the host it
+        // dials may not be the one a parser finds.
+        if u.matches('@').count() > 1 {
+            mark(
+                &mut v,
+                Class::Destructive,
+                "redis-cli -u with several @ in its URL may dial another host than it seems",
+            );
+        }
         v.targets.push(url_target(u, &super::URL_SCHEMES));
     }
     if (socket.is_none() && uri.is_none()) || explicit_address {
