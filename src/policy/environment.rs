@@ -33,8 +33,14 @@ pub(super) fn reads_environment(prog: &str, args: &[Arg]) -> Option<String> {
                 || a.contains("$ENV")
         }),
         // BSD-style `e` (`ps e`, `ps auxe`, `ps eww`) adds each process's environment.
+        // procps retries a dashed word that fails its standard parse as BSD letters
+        // (`-ewwx`, `-auxe`): a dashed `e` beside a BSD-only letter is BSD's `e` too.
         "ps" => l.iter().any(|a| {
-            !a.starts_with('-') && a.chars().all(|c| c.is_ascii_alphanumeric()) && a.contains('e')
+            let bare = a.trim_start_matches('-');
+            !a.starts_with("--")
+                && bare.chars().all(|c| c.is_ascii_alphanumeric())
+                && bare.contains('e')
+                && (!a.starts_with('-') || bare.contains(['x', 'w', 'u', 'S', 'r', 'j', 'v']))
         }),
         "tmux" => l
             .iter()

@@ -294,7 +294,14 @@ fn curl_option(ctx: &mut Ctx, r: &mut Request, opt: &str, value: Option<&str>) {
         "-x" | "--proxy" | "--preproxy" | "--socks4" | "--socks4a" | "--socks5"
         | "--socks5-hostname" => {
             let target = value.and_then(|v| ctx.policy.url_target(v));
-            outside(ctx, "curl's proxy", target);
+            if outside(ctx, "curl's proxy", target) {
+                // The instance runs no proxy: its own ports (Redis, the fault proxy's control
+                // API) would take the request's lines as their own commands.
+                ctx.mark(
+                    Class::Destructive,
+                    "curl through a proxy at the instance's own port, which is no proxy",
+                );
+            }
         }
         "--unix-socket" | "--abstract-unix-socket" => {
             let target = value.map(|v| super::Target::Unix(v.to_string()));

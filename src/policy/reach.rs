@@ -244,17 +244,17 @@ pub(super) fn assignment(
         );
         return;
     }
-    if PROXY_VARIABLES.contains(&name) {
-        let ours = known
-            && policy
-                .url_target(value)
-                .is_some_and(|t| policy.endpoints().reaches(&t));
-        if !ours && !value.is_empty() {
-            found.mark(
-                Class::Destructive,
-                format!("sets {name}: traffic would go through a proxy outside the instance"),
-            );
-        }
+    // The instance runs no proxy: a proxy outside it is someone else's, and one at its own
+    // ports (Redis, the fault proxy's control API) takes the request's lines as commands.
+    // Only clearing one (`no_proxy`, or an empty value) is harmless.
+    if PROXY_VARIABLES.contains(&name)
+        && !value.is_empty()
+        && !name.eq_ignore_ascii_case("no_proxy")
+    {
+        found.mark(
+            Class::Destructive,
+            format!("sets {name}: traffic would go through a proxy, and the instance runs none"),
+        );
     }
 }
 

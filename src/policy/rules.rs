@@ -417,7 +417,11 @@ const HOST_DATA: &str = "the data of the host's own etcd or Redis, not the insta
 fn credential(path: &str) -> Option<&'static str> {
     let p = path.trim_matches(['\'', '"']);
     let base = p.rsplit('/').next().unwrap_or(p);
-    let checks: [(bool, &'static str); 18] = [
+    let checks: [(bool, &'static str); 19] = [
+        (
+            p.starts_with("/dev/tty") || p.starts_with("/dev/pts/") || p == "/dev/console",
+            "the person's terminal (what they type, what they see)",
+        ),
         (
             p.contains(".ssh/")
                 || p.ends_with(".ssh")
@@ -1043,6 +1047,47 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     if let Some(why) = floods(prog, args) {
         ctx.mark(Class::Destructive, why);
     }
+    // A file named inside an option word (`date -f/etc/shadow`, `file -m…`) is read as
+    // the option says, and escapes the path checks, which judge whole words.
+    if matches!(prog, "date" | "file")
+        && lits(args).iter().any(|a| {
+            (a.len() > 2 && (a.starts_with("-f") || a.starts_with("-m")))
+                || a.starts_with("--file=")
+                || a.starts_with("--files-from")
+                || a.starts_with("--magic-file")
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} reads a file named inside an option"),
+        );
+    }
+    // Programs that read their settings or code from the folder they run in (a git
+    // repository's config, rust-toolchain.toml, a python package beside it) after a `cd`
+    // into a folder the agent may have written.
+    if ctx.found.moved != walk::Moved::No
+        && (matches!(
+            prog,
+            "git" | "cargo" | "rustc" | "pip" | "pip3" | "npm" | "make"
+        ) || INTERPRETERS
+            .iter()
+            .any(|i| prog == *i || prog.starts_with(&format!("{i}."))))
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} after a cd reads settings or code from that folder"),
+        );
+    }
+    // Recursive readers that follow links below a folder.
+    if matches!(prog, "gzip" | "gunzip" | "zcat" | "diff" | "bzip2" | "xz")
+        && (has_short(args, 'r') || has(args, &["--recursive"]))
+    {
+        let sources: Vec<&Arg> = args
+            .iter()
+            .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
+            .collect();
+        tree_links(ctx, prog, &sources);
+    }
     // Links followed below the top folder reach what the path rules never saw
     // (`/usr/lib/ssl/private` is `/etc/ssl/private`).
     if matches!(prog, "grep" | "egrep" | "fgrep" | "rg")
@@ -1278,6 +1323,24 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         return;
     }
     match prog {
+        "printf"
+            if lits(args)
+                .iter()
+                .take_while(|a| a.starts_with('-'))
+                .any(|a| a.starts_with("-v") && a.len() > 2) =>
+        {
+            // `printf -vNAME …`: the name attached.
+            let name = lits(args)
+                .into_iter()
+                .find(|a| a.starts_with("-v") && a.len() > 2)
+                .map(|a| a[2..].to_string())
+                .unwrap_or_default();
+            assignment(ctx.policy, ctx.found, &format!("{name}="), false, false);
+            ctx.mark(
+                Class::Destructive,
+                format!("printf -v{name} sets a variable of the shell"),
+            );
+        }
         "printf" => {
             // `printf -v NAME …` assigns NAME.
             if let Some(i) = args.iter().position(|a| a.lit() == Some("-v")) {
@@ -1314,6 +1377,23 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             Class::Destructive,
             "yes prints without end (a redirect fills the disk)",
         ),
+        // `jobs -x CMD` runs CMD (its job specs replaced by process groups).
+        "jobs"
+            if !args.is_empty()
+                && lits(args)
+                    .iter()
+                    .any(|a| a.starts_with('-') && a.contains('x')) =>
+        {
+            ctx.mark(Class::Destructive, "jobs -x runs the command it is given");
+        }
+        // `wait -p NAME` assigns NAME (PATH, HOME…).
+        "wait"
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with('-') && a.contains('p')) =>
+        {
+            ctx.mark(Class::Destructive, "wait -p sets a variable of the shell");
+        }
         p if READ_ONLY.contains(&p) => {}
         // A temporary file or folder in /tmp, named by mktemp; a template or folder of its
         // own may be anywhere.
@@ -1359,7 +1439,13 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
         "timeout" => wrap(ctx, prog, args, inv),
         "command" => {
-            if has(args, &["-v", "-V"]) {
+            // Only options before the program are command's own: `command PROG … -v` runs
+            // PROG.
+            if lits(args)
+                .iter()
+                .take_while(|a| a.starts_with('-'))
+                .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(['v', 'V']))
+            {
                 return;
             }
             wrap(ctx, prog, args, inv)
@@ -1687,6 +1773,16 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             Class::Destructive,
             "rsync copies, deletes and logs wherever its options say",
         ),
+        "install"
+            if lits(args)
+                .iter()
+                .any(|a| a.starts_with("--strip-program") || a.starts_with("--strip-p")) =>
+        {
+            ctx.mark(
+                Class::Destructive,
+                "install --strip-program runs the program it names on each file",
+            );
+        }
         "mv" | "cp" | "ln" | "mkdir" | "touch" | "chmod" | "chown" | "chgrp" | "install"
         | "mkfifo" => write_paths(ctx, prog, args),
         "tar" | "zip" => {
@@ -1802,10 +1898,35 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             );
         }
         "gzip" | "gunzip" | "xz" | "bzip2" => {
-            let to_stdout = lits(args).iter().any(|a| {
-                matches!(*a, "--stdout" | "--to-stdout" | "--list" | "--test")
-                    || (a.starts_with('-') && !a.starts_with("--") && a.contains(['c', 'l', 't']))
-            });
+            // The last mode given wins (`-t -z` compresses): listing or testing counts only
+            // with no compressing or decompressing mode anywhere.
+            let words = lits(args);
+            let short = |c: char| {
+                words
+                    .iter()
+                    .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains(c))
+            };
+            let writes_mode = short('z')
+                || short('d')
+                || words.iter().any(|a| {
+                    [
+                        "--compress",
+                        "--decompress",
+                        "--uncompress",
+                        "--format",
+                        "-F",
+                    ]
+                    .iter()
+                    .any(|m| a.starts_with(m))
+                });
+            let to_stdout = words
+                .iter()
+                .any(|a| matches!(*a, "--stdout" | "--to-stdout"))
+                || short('c')
+                || (!writes_mode
+                    && (short('l')
+                        || short('t')
+                        || words.iter().any(|a| matches!(*a, "--list" | "--test"))));
             if !to_stdout {
                 write_paths(ctx, prog, args);
             }
@@ -2063,6 +2184,17 @@ pub(super) fn seconds(word: &str) -> Option<f64> {
 }
 
 fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
+    if prog == "exec"
+        && lits(args)
+            .iter()
+            .take_while(|a| a.starts_with('-'))
+            .any(|a| a.contains('c'))
+    {
+        ctx.mark(
+            Class::Destructive,
+            "exec -c drops the variables that keep programs on this instance",
+        );
+    }
     // Some programs act by the name they are run as (pgrep as `pkill`, pidof as
     // `killall5`, systemctl as `reboot`).
     if prog == "exec"
@@ -2260,6 +2392,24 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
 }
 
 fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
+    // A cleared or thinned environment drops what keeps the operator on this instance
+    // (`OPERATOR_INSTANCE`, its state folder): `env -i operator node restart redis` acts on
+    // another.
+    if lits(args)
+        .iter()
+        .take_while(|a| a.starts_with('-'))
+        .any(|a| {
+            *a == "-"
+                || a.starts_with("--ignore-environment")
+                || a.starts_with("--unset")
+                || (!a.starts_with("--") && a.contains(['i', 'u']))
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            "env -i or -u drops the variables that keep programs on this instance",
+        );
+    }
     // Signals blocked or ignored outlive the command's time limit.
     if lits(args).iter().any(|a| {
         ["--ignore-signal", "--block-signal", "--default-signal"]
@@ -2805,10 +2955,37 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
             .filter_map(|a| a.strip_prefix("--target-directory="))
             .map(str::to_string)
             .collect();
-        if let Some(Arg::Lit(d)) = paths.last() {
+        // `-t DIR` (or `-tDIR`, `-vt DIR`): DIR is where they land, every other path a
+        // source.
+        let short_t = lits(args)
+            .iter()
+            .position(|a| a.starts_with('-') && !a.starts_with("--") && a.ends_with('t'));
+        let t_dir = short_t.and_then(|i| lits(args).get(i + 1).map(|d| d.to_string()));
+        if let Some(d) = &t_dir {
+            dests.push(d.clone());
+        } else if let Some(Arg::Lit(d)) = paths.last() {
             dests.push(d.clone());
         }
-        let sources = &paths[..paths.len().saturating_sub(1)];
+        let sources: Vec<&Arg> = match &t_dir {
+            Some(d) => paths
+                .iter()
+                .copied()
+                .filter(|a| a.lit() != Some(d.as_str()))
+                .collect(),
+            None => paths[..paths.len().saturating_sub(1)].to_vec(),
+        };
+        let sources = &sources[..];
+        // A folder's files copied into the commands' HOME (`cp -rT DIR scratch`): its
+        // dot-files then configure the programs that run there.
+        let home = ctx.policy.resolve(super::SCRATCH);
+        if (recursive || has_short(args, 'T') || has(args, &["--no-target-directory"]))
+            && dests.iter().any(|d| ctx.policy.resolve(d) == home)
+        {
+            ctx.mark(
+                Class::Destructive,
+                format!("{prog} copies a folder's files into the commands' HOME, where dot-files configure programs"),
+            );
+        }
         for d in &dests {
             let mut landed = vec![d.clone()];
             landed.extend(sources.iter().filter_map(|s| s.lit()).filter_map(|s| {
@@ -2818,7 +2995,13 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
             for l in landed {
                 let mut f = Findings::default();
                 written_file(ctx.policy, &l, &mut f);
-                for (class, why) in f.marks.into_iter().filter(|(c, _)| *c == Class::Denied) {
+                // What lands is judged as if written there: a dot-file landing in the
+                // commands' HOME (`cp /tmp/.curlrc scratch/`) as much as a denied name.
+                for (class, why) in f
+                    .marks
+                    .into_iter()
+                    .filter(|(c, _)| *c >= Class::Destructive)
+                {
                     ctx.mark(class, format!("{prog}: {why}"));
                 }
             }

@@ -92,6 +92,24 @@ fn options() -> ParserOptions {
 }
 
 /// Classifies a piece of shell source into `found`.
+/// Whether `src` holds bash's `{NAME}>`, `{NAME}<` or `{NAME}>&-`: the redirection
+/// assigns the new descriptor's number to NAME.
+fn names_a_descriptor(src: &str) -> bool {
+    src.match_indices('{').any(|(at, _)| {
+        let rest = &src[at + 1..];
+        let Some(end) = rest.find('}') else {
+            return false;
+        };
+        let name = &rest[..end];
+        !name.is_empty()
+            && name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+            && rest[end + 1..].starts_with(['<', '>'])
+    })
+}
+
 pub fn walk_source(policy: &Policy, src: &str, depth: u32, found: &mut Findings) {
     if depth > MAX_DEPTH {
         found.mark(Class::Denied, "nested too deeply to check");
@@ -99,6 +117,12 @@ pub fn walk_source(policy: &Policy, src: &str, depth: u32, found: &mut Findings)
     }
     if src.trim().is_empty() {
         return;
+    }
+    if names_a_descriptor(src) {
+        found.mark(
+            Class::Destructive,
+            "a {NAME}> redirection sets NAME (PATH, HOME…) to a descriptor's number",
+        );
     }
     if paren_depth(src) > MAX_PARENS {
         // The parser's time grows exponentially with nesting (fuzzing found it).

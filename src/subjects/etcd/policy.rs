@@ -250,9 +250,10 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
     });
     // `version`, `help`, `--version` and `--help` print without reaching any endpoint.
     let offline = matches!(words.first(), None | Some(Some("version" | "help")))
-        || args
+        // As flags, not as another flag's value (`--password -h`).
+        || flags
             .iter()
-            .any(|a| matches!(a, Some("--version" | "--help" | "-h")));
+            .any(|f| matches!(*f, "--version" | "--help" | "-h"));
     let targets = if offline { Vec::new() } else { targets };
     let (class, reason) = if runs {
         (

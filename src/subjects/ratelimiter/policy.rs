@@ -227,7 +227,9 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
             _ => break,
         }
     }
-    if l.iter()
+    // Only among its options: after the command, `-v` is an argument (`EVAL … 0 -v`).
+    if l[..i.min(l.len())]
+        .iter()
         .any(|a| matches!(a, Some("--version" | "-v" | "--help")))
     {
         // Prints its version or usage and reaches no server.
