@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod observe;
 pub mod pd;
+pub mod policy;
 pub mod topology;
 
 #[cfg(test)]

@@ -1,0 +1,454 @@
+//! A stand-in for `pd-server` and `tikv-server`, for tests on machines where neither can run
+//! (no registry to pull their images from, no Go to build PD). Linked or copied under either
+//! name, it takes that program's flags and answers its HTTP routes in the shapes PD and TiKV
+//! v8.5 use (`tests/fixtures/tikv/`), from a state it keeps as they would:
+//!
+//! - a store beats to every PD endpoint it was given each second; PD calls a store
+//!   `Disconnected` when no beat came for `--standin-disconnect` seconds (PD: 20), and its
+//!   regions then have a peer down;
+//! - a PD member is alive when its peer port answers; the lowest-numbered alive member of a
+//!   majority leads; with no leader, cluster routes answer 503 as a follower does;
+//! - schedulers can be added and removed (an evict-leader scheduler takes a store's leaders).
+//!
+//! It speaks no gRPC: there is no load against it. Not part of the product.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+fn flags() -> BTreeMap<String, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut out = BTreeMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if let Some(name) = a.strip_prefix("--") {
+            match name.split_once('=') {
+                Some((k, v)) => {
+                    out.insert(k.to_string(), v.to_string());
+                }
+                None => {
+                    let v = args.get(i + 1).cloned().unwrap_or_default();
+                    out.insert(name.to_string(), v);
+                    i += 1;
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+fn host_port(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+#[tokio::main]
+async fn main() {
+    let program = std::env::args()
+        .next()
+        .and_then(|a| a.rsplit('/').next().map(str::to_string))
+        .unwrap_or_default();
+    let f = flags();
+    if program.contains("pd") {
+        pd(f).await;
+    } else {
+        tikv(f).await;
+    }
+}
+
+// ---------------------------------------------------------------- PD
+
+struct Store {
+    id: u64,
+    address: String,
+    status_address: String,
+    last_beat: Instant,
+}
+
+struct Pd {
+    name: String,
+    members: Vec<(String, String)>,
+    client_url: String,
+    disconnect: Duration,
+    stores: Mutex<BTreeMap<String, Store>>,
+    evicting: Mutex<BTreeSet<u64>>,
+    http: reqwest::Client,
+}
+
+const REGIONS: [u64; 4] = [2, 8, 12, 16];
+const DEFAULT_SCHEDULERS: [&str; 5] = [
+    "balance-hot-region-scheduler",
+    "evict-slow-store-scheduler",
+    "balance-leader-scheduler",
+    "evict-stopping-store-scheduler",
+    "balance-region-scheduler",
+];
+
+fn member_id(name: &str) -> u64 {
+    // Stable, and above 2^53 as PD's are.
+    name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+impl Pd {
+    async fn alive(&self) -> Vec<bool> {
+        let checks = self.members.iter().map(|(name, peer)| async move {
+            if *name == self.name {
+                return true;
+            }
+            self.http
+                .get(format!("{peer}/ping"))
+                .timeout(Duration::from_millis(300))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        });
+        futures::future::join_all(checks).await
+    }
+
+    async fn leader(&self) -> Option<usize> {
+        let alive = self.alive().await;
+        let up = alive.iter().filter(|a| **a).count();
+        (up > self.members.len() / 2).then(|| alive.iter().position(|a| *a))?
+    }
+
+    fn member_json(&self, i: usize) -> Value {
+        let (name, peer) = &self.members[i];
+        json!({ "name": name, "member_id": member_id(name), "peer_urls": [peer], "client_urls": [] })
+    }
+
+    fn state_name(&self, s: &Store) -> &'static str {
+        if s.last_beat.elapsed() > self.disconnect {
+            "Disconnected"
+        } else {
+            "Up"
+        }
+    }
+}
+
+fn no_leader() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "[PD:apiutil:ErrRedirectNoLeader]redirect finds no leader\n",
+    )
+        .into_response()
+}
+
+fn json_answer(v: Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+        format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default()),
+    )
+        .into_response()
+}
+
+async fn pd(f: BTreeMap<String, String>) {
+    let name = f.get("name").cloned().unwrap_or_else(|| "pd".into());
+    let client = f
+        .get("client-urls")
+        .map(|u| host_port(u))
+        .unwrap_or_default();
+    let peer = f.get("peer-urls").map(|u| host_port(u)).unwrap_or_default();
+    let members: Vec<(String, String)> = f
+        .get("initial-cluster")
+        .map(|c| {
+            c.split(',')
+                .filter_map(|m| m.split_once('='))
+                .map(|(n, u)| (n.to_string(), u.trim_end_matches('/').to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let disconnect = f
+        .get("standin-disconnect")
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(20), Duration::from_secs_f64);
+    let state = Arc::new(Pd {
+        name,
+        members,
+        client_url: format!("http://{client}"),
+        disconnect,
+        stores: Mutex::new(BTreeMap::new()),
+        evicting: Mutex::new(BTreeSet::new()),
+        http: operator::runtime::health::http_client(),
+    });
+    let peer_app = axum::Router::new().route("/ping", get(|| async { "" }));
+    let app = axum::Router::new()
+        .route("/pd/api/v1/health", get(health))
+        .route("/pd/api/v1/leader", get(leader))
+        .route("/pd/api/v1/members", get(members_route))
+        .route("/pd/api/v1/stores", get(stores))
+        .route("/pd/api/v1/regions/check/{kind}", get(region_check))
+        .route("/pd/api/v1/schedulers", get(schedulers).post(add_scheduler))
+        .route("/pd/api/v1/schedulers/{name}", delete(remove_scheduler))
+        .route(
+            "/pd/api/v1/scheduler-config/evict-leader-scheduler/list",
+            get(evict_list),
+        )
+        .route("/standin/heartbeat", post(heartbeat))
+        .route("/metrics", get(|| async { "" }))
+        .with_state(state);
+    let (Ok(c), Ok(p)) = (
+        tokio::net::TcpListener::bind(&client).await,
+        tokio::net::TcpListener::bind(&peer).await,
+    ) else {
+        eprintln!("cannot listen on {client} and {peer}");
+        std::process::exit(1);
+    };
+    tokio::spawn(async move { axum::serve(p, peer_app).await });
+    let _ = axum::serve(c, app).await;
+}
+
+async fn health(State(pd): State<Arc<Pd>>) -> Response {
+    let alive = pd.alive().await;
+    let list: Vec<Value> = pd
+        .members
+        .iter()
+        .zip(alive)
+        .map(|((name, _), up)| {
+            json!({ "name": name, "member_id": member_id(name), "client_urls": [], "health": up })
+        })
+        .collect();
+    json_answer(Value::Array(list))
+}
+
+async fn leader(State(pd): State<Arc<Pd>>) -> Response {
+    match pd.leader().await {
+        Some(i) => json_answer(pd.member_json(i)),
+        None => no_leader(),
+    }
+}
+
+async fn members_route(State(pd): State<Arc<Pd>>) -> Response {
+    let Some(l) = pd.leader().await else {
+        return no_leader();
+    };
+    let members: Vec<Value> = (0..pd.members.len()).map(|i| pd.member_json(i)).collect();
+    json_answer(
+        json!({ "header": { "cluster_id": 7_412_685_237_829_504_117u64 }, "members": members, "leader": pd.member_json(l), "etcd_leader": pd.member_json(l) }),
+    )
+}
+
+async fn stores(State(pd): State<Arc<Pd>>) -> Response {
+    if pd.leader().await.is_none() {
+        return no_leader();
+    }
+    let stores = pd.stores.lock().map(|s| {
+        s.values()
+            .map(|s| {
+                (
+                    s.id,
+                    s.address.clone(),
+                    s.status_address.clone(),
+                    pd.state_name(s),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    let stores = stores.unwrap_or_default();
+    let evicting = pd.evicting.lock().map(|e| e.clone()).unwrap_or_default();
+    let leading: Vec<u64> = stores
+        .iter()
+        .filter(|(id, _, _, st)| *st == "Up" && !evicting.contains(id))
+        .map(|(id, ..)| *id)
+        .collect();
+    let list: Vec<Value> = stores
+        .iter()
+        .map(|(id, address, status, state)| {
+            let leaders = match leading.iter().position(|l| l == id) {
+                Some(i) => {
+                    REGIONS.len() / leading.len() + usize::from(i < REGIONS.len() % leading.len())
+                }
+                None => 0,
+            };
+            json!({
+                "store": {
+                    "id": id, "address": address, "version": "8.5.7", "peer_address": address,
+                    "status_address": status, "last_heartbeat": now_ns() as u64, "node_state": 1,
+                    "state_name": state
+                },
+                "status": {
+                    "capacity": "97.87GiB", "available": "44.31GiB", "used_size": "1.6GiB",
+                    "leader_count": leaders, "region_count": REGIONS.len()
+                }
+            })
+        })
+        .collect();
+    json_answer(json!({ "count": list.len(), "stores": list }))
+}
+
+async fn region_check(State(pd): State<Arc<Pd>>, Path(kind): Path<String>) -> Response {
+    if pd.leader().await.is_none() {
+        return no_leader();
+    }
+    let down: Vec<u64> = pd
+        .stores
+        .lock()
+        .map(|s| {
+            s.values()
+                .filter(|s| pd.state_name(s) != "Up")
+                .map(|s| s.id)
+                .collect()
+        })
+        .unwrap_or_default();
+    let regions: Vec<Value> = if kind == "down-peer" && !down.is_empty() {
+        REGIONS
+            .iter()
+            .map(|r| {
+                json!({ "id": r, "peers": [], "down_peers": down.iter().map(|d| json!({"peer": {"id": r * 10 + d, "store_id": d}, "down_seconds": 30})).collect::<Vec<_>>() })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        json!({ "count": regions.len(), "regions": regions }).to_string(),
+    )
+        .into_response()
+}
+
+async fn schedulers(State(pd): State<Arc<Pd>>) -> Response {
+    if pd.leader().await.is_none() {
+        return no_leader();
+    }
+    let mut list: Vec<&str> = DEFAULT_SCHEDULERS.to_vec();
+    if pd.evicting.lock().is_ok_and(|e| !e.is_empty()) {
+        list.push("evict-leader-scheduler");
+    }
+    json_answer(json!(list))
+}
+
+async fn add_scheduler(State(pd): State<Arc<Pd>>, Json(body): Json<Value>) -> Response {
+    if body["name"] != "evict-leader-scheduler" {
+        return (StatusCode::BAD_REQUEST, "\"unknown scheduler\"\n").into_response();
+    }
+    let Some(id) = body["store_id"].as_u64() else {
+        return (StatusCode::BAD_REQUEST, "\"missing store_id\"\n").into_response();
+    };
+    if let Ok(mut e) = pd.evicting.lock() {
+        e.insert(id);
+    }
+    json_answer(json!("The scheduler is created."))
+}
+
+async fn remove_scheduler(State(pd): State<Arc<Pd>>, Path(name): Path<String>) -> Response {
+    let Some(id) = name
+        .strip_prefix("evict-leader-scheduler-")
+        .and_then(|i| i.parse::<u64>().ok())
+    else {
+        return (StatusCode::NOT_FOUND, "\"scheduler not found\"\n").into_response();
+    };
+    let removed = pd.evicting.lock().is_ok_and(|mut e| e.remove(&id));
+    if removed {
+        json_answer(Value::Null)
+    } else {
+        (StatusCode::NOT_FOUND, "\"scheduler not found\"\n").into_response()
+    }
+}
+
+async fn evict_list(State(pd): State<Arc<Pd>>) -> Response {
+    let ids = pd.evicting.lock().map(|e| e.clone()).unwrap_or_default();
+    if ids.is_empty() {
+        return (StatusCode::NOT_FOUND, "404 page not found\n").into_response();
+    }
+    let ranges: serde_json::Map<String, Value> = ids
+        .iter()
+        .map(|id| (id.to_string(), json!([{ "end-key": "", "start-key": "" }])))
+        .collect();
+    json_answer(json!({ "store-id-ranges": ranges, "batch": 3 }))
+}
+
+async fn heartbeat(State(pd): State<Arc<Pd>>, Json(body): Json<Value>) -> Response {
+    let (Some(address), Some(status)) = (body["address"].as_str(), body["status_address"].as_str())
+    else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if let Ok(mut stores) = pd.stores.lock() {
+        let next = stores.len() as u64 + 1;
+        let s = stores.entry(status.to_string()).or_insert(Store {
+            id: next,
+            address: address.to_string(),
+            status_address: status.to_string(),
+            last_beat: Instant::now(),
+        });
+        s.last_beat = Instant::now();
+    }
+    let _ = &pd.client_url;
+    StatusCode::OK.into_response()
+}
+
+// ---------------------------------------------------------------- TiKV
+
+async fn tikv(f: BTreeMap<String, String>) {
+    let addr = f.get("addr").cloned().unwrap_or_default();
+    let advertise = f
+        .get("advertise-addr")
+        .cloned()
+        .unwrap_or_else(|| addr.clone());
+    let status = f.get("status-addr").cloned().unwrap_or_default();
+    let advertise_status = f
+        .get("advertise-status-addr")
+        .cloned()
+        .unwrap_or_else(|| status.clone());
+    let pds: Vec<String> = f
+        .get("pd")
+        .map(|p| p.split(',').map(host_port).collect())
+        .unwrap_or_default();
+    let (Ok(server), Ok(status_l)) = (
+        tokio::net::TcpListener::bind(&addr).await,
+        tokio::net::TcpListener::bind(&status).await,
+    ) else {
+        eprintln!("cannot listen on {addr} and {status}");
+        std::process::exit(1);
+    };
+    // The gRPC port accepts and says nothing: only that it listens matters here.
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = server.accept().await {
+            drop(conn);
+        }
+    });
+    let http = operator::runtime::health::http_client();
+    tokio::spawn(async move {
+        loop {
+            for pd in &pds {
+                let _ = http
+                    .post(format!("http://{pd}/standin/heartbeat"))
+                    .timeout(Duration::from_millis(500))
+                    .json(&json!({ "address": advertise, "status_address": advertise_status }))
+                    .send()
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let app = axum::Router::new()
+        .route("/status", get(|| async { StatusCode::OK }))
+        .route(
+            "/metrics",
+            get(|| async {
+                "# TYPE tikv_store_size_bytes gauge\n\
+                 tikv_store_size_bytes{type=\"available\"} 47578873856\n\
+                 tikv_store_size_bytes{type=\"capacity\"} 105087385600\n\
+                 tikv_store_size_bytes{type=\"used\"} 1717986918\n"
+            }),
+        );
+    let _ = axum::serve(status_l, app).await;
+}
