@@ -84,7 +84,6 @@ struct Store {
 struct Pd {
     name: String,
     members: Vec<(String, String)>,
-    client_url: String,
     disconnect: Duration,
     stores: Mutex<BTreeMap<String, Store>>,
     evicting: Mutex<BTreeSet<u64>>,
@@ -183,7 +182,6 @@ async fn pd(f: BTreeMap<String, String>) {
     let state = Arc::new(Pd {
         name,
         members,
-        client_url: format!("http://{client}"),
         disconnect,
         stores: Mutex::new(BTreeMap::new()),
         evicting: Mutex::new(BTreeSet::new()),
@@ -391,7 +389,6 @@ async fn heartbeat(State(pd): State<Arc<Pd>>, Json(body): Json<Value>) -> Respon
         });
         s.last_beat = Instant::now();
     }
-    let _ = &pd.client_url;
     StatusCode::OK.into_response()
 }
 

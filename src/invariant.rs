@@ -162,6 +162,41 @@ impl Assessment {
     }
 }
 
+/// An assessment under way against a catalogue: a violation of an invariant the config
+/// disabled, or does not list, is dropped; one that counts carries its severity.
+pub struct Checker<'a> {
+    rules: std::collections::HashMap<&'static str, &'a InvariantInfo>,
+    pub out: Assessment,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(rules: &'a [InvariantInfo]) -> Self {
+        Self {
+            rules: rules.iter().map(|r| (r.name, r)).collect(),
+            out: Assessment::default(),
+        }
+    }
+
+    pub fn violate(
+        &mut self,
+        invariant: &str,
+        entity: &str,
+        summary: String,
+        detail: serde_json::Value,
+    ) {
+        let Some(rule) = self.rules.get(invariant).filter(|r| r.enabled) else {
+            return;
+        };
+        self.out.violations.push(Violation {
+            invariant: invariant.into(),
+            entity: entity.into(),
+            severity: rule.severity,
+            summary,
+            detail,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

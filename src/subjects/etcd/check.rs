@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::config::EtcdConfig;
 use super::observe::{EtcdObservation, MemberProbe};
-use crate::invariant::Consequence;
-use crate::subjects::{Assessment, InvariantInfo, Severity, Violation};
+use crate::invariant::{Checker, Consequence};
+use crate::subjects::{Assessment, InvariantInfo, Severity};
 
 pub const MEMBER_DOWN: &str = "member_down";
 pub const QUORUM_LOST: &str = "quorum_lost";
@@ -143,37 +143,8 @@ pub fn catalogue(cfg: &EtcdConfig) -> Vec<InvariantInfo> {
     crate::invariant::catalogue(&defaults, |name| cfg.invariants.get(name).cloned())
 }
 
-struct Checker<'a> {
-    rules: HashMap<&'static str, &'a InvariantInfo>,
-    out: Assessment,
-}
-
-impl Checker<'_> {
-    fn violate(
-        &mut self,
-        invariant: &str,
-        entity: &str,
-        summary: String,
-        detail: serde_json::Value,
-    ) {
-        let Some(rule) = self.rules.get(invariant).filter(|r| r.enabled) else {
-            return;
-        };
-        self.out.violations.push(Violation {
-            invariant: invariant.into(),
-            entity: entity.into(),
-            severity: rule.severity,
-            summary,
-            detail,
-        });
-    }
-}
-
 pub fn assess(obs: &EtcdObservation, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Assessment {
-    let mut c = Checker {
-        rules: rules.iter().map(|r| (r.name, r)).collect(),
-        out: Assessment::default(),
-    };
+    let mut c = Checker::new(rules);
     if let Some(e) = &obs.error {
         c.violate(
             SUBJECT_UNREACHABLE,

@@ -4,15 +4,14 @@
 //! word (Disconnected, Down). What only PD's leader knows (regions, leaders, schedulers) is
 //! unknown while there is no leader, never healthy.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::json;
 
 use super::config::TikvConfig;
 use super::observe::{StoreProbe, TikvObservation};
-use crate::invariant::Consequence;
-use crate::subjects::{Assessment, InvariantInfo, NodeState, Severity, Violation};
+use crate::invariant::{Checker, Consequence};
+use crate::subjects::{Assessment, InvariantInfo, NodeState, Severity};
 
 pub const STORE_DOWN: &str = "store_down";
 pub const PD_MEMBER_DOWN: &str = "pd_member_down";
@@ -128,37 +127,8 @@ pub fn catalogue(cfg: &TikvConfig) -> Vec<InvariantInfo> {
     crate::invariant::catalogue(&defaults, |name| cfg.invariants.get(name).cloned())
 }
 
-struct Checker<'a> {
-    rules: HashMap<&'static str, &'a InvariantInfo>,
-    out: Assessment,
-}
-
-impl Checker<'_> {
-    fn violate(
-        &mut self,
-        invariant: &str,
-        entity: &str,
-        summary: String,
-        detail: serde_json::Value,
-    ) {
-        let Some(rule) = self.rules.get(invariant).filter(|r| r.enabled) else {
-            return;
-        };
-        self.out.violations.push(Violation {
-            invariant: invariant.into(),
-            entity: entity.into(),
-            severity: rule.severity,
-            summary,
-            detail,
-        });
-    }
-}
-
 pub fn assess(obs: &TikvObservation, cfg: &TikvConfig, rules: &[InvariantInfo]) -> Assessment {
-    let mut c = Checker {
-        rules: rules.iter().map(|r| (r.name, r)).collect(),
-        out: Assessment::default(),
-    };
+    let mut c = Checker::new(rules);
     let nothing =
         obs.pd.iter().all(|m| m.state != NodeState::Up) && obs.stores.iter().all(|s| !s.answered());
     if obs.error.is_some() || nothing {

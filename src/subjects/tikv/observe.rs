@@ -68,7 +68,7 @@ impl StoreProbe {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TikvObservation {
     /// Set when the cluster could not be observed at all.
     pub error: Option<String>,
@@ -92,15 +92,7 @@ impl TikvObservation {
     pub fn failed(error: String) -> Self {
         Self {
             error: Some(error),
-            pd: Vec::new(),
-            stores: Vec::new(),
-            leader: None,
-            leader_error: None,
-            not_bootstrapped: false,
-            views_error: None,
-            regions: BTreeMap::new(),
-            schedulers: None,
-            evicting: Vec::new(),
+            ..Self::default()
         }
     }
 
@@ -171,9 +163,8 @@ impl Observer {
         let mut obs = TikvObservation {
             stores: store_probes,
             pd,
-            ..TikvObservation::failed(String::new())
+            ..TikvObservation::default()
         };
-        obs.error = None;
         self.leader_views(&mut obs).await;
         obs
     }

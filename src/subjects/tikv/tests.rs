@@ -118,6 +118,15 @@ fn serve(listener: tokio::net::TcpListener, node: String, scenario: Arc<Scenario
 
 /// Runs `scenario` on loopback and looks at it `looks` times.
 async fn observe(scenario: &str, looks: usize) -> (TikvObservation, TikvConfig) {
+    observe_without(scenario, looks, &[]).await
+}
+
+/// The same, with the nodes `down` unreachable besides those the scenario lists.
+async fn observe_without(
+    scenario: &str,
+    looks: usize,
+    down: &[&str],
+) -> (TikvObservation, TikvConfig) {
     let nodes = ["pd-1", "pd-2", "pd-3", "tikv-1", "tikv-2", "tikv-3"];
     let mut listeners = HashMap::new();
     let mut names = HashMap::new();
@@ -144,7 +153,7 @@ async fn observe(scenario: &str, looks: usize) -> (TikvObservation, TikvConfig) 
     };
     for n in nodes {
         let (l, addr) = listeners.remove(n).unwrap();
-        if s.unreachable.iter().any(|u| u == n) {
+        if s.unreachable.iter().any(|u| u == n) || down.contains(&n) {
             drop(l);
         } else {
             serve(l, n.to_string(), s.clone());
@@ -204,9 +213,27 @@ async fn a_healthy_cluster_breaks_nothing_and_is_read_exactly() {
 
 #[tokio::test]
 async fn a_dead_store_is_down_at_the_next_look_before_pd_says_so() {
-    // PD still calls it Up: its 20 s have not passed. The direct probe decides.
-    let (v, _) = violations("store_disconnected").await;
+    // PD still calls tikv-2 Up (its 20 s have not passed): the direct probe decides.
+    let (obs, cfg) = observe_without("healthy", 1, &["tikv-2"]).await;
+    let t2 = obs.stores.iter().find(|s| s.name == "tikv-2").unwrap();
+    assert_eq!(t2.pd.as_ref().unwrap().state_name, "Up", "{t2:?}");
+    let a = check::assess(&obs, &cfg, &check::catalogue(&cfg));
+    let v: Vec<String> = a
+        .violations
+        .iter()
+        .map(|v| format!("{} {}", v.invariant, v.entity))
+        .collect();
+    assert_eq!(v, [format!("{STORE_DOWN} tikv-2")], "{v:?}");
+    // Once PD says Disconnected too, its word is in the ticket.
+    let (v, a) = violations("store_disconnected").await;
     assert!(v.contains(&format!("{STORE_DOWN} tikv-2")), "{v:?}");
+    let d = &a
+        .violations
+        .iter()
+        .find(|v| v.invariant == STORE_DOWN)
+        .unwrap()
+        .detail;
+    assert_eq!(d["pd_state"], "Disconnected", "{d}");
     let (v, _) = violations("store_down").await;
     assert!(v.contains(&format!("{STORE_DOWN} tikv-2")), "{v:?}");
 }
