@@ -30,7 +30,27 @@ echo "== cargo test (release: one build shared by every test)"
 skipped="$CARGO_TARGET_DIR/tmp/skipped-tests.txt"
 mkdir -p "$CARGO_TARGET_DIR/tmp" && rm -f "$skipped"
 status=0
-cargo test --release || status=$?
+# A hung engine must end the run with its reason, not hold it until CI's own limit: a watchdog
+# asks the engine for its networks each minute (the call a deadlocked network controller
+# never answers), and the whole suite is bounded.
+watchdog=""
+if docker info >/dev/null 2>&1; then
+  (
+    while sleep 60; do
+      if ! timeout 90 docker network ls >/dev/null 2>&1; then
+        echo "== the Docker engine stopped answering (GET /networks, 90 s): stopping the tests" >&2
+        pkill -INT -P "$$" -x timeout || true
+        exit 1
+      fi
+    done
+  ) &
+  watchdog=$!
+fi
+timeout --signal=INT --kill-after=60 50m cargo test --release || status=$?
+[ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null || true
+if [ "$status" -eq 124 ]; then
+  echo "== the tests ran past 50 minutes: the lines above name the tests still running" >&2
+fi
 if [ -s "$skipped" ]; then
   echo "== skipped, and why:"
   sort -u "$skipped"

@@ -64,6 +64,19 @@ impl Projects {
 impl Drop for Projects {
     fn drop(&mut self) {
         for (file, project) in [("agent.yml", "op61agent"), ("ratelimiter.yml", "op61")] {
+            // Services stopped one at a time before `down`: compose stops them all at once,
+            // and an engine before 20.10.27 can deadlock as a network empties that way
+            // (moby/moby#46661).
+            let services = self
+                .cmd(file, project, &["config", "--services"])
+                .output()
+                .map(|o| text(&o.stdout))
+                .unwrap_or_default();
+            for service in services.lines().filter(|l| !l.trim().is_empty()) {
+                let _ = self
+                    .cmd(file, project, &["stop", "-t", "5", service.trim()])
+                    .output();
+            }
             let _ = self
                 .cmd(file, project, &["down", "-v", "--remove-orphans"])
                 .output();
