@@ -15,13 +15,22 @@ const NAMES: &[&str] = &[
     "redis-cli",
     "redis-benchmark",
     "etcdctl",
+    "tikv",
+    "pd-server",
+    "tikv-server",
+    "pd-ctl",
+    "tikv-ctl",
 ];
 /// Node names with a number: `ratelimiter-2`, `etcd-3`.
-const NUMBERED: &[&str] = &["ratelimiter-", "etcd-"];
+const NUMBERED: &[&str] = &["ratelimiter-", "etcd-", "tikv-", "pd-"];
 /// Reaching into a subject's module, its role constants or its config types.
 const PATHS: &[&str] = &[
     "subjects::ratelimiter",
     "subjects::etcd",
+    "subjects::tikv",
+    "ROLE_PD",
+    "ROLE_STORE",
+    "TikvConfig",
     "ROLE_LIMITER",
     "ROLE_REDIS",
     "ROLE_MEMBER",

@@ -284,9 +284,9 @@ fn a_second_instance_runs_beside_the_first() {
 #[test]
 fn unknown_subjects_list_the_known_ones() {
     let c = Cluster::prepare("");
-    let err = c.fails(&["up", "tikv"]);
+    let err = c.fails(&["up", "cassandra"]);
     assert!(
-        err.contains("unknown subject `tikv`") && err.contains("ratelimiter"),
+        err.contains("unknown subject `cassandra`") && err.contains("ratelimiter, etcd, tikv"),
         "{err}"
     );
 }

@@ -126,6 +126,47 @@ pub struct NodeSpec {
     /// runtime keeps it on disk rather than on a size-bounded tmpfs, and the subject bounds it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub durable: bool,
+    /// Files the program reads from its working folder (settings with no flag), written
+    /// there before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<NodeFile>,
+}
+
+/// A file in a node's working folder, by its name there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFile {
+    /// A plain file name, no folder.
+    pub name: String,
+    pub contents: String,
+}
+
+impl NodeFile {
+    /// Writes every file of `spec` into `dir` (made if missing).
+    pub fn write_all(spec: &NodeSpec, dir: &std::path::Path) -> Result<(), RuntimeError> {
+        if spec.files.is_empty() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(RuntimeError::io(format!("creating {}", dir.display())))?;
+        for f in &spec.files {
+            // The plan's own names; a folder in one would write outside the node's folder.
+            let plain = std::path::Path::new(&f.name)
+                .file_name()
+                .is_some_and(|n| n == f.name.as_str());
+            if !plain {
+                return Err(RuntimeError::io(format!("writing {}'s file", spec.name))(
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("`{}` is not a plain file name", f.name),
+                    ),
+                ));
+            }
+            let path = dir.join(&f.name);
+            std::fs::write(&path, &f.contents)
+                .map_err(RuntimeError::io(format!("writing {}", path.display())))?;
+        }
+        Ok(())
+    }
 }
 
 impl NodeSpec {
@@ -303,8 +344,8 @@ pub enum RuntimeError {
         recorded: &'static str,
         wanted: &'static str,
     },
-    #[error("image {image} is missing; build the images with ./scripts/build-images.sh")]
-    MissingImage { image: String },
+    #[error("image {image} is missing; {hint}")]
+    MissingImage { image: String, hint: String },
     #[error(
         "a {kind} named {name} exists that this operator did not make; it will not touch it: remove or rename it yourself, or use `--instance N` for other names"
     )]
@@ -312,6 +353,17 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// An image the engine lacks, with how to get it: the plan's advice for its node, else
+    /// ours (every image of our own is built here).
+    pub fn missing_image(image: &str, hint: Option<&str>) -> Self {
+        Self::MissingImage {
+            image: image.to_string(),
+            hint: hint
+                .unwrap_or("build the images with ./scripts/build-images.sh")
+                .to_string(),
+        }
+    }
+
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let context = context.into();
         move |source| Self::Io { context, source }

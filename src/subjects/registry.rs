@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use super::{Subject, SubjectKind, etcd, ratelimiter};
+use super::{Subject, SubjectKind, etcd, ratelimiter, tikv};
 use crate::config::Config;
 use crate::runtime::Runtime;
 
 /// The one registry of subjects: everything else finds a subject through it.
-pub static REGISTRY: &[&dyn SubjectKind] = &[&ratelimiter::RateLimiter, &etcd::Etcd];
+pub static REGISTRY: &[&dyn SubjectKind] = &[&ratelimiter::RateLimiter, &etcd::Etcd, &tikv::Tikv];
 
 /// The subject called `name`, or the list of known ones.
 pub fn kind(name: &str) -> Result<&'static dyn SubjectKind, String> {
@@ -113,6 +113,7 @@ mod tests {
     use crate::config::{ConfigError, Section};
     use crate::subjects::etcd::config::EtcdConfig;
     use crate::subjects::ratelimiter::config::RateLimiterConfig;
+    use crate::subjects::tikv::config::TikvConfig;
 
     /// A config file read as the CLI reads it: parsed, then checked by the subjects.
     fn load(text: &str) -> Result<Config, ConfigError> {
@@ -135,6 +136,7 @@ mod tests {
         let c = load(include_str!("../../operator.example.toml")).unwrap();
         same::<RateLimiterConfig>(&c);
         same::<EtcdConfig>(&c);
+        same::<TikvConfig>(&c);
         let empty = load("").unwrap();
         assert_eq!(empty.section::<RateLimiterConfig>().unwrap().nodes, 3);
     }

@@ -134,6 +134,7 @@ pub async fn adopt(
                 data_dir,
                 // Compose's volumes are its own: nothing here makes or fills them.
                 durable: false,
+                files: Vec::new(),
             },
             container: inspected
                 .name

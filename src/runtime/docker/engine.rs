@@ -211,9 +211,7 @@ pub async fn run_helper(docker: &Docker, helper: Helper<'_>) -> Result<HelperOut
 /// A create that failed for want of an image says how to build it.
 pub fn missing_image_or(image: &str, e: DockerError, doing: &str) -> RuntimeError {
     if is_not_found(&e) && describe(&e).contains("image") {
-        RuntimeError::MissingImage {
-            image: image.to_string(),
-        }
+        RuntimeError::missing_image(image, None)
     } else {
         engine_error(doing)(e)
     }

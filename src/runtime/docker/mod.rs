@@ -41,8 +41,9 @@ use self::record::{ContainerRecord, DockerRecord};
 use super::health::{Starting, wait_until_healthy};
 use super::record::InstanceLock;
 use super::{
-    ClusterPlan, DownReport, Impairment, NodeAction, NodeSpec, NodeStatus, ROLE_FAULTPROXY,
-    ROLE_TOOLBOX, RunState, Runtime, RuntimeError, TOOLBOX, Topology, TopologyNode, UpReport,
+    ClusterPlan, DownReport, Impairment, NodeAction, NodeFile, NodeSpec, NodeStatus,
+    ROLE_FAULTPROXY, ROLE_TOOLBOX, RunState, Runtime, RuntimeError, TOOLBOX, Topology,
+    TopologyNode, UpReport,
 };
 use crate::config::{DockerRuntimeConfig, Reach};
 use crate::paths::StateDir;
@@ -58,6 +59,8 @@ const TOOLBOX_PIDS: i64 = 256;
 
 /// Where the filtering Docker API proxy's socket appears inside the toolbox.
 pub const TOOLBOX_API_DIR: &str = "/run/operator";
+/// Where a node's settings files are, in its container: the folder its program starts in.
+pub const NODE_FILES_DIR: &str = "/run/operator-node";
 
 pub struct DockerRuntime {
     state: StateDir,
@@ -267,9 +270,11 @@ impl DockerRuntime {
             match docker.inspect_image(image).await {
                 Ok(_) => {}
                 Err(e) if is_not_found(&e) => {
-                    return Err(RuntimeError::MissingImage {
-                        image: image.into(),
-                    });
+                    let hint = plan
+                        .iter()
+                        .find(|n| n.image.as_deref() == Some(image))
+                        .and_then(|n| n.install_hint.as_deref());
+                    return Err(RuntimeError::missing_image(image, hint));
                 }
                 Err(e) => return Err(engine_error(format!("inspecting image {image}"))(e)),
             }
@@ -316,7 +321,13 @@ impl DockerRuntime {
             image: Some(self.config.toolbox_image.clone()),
             data_dir: None,
             durable: false,
+            files: Vec::new(),
         }
+    }
+
+    /// Where a node's settings files are kept on this machine, bound into its container.
+    fn files_dir(&self, node: &str) -> PathBuf {
+        self.dir().join("files").join(node)
     }
 
     fn create_body(
@@ -352,9 +363,18 @@ impl DockerRuntime {
                 token::path(&self.dir()).display()
             ));
         }
+        // Settings files, read-only, in the folder the program starts in.
+        let working_dir = (!spec.files.is_empty()).then(|| {
+            binds.push(format!(
+                "{}:{NODE_FILES_DIR}:ro",
+                self.files_dir(&spec.name).display()
+            ));
+            NODE_FILES_DIR.to_string()
+        });
         let network = self.network_name();
         ContainerCreateBody {
             image: spec.image.clone(),
+            working_dir,
             hostname: Some(spec.name.clone()),
             entrypoint: Some(vec![spec.program.display().to_string()]),
             cmd: Some(spec.args.clone()),
@@ -440,6 +460,7 @@ impl DockerRuntime {
                 self.own_disk(docker, node, vol, labels).await?;
             }
         }
+        NodeFile::write_all(&node.spec, &self.files_dir(&node.spec.name))?;
         let image = node.spec.image.clone().unwrap_or_default();
         docker
             .create_container(
@@ -1038,8 +1059,10 @@ impl Runtime for DockerRuntime {
             ));
             return Ok(report);
         }
-        // Stop gracefully first (limiters deregister on SIGTERM), then remove.
-        let stops = record.nodes.iter().rev().map(|n| async move {
+        // Stop gracefully first (limiters deregister on SIGTERM), then remove. One at a time:
+        // engines before 20.10.27 can deadlock their network controller when containers leave
+        // one network at once as it empties (moby/moby#46661), and then answer nothing more.
+        for n in record.nodes.iter().rev() {
             let state = self.state_of(docker, &n.container).await.map(|s| s.0);
             if matches!(state, Ok(RunState::Paused)) {
                 let _ = docker.unpause_container(&n.container).await;
@@ -1052,16 +1075,9 @@ impl Runtime for DockerRuntime {
                         Some(StopContainerOptionsBuilder::default().t(t).build()),
                     )
                     .await;
-                Some(n.spec.name.clone())
-            } else {
-                None
+                report.stopped.push(n.spec.name.clone());
             }
-        });
-        report.stopped = futures::future::join_all(stops)
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+        }
         self.sweep(docker).await?;
         let _ = std::fs::remove_dir_all(self.api_dir());
         let _ = std::fs::remove_file(dir.join(super::record::RECORD_FILE));

@@ -126,6 +126,7 @@ impl LocalRuntime {
         let workdir = self.dir().join("data").join(&spec.name);
         std::fs::create_dir_all(&workdir)
             .map_err(RuntimeError::io(format!("creating {}", workdir.display())))?;
+        crate::runtime::NodeFile::write_all(spec, &workdir)?;
         let program = node.program.clone();
         let id = {
             let spec = spec.clone();

@@ -240,6 +240,7 @@ mod tests {
             image: None,
             data_dir: None,
             durable: false,
+            files: Vec::new(),
         };
         let log = dir.path().join("sleeper.log");
         let sleep = find_program(Path::new("sleep")).unwrap();

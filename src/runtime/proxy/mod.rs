@@ -47,6 +47,7 @@ pub fn node_spec(
         image,
         data_dir: None,
         durable: false,
+        files: Vec::new(),
     }
 }
 

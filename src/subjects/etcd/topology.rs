@@ -192,6 +192,7 @@ pub fn plan(
         image: None,
         data_dir: None,
         durable: false,
+        files: Vec::new(),
     });
     ClusterPlan {
         subject: SUBJECT.into(),
@@ -277,6 +278,7 @@ pub fn plan_docker(
         image: Some(cfg.image.clone()),
         data_dir: Some(DOCKER_DATA_DIR.into()),
         durable: true,
+        files: Vec::new(),
     });
     ClusterPlan {
         subject: SUBJECT.into(),

@@ -112,6 +112,7 @@ pub fn plan(
         image: None,
         data_dir: None,
         durable: false,
+        files: Vec::new(),
     };
     let limiters: Vec<String> = node_names(cfg).into_iter().skip(1).collect();
     let mut proxy_args = strings(&["faultproxy", "--control", &addr(FAULTPROXY)]);
@@ -156,6 +157,7 @@ pub fn plan(
             image: None,
             data_dir: None,
             durable: false,
+            files: Vec::new(),
         }
     });
     ClusterPlan {
@@ -202,6 +204,7 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
         image: Some(cfg.redis_image.clone()),
         data_dir: Some("/data".into()),
         durable: false,
+        files: Vec::new(),
     };
     let limiters: Vec<String> = node_names(cfg).into_iter().skip(1).collect();
     let link_port = |i: usize| proxy::DOCKER_CONTROL_PORT + 1 + i as u16;
@@ -252,6 +255,7 @@ pub fn plan_docker(cfg: &RateLimiterConfig, docker: &DockerRuntimeConfig) -> Clu
             image: Some(cfg.image.clone()),
             data_dir: None,
             durable: false,
+            files: Vec::new(),
         }
     });
     ClusterPlan {

@@ -203,6 +203,17 @@ fn pd_members(c: &mut Checker, obs: &TikvObservation) {
     }
     if obs.leader.is_none() {
         let answering = obs.pd.iter().filter(|m| m.state == NodeState::Up).count();
+        // The first member out, for a repair to start: a majority gone is the cause then.
+        let first_down = obs
+            .pd
+            .iter()
+            .find(|m| m.state.is_out())
+            .map(|m| m.name.clone());
+        let cause = if answering < obs.majority() {
+            "members_down"
+        } else {
+            "no_election"
+        };
         let why = obs
             .leader_error
             .clone()
@@ -215,7 +226,7 @@ fn pd_members(c: &mut Checker, obs: &TikvObservation) {
                 obs.pd.len(),
                 obs.majority()
             ),
-            json!({ "answering": answering, "members": obs.pd.len(), "detail": why }),
+            json!({ "answering": answering, "members": obs.pd.len(), "detail": why, "cause": cause, "first_down": first_down }),
         );
     }
 }

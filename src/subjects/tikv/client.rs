@@ -51,14 +51,23 @@ impl Client {
 
     /// The body of `GET http://{address}{path}` when it is a 200.
     pub async fn text(&self, address: &str, path: &str) -> Result<String, ProbeError> {
+        self.send(reqwest::Method::GET, address, path, None).await
+    }
+
+    /// A change through PD's API (a scheduler added or removed): the body of a 200.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        address: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, ProbeError> {
         let url = format!("http://{address}{path}");
-        let resp = self
-            .http
-            .get(&url)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| from_reqwest(&e))?;
+        let mut req = self.http.request(method, &url).timeout(self.timeout);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| from_reqwest(&e))?;
         let status = resp.status().as_u16();
         let text = resp.text().await.map_err(|e| from_reqwest(&e))?;
         if status == 200 {

@@ -219,7 +219,11 @@ impl Observer {
         };
         for entry in stores.stores {
             let status = &entry.store.status_address;
-            let Some(probe) = obs.stores.iter_mut().find(|p| &p.address == status) else {
+            let Some(probe) = obs
+                .stores
+                .iter_mut()
+                .find(|p| same_address(status, &p.name, &p.address))
+            else {
                 continue;
             };
             probe.pd = Some(PdStore {
@@ -314,6 +318,21 @@ async fn probe_store(client: &Client, node: &TopologyNode) -> (StoreProbe, Optio
         pd: None,
     };
     (probe, metrics.ok())
+}
+
+/// Whether the status address PD records for a store is the store `node`: the address the
+/// monitor reaches it by (locally), or its name in the instance's network (on Docker, where
+/// the monitor reaches it through a published port).
+pub fn same_store(recorded: &str, node: &TopologyNode) -> bool {
+    same_address(recorded, &node.name, &node.address)
+}
+
+fn same_address(recorded: &str, name: &str, address: &str) -> bool {
+    recorded == address
+        || recorded
+            .strip_prefix(name)
+            .and_then(|r| r.strip_prefix(':'))
+            .is_some_and(|port| port == super::topology::DOCKER_STATUS_PORT.to_string())
 }
 
 /// The value of `family{label="value"}` in a metrics text (the first such series).

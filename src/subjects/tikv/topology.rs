@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use super::config::TikvConfig;
 use crate::config::LocalRuntimeConfig;
 use crate::runtime::proxy;
-use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeSpec};
+use crate::runtime::{ClusterPlan, FAULTPROXY, HealthCheck, NodeFile, NodeSpec};
 
 pub const SUBJECT: &str = "tikv";
 pub const ROLE_PD: &str = "pd";
@@ -26,6 +26,13 @@ pub const DOCKER_PD_CLIENT_PORT: u16 = 2379;
 pub const DOCKER_PD_PEER_PORT: u16 = 2380;
 pub const DOCKER_STORE_PORT: u16 = 20160;
 pub const DOCKER_STATUS_PORT: u16 = 20180;
+/// Where a node keeps its data in its container, on its volume.
+pub const DOCKER_DATA_DIR: &str = "/var/lib/operator-data";
+/// On Docker the fault proxy's port `BASE + N` carries the traffic to the N-th PD member's
+/// peer port, to its client port, and to the N-th store's server port.
+pub const DOCKER_PD_PEER_LINK_PORT: u16 = 12380;
+pub const DOCKER_PD_CLIENT_LINK_PORT: u16 = 12480;
+pub const DOCKER_STORE_LINK_PORT: u16 = 12580;
 
 /// TiKV's settings that have no command-line flag: an open-file need within the limits a
 /// process gets without root (TiKV refuses to start below 1000 + both `max-open-files`,
@@ -191,8 +198,9 @@ pub fn plan(
         proxy_args,
         None,
     );
+    // Named by role: a program configured under another name is still TiKV's.
     let pd = members.iter().map(|m| NodeSpec {
-        install_hint: None,
+        install_hint: super::programs::install_hint("pd-server"),
         name: m.clone(),
         role: ROLE_PD.into(),
         host: host.into(),
@@ -216,9 +224,10 @@ pub fn plan(
         image: None,
         data_dir: None,
         durable: false,
+        files: Vec::new(),
     });
     let tikv = stores.iter().map(|s| NodeSpec {
-        install_hint: None,
+        install_hint: super::programs::install_hint("tikv-server"),
         name: s.clone(),
         role: ROLE_STORE.into(),
         host: host.into(),
@@ -244,6 +253,137 @@ pub fn plan(
         image: None,
         data_dir: None,
         durable: false,
+        files: store_files(),
+    });
+    ClusterPlan {
+        subject: SUBJECT.into(),
+        nodes: std::iter::once(faultproxy).chain(pd).chain(tikv).collect(),
+    }
+}
+
+/// The settings file every store starts with.
+fn store_files() -> Vec<NodeFile> {
+    vec![NodeFile {
+        name: STORE_CONFIG.into(),
+        contents: STORE_SETTINGS.into(),
+    }]
+}
+
+/// The fault proxy's address for the link at `base + 1 + i` on Docker.
+fn docker_link(base: u16, i: usize) -> String {
+    format!("{FAULTPROXY}:{}", base + 1 + i as u16)
+}
+
+/// How to run every node as a container of the pinned images on the instance's network,
+/// reached by its name, its data on a volume that outlives a stop. As locally, PD's peers,
+/// the stores' PD clients and the stores' Raft traffic pass the fault proxy's container.
+/// `pull_hint` says how to get an image the engine lacks.
+pub fn plan_docker(
+    cfg: &TikvConfig,
+    toolbox_image: &str,
+    pull_hint: &dyn Fn(&str) -> String,
+) -> ClusterPlan {
+    let members = pd_names(cfg);
+    let stores = store_names(cfg);
+    let initial_cluster = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| format!("{m}=http://{}", docker_link(DOCKER_PD_PEER_LINK_PORT, i)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pd_endpoints = (0..members.len())
+        .map(|i| docker_link(DOCKER_PD_CLIENT_LINK_PORT, i))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut proxy_args = vec![
+        "faultproxy".to_string(),
+        "--control".to_string(),
+        format!("0.0.0.0:{}", proxy::DOCKER_CONTROL_PORT),
+    ];
+    let mut link = |name: String, base: u16, i: usize, upstream: String| {
+        proxy_args.push("--link".into());
+        proxy_args.push(format!("{name}=0.0.0.0:{}>{upstream}", base + 1 + i as u16));
+    };
+    for (i, m) in members.iter().enumerate() {
+        link(
+            peer_link(m),
+            DOCKER_PD_PEER_LINK_PORT,
+            i,
+            format!("{m}:{DOCKER_PD_PEER_PORT}"),
+        );
+        link(
+            proxy::client_link(m),
+            DOCKER_PD_CLIENT_LINK_PORT,
+            i,
+            format!("{m}:{DOCKER_PD_CLIENT_PORT}"),
+        );
+    }
+    for (i, s) in stores.iter().enumerate() {
+        link(
+            proxy::client_link(s),
+            DOCKER_STORE_LINK_PORT,
+            i,
+            format!("{s}:{DOCKER_STORE_PORT}"),
+        );
+    }
+    let faultproxy = proxy::node_spec(
+        FAULTPROXY,
+        proxy::DOCKER_CONTROL_PORT,
+        "/usr/local/bin/operator".into(),
+        proxy_args,
+        Some(toolbox_image.to_string()),
+    );
+    let pd = members.iter().enumerate().map(|(i, m)| NodeSpec {
+        install_hint: Some(pull_hint(&cfg.pd_image)),
+        name: m.clone(),
+        role: ROLE_PD.into(),
+        host: m.clone(),
+        port: DOCKER_PD_CLIENT_PORT,
+        program: "/pd-server".into(),
+        args: pd_args(
+            m,
+            DOCKER_DATA_DIR,
+            &format!("0.0.0.0:{DOCKER_PD_CLIENT_PORT}"),
+            &docker_link(DOCKER_PD_CLIENT_LINK_PORT, i),
+            &format!("0.0.0.0:{DOCKER_PD_PEER_PORT}"),
+            &docker_link(DOCKER_PD_PEER_LINK_PORT, i),
+            &initial_cluster,
+        ),
+        env: vec![],
+        health: HealthCheck::Http {
+            path: "/pd/api/v1/health".into(),
+        },
+        client: None,
+        image: Some(cfg.pd_image.clone()),
+        data_dir: Some(DOCKER_DATA_DIR.into()),
+        durable: true,
+        files: Vec::new(),
+    });
+    let tikv = stores.iter().enumerate().map(|(i, s)| NodeSpec {
+        install_hint: Some(pull_hint(&cfg.tikv_image)),
+        name: s.clone(),
+        role: ROLE_STORE.into(),
+        host: s.clone(),
+        port: DOCKER_STATUS_PORT,
+        program: "/tikv-server".into(),
+        args: store_args(
+            DOCKER_DATA_DIR,
+            &format!("0.0.0.0:{DOCKER_STORE_PORT}"),
+            &docker_link(DOCKER_STORE_LINK_PORT, i),
+            &format!("0.0.0.0:{DOCKER_STATUS_PORT}"),
+            &format!("{s}:{DOCKER_STATUS_PORT}"),
+            &pd_endpoints,
+            STORE_CONFIG,
+        ),
+        env: vec![],
+        health: HealthCheck::Http {
+            path: "/status".into(),
+        },
+        client: None,
+        image: Some(cfg.tikv_image.clone()),
+        data_dir: Some(DOCKER_DATA_DIR.into()),
+        durable: true,
+        files: store_files(),
     });
     ClusterPlan {
         subject: SUBJECT.into(),

@@ -1,0 +1,144 @@
+//! TiKV as a subject on the local runtime. PD and TiKV cannot run here (no registry to pull
+//! their images from, no Go to build PD), so their programs are the stand-in
+//! (`examples/tikv_standin.rs`), linked as `pd-server` and `tikv-server`: real processes
+//! speaking PD's and TiKV's HTTP shapes, heartbeating through the fault proxy. Where neither
+//! the programs nor the images are, `up` changes nothing and names how to get them.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{Cluster, cycle_until, opened, resolved, violated};
+
+const STEP: Duration = Duration::from_millis(300);
+
+/// The stand-in, built beside the tests (`cargo test` builds the examples).
+fn standin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("examples/tikv_standin");
+    assert!(
+        p.is_file(),
+        "{} is missing: `cargo test` builds it (cargo build --release --examples)",
+        p.display()
+    );
+    p
+}
+
+/// `pd-server` and `tikv-server` links to the stand-in in `dir`, and the config naming them.
+fn programs(dir: &Path) -> String {
+    let s = standin();
+    let mut config = String::new();
+    for (name, key) in [("pd-server", "pd_bin"), ("tikv-server", "tikv_bin")] {
+        let link = dir.join(name);
+        std::os::unix::fs::symlink(&s, &link).expect("link the stand-in");
+        config.push_str(&format!("tikv.{key} = {:?}\n", link.display().to_string()));
+    }
+    config
+}
+
+fn start() -> (Cluster, tempfile::TempDir) {
+    let bin = tempfile::tempdir().unwrap();
+    let c = Cluster::prepare(&programs(bin.path())).up_subject("tikv");
+    (c, bin)
+}
+
+#[test]
+fn without_its_programs_up_changes_nothing_and_names_how_to_get_them() {
+    let home = tempfile::tempdir().unwrap();
+    let c = Cluster::prepare(&format!(
+        "tikv.pd_bin = \"operator-test-no-pd-server\"\ntikv.tiup_home = {:?}\n",
+        home.path().display().to_string()
+    ));
+    let err = c.fails(&["up", "tikv"]);
+    assert!(err.contains("operator-test-no-pd-server"), "{err}");
+    assert!(err.contains("tiup install pd:v8.5.7"), "{err}");
+    assert!(err.contains("tikv.pd_bin"), "{err}");
+    assert!(err.contains("--runtime docker"), "{err}");
+    // Nothing was started, nothing is left.
+    let status = c.cmd(&["status"]);
+    assert!(!status.status.success() || !common::text(&status.stdout).contains("tikv-1"));
+    assert!(
+        !c.state_dir().join("instances/0/instance.json").exists(),
+        "a record was left"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_store_shows_at_the_next_look_and_a_scheduler_left_behind_is_seen() {
+    let (c, _bin) = start();
+    let mut m = c.monitor();
+    let r = cycle_until(&mut m, 20, STEP, |r| violated(r).is_empty()).await;
+    let s = r.snapshot.unwrap();
+    assert_eq!(s.observation.nodes.len(), 6, "{:?}", s.observation.nodes);
+    // Each store wrote its settings file where it starts.
+    let toml = c.state_dir().join("instances/0/data/tikv-1/tikv.toml");
+    let settings = std::fs::read_to_string(&toml).expect("tikv.toml");
+    assert!(settings.contains("max-open-files = 1024"), "{settings}");
+
+    // The probe decides, not PD's 20 s.
+    c.ok(&["node", "kill", "tikv-2"]);
+    let r = cycle_until(&mut m, 2, STEP, |r| opened(r, "store_down", "tikv-2")).await;
+    assert!(
+        violated(&r).contains(&("store_down".into(), "tikv-2".into())),
+        "{:?}",
+        violated(&r)
+    );
+    c.ok(&["node", "start", "tikv-2"]);
+    cycle_until(&mut m, 20, STEP, |r| resolved(r, "store_down", "tikv-2")).await;
+
+    // A PD member down is its own ticket; the leader stays with a majority.
+    c.ok(&["node", "kill", "pd-3"]);
+    cycle_until(&mut m, 5, STEP, |r| opened(r, "pd_member_down", "pd-3")).await;
+    c.ok(&["node", "start", "pd-3"]);
+    cycle_until(&mut m, 20, STEP, |r| resolved(r, "pd_member_down", "pd-3")).await;
+
+    // TiKV's own fault: an evict-leader scheduler left on tikv-1.
+    let (id, _) = c.inject(&["evict_leader", "--target", "tikv-1", "--duration", "0"]);
+    cycle_until(&mut m, 5, STEP, |r| {
+        opened(r, "evict_leader_left", "tikv-1")
+    })
+    .await;
+    let healed = c.ok(&["chaos", "heal", &id.to_string()]);
+    assert!(healed.contains("healed"), "{healed}");
+    cycle_until(&mut m, 10, STEP, |r| {
+        resolved(r, "evict_leader_left", "tikv-1")
+    })
+    .await;
+}
+
+#[test]
+fn the_runbook_agent_starts_a_dead_store_and_removes_a_scheduler_left_behind() {
+    let (c, _bin) = start();
+    c.ok(&["node", "kill", "tikv-3"]);
+    let out = c.runbook_agent_once();
+    assert!(out.contains("operator node start tikv-3"), "{out}");
+    assert!(out.contains("resolved (verified)"), "{out}");
+
+    let (id, _) = c.inject(&["evict_leader", "--target", "tikv-2", "--duration", "0"]);
+    let out = c.runbook_agent_once();
+    assert!(
+        out.contains("-X DELETE") && out.contains("evict-leader-scheduler-"),
+        "{out}"
+    );
+    // Removing the scheduler is mutating: auto mode runs it; nothing needed a person.
+    assert!(
+        out.contains("[mutating]") && !out.contains("[destructive]"),
+        "{out}"
+    );
+    assert!(out.contains("resolved (verified)"), "{out}");
+    let healed = c.ok(&["chaos", "heal", &id.to_string()]);
+    assert!(healed.contains("already gone"), "{healed}");
+    let t = c.tickets();
+    assert!(
+        t.iter().all(|t| t.status.as_str() == "resolved"),
+        "{:?}",
+        t.iter()
+            .map(|t| (&t.invariant, &t.entity, t.status))
+            .collect::<Vec<_>>()
+    );
+}
