@@ -624,8 +624,19 @@ pub(super) fn wget(ctx: &mut Ctx, args: &[Arg]) {
         }
         i += 1;
     }
-    if !to_stdout {
+    // `-O FILE` is judged as the write it is; without it wget picks the name (from the URL,
+    // a redirect or the server) in the folder it runs in, which may be the instance's own.
+    let named = l.iter().enumerate().any(|(i, a)| {
+        matches!(*a, "-O" | "-qO" | "--output-document") && l.get(i + 1).is_some()
+            || a.starts_with("--output-document=")
+    });
+    if !to_stdout && named {
         ctx.mark(Class::Mutating, "wget saves a file");
+    } else if !to_stdout {
+        ctx.mark(
+            Class::Destructive,
+            "wget saves a file under a name it picks, in the folder it runs in",
+        );
     }
     judge_urls(ctx, "wget", &r);
     if any_dyn(args) {

@@ -347,9 +347,31 @@ const ACTING: &[Acting] = &[
             "--console-off",
             "--console-on",
             "--console-level",
+            "--file",
         ],
-        letters: "cCDEn",
-        why: "clears the kernel log or its console",
+        // `-F/PATH`: a file named in its option, which the path checks (whole words) miss.
+        letters: "cCDEnF",
+        why: "clears the kernel log or its console, or reads a file its option names",
+    },
+    // Files named in their options (`-F/PATH`, `-uf/PATH`, `-bf/PATH`) escape the path
+    // checks, which judge whole words; `file -C` writes a compiled magic file.
+    Acting {
+        programs: &["date"],
+        prefixes: &["--file"],
+        letters: "f",
+        why: "reads the file its option names, printing its lines",
+    },
+    Acting {
+        programs: &["file"],
+        prefixes: &["--files-from", "--magic-file", "--compile"],
+        letters: "fmC",
+        why: "reads the names or the magic it uses from a file its option names, or writes one",
+    },
+    Acting {
+        programs: &["hexdump"],
+        prefixes: &["--format-file"],
+        letters: "f",
+        why: "reads its format from the file its option names, printing its lines",
     },
     Acting {
         programs: &["ss"],

@@ -951,7 +951,13 @@ fn written_file(policy: &Policy, path: &str, found: &mut Findings) {
 /// A device other than the few every shell uses: `/dev/zero` and `/dev/urandom` never end,
 /// `/dev/watchdog` arms the host's watchdog when opened, input devices hold keystrokes.
 fn endless(resolved: &Path) -> bool {
-    resolved.starts_with("/dev")
+    // /proc's files as large as the address space or memory (`pagemap` streams 256 GiB).
+    let huge = resolved.starts_with("/proc")
+        && resolved.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            matches!(n.as_ref(), "pagemap" | "kcore" | "mem") || n.starts_with("kpage")
+        });
+    huge || resolved.starts_with("/dev")
         && ![
             "/dev/null",
             "/dev/stdin",
@@ -1030,8 +1036,8 @@ const SYSTEM_WRITE_DIRS: &[&str] = &[
 /// numbers, patterns, metadata.
 const DYN_SAFE: &[&str] = &[
     "echo", "true", "false", ":", "sleep", "basename", "dirname", "expr", "ls", "stat", "df",
-    "realpath", "readlink", "id", "whoami", "uname", "pidof", "pgrep", "wait", "exit", "return",
-    "jobs", "nproc", "cd", "which", "type",
+    "realpath", "readlink", "id", "whoami", "uname", "pidof", "pgrep", "exit", "return", "nproc",
+    "cd", "which", "type",
 ];
 
 /// Programs whose own rules judge the words only known at run time that they are given
@@ -1046,6 +1052,16 @@ const DYN_JUDGED: &[&str] = &[
 fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     if let Some(why) = floods(prog, args) {
         ctx.mark(Class::Destructive, why);
+    }
+    // gawk opens `/inet/tcp/…` and `/inet/udp/…` (also `/inet4`, `/inet6`) as network
+    // connections, as operands or in its program: the name alone leaves the machine.
+    if matches!(prog, "awk" | "gawk" | "mawk" | "nawk" | "original-awk")
+        && lits(args).iter().any(|a| a.contains("/inet"))
+    {
+        ctx.mark(
+            Class::Denied,
+            format!("{prog} opens a network connection by a /inet file name"),
+        );
     }
     // A file named inside an option word (`date -f/etc/shadow`, `file -m…`) is read as
     // the option says, and escapes the path checks, which judge whole words.
@@ -1181,11 +1197,19 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     if reads_recursively(prog, args) {
         let prot = ctx.policy.protected();
         let none = std::path::PathBuf::new();
+        // The fault proxy's token in the instance's own folder, which a recursive read of
+        // that folder (`grep -r . .`, `tar -cf - .`) prints with the rest.
+        let token = if prot.cwd.as_os_str().is_empty() {
+            none.clone()
+        } else {
+            prot.cwd.join("faultproxy.token")
+        };
         let guarded = [
             &prot.state_dir,
             &prot.config_dir,
             &prot.home,
             prot.config_file.as_ref().unwrap_or(&none),
+            &token,
         ];
         if let Some(dir) = lits(args)
             .into_iter()
@@ -1475,16 +1499,21 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                     "watch repeats its command more than once a second",
                 );
             }
-            let rest: Vec<&str> = skip_options(args, &["-n", "--interval", "-q", "--equexit"])
-                .iter()
-                .filter_map(|a| a.lit())
-                .collect();
+            let after = skip_options(args, &["-n", "--interval", "-q", "--equexit"]);
+            let options = &args[..args.len() - after.len()];
+            if options.iter().any(|a| a.lit().is_none()) {
+                ctx.mark(
+                    Class::Destructive,
+                    "watch is given an option known only when it runs, which may be several words",
+                );
+            }
+            let rest: Vec<&str> = after.iter().filter_map(|a| a.lit()).collect();
             // With `-x` the words are the command's own (no shell joins them): each is
-            // quoted, so that the command judged is the one that runs.
-            let exec = l
-                .iter()
-                .take_while(|a| a.starts_with('-'))
-                .any(|a| *a == "--exec" || (!a.starts_with("--") && a.contains('x')));
+            // quoted, so that the command judged is the one that runs. Any of its options
+            // may say so, before or after an option's value.
+            let exec = options.iter().filter_map(Arg::lit).any(|a| {
+                a == "--exec" || (a.starts_with('-') && !a.starts_with("--") && a.contains('x'))
+            });
             let src = if exec {
                 rest.iter()
                     .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
@@ -1886,6 +1915,21 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 format!("{prog} --files reads the names of the files it compresses (and deletes) from a file"),
             );
         }
+        // `-N`: decompressing restores the name the archive stored, any name (`.curlrc`).
+        "gzip" | "gunzip" | "zcat"
+            if lits(args).iter().any(|a| {
+                a.starts_with("--name")
+                    || (a.starts_with('-') && !a.starts_with("--") && a.contains('N'))
+            }) && !lits(args).iter().any(|a| {
+                matches!(*a, "--stdout" | "--to-stdout")
+                    || (a.starts_with('-') && !a.starts_with("--") && a.contains('c'))
+            }) =>
+        {
+            ctx.mark(
+                Class::Destructive,
+                format!("{prog} -N writes the file under the name its archive stored"),
+            );
+        }
         "gzip" | "gunzip" | "xz" | "bzip2"
             if lits(args).iter().any(|a| {
                 a.starts_with("--suffix")
@@ -2219,6 +2263,34 @@ fn wrap(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     };
     let mut rest = skip_options(args, with_value);
     let opts = &args[..args.len() - rest.len()];
+    // Unquoted, such a word splits into several: an option's value and then a command.
+    if any_dyn(opts) {
+        ctx.mark(
+            Class::Destructive,
+            format!("{prog} is given an option known only when it runs, which may be several words, a command among them"),
+        );
+    }
+    // ionice -p/-P/-u with a class changes other processes' priority (the nodes' among
+    // them); without one it prints theirs.
+    let short = |a: &str, letters: &[char]| {
+        a.starts_with('-') && !a.starts_with("--") && a.contains(letters)
+    };
+    if prog == "ionice"
+        && lits(opts).iter().any(|a| {
+            short(a, &['p', 'P', 'u'])
+                || a.starts_with("--pid")
+                || a.starts_with("--pgid")
+                || a.starts_with("--uid")
+        })
+        && lits(opts).iter().any(|a| {
+            short(a, &['c', 'n']) || a.starts_with("--class") || a.starts_with("--classdata")
+        })
+    {
+        ctx.mark(
+            Class::Destructive,
+            "ionice changes the disk priority of processes already running",
+        );
+    }
     if prog == "timeout" && !rest.is_empty() {
         // timeout puts itself in a process group of its own (unless --foreground), which
         // the executor's kill at the command's time limit does not reach: it may run only as
@@ -2430,10 +2502,29 @@ fn wrap_env(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
                 Class::Denied,
                 "env -S runs a command only known at run time",
             );
-        } else {
-            let line = lits(&words).join(" ");
-            ctx.source(Some(&Arg::Lit(line)), "env -S");
+            return;
         }
+        // env splits LINE by its own rules (`\_`, `\c`, `${VAR}`, quotes, `#`), not a
+        // shell's: judged only when LINE holds none of them, split at spaces; the words
+        // after it stay words of their own.
+        let line = lits(&words[..1]).join("");
+        let plain = line
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " \t._/=:,+-@%".contains(c));
+        if !plain {
+            ctx.mark(
+                Class::Destructive,
+                "env -S splits its string by its own rules (escapes, variables, quotes, comments)",
+            );
+            return;
+        }
+        let quote = |w: &str| format!("'{}'", w.replace('\'', "'\\''"));
+        let argv: Vec<String> = line
+            .split_whitespace()
+            .map(quote)
+            .chain(lits(&words[1..]).into_iter().map(quote))
+            .collect();
+        ctx.source(Some(&Arg::Lit(argv.join(" "))), "env -S");
     };
     let mut i = 0;
     while i < args.len() {
@@ -2636,6 +2727,13 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
             "--arg-file",
         ],
     );
+    // Unquoted, such a word splits into several: an option's value and then a command.
+    if any_dyn(&args[..args.len() - rest.len()]) {
+        ctx.mark(
+            Class::Destructive,
+            "xargs is given an option known only when it runs, which may be several words, a command among them",
+        );
+    }
     // A word holding the replace string (`-I{}`: `sh -c 'echo {}'`, `/{}`) is only known
     // at run time, and so is whatever a shell makes of it.
     let replace = l.iter().enumerate().find_map(|(i, a)| match *a {
@@ -2750,10 +2848,14 @@ fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
                 return;
             }
             Some("-exec" | "-ok") => {
-                let end = args[i + 1..]
-                    .iter()
-                    .position(|a| matches!(a.lit(), Some(";" | "+" | "\\;")))
-                    .map_or(args.len(), |p| i + 1 + p);
+                // `;` ends it; `+` only right after `{}` (elsewhere it is a word).
+                let end = (i + 1..args.len())
+                    .find(|&j| match args[j].lit() {
+                        Some(";" | "\\;") => true,
+                        Some("+") => args[j - 1].lit() == Some("{}"),
+                        _ => false,
+                    })
+                    .unwrap_or(args.len());
                 let argv: Vec<Arg> = args[i + 1..end]
                     .iter()
                     .map(|a| {
@@ -3504,6 +3606,23 @@ fn docker(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             "docker inspect of a container's environment (the proxy hides its values anyway)",
         ),
         (_, v) if read.contains(&v) => {}
+        // A restart stops first: a node that keeps its data only in memory loses it (by its
+        // name, or its container's `…-NAME`), and a name known only at run time may be one.
+        (_, "restart")
+            if any_dyn(rest)
+                || l.iter().any(|a| {
+                    ctx.policy.subjects().iter().any(|s| {
+                        s.memory_nodes()
+                            .iter()
+                            .any(|n| a == n || a.ends_with(&format!("-{n}")))
+                    })
+                }) =>
+        {
+            ctx.mark(
+                Class::Destructive,
+                "restarts a node that keeps its data only in memory: the data is lost",
+            )
+        }
         (_, "start" | "restart" | "unpause") => ctx.mark(Class::Mutating, "starts a container"),
         (_, "stop" | "kill" | "pause") => {
             ctx.mark(Class::Destructive, "takes a container out of service")

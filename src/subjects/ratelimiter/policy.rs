@@ -227,6 +227,33 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
             _ => break,
         }
     }
+    // Unquoted, a word known only at run time among its options splits into several: an
+    // option and its value (`-n $(echo 0 -h HOST)`, `-h $(…)`), so the server it reaches is
+    // not known.
+    if l[..i.min(l.len())].iter().any(Option::is_none) {
+        mark(
+            &mut v,
+            Class::Destructive,
+            "redis-cli is given an option known only when it runs, which may name another server",
+        );
+        return v;
+    }
+    // The modes that repeat (`--stat`, `--latency`, …) do so every `-i` seconds: below a
+    // tenth, a flood.
+    if special.is_some()
+        && l[..i.min(l.len())].windows(2).any(|w| {
+            w[0] == Some("-i")
+                && !w[1]
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .is_some_and(|s| s >= 0.1)
+        })
+    {
+        mark(
+            &mut v,
+            Class::Destructive,
+            "redis-cli repeats its mode more often than ten times a second",
+        );
+    }
     // Only among its options: after the command, `-v` is an argument (`EVAL … 0 -v`).
     if l[..i.min(l.len())]
         .iter()
