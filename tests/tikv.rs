@@ -66,6 +66,39 @@ fn without_its_programs_up_changes_nothing_and_names_how_to_get_them() {
         !c.state_dir().join("instances/0/instance.json").exists(),
         "a record was left"
     );
+    // Nor does a campaign on it record a trial.
+    let err = c.fails(&["eval", "run", "--subject", "tikv", "--chaos", "node_kill"]);
+    assert!(err.contains("tiup install pd:v8.5.7"), "{err}");
+    let trials = c.cmd(&["eval", "list", "--json"]);
+    let listed = common::text(&trials.stdout);
+    assert!(!listed.contains("\"trial"), "{listed}");
+}
+
+/// A trial of the harness on TiKV: a store killed, the runbook agent repairs it, the
+/// cluster's own state decides.
+#[test]
+fn a_campaign_trial_kills_a_store_and_the_runbook_agent_repairs_it() {
+    let bin = tempfile::tempdir().unwrap();
+    let c = Cluster::prepare(&programs(bin.path()));
+    let out = c.ok(&[
+        "eval",
+        "run",
+        "--subject",
+        "tikv",
+        "--chaos",
+        "node_kill",
+        "--trials",
+        "1",
+        "--seed",
+        "7",
+        "--json",
+    ]);
+    let trial: serde_json::Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v.get("verdict").is_some())
+        .unwrap_or_else(|| panic!("no trial line: {out}"));
+    assert_eq!(trial["verdict"], "resolved", "{trial:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,6 +79,14 @@ pub async fn validate(
         Some(kind),
     )
     .map_err(|e| HarnessError::Invalid(format!("{file}: runtime: {e}")))?;
+    // A subject whose programs or images are not here would make every trial invalid:
+    // refused before anything is recorded, saying how to get them.
+    for subject in &campaign.subjects {
+        let kind = crate::subjects::registry::kind(subject).map_err(HarnessError::Invalid)?;
+        crate::subjects::launch::preflight(kind, runtime.as_ref(), &env.config)
+            .await
+            .map_err(|e| HarnessError::Invalid(format!("{file}: {subject}: {e}")))?;
+    }
     for f in &campaign.faults {
         if let Fault::Impair(imp) = Fault::from(f.kind) {
             runtime.mechanism(&imp).await.map_err(|why| {

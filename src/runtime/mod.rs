@@ -427,6 +427,11 @@ pub trait Runtime: Send + Sync {
     /// Starts every node of the plan and waits until each is healthy; on failure, stops
     /// what it started and removes what it made.
     async fn up(&self, plan: ClusterPlan) -> Result<UpReport, RuntimeError>;
+    /// Whether every program or image `plan` needs is here, starting and recording
+    /// nothing: what a campaign asks before it records a trial.
+    async fn check_plan(&self, _plan: &ClusterPlan) -> Result<(), RuntimeError> {
+        Ok(())
+    }
     /// Stops every node and removes everything `up` made.
     async fn down(&self) -> Result<DownReport, RuntimeError>;
     async fn status(&self) -> Result<Vec<NodeStatus>, RuntimeError>;

@@ -3,7 +3,7 @@
 
 use super::SubjectKind;
 use crate::config::Config;
-use crate::runtime::{Runtime, RuntimeError, UpReport};
+use crate::runtime::{ClusterPlan, Runtime, RuntimeError, UpReport};
 
 /// Starts `subject`'s cluster and waits until it serves. Free ports are free when picked,
 /// but another program may take one before a node binds it: pick again a few times. Fixed
@@ -20,14 +20,7 @@ pub async fn up(
     };
     let mut attempt = 1;
     let report = loop {
-        let mut plan = kind.plan(runtime, config)?;
-        // The runtime names what is missing in the subject's words.
-        for node in &mut plan.nodes {
-            if let Some(name) = node.program.file_name().and_then(|n| n.to_str()) {
-                node.install_hint = node.install_hint.take().or_else(|| kind.install_hint(name));
-            }
-        }
-        match runtime.up(plan).await {
+        match runtime.up(planned(kind, runtime, config)?).await {
             Err(e) if attempt < attempts && lost_port_race(&e) => {
                 tracing::warn!(error = %e, attempt, "a port was taken while starting; retrying");
                 attempt += 1;
@@ -44,6 +37,32 @@ pub async fn up(
         });
     }
     Ok(report)
+}
+
+/// The subject's plan on `runtime`, each node told how to get its program in the subject's
+/// words (on Docker the plan's own advice is about its images).
+fn planned(
+    kind: &dyn SubjectKind,
+    runtime: &dyn Runtime,
+    config: &Config,
+) -> Result<ClusterPlan, RuntimeError> {
+    let mut plan = kind.plan(runtime, config)?;
+    for node in plan.nodes.iter_mut().filter(|_| runtime.kind() != "docker") {
+        if let Some(name) = node.program.file_name().and_then(|n| n.to_str()) {
+            node.install_hint = node.install_hint.take().or_else(|| kind.install_hint(name));
+        }
+    }
+    Ok(plan)
+}
+
+/// Whether `kind`'s cluster could be brought up on `runtime`: every program or image its
+/// plan needs is here. Nothing is started or recorded.
+pub async fn preflight(
+    kind: &dyn SubjectKind,
+    runtime: &dyn Runtime,
+    config: &Config,
+) -> Result<(), RuntimeError> {
+    runtime.check_plan(&planned(kind, runtime, config)?).await
 }
 
 fn lost_port_race(e: &RuntimeError) -> bool {

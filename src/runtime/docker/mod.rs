@@ -935,6 +935,11 @@ impl Runtime for DockerRuntime {
     }
 
     #[instrument(skip_all, fields(instance = self.instance, subject = %plan.subject))]
+    async fn check_plan(&self, plan: &ClusterPlan) -> Result<(), RuntimeError> {
+        let docker = self.docker().await?;
+        self.check_images(docker, &plan.nodes).await
+    }
+
     async fn up(&self, plan: ClusterPlan) -> Result<UpReport, RuntimeError> {
         let docker = self.docker().await?;
         let _lock = self.lock().await?;

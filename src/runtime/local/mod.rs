@@ -341,6 +341,12 @@ impl Runtime for LocalRuntime {
         Ok(UpReport { nodes, notes })
     }
 
+    async fn check_plan(&self, plan: &ClusterPlan) -> Result<(), RuntimeError> {
+        plan.nodes
+            .iter()
+            .try_for_each(|n| Self::resolve_program(n).map(drop))
+    }
+
     #[instrument(skip_all, fields(instance = self.instance))]
     async fn down(&self) -> Result<DownReport, RuntimeError> {
         let _lock = self.lock().await?;

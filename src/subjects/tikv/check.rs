@@ -327,11 +327,13 @@ fn leaders(c: &mut Checker, obs: &TikvObservation, cfg: &TikvConfig) {
         })
         .collect();
     let total: u64 = judged.iter().map(|(_, n)| n).sum();
-    if judged.len() < 2 || total < t.leader_min_regions {
-        c.out.unknown_all(
-            LEADER_IMBALANCE,
-            "too few stores or leaders to judge a share",
-        );
+    if judged.len() < 2 {
+        c.out
+            .unknown_all(LEADER_IMBALANCE, "fewer than two stores Up to compare");
+        return;
+    }
+    // A young cluster holds a region or two: too few leaders for any share to be unfair.
+    if total < t.leader_min_regions {
         return;
     }
     let fair = total as f64 / judged.len() as f64;
@@ -347,5 +349,74 @@ fn leaders(c: &mut Checker, obs: &TikvObservation, cfg: &TikvConfig) {
                 json!({ "leaders": n, "total": total, "fair": fair }),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::subjects::tikv::observe::{PdProbe, PdStore};
+
+    /// Three stores Up as PD sees them, holding these many leaders.
+    fn with_leaders(leaders: [u64; 3]) -> TikvObservation {
+        let store = |i: usize, n: u64| StoreProbe {
+            name: format!("tikv-{}", i + 1),
+            address: format!("127.0.0.1:{}", 20180 + i),
+            state: NodeState::Up,
+            detail: None,
+            probe_ms: Some(1.0),
+            capacity: Some(100),
+            available: Some(50),
+            used: Some(50),
+            grpc: None,
+            pd: Some(PdStore {
+                id: i as u64 + 1,
+                state_name: "Up".into(),
+                leader_count: n,
+                region_count: leaders.iter().sum(),
+                capacity: None,
+                available: None,
+            }),
+        };
+        TikvObservation {
+            pd: vec![PdProbe {
+                name: "pd-1".into(),
+                address: "127.0.0.1:2379".into(),
+                state: NodeState::Up,
+                detail: None,
+                healthy: true,
+            }],
+            stores: leaders
+                .iter()
+                .enumerate()
+                .map(|(i, n)| store(i, *n))
+                .collect(),
+            leader: Some("pd-1".into()),
+            schedulers: Some(Vec::new()),
+            ..TikvObservation::default()
+        }
+    }
+
+    #[test]
+    fn a_young_cluster_holds_too_few_leaders_to_be_unfair_and_a_grown_one_is_judged() {
+        let cfg = TikvConfig::default();
+        let rules = catalogue(&cfg);
+        // One region's leader, as a fresh cluster has: nothing to balance, nothing unknown
+        // (a steady-state gate would wait on an unknown forever).
+        let a = assess(&with_leaders([0, 1, 0]), &cfg, &rules);
+        assert!(
+            a.violations.iter().all(|v| v.invariant != LEADER_IMBALANCE),
+            "{a:?}"
+        );
+        assert!(!a.is_unknown(LEADER_IMBALANCE, "tikv-1"), "{a:?}");
+        // Ten leaders and none on tikv-1: unfair.
+        let a = assess(&with_leaders([0, 5, 5]), &cfg, &rules);
+        let v: Vec<_> = a
+            .violations
+            .iter()
+            .filter(|v| v.invariant == LEADER_IMBALANCE)
+            .map(|v| v.entity.as_str())
+            .collect();
+        assert_eq!(v, ["tikv-1"]);
     }
 }

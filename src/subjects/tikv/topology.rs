@@ -390,3 +390,79 @@ pub fn plan_docker(
         nodes: std::iter::once(faultproxy).chain(pd).chain(tikv).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compose file runs the cluster the Docker runtime does: every node's program and
+    /// arguments as planned, and the stores' settings file as written.
+    #[test]
+    fn the_compose_file_runs_the_docker_plan() {
+        let compose: serde_json::Value =
+            serde_norway::from_str(include_str!("../../../compose/tikv.yml")).unwrap();
+        let plan = plan_docker(&TikvConfig::default(), "operator/toolbox", &|_| {
+            String::new()
+        });
+        for node in &plan.nodes {
+            let service = &compose["services"][&node.name];
+            let words = |key: &str| -> Vec<String> {
+                service[key]
+                    .as_array()
+                    .map(|a| a.iter().map(|w| w.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
+            };
+            let mut argv = words("entrypoint");
+            argv.extend(words("command"));
+            let mut planned = vec![node.program.display().to_string()];
+            planned.extend(node.args.clone());
+            assert_eq!(argv, planned, "{}", node.name);
+            if let Some(image) = &node.image {
+                assert_eq!(service["image"], image.as_str(), "{}", node.name);
+            }
+            assert_eq!(service["labels"]["operator.role"], node.role.as_str());
+            assert_eq!(service["labels"]["operator.port"], node.port.to_string());
+            if !node.files.is_empty() {
+                assert_eq!(
+                    service["working_dir"],
+                    crate::runtime::docker::NODE_FILES_DIR
+                );
+            }
+        }
+        assert_eq!(include_str!("../../../compose/tikv.toml"), STORE_SETTINGS);
+    }
+
+    #[test]
+    fn stores_reach_pd_and_each_other_through_the_proxy_and_read_their_settings() {
+        let cfg = TikvConfig::default();
+        let names = port_names(&cfg);
+        let ports: Vec<u16> = (0..names.len() as u16).map(|i| 30_000 + i).collect();
+        let p = plan(
+            &cfg,
+            &LocalRuntimeConfig::default(),
+            "127.0.0.1",
+            &ports,
+            ("pd-server".into(), "tikv-server".into()),
+        );
+        let port = |n: &str| 30_000 + names.iter().position(|x| x == n).unwrap() as u16;
+        let store = p.nodes.iter().find(|n| n.name == "tikv-2").unwrap();
+        let arg = |flag: &str| {
+            let i = store.args.iter().position(|a| a == flag).expect(flag);
+            store.args[i + 1].clone()
+        };
+        assert_eq!(
+            arg("--advertise-addr"),
+            format!("127.0.0.1:{}", port("clients>tikv-2"))
+        );
+        assert!(arg("--pd").starts_with(&format!("127.0.0.1:{},", port("clients>pd-1"))));
+        assert_eq!(store.port, port("tikv-2/status"));
+        assert_eq!(store.files[0].name, STORE_CONFIG);
+        assert!(
+            store
+                .install_hint
+                .as_deref()
+                .unwrap()
+                .contains("tiup install tikv")
+        );
+    }
+}
