@@ -51,6 +51,12 @@ pub fn corpus_endpoints() -> Endpoints {
         nodes.push(node(&limiter, &limiter, 8000));
         nodes.push(node(&member, "127.0.0.1", 23790 + n));
         nodes.push(node(&member, &member, 2379));
+        // TiKV's PD members and stores' status ports.
+        let (pd, store) = (format!("pd-{n}"), format!("tikv-{n}"));
+        nodes.push(node(&pd, "127.0.0.1", 2488 + n));
+        nodes.push(node(&pd, &pd, 2379));
+        nodes.push(node(&store, "127.0.0.1", 20180 + n));
+        nodes.push(node(&store, &store, 20180));
     }
     Endpoints::of_nodes(nodes, Some("unix:///run/operator/agent.sock".into()))
 }

@@ -955,7 +955,7 @@ fn endless(resolved: &Path) -> bool {
     let huge = resolved.starts_with("/proc")
         && resolved.file_name().is_some_and(|n| {
             let n = n.to_string_lossy();
-            matches!(n.as_ref(), "pagemap" | "kcore" | "mem") || n.starts_with("kpage")
+            matches!(n.as_ref(), "pagemap" | "kcore" | "mem" | "kmsg") || n.starts_with("kpage")
         });
     huge || resolved.starts_with("/dev")
         && ![
@@ -1052,6 +1052,20 @@ const DYN_JUDGED: &[&str] = &[
 fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     if let Some(why) = floods(prog, args) {
         ctx.mark(Class::Destructive, why);
+    }
+    if ctx.found.fed
+        && ctx
+            .policy
+            .subjects()
+            .iter()
+            .any(|s| s.reads_words_from_input(prog))
+    {
+        ctx.mark(
+            Class::Destructive,
+            format!(
+                "{prog} adds the words of its input to its command, which the policy does not see"
+            ),
+        );
     }
     // gawk opens `/inet/tcp/…` and `/inet/udp/…` (also `/inet4`, `/inet6`) as network
     // connections, as operands or in its program: the name alone leaves the machine.
@@ -2960,7 +2974,15 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
             ),
         );
     }
-    let recursive = has_short(args, 'R') || has_short(args, 'r') || has(args, &["--recursive"]);
+    // `-a`/`--archive` copies recursively too (cp, rsync).
+    let recursive = has_short(args, 'R')
+        || has_short(args, 'r')
+        || has_short(args, 'a')
+        || has(args, &["--recursive", "--archive"])
+        // By any beginning of its name, as GNU getopt reads it (`--arch`).
+        || lits(args).iter().any(|a| {
+            a.len() > 3 && ("--archive".starts_with(a) || "--recursive".starts_with(a))
+        });
     let paths: Vec<&Arg> = args
         .iter()
         .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))

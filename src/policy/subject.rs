@@ -38,6 +38,11 @@ pub trait SubjectWords: Send + Sync {
     fn data_words(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Programs that add the words they read on their input to their own arguments
+    /// (`pd-ctl`): given input in the line, a person decides, as the words are not seen.
+    fn reads_words_from_input(&self, _program: &str) -> bool {
+        false
+    }
     /// Nodes that keep their data only in memory (Redis run without persistence): stopping
     /// or restarting one loses it, so a person decides.
     fn memory_nodes(&self) -> &'static [&'static str] {

@@ -67,6 +67,9 @@ pub struct Findings {
     /// The lines the previous stage of this pipeline prints, when its words alone say
     /// (`printf '%s\n' a b`, `seq 1 3`): what `xargs -I` hands on.
     pub piped: Option<Vec<String>>,
+    /// The command being judged reads input the line gives it (a pipe, `<`, a here-string
+    /// or here-document).
+    pub fed: bool,
 }
 
 /// Where the shell stands after the commands walked so far: the policy resolves relative
@@ -184,6 +187,27 @@ fn oversized_fd(src: &str) -> bool {
     false
 }
 
+/// Whether a glob's expansion may begin with `-`: its fixed start is itself a dash (`-*`,
+/// `-e*`, `--pre=*`: letters or a value from a file's name), or it starts with a pattern
+/// that can match one (`*`, `?`, `[-]`, `[!x]`, a class). `[r]atelimiter` cannot.
+fn may_expand_to_option(text: &str) -> bool {
+    if text.starts_with('-') {
+        return true;
+    }
+    match text.chars().next() {
+        Some('*' | '?') => true,
+        // A `[` with no `]` after it is a plain word (`[ -d data ]`).
+        Some('[') => text[1..].find(']').is_some_and(|end| {
+            let set = &text[1..1 + end];
+            set.is_empty()
+                || !set
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+        }),
+        _ => false,
+    }
+}
+
 fn walk_list(policy: &Policy, list: &CompoundList, depth: u32, found: &mut Findings) {
     for item in &list.0 {
         let and_or = &item.0;
@@ -200,12 +224,14 @@ fn walk_list(policy: &Policy, list: &CompoundList, depth: u32, found: &mut Findi
 fn walk_pipeline(policy: &Policy, p: &Pipeline, depth: u32, found: &mut Findings) {
     let mut download = false;
     let mut lines = None;
-    for cmd in &p.seq {
+    for (i, cmd) in p.seq.iter().enumerate() {
         found.piped = lines.take();
         // An input of its own (`< file`, a here-string) replaces the pipe's.
-        if cmd.to_string().contains('<') {
+        let own_input = cmd.to_string().contains('<');
+        if own_input {
             found.piped = None;
         }
+        found.fed = i > 0 || own_input;
         let program = walk_command(policy, cmd, depth, download, found);
         if program.as_deref().is_some_and(rules::is_download) {
             download = true;
@@ -218,6 +244,7 @@ fn walk_pipeline(policy: &Policy, p: &Pipeline, depth: u32, found: &mut Findings
         }
     }
     found.piped = None;
+    found.fed = false;
 }
 
 /// What a command prints, when its words alone say: `echo WORDS`, `printf 'FMT%s…\n' ARGS`
@@ -928,6 +955,14 @@ fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
                     .iter()
                     .any(|p| matches!(&p.piece, WordPiece::Text(t) if t.contains(['*', '?', '['])));
                 if unquoted_glob {
+                    if may_expand_to_option(&text) {
+                        found.mark(
+                            Class::Destructive,
+                            format!(
+                                "{text} may expand to option words (a file's name can be `-…`), which no rule then sees"
+                            ),
+                        );
+                    }
                     found.globs.insert(text.clone());
                 }
                 Arg::Lit(text)

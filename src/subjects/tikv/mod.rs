@@ -195,6 +195,12 @@ impl crate::policy::SubjectWords for Tikv {
         &["tikv", "pd-"]
     }
 
+    /// pd-ctl reads its input whenever it is not a terminal and appends its words to the
+    /// command (`echo delete 1 | pd-ctl store` deletes store 1).
+    fn reads_words_from_input(&self, program: &str) -> bool {
+        program == "pd-ctl"
+    }
+
     fn http_routes(&self) -> &'static [crate::policy::Route] {
         &policy::ROUTES
     }
