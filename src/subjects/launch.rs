@@ -77,3 +77,37 @@ fn lost_port_race(e: &RuntimeError) -> bool {
         _ => false,
     }
 }
+
+/// The wait after `up` until a subject's cluster serves, which each subject's `settle` loops
+/// around its own look: the runtime's startup timeout, and what to say when it passes.
+pub struct Settling {
+    deadline: std::time::Instant,
+    timeout: std::time::Duration,
+    cluster: &'static str,
+}
+
+impl Settling {
+    pub fn new(runtime: &dyn Runtime, cluster: &'static str) -> Self {
+        Self {
+            deadline: std::time::Instant::now() + runtime.startup_timeout(),
+            timeout: runtime.startup_timeout(),
+            cluster,
+        }
+    }
+
+    /// `Some` once the wait is over: nothing is `waiting` (a line per thing still awaited),
+    /// or the time is up, saying what was.
+    pub fn over(&self, waiting: &[String]) -> Option<Result<(), String>> {
+        if waiting.is_empty() {
+            return Some(Ok(()));
+        }
+        (std::time::Instant::now() >= self.deadline).then(|| {
+            Err(format!(
+                "the {} cluster did not form within {}: {}",
+                self.cluster,
+                humantime::format_duration(self.timeout),
+                waiting.join("; ")
+            ))
+        })
+    }
+}

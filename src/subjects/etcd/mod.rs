@@ -88,7 +88,7 @@ impl SubjectKind for Etcd {
     async fn settle(&self, runtime: &dyn Runtime, _config: &Config) -> Result<(), String> {
         let t = runtime.topology().map_err(|e| e.to_string())?;
         let gateway = Gateway::new(Duration::from_secs(1));
-        let deadline = Instant::now() + runtime.startup_timeout();
+        let settling = crate::subjects::launch::Settling::new(runtime, "etcd");
         loop {
             let mut waiting = Vec::new();
             for n in t.nodes.iter().filter(|n| n.role == topology::ROLE_MEMBER) {
@@ -98,15 +98,8 @@ impl SubjectKind for Etcd {
                     Err(e) => waiting.push(format!("{}: {e}", n.name)),
                 }
             }
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the etcd cluster did not form within {}: {}",
-                    humantime::format_duration(runtime.startup_timeout()),
-                    waiting.join("; ")
-                ));
+            if let Some(over) = settling.over(&waiting) {
+                return over;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

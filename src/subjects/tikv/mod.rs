@@ -88,19 +88,10 @@ impl SubjectKind for Tikv {
         let cfg: TikvConfig = config.section().map_err(|e| e.to_string())?;
         let t = runtime.topology().map_err(|e| e.to_string())?;
         let mut observer = Observer::new(cfg);
-        let deadline = Instant::now() + runtime.startup_timeout();
+        let settling = crate::subjects::launch::Settling::new(runtime, "TiKV");
         loop {
-            let obs = observer.observe(&t).await;
-            let waiting = waiting_for(&obs);
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "the TiKV cluster did not form within {}: {}",
-                    humantime::format_duration(runtime.startup_timeout()),
-                    waiting.join("; ")
-                ));
+            if let Some(over) = settling.over(&waiting_for(&observer.observe(&t).await)) {
+                return over;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
