@@ -1,7 +1,9 @@
 //! Cost of one monitor cycle (observe a real 3-node cluster, check every invariant, apply
 //! the verdict to a real SQLite DB): the rate limiter healthy and with 1000 live counter
-//! keys, and etcd's three members healthy. Each subject is brought up through the registry,
-//! as `operator up` does.
+//! keys, etcd's three members healthy, and TiKV's three PD members and three stores healthy
+//! (the stand-in `examples/tikv_standin.rs` as pd-server and tikv-server: build it first with
+//! `cargo build --release --examples`). Each subject is brought up through the registry, as
+//! `operator up` does.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use operator::runtime::Runtime;
 use operator::runtime::local::LocalRuntime;
 use operator::store::{Sqlite, Store};
 use operator::subjects::ratelimiter::config::RateLimiterConfig;
+use operator::subjects::tikv::config::TikvConfig;
 
 struct Bench {
     _dir: tempfile::TempDir,
@@ -30,6 +33,29 @@ fn cluster(rt: &tokio::runtime::Runtime, subject: &'static str) -> Bench {
         ..RateLimiterConfig::default()
     };
     config.set_section(&limiter).unwrap();
+    let standin = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("examples/tikv_standin");
+    if subject == "tikv" {
+        assert!(
+            standin.is_file(),
+            "{} is missing: cargo build --release --examples",
+            standin.display()
+        );
+        let mut programs = TikvConfig::default();
+        for (name, key) in [
+            ("pd-server", &mut programs.pd_bin),
+            ("tikv-server", &mut programs.tikv_bin),
+        ] {
+            let link = dir.path().join(name);
+            std::os::unix::fs::symlink(&standin, &link).unwrap();
+            *key = link.display().to_string();
+        }
+        config.set_section(&programs).unwrap();
+    }
     config.runtime.local.operator_bin = Some(env!("CARGO_BIN_EXE_operator").into());
     let runtime = Arc::new(LocalRuntime::new(
         StateDir::new(dir.path()),
@@ -95,6 +121,20 @@ fn bench_cycle(c: &mut Criterion) {
         .is_some_and(|s| s.assessment.violations.is_empty());
     assert!(healthy, "the etcd cluster is healthy before it is measured");
     group.bench_function("etcd_healthy_3_members", |bench| {
+        bench.iter(|| rt.block_on(m.cycle()).unwrap())
+    });
+    rt.block_on(b.runtime.down()).unwrap();
+
+    // TiKV: PD's stores, members, health, region checks, schedulers and metrics, and each
+    // store's own status port, against the stand-in.
+    let b = cluster(&rt, "tikv");
+    let mut m = monitor(&b);
+    let r = rt.block_on(m.cycle()).unwrap();
+    let healthy = r
+        .snapshot
+        .is_some_and(|s| s.assessment.violations.is_empty());
+    assert!(healthy, "the TiKV cluster is healthy before it is measured");
+    group.bench_function("tikv_healthy_3_pd_3_stores", |bench| {
         bench.iter(|| rt.block_on(m.cycle()).unwrap())
     });
     group.finish();

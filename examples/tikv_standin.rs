@@ -8,7 +8,9 @@
 //!   regions then have a peer down;
 //! - a PD member is alive when its peer port answers; the lowest-numbered alive member of a
 //!   majority leads; with no leader, cluster routes answer 503 as a follower does;
-//! - schedulers can be added and removed (an evict-leader scheduler takes a store's leaders).
+//! - schedulers can be added and removed (an evict-leader scheduler takes a store's leaders);
+//! - a store's space is its disk's (a fixed 97.87 GiB, 1.6 GiB used) unless `--capacity`
+//!   caps it, as TiKV's does: then what is left is the cap less what is used.
 //!
 //! It speaks no gRPC: there is no load against it. Not part of the product.
 
@@ -52,6 +54,74 @@ fn host_port(url: &str) -> String {
         .to_string()
 }
 
+/// A size as TiKV's `ReadableSize` reads it (`1KB` is 1024 bytes; `B` or no unit is bytes).
+fn readable_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let at = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (n, unit) = if at == 0 { return None } else { s.split_at(at) };
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KB" | "KiB" => 10,
+        "M" | "MB" | "MiB" => 20,
+        "G" | "GB" | "GiB" => 30,
+        "T" | "TB" | "TiB" => 40,
+        _ => return None,
+    };
+    let n: f64 = n.parse().ok()?;
+    Some((n * (1u64 << shift) as f64) as u64)
+}
+
+/// A size as PD writes it: base 1024, four significant digits (`"97.87GiB"`, `"1.6GiB"`).
+fn pd_size(bytes: u64) -> String {
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < 4 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let digits = if v >= 1.0 {
+        v.log10().floor() as usize + 1
+    } else {
+        1
+    };
+    let text = format!("{v:.*}", 4usize.saturating_sub(digits));
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{}", ["B", "KiB", "MiB", "GiB", "TiB"][unit])
+}
+
+/// A store's space: its disk's, capped by `--capacity`.
+#[derive(Clone, Copy)]
+struct Space {
+    capacity: u64,
+    available: u64,
+    used: u64,
+}
+
+impl Space {
+    const DISK: u64 = 105_087_385_600;
+    const DISK_FREE: u64 = 47_578_873_856;
+    const USED: u64 = 1_717_986_918;
+
+    fn capped(capacity: Option<u64>) -> Self {
+        match capacity.filter(|c| *c > 0) {
+            Some(cap) => Self {
+                capacity: cap,
+                available: cap.saturating_sub(Self::USED).min(Self::DISK_FREE),
+                used: Self::USED,
+            },
+            None => Self {
+                capacity: Self::DISK,
+                available: Self::DISK_FREE,
+                used: Self::USED,
+            },
+        }
+    }
+}
+
 fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -79,6 +149,7 @@ struct Store {
     address: String,
     status_address: String,
     last_beat: Instant,
+    space: Space,
 }
 
 struct Pd {
@@ -256,6 +327,7 @@ async fn stores(State(pd): State<Arc<Pd>>) -> Response {
                     s.address.clone(),
                     s.status_address.clone(),
                     pd.state_name(s),
+                    s.space,
                 )
             })
             .collect::<Vec<_>>()
@@ -264,12 +336,12 @@ async fn stores(State(pd): State<Arc<Pd>>) -> Response {
     let evicting = pd.evicting.lock().map(|e| e.clone()).unwrap_or_default();
     let leading: Vec<u64> = stores
         .iter()
-        .filter(|(id, _, _, st)| *st == "Up" && !evicting.contains(id))
+        .filter(|(id, _, _, st, _)| *st == "Up" && !evicting.contains(id))
         .map(|(id, ..)| *id)
         .collect();
     let list: Vec<Value> = stores
         .iter()
-        .map(|(id, address, status, state)| {
+        .map(|(id, address, status, state, space)| {
             let leaders = match leading.iter().position(|l| l == id) {
                 Some(i) => {
                     REGIONS.len() / leading.len() + usize::from(i < REGIONS.len() % leading.len())
@@ -283,7 +355,8 @@ async fn stores(State(pd): State<Arc<Pd>>) -> Response {
                     "state_name": state
                 },
                 "status": {
-                    "capacity": "97.87GiB", "available": "44.31GiB", "used_size": "1.6GiB",
+                    "capacity": pd_size(space.capacity), "available": pd_size(space.available),
+                    "used_size": pd_size(space.used),
                     "leader_count": leaders, "region_count": REGIONS.len()
                 }
             })
@@ -379,6 +452,7 @@ async fn heartbeat(State(pd): State<Arc<Pd>>, Json(body): Json<Value>) -> Respon
     else {
         return StatusCode::BAD_REQUEST.into_response();
     };
+    let space = Space::capped(body["capacity"].as_u64());
     if let Ok(mut stores) = pd.stores.lock() {
         let next = stores.len() as u64 + 1;
         let s = stores.entry(status.to_string()).or_insert(Store {
@@ -386,8 +460,10 @@ async fn heartbeat(State(pd): State<Arc<Pd>>, Json(body): Json<Value>) -> Respon
             address: address.to_string(),
             status_address: status.to_string(),
             last_beat: Instant::now(),
+            space,
         });
         s.last_beat = Instant::now();
+        s.space = space;
     }
     StatusCode::OK.into_response()
 }
@@ -405,6 +481,17 @@ async fn tikv(f: BTreeMap<String, String>) {
         .get("advertise-status-addr")
         .cloned()
         .unwrap_or_else(|| status.clone());
+    let capacity = match f.get("capacity") {
+        Some(c) => match readable_size(c) {
+            Some(c) => Some(c),
+            None => {
+                eprintln!("invalid --capacity {c:?}");
+                std::process::exit(1);
+            }
+        },
+        None => None,
+    };
+    let space = Space::capped(capacity);
     let pds: Vec<String> = f
         .get("pd")
         .map(|p| p.split(',').map(host_port).collect())
@@ -429,7 +516,10 @@ async fn tikv(f: BTreeMap<String, String>) {
                 let _ = http
                     .post(format!("http://{pd}/standin/heartbeat"))
                     .timeout(Duration::from_millis(500))
-                    .json(&json!({ "address": advertise, "status_address": advertise_status }))
+                    .json(&json!({
+                        "address": advertise, "status_address": advertise_status,
+                        "capacity": capacity.unwrap_or(0)
+                    }))
                     .send()
                     .await;
             }
@@ -440,11 +530,14 @@ async fn tikv(f: BTreeMap<String, String>) {
         .route("/status", get(|| async { StatusCode::OK }))
         .route(
             "/metrics",
-            get(|| async {
-                "# TYPE tikv_store_size_bytes gauge\n\
-                 tikv_store_size_bytes{type=\"available\"} 47578873856\n\
-                 tikv_store_size_bytes{type=\"capacity\"} 105087385600\n\
-                 tikv_store_size_bytes{type=\"used\"} 1717986918\n"
+            get(move || async move {
+                format!(
+                    "# TYPE tikv_store_size_bytes gauge\n\
+                     tikv_store_size_bytes{{type=\"available\"}} {}\n\
+                     tikv_store_size_bytes{{type=\"capacity\"}} {}\n\
+                     tikv_store_size_bytes{{type=\"used\"}} {}\n",
+                    space.available, space.capacity, space.used
+                )
             }),
         );
     let _ = axum::serve(status_l, app).await;

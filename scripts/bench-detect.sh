@@ -5,7 +5,9 @@
 # Prints every sample, then p50 and p90.
 # RUNTIME is local (processes) or docker (containers; build the images first); on docker,
 # EVENTS=off makes the monitor poll only, without the engine's event stream.
-#   [SUBJECT=etcd] ./scripts/bench-detect.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
+#   [SUBJECT=etcd|tikv] ./scripts/bench-detect.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
+# SUBJECT=tikv runs PD and TiKV's stand-in (examples/tikv_standin.rs) as pd-server and
+# tikv-server on the local runtime, unless TIKV_BIN_DIR names a folder with the real ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills="${1:-20}"
@@ -17,13 +19,24 @@ subject="${SUBJECT:-ratelimiter}"
 case "$subject" in
   ratelimiter) prefix="ratelimiter-"; invariant="node_down" ;;
   etcd) prefix="etcd-"; invariant="member_down" ;;
-  *) echo "SUBJECT must be ratelimiter or etcd, not $subject" >&2; exit 2 ;;
+  tikv) prefix="tikv-"; invariant="store_down" ;;
+  *) echo "SUBJECT must be ratelimiter, etcd or tikv, not $subject" >&2; exit 2 ;;
 esac
 
-cargo build --release --bins --quiet
-op="${CARGO_TARGET_DIR:-$PWD/target}/release/operator"
+cargo build --release --bins --examples --quiet
+release="${CARGO_TARGET_DIR:-$PWD/target}/release"
+op="$release/operator"
 state="$(mktemp -d)"
 printf '[runtime.docker]\nevents = %s\n' "$([ "$events" = off ] && echo false || echo true)" >"$state/config.toml"
+if [ "$subject" = tikv ]; then
+  bins="${TIKV_BIN_DIR:-$state/bin}"
+  if [ -z "${TIKV_BIN_DIR:-}" ]; then
+    mkdir -p "$bins"
+    ln -s "$release/examples/tikv_standin" "$bins/pd-server"
+    ln -s "$release/examples/tikv_standin" "$bins/tikv-server"
+  fi
+  printf '[tikv]\npd_bin = "%s/pd-server"\ntikv_bin = "%s/tikv-server"\n' "$bins" "$bins" >>"$state/config.toml"
+fi
 export OPERATOR_STATE_DIR="$state" OPERATOR_CONFIG="$state/config.toml" OPERATOR_RUNTIME="$runtime"
 monitor=""
 cleanup() {

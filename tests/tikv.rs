@@ -59,6 +59,9 @@ fn without_its_programs_up_changes_nothing_and_names_how_to_get_them() {
     assert!(err.contains("tiup install pd:v8.5.7"), "{err}");
     assert!(err.contains("tikv.pd_bin"), "{err}");
     assert!(err.contains("--runtime docker"), "{err}");
+    // Nor does the demo, which would bring it up: it says so before it takes the screen.
+    let err = c.fails(&["demo", "tikv"]);
+    assert!(err.contains("tiup install pd:v8.5.7"), "{err}");
     // Nothing was started, nothing is left.
     let status = c.cmd(&["status"]);
     assert!(!status.status.success() || !common::text(&status.stdout).contains("tikv-1"));
@@ -68,6 +71,10 @@ fn without_its_programs_up_changes_nothing_and_names_how_to_get_them() {
     );
     // Nor does a campaign on it record a trial.
     let err = c.fails(&["eval", "run", "--subject", "tikv", "--chaos", "node_kill"]);
+    assert!(err.contains("tiup install pd:v8.5.7"), "{err}");
+    // The seed's campaign file validates, then stops at the same place.
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/tikv.yaml");
+    let err = c.fails(&["eval", "run", "campaign", &seed.display().to_string()]);
     assert!(err.contains("tiup install pd:v8.5.7"), "{err}");
     let trials = c.cmd(&["eval", "list", "--json"]);
     let listed = common::text(&trials.stdout);
@@ -99,6 +106,33 @@ fn a_campaign_trial_kills_a_store_and_the_runbook_agent_repairs_it() {
         .find(|v: &serde_json::Value| v.get("verdict").is_some())
         .unwrap_or_else(|| panic!("no trial line: {out}"));
     assert_eq!(trial["verdict"], "resolved", "{trial:#}");
+}
+
+/// More space is a person's call: a trial of `store_low_space` is won by an escalation that
+/// names the store, not by a repair.
+#[test]
+fn a_trial_of_a_store_short_of_space_is_won_by_a_localized_escalation() {
+    let bin = tempfile::tempdir().unwrap();
+    let c = Cluster::prepare(&programs(bin.path()));
+    let out = c.ok(&[
+        "eval",
+        "run",
+        "--subject",
+        "tikv",
+        "--chaos",
+        "store_low_space",
+        "--trials",
+        "1",
+        "--json",
+    ]);
+    let trial: serde_json::Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|v: &serde_json::Value| v.get("verdict").is_some())
+        .unwrap_or_else(|| panic!("no trial line: {out}"));
+    assert_eq!(trial["verdict"], "escalated", "{trial:#}");
+    assert_eq!(trial["localized"], true, "{trial:#}");
+    assert_eq!(trial["won"], true, "{trial:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,4 +208,38 @@ fn the_runbook_agent_starts_a_dead_store_and_removes_a_scheduler_left_behind() {
             .map(|t| (&t.invariant, &t.entity, t.status))
             .collect::<Vec<_>>()
     );
+}
+
+/// TiKV's `store_low_space`: the store restarted with a capacity just above what it uses.
+/// The monitor sees the store short of space; more space is a person's call, so the runbook
+/// agent looks, names the store and escalates; heal lifts the cap and the ticket closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_short_of_space_is_seen_escalated_and_healed() {
+    let (c, _bin) = start();
+    let mut m = c.monitor();
+    cycle_until(&mut m, 20, STEP, |r| violated(r).is_empty()).await;
+    let (id, _) = c.inject(&["store_low_space", "--target", "tikv-2", "--duration", "0"]);
+    let args = c.json(&["status"]);
+    let tikv2 = args
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["name"] == "tikv-2"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(tikv2["state"], "running", "{args:#}");
+    cycle_until(&mut m, 10, STEP, |r| opened(r, "low_space", "tikv-2")).await;
+    // Only that store is short.
+    let r = m.cycle().await.unwrap();
+    let low: Vec<_> = violated(&r)
+        .into_iter()
+        .filter(|(i, _)| i == "low_space")
+        .collect();
+    assert_eq!(low, [("low_space".to_string(), "tikv-2".to_string())]);
+
+    let out = c.runbook_agent_once();
+    assert!(out.contains("/stores"), "{out}");
+    assert!(out.contains("escalated"), "{out}");
+
+    let healed = c.ok(&["chaos", "heal", &id.to_string()]);
+    assert!(healed.contains("without its capacity cap"), "{healed}");
+    cycle_until(&mut m, 20, STEP, |r| resolved(r, "low_space", "tikv-2")).await;
 }

@@ -47,12 +47,21 @@ pub struct DemoArgs {
 }
 
 pub async fn run(ctx: &Context, args: TuiArgs, demo: bool) -> Result<()> {
+    let subject = ctx.subject_name(args.subject.as_deref())?;
+    let runtime = ctx.runtime()?;
+    if demo && runtime.topology().is_err() {
+        // The demo brings its cluster up: a program or image that is not here is said now,
+        // before the app takes the screen, and nothing is started.
+        let kind = operator::subjects::registry::kind(&subject).map_err(|e| eyre!(e))?;
+        operator::subjects::launch::preflight(kind, runtime.as_ref(), &ctx.config)
+            .await
+            .map_err(|e| eyre!("the {subject} demo cannot start: {e}"))?;
+    }
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         bail!(
             "the TUI needs a terminal; for scripts use `operator monitor`, `operator agent` and `--json`"
         );
     }
-    let subject = ctx.subject_name(args.subject.as_deref())?;
     let (agent, variant) = resolve(
         ctx,
         args.model.as_deref(),
@@ -83,7 +92,7 @@ pub async fn run(ctx: &Context, args: TuiArgs, demo: bool) -> Result<()> {
             instance: ctx.instance,
             subject,
             kind,
-            runtime: ctx.runtime()?,
+            runtime,
             store,
             agent,
             variant,

@@ -894,7 +894,12 @@ timeouts: {detect: 10s, resolve: 1m, baseline_resolve: 20s}
                 n += 1;
             }
         }
-        assert!(n >= 3, "smoke, ratelimiter, ratelimiter-docker");
+        assert!(n >= 4, "smoke, ratelimiter, ratelimiter-docker, tikv");
+        // The seed's own example, as given.
+        let seed = Campaign::load(&dir.join("tikv.yaml")).unwrap();
+        assert_eq!(seed.subjects, ["tikv"]);
+        assert_eq!(seed.trials_per_combination, 5);
+        assert!(seed.include_baseline);
         let docker = Campaign::load(&dir.join("ratelimiter-docker.yaml")).unwrap();
         assert_eq!(docker.runtime, Some(RuntimeKind::Docker));
         assert!(

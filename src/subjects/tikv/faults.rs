@@ -1,5 +1,7 @@
 //! TiKV's own faults: an evict-leader scheduler left behind on a store (`evict_leader`), the
-//! leftover of a maintenance that never finished. Undone by removing it, and checked undone.
+//! leftover of a maintenance that never finished, undone by removing it and checked undone;
+//! and a store short of space (`store_low_space`), staged as TiKV's own `--capacity` does:
+//! the store restarted with a capacity just above what it uses.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +13,7 @@ use super::pd::{EvictLeaderConfig, Member, Stores};
 use super::topology::{ROLE_PD, ROLE_STORE};
 use crate::chaos::FaultAction;
 use crate::chaos::faults::SubjectFault;
-use crate::runtime::Runtime;
+use crate::runtime::{NodeAction, Runtime, RuntimeError};
 
 pub const EVICT_LEADER_FAULT: SubjectFault = SubjectFault {
     subject: super::topology::SUBJECT,
@@ -24,12 +26,29 @@ pub const EVICT_LEADER_FAULT: SubjectFault = SubjectFault {
     action: &Own::EvictLeader,
 };
 
-pub static FAULTS: [SubjectFault; 1] = [EVICT_LEADER_FAULT];
+pub const STORE_LOW_SPACE_FAULT: SubjectFault = SubjectFault {
+    subject: super::topology::SUBJECT,
+    name: "store_low_space",
+    description: "restart the target store with a capacity (`--capacity`) about 5% above what it uses, as a disk nearly full would leave it: low_space fires and the store takes no writes past its reserve; heal restarts it without the cap. Needs a runtime that can change a node's arguments (local); on Docker, disk_pressure fills its volume",
+    heal_action: "restart the store without the cap",
+    verb: "fill the space of",
+    default_target: Some("tikv-1"),
+    // More space is a person's call (a bigger disk, another store): the best an agent can
+    // do is find the store and say so.
+    repairable: false,
+    action: &Own::LowSpace,
+};
+
+pub static FAULTS: [SubjectFault; 2] = [EVICT_LEADER_FAULT, STORE_LOW_SPACE_FAULT];
 
 /// TiKV's own faults.
 enum Own {
     EvictLeader,
+    LowSpace,
 }
+
+/// tikv-server's flag that caps the capacity a store reports (`raftstore.capacity`).
+const CAPACITY_FLAG: &str = "--capacity";
 
 #[async_trait::async_trait]
 impl FaultAction for Own {
@@ -49,6 +68,18 @@ impl FaultAction for Own {
                     .map_err(|e| format!("PD did not add the scheduler: {e}"))?;
                 Ok(format!(
                     "added {EVICT_LEADER} for store {id} ({target}) through PD at {pd}"
+                ))
+            }
+            Self::LowSpace => {
+                let node = store(target, runtime)?;
+                let used = used_bytes(&node.address).await?;
+                // What is left is a twentieth of what is used: under 5% of the capacity,
+                // below both the monitor's threshold and TiKV's own reserve.
+                let cap_kb = (used + used / 20).div_ceil(1024).max(1024);
+                let flag = format!("{CAPACITY_FLAG}={cap_kb}KB");
+                restart_with(target, runtime, Some(flag.clone())).await?;
+                Ok(format!(
+                    "restarted {target} with {flag} (it uses {used} bytes): about 5% of its capacity is left"
                 ))
             }
         }
@@ -81,8 +112,83 @@ impl FaultAction for Own {
                     format!("{EVICT_LEADER}-{id} ({target}) was already gone")
                 })
             }
+            Self::LowSpace => {
+                store(target, runtime)?;
+                Ok(if restart_with(target, runtime, None).await? {
+                    format!("restarted {target} without its capacity cap")
+                } else {
+                    format!("{target} had no capacity cap; restarted it as it was")
+                })
+            }
         }
     }
+}
+
+/// The store node `target` of this cluster.
+fn store(target: &str, runtime: &dyn Runtime) -> Result<crate::runtime::TopologyNode, String> {
+    let t = runtime.topology().map_err(|e| e.to_string())?;
+    t.nodes
+        .into_iter()
+        .find(|n| n.name == target && n.role == ROLE_STORE)
+        .ok_or_else(|| format!("{target} is not a store of this TiKV cluster"))
+}
+
+/// What the store at `address` (its status port) says it uses, in bytes.
+async fn used_bytes(address: &str) -> Result<u64, String> {
+    let text = client()
+        .text(address, "/metrics")
+        .await
+        .map_err(|e| format!("the store's metrics at {address}: {e}"))?;
+    super::observe::sample(&text, "tikv_store_size_bytes", ("type", "used"))
+        .map(|v| v as u64)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("the store at {address} reports no used size"))
+}
+
+/// Stops `target`, sets its `--capacity` to `cap` (or removes it), and starts it again.
+/// Says whether a cap was there before. A runtime whose nodes' arguments are fixed
+/// (Docker) is refused before anything is stopped.
+async fn restart_with(
+    target: &str,
+    runtime: &dyn Runtime,
+    cap: Option<String>,
+) -> Result<bool, String> {
+    if let Err(RuntimeError::Unsupported { .. }) = runtime.respec(target, &|_| {}).await {
+        return Err(format!(
+            "the {} runtime cannot change {target}'s arguments, so its capacity cannot be capped; disk_pressure fills its volume instead",
+            runtime.kind()
+        ));
+    }
+    match runtime.act(target, NodeAction::Stop).await {
+        Ok(_) | Err(RuntimeError::WrongState { .. }) => {}
+        Err(e) => return Err(format!("stopping {target}: {e}")),
+    }
+    let had = std::sync::Mutex::new(false);
+    let edited = runtime
+        .respec(target, &|args: &mut Vec<String>| {
+            let before = args.len();
+            let mut i = 0;
+            while i < args.len() {
+                if args[i] == CAPACITY_FLAG {
+                    // `--capacity VALUE`, two words.
+                    let end = (i + 2).min(args.len());
+                    args.drain(i..end);
+                } else if args[i].starts_with(&format!("{CAPACITY_FLAG}=")) {
+                    args.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+            if let Ok(mut h) = had.lock() {
+                *h = args.len() != before;
+            }
+            args.extend(cap.clone());
+        })
+        .await;
+    let started = runtime.act(target, NodeAction::Start).await;
+    edited.map_err(|e| format!("changing {target}'s arguments: {e}"))?;
+    started.map_err(|e| format!("starting {target} again: {e}"))?;
+    Ok(had.into_inner().unwrap_or(false))
 }
 
 fn client() -> Client {
