@@ -3,8 +3,8 @@
 # monitor's default interval (1s), on a fresh cluster in a temporary state dir. Times come
 # from the DB: the fault's ledger row (written before the kill) and the ticket's opened_at.
 # Prints every sample, then p50 and p90.
-# RUNTIME is local (processes) or docker (containers; build the images first); on docker,
-# EVENTS=off makes the monitor poll only, without the engine's event stream.
+# RUNTIME is local (processes) or docker (containers; build the images first); EVENTS=off
+# makes the monitor poll only, without the local runtime's pidfds or the engine's events.
 #   [SUBJECT=etcd|tikv] ./scripts/bench-detect.sh [KILLS] [INTERVAL] [RUNTIME] [EVENTS]
 # SUBJECT=tikv runs PD and TiKV's stand-in (examples/tikv_standin.rs) as pd-server and
 # tikv-server on the local runtime, unless TIKV_BIN_DIR names a folder with the real ones.
@@ -27,7 +27,8 @@ cargo build --release --bins --examples --quiet
 release="${CARGO_TARGET_DIR:-$PWD/target}/release"
 op="$release/operator"
 state="$(mktemp -d)"
-printf '[runtime.docker]\nevents = %s\n' "$([ "$events" = off ] && echo false || echo true)" >"$state/config.toml"
+on="$([ "$events" = off ] && echo false || echo true)"
+printf '[runtime.local]\nevents = %s\n[runtime.docker]\nevents = %s\n' "$on" "$on" >"$state/config.toml"
 if [ "$subject" = tikv ]; then
   bins="${TIKV_BIN_DIR:-$state/bin}"
   if [ -z "${TIKV_BIN_DIR:-}" ]; then
