@@ -52,7 +52,7 @@ if [ "$status" -eq 124 ]; then
   echo "== the tests ran past 50 minutes: the lines above name the tests still running" >&2
 fi
 if [ -s "$skipped" ]; then
-  echo "== skipped, and why:"
+  echo "== $(sort -u "$skipped" | wc -l) skipped, and why:"
   sort -u "$skipped"
 fi
 exit "$status"

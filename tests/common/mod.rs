@@ -483,6 +483,20 @@ pub fn skip(why: &str) {
     if std::env::var("OPERATOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
         panic!("{test} needs the Docker engine (OPERATOR_REQUIRE_DOCKER=1), but {why}");
     }
+    skipped(&test, why);
+}
+
+/// A test of a system whose programs no machine here can have (TiKV and PD: no registry, no
+/// Go) says it is skipped and why, as [`skip`] does, whatever CI requires of Docker.
+pub fn skip_absent(why: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    skipped(&test, why);
+}
+
+fn skipped(test: &str, why: &str) {
     let line = format!("SKIPPED {test}: {why}\n");
     use std::io::Write;
     let _ = std::io::stderr().write_all(line.as_bytes());
