@@ -20,15 +20,31 @@ pub(super) fn reader(ctx: &mut Ctx, prog: &str, args: &[Arg]) -> bool {
         }
         "git" => git(ctx, args),
         "uniq" | "xxd" => {
-            // `uniq IN OUT` and `xxd IN OUT` write their second file. Which word that is
-            // depends on which options take a value (`-f 1`, `-c 16`): every word after the
-            // first is judged as written.
-            let files: Vec<&str> = lits(args)
-                .into_iter()
-                .filter(|a| !a.starts_with('-'))
-                .collect();
-            for out in files.iter().skip(1) {
-                redirect_target(ctx.policy, &Arg::Lit(out.to_string()), true, ctx.found);
+            // `uniq IN OUT` and `xxd IN OUT` write their second operand (`-` as the input is
+            // standard input, and as the output standard output). Operands are found past
+            // each option's value; a word neither an option nor an operand goes to a person.
+            match in_out_operands(prog, args) {
+                Some(files) => {
+                    for out in files.into_iter().skip(1) {
+                        match out.lit() {
+                            Some("-") => {}
+                            Some(p) => redirect_target(
+                                ctx.policy,
+                                &Arg::Lit(p.to_string()),
+                                true,
+                                ctx.found,
+                            ),
+                            None => ctx.mark(
+                                Class::Destructive,
+                                format!("{prog} writes to a file only known at run time"),
+                            ),
+                        }
+                    }
+                }
+                None => ctx.mark(
+                    Class::Destructive,
+                    format!("{prog} is given a word beginning with - that the policy cannot read as an option, which it may take as the file it writes"),
+                ),
             }
             return false;
         }
@@ -500,4 +516,122 @@ fn git(ctx: &mut Ctx, args: &[Arg]) {
         )
     };
     ctx.mark(Class::Destructive, why);
+}
+
+/// The operands of `uniq` or `xxd` (their input and output files), past each option's value;
+/// `None` when a word beginning with `-` is none of their options. uniq reads its options
+/// with GNU getopt (bundles, `--` ends them, long ones by any unambiguous beginning); xxd by
+/// hand, taking any other word beginning with `-` as a file (`xxd - -/../x` writes `x`).
+fn in_out_operands<'a>(prog: &str, args: &'a [Arg]) -> Option<Vec<&'a Arg>> {
+    const XXD_FLAGS: &[&str] = &[
+        "-a",
+        "-autoskip",
+        "-b",
+        "-bits",
+        "-C",
+        "-capitalize",
+        "-d",
+        "-decimal",
+        "-E",
+        "-EBCDIC",
+        "-e",
+        "-h",
+        "-help",
+        "-i",
+        "-include",
+        "-p",
+        "-ps",
+        "-postscript",
+        "-plain",
+        "-r",
+        "-revert",
+        "-u",
+        "-uppercase",
+        "-v",
+        "-version",
+    ];
+    const XXD_WITH_VALUE: &[&str] = &[
+        "-c",
+        "-cols",
+        "-g",
+        "-groupsize",
+        "-l",
+        "-len",
+        "-n",
+        "-name",
+        "-o",
+        "-offset",
+        "-s",
+        "-seek",
+        "-R",
+    ];
+    const UNIQ_LONG: &[(&str, bool)] = &[
+        ("all-repeated", false),
+        ("check-chars", true),
+        ("count", false),
+        ("group", false),
+        ("help", false),
+        ("ignore-case", false),
+        ("repeated", false),
+        ("skip-chars", true),
+        ("skip-fields", true),
+        ("unique", false),
+        ("version", false),
+        ("zero-terminated", false),
+    ];
+    let mut out = Vec::new();
+    let mut ended = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        let Some(w) = a.lit() else {
+            out.push(a);
+            continue;
+        };
+        if ended || w == "-" || !w.starts_with('-') {
+            out.push(a);
+            continue;
+        }
+        if prog == "xxd" {
+            let attached = ["-c", "-g", "-l", "-o", "-s"].iter().any(|o| {
+                w.strip_prefix(o).is_some_and(|v| {
+                    !v.is_empty()
+                        && v.trim_start_matches(['+', '-'])
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric())
+                })
+            });
+            if XXD_WITH_VALUE.contains(&w) {
+                i += 1;
+            } else if !XXD_FLAGS.contains(&w) && !attached {
+                return None;
+            }
+        } else if w == "--" {
+            ended = true;
+        } else if let Some(long) = w.strip_prefix("--") {
+            if long.contains('=') {
+                continue;
+            }
+            let matching: Vec<bool> = UNIQ_LONG
+                .iter()
+                .filter(|(name, _)| name.starts_with(long))
+                .map(|(_, value)| *value)
+                .collect();
+            match matching.as_slice() {
+                [true] => i += 1,
+                [false] => {}
+                _ => return None,
+            }
+        } else {
+            // A bundle: `f`, `s` or `w` takes the rest, or else the next word.
+            let letters = &w[1..];
+            if let Some(at) = letters.find(['f', 's', 'w'])
+                && at + 1 == letters.len()
+            {
+                i += 1;
+            }
+        }
+    }
+    Some(out)
 }

@@ -329,6 +329,27 @@ pub(super) fn lits(args: &[Arg]) -> Vec<&str> {
     args.iter().filter_map(Arg::lit).collect()
 }
 
+/// The words a program takes as its operands (files, folders): every word that is not an
+/// option, a lone `-` among them, and every word after `--`, however it begins (`tee --
+/// -/../x` writes `-/../x`).
+pub(super) fn operands(args: &[Arg]) -> Vec<&Arg> {
+    let mut out = Vec::new();
+    let mut ended = false;
+    for a in args {
+        match a.lit() {
+            Some("--") if !ended => ended = true,
+            Some(l) if !ended && l.starts_with('-') && l != "-" => {}
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
+/// [`operands`] that are written out.
+pub(super) fn operand_lits(args: &[Arg]) -> Vec<&str> {
+    operands(args).into_iter().filter_map(Arg::lit).collect()
+}
+
 pub(super) fn has(args: &[Arg], flags: &[&str]) -> bool {
     args.iter().filter_map(Arg::lit).any(|a| flags.contains(&a))
 }
@@ -978,8 +999,12 @@ fn endless(resolved: &Path) -> bool {
 fn scratch_dotfile(policy: &Policy, resolved: &Path) -> bool {
     let scratch = policy.protected().cwd.join(super::SCRATCH);
     resolved.strip_prefix(&scratch).is_ok_and(|rest| {
-        rest.components()
-            .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+        rest.components().any(|c| {
+            // A glob's name may match dot-files too (with dotglob, which GLOBIGNORE or a
+            // shell's options turn on): `cp /tmp/d/* scratch/`.
+            let c = c.as_os_str().to_string_lossy();
+            c.starts_with('.') || c.contains(['*', '?', '['])
+        })
     })
 }
 
@@ -1112,10 +1137,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     if matches!(prog, "gzip" | "gunzip" | "zcat" | "diff" | "bzip2" | "xz")
         && (has_short(args, 'r') || has(args, &["--recursive"]))
     {
-        let sources: Vec<&Arg> = args
-            .iter()
-            .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
-            .collect();
+        let sources = operands(args);
         tree_links(ctx, prog, &sources);
     }
     // Links followed below the top folder reach what the path rules never saw
@@ -1225,16 +1247,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             prot.config_file.as_ref().unwrap_or(&none),
             &token,
         ];
-        if let Some(dir) = lits(args)
-            .into_iter()
-            .filter(|a| !a.starts_with('-'))
-            .find(|a| {
-                let r = ctx.policy.resolve(a);
-                guarded
-                    .iter()
-                    .any(|g| !g.as_os_str().is_empty() && g.starts_with(&r))
-            })
-        {
+        if let Some(dir) = operand_lits(args).into_iter().find(|a| {
+            let r = ctx.policy.resolve(a);
+            guarded
+                .iter()
+                .any(|g| !g.as_os_str().is_empty() && g.starts_with(&r))
+        }) {
             ctx.mark(
                 Class::Denied,
                 format!("{prog} reads {dir} recursively, the operator's state, configuration or home with it"),
@@ -1244,11 +1262,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     }
     // `diff FILE DIR` and `cmp` read DIR/FILE's name: judged as that path.
     if matches!(prog, "diff" | "cmp") {
-        let operands: Vec<&str> = lits(args)
-            .into_iter()
-            .filter(|a| !a.starts_with('-'))
-            .collect();
-        if let [a, b] = operands.as_slice() {
+        if let [a, b] = operand_lits(args).as_slice() {
             for (file, dir) in [(a, b), (b, a)] {
                 let d = ctx.policy.resolve(dir);
                 if dir.ends_with('/') || d.is_dir() {
@@ -1261,20 +1275,16 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
         }
     }
     if reads_recursively(prog, args) {
-        if let Some(dir) = lits(args)
-            .into_iter()
-            .filter(|a| !a.starts_with('-'))
-            .find(|a| {
-                // Above one of those folders or in it; the instance's own folder (which may
-                // sit under a home folder) is the instance's.
-                let r = ctx.policy.resolve(a);
-                let cwd = &ctx.policy.protected().cwd;
-                let own = !cwd.as_os_str().is_empty() && r.starts_with(cwd);
-                CREDENTIAL_DIRS
-                    .iter()
-                    .any(|d| Path::new(d).starts_with(&r) || (!own && r.starts_with(d)))
-            })
-        {
+        if let Some(dir) = operand_lits(args).into_iter().find(|a| {
+            // Above one of those folders or in it; the instance's own folder (which may
+            // sit under a home folder) is the instance's.
+            let r = ctx.policy.resolve(a);
+            let cwd = &ctx.policy.protected().cwd;
+            let own = !cwd.as_os_str().is_empty() && r.starts_with(cwd);
+            CREDENTIAL_DIRS
+                .iter()
+                .any(|d| Path::new(d).starts_with(&r) || (!own && r.starts_with(d)))
+        }) {
             ctx.mark(
                 Class::Destructive,
                 format!(
@@ -1696,8 +1706,8 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
             }
         }
         "tee" => {
-            for a in args {
-                if let Some(p) = a.lit().filter(|p| !p.starts_with('-')) {
+            for a in operands(args) {
+                if let Some(p) = a.lit() {
                     let target = Arg::Lit(p.to_string());
                     redirect_target(ctx.policy, &target, true, ctx.found);
                 } else if *a == Arg::Dyn {
@@ -1849,11 +1859,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 && !has_short(args, 'y')
                 && !has(args, &["--symlinks"])
             {
-                let sources: Vec<&Arg> = args
-                    .iter()
-                    .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
-                    .skip(1)
-                    .collect();
+                let sources: Vec<&Arg> = operands(args).into_iter().skip(1).collect();
                 tree_links(ctx, prog, &sources);
             }
             // What an archiver writes is its archive; what it archives it only reads.
@@ -2983,10 +2989,7 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         || lits(args).iter().any(|a| {
             a.len() > 3 && ("--archive".starts_with(a) || "--recursive".starts_with(a))
         });
-    let paths: Vec<&Arg> = args
-        .iter()
-        .filter(|a| a.lit().is_none_or(|l| !l.starts_with('-')))
-        .collect();
+    let paths: Vec<&Arg> = operands(args);
     // `-t DIR`, `-tDIR`, in a bundle (`-vt DIR`), or `--target-directory`.
     let target_dir = matches!(prog, "cp" | "mv" | "ln" | "install")
         && lits(args).iter().any(|a| {
@@ -3168,7 +3171,6 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     }
     for a in written {
         match a.lit() {
-            Some(p) if p.starts_with('-') => {}
             Some(p) => {
                 if recursive
                     && matches!(prog, "chmod" | "chown" | "chgrp")
@@ -3488,9 +3490,12 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
     }
     // The rig is not the subject: the fault proxy holds the faults injected and every
     // link in its memory, so starting or restarting it lifts them (and drops connections).
-    if let ["node", _, node, ..] = words.as_slice()
+    // Every word after the verb may be the node: an option's value is a word too
+    // (`node restart --lines 5 redis`), and which word clap takes is not the policy's guess.
+    let named = |node: &str| words.len() > 2 && words[2..].contains(&node);
+    if words.first() == Some(&"node")
         && words.get(1) != Some(&"logs")
-        && *node == crate::runtime::FAULTPROXY
+        && named(crate::runtime::FAULTPROXY)
     {
         ctx.mark(
             Class::Destructive,
@@ -3515,12 +3520,13 @@ fn operator(ctx: &mut Ctx, args: &[Arg]) {
             "several operator loads at once flood the cluster",
         );
     }
-    if let ["node", "restart" | "stop" | "kill" | "reset", node, ..] = words.as_slice()
-        && ctx
+    if let ["node", "restart" | "stop" | "kill" | "reset", ..] = words.as_slice()
+        && let Some(node) = ctx
             .policy
             .subjects()
             .iter()
-            .any(|s| s.memory_nodes().contains(node))
+            .flat_map(|s| s.memory_nodes().iter())
+            .find(|n| named(n))
     {
         ctx.mark(
             Class::Destructive,

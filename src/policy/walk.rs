@@ -668,6 +668,11 @@ pub(super) const DANGEROUS_VARIABLES: &[&str] = &[
     "PS4",
     "PROMPT_COMMAND",
     "SHELLOPTS",
+    // Read by a bash that starts: each option named is on (`BASHOPTS=dotglob`).
+    "BASHOPTS",
+    // Set at all, it turns on dotglob: `*` then matches dot-files, which a copy into the
+    // commands' HOME lands as settings (`.curlrc`).
+    "GLOBIGNORE",
 ];
 
 fn walk_simple(

@@ -280,6 +280,13 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             Class::Destructive,
             "etcdctl watch -i reads commands from its input, which may run programs".into(),
         )
+    } else if flags.contains(&"--data-dir") && !matches!(command(&words).0, Class::Denied) {
+        // `defrag --data-dir DIR` rewrites a stopped member's backend file in place, outside
+        // any member's consent, as `etcdutl defrag` does.
+        (
+            Class::Destructive,
+            "etcdctl --data-dir works on a member's files directly, not through a member".into(),
+        )
     } else if flags.contains(&"--lease") && words.first() == Some(&Some("put")) {
         (
             Class::Destructive,

@@ -112,7 +112,6 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
         "--functions-rdb",
         "--pipe-timeout",
         "-t",
-        "--replica",
     ];
     /// Options that take no value and only shape the output or the connection.
     const PLAIN: &[&str] = &[
@@ -168,6 +167,16 @@ fn redis_cli(args: &[Option<&str>]) -> ProgramVerdict {
                     "redis-cli reads commands or values from its input, which cannot be checked",
                 );
                 return v;
+            }
+            // A switch (no value): the client becomes a replica and prints every write of
+            // the master, without end.
+            Some("--replica" | "--slave") => {
+                mark(
+                    &mut v,
+                    Class::Destructive,
+                    "redis-cli --replica streams every write of the server, without end",
+                );
+                i += 1;
             }
             Some("--rdb" | "--functions-rdb") => {
                 mark(

@@ -109,13 +109,18 @@ pub fn pd_ctl(args: &[Option<&str>]) -> ProgramVerdict {
                         args.get(i).copied().flatten()
                     }
                 };
-                targets.push(value.and_then(|v| {
-                    if v.contains("://") {
-                        url_target(v, &[])
-                    } else {
-                        url_target(&format!("http://{v}"), &[])
-                    }
-                }));
+                // A list, split at commas: pd-ctl tries the next when one fails.
+                match value {
+                    Some(list) => targets.extend(list.split(',').map(|v| {
+                        let v = v.trim();
+                        if v.contains("://") {
+                            url_target(v, &[])
+                        } else {
+                            url_target(&format!("http://{v}"), &[])
+                        }
+                    })),
+                    None => targets.push(None),
+                }
             }
             // `--jq` runs a jq program on the answer, as jq would.
             f if f.starts_with('-') && !matches!(f, "-h" | "--help" | "-V" | "--version") => {
