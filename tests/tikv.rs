@@ -81,10 +81,8 @@ fn without_its_programs_up_changes_nothing_and_names_how_to_get_them() {
     assert!(!listed.contains("\"trial"), "{listed}");
 }
 
-/// A trial of the harness on TiKV: a store killed, the runbook agent repairs it, the
-/// cluster's own state decides.
-#[test]
-fn a_campaign_trial_kills_a_store_and_the_runbook_agent_repairs_it() {
+/// One trial of `fault` by the harness on TiKV (the runbook agent, seed 7), as its JSON line.
+fn one_trial(fault: &str) -> serde_json::Value {
     let bin = tempfile::tempdir().unwrap();
     let c = Cluster::prepare(&programs(bin.path()));
     let out = c.ok(&[
@@ -93,18 +91,24 @@ fn a_campaign_trial_kills_a_store_and_the_runbook_agent_repairs_it() {
         "--subject",
         "tikv",
         "--chaos",
-        "node_kill",
+        fault,
         "--trials",
         "1",
         "--seed",
         "7",
         "--json",
     ]);
-    let trial: serde_json::Value = out
-        .lines()
+    out.lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .find(|v: &serde_json::Value| v.get("verdict").is_some())
-        .unwrap_or_else(|| panic!("no trial line: {out}"));
+        .unwrap_or_else(|| panic!("no trial line: {out}"))
+}
+
+/// A trial of the harness on TiKV: a store killed, the runbook agent repairs it, the
+/// cluster's own state decides.
+#[test]
+fn a_campaign_trial_kills_a_store_and_the_runbook_agent_repairs_it() {
+    let trial = one_trial("node_kill");
     assert_eq!(trial["verdict"], "resolved", "{trial:#}");
 }
 
@@ -112,24 +116,7 @@ fn a_campaign_trial_kills_a_store_and_the_runbook_agent_repairs_it() {
 /// names the store, not by a repair.
 #[test]
 fn a_trial_of_a_store_short_of_space_is_won_by_a_localized_escalation() {
-    let bin = tempfile::tempdir().unwrap();
-    let c = Cluster::prepare(&programs(bin.path()));
-    let out = c.ok(&[
-        "eval",
-        "run",
-        "--subject",
-        "tikv",
-        "--chaos",
-        "store_low_space",
-        "--trials",
-        "1",
-        "--json",
-    ]);
-    let trial: serde_json::Value = out
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .find(|v: &serde_json::Value| v.get("verdict").is_some())
-        .unwrap_or_else(|| panic!("no trial line: {out}"));
+    let trial = one_trial("store_low_space");
     assert_eq!(trial["verdict"], "escalated", "{trial:#}");
     assert_eq!(trial["localized"], true, "{trial:#}");
     assert_eq!(trial["won"], true, "{trial:#}");

@@ -2991,11 +2991,22 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
         });
     let paths: Vec<&Arg> = operands(args);
     // `-t DIR`, `-tDIR`, in a bundle (`-vt DIR`), or `--target-directory`.
+    // `--target-directory=DIR` or `--target-directory DIR`, by any beginning of its name as
+    // GNU getopt reads it (`--t=DIR`): DIR, where it is written.
+    let long_target: Option<Option<String>> = args.iter().enumerate().find_map(|(i, a)| {
+        let w = a.lit()?.strip_prefix("--")?;
+        let (name, value) = match w.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (w, None),
+        };
+        (!name.is_empty() && "target-directory".starts_with(name))
+            .then(|| value.or_else(|| args.get(i + 1).and_then(Arg::lit).map(str::to_string)))
+    });
     let target_dir = matches!(prog, "cp" | "mv" | "ln" | "install")
-        && lits(args).iter().any(|a| {
-            a.starts_with("--target-directory")
-                || (a.starts_with('-') && !a.starts_with("--") && a.contains('t'))
-        });
+        && (long_target.is_some()
+            || lits(args)
+                .iter()
+                .any(|a| a.starts_with('-') && !a.starts_with("--") && a.contains('t')));
     // A copy of a system program runs, by its new name, what the name does not say.
     if matches!(prog, "cp" | "install" | "ln" | "mv")
         && paths.iter().filter_map(|a| a.lit()).any(|p| {
@@ -3077,17 +3088,16 @@ fn write_paths(ctx: &mut Ctx, prog: &str, args: &[Arg]) {
     if matches!(prog, "cp" | "ln" | "install" | "mv") {
         // What lands in the destination: the destination itself, or each source's name in it
         // (`cp evil .bashrc ~`), or `--target-directory=DIR`'s.
-        let mut dests: Vec<String> = lits(args)
-            .iter()
-            .filter_map(|a| a.strip_prefix("--target-directory="))
-            .map(str::to_string)
-            .collect();
-        // `-t DIR` (or `-tDIR`, `-vt DIR`): DIR is where they land, every other path a
-        // source.
+        let mut dests: Vec<String> = Vec::new();
+        // `-t DIR` (or `-tDIR`, `-vt DIR`, `--target-directory DIR`): DIR is where they land,
+        // every other path a source.
         let short_t = lits(args)
             .iter()
             .position(|a| a.starts_with('-') && !a.starts_with("--") && a.ends_with('t'));
-        let t_dir = short_t.and_then(|i| lits(args).get(i + 1).map(|d| d.to_string()));
+        let t_dir = long_target
+            .clone()
+            .flatten()
+            .or_else(|| short_t.and_then(|i| lits(args).get(i + 1).map(|d| d.to_string())));
         if let Some(d) = &t_dir {
             dests.push(d.clone());
         } else if let Some(Arg::Lit(d)) = paths.last() {

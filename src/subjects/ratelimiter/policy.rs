@@ -475,7 +475,6 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
         "OBJECT",
         "COMMAND",
         "LATENCY",
-        "MONITOR",
         "DUMP",
         "RANDOMKEY",
         "PFCOUNT",
@@ -679,6 +678,12 @@ fn redis_command(cmd: &str, sub: &str, args: &[Option<&str>]) -> (Class, String)
             )
         }
         ("ZRANDMEMBER" | "HRANDFIELD", _) => (Class::ReadOnly, String::new()),
+        // Every command the server receives, without end, and the server slows while it runs.
+        ("MONITOR", _) => (
+            Class::Destructive,
+            "Redis MONITOR streams every command the server receives, without end, and slows it"
+                .into(),
+        ),
         (c, _) if READ.contains(&c) => (Class::ReadOnly, String::new()),
         // Writes whose options delete: an expiry (SET … PX 1), a trim (XADD … MAXLEN 0), a
         // replaced destination (COPY … REPLACE, SORT … STORE).
