@@ -57,8 +57,13 @@ fn host_port(url: &str) -> String {
 /// A size as TiKV's `ReadableSize` reads it (`1KB` is 1024 bytes; `B` or no unit is bytes).
 fn readable_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let at = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (n, unit) = if at == 0 { return None } else { s.split_at(at) };
+    let at = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    if at == 0 {
+        return None;
+    }
+    let (n, unit) = s.split_at(at);
     let shift = match unit.trim() {
         "" | "B" => 0,
         "K" | "KB" | "KiB" => 10,
