@@ -113,31 +113,32 @@ fn bench_cycle(c: &mut Criterion) {
     rt.block_on(b.runtime.down()).unwrap();
 
     // etcd: per member its status, its metrics and the member list, through the gateway.
-    let b = cluster(&rt, "etcd");
-    let mut m = monitor(&b);
-    let r = rt.block_on(m.cycle()).unwrap();
-    let healthy = r
-        .snapshot
-        .is_some_and(|s| s.assessment.violations.is_empty());
-    assert!(healthy, "the etcd cluster is healthy before it is measured");
-    group.bench_function("etcd_healthy_3_members", |bench| {
-        bench.iter(|| rt.block_on(m.cycle()).unwrap())
-    });
-    rt.block_on(b.runtime.down()).unwrap();
-
+    healthy_cycle(&rt, &mut group, "etcd", "etcd_healthy_3_members");
     // TiKV: PD's stores, members, health, region checks, schedulers and metrics, and each
     // store's own status port, against the stand-in.
-    let b = cluster(&rt, "tikv");
+    healthy_cycle(&rt, &mut group, "tikv", "tikv_healthy_3_pd_3_stores");
+    group.finish();
+}
+
+/// Brings `subject` up, checks one cycle finds it healthy, measures its cycle as `name`, and
+/// brings it down.
+fn healthy_cycle(
+    rt: &tokio::runtime::Runtime,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    subject: &'static str,
+    name: &str,
+) {
+    let b = cluster(rt, subject);
     let mut m = monitor(&b);
     let r = rt.block_on(m.cycle()).unwrap();
     let healthy = r
         .snapshot
         .is_some_and(|s| s.assessment.violations.is_empty());
-    assert!(healthy, "the TiKV cluster is healthy before it is measured");
-    group.bench_function("tikv_healthy_3_pd_3_stores", |bench| {
-        bench.iter(|| rt.block_on(m.cycle()).unwrap())
-    });
-    group.finish();
+    assert!(
+        healthy,
+        "the {subject} cluster is healthy before it is measured"
+    );
+    group.bench_function(name, |bench| bench.iter(|| rt.block_on(m.cycle()).unwrap()));
     rt.block_on(b.runtime.down()).unwrap();
 }
 

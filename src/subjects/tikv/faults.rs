@@ -29,7 +29,7 @@ pub const EVICT_LEADER_FAULT: SubjectFault = SubjectFault {
 pub const STORE_LOW_SPACE_FAULT: SubjectFault = SubjectFault {
     subject: super::topology::SUBJECT,
     name: "store_low_space",
-    description: "restart the target store with a capacity (`--capacity`) about 5% above what it uses, as a disk nearly full would leave it: low_space fires and the store takes no writes past its reserve; heal restarts it without the cap. Needs a runtime that can change a node's arguments (local); on Docker, disk_pressure fills its volume",
+    description: "restart the target store with a capacity (`--capacity`) about 5% above what it uses, as a disk nearly full would leave it: low_space fires, and the store is below TiKV's own reserve; heal restarts it without the cap. Needs a runtime that can change a node's arguments (local); on Docker, disk_pressure fills its volume",
     heal_action: "restart the store without the cap",
     verb: "fill the space of",
     default_target: Some("tikv-1"),
@@ -198,12 +198,8 @@ fn client() -> Client {
 /// PD's leader's address and the id PD gave the store `target`, waiting a few seconds for
 /// a leader and for the store to have joined.
 async fn store_at_leader(target: &str, runtime: &dyn Runtime) -> Result<(String, u64), String> {
+    let store = &store(target, runtime)?;
     let t = runtime.topology().map_err(|e| e.to_string())?;
-    let store = t
-        .nodes
-        .iter()
-        .find(|n| n.name == target && n.role == ROLE_STORE)
-        .ok_or_else(|| format!("{target} is not a store of this TiKV cluster"))?;
     let members: Vec<_> = t.nodes.iter().filter(|n| n.role == ROLE_PD).collect();
     let c = client();
     let deadline = Instant::now() + Duration::from_secs(10);
