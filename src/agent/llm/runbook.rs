@@ -75,9 +75,10 @@ enum Next {
 }
 
 /// How often the runbook looks after a repair before it gives up, and how long it waits
-/// between looks: a node just started needs a moment to listen.
-const SETTLE_LOOKS: usize = 3;
-const SETTLE_WAIT_SECONDS: u64 = 1;
+/// between looks: a node just started needs a moment to listen, and a member added again
+/// copies the leader's data first. Ten seconds in all, the monitor's verify window.
+const SETTLE_LOOKS: usize = 5;
+const SETTLE_WAIT_SECONDS: u64 = 2;
 
 pub struct RunbookModel {
     book: Runbook,
@@ -162,6 +163,12 @@ impl RunbookModel {
     /// not started again for the quorum it brings back).
     fn plan(&self, req: &TurnRequest) -> Result<Plan, String> {
         let mut plan = Plan::default();
+        for t in &req.incident.tickets {
+            if let Some((diagnose, steps)) = self.steps(t, req.facts) {
+                plan.diagnoses
+                    .extend(steps.into_iter().take(diagnose).map(|(_, run)| run));
+            }
+        }
         for t in req.incident.active() {
             let Some((diagnose, steps)) = self.steps(t, req.facts) else {
                 return Err(format!(
@@ -210,6 +217,21 @@ impl RunbookModel {
         if let Some((say, run)) = plan.steps.iter().find(|(_, run)| !ran(run)) {
             return Next::Shell(say.clone(), run.clone());
         }
+        // What this session repaired: the plan's repairs, and any other command it ran that
+        // diagnoses nothing. A repair changes the tickets' details (a member added again is
+        // then `not_started`), so the plan of now may no longer hold the steps that ran.
+        let mut repaired: Vec<&str> = plan.repairs.iter().map(String::as_str).collect();
+        for (name, input) in &calls {
+            let Some(run) = input["command"].as_str() else {
+                continue;
+            };
+            if *name == SHELL
+                && !plan.diagnoses.iter().any(|d| d == run)
+                && !repaired.contains(&run)
+            {
+                repaired.push(run);
+            }
+        }
         let last_call = calls.last().map(|(name, _)| *name);
         match last_call {
             None | Some(SHELL) => {
@@ -246,15 +268,15 @@ impl RunbookModel {
             .take_while(|(name, _)| *name == OBSERVE)
             .count();
         match gone {
-            Some(true) => Next::Resolve(if plan.repairs.is_empty() {
+            Some(true) => Next::Resolve(if repaired.is_empty() {
                 format!("{what}: gone; no repair was needed.")
             } else {
                 format!(
                     "{what}: ran `{}`; every violation is gone.",
-                    plan.repairs.join("`, `")
+                    repaired.join("`, `")
                 )
             }),
-            _ if !plan.repairs.is_empty() && looks < SETTLE_LOOKS => Next::Observe(
+            _ if !repaired.is_empty() && looks < SETTLE_LOOKS => Next::Observe(
                 format!(
                     "Not all gone yet; what was repaired may still be coming up. Look again in {SETTLE_WAIT_SECONDS}s."
                 ),
@@ -273,6 +295,9 @@ struct Plan {
     steps: Vec<(String, String)>,
     /// The commands of its repair steps.
     repairs: Vec<String>,
+    /// The commands of every ticket's diagnosis, a cleared ticket's too: what ran and is not
+    /// one of these repaired something.
+    diagnoses: Vec<String>,
 }
 
 /// `member_down on etcd-1, member_down on etcd-2, quorum_lost on cluster`.
@@ -563,5 +588,55 @@ mod tests {
             ),
             "{runs:?}"
         );
+    }
+
+    /// A repair that changes the ticket's detail (a member added again is `not_started`
+    /// until it joins) leaves the plan of now without the steps that ran: the runbook still
+    /// gives the member its looks, and names what it ran, instead of handing over at once.
+    #[test]
+    fn a_repair_that_changes_the_tickets_detail_still_gets_its_looks() {
+        let model = RunbookModel::new(builtin("etcd").unwrap());
+        let mut ticket =
+            crate::tui::fixtures::ticket(1, "etcd-2", crate::tickets::Status::InProgress);
+        ticket.invariant = "membership_mismatch".into();
+        ticket.detail = json!({"problem": "removed"});
+        let facts = json!({
+            "runtime": "docker",
+            "etcdctl": "etcdctl --endpoints=E",
+            "peer_urls": {"etcd-2": "http://faultproxy:12382"},
+            "commands": {"start": "docker start"},
+        });
+        let removed = crate::tui::fixtures::incident(ticket.clone(), vec![]);
+        let (ran, mut h, _) = run_steps(&model, &removed, &facts, vec![]);
+        assert_eq!(
+            ran.last().map(String::as_str),
+            Some("docker start etcd-2"),
+            "{ran:?}"
+        );
+        h.push((OBSERVE, json!({}), r#"{"all_gone": false}"#));
+        for problem in ["not_started", "something_else"] {
+            ticket.detail = json!({ "problem": problem });
+            let joining = crate::tui::fixtures::incident(ticket.clone(), vec![]);
+            let next = |h: &[Turned]| {
+                model.next(&TurnRequest {
+                    conversation: &conversation(h),
+                    incident: &joining,
+                    facts: &facts,
+                })
+            };
+            assert!(
+                matches!(next(&h), Next::Observe(_, SETTLE_WAIT_SECONDS)),
+                "{problem}: look again"
+            );
+            let mut done = h.clone();
+            done.push((OBSERVE, json!({}), r#"{"all_gone": true}"#));
+            match next(&done) {
+                Next::Resolve(why) => assert!(
+                    why.contains("member add etcd-2") && why.contains("docker start etcd-2"),
+                    "{why}"
+                ),
+                _ => panic!("{problem}: resolved once gone"),
+            }
+        }
     }
 }

@@ -320,7 +320,7 @@ fn membership<'a>(c: &mut Checker, obs: &'a EtcdObservation) -> BTreeSet<&'a str
                 l.id,
                 l.peer_urls.join(", ")
             ),
-            json!({ "problem": "not_started", "id": l.id.to_string(), "peer_urls": l.peer_urls }),
+            json!({ "problem": "never_started", "id": l.id.to_string(), "peer_urls": l.peer_urls }),
         );
     }
     for l in list {
