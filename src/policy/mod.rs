@@ -19,7 +19,7 @@ mod readers;
 mod rules;
 mod sed;
 mod subject;
-pub use subject::{ProgramVerdict, Route, SubjectWords};
+pub use subject::{Arg, ProgramVerdict, Route, Split, SubjectWords, known};
 mod verbs;
 pub use verbs::{VERBS, Verb, verb_of};
 mod walk;

@@ -219,7 +219,7 @@ impl Ctx<'_> {
     pub(super) fn source(&mut self, arg: Option<&Arg>, what: &str) {
         match arg {
             Some(Arg::Lit(src)) => walk::walk_source(self.policy, src, self.depth + 1, self.found),
-            Some(Arg::Dyn) => self.mark(
+            Some(Arg::Dyn(_)) => self.mark(
                 Class::Denied,
                 format!("{what} runs a command only known at run time"),
             ),
@@ -362,7 +362,7 @@ pub(super) fn has_short(args: &[Arg], letter: char) -> bool {
 }
 
 pub(super) fn any_dyn(args: &[Arg]) -> bool {
-    args.contains(&Arg::Dyn)
+    args.iter().any(Arg::is_dyn)
 }
 
 /// Credentials, the environment, and the operator's DB: checked on every argument.
@@ -1302,13 +1302,12 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
     }
     // A subject's own programs (redis-cli, etcdctl, …), as their subject judges them; one
     // run by a path may be any program of that name: it is judged below as unknown.
-    let words: Vec<Option<&str>> = args.iter().map(Arg::lit).collect();
     if let Some(v) = ctx
         .policy
         .subjects()
         .iter()
         .filter(|_| !arg0_is_path(inv))
-        .find_map(|k| k.classify_program(prog, &words))
+        .find_map(|k| k.classify_program(prog, args))
     {
         for (class, reason) in v.marks {
             if class != Class::ReadOnly {
@@ -1710,7 +1709,7 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                 if let Some(p) = a.lit() {
                     let target = Arg::Lit(p.to_string());
                     redirect_target(ctx.policy, &target, true, ctx.found);
-                } else if *a == Arg::Dyn {
+                } else if a.is_dyn() {
                     ctx.mark(
                         Class::Destructive,
                         "tee writes to a file only known at run time",
@@ -2689,7 +2688,7 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
                     .iter()
                     .map(|a| match a {
                         Arg::Lit(w) => Arg::Lit(w.replace(&r, &line)),
-                        Arg::Dyn => Arg::Dyn,
+                        Arg::Dyn(_) => Arg::UNKNOWN,
                     })
                     .collect();
                 ctx.nested(argv, inv.after_download);
@@ -2769,12 +2768,12 @@ fn xargs(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
     } else {
         rest.iter()
             .map(|a| match (a, replace) {
-                (Arg::Lit(w), Some(r)) if !r.is_empty() && w.contains(r) => Arg::Dyn,
+                (Arg::Lit(w), Some(r)) if !r.is_empty() && w.contains(r) => Arg::UNKNOWN,
                 _ => a.clone(),
             })
             .collect()
     };
-    argv.push(Arg::Dyn);
+    argv.push(Arg::UNKNOWN);
     // Once per line of input it does not know: a change repeated that many times is a flood.
     let mut each = Findings {
         in_container: ctx.found.in_container,
@@ -2856,7 +2855,7 @@ fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
         match args[i].lit() {
             Some("-delete") => ctx.mark(Class::Destructive, "find deletes what it finds"),
             Some("-fprint" | "-fprint0" | "-fprintf" | "-fls") => {
-                let target = args.get(i + 1).cloned().unwrap_or(Arg::Dyn);
+                let target = args.get(i + 1).cloned().unwrap_or(Arg::UNKNOWN);
                 redirect_target(ctx.policy, &target, true, ctx.found);
                 ctx.mark(Class::Mutating, "find writes a file")
             }
@@ -2880,7 +2879,7 @@ fn find(ctx: &mut Ctx, args: &[Arg], inv: &Invocation) {
                     .iter()
                     .map(|a| {
                         if a.lit().is_some_and(|w| w.contains("{}")) {
-                            Arg::Dyn
+                            Arg::UNKNOWN
                         } else {
                             a.clone()
                         }

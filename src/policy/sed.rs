@@ -123,7 +123,7 @@ pub(super) fn sed(ctx: &mut Ctx, args: &[Arg]) {
     if !explicit {
         match files.next() {
             Some(Arg::Lit(s)) => scripts.push(s.clone()),
-            Some(Arg::Dyn) => {
+            Some(Arg::Dyn(_)) => {
                 doubt.get_or_insert("sed's script is only known at run time".into());
             }
             None => {}

@@ -6,6 +6,7 @@
 //! instance's subject (or, to judge a command with no instance, every subject) and never looks
 //! one up itself.
 
+pub use super::walk::{Arg, Split};
 use super::{Class, Target};
 
 /// A subject as the policy sees it.
@@ -13,8 +14,9 @@ pub trait SubjectWords: Send + Sync {
     /// The subject's name, for messages.
     fn name(&self) -> &'static str;
     /// The policy's word on a program of this subject (its client, e.g. `etcdctl`), given
-    /// its arguments (`None` where only known at run time); `None` for a program not its own.
-    fn classify_program(&self, _program: &str, _args: &[Option<&str>]) -> Option<ProgramVerdict> {
+    /// its arguments (`known` gives their text, `None` where only known at run time); `None`
+    /// for a program not its own.
+    fn classify_program(&self, _program: &str, _args: &[Arg]) -> Option<ProgramVerdict> {
         None
     }
     /// URL schemes of this subject's clients and their default ports (`redis://` is 6379),
@@ -53,6 +55,12 @@ pub trait SubjectWords: Send + Sync {
     fn non_http_nodes(&self) -> &'static [&'static str] {
         &[]
     }
+}
+
+/// The arguments' text, `None` for each only known at run time: for a subject that judges
+/// every such word alike.
+pub fn known(args: &[Arg]) -> Vec<Option<&str>> {
+    args.iter().map(Arg::lit).collect()
 }
 
 /// What a subject's policy extension says of one command.

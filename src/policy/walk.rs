@@ -20,15 +20,33 @@ const MAX_DEPTH: u32 = 6;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {
     Lit(String),
-    Dyn,
+    Dyn(Split),
+}
+
+/// How many words a value known only at run time becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// Any number, none included: an unquoted expansion is split and globbed (`$rev` may be
+    /// `--endpoints=elsewhere 5`).
+    Any,
+    /// Exactly one, whatever its text: every expansion in it is double-quoted (`"$rev"`).
+    /// It may still begin with `-`.
+    One,
 }
 
 impl Arg {
+    /// A value only known at run time, of any number of words.
+    pub const UNKNOWN: Arg = Arg::Dyn(Split::Any);
+
     pub fn lit(&self) -> Option<&str> {
         match self {
             Self::Lit(s) => Some(s),
-            Self::Dyn => None,
+            Self::Dyn(_) => None,
         }
+    }
+
+    pub fn is_dyn(&self) -> bool {
+        matches!(self, Self::Dyn(_))
     }
 }
 
@@ -409,7 +427,7 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
                 }
                 // Over words only known at run time (`$(seq 1 100000)`): as many times as
                 // they say.
-                _ if values.contains(&Arg::Dyn) => {
+                _ if values.iter().any(Arg::is_dyn) => {
                     repeat(policy, depth, found, &[&f.body.list]);
                 }
                 _ => walk_list(policy, &f.body.list, depth, found),
@@ -819,7 +837,7 @@ fn simple_item(
             walk_list(policy, &sub.list, depth, found);
             argv.push(match kind {
                 ProcessSubstitutionKind::Read => Arg::Lit("/dev/fd/63".into()),
-                ProcessSubstitutionKind::Write => Arg::Dyn,
+                ProcessSubstitutionKind::Write => Arg::UNKNOWN,
             });
         }
         // `export A=b` and the like: the text itself is the argument.
@@ -932,7 +950,7 @@ fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
     let parsed = std::panic::catch_unwind(|| brush_parser::word::parse(&w.value, &options()));
     let Ok(parsed) = parsed else {
         found.mark(Class::Denied, "the shell parser failed on a word of it");
-        return Arg::Dyn;
+        return Arg::UNKNOWN;
     };
     match parsed {
         Ok(pieces) => {
@@ -952,7 +970,7 @@ fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
                         w.value
                     ),
                 );
-                return Arg::Dyn;
+                return Arg::UNKNOWN;
             }
             let mut text = String::new();
             if pieces_text(policy, &w.value, &pieces, depth, found, &mut text) {
@@ -971,8 +989,10 @@ fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
                     found.globs.insert(text.clone());
                 }
                 Arg::Lit(text)
+            } else if one_word(&w.value, &pieces) {
+                Arg::Dyn(Split::One)
             } else {
-                Arg::Dyn
+                Arg::UNKNOWN
             }
         }
         Err(e) => {
@@ -980,9 +1000,32 @@ fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
                 Class::Denied,
                 format!("cannot parse the word `{}`: {e}", w.value),
             );
-            Arg::Dyn
+            Arg::UNKNOWN
         }
     }
+}
+
+/// Whether a word the shell completes at run time stays one word: every expansion in it is
+/// double-quoted (neither split nor globbed), none is `$@`, `${a[@]}` or `${!x}` (which
+/// may make a word of each element), and its unquoted text holds nothing a glob or an extended glob reads.
+fn one_word(source: &str, pieces: &[WordPieceWithSource]) -> bool {
+    pieces.iter().all(|p| match &p.piece {
+        WordPiece::Text(t) => !t.contains(['*', '?', '[', ']', '(', ')', '!', '@', '+', '{', '}']),
+        WordPiece::SingleQuotedText(_)
+        | WordPiece::EscapeSequence(_)
+        | WordPiece::AnsiCQuotedText(_)
+        | WordPiece::TildeExpansion(brush_parser::word::TildeExpr::Home) => true,
+        WordPiece::DoubleQuotedSequence(inner) | WordPiece::GettextDoubleQuotedSequence(inner) => {
+            inner.iter().all(|q| match &q.piece {
+                // `"${!x}"` is as many words as what x names (`x=@`).
+                WordPiece::ParameterExpansion(_) => source
+                    .get(q.start_index..q.end_index)
+                    .is_some_and(|t| !t.contains(['@', '!'])),
+                _ => true,
+            })
+        }
+        _ => false,
+    })
 }
 
 /// Appends the pieces' text; false when some piece is only known at run time.

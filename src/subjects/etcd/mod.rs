@@ -158,11 +158,11 @@ impl crate::policy::SubjectWords for Etcd {
     fn classify_program(
         &self,
         program: &str,
-        args: &[Option<&str>],
+        args: &[crate::policy::Arg],
     ) -> Option<crate::policy::ProgramVerdict> {
         match program {
             "etcdctl" => Some(policy::classify(args)),
-            "etcd" => Some(policy::server(args)),
+            "etcd" => Some(policy::server(&crate::policy::known(args))),
             _ => None,
         }
     }

@@ -4,7 +4,7 @@
 //! is destructive, so that a person approves it in auto mode.
 
 use crate::policy::ProgramVerdict;
-use crate::policy::{Class, Route, Target, url_target};
+use crate::policy::{Arg, Class, Route, Split, Target, known, url_target};
 
 /// etcd's HTTP gateway (grpc-gateway; every call a POST, `/v3beta/` and `/v3alpha/` aliases
 /// of `/v3/`) and its plain endpoints. The method cannot tell a read from a write here: the
@@ -166,7 +166,8 @@ fn takes_value(flag: &str) -> bool {
     GLOBAL_WITH_VALUE.contains(&flag) || COMMAND_WITH_VALUE.contains(&flag)
 }
 
-pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
+pub fn classify(given: &[Arg]) -> ProgramVerdict {
+    let args = &known(given);
     let mut endpoints: Option<Vec<Option<Target>>> = None;
     let mut unread: Option<String> = None;
     let mut words: Vec<Option<&str>> = Vec::new();
@@ -180,6 +181,23 @@ pub fn classify(args: &[Option<&str>]) -> ProgramVerdict {
             break;
         }
         let Some(a) = args[i] else {
+            // compact's revision, one word whatever its text (`compact "$rev"`), followed
+            // by nothing but flags that take no separate value: were it a flag (or `--`),
+            // compact would have no revision or a flag for one, which etcdctl refuses before
+            // it makes a client.
+            let only_switches_after = args[i + 1..].iter().all(|w| {
+                w.is_some_and(|w| {
+                    w.starts_with('-') && w != "--" && (w.contains('=') || !takes_value(w))
+                })
+            });
+            if given[i] == Arg::Dyn(Split::One)
+                && only_switches_after
+                && matches!(words.as_slice(), [Some("compact" | "compaction")])
+            {
+                words.push(None);
+                i += 1;
+                continue;
+            }
             // A word known only when the command runs may turn out a flag (`--`,
             // `--endpoints=…`, `--lease=…`), which would change what etcdctl does.
             unread.get_or_insert(
@@ -400,9 +418,56 @@ mod tests {
     use super::*;
 
     fn class(line: &str) -> Class {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let args: Vec<Option<&str>> = words.iter().map(|w| Some(*w)).collect();
+        let args: Vec<Arg> = line
+            .split_whitespace()
+            .map(|w| Arg::Lit(w.into()))
+            .collect();
         classify(&args).marks[0].0
+    }
+
+    /// `compact "$rev"`: one word, whatever it holds, as compact's last and only word is a
+    /// revision or nothing (etcdctl then refuses before connecting); anywhere else, or a word
+    /// the shell may split, may be a flag that changes what etcdctl does.
+    #[test]
+    fn a_quoted_revision_compacts_and_other_unknown_words_go_to_a_person() {
+        let lit = |w: &str| Arg::Lit(w.into());
+        let e = lit("--endpoints=http://127.0.0.1:1");
+        let one = Arg::Dyn(Split::One);
+        let class = |args: &[Arg]| classify(args).marks[0].0;
+        assert_eq!(
+            class(&[e.clone(), lit("compact"), one.clone()]),
+            Class::Mutating
+        );
+        assert_eq!(
+            class(&[e.clone(), lit("compaction"), one.clone()]),
+            Class::Mutating
+        );
+        for args in [
+            vec![e.clone(), lit("compact"), Arg::UNKNOWN],
+            vec![
+                e.clone(),
+                lit("compact"),
+                one.clone(),
+                lit("-w"),
+                lit("json"),
+            ],
+            vec![
+                e.clone(),
+                lit("compact"),
+                one.clone(),
+                lit("--"),
+                lit("--physical"),
+            ],
+            vec![e.clone(), lit("compact"), lit("5"), one.clone()],
+            vec![e.clone(), one.clone(), lit("compact"), lit("5")],
+            vec![e.clone(), lit("get"), one.clone()],
+            vec![e.clone(), lit("member"), lit("remove"), one.clone()],
+        ] {
+            assert!(class(&args) >= Class::Destructive, "{args:?}");
+        }
+        // As a flag's value it is that value: an endpoint the policy cannot read.
+        let v = classify(&[lit("--endpoints"), one, lit("compact"), lit("5")]);
+        assert!(v.targets.contains(&None), "{v:?}");
     }
 
     #[test]

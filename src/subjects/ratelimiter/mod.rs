@@ -122,9 +122,9 @@ impl crate::policy::SubjectWords for RateLimiter {
     fn classify_program(
         &self,
         program: &str,
-        args: &[Option<&str>],
+        args: &[crate::policy::Arg],
     ) -> Option<crate::policy::ProgramVerdict> {
-        policy::classify(program, args)
+        policy::classify(program, &crate::policy::known(args))
     }
 
     fn url_schemes(&self) -> &'static [(&'static str, u16)] {

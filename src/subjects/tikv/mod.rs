@@ -172,8 +172,9 @@ impl crate::policy::SubjectWords for Tikv {
     fn classify_program(
         &self,
         program: &str,
-        args: &[Option<&str>],
+        args: &[crate::policy::Arg],
     ) -> Option<crate::policy::ProgramVerdict> {
+        let args = &crate::policy::known(args);
         match program {
             "pd-ctl" => Some(policy::pd_ctl(args)),
             "tikv-ctl" => Some(policy::tikv_ctl(args)),
