@@ -138,6 +138,10 @@ const PROGRAM_VARIABLES: &[&str] = &[
     "RUBYOPT",
 ];
 
+/// Variables bash gives the integer attribute itself: an assignment to one is evaluated as
+/// arithmetic, however it is spelled (`RANDOM=$(…)`, `for OPTIND in …`, `printf -v`).
+const ARITHMETIC_VARIABLES: &[&str] = &["RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "BASHPID"];
+
 /// Variables that send traffic through a proxy.
 const PROXY_VARIABLES: &[&str] = &[
     "http_proxy",
@@ -174,8 +178,18 @@ pub(super) fn assignment(
             );
         }
     }
-    // `BASH_CMDS[cat]=…` sets an element of BASH_CMDS.
-    let name = name.split('[').next().unwrap_or(name);
+    // `BASH_CMDS[cat]=…` sets an element of BASH_CMDS, and `PS4+=…` appends to PS4: the
+    // variable is the name before either.
+    let name = name.split('[').next().unwrap_or(name).trim_end_matches('+');
+    if ARITHMETIC_VARIABLES.contains(&name) {
+        found.mark(
+            Class::Denied,
+            format!(
+                "sets {name}, whose every value bash evaluates as arithmetic (a[$(…)] in it, or the name of a variable holding one, runs a command)"
+            ),
+        );
+        return;
+    }
     // A value that holds a command substitution as text (single-quoted) runs it wherever
     // bash evaluates the variable as arithmetic (`[[ 1 -eq a ]]`, `(( a ))`).
     if known && (value.contains("$(") || value.contains('`')) {

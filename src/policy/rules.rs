@@ -838,6 +838,20 @@ pub fn redirect_target(policy: &Policy, target: &Arg, write: bool, found: &mut F
         }
         return;
     };
+    // After a `cd`, a relative path is relative to where the shell went (`cd /etc;
+    // x=$(<shadow)`), which a redirect with no program to judge does not say.
+    let relative = !path.starts_with('/') && !path.starts_with('~');
+    match found.moved {
+        walk::Moved::Away if relative => found.mark(
+            Class::Destructive,
+            format!("{} {path} after a `cd` out of the instance's folder, where its paths cannot be judged", if write { "writes" } else { "reads" }),
+        ),
+        walk::Moved::Inside if path.contains("..") => found.mark(
+            Class::Destructive,
+            format!("climbs out (`..`) of the folder an earlier `cd` went to ({path})"),
+        ),
+        _ => {}
+    }
     let resolved = policy.resolve(path);
     let globbed = found.globs.contains(path);
     let cwd = &policy.protected().cwd;
