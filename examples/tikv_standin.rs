@@ -8,7 +8,9 @@
 //!   regions then have a peer down;
 //! - a PD member is alive when its peer port answers; the lowest-numbered alive member of a
 //!   majority leads; with no leader, cluster routes answer 503 as a follower does;
-//! - schedulers can be added and removed (an evict-leader scheduler takes a store's leaders);
+//! - schedulers can be added and removed (an evict-leader scheduler takes a store's leaders),
+//!   and the leader tells each store at its beat how many leaders it holds, which the store
+//!   reports in its metrics;
 //! - a store's space is its disk's (a fixed 97.87 GiB, 1.6 GiB used) unless `--capacity`
 //!   caps it, as TiKV's does: then what is left is the cap less what is used.
 //!
@@ -163,6 +165,8 @@ struct Pd {
     disconnect: Duration,
     stores: Mutex<BTreeMap<String, Store>>,
     evicting: Mutex<BTreeSet<u64>>,
+    /// When the first store beat, in RFC 3339: PD's `raft_bootstrap_time`.
+    bootstrapped: Mutex<Option<String>>,
     http: reqwest::Client,
 }
 
@@ -207,6 +211,33 @@ impl Pd {
     fn member_json(&self, i: usize) -> Value {
         let (name, peer) = &self.members[i];
         json!({ "name": name, "member_id": member_id(name), "peer_urls": [peer], "client_urls": [] })
+    }
+
+    /// Each store's leaders: the regions dealt out in turn among the stores Up that no
+    /// evict-leader scheduler empties.
+    fn leader_counts(&self) -> BTreeMap<u64, usize> {
+        let evicting = self.evicting.lock().map(|e| e.clone()).unwrap_or_default();
+        let Ok(stores) = self.stores.lock() else {
+            return BTreeMap::new();
+        };
+        let leading: Vec<u64> = stores
+            .values()
+            .filter(|s| self.state_name(s) == "Up" && !evicting.contains(&s.id))
+            .map(|s| s.id)
+            .collect();
+        stores
+            .values()
+            .map(|s| {
+                let n = match leading.iter().position(|l| *l == s.id) {
+                    Some(i) => {
+                        REGIONS.len() / leading.len()
+                            + usize::from(i < REGIONS.len() % leading.len())
+                    }
+                    None => 0,
+                };
+                (s.id, n)
+            })
+            .collect()
     }
 
     fn state_name(&self, s: &Store) -> &'static str {
@@ -261,6 +292,7 @@ async fn pd(f: BTreeMap<String, String>) {
         disconnect,
         stores: Mutex::new(BTreeMap::new()),
         evicting: Mutex::new(BTreeSet::new()),
+        bootstrapped: Mutex::new(None),
         http: operator::runtime::health::http_client(),
     });
     let peer_app = axum::Router::new().route("/ping", get(|| async { "" }));
@@ -276,8 +308,11 @@ async fn pd(f: BTreeMap<String, String>) {
             "/pd/api/v1/scheduler-config/evict-leader-scheduler/list",
             get(evict_list),
         )
+        .route("/pd/api/v1/cluster/status", get(cluster_status))
+        .route("/pd/api/v1/config/replicate", get(replicate))
+        .route("/pd/api/v1/stats/region", get(region_stats))
         .route("/standin/heartbeat", post(heartbeat))
-        .route("/metrics", get(|| async { "" }))
+        .route("/metrics", get(pd_metrics))
         .with_state(state);
     let (Ok(c), Ok(p)) = (
         tokio::net::TcpListener::bind(&client).await,
@@ -338,21 +373,11 @@ async fn stores(State(pd): State<Arc<Pd>>) -> Response {
             .collect::<Vec<_>>()
     });
     let stores = stores.unwrap_or_default();
-    let evicting = pd.evicting.lock().map(|e| e.clone()).unwrap_or_default();
-    let leading: Vec<u64> = stores
-        .iter()
-        .filter(|(id, _, _, st, _)| *st == "Up" && !evicting.contains(id))
-        .map(|(id, ..)| *id)
-        .collect();
+    let leader_counts = pd.leader_counts();
     let list: Vec<Value> = stores
         .iter()
         .map(|(id, address, status, state, space)| {
-            let leaders = match leading.iter().position(|l| l == id) {
-                Some(i) => {
-                    REGIONS.len() / leading.len() + usize::from(i < REGIONS.len() % leading.len())
-                }
-                None => 0,
-            };
+            let leaders = leader_counts.get(id).copied().unwrap_or(0);
             json!({
                 "store": {
                     "id": id, "address": address, "version": "8.5.7", "peer_address": address,
@@ -470,7 +495,131 @@ async fn heartbeat(State(pd): State<Arc<Pd>>, Json(body): Json<Value>) -> Respon
         s.last_beat = Instant::now();
         s.space = space;
     }
-    StatusCode::OK.into_response()
+    if let Ok(mut b) = pd.bootstrapped.lock() {
+        b.get_or_insert_with(|| {
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        });
+    }
+    // The leader tells the store how many leaders it holds, which it then reports in its
+    // own metrics (TiKV knows its own; a follower PD says nothing).
+    let own = pd
+        .leader()
+        .await
+        .is_some_and(|l| pd.members[l].0 == pd.name);
+    let id = pd
+        .stores
+        .lock()
+        .ok()
+        .and_then(|s| s.get(status).map(|s| s.id));
+    match id.filter(|_| own) {
+        Some(id) => Json(json!({ "leaders": pd.leader_counts().get(&id).copied().unwrap_or(0) }))
+            .into_response(),
+        None => Json(json!({})).into_response(),
+    }
+}
+
+async fn cluster_status(State(pd): State<Arc<Pd>>) -> Response {
+    if pd.leader().await.is_none() {
+        return no_leader();
+    }
+    let at = pd.bootstrapped.lock().ok().and_then(|b| b.clone());
+    let stores = pd.stores.lock().map_or(0, |s| s.len());
+    json_answer(json!({
+        "raft_bootstrap_time": at.as_deref().unwrap_or("0001-01-01T00:00:00Z"),
+        "is_initialized": stores >= 3,
+        "replication_status": ""
+    }))
+}
+
+async fn replicate(State(pd): State<Arc<Pd>>) -> Response {
+    if pd.leader().await.is_none() {
+        return no_leader();
+    }
+    json_answer(json!({
+        "max-replicas": 3, "location-labels": "", "strictly-match-label": "false",
+        "enable-placement-rules": "true", "enable-placement-rules-cache": "false",
+        "isolation-level": ""
+    }))
+}
+
+async fn region_stats(State(pd): State<Arc<Pd>>) -> Response {
+    if pd.leader().await.is_none() {
+        return no_leader();
+    }
+    if pd.bootstrapped.lock().is_ok_and(|b| b.is_none()) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+            "\"[PD:cluster:ErrNotBootstrapped]TiKV cluster not bootstrapped, please start TiKV first\"\n",
+        )
+            .into_response();
+    }
+    let leaders: serde_json::Map<String, Value> = pd
+        .leader_counts()
+        .into_iter()
+        .map(|(id, n)| (id.to_string(), json!(n)))
+        .collect();
+    json_answer(json!({
+        "count": REGIONS.len(), "empty_count": 0, "storage_size": 1, "user_storage_size": 0,
+        "storage_keys": 0, "store_leader_count": leaders
+    }))
+}
+
+/// PD's own statistics, as its leader keeps them: regions by check, stores by state, and
+/// each store's leader score.
+async fn pd_metrics(State(pd): State<Arc<Pd>>) -> String {
+    let stores: Vec<(u64, String, &'static str, bool)> = pd
+        .stores
+        .lock()
+        .map(|s| {
+            s.values()
+                .map(|s| {
+                    let low = s.space.available * 5 < s.space.capacity;
+                    (s.id, s.address.clone(), pd.state_name(s), low)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let down = stores.iter().any(|(_, _, st, _)| *st != "Up");
+    let mut out = String::from("# TYPE pd_regions_status gauge\n");
+    for kind in [
+        "down-peer",
+        "miss-peer",
+        "pending-peer",
+        "offline-peer",
+        "extra-peer",
+    ] {
+        let n = if kind == "down-peer" && down {
+            REGIONS.len()
+        } else {
+            0
+        };
+        out.push_str(&format!(
+            "pd_regions_status{{type=\"{kind}-region-count\"}} {n}\n"
+        ));
+    }
+    out.push_str("# TYPE pd_cluster_status gauge\n");
+    for (id, _, state, low) in &stores {
+        for (kind, n) in [
+            ("store_up_count", *state == "Up"),
+            ("store_disconnected_count", *state == "Disconnected"),
+            ("store_low_space_count", *low),
+        ] {
+            out.push_str(&format!(
+                "pd_cluster_status{{engine=\"tikv\",store=\"{id}\",type=\"{kind}\"}} {}\n",
+                u8::from(n)
+            ));
+        }
+    }
+    out.push_str("# TYPE pd_scheduler_store_status gauge\n");
+    let leaders = pd.leader_counts();
+    for (id, address, _, _) in &stores {
+        out.push_str(&format!(
+            "pd_scheduler_store_status{{address=\"{address}\",store=\"{id}\",type=\"leader_score\"}} {}\n",
+            leaders.get(id).copied().unwrap_or(0)
+        ));
+    }
+    out
 }
 
 // ---------------------------------------------------------------- TiKV
@@ -515,10 +664,13 @@ async fn tikv(f: BTreeMap<String, String>) {
         }
     });
     let http = operator::runtime::health::http_client();
+    // The leaders it holds, as PD's leader last answered its beat.
+    let leaders = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let told = leaders.clone();
     tokio::spawn(async move {
         loop {
             for pd in &pds {
-                let _ = http
+                let answer = http
                     .post(format!("http://{pd}/standin/heartbeat"))
                     .timeout(Duration::from_millis(500))
                     .json(&json!({
@@ -527,6 +679,12 @@ async fn tikv(f: BTreeMap<String, String>) {
                     }))
                     .send()
                     .await;
+                if let Ok(r) = answer {
+                    let v: Value = r.json().await.unwrap_or_default();
+                    if let Some(n) = v["leaders"].as_u64() {
+                        told.store(n, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -540,8 +698,15 @@ async fn tikv(f: BTreeMap<String, String>) {
                     "# TYPE tikv_store_size_bytes gauge\n\
                      tikv_store_size_bytes{{type=\"available\"}} {}\n\
                      tikv_store_size_bytes{{type=\"capacity\"}} {}\n\
-                     tikv_store_size_bytes{{type=\"used\"}} {}\n",
-                    space.available, space.capacity, space.used
+                     tikv_store_size_bytes{{type=\"used\"}} {}\n\
+                     # TYPE tikv_raftstore_region_count gauge\n\
+                     tikv_raftstore_region_count{{type=\"leader\"}} {}\n\
+                     tikv_raftstore_region_count{{type=\"region\"}} {}\n",
+                    space.available,
+                    space.capacity,
+                    space.used,
+                    leaders.load(std::sync::atomic::Ordering::Relaxed),
+                    REGIONS.len()
                 )
             }),
         );

@@ -129,6 +129,13 @@ async fn a_dead_store_shows_at_the_next_look_and_a_scheduler_left_behind_is_seen
     let r = cycle_until(&mut m, 20, STEP, |r| violated(r).is_empty()).await;
     let s = r.snapshot.unwrap();
     assert_eq!(s.observation.nodes.len(), 6, "{:?}", s.observation.nodes);
+    // PD's leader's word on the whole cluster, read from its routes and its own metrics.
+    let cluster = &s.observation.facts["cluster"];
+    assert_eq!(cluster["bootstrapped"], true, "{cluster}");
+    assert_eq!(cluster["max_replicas"], 3, "{cluster}");
+    assert_eq!(cluster["region_count"], 4, "{cluster}");
+    assert_eq!(cluster["store_states"]["store_up"], 3, "{cluster}");
+    assert_eq!(cluster["region_health"]["down-peer"], 0, "{cluster}");
     // Each store wrote its settings file where it starts.
     let toml = c.state_dir().join("instances/0/data/tikv-1/tikv.toml");
     let settings = std::fs::read_to_string(&toml).expect("tikv.toml");
@@ -157,6 +164,17 @@ async fn a_dead_store_shows_at_the_next_look_and_a_scheduler_left_behind_is_seen
         opened(r, "evict_leader_left", "tikv-1")
     })
     .await;
+    // The store says itself that it holds no leader now (its metrics), within a beat.
+    let own_leaders = |r: &operator::monitor::CycleReport, name: &str| {
+        r.snapshot.as_ref().and_then(|s| {
+            s.observation.facts["stores"]
+                .as_array()?
+                .iter()
+                .find(|st| st["name"] == name)?["leaders"]
+                .as_u64()
+        })
+    };
+    cycle_until(&mut m, 20, STEP, |r| own_leaders(r, "tikv-1") == Some(0)).await;
     let healed = c.ok(&["chaos", "heal", &id.to_string()]);
     assert!(healed.contains("healed"), "{healed}");
     cycle_until(&mut m, 10, STEP, |r| {

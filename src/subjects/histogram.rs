@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::exposition::label;
+
 /// Cumulative bucket counts by upper bound (seconds), ascending, `+Inf` last.
 pub type Buckets = Vec<(f64, f64)>;
 
@@ -40,14 +42,6 @@ pub fn read(metrics_text: &str, family: &str, only: Option<(&str, &str)>) -> Opt
     }
     b.sort_by(|x, y| x.0.total_cmp(&y.0));
     Some(b)
-}
-
-/// A label's value in `a="x",b="y"` (our own labels: no escaped quotes in them).
-fn label<'a>(labels: &'a str, name: &str) -> Option<&'a str> {
-    labels.split(',').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k.trim() == name).then(|| v.trim().trim_matches('"'))
-    })
 }
 
 /// The latency of one node over the window.

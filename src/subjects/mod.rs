@@ -5,6 +5,7 @@
 //! would have decided are reported as unknown, so nothing is resolved on missing evidence.
 
 pub mod etcd;
+pub mod exposition;
 pub mod facts;
 pub mod histogram;
 pub mod launch;

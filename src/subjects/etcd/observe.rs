@@ -97,13 +97,9 @@ impl EtcdObservation {
     }
 }
 
-/// A counter's value in a `/metrics` page: the first sample of `name` without labels.
+/// A counter's or gauge's value in a `/metrics` page: the first sample of `name`.
 fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(name)?;
-        let value = rest.strip_prefix(' ')?;
-        value.split_whitespace().next()?.parse().ok()
-    })
+    crate::subjects::exposition::sample(text, name, None)
 }
 
 /// A counter's increase over a window: scrapes kept back to the window's start.

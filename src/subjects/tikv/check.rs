@@ -306,11 +306,34 @@ fn regions(c: &mut Checker, obs: &TikvObservation) {
         count("pending-peer"),
     );
     if miss + down + pending > 0 {
+        // With no more stores up than replicas wanted, PD has nowhere to put a new one: the
+        // regions stay short until a store returns.
+        let up = obs.stores.iter().filter(|s| s.answered()).count() as u64;
+        let wanted = obs.cluster.max_replicas;
+        let no_spare = wanted.is_some_and(|w| up <= w);
         c.violate(
             REGION_UNHEALTHY,
             CLUSTER,
-            format!("regions short of health: {miss} miss a peer, {down} have one down, {pending} have one pending"),
-            json!({ "miss_peer": miss, "down_peer": down, "pending_peer": pending, "regions": obs.regions }),
+            format!(
+                "regions short of health: {miss} miss a peer, {down} have one down, {pending} have one pending{}",
+                if no_spare {
+                    format!(
+                        "; with {up} stores up and {} replicas wanted there is no spare store, so they stay short until a store returns",
+                        wanted.unwrap_or_default()
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            json!({
+                "miss_peer": miss,
+                "down_peer": down,
+                "pending_peer": pending,
+                "regions": obs.regions,
+                "max_replicas": wanted,
+                "stores_up": up,
+                "pd_counts": obs.cluster.region_health,
+            }),
         );
     }
 }
@@ -322,8 +345,9 @@ fn leaders(c: &mut Checker, obs: &TikvObservation, cfg: &TikvConfig) {
         .iter()
         .filter(|s| s.answered())
         .filter_map(|s| {
+            // PD says which stores are Up; the store itself how many leaders it holds now.
             let p = s.pd.as_ref()?;
-            (p.state_name == "Up").then_some((s, p.leader_count))
+            (p.state_name == "Up").then_some((s, s.leaders.unwrap_or(p.leader_count)))
         })
         .collect();
     let total: u64 = judged.iter().map(|(_, n)| n).sum();
@@ -369,6 +393,8 @@ mod tests {
             available: Some(50),
             used: Some(50),
             grpc: None,
+            regions: None,
+            leaders: None,
             pd: Some(PdStore {
                 id: i as u64 + 1,
                 state_name: "Up".into(),
@@ -418,5 +444,19 @@ mod tests {
             .map(|v| v.entity.as_str())
             .collect();
         assert_eq!(v, ["tikv-1"]);
+        // The store's own count, as of now, outweighs PD's from its last heartbeat: leaders
+        // evicted a moment ago are gone already.
+        let mut obs = with_leaders([5, 5, 5]);
+        for (s, own) in obs.stores.iter_mut().zip([0, 7, 8]) {
+            s.leaders = Some(own);
+        }
+        let a = assess(&obs, &cfg, &rules);
+        let v: Vec<_> = a
+            .violations
+            .iter()
+            .filter(|v| v.invariant == LEADER_IMBALANCE)
+            .map(|v| (v.entity.as_str(), v.detail["leaders"].as_u64()))
+            .collect();
+        assert_eq!(v, [("tikv-1", Some(0))]);
     }
 }

@@ -139,7 +139,7 @@ async fn used_bytes(address: &str) -> Result<u64, String> {
         .text(address, "/metrics")
         .await
         .map_err(|e| format!("the store's metrics at {address}: {e}"))?;
-    super::observe::sample(&text, "tikv_store_size_bytes", ("type", "used"))
+    crate::subjects::exposition::sample(&text, "tikv_store_size_bytes", Some(("type", "used")))
         .map(|v| v as u64)
         .filter(|v| *v > 0)
         .ok_or_else(|| format!("the store at {address} reports no used size"))

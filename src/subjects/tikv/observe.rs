@@ -11,10 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use super::client::{Client, ProbeError};
 use super::config::TikvConfig;
-use super::pd::{self, EvictLeaderConfig, Health, Member, RegionList, Stores};
+use super::pd::{
+    self, ClusterStatus, EvictLeaderConfig, Health, Member, RegionList, RegionStats, Replication,
+    Stores,
+};
 use super::topology::{ROLE_PD, ROLE_STORE};
 use crate::runtime::{Topology, TopologyNode};
 use crate::subjects::NodeState;
+use crate::subjects::exposition::{label, sample, samples};
 use crate::subjects::histogram::{self, LatencyStat, LatencyWindow};
 
 /// The histogram of every gRPC request a store serves, by request type.
@@ -58,6 +62,10 @@ pub struct StoreProbe {
     pub available: Option<u64>,
     pub used: Option<u64>,
     pub grpc: Option<LatencyStat>,
+    /// From its own metrics (`tikv_raftstore_region_count`): the region peers it holds and
+    /// how many of them lead, as of now (PD's counts are as of the last heartbeat).
+    pub regions: Option<u64>,
+    pub leaders: Option<u64>,
     /// From PD, when the leader answered and knows the store by its status address.
     pub pd: Option<PdStore>,
 }
@@ -86,6 +94,58 @@ pub struct TikvObservation {
     /// The schedulers PD runs, and the stores an evict-leader scheduler empties.
     pub schedulers: Option<Vec<String>>,
     pub evicting: Vec<u64>,
+    /// What PD's leader says of the cluster as a whole, where it answered.
+    pub cluster: ClusterView,
+}
+
+/// The PD leader's word on the cluster as a whole: its settings and its own statistics.
+/// Each part is missing where that route did not answer; none decides alone whether the
+/// leader's views were read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// From `cluster/status`: whether a TiKV has bootstrapped the cluster.
+    pub bootstrapped: Option<bool>,
+    /// From `config/replicate`: the replicas each region should have.
+    pub max_replicas: Option<u64>,
+    /// From `stats/region`: the regions PD knows, and the empty ones among them.
+    pub region_count: Option<u64>,
+    pub empty_regions: Option<u64>,
+    /// From PD's `/metrics`: its own counts of regions by check (`pd_regions_status`, as
+    /// `miss-peer`, `down-peer`, …) and of stores by state (`pd_cluster_status`, as
+    /// `store_up`, `store_disconnected`, `store_low_space`, …, summed over stores).
+    pub region_health: BTreeMap<String, u64>,
+    pub store_states: BTreeMap<String, u64>,
+    /// From PD's `/metrics` (`pd_scheduler_store_status`): each store's leader score, by id,
+    /// which balance-leader evens out.
+    pub leader_scores: BTreeMap<u64, f64>,
+}
+
+impl ClusterView {
+    /// Reads PD's statistics out of its leader's `/metrics` page.
+    pub fn read_metrics(&mut self, text: &str) {
+        for (labels, v) in samples(text, "pd_regions_status") {
+            if let Some(kind) = label(labels, "type").and_then(|t| t.strip_suffix("-region-count"))
+            {
+                self.region_health.insert(kind.to_string(), v as u64);
+            }
+        }
+        for (labels, v) in samples(text, "pd_cluster_status") {
+            let Some(kind) = label(labels, "type").and_then(|t| t.strip_suffix("_count")) else {
+                continue;
+            };
+            if kind.starts_with("store_") {
+                *self.store_states.entry(kind.to_string()).or_default() += v as u64;
+            }
+        }
+        for (labels, v) in samples(text, "pd_scheduler_store_status") {
+            if label(labels, "type") != Some("leader_score") {
+                continue;
+            }
+            if let Some(id) = label(labels, "store").and_then(|s| s.parse().ok()) {
+                self.leader_scores.insert(id, v);
+            }
+        }
+    }
 }
 
 impl TikvObservation {
@@ -146,11 +206,18 @@ impl Observer {
             match metrics.as_deref() {
                 Some(text) => {
                     let size = |kind: &str| {
-                        sample(text, "tikv_store_size_bytes", ("type", kind)).map(|v| v as u64)
+                        sample(text, "tikv_store_size_bytes", Some(("type", kind)))
+                            .map(|v| v as u64)
                     };
                     probe.capacity = size("capacity");
                     probe.available = size("available");
                     probe.used = size("used");
+                    let count = |kind: &str| {
+                        sample(text, "tikv_raftstore_region_count", Some(("type", kind)))
+                            .map(|v| v as u64)
+                    };
+                    probe.regions = count("region");
+                    probe.leaders = count("leader");
                     match histogram::read(text, GRPC_HISTOGRAM, None) {
                         Some(b) => probe.grpc = w.update(now, b, t.latency_window),
                         None => w.reset(),
@@ -199,7 +266,7 @@ impl Observer {
         let at = at.address.clone();
         let at = at.as_str();
         let c = &self.client;
-        let (stores, schedulers, checks) = tokio::join!(
+        let (stores, schedulers, checks, (status, replication, stats, metrics)) = tokio::join!(
             c.json::<Stores>(at, "/pd/api/v1/stores"),
             c.json::<Vec<String>>(at, "/pd/api/v1/schedulers"),
             futures::future::join_all(pd::REGION_CHECKS.iter().map(|kind| async move {
@@ -208,11 +275,32 @@ impl Observer {
                     .await;
                 (*kind, list)
             })),
+            async {
+                tokio::join!(
+                    c.json::<ClusterStatus>(at, "/pd/api/v1/cluster/status"),
+                    c.json::<Replication>(at, "/pd/api/v1/config/replicate"),
+                    c.json::<RegionStats>(at, "/pd/api/v1/stats/region"),
+                    c.text(at, "/metrics"),
+                )
+            },
         );
+        let view = &mut obs.cluster;
+        view.bootstrapped = status.ok().map(|s| s.bootstrapped());
+        view.max_replicas = replication.ok().map(|r| r.max_replicas);
+        if let Ok(stats) = stats {
+            view.region_count = Some(stats.count);
+            view.empty_regions = Some(stats.empty_count);
+        }
+        if let Ok(text) = metrics {
+            view.read_metrics(&text);
+        }
         let stores = match stores {
             Ok(s) => s,
             Err(e) => {
-                obs.not_bootstrapped = matches!(&e, ProbeError::Answered { text, .. } if pd::says_not_bootstrapped(text));
+                // PD answers its cluster's status before any store joined; an older PD, only
+                // an error that says so.
+                obs.not_bootstrapped = obs.cluster.bootstrapped == Some(false)
+                    || matches!(&e, ProbeError::Answered { text, .. } if pd::says_not_bootstrapped(text));
                 obs.views_error = Some(format!("PD's stores: {e}"));
                 return;
             }
@@ -315,6 +403,8 @@ async fn probe_store(client: &Client, node: &TopologyNode) -> (StoreProbe, Optio
         available: None,
         used: None,
         grpc: None,
+        regions: None,
+        leaders: None,
         pd: None,
     };
     (probe, metrics.ok())
@@ -333,20 +423,4 @@ fn same_address(recorded: &str, name: &str, address: &str) -> bool {
             .strip_prefix(name)
             .and_then(|r| r.strip_prefix(':'))
             .is_some_and(|port| port == super::topology::DOCKER_STATUS_PORT.to_string())
-}
-
-/// The value of `family{label="value"}` in a metrics text (the first such series).
-pub fn sample(text: &str, family: &str, (label, value): (&str, &str)) -> Option<f64> {
-    let wanted = format!("{label}=\"{value}\"");
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.strip_prefix(family))
-        .filter_map(|rest| rest.strip_prefix('{'))
-        .find_map(|rest| {
-            let (labels, v) = rest.split_once('}')?;
-            labels
-                .split(',')
-                .any(|l| l == wanted)
-                .then(|| v.trim().split(' ').next()?.parse().ok())?
-        })
 }

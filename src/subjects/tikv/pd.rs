@@ -134,6 +134,38 @@ impl EvictLeaderConfig {
     }
 }
 
+/// `GET /pd/api/v1/cluster/status`, answered even before any store joined. Go's zero time
+/// (`0001-01-01T00:00:00Z`) as the bootstrap time says no TiKV has bootstrapped the cluster.
+/// `is_initialized` is narrower: more than one region, or the first with all its replicas.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterStatus {
+    pub raft_bootstrap_time: String,
+    #[serde(default)]
+    pub is_initialized: bool,
+}
+
+impl ClusterStatus {
+    pub fn bootstrapped(&self) -> bool {
+        !self.raft_bootstrap_time.starts_with("0001-01-01")
+    }
+}
+
+/// `GET /pd/api/v1/config/replicate`: how many replicas each region should have (its
+/// booleans are strings, and not read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Replication {
+    #[serde(rename = "max-replicas")]
+    pub max_replicas: u64,
+}
+
+/// `GET /pd/api/v1/stats/region`: the regions PD knows (its maps by store id are not read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegionStats {
+    pub count: u64,
+    #[serde(default)]
+    pub empty_count: u64,
+}
+
 /// The region checks the observer asks for, by PD's names.
 pub const REGION_CHECKS: [&str; 5] = [
     "miss-peer",

@@ -207,6 +207,19 @@ async fn a_healthy_cluster_breaks_nothing_and_is_read_exactly() {
     assert!(t1.capacity.is_some() && t1.available.is_some(), "{t1:?}");
     assert!(obs.regions.values().all(Vec::is_empty), "{:?}", obs.regions);
     assert!(obs.evicting.is_empty());
+    // The store's own region and leader counts, from its metrics (only tikv-1's recorded).
+    assert_eq!((t1.regions, t1.leaders), (Some(4), Some(2)), "{t1:?}");
+    // The leader's word on the cluster: its settings and its own statistics.
+    let c = &obs.cluster;
+    assert_eq!(c.bootstrapped, Some(true), "{c:?}");
+    assert_eq!(c.max_replicas, Some(3));
+    assert_eq!((c.region_count, c.empty_regions), (Some(4), Some(0)));
+    assert_eq!(c.region_health.get("miss-peer"), Some(&0), "{c:?}");
+    assert_eq!(c.region_health.len(), 10, "{c:?}");
+    assert_eq!(c.store_states.get("store_up"), Some(&3), "{c:?}");
+    assert_eq!(c.store_states.get("store_disconnected"), Some(&0));
+    assert_eq!(c.leader_scores.get(&1), Some(&2.0), "{c:?}");
+    assert_eq!(c.leader_scores.len(), 3);
     let a = check::assess(&obs, &cfg, &check::catalogue(&cfg));
     assert!(a.violations.is_empty(), "{:?}", a.violations);
 }
@@ -252,6 +265,19 @@ async fn regions_short_of_a_peer_are_unhealthy() {
         .find(|v| v.invariant == REGION_UNHEALTHY)
         .unwrap();
     assert!(r.detail["down_peer"].as_u64().unwrap() > 0, "{}", r.detail);
+    // PD's own counts beside the lists, and no store to spare: two up, three replicas.
+    assert_eq!(r.detail["pd_counts"]["down-peer"], 3, "{}", r.detail);
+    assert_eq!(r.detail["pd_counts"]["miss-peer"], 1, "{}", r.detail);
+    assert_eq!(
+        (
+            r.detail["max_replicas"].as_u64(),
+            r.detail["stores_up"].as_u64()
+        ),
+        (Some(3), Some(2)),
+        "{}",
+        r.detail
+    );
+    assert!(r.summary.contains("no spare store"), "{}", r.summary);
 }
 
 #[tokio::test]
@@ -280,6 +306,9 @@ async fn a_pd_member_down_and_no_leader() {
 async fn not_bootstrapped_is_said_and_decides_nothing_of_regions() {
     let (obs, cfg) = observe("not_bootstrapped", 1).await;
     assert!(obs.not_bootstrapped, "{obs:?}");
+    // Said by the cluster's status, which PD answers before any store joined.
+    assert_eq!(obs.cluster.bootstrapped, Some(false), "{obs:?}");
+    assert_eq!(obs.cluster.max_replicas, Some(3));
     let a = check::assess(&obs, &cfg, &check::catalogue(&cfg));
     assert!(
         a.unknown.iter().any(|u| u.invariant == REGION_UNHEALTHY),
