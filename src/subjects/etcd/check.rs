@@ -365,9 +365,16 @@ fn lagging(c: &mut Checker, obs: &EtcdObservation, cfg: &EtcdConfig) {
 /// Raises `alarm_active` per alarm; whether NOSPACE is among them.
 fn alarms(c: &mut Checker, answering: &[&MemberProbe]) -> bool {
     let mut seen: HashMap<String, Vec<&str>> = HashMap::new();
+    let mut raised_by: HashMap<String, BTreeSet<u64>> = HashMap::new();
     for m in answering {
-        for a in m.status.iter().flat_map(|s| s.alarms()) {
-            seen.entry(a).or_default().push(&m.name);
+        for s in &m.status {
+            for a in s.alarms() {
+                raised_by
+                    .entry(a.clone())
+                    .or_default()
+                    .extend(s.alarm_members(&a));
+                seen.entry(a).or_default().push(&m.name);
+            }
         }
     }
     // Where a compaction would go: the newest revision any member reports.
@@ -384,11 +391,20 @@ fn alarms(c: &mut Checker, answering: &[&MemberProbe]) -> bool {
             "CORRUPT" => "a member's data differs from its peers'",
             _ => "an alarm is raised",
         };
+        // The members that raised it, in decimal and apart by spaces, as a repair names
+        // each when it disarms (`for id in 7 12; do …`).
+        let member_ids = raised_by
+            .get(&alarm)
+            .into_iter()
+            .flatten()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(" ");
         c.violate(
             ALARM_ACTIVE,
             &alarm,
             format!("alarm {alarm}: {what}"),
-            json!({ "alarm": alarm, "reported_by": members, "revision": revision }),
+            json!({ "alarm": alarm, "reported_by": members, "member_ids": member_ids, "revision": revision }),
         );
     }
     nospace

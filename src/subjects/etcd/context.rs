@@ -70,7 +70,7 @@ pub fn describe(t: &Topology, cfg: &EtcdConfig, rules: &[InvariantInfo]) -> Subj
         "\nUseful commands:\n\
          - `{etcdctl} endpoint status -w table` — each member's leader, raft index, DB size, errors and alarms\n\
          - `{etcdctl} endpoint health`, `{etcdctl} member list -w table`, `{etcdctl} alarm list`\n\
-         - `{etcdctl} compact REVISION`, `{etcdctl} defrag`, `{etcdctl} alarm disarm` — reclaim a full backend, in that order\n\
+         - `{etcdctl} compact REVISION`, `{etcdctl} defrag`, then for each member ID that `{etcdctl} alarm list` shows with NOSPACE `curl -s -X POST http://{any_member}/v3/maintenance/alarm -d '{{\"action\":\"DEACTIVATE\",\"memberID\":\"ID\",\"alarm\":\"NOSPACE\"}}'` — reclaim a full backend, in that order (`alarm disarm` clears every alarm, CORRUPT too: a person approves it)\n\
          - `curl -s -X POST -d '{{}}' http://{any_member}/v3/maintenance/status` — one member's own view (answers without quorum)\n\
          - `{status}` — every node's state; `{logs} NODE` — a node's log\n\
          - `{start} NODE`, `{resume} NODE`, `{restart} NODE` — bring a member back (no member restarts by itself)\n\

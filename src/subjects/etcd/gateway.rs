@@ -75,6 +75,19 @@ impl Status {
             .filter(|a| !a.is_empty())
             .collect()
     }
+
+    /// The members that raised `alarm`, by id: etcd writes each alarm as
+    /// `memberID:7 alarm:NOSPACE`, and disarming one names its member.
+    pub fn alarm_members(&self, alarm: &str) -> Vec<u64> {
+        self.errors
+            .iter()
+            .filter_map(|e| {
+                let (member, raised) = e.split_once("alarm:")?;
+                (raised.trim() == alarm).then_some(())?;
+                member.trim().strip_prefix("memberID:")?.trim().parse().ok()
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,24 +71,30 @@ fn plain_put(body: Option<&serde_json::Value>) -> Option<(Class, &'static str)> 
     ))
 }
 
-/// etcd's alarm route reads with `{"action":"GET"}` and disarms the out-of-space alarm of
-/// every member with `{"action":"DEACTIVATE","memberID":"0","alarm":"NOSPACE"}`; raising one,
-/// or a body the policy does not read, goes to a person.
+/// etcd's alarm route reads with `{"action":"GET"}` and disarms one member's out-of-space
+/// alarm with `{"action":"DEACTIVATE","memberID":"7","alarm":"NOSPACE"}` (the member that
+/// raised it, in decimal; `0` names none); raising one, disarming any other (CORRUPT: a
+/// member's data found to differ), or a body the policy does not read, goes to a person.
 fn alarm(body: Option<&serde_json::Value>) -> Option<(Class, &'static str)> {
     let o = body?.as_object()?;
     let action = o.get("action")?;
     if (action == "GET" || action == 0) && o.len() == 1 {
         return Some((Class::ReadOnly, "lists the alarms"));
     }
-    let member = o.get("memberID");
-    let all = member.is_none_or(|m| m == "0" || m == 0);
+    // A member id as the gateway reads a uint64: a decimal string or number.
+    let member = o.get("memberID").is_none_or(|m| {
+        m.as_u64().is_some()
+            || m.as_str().is_some_and(|s| {
+                !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit())
+            })
+    });
     (action == "DEACTIVATE"
         && o.get("alarm").is_some_and(|a| a == "NOSPACE")
-        && all
+        && member
         && o.len() <= 3)
         .then_some((
             Class::Mutating,
-            "disarms the out-of-space alarm (as `etcdctl alarm disarm`)",
+            "disarms a member's out-of-space alarm, and no other",
         ))
 }
 
@@ -379,7 +385,13 @@ fn command(words: &[Option<&str>]) -> (Class, String) {
             "compact drops history older than a revision (the routine repair of a full backend)",
         ),
         ("defrag", _) => why(Class::Mutating, "defrag rewrites a member's backend file"),
-        ("alarm", "disarm") => why(Class::Mutating, "alarm disarm clears the alarms"),
+        // It disarms every alarm raised, CORRUPT too: a member found holding data that
+        // differs from its peers' would serve again. The out-of-space alarm alone is
+        // disarmed member by member through the gateway's alarm route.
+        ("alarm", "disarm") => why(
+            Class::Destructive,
+            "alarm disarm clears every alarm, CORRUPT (a member's data found to differ) too; disarm NOSPACE alone through /v3/maintenance/alarm",
+        ),
         ("lease", "grant" | "keep-alive") => why(Class::Mutating, "lease grants a lease"),
         ("check", _) => why(
             Class::Destructive,
@@ -482,7 +494,7 @@ mod tests {
         ] {
             assert_eq!(class(&format!("{e} {line}")), Class::ReadOnly, "{line}");
         }
-        for line in ["compact 27", "defrag", "alarm disarm", "put /a b"] {
+        for line in ["compact 27", "defrag", "put /a b"] {
             assert_eq!(class(&format!("{e} {line}")), Class::Mutating, "{line}");
         }
         for line in [
