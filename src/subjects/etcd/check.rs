@@ -367,7 +367,7 @@ fn alarms(c: &mut Checker, answering: &[&MemberProbe]) -> bool {
     let mut seen: HashMap<String, Vec<&str>> = HashMap::new();
     let mut raised_by: HashMap<String, BTreeSet<u64>> = HashMap::new();
     for m in answering {
-        for s in &m.status {
+        if let Some(s) = &m.status {
             for a in s.alarms() {
                 raised_by
                     .entry(a.clone())
