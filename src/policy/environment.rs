@@ -21,9 +21,17 @@ pub(super) fn reads_environment(prog: &str, args: &[Arg]) -> Option<String> {
     let hit = match prog {
         // `env`, `$ENV`, `$__loc__` aside: jq's builtins that read the environment.
         // `$ ENV` is `$ENV` to both: spaces are read away first.
+        // A comment (`#` to the end of the line) is read away too: `$#x⏎ENV` is `$ENV`. The
+        // text is judged with and without them, as a `#` may sit inside a string.
         "jq" | "gojq" | "jaq" => l.iter().any(|a| {
-            let a: String = a.chars().filter(|c| !c.is_whitespace()).collect();
-            word(&a, "env") || a.contains("$ENV")
+            let uncommented: String = a
+                .lines()
+                .map(|line| line.split('#').next().unwrap_or_default())
+                .collect();
+            [a.to_string(), uncommented].iter().any(|t| {
+                let t: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+                word(&t, "env") || t.contains("$ENV")
+            })
         }),
         "yq" => l.iter().any(|a| {
             let a: String = a.chars().filter(|c| !c.is_whitespace()).collect();

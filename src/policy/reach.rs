@@ -178,6 +178,17 @@ pub(super) fn assignment(
             );
         }
     }
+    // `x=([i]=v)`: a compound assignment's keys are evaluated as arithmetic for an indexed
+    // array (`a[$(cmd)]` in one runs cmd), and its elements are expanded as words.
+    let compound = value.trim_start_matches(['"', '\'']).starts_with('(');
+    if compound && value.contains(['[', '$', '`']) {
+        found.mark(
+            Class::Destructive,
+            format!(
+                "sets the array {name} from keys or words bash evaluates, which may run a command"
+            ),
+        );
+    }
     // `BASH_CMDS[cat]=…` sets an element of BASH_CMDS, and `PS4+=…` appends to PS4: the
     // variable is the name before either.
     let name = name.split('[').next().unwrap_or(name).trim_end_matches('+');

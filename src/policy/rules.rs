@@ -1686,6 +1686,16 @@ fn program(ctx: &mut Ctx, prog: &str, args: &[Arg], inv: &Invocation) {
                     .iter()
                     .any(|a| a.starts_with('-') && a.contains('x'));
             for a in lits(args).into_iter().filter(|a| !a.starts_with('-')) {
+                // declare reads a value that looks like `( … )` once expanded as an array's
+                // elements, and expands them again (`x=$'(\x24(cmd))'` runs cmd): only a
+                // value of plain text is given to it.
+                let value = a.split_once('=').map_or("", |(_, v)| v);
+                if value.contains(['$', '\\', '(', ')', '`']) {
+                    ctx.mark(
+                        Class::Destructive,
+                        format!("{prog} re-reads a value like {value} as an array's elements, which may run a command"),
+                    );
+                }
                 if a.contains('=') {
                     assignment(ctx.policy, ctx.found, a, true, exported);
                 } else if exported {

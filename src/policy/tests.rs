@@ -468,7 +468,7 @@ fn no_cut_or_altered_corpus_line_panics() {
 fn a_word_holding_a_line_break_never_reaches_a_client_unasked() {
     let p = policy();
     let lines: Vec<String> = serde_json::from_str(include_str!("line-breaks.json")).unwrap();
-    assert_eq!(lines.len(), 7);
+    assert_eq!(lines.len(), 9);
     for cmd in &lines {
         assert!(cmd.contains('\n'), "{cmd:?}");
         let v = p.classify(cmd);

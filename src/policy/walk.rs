@@ -112,22 +112,26 @@ fn options() -> ParserOptions {
     ParserOptions::default()
 }
 
-/// Classifies a piece of shell source into `found`.
 /// Whether `src` holds bash's `{NAME}>`, `{NAME}<` or `{NAME}>&-`: the redirection
-/// assigns the new descriptor's number to NAME.
+/// assigns the new descriptor's number to NAME. An element (`{x[i]}>`) counts too, whatever
+/// its index holds, as bash evaluates the index (`a[$(cmd)]` in it runs cmd).
 fn names_a_descriptor(src: &str) -> bool {
     src.match_indices('{').any(|(at, _)| {
         let rest = &src[at + 1..];
-        let Some(end) = rest.find('}') else {
+        let ident = rest
+            .char_indices()
+            .take_while(|(i, c)| {
+                *c == '_' || c.is_ascii_alphabetic() || (*i > 0 && c.is_ascii_digit())
+            })
+            .count();
+        if ident == 0 {
             return false;
-        };
-        let name = &rest[..end];
-        !name.is_empty()
-            && name
-                .chars()
-                .enumerate()
-                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
-            && rest[end + 1..].starts_with(['<', '>'])
+        }
+        let after = &rest[ident..];
+        if let Some(r) = after.strip_prefix('}') {
+            return r.starts_with(['<', '>']);
+        }
+        after.starts_with('[') && (after.contains("]}>") || after.contains("]}<"))
     })
 }
 
@@ -433,7 +437,16 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
                 _ => walk_list(policy, &f.body.list, depth, found),
             }
         }
-        CompoundCommand::ArithmeticForClause(f) => repeat(policy, depth, found, &[&f.body.list]),
+        CompoundCommand::ArithmeticForClause(f) => {
+            // Its header is arithmetic, judged as `(( … ))` is: a substitution in it runs.
+            for e in [&f.initializer, &f.condition, &f.updater]
+                .into_iter()
+                .flatten()
+            {
+                arithmetic(policy, &e.value, found);
+            }
+            repeat(policy, depth, found, &[&f.body.list])
+        }
         CompoundCommand::CaseClause(c) => {
             word(policy, &c.value, depth, found);
             for item in &c.cases {
@@ -459,21 +472,24 @@ fn walk_compound(policy: &Policy, cc: &CompoundCommand, depth: u32, found: &mut 
         CompoundCommand::WhileClause(w) | CompoundCommand::UntilClause(w) => {
             repeat(policy, depth, found, &[&w.0, &w.1.list]);
         }
-        CompoundCommand::Arithmetic(a) => {
-            let text = a.to_string();
-            if runs_in_arithmetic(&text) {
-                found.mark(
-                    Class::Denied,
-                    format!("runs a command inside arithmetic ({text})"),
-                );
-            }
-            arithmetic_assignments(policy, &text, found);
-            arithmetic_reads_variables(&text, found);
-        }
+        CompoundCommand::Arithmetic(a) => arithmetic(policy, &a.to_string(), found),
         CompoundCommand::Coprocess(_) => {
             found.mark(Class::Denied, "starts a coprocess, which cannot be checked");
         }
     }
+}
+
+/// Arithmetic bash evaluates (`(( … ))`, a `for (( … ))` header): a command run inside,
+/// a variable it sets, a value it reads.
+fn arithmetic(policy: &Policy, text: &str, found: &mut Findings) {
+    if runs_in_arithmetic(text) {
+        found.mark(
+            Class::Denied,
+            format!("runs a command inside arithmetic ({text})"),
+        );
+    }
+    arithmetic_assignments(policy, text, found);
+    arithmetic_reads_variables(text, found);
 }
 
 /// Whether arithmetic text can run a command: a substitution, or an array index (bash
@@ -691,6 +707,9 @@ pub(super) const DANGEROUS_VARIABLES: &[&str] = &[
     // Set at all, it turns on dotglob: `*` then matches dot-files, which a copy into the
     // commands' HOME lands as settings (`.curlrc`).
     "GLOBIGNORE",
+    // Where `$"…"` finds its translation, which bash then expands.
+    "TEXTDOMAIN",
+    "TEXTDOMAINDIR",
 ];
 
 fn walk_simple(
@@ -907,8 +926,18 @@ fn redirect(policy: &Policy, r: &IoRedirect, depth: u32, found: &mut Findings) {
                 walk_list(policy, &sub.list, depth, found);
             }
             IoFileRedirectTarget::Fd(_) => {}
-            // `>& 2` copies a descriptor; `>& file` writes the file.
+            // `>& 2` copies a descriptor; `>& file` writes the file. bash expands a target
+            // that is no number a second time: `$(…)` quoted in it runs.
             IoFileRedirectTarget::Duplicate(w) => {
+                if w.value.contains(['$', '`']) {
+                    found.mark(
+                        Class::Denied,
+                        format!(
+                            "bash expands the target of >& ({}) a second time, which may run a command",
+                            w.value
+                        ),
+                    );
+                }
                 let arg = word(policy, w, depth, found);
                 let copies = arg
                     .lit()
@@ -1028,6 +1057,17 @@ fn one_word(source: &str, pieces: &[WordPieceWithSource]) -> bool {
     })
 }
 
+/// Whether unquoted or double-quoted text holds a `$` that bash would expand (`${!:…}`,
+/// `$[…]`, `$x`): the parser gives such text as plain text when it does not read the form.
+fn unread_expansion(text: &str) -> bool {
+    text.match_indices('$').any(|(at, _)| {
+        text[at + 1..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || "_{([!@#?$*-".contains(c))
+    })
+}
+
 /// Appends the pieces' text; false when some piece is only known at run time.
 fn pieces_text(
     policy: &Policy,
@@ -1038,9 +1078,26 @@ fn pieces_text(
     out: &mut String,
 ) -> bool {
     let mut known = true;
-    for p in pieces {
+    for (i, p) in pieces.iter().enumerate() {
         match &p.piece {
-            WordPiece::Text(s) | WordPiece::SingleQuotedText(s) => out.push_str(s),
+            WordPiece::Text(s) => {
+                // The parser may give the `$` and what follows as two pieces (`$`, `{!:1}`).
+                let joined = match pieces.get(i + 1).map(|n| &n.piece) {
+                    Some(WordPiece::Text(next)) => format!("{s}{next}"),
+                    _ => s.clone(),
+                };
+                if unread_expansion(&joined) {
+                    found.mark(
+                        Class::Denied,
+                        format!(
+                            "holds a `$` form ({s}) that bash expands and the shell parser did not read as an expansion"
+                        ),
+                    );
+                    known = false;
+                }
+                out.push_str(s)
+            }
+            WordPiece::SingleQuotedText(s) => out.push_str(s),
             WordPiece::EscapeSequence(s) => out.push_str(s.strip_prefix('\\').unwrap_or(s)),
             WordPiece::AnsiCQuotedText(s) => {
                 if s.contains('\\') {
@@ -1049,8 +1106,16 @@ fn pieces_text(
                     out.push_str(s);
                 }
             }
-            WordPiece::DoubleQuotedSequence(inner)
-            | WordPiece::GettextDoubleQuotedSequence(inner) => {
+            WordPiece::DoubleQuotedSequence(inner) => {
+                known &= pieces_text(policy, source, inner, depth, found, out);
+            }
+            // `$"…"` is looked up in a message catalog (TEXTDOMAIN, TEXTDOMAINDIR, the
+            // locale), and the translation found is expanded: a catalog may hold commands.
+            WordPiece::GettextDoubleQuotedSequence(inner) => {
+                found.mark(
+                    Class::Destructive,
+                    "a $\"…\" string is replaced by its translation from a message catalog, which is then expanded (a catalog may hold commands)",
+                );
                 known &= pieces_text(policy, source, inner, depth, found, out);
             }
             // `~` is the commands' HOME, which the executor sets to their folder; `~+` that
