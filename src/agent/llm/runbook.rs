@@ -561,9 +561,8 @@ mod tests {
         assert!(ran_after.contains(&"operator node start etcd-2".to_string()));
     }
 
-    #[test]
-    fn a_fact_kept_per_node_is_the_tickets_entitys_own() {
-        let model = RunbookModel::new(builtin("etcd").unwrap());
+    /// etcd-2 removed from a cluster on Docker: its ticket, and the subject's facts.
+    fn removed_member_on_docker() -> (Ticket, Value) {
         let mut ticket =
             crate::tui::fixtures::ticket(1, "etcd-2", crate::tickets::Status::InProgress);
         ticket.invariant = "membership_mismatch".into();
@@ -574,6 +573,13 @@ mod tests {
             "peer_urls": {"etcd-1": "http://faultproxy:12381", "etcd-2": "http://faultproxy:12382"},
             "commands": {"start": "docker start"},
         });
+        (ticket, facts)
+    }
+
+    #[test]
+    fn a_fact_kept_per_node_is_the_tickets_entitys_own() {
+        let model = RunbookModel::new(builtin("etcd").unwrap());
+        let (ticket, facts) = removed_member_on_docker();
         let plan = model
             .plan(&TurnRequest {
                 conversation: &conversation(&[]),
@@ -596,16 +602,7 @@ mod tests {
     #[test]
     fn a_repair_that_changes_the_tickets_detail_still_gets_its_looks() {
         let model = RunbookModel::new(builtin("etcd").unwrap());
-        let mut ticket =
-            crate::tui::fixtures::ticket(1, "etcd-2", crate::tickets::Status::InProgress);
-        ticket.invariant = "membership_mismatch".into();
-        ticket.detail = json!({"problem": "removed"});
-        let facts = json!({
-            "runtime": "docker",
-            "etcdctl": "etcdctl --endpoints=E",
-            "peer_urls": {"etcd-2": "http://faultproxy:12382"},
-            "commands": {"start": "docker start"},
-        });
+        let (mut ticket, facts) = removed_member_on_docker();
         let removed = crate::tui::fixtures::incident(ticket.clone(), vec![]);
         let (ran, mut h, _) = run_steps(&model, &removed, &facts, vec![]);
         assert_eq!(
