@@ -1036,7 +1036,8 @@ fn word(policy: &Policy, w: &Word, depth: u32, found: &mut Findings) -> Arg {
 
 /// Whether a word the shell completes at run time stays one word: every expansion in it is
 /// double-quoted (neither split nor globbed), none is `$@`, `${a[@]}` or `${!x}` (which
-/// may make a word of each element), and its unquoted text holds nothing a glob or an extended glob reads.
+/// may make a word of each element), and its unquoted text holds nothing a glob or an
+/// extended glob reads.
 fn one_word(source: &str, pieces: &[WordPieceWithSource]) -> bool {
     pieces.iter().all(|p| match &p.piece {
         WordPiece::Text(t) => !t.contains(['*', '?', '[', ']', '(', ')', '!', '@', '+', '{', '}']),
