@@ -138,8 +138,9 @@ const PROGRAM_VARIABLES: &[&str] = &[
     "RUBYOPT",
 ];
 
-/// Variables bash gives the integer attribute itself: an assignment to one is evaluated as
-/// arithmetic, however it is spelled (`RANDOM=$(…)`, `for OPTIND in …`, `printf -v`).
+/// Variables bash gives the integer attribute itself. An assignment to RANDOM, SRANDOM,
+/// OPTIND or HISTCMD is evaluated as arithmetic, however it is spelled (`RANDOM=$(…)`, `for
+/// OPTIND in …`, `printf -v`); BASHPID ignores one (bash 5.2), and is refused alike.
 const ARITHMETIC_VARIABLES: &[&str] = &["RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "BASHPID"];
 
 /// Variables that send traffic through a proxy.
